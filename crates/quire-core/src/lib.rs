@@ -1,0 +1,34 @@
+//! Quire's domain: the vocabulary every other crate speaks.
+//!
+//! This crate holds the types that cross layer boundaries — [`Workspace`], [`Document`],
+//! [`Event`], the acting [`Principal`], cursor [`Page`]s, the [`Limits`] that bound sizes and
+//! counts, and the one domain [`Error`] type. It performs no I/O and knows nothing of HTTP or
+//! SQL: the store validates with it, the server maps its errors to statuses in one place.
+//!
+//! ```
+//! use quire_core::{DocumentKind, NewDocument, Limits};
+//! let new = NewDocument { kind: DocumentKind::Prd, title: "Checkout v2".into(), metadata: None };
+//! assert!(new.validate(&Limits::default()).is_ok());
+//! assert_eq!(DocumentKind::BoardConfig.event_name("created"), "board-config.created");
+//! ```
+
+mod error;
+mod event;
+mod id;
+mod limits;
+mod model;
+mod page;
+mod principal;
+mod time_ms;
+
+pub use error::{Error, Result};
+pub use event::{Event, EventFilter};
+pub use id::new_id;
+pub use limits::Limits;
+pub use model::{
+    Document, DocumentKind, DocumentPatch, NewDocument, NewWorkspace, Workspace, WorkspacePatch,
+    merge_patch,
+};
+pub use page::{Cursor, DocumentQuery, Page, Sort, SortField, WorkspaceQuery};
+pub use principal::Principal;
+pub use time_ms::{Timestamp, now_ms, timestamp_from_ms};

@@ -1,0 +1,86 @@
+//! PostgreSQL, for several Quire processes sharing one database.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use quire_core::{Error, Limits, Result};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+use tokio::sync::watch;
+
+use crate::StoreOptions;
+use crate::rows::db_err;
+
+/// The channel on which event inserts wake every process's subscribers.
+const CHANNEL: &str = "quire_events";
+
+/// The [`Store`](crate::Store) on PostgreSQL. Event inserts take a transaction-scoped
+/// advisory lock, so event ids become visible in increasing order (a consumer that resumes
+/// after id N never skips an event committed later with a smaller id), and send
+/// `NOTIFY quire_events` so other processes' streams wake at once.
+pub struct PgStore {
+    pool: PgPool,
+    limits: Limits,
+    signal: watch::Sender<u64>,
+    /// Dropping the store drops this and stops the listener task.
+    _stop_listener: tokio::sync::oneshot::Sender<()>,
+}
+
+impl PgStore {
+    const MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+    /// Serialises event inserts until commit; taken last in a transaction, held briefly.
+    const OUTBOX_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7420)");
+    const OUTBOX_NOTIFY: Option<&'static str> = Some("SELECT pg_notify('quire_events', '')");
+
+    /// Connects to the database `url` names and starts listening for other processes' events.
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::invalid("database_url", format!("not a PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await
+            .map_err(|e| {
+                Error::Unavailable(format!("cannot connect to PostgreSQL at {}: {e}", crate::redact_url(url)))
+            })?;
+        let signal = watch::channel(0).0;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(listen(pool.clone(), signal.clone(), stop_rx));
+        Ok(PgStore { pool, limits: options.limits, signal, _stop_listener: stop_tx })
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(db_err)
+    }
+}
+
+/// Ticks `signal` on every notification; reconnects with backoff until the store is dropped.
+/// Streams also poll, so a lost listener only delays wake-ups, never loses events.
+async fn listen(pool: PgPool, signal: watch::Sender<u64>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let session = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            loop {
+                listener.recv().await?;
+                signal.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        };
+        let result: Result<(), sqlx::Error> = tokio::select! {
+            _ = &mut stop => return,
+            r = session => r,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+impl_store!(PgStore, Postgres, "postgres");

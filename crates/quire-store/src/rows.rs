@@ -1,0 +1,123 @@
+//! Rows as both backends return them, and their conversion into domain types.
+
+use quire_core::{Document, Error, Event, Result, Workspace, timestamp_from_ms};
+
+// Column lists as macros, so that `concat!` builds each statement as a `&'static str`.
+macro_rules! workspace_columns {
+    () => {
+        "id, slug, name, description, owner_id, document_count, revision, created_at, updated_at, deleted_at"
+    };
+}
+macro_rules! document_columns {
+    () => {
+        "id, workspace_id, kind, title, metadata, owner_id, revision, created_at, updated_at, deleted_at"
+    };
+}
+macro_rules! event_columns {
+    () => {
+        "id, name, workspace_id, document_id, actor, data, created_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct WorkspaceRow {
+    id: String,
+    slug: String,
+    name: String,
+    description: String,
+    owner_id: Option<String>,
+    document_count: i64,
+    revision: i64,
+    created_at: i64,
+    updated_at: i64,
+    deleted_at: Option<i64>,
+}
+
+impl From<WorkspaceRow> for Workspace {
+    fn from(r: WorkspaceRow) -> Self {
+        Workspace {
+            id: r.id,
+            slug: r.slug,
+            name: r.name,
+            description: r.description,
+            owner_id: r.owner_id,
+            document_count: r.document_count,
+            revision: r.revision,
+            created_at: timestamp_from_ms(r.created_at),
+            updated_at: timestamp_from_ms(r.updated_at),
+            deleted_at: r.deleted_at.map(timestamp_from_ms),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DocumentRow {
+    id: String,
+    workspace_id: String,
+    kind: String,
+    title: String,
+    metadata: String,
+    owner_id: Option<String>,
+    revision: i64,
+    created_at: i64,
+    updated_at: i64,
+    deleted_at: Option<i64>,
+}
+
+impl TryFrom<DocumentRow> for Document {
+    type Error = Error;
+    fn try_from(r: DocumentRow) -> Result<Self> {
+        Ok(Document {
+            kind: r.kind.parse().map_err(|_| Error::Internal(format!("stored kind '{}' is unknown", r.kind)))?,
+            metadata: serde_json::from_str(&r.metadata)
+                .map_err(|e| Error::Internal(format!("stored metadata of {} is not JSON: {e}", r.id)))?,
+            id: r.id,
+            workspace_id: r.workspace_id,
+            title: r.title,
+            owner_id: r.owner_id,
+            revision: r.revision,
+            created_at: timestamp_from_ms(r.created_at),
+            updated_at: timestamp_from_ms(r.updated_at),
+            deleted_at: r.deleted_at.map(timestamp_from_ms),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    id: i64,
+    name: String,
+    workspace_id: Option<String>,
+    document_id: Option<String>,
+    actor: String,
+    data: String,
+    created_at: i64,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = Error;
+    fn try_from(r: EventRow) -> Result<Self> {
+        Ok(Event {
+            data: serde_json::from_str(&r.data)
+                .map_err(|e| Error::Internal(format!("stored event {} is not JSON: {e}", r.id)))?,
+            id: r.id,
+            name: r.name,
+            workspace_id: r.workspace_id,
+            document_id: r.document_id,
+            actor: r.actor,
+            created_at: timestamp_from_ms(r.created_at),
+        })
+    }
+}
+
+/// Maps a database error to the domain error: unreachable or saturated databases are
+/// `Unavailable` (retry later), unique violations are `Conflict`, the rest `Internal`.
+pub(crate) fn db_err(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            Error::Unavailable(format!("the database is unreachable: {e}"))
+        }
+        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(d.message().to_string()),
+        _ => Error::Internal(e.to_string()),
+    }
+}

@@ -1,0 +1,666 @@
+//! The SQL both backends share, written once.
+//!
+//! `impl_store!` expands to the [`Store`](crate::Store) implementation for one backend type.
+//! Its body is plain `sqlx` code that compiles against that backend's concrete pool, so there
+//! are no generic database bounds to carry. Statements use `$n` placeholders, which SQLite and
+//! PostgreSQL both read. A backend type supplies:
+//!
+//! * fields `pool`, `limits` and `signal` (a `watch::Sender<u64>` ticked after each commit);
+//! * `async fn begin_write(&self)`: a transaction that may write (SQLite takes the write lock
+//!   up front with `BEGIN IMMEDIATE`, so no transaction has to upgrade a read lock);
+//! * `const OUTBOX_LOCK` / `const OUTBOX_NOTIFY`: statements run around each event insert
+//!   (PostgreSQL serialises event inserts so ids commit in order, and wakes other nodes).
+
+/// `%term%` for LIKE, with the wildcard characters of `term` escaped by `\`.
+pub(crate) fn like_pattern(term: &str) -> String {
+    let mut p = String::with_capacity(term.len() + 2);
+    p.push('%');
+    for c in term.trim().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// How often an update without `If-Match` re-reads after losing a race to another writer.
+pub(crate) const MAX_ATTEMPTS: usize = 32;
+
+/// Appends `AND (col, id) > (key, id)` (or `<`), `ORDER BY` and `LIMIT n + 1` to a listing.
+macro_rules! push_keyset {
+    ($qb:expr, $col:expr, $sort:expr, $after:expr, $limit:expr) => {{
+        let dir = if $sort.descending { " DESC" } else { " ASC" };
+        if let Some(c) = $after {
+            $qb.push(" AND (").push($col).push(", id) ");
+            $qb.push(if $sort.descending { "< (" } else { "> (" });
+            match &c.key {
+                serde_json::Value::String(s) => $qb.push_bind(s.clone()),
+                other => $qb.push_bind(other.as_i64().unwrap_or_default()),
+            };
+            $qb.push(", ").push_bind(c.id.clone()).push(")");
+        }
+        $qb.push(" ORDER BY ").push($col).push(dir).push(", id").push(dir);
+        $qb.push(" LIMIT ").push_bind(i64::from($limit) + 1);
+    }};
+}
+
+/// Cuts the extra row fetched by `push_keyset!` and makes the next cursor from the last row.
+pub(crate) fn into_page<T>(
+    mut items: Vec<T>,
+    limit: u32,
+    sort: &quire_core::Sort,
+    key: impl Fn(&T) -> (serde_json::Value, String),
+) -> quire_core::Page<T> {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = match (more, items.last()) {
+        (true, Some(last)) => {
+            let (key, id) = key(last);
+            Some(quire_core::Cursor { key, id }.encode(sort))
+        }
+        _ => None,
+    };
+    quire_core::Page { items, next_cursor }
+}
+
+pub(crate) fn ms_of(t: &time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $backend:literal) => {
+        impl $store {
+            /// Appends one event inside `tx`; the caller commits with [`Self::commit`].
+            async fn append_event(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                name: &str,
+                workspace_id: Option<&str>,
+                document_id: Option<&str>,
+                who: &quire_core::Principal,
+                data: serde_json::Value,
+            ) -> quire_core::Result<i64> {
+                if let Some(lock) = Self::OUTBOX_LOCK {
+                    sqlx::query(lock).execute(&mut **tx).await.map_err($crate::rows::db_err)?;
+                }
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO events (name, workspace_id, document_id, actor, data, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(name)
+                .bind(workspace_id)
+                .bind(document_id)
+                .bind(who.actor())
+                .bind(data.to_string())
+                .bind(quire_core::now_ms())
+                .fetch_one(&mut **tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                if let Some(notify) = Self::OUTBOX_NOTIFY {
+                    sqlx::query(notify).execute(&mut **tx).await.map_err($crate::rows::db_err)?;
+                }
+                Ok(id)
+            }
+
+            async fn commit(&self, tx: sqlx::Transaction<'static, $db>) -> quire_core::Result<()> {
+                tx.commit().await.map_err($crate::rows::db_err)?;
+                self.signal.send_modify(|n| *n = n.wrapping_add(1));
+                Ok(())
+            }
+
+            async fn fetch_workspace(&self, key: &str, deleted: Option<bool>) -> quire_core::Result<Option<quire_core::Workspace>> {
+                let sql = match deleted {
+                    None => concat!("SELECT ", workspace_columns!(), " FROM workspaces WHERE (id = $1 OR slug = $1)"),
+                    Some(false) => concat!("SELECT ", workspace_columns!(), " FROM workspaces WHERE (id = $1 OR slug = $1) AND deleted_at IS NULL"),
+                    Some(true) => concat!("SELECT ", workspace_columns!(), " FROM workspaces WHERE (id = $1 OR slug = $1) AND deleted_at IS NOT NULL"),
+                };
+                let row = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(sql)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn fetch_document(&self, id: &str, deleted: Option<bool>) -> quire_core::Result<Option<quire_core::Document>> {
+                let sql = match deleted {
+                    None => concat!("SELECT ", document_columns!(), " FROM documents WHERE id = $1 AND EXISTS \
+                        (SELECT 1 FROM workspaces w WHERE w.id = documents.workspace_id AND w.deleted_at IS NULL)"),
+                    Some(false) => concat!("SELECT ", document_columns!(), " FROM documents WHERE id = $1 AND deleted_at IS NULL AND EXISTS \
+                        (SELECT 1 FROM workspaces w WHERE w.id = documents.workspace_id AND w.deleted_at IS NULL)"),
+                    Some(true) => concat!("SELECT ", document_columns!(), " FROM documents WHERE id = $1 AND deleted_at IS NOT NULL AND EXISTS \
+                        (SELECT 1 FROM workspaces w WHERE w.id = documents.workspace_id AND w.deleted_at IS NULL)"),
+                };
+                let row = sqlx::query_as::<_, $crate::rows::DocumentRow>(sql)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            /// Why a conditional write on a live workspace matched no row.
+            async fn workspace_write_failed(&self, key: &str, if_match: Option<i64>) -> quire_core::Error {
+                match self.fetch_workspace(key, Some(false)).await {
+                    Ok(Some(ws)) => match if_match {
+                        Some(expected) => quire_core::Error::PreconditionFailed { expected, current: ws.revision },
+                        None => quire_core::Error::Conflict("the workspace changed during the update; retry".into()),
+                    },
+                    Ok(None) => quire_core::Error::not_found("workspace", key),
+                    Err(e) => e,
+                }
+            }
+
+            /// Why a conditional write on a live document matched no row.
+            async fn document_write_failed(&self, id: &str, if_match: Option<i64>) -> quire_core::Error {
+                match self.fetch_document(id, Some(false)).await {
+                    Ok(Some(doc)) => match if_match {
+                        Some(expected) => quire_core::Error::PreconditionFailed { expected, current: doc.revision },
+                        None => quire_core::Error::Conflict("the document changed during the update; retry".into()),
+                    },
+                    Ok(None) => quire_core::Error::not_found("document", id),
+                    Err(e) => e,
+                }
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn migrate(&self) -> quire_core::Result<()> {
+                Self::MIGRATOR
+                    .run(&self.pool)
+                    .await
+                    .map_err(|e| quire_core::Error::Internal(format!("migration failed: {e}")))
+            }
+
+            async fn ping(&self) -> quire_core::Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err($crate::rows::db_err)?;
+                Ok(())
+            }
+
+            fn limits(&self) -> &quire_core::Limits {
+                &self.limits
+            }
+
+            async fn create_workspace(
+                &self,
+                who: &quire_core::Principal,
+                new: quire_core::NewWorkspace,
+            ) -> quire_core::Result<quire_core::Workspace> {
+                use quire_core::Error;
+                new.validate(&self.limits)?;
+                let base = new.slug_or_derived();
+                let name = new.name.trim().to_string();
+                let description = new.description.clone().unwrap_or_default();
+                // A derived slug that is taken gets a suffix from the new id; a chosen one is a conflict.
+                for attempt in 0..4 {
+                    let id = quire_core::new_id("ws");
+                    let slug = if attempt == 0 { base.clone() } else { format!("{base}-{}", &id[id.len() - 6..]) };
+                    let now = quire_core::now_ms();
+                    let mut tx = self.begin_write().await?;
+                    if let Some(lock) = Self::OUTBOX_LOCK {
+                        sqlx::query(lock).execute(&mut *tx).await.map_err($crate::rows::db_err)?;
+                    }
+                    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces")
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err($crate::rows::db_err)?;
+                    if count >= self.limits.max_workspaces {
+                        return Err(Error::LimitExceeded(format!(
+                            "this instance holds {count} workspaces, its limit (max_workspaces); purge or raise the limit"
+                        )));
+                    }
+                    let inserted = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(concat!(
+                        "INSERT INTO workspaces (id, slug, name, description, owner_id, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ",
+                        workspace_columns!()
+                    ))
+                    .bind(&id)
+                    .bind(&slug)
+                    .bind(&name)
+                    .bind(&description)
+                    .bind(who.user_id())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err($crate::rows::db_err);
+                    let ws: quire_core::Workspace = match inserted {
+                        Ok(row) => row.into(),
+                        Err(Error::Conflict(_)) if new.slug.is_some() => {
+                            return Err(Error::Conflict(format!("the slug '{slug}' is taken; choose another")));
+                        }
+                        Err(Error::Conflict(_)) => continue,
+                        Err(e) => return Err(e),
+                    };
+                    let data = serde_json::json!({ "workspace": ws });
+                    Self::append_event(&mut tx, "workspace.created", Some(&ws.id), None, who, data).await?;
+                    self.commit(tx).await?;
+                    return Ok(ws);
+                }
+                Err(Error::Conflict(format!("could not find a free slug near '{base}'; choose one")))
+            }
+
+            async fn get_workspace(
+                &self,
+                _who: &quire_core::Principal,
+                key: &str,
+                include_deleted: bool,
+            ) -> quire_core::Result<quire_core::Workspace> {
+                let filter = if include_deleted { None } else { Some(false) };
+                self.fetch_workspace(key, filter).await?.ok_or_else(|| quire_core::Error::not_found("workspace", key))
+            }
+
+            async fn list_workspaces(
+                &self,
+                _who: &quire_core::Principal,
+                query: &quire_core::WorkspaceQuery,
+            ) -> quire_core::Result<quire_core::Page<quire_core::Workspace>> {
+                use quire_core::SortField;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", workspace_columns!(), " FROM workspaces WHERE "));
+                qb.push(if query.deleted { "deleted_at IS NOT NULL" } else { "deleted_at IS NULL" });
+                if let Some(q) = &query.q {
+                    qb.push(" AND lower(name) LIKE lower(").push_bind($crate::sql::like_pattern(q)).push(") ESCAPE '\\'");
+                }
+                let col = match query.sort.field {
+                    SortField::CreatedAt => "created_at",
+                    SortField::UpdatedAt => "updated_at",
+                    SortField::Name => "name",
+                };
+                push_keyset!(qb, col, query.sort, &query.after, query.limit);
+                let rows: Vec<$crate::rows::WorkspaceRow> =
+                    qb.build_query_as().fetch_all(&self.pool).await.map_err($crate::rows::db_err)?;
+                let items = rows.into_iter().map(Into::into).collect();
+                Ok($crate::sql::into_page(items, query.limit, &query.sort, |w: &quire_core::Workspace| {
+                    let key = match query.sort.field {
+                        SortField::CreatedAt => serde_json::json!($crate::sql::ms_of(&w.created_at)),
+                        SortField::UpdatedAt => serde_json::json!($crate::sql::ms_of(&w.updated_at)),
+                        SortField::Name => serde_json::json!(w.name),
+                    };
+                    (key, w.id.clone())
+                }))
+            }
+
+            async fn update_workspace(
+                &self,
+                who: &quire_core::Principal,
+                key: &str,
+                patch: quire_core::WorkspacePatch,
+                if_match: Option<i64>,
+            ) -> quire_core::Result<quire_core::Workspace> {
+                use quire_core::Error;
+                patch.validate(&self.limits)?;
+                // Optimistic: read, compute, write only if the revision is unchanged.
+                // Without If-Match a concurrent writer just makes us read again.
+                for _ in 0..$crate::sql::MAX_ATTEMPTS {
+                    let current = self.fetch_workspace(key, Some(false)).await?
+                        .ok_or_else(|| Error::not_found("workspace", key))?;
+                    if let Some(expected) = if_match
+                        && expected != current.revision
+                    {
+                        return Err(Error::PreconditionFailed { expected, current: current.revision });
+                    }
+                    let changed = patch.changed_fields(&current);
+                    if changed.is_empty() {
+                        return Ok(current);
+                    }
+                    let mut tx = self.begin_write().await?;
+                    let updated = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(concat!(
+                        "UPDATE workspaces SET name = $1, slug = $2, description = $3, revision = revision + 1, \
+                         updated_at = $4 WHERE id = $5 AND revision = $6 AND deleted_at IS NULL RETURNING ",
+                        workspace_columns!()
+                    ))
+                    .bind(patch.name.as_deref().map(str::trim).unwrap_or(&current.name))
+                    .bind(patch.slug.as_deref().unwrap_or(&current.slug))
+                    .bind(patch.description.as_deref().unwrap_or(&current.description))
+                    .bind(quire_core::now_ms())
+                    .bind(&current.id)
+                    .bind(current.revision)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err($crate::rows::db_err);
+                    let ws: quire_core::Workspace = match updated {
+                        Ok(Some(row)) => row.into(),
+                        Ok(None) if if_match.is_none() => continue,
+                        Ok(None) => {
+                            drop(tx);
+                            return Err(self.workspace_write_failed(key, if_match).await);
+                        }
+                        Err(Error::Conflict(_)) => {
+                            return Err(Error::Conflict(format!(
+                                "the slug '{}' is taken; choose another",
+                                patch.slug.unwrap_or_default()
+                            )));
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let data = serde_json::json!({ "workspace": ws, "changes": changed });
+                    Self::append_event(&mut tx, "workspace.updated", Some(&ws.id), None, who, data).await?;
+                    self.commit(tx).await?;
+                    return Ok(ws);
+                }
+                Err(self.workspace_write_failed(key, None).await)
+            }
+
+            async fn delete_workspace(
+                &self,
+                who: &quire_core::Principal,
+                key: &str,
+                if_match: Option<i64>,
+            ) -> quire_core::Result<quire_core::Workspace> {
+                let now = quire_core::now_ms();
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(concat!(
+                    "UPDATE workspaces SET deleted_at = $1, updated_at = $1, revision = revision + 1 \
+                     WHERE (id = $2 OR slug = $2) AND deleted_at IS NULL AND ($3 IS NULL OR revision = $3) RETURNING ",
+                    workspace_columns!()
+                ))
+                .bind(now)
+                .bind(key)
+                .bind(if_match)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                let Some(row) = row else {
+                    drop(tx);
+                    return Err(self.workspace_write_failed(key, if_match).await);
+                };
+                let ws: quire_core::Workspace = row.into();
+                let data = serde_json::json!({ "workspace": ws });
+                Self::append_event(&mut tx, "workspace.deleted", Some(&ws.id), None, who, data).await?;
+                self.commit(tx).await?;
+                Ok(ws)
+            }
+
+            async fn restore_workspace(
+                &self,
+                who: &quire_core::Principal,
+                key: &str,
+            ) -> quire_core::Result<quire_core::Workspace> {
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(concat!(
+                    "UPDATE workspaces SET deleted_at = NULL, updated_at = $1, revision = revision + 1 \
+                     WHERE (id = $2 OR slug = $2) AND deleted_at IS NOT NULL RETURNING ",
+                    workspace_columns!()
+                ))
+                .bind(quire_core::now_ms())
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                let Some(row) = row else {
+                    drop(tx);
+                    return self.fetch_workspace(key, Some(false)).await?
+                        .ok_or_else(|| quire_core::Error::not_found("workspace", key));
+                };
+                let ws: quire_core::Workspace = row.into();
+                let data = serde_json::json!({ "workspace": ws });
+                Self::append_event(&mut tx, "workspace.restored", Some(&ws.id), None, who, data).await?;
+                self.commit(tx).await?;
+                Ok(ws)
+            }
+
+            async fn create_document(
+                &self,
+                who: &quire_core::Principal,
+                workspace: &str,
+                new: quire_core::NewDocument,
+            ) -> quire_core::Result<quire_core::Document> {
+                use quire_core::Error;
+                new.validate(&self.limits)?;
+                let metadata = new.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
+                let now = quire_core::now_ms();
+                let mut tx = self.begin_write().await?;
+                // Counting and the limit check are one atomic statement on the workspace row.
+                let ws_id: Option<String> = sqlx::query_scalar(
+                    "UPDATE workspaces SET document_count = document_count + 1 \
+                     WHERE (id = $1 OR slug = $1) AND deleted_at IS NULL AND document_count < $2 RETURNING id",
+                )
+                .bind(workspace)
+                .bind(self.limits.max_documents_per_workspace)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                let Some(ws_id) = ws_id else {
+                    drop(tx);
+                    return Err(match self.fetch_workspace(workspace, Some(false)).await? {
+                        Some(ws) => Error::LimitExceeded(format!(
+                            "workspace '{}' holds {} documents, its limit (max_documents_per_workspace); purge or raise the limit",
+                            ws.slug, ws.document_count
+                        )),
+                        None => Error::not_found("workspace", workspace),
+                    });
+                };
+                let row = sqlx::query_as::<_, $crate::rows::DocumentRow>(concat!(
+                    "INSERT INTO documents (id, workspace_id, kind, title, metadata, owner_id, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
+                    document_columns!()
+                ))
+                .bind(quire_core::new_id("doc"))
+                .bind(&ws_id)
+                .bind(new.kind.as_str())
+                .bind(new.title.trim())
+                .bind(metadata.to_string())
+                .bind(who.user_id())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                let doc: quire_core::Document = row.try_into()?;
+                let data = serde_json::json!({ "document": doc });
+                Self::append_event(&mut tx, &doc.kind.event_name("created"), Some(&ws_id), Some(&doc.id), who, data).await?;
+                self.commit(tx).await?;
+                Ok(doc)
+            }
+
+            async fn get_document(
+                &self,
+                _who: &quire_core::Principal,
+                id: &str,
+                include_deleted: bool,
+            ) -> quire_core::Result<quire_core::Document> {
+                let filter = if include_deleted { None } else { Some(false) };
+                self.fetch_document(id, filter).await?.ok_or_else(|| quire_core::Error::not_found("document", id))
+            }
+
+            async fn list_documents(
+                &self,
+                _who: &quire_core::Principal,
+                workspace: &str,
+                query: &quire_core::DocumentQuery,
+            ) -> quire_core::Result<quire_core::Page<quire_core::Document>> {
+                use quire_core::SortField;
+                let ws = self.fetch_workspace(workspace, Some(false)).await?
+                    .ok_or_else(|| quire_core::Error::not_found("workspace", workspace))?;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", document_columns!(), " FROM documents WHERE workspace_id = "));
+                qb.push_bind(ws.id.clone());
+                qb.push(if query.deleted { " AND deleted_at IS NOT NULL" } else { " AND deleted_at IS NULL" });
+                if let Some(kind) = query.kind {
+                    qb.push(" AND kind = ").push_bind(kind.as_str());
+                }
+                if let Some(q) = &query.q {
+                    qb.push(" AND lower(title) LIKE lower(").push_bind($crate::sql::like_pattern(q)).push(") ESCAPE '\\'");
+                }
+                let col = match query.sort.field {
+                    SortField::CreatedAt => "created_at",
+                    SortField::UpdatedAt => "updated_at",
+                    SortField::Name => "title",
+                };
+                push_keyset!(qb, col, query.sort, &query.after, query.limit);
+                let rows: Vec<$crate::rows::DocumentRow> =
+                    qb.build_query_as().fetch_all(&self.pool).await.map_err($crate::rows::db_err)?;
+                let items = rows.into_iter().map(TryInto::try_into).collect::<quire_core::Result<Vec<_>>>()?;
+                Ok($crate::sql::into_page(items, query.limit, &query.sort, |d: &quire_core::Document| {
+                    let key = match query.sort.field {
+                        SortField::CreatedAt => serde_json::json!($crate::sql::ms_of(&d.created_at)),
+                        SortField::UpdatedAt => serde_json::json!($crate::sql::ms_of(&d.updated_at)),
+                        SortField::Name => serde_json::json!(d.title),
+                    };
+                    (key, d.id.clone())
+                }))
+            }
+
+            async fn update_document(
+                &self,
+                who: &quire_core::Principal,
+                id: &str,
+                patch: quire_core::DocumentPatch,
+                if_match: Option<i64>,
+            ) -> quire_core::Result<quire_core::Document> {
+                use quire_core::Error;
+                patch.validate(&self.limits)?;
+                for _ in 0..$crate::sql::MAX_ATTEMPTS {
+                    let current = self.fetch_document(id, Some(false)).await?
+                        .ok_or_else(|| Error::not_found("document", id))?;
+                    if let Some(expected) = if_match
+                        && expected != current.revision
+                    {
+                        return Err(Error::PreconditionFailed { expected, current: current.revision });
+                    }
+                    let (title, metadata, changed) = patch.apply(&current, &self.limits)?;
+                    if changed.is_empty() {
+                        return Ok(current);
+                    }
+                    let mut tx = self.begin_write().await?;
+                    let row = sqlx::query_as::<_, $crate::rows::DocumentRow>(concat!(
+                        "UPDATE documents SET title = $1, metadata = $2, revision = revision + 1, updated_at = $3 \
+                         WHERE id = $4 AND revision = $5 AND deleted_at IS NULL RETURNING ",
+                        document_columns!()
+                    ))
+                    .bind(title.trim())
+                    .bind(metadata.to_string())
+                    .bind(quire_core::now_ms())
+                    .bind(id)
+                    .bind(current.revision)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                    let doc: quire_core::Document = match row {
+                        Some(row) => row.try_into()?,
+                        None if if_match.is_none() => continue,
+                        None => {
+                            drop(tx);
+                            return Err(self.document_write_failed(id, if_match).await);
+                        }
+                    };
+                    let data = serde_json::json!({ "document": doc, "changes": changed });
+                    Self::append_event(&mut tx, &doc.kind.event_name("updated"), Some(&doc.workspace_id), Some(&doc.id), who, data).await?;
+                    self.commit(tx).await?;
+                    return Ok(doc);
+                }
+                Err(self.document_write_failed(id, None).await)
+            }
+
+            async fn delete_document(
+                &self,
+                who: &quire_core::Principal,
+                id: &str,
+                if_match: Option<i64>,
+            ) -> quire_core::Result<quire_core::Document> {
+                let now = quire_core::now_ms();
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query_as::<_, $crate::rows::DocumentRow>(concat!(
+                    "UPDATE documents SET deleted_at = $1, updated_at = $1, revision = revision + 1 \
+                     WHERE id = $2 AND deleted_at IS NULL AND ($3 IS NULL OR revision = $3) AND EXISTS \
+                     (SELECT 1 FROM workspaces w WHERE w.id = documents.workspace_id AND w.deleted_at IS NULL) RETURNING ",
+                    document_columns!()
+                ))
+                .bind(now)
+                .bind(id)
+                .bind(if_match)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                let Some(row) = row else {
+                    drop(tx);
+                    return Err(self.document_write_failed(id, if_match).await);
+                };
+                let doc: quire_core::Document = row.try_into()?;
+                let data = serde_json::json!({ "document": doc });
+                Self::append_event(&mut tx, &doc.kind.event_name("deleted"), Some(&doc.workspace_id), Some(&doc.id), who, data).await?;
+                self.commit(tx).await?;
+                Ok(doc)
+            }
+
+            async fn restore_document(
+                &self,
+                who: &quire_core::Principal,
+                id: &str,
+            ) -> quire_core::Result<quire_core::Document> {
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query_as::<_, $crate::rows::DocumentRow>(concat!(
+                    "UPDATE documents SET deleted_at = NULL, updated_at = $1, revision = revision + 1 \
+                     WHERE id = $2 AND deleted_at IS NOT NULL AND EXISTS \
+                     (SELECT 1 FROM workspaces w WHERE w.id = documents.workspace_id AND w.deleted_at IS NULL) RETURNING ",
+                    document_columns!()
+                ))
+                .bind(quire_core::now_ms())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                let Some(row) = row else {
+                    drop(tx);
+                    return self.fetch_document(id, Some(false)).await?
+                        .ok_or_else(|| quire_core::Error::not_found("document", id));
+                };
+                let doc: quire_core::Document = row.try_into()?;
+                let data = serde_json::json!({ "document": doc });
+                Self::append_event(&mut tx, &doc.kind.event_name("restored"), Some(&doc.workspace_id), Some(&doc.id), who, data).await?;
+                self.commit(tx).await?;
+                Ok(doc)
+            }
+
+            async fn events_after(
+                &self,
+                _who: &quire_core::Principal,
+                after: i64,
+                filter: &quire_core::EventFilter,
+                limit: u32,
+            ) -> quire_core::Result<Vec<quire_core::Event>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", event_columns!(), " FROM events WHERE id > "));
+                qb.push_bind(after);
+                if let Some(ws) = &filter.workspace_id {
+                    qb.push(" AND workspace_id = ").push_bind(ws.clone());
+                }
+                if !filter.names.is_empty() {
+                    qb.push(" AND (");
+                    for (i, pattern) in filter.names.iter().enumerate() {
+                        if i > 0 {
+                            qb.push(" OR ");
+                        }
+                        match pattern.strip_suffix('*') {
+                            Some(prefix) => {
+                                let like = $crate::sql::like_pattern(prefix);
+                                // like_pattern adds a leading %; a prefix match needs none.
+                                qb.push("name LIKE ").push_bind(like[1..].to_string()).push(" ESCAPE '\\'")
+                            }
+                            None => qb.push("name = ").push_bind(pattern.clone()),
+                        };
+                    }
+                    qb.push(")");
+                }
+                qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+                let rows: Vec<$crate::rows::EventRow> =
+                    qb.build_query_as().fetch_all(&self.pool).await.map_err($crate::rows::db_err)?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn last_event_id(&self) -> quire_core::Result<i64> {
+                sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM events")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map(Option::unwrap_or_default)
+                    .map_err($crate::rows::db_err)
+            }
+
+            fn event_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+                self.signal.subscribe()
+            }
+        }
+    };
+}
