@@ -1,0 +1,136 @@
+//! Extractors that turn every malformed request into an [`ApiError`] rather than axum's
+//! plain-text rejections, and read the acting principal and conditional headers.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use quire_core::Principal;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON body, or a JSON error: 400 for malformed JSON, 422 for unknown or mistyped fields,
+/// 413 over the body limit, 415 without `Content-Type: application/json`.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    let status = r.status();
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "the request body is larger than the server's limit (max_body_bytes)".to_string())
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "send the body as JSON with 'Content-Type: application/json'".to_string())
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => ("invalid_request", r.body_text()),
+        _ => ("invalid_json", r.body_text()),
+    };
+    // A body that hit the limit while being read surfaces as a 400 with a length error.
+    if message.contains("length limit exceeded") {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than the server's limit (max_body_bytes)");
+    }
+    ApiError::new(status, code, message)
+}
+
+/// Query parameters, or a 400 `invalid_query` that names the problem.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|r: QueryRejection| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text()))
+    }
+}
+
+/// The principal acting for this request, put in the request's extensions by the
+/// authentication layer.
+pub struct Actor(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Principal>().cloned().map(Actor).ok_or_else(|| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no principal on the request")
+        })
+    }
+}
+
+/// The ETag of an object at `revision`.
+pub fn etag(revision: i64) -> String {
+    format!("\"r{revision}\"")
+}
+
+fn parse_etag(tag: &str) -> Option<i64> {
+    let tag = tag.trim();
+    let tag = tag.strip_prefix("W/").unwrap_or(tag);
+    tag.strip_prefix("\"r")?.strip_suffix('"')?.parse().ok()
+}
+
+/// The revision `If-Match` requires: `None` when absent or `*`. A value that names no
+/// revision can match nothing, so it is answered 412 as HTTP prescribes.
+pub struct IfMatch(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let value = value.to_str().unwrap_or_default().trim();
+        if value == "*" {
+            return Ok(IfMatch(None));
+        }
+        parse_etag(value).map(|r| IfMatch(Some(r))).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                format!("If-Match {value} names no revision of this object; use the ETag of your last read, e.g. \"r3\""),
+            )
+        })
+    }
+}
+
+/// Whether `If-None-Match` in `headers` already names `revision` (the client's copy is current).
+pub fn not_modified(headers: &HeaderMap, revision: i64) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || parse_etag(t) == Some(revision)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn etags_round_trip() {
+        assert_eq!(super::parse_etag(&super::etag(42)), Some(42));
+        assert_eq!(super::parse_etag("W/\"r7\""), Some(7));
+        assert_eq!(super::parse_etag("\"7\""), None);
+        assert_eq!(super::parse_etag("r7"), None);
+    }
+}

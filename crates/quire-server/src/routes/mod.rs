@@ -1,0 +1,30 @@
+//! Handlers, one module per resource. Each handler reads like the API it serves: extractors
+//! for what it needs, a typed response, errors as [`ApiError`](crate::error::ApiError).
+
+pub mod documents;
+pub mod events;
+pub mod ops;
+pub mod workspaces;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::extract::{Json, etag};
+
+/// A JSON object with its `ETag`.
+pub(crate) fn tagged<T: Serialize>(revision: i64, body: T) -> Response {
+    let mut res = Json(body).into_response();
+    res.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag(revision)).expect("etag is ASCII"));
+    res
+}
+
+/// 201 with `Location` and `ETag`.
+pub(crate) fn created<T: Serialize>(location: String, revision: i64, body: T) -> Response {
+    let mut res = tagged(revision, body);
+    *res.status_mut() = axum::http::StatusCode::CREATED;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}

@@ -1,0 +1,76 @@
+//! Liveness, readiness and metrics.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::App;
+use crate::extract::Json;
+
+/// `{"status":"ok"}`.
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    status: &'static str,
+}
+
+/// Liveness: the process serves requests. Checks no dependency.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Liveness)))]
+pub async fn healthz() -> Json<Liveness> {
+    Json(Liveness { status: "ok" })
+}
+
+/// Overall readiness and one check per dependency.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `healthy`, `degraded` (an optional dependency is failing) or `down`.
+    pub status: &'static str,
+    pub checks: BTreeMap<&'static str, Check>,
+}
+
+/// One dependency's state.
+#[derive(Serialize, ToSchema)]
+pub struct Check {
+    /// `healthy` or `down`.
+    pub status: &'static str,
+    /// What the dependency is, e.g. `sqlite` or `postgres`.
+    pub kind: &'static str,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Readiness: 200 when Quire can serve, 503 when a required dependency is down.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(app): State<App>) -> Response {
+    let store = app.store();
+    let started = Instant::now();
+    let result = match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("no answer within 2 s".to_string()),
+    };
+    let database = Check {
+        status: if result.is_ok() { "healthy" } else { "down" },
+        kind: store.backend(),
+        latency_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        error: result.err(),
+    };
+    let status = if database.status == "healthy" { "healthy" } else { "down" };
+    let code = if status == "down" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let checks = BTreeMap::from([("database", database)]);
+    (code, Json(Readiness { status, checks })).into_response()
+}
+
+/// Prometheus metrics in the text exposition format: requests by route, method and status,
+/// their latency histograms, and process figures.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "text/plain; version=0.0.4", body = String)))]
+pub async fn metrics() -> Response {
+    let text = crate::metrics::render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}

@@ -1,0 +1,222 @@
+//! Settings: built-in defaults, overridden by a TOML file (`--config`), overridden by
+//! `QUIRE_*` environment variables, overridden by flags. Clap reads flags and variables
+//! into `Option`s (so "not given" is visible), the file fills what they left empty, and
+//! the defaults fill the rest.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use quire_core::Limits;
+use quire_server::ServerConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines
+    Text,
+    /// One JSON object per line
+    Json,
+}
+
+/// Settings every command reads.
+#[derive(Debug, Args, Default)]
+pub struct CommonArgs {
+    /// TOML file with any of the settings below (keys as the flags, with underscores:
+    /// `addr = "0.0.0.0:7420"`, `max_body_bytes = 2097152`)
+    #[arg(long, env = "QUIRE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for Quire's data: the SQLite database and, later, blobs and git
+    /// repositories [default: ./quire-data]
+    #[arg(long, env = "QUIRE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database: sqlite://PATH, or postgres://USER@HOST:PORT/DB to share state between
+    /// several Quire processes [default: sqlite://DATA_DIR/quire.db]
+    #[arg(long, env = "QUIRE_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Most database connections this process opens [default: 10]
+    #[arg(long, env = "QUIRE_DB_MAX_CONNECTIONS", value_name = "N")]
+    pub db_max_connections: Option<u32>,
+    /// Log format [default: text]
+    #[arg(long, env = "QUIRE_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `quire=debug,sqlx=warn`
+    /// [default: info]
+    #[arg(long = "log", env = "QUIRE_LOG", value_name = "FILTER")]
+    pub log_filter: Option<String>,
+    /// Most workspaces this instance holds [default: 10000]
+    #[arg(long, env = "QUIRE_MAX_WORKSPACES", value_name = "N")]
+    pub max_workspaces: Option<i64>,
+    /// Most documents one workspace holds [default: 100000]
+    #[arg(long, env = "QUIRE_MAX_DOCUMENTS_PER_WORKSPACE", value_name = "N")]
+    pub max_documents_per_workspace: Option<i64>,
+    /// Longest document title, in characters [default: 500]
+    #[arg(long, env = "QUIRE_MAX_TITLE_CHARS", value_name = "N")]
+    pub max_title_chars: Option<usize>,
+    /// Largest document metadata object, in bytes of JSON [default: 65536]
+    #[arg(long, env = "QUIRE_MAX_METADATA_BYTES", value_name = "BYTES")]
+    pub max_metadata_bytes: Option<usize>,
+}
+
+/// Settings of `quire serve`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Address and port to listen on [default: 127.0.0.1:7420]
+    #[arg(long, env = "QUIRE_ADDR", value_name = "HOST:PORT")]
+    pub addr: Option<SocketAddr>,
+    /// Largest request body accepted, in bytes; larger ones get 413 [default: 1048576]
+    #[arg(long, env = "QUIRE_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// How often an idle event stream re-reads the outbox, in milliseconds [default: 2000]
+    #[arg(long, env = "QUIRE_EVENTS_POLL_INTERVAL_MS", value_name = "MS")]
+    pub events_poll_interval_ms: Option<u64>,
+}
+
+/// The TOML file: every key optional, unknown keys refused (a typo must not pass silently).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    db_max_connections: Option<u32>,
+    log_format: Option<LogFormat>,
+    log: Option<String>,
+    max_workspaces: Option<i64>,
+    max_documents_per_workspace: Option<i64>,
+    max_title_chars: Option<usize>,
+    max_metadata_bytes: Option<usize>,
+    addr: Option<SocketAddr>,
+    max_body_bytes: Option<usize>,
+    events_poll_interval_ms: Option<u64>,
+}
+
+/// Everything resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub db_max_connections: u32,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub limits: Limits,
+    pub addr: SocketAddr,
+    pub server: ServerConfig,
+}
+
+fn read_file(path: Option<&Path>) -> Result<FileSettings, String> {
+    let Some(path) = path else { return Ok(FileSettings::default()) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the settings file {}: {e}; check the path given to --config or QUIRE_CONFIG", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("the settings file {} is not valid: {e}", path.display()))
+}
+
+impl Settings {
+    /// Resolves `serve`'s settings.
+    pub fn for_serve(args: ServeArgs) -> Result<Settings, String> {
+        let file = read_file(args.common.config.as_deref())?;
+        let defaults = ServerConfig::default();
+        let poll_ms = args.events_poll_interval_ms.or(file.events_poll_interval_ms);
+        let server = ServerConfig {
+            max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(defaults.max_body_bytes),
+            events_poll_interval: poll_ms.map(Duration::from_millis).unwrap_or(defaults.events_poll_interval),
+            ..defaults
+        };
+        if server.max_body_bytes == 0 {
+            return Err("max_body_bytes must be at least 1".into());
+        }
+        if server.events_poll_interval < Duration::from_millis(10) {
+            return Err("events_poll_interval_ms must be at least 10".into());
+        }
+        let addr = args.addr.or(file.addr).unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
+        Self::resolve(args.common, file, addr, server)
+    }
+
+    /// Resolves the settings every command shares.
+    pub fn for_common(args: CommonArgs) -> Result<Settings, String> {
+        let file = read_file(args.config.as_deref())?;
+        let addr = file.addr.unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
+        Self::resolve(args, file, addr, ServerConfig::default())
+    }
+
+    fn resolve(args: CommonArgs, file: FileSettings, addr: SocketAddr, server: ServerConfig) -> Result<Settings, String> {
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("quire-data"));
+        let database_url = args
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("quire.db").display()));
+        let d = Limits::default();
+        let limits = Limits {
+            max_workspaces: args.max_workspaces.or(file.max_workspaces).unwrap_or(d.max_workspaces),
+            max_documents_per_workspace: args
+                .max_documents_per_workspace
+                .or(file.max_documents_per_workspace)
+                .unwrap_or(d.max_documents_per_workspace),
+            max_title_chars: args.max_title_chars.or(file.max_title_chars).unwrap_or(d.max_title_chars),
+            max_metadata_bytes: args.max_metadata_bytes.or(file.max_metadata_bytes).unwrap_or(d.max_metadata_bytes),
+            ..d
+        };
+        if limits.max_workspaces < 1 || limits.max_documents_per_workspace < 1 || limits.max_title_chars < 1 {
+            return Err("limits must be at least 1".into());
+        }
+        Ok(Settings {
+            data_dir,
+            database_url,
+            db_max_connections: args.db_max_connections.or(file.db_max_connections).unwrap_or(10).max(1),
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            log_filter: args.log_filter.or(file.log).unwrap_or_else(|| "info".into()),
+            limits,
+            addr,
+            server,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("{}-{name}", quire_core::new_id("cfg")));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let path = write("q.toml", "addr = \"127.0.0.1:9000\"\nmax_body_bytes = 10\ndata_dir = \"/tmp/x\"\nlog_format = \"json\"\n");
+        let args = ServeArgs {
+            common: CommonArgs { config: Some(path.clone()), ..Default::default() },
+            max_body_bytes: Some(20),
+            ..Default::default()
+        };
+        let s = Settings::for_serve(args).unwrap();
+        assert_eq!(s.addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(s.server.max_body_bytes, 20);
+        assert_eq!(s.database_url, "sqlite:///tmp/x/quire.db");
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.limits, Limits::default());
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn defaults_apply_without_a_file() {
+        let s = Settings::for_serve(ServeArgs::default()).unwrap();
+        assert_eq!(s.addr, "127.0.0.1:7420".parse().unwrap());
+        assert_eq!(s.database_url, "sqlite://quire-data/quire.db");
+        assert_eq!(s.server.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_reason() {
+        let path = write("bad.toml", "adress = \"x\"\n");
+        let err = Settings::for_serve(ServeArgs { common: CommonArgs { config: Some(path.clone()), ..Default::default() }, ..Default::default() }).unwrap_err();
+        assert!(err.contains("unknown field") && err.contains("adress"), "{err}");
+        std::fs::remove_file(path).unwrap();
+        let err = Settings::for_common(CommonArgs { config: Some("/nonexistent/q.toml".into()), ..Default::default() }).unwrap_err();
+        assert!(err.contains("cannot read the settings file"), "{err}");
+    }
+}
