@@ -47,7 +47,9 @@ impl Sort {
             _ => {
                 return Err(Error::invalid(
                     "sort",
-                    format!("unknown sort '{s}'; use created_at, updated_at or {name_word}, with a leading '-' for descending"),
+                    format!(
+                        "unknown sort '{s}'; use created_at, updated_at or {name_word}, with a leading '-' for descending"
+                    ),
                 ));
             }
         };
@@ -60,7 +62,11 @@ impl Sort {
             SortField::UpdatedAt => "updated_at",
             SortField::Name => "name",
         };
-        if self.descending { format!("-{f}") } else { f.to_string() }
+        if self.descending {
+            format!("-{f}")
+        } else {
+            f.to_string()
+        }
     }
 }
 
@@ -83,7 +89,11 @@ struct CursorWire {
 impl Cursor {
     /// An opaque token for this position under `sort`.
     pub fn encode(&self, sort: &Sort) -> String {
-        let wire = CursorWire { s: sort.label(), k: self.key.clone(), i: self.id.clone() };
+        let wire = CursorWire {
+            s: sort.label(),
+            k: self.key.clone(),
+            i: self.id.clone(),
+        };
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).expect("cursor serialises"))
     }
 
@@ -106,9 +116,14 @@ impl Cursor {
             _ => wire.k.is_i64(),
         };
         if !key_ok {
-            return Err(Error::BadCursor("the cursor's key does not match its sort".into()));
+            return Err(Error::BadCursor(
+                "the cursor's key does not match its sort".into(),
+            ));
         }
-        Ok(Cursor { key: wire.k, id: wire.i })
+        Ok(Cursor {
+            key: wire.k,
+            id: wire.i,
+        })
     }
 }
 
@@ -147,7 +162,13 @@ impl WorkspaceQuery {
     ) -> Result<Self> {
         let sort = Sort::parse(sort.unwrap_or("name"), "name")?;
         let after = cursor.map(|c| Cursor::decode(c, &sort)).transpose()?;
-        Ok(WorkspaceQuery { q: non_empty(q), sort, limit: page_size(limit, limits)?, after, deleted })
+        Ok(WorkspaceQuery {
+            q: non_empty(q),
+            sort,
+            limit: page_size(limit, limits)?,
+            after,
+            deleted,
+        })
     }
 }
 
@@ -178,7 +199,14 @@ impl DocumentQuery {
         let kind = kind.map(str::parse).transpose()?;
         let sort = Sort::parse(sort.unwrap_or("-updated_at"), "title")?;
         let after = cursor.map(|c| Cursor::decode(c, &sort)).transpose()?;
-        Ok(DocumentQuery { kind, q: non_empty(q), sort, limit: page_size(limit, limits)?, after, deleted })
+        Ok(DocumentQuery {
+            kind,
+            q: non_empty(q),
+            sort,
+            limit: page_size(limit, limits)?,
+            after,
+            deleted,
+        })
     }
 }
 
@@ -194,13 +222,25 @@ mod tests {
     #[test]
     fn cursor_round_trips_and_is_bound_to_its_sort() {
         let sort = Sort::parse("-updated_at", "title").unwrap();
-        let c = Cursor { key: json!(1700000000000i64), id: "doc_x".into() };
+        let c = Cursor {
+            key: json!(1700000000000i64),
+            id: "doc_x".into(),
+        };
         let token = c.encode(&sort);
         assert_eq!(Cursor::decode(&token, &sort).unwrap(), c);
         let other = Sort::parse("updated_at", "title").unwrap();
-        assert!(matches!(Cursor::decode(&token, &other), Err(Error::BadCursor(_))));
-        assert!(matches!(Cursor::decode("!!", &sort), Err(Error::BadCursor(_))));
-        assert!(matches!(Cursor::decode("e30", &sort), Err(Error::BadCursor(_))));
+        assert!(matches!(
+            Cursor::decode(&token, &other),
+            Err(Error::BadCursor(_))
+        ));
+        assert!(matches!(
+            Cursor::decode("!!", &sort),
+            Err(Error::BadCursor(_))
+        ));
+        assert!(matches!(
+            Cursor::decode("e30", &sort),
+            Err(Error::BadCursor(_))
+        ));
     }
 
     #[test]
@@ -211,7 +251,16 @@ mod tests {
         assert!(Sort::parse("owner", "title").is_err());
         assert!(DocumentQuery::new(None, None, None, Some(0), None, false, &limits).is_err());
         assert!(DocumentQuery::new(None, None, None, Some(201), None, false, &limits).is_err());
-        let q = DocumentQuery::new(Some("prd"), Some("  ".into()), None, None, None, false, &limits).unwrap();
+        let q = DocumentQuery::new(
+            Some("prd"),
+            Some("  ".into()),
+            None,
+            None,
+            None,
+            false,
+            &limits,
+        )
+        .unwrap();
         assert_eq!((q.kind, q.q, q.limit), (Some(DocumentKind::Prd), None, 50));
         assert!(DocumentQuery::new(Some("wiki"), None, None, None, None, false, &limits).is_err());
     }

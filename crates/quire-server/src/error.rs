@@ -39,7 +39,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 }
 
@@ -50,7 +55,9 @@ impl From<Error> for ApiError {
             Error::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             Error::BadCursor(_) => (StatusCode::BAD_REQUEST, "invalid_cursor"),
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Error::PreconditionFailed { .. } => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+            Error::PreconditionFailed { .. } => {
+                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+            }
             Error::LimitExceeded(_) => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -69,13 +76,24 @@ impl From<Error> for ApiError {
             Error::Invalid { field, .. } => Some(field),
             _ => None,
         };
-        ApiError { status, code, message, field }
+        ApiError {
+            status,
+            code,
+            message,
+            field,
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.field,
+            },
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }

@@ -36,18 +36,24 @@ impl<T: Serialize> IntoResponse for Json<T> {
 fn json_rejection(r: JsonRejection) -> ApiError {
     let status = r.status();
     let (code, message) = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ("payload_too_large", "the request body is larger than the server's limit (max_body_bytes)".to_string())
-        }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ("unsupported_media_type", "send the body as JSON with 'Content-Type: application/json'".to_string())
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body is larger than the server's limit (max_body_bytes)".to_string(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "send the body as JSON with 'Content-Type: application/json'".to_string(),
+        ),
         StatusCode::UNPROCESSABLE_ENTITY => ("invalid_request", r.body_text()),
         _ => ("invalid_json", r.body_text()),
     };
     // A body that hit the limit while being read surfaces as a 400 with a length error.
     if message.contains("length limit exceeded") {
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than the server's limit (max_body_bytes)");
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than the server's limit (max_body_bytes)",
+        );
     }
     ApiError::new(status, code, message)
 }
@@ -62,7 +68,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
-            .map_err(|r: QueryRejection| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text()))
+            .map_err(|r: QueryRejection| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
+            })
     }
 }
 
@@ -74,9 +82,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts.extensions.get::<Principal>().cloned().map(Actor).ok_or_else(|| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no principal on the request")
-        })
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Actor)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "no principal on the request",
+                )
+            })
     }
 }
 
@@ -121,7 +138,10 @@ pub fn not_modified(headers: &HeaderMap, revision: i64) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || parse_etag(t) == Some(revision)))
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == "*" || parse_etag(t) == Some(revision))
+        })
 }
 
 #[cfg(test)]

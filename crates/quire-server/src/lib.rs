@@ -77,7 +77,11 @@ struct AppInner {
 
 impl App {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> App {
-        App(Arc::new(AppInner { store, config, shutdown: watch::channel(false).0 }))
+        App(Arc::new(AppInner {
+            store,
+            config,
+            shutdown: watch::channel(false).0,
+        }))
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -123,10 +127,18 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .routes(routes!(workspaces::list, workspaces::create))
-        .routes(routes!(workspaces::get, workspaces::update, workspaces::delete))
+        .routes(routes!(
+            workspaces::get,
+            workspaces::update,
+            workspaces::delete
+        ))
         .routes(routes!(workspaces::restore))
         .routes(routes!(documents::list, documents::create))
-        .routes(routes!(documents::get, documents::update, documents::delete))
+        .routes(routes!(
+            documents::get,
+            documents::update,
+            documents::delete
+        ))
         .routes(routes!(documents::restore))
         .routes(routes!(events::stream_events))
         .split_for_parts()
@@ -170,11 +182,19 @@ async fn authenticate(mut req: Request, next: Next) -> Response {
 }
 
 async fn no_route(req: Request) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {} {}", req.method(), req.uri().path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.uri().path()),
+    )
 }
 
 async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{} is not allowed on {}", req.method(), req.uri().path()))
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then ends event streams and lets

@@ -56,7 +56,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { limits: Limits::default(), max_connections: 10 }
+        StoreOptions {
+            limits: Limits::default(),
+            max_connections: 10,
+        }
     }
 }
 
@@ -84,7 +87,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_string(),
             }
         }
@@ -105,13 +113,24 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<()>;
     /// A trivial round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;
+    /// Closes the pool, waiting for connections in use; later calls fail as `Unavailable`.
+    async fn close(&self);
     /// The limits this store enforces.
     fn limits(&self) -> &Limits;
 
     async fn create_workspace(&self, who: &Principal, new: NewWorkspace) -> Result<Workspace>;
     /// By id or slug. Deleted workspaces are found only with `include_deleted`.
-    async fn get_workspace(&self, who: &Principal, key: &str, include_deleted: bool) -> Result<Workspace>;
-    async fn list_workspaces(&self, who: &Principal, query: &WorkspaceQuery) -> Result<Page<Workspace>>;
+    async fn get_workspace(
+        &self,
+        who: &Principal,
+        key: &str,
+        include_deleted: bool,
+    ) -> Result<Workspace>;
+    async fn list_workspaces(
+        &self,
+        who: &Principal,
+        query: &WorkspaceQuery,
+    ) -> Result<Page<Workspace>>;
     /// Applies `patch`; with `if_match`, only if the revision is still that one.
     async fn update_workspace(
         &self,
@@ -121,13 +140,28 @@ pub trait Store: Send + Sync + 'static {
         if_match: Option<i64>,
     ) -> Result<Workspace>;
     /// Soft-deletes: the workspace and its documents disappear from reads until restored.
-    async fn delete_workspace(&self, who: &Principal, key: &str, if_match: Option<i64>) -> Result<Workspace>;
+    async fn delete_workspace(
+        &self,
+        who: &Principal,
+        key: &str,
+        if_match: Option<i64>,
+    ) -> Result<Workspace>;
     /// Undoes a soft delete; restoring a live workspace returns it unchanged.
     async fn restore_workspace(&self, who: &Principal, key: &str) -> Result<Workspace>;
 
     /// Creates a document in the workspace named by id or slug.
-    async fn create_document(&self, who: &Principal, workspace: &str, new: NewDocument) -> Result<Document>;
-    async fn get_document(&self, who: &Principal, id: &str, include_deleted: bool) -> Result<Document>;
+    async fn create_document(
+        &self,
+        who: &Principal,
+        workspace: &str,
+        new: NewDocument,
+    ) -> Result<Document>;
+    async fn get_document(
+        &self,
+        who: &Principal,
+        id: &str,
+        include_deleted: bool,
+    ) -> Result<Document>;
     async fn list_documents(
         &self,
         who: &Principal,
@@ -141,12 +175,23 @@ pub trait Store: Send + Sync + 'static {
         patch: DocumentPatch,
         if_match: Option<i64>,
     ) -> Result<Document>;
-    async fn delete_document(&self, who: &Principal, id: &str, if_match: Option<i64>) -> Result<Document>;
+    async fn delete_document(
+        &self,
+        who: &Principal,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<Document>;
     /// Undoes a soft delete; restoring a live document returns it unchanged.
     async fn restore_document(&self, who: &Principal, id: &str) -> Result<Document>;
 
     /// Up to `limit` events with ids above `after`, oldest first, matching `filter`.
-    async fn events_after(&self, who: &Principal, after: i64, filter: &EventFilter, limit: u32) -> Result<Vec<Event>>;
+    async fn events_after(
+        &self,
+        who: &Principal,
+        after: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<Event>>;
     /// The id of the newest event, 0 when there is none.
     async fn last_event_id(&self) -> Result<i64>;
     /// Ticks whenever new events may have been committed, by this process or (on PostgreSQL)

@@ -42,12 +42,20 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(|e| {
-                Error::Unavailable(format!("cannot connect to PostgreSQL at {}: {e}", crate::redact_url(url)))
+                Error::Unavailable(format!(
+                    "cannot connect to PostgreSQL at {}: {e}",
+                    crate::redact_url(url)
+                ))
             })?;
         let signal = watch::channel(0).0;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(listen(pool.clone(), signal.clone(), stop_rx));
-        Ok(PgStore { pool, limits: options.limits, signal, _stop_listener: stop_tx })
+        Ok(PgStore {
+            pool,
+            limits: options.limits,
+            signal,
+            _stop_listener: stop_tx,
+        })
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
@@ -57,7 +65,11 @@ impl PgStore {
 
 /// Ticks `signal` on every notification; reconnects with backoff until the store is dropped.
 /// Streams also poll, so a lost listener only delays wake-ups, never loses events.
-async fn listen(pool: PgPool, signal: watch::Sender<u64>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+async fn listen(
+    pool: PgPool,
+    signal: watch::Sender<u64>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
     let mut backoff = Duration::from_millis(200);
     loop {
         let session = async {

@@ -68,9 +68,13 @@ impl TryFrom<DocumentRow> for Document {
     type Error = Error;
     fn try_from(r: DocumentRow) -> Result<Self> {
         Ok(Document {
-            kind: r.kind.parse().map_err(|_| Error::Internal(format!("stored kind '{}' is unknown", r.kind)))?,
-            metadata: serde_json::from_str(&r.metadata)
-                .map_err(|e| Error::Internal(format!("stored metadata of {} is not JSON: {e}", r.id)))?,
+            kind: r
+                .kind
+                .parse()
+                .map_err(|_| Error::Internal(format!("stored kind '{}' is unknown", r.kind)))?,
+            metadata: serde_json::from_str(&r.metadata).map_err(|e| {
+                Error::Internal(format!("stored metadata of {} is not JSON: {e}", r.id))
+            })?,
             id: r.id,
             workspace_id: r.workspace_id,
             title: r.title,
@@ -117,7 +121,9 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             Error::Unavailable(format!("the database is unreachable: {e}"))
         }
-        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(d.message().to_string()),
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            Error::Conflict(d.message().to_string())
+        }
         _ => Error::Internal(e.to_string()),
     }
 }

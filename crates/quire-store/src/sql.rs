@@ -41,7 +41,11 @@ macro_rules! push_keyset {
             };
             $qb.push(", ").push_bind(c.id.clone()).push(")");
         }
-        $qb.push(" ORDER BY ").push($col).push(dir).push(", id").push(dir);
+        $qb.push(" ORDER BY ")
+            .push($col)
+            .push(dir)
+            .push(", id")
+            .push(dir);
         $qb.push(" LIMIT ").push_bind(i64::from($limit) + 1);
     }};
 }
@@ -181,6 +185,10 @@ macro_rules! impl_store {
             async fn ping(&self) -> quire_core::Result<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await.map_err($crate::rows::db_err)?;
                 Ok(())
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
             }
 
             fn limits(&self) -> &quire_core::Limits {

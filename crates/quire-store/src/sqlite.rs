@@ -40,7 +40,10 @@ impl SqliteStore {
             && !dir.as_os_str().is_empty()
         {
             std::fs::create_dir_all(dir).map_err(|e| {
-                Error::Unavailable(format!("cannot create the data directory {}: {e}", dir.display()))
+                Error::Unavailable(format!(
+                    "cannot create the data directory {}: {e}",
+                    dir.display()
+                ))
             })?;
         }
         let pool = SqlitePoolOptions::new()
@@ -48,12 +51,24 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(connect)
             .await
-            .map_err(|e| Error::Unavailable(format!("cannot open the SQLite database {}: {e}", path.display())))?;
-        Ok(SqliteStore { pool, limits: options.limits, signal: watch::channel(0).0 })
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "cannot open the SQLite database {}: {e}",
+                    path.display()
+                ))
+            })?;
+        Ok(SqliteStore {
+            pool,
+            limits: options.limits,
+            signal: watch::channel(0).0,
+        })
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)
     }
 }
 

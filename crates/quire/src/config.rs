@@ -108,10 +108,13 @@ pub struct Settings {
 }
 
 fn read_file(path: Option<&Path>) -> Result<FileSettings, String> {
-    let Some(path) = path else { return Ok(FileSettings::default()) };
+    let Some(path) = path else {
+        return Ok(FileSettings::default());
+    };
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the settings file {}: {e}; check the path given to --config or QUIRE_CONFIG", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("the settings file {} is not valid: {e}", path.display()))
+    toml::from_str(&text)
+        .map_err(|e| format!("the settings file {} is not valid: {e}", path.display()))
 }
 
 impl Settings {
@@ -119,10 +122,17 @@ impl Settings {
     pub fn for_serve(args: ServeArgs) -> Result<Settings, String> {
         let file = read_file(args.common.config.as_deref())?;
         let defaults = ServerConfig::default();
-        let poll_ms = args.events_poll_interval_ms.or(file.events_poll_interval_ms);
+        let poll_ms = args
+            .events_poll_interval_ms
+            .or(file.events_poll_interval_ms);
         let server = ServerConfig {
-            max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(defaults.max_body_bytes),
-            events_poll_interval: poll_ms.map(Duration::from_millis).unwrap_or(defaults.events_poll_interval),
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(defaults.max_body_bytes),
+            events_poll_interval: poll_ms
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.events_poll_interval),
             ..defaults
         };
         if server.max_body_bytes == 0 {
@@ -131,43 +141,78 @@ impl Settings {
         if server.events_poll_interval < Duration::from_millis(10) {
             return Err("events_poll_interval_ms must be at least 10".into());
         }
-        let addr = args.addr.or(file.addr).unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
+        let addr = args
+            .addr
+            .or(file.addr)
+            .unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
         Self::resolve(args.common, file, addr, server)
     }
 
     /// Resolves the settings every command shares.
     pub fn for_common(args: CommonArgs) -> Result<Settings, String> {
         let file = read_file(args.config.as_deref())?;
-        let addr = file.addr.unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
+        let addr = file
+            .addr
+            .unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
         Self::resolve(args, file, addr, ServerConfig::default())
     }
 
-    fn resolve(args: CommonArgs, file: FileSettings, addr: SocketAddr, server: ServerConfig) -> Result<Settings, String> {
-        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("quire-data"));
+    fn resolve(
+        args: CommonArgs,
+        file: FileSettings,
+        addr: SocketAddr,
+        server: ServerConfig,
+    ) -> Result<Settings, String> {
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("quire-data"));
         let database_url = args
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("quire.db").display()));
         let d = Limits::default();
         let limits = Limits {
-            max_workspaces: args.max_workspaces.or(file.max_workspaces).unwrap_or(d.max_workspaces),
+            max_workspaces: args
+                .max_workspaces
+                .or(file.max_workspaces)
+                .unwrap_or(d.max_workspaces),
             max_documents_per_workspace: args
                 .max_documents_per_workspace
                 .or(file.max_documents_per_workspace)
                 .unwrap_or(d.max_documents_per_workspace),
-            max_title_chars: args.max_title_chars.or(file.max_title_chars).unwrap_or(d.max_title_chars),
-            max_metadata_bytes: args.max_metadata_bytes.or(file.max_metadata_bytes).unwrap_or(d.max_metadata_bytes),
+            max_title_chars: args
+                .max_title_chars
+                .or(file.max_title_chars)
+                .unwrap_or(d.max_title_chars),
+            max_metadata_bytes: args
+                .max_metadata_bytes
+                .or(file.max_metadata_bytes)
+                .unwrap_or(d.max_metadata_bytes),
             ..d
         };
-        if limits.max_workspaces < 1 || limits.max_documents_per_workspace < 1 || limits.max_title_chars < 1 {
+        if limits.max_workspaces < 1
+            || limits.max_documents_per_workspace < 1
+            || limits.max_title_chars < 1
+        {
             return Err("limits must be at least 1".into());
         }
         Ok(Settings {
             data_dir,
             database_url,
-            db_max_connections: args.db_max_connections.or(file.db_max_connections).unwrap_or(10).max(1),
-            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
-            log_filter: args.log_filter.or(file.log).unwrap_or_else(|| "info".into()),
+            db_max_connections: args
+                .db_max_connections
+                .or(file.db_max_connections)
+                .unwrap_or(10)
+                .max(1),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+            log_filter: args
+                .log_filter
+                .or(file.log)
+                .unwrap_or_else(|| "info".into()),
             limits,
             addr,
             server,
@@ -187,9 +232,15 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let path = write("q.toml", "addr = \"127.0.0.1:9000\"\nmax_body_bytes = 10\ndata_dir = \"/tmp/x\"\nlog_format = \"json\"\n");
+        let path = write(
+            "q.toml",
+            "addr = \"127.0.0.1:9000\"\nmax_body_bytes = 10\ndata_dir = \"/tmp/x\"\nlog_format = \"json\"\n",
+        );
         let args = ServeArgs {
-            common: CommonArgs { config: Some(path.clone()), ..Default::default() },
+            common: CommonArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            },
             max_body_bytes: Some(20),
             ..Default::default()
         };
@@ -213,10 +264,24 @@ mod tests {
     #[test]
     fn bad_files_are_refused_with_the_reason() {
         let path = write("bad.toml", "adress = \"x\"\n");
-        let err = Settings::for_serve(ServeArgs { common: CommonArgs { config: Some(path.clone()), ..Default::default() }, ..Default::default() }).unwrap_err();
-        assert!(err.contains("unknown field") && err.contains("adress"), "{err}");
+        let err = Settings::for_serve(ServeArgs {
+            common: CommonArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("unknown field") && err.contains("adress"),
+            "{err}"
+        );
         std::fs::remove_file(path).unwrap();
-        let err = Settings::for_common(CommonArgs { config: Some("/nonexistent/q.toml".into()), ..Default::default() }).unwrap_err();
+        let err = Settings::for_common(CommonArgs {
+            config: Some("/nonexistent/q.toml".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(err.contains("cannot read the settings file"), "{err}");
     }
 }

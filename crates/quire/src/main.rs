@@ -46,11 +46,21 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(settings: &Settings) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter)
-        .map_err(|e| format!("the log filter '{}' is not valid: {e}; try --log info", settings.log_filter))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter).map_err(|e| {
+        format!(
+            "the log filter '{}' is not valid: {e}; try --log info",
+            settings.log_filter
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     match settings.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
         LogFormat::Text => builder.with_ansi(false).init(),
     }
     Ok(())
@@ -79,8 +89,9 @@ fn run(settings: Settings, serve: bool) -> Result<(), String> {
         })?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(addr = %local, "Quire is listening on http://{local}");
-        let app = quire_server::App::new(store, settings.server.clone());
+        let app = quire_server::App::new(store.clone(), settings.server.clone());
         quire_server::serve(listener, app, shutdown_signal()).await.map_err(|e| format!("the server stopped: {e}"))?;
+        store.close().await;
         tracing::info!("stopped");
         Ok(())
     })

@@ -41,7 +41,15 @@ pub async fn list(
     Query(p): Query<ListDocuments>,
 ) -> ApiResult<Response> {
     let store = app.store();
-    let query = DocumentQuery::new(p.kind.as_deref(), p.q, p.sort.as_deref(), p.limit, p.cursor.as_deref(), p.deleted, store.limits())?;
+    let query = DocumentQuery::new(
+        p.kind.as_deref(),
+        p.q,
+        p.sort.as_deref(),
+        p.limit,
+        p.cursor.as_deref(),
+        p.deleted,
+        store.limits(),
+    )?;
     Ok(Json(store.list_documents(&who, &ws, &query).await?).into_response())
 }
 
@@ -57,14 +65,23 @@ pub async fn create(
     Json(new): Json<NewDocument>,
 ) -> ApiResult<Response> {
     let doc = app.store().create_document(&who, &ws, new).await?;
-    Ok(created(format!("/api/v1/documents/{}", doc.id), doc.revision, doc))
+    Ok(created(
+        format!("/api/v1/documents/{}", doc.id),
+        doc.revision,
+        doc,
+    ))
 }
 
 /// Get a document. Answers 304 to a matching `If-None-Match`.
 #[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents",
     params(("id" = String, Path, description = "Document id")),
     responses((status = 200, body = Document, headers(("ETag" = String))), (status = 304), (status = 404, body = ErrorBody)))]
-pub async fn get(State(app): State<App>, Actor(who): Actor, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn get(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let doc = app.store().get_document(&who, &id, false).await?;
     if not_modified(&headers, doc.revision) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
@@ -86,7 +103,10 @@ pub async fn update(
     IfMatch(if_match): IfMatch,
     Json(patch): Json<DocumentPatch>,
 ) -> ApiResult<Response> {
-    let doc = app.store().update_document(&who, &id, patch, if_match).await?;
+    let doc = app
+        .store()
+        .update_document(&who, &id, patch, if_match)
+        .await?;
     Ok(tagged(doc.revision, doc))
 }
 
@@ -95,7 +115,12 @@ pub async fn update(
     params(("id" = String, Path, description = "Document id"),
         ("If-Match" = Option<String>, Header, description = "The ETag of your last read; 412 if stale")),
     responses((status = 200, body = Document), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
-pub async fn delete(State(app): State<App>, Actor(who): Actor, Path(id): Path<String>, IfMatch(if_match): IfMatch) -> ApiResult<Response> {
+pub async fn delete(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(id): Path<String>,
+    IfMatch(if_match): IfMatch,
+) -> ApiResult<Response> {
     let doc = app.store().delete_document(&who, &id, if_match).await?;
     Ok(tagged(doc.revision, doc))
 }
@@ -104,7 +129,11 @@ pub async fn delete(State(app): State<App>, Actor(who): Actor, Path(id): Path<St
 #[utoipa::path(post, path = "/api/v1/documents/{id}/restore", tag = "documents",
     params(("id" = String, Path, description = "Document id")),
     responses((status = 200, body = Document), (status = 404, body = ErrorBody)))]
-pub async fn restore(State(app): State<App>, Actor(who): Actor, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn restore(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let doc = app.store().restore_document(&who, &id).await?;
     Ok(tagged(doc.revision, doc))
 }

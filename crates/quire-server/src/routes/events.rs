@@ -49,9 +49,18 @@ pub async fn stream_events(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let last_event_id = match headers.get("last-event-id") {
-        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "Last-Event-ID must be an event id (an integer)")
-        })?),
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "Last-Event-ID must be an event id (an integer)",
+                    )
+                })?,
+        ),
         None => None,
     };
     let after = match last_event_id.or(p.after) {
@@ -60,10 +69,21 @@ pub async fn stream_events(
     };
     let filter = EventFilter {
         workspace_id: p.workspace,
-        names: p.names.map(|n| n.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()).unwrap_or_default(),
+        names: p
+            .names
+            .map(|n| {
+                n.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let keep_alive = KeepAlive::new().interval(app.config().sse_keep_alive);
-    Ok(Sse::new(event_stream(app, who, after, filter)).keep_alive(keep_alive).into_response())
+    Ok(Sse::new(event_stream(app, who, after, filter))
+        .keep_alive(keep_alive)
+        .into_response())
 }
 
 struct Tail {
@@ -79,7 +99,12 @@ struct Tail {
 /// Tails the outbox: drains what is there, then sleeps until a commit ticks the store's
 /// signal (or the poll interval passes, for writers the signal cannot reach) and reads again.
 /// Ends when the server shuts down.
-fn event_stream(app: App, who: Principal, after: i64, filter: EventFilter) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+fn event_stream(
+    app: App,
+    who: Principal,
+    after: i64,
+    filter: EventFilter,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let tail = Tail {
         signal: app.store().event_signal(),
         shutdown: app.shutdown_signal(),
@@ -99,7 +124,12 @@ fn event_stream(app: App, who: Principal, after: i64, filter: EventFilter) -> im
                 return None;
             }
             t.signal.mark_unchanged();
-            match t.app.store().events_after(&t.who, t.after, &t.filter, BATCH).await {
+            match t
+                .app
+                .store()
+                .events_after(&t.who, t.after, &t.filter, BATCH)
+                .await
+            {
                 Ok(events) if !events.is_empty() => {
                     t.buffer.extend(events);
                     continue;

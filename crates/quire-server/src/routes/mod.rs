@@ -15,7 +15,10 @@ use crate::extract::{Json, etag};
 /// A JSON object with its `ETag`.
 pub(crate) fn tagged<T: Serialize>(revision: i64, body: T) -> Response {
     let mut res = Json(body).into_response();
-    res.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag(revision)).expect("etag is ASCII"));
+    res.headers_mut().insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag(revision)).expect("etag is ASCII"),
+    );
     res
 }
 

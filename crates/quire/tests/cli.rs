@@ -1,0 +1,310 @@
+//! The `quire` binary as a user runs it: settings, serving, graceful stop, persistence,
+//! PostgreSQL by URL, and clear errors for bad settings.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_quire");
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(quire_core::new_id("quire-cli"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `quire serve`, its address, and its log lines as they arrive.
+struct Server {
+    child: Child,
+    addr: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("run quire");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            lines,
+        };
+        let line = server.wait_for("listening on http://");
+        let start = line.find("http://").unwrap() + 7;
+        server.addr = line[start..]
+            .split(|c: char| c.is_whitespace() || c == '"')
+            .next()
+            .unwrap()
+            .to_string();
+        server
+    }
+
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let mut err = String::new();
+                    self.child
+                        .stderr
+                        .take()
+                        .unwrap()
+                        .read_to_string(&mut err)
+                        .unwrap();
+                    panic!("quire never logged {needle:?}; stderr: {err}");
+                }
+            }
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        let body = body.unwrap_or("");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response[9..12].parse().unwrap();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or("");
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("quire did not stop within 10 s of SIGTERM");
+    }
+}
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn serve_help_documents_every_setting() {
+    let (ok, help, _) = run(&["serve", "--help"], &[]);
+    assert!(ok);
+    for (flag, env) in [
+        ("--config", "QUIRE_CONFIG"),
+        ("--addr", "QUIRE_ADDR"),
+        ("--data-dir", "QUIRE_DATA_DIR"),
+        ("--database-url", "QUIRE_DATABASE_URL"),
+        ("--log-format", "QUIRE_LOG_FORMAT"),
+        ("--log", "QUIRE_LOG"),
+        ("--max-body-bytes", "QUIRE_MAX_BODY_BYTES"),
+        ("--max-workspaces", "QUIRE_MAX_WORKSPACES"),
+        (
+            "--max-documents-per-workspace",
+            "QUIRE_MAX_DOCUMENTS_PER_WORKSPACE",
+        ),
+    ] {
+        assert!(
+            help.contains(flag) && help.contains(&format!("env: {env}")),
+            "{flag}/{env} missing from:\n{help}"
+        );
+    }
+    assert!(help.contains("[default: 127.0.0.1:7420]") && help.contains("[default: ./quire-data]"));
+}
+
+#[test]
+fn serves_on_sqlite_stops_gracefully_and_keeps_data() {
+    let dir = temp_dir();
+    let data = dir.join("data");
+    let data = data.to_str().unwrap();
+    let server = Server::start(&["--data-dir", data], &[]);
+    let (status, ready) = server.request("GET", "/readyz", None);
+    assert_eq!((status, ready["status"].as_str()), (200, Some("healthy")));
+    assert_eq!(ready["checks"]["database"]["kind"], "sqlite");
+    let (status, ws) = server.request("POST", "/api/v1/workspaces", Some(r#"{"name":"Kept"}"#));
+    assert_eq!(status, 201);
+    let (status, _) = server.request(
+        "POST",
+        "/api/v1/workspaces/kept/documents",
+        Some(r#"{"kind":"prd","title":"Saved"}"#),
+    );
+    assert_eq!(status, 201);
+    assert!(server.stop().success(), "SIGTERM is a clean exit");
+    assert!(Path::new(data).join("quire.db").exists());
+
+    let server = Server::start(&["--data-dir", data], &[]);
+    let (status, again) = server.request("GET", "/api/v1/workspaces/kept", None);
+    assert_eq!((status, &again["id"]), (200, &ws["id"]));
+    let (_, docs) = server.request("GET", "/api/v1/workspaces/kept/documents", None);
+    assert_eq!(docs["items"][0]["title"], "Saved");
+    server.stop();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn settings_come_from_file_environment_and_flags() {
+    let dir = temp_dir();
+    let file = dir.join("quire.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "data_dir = \"{}\"\nmax_body_bytes = 64\nlog_format = \"text\"\n",
+            dir.join("d").display()
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    // The file's 64-byte limit applies...
+    let server = Server::start(&["--config", file], &[("QUIRE_LOG_FORMAT", "json")]);
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(100));
+    assert_eq!(
+        server.request("POST", "/api/v1/workspaces", Some(&big)).0,
+        413
+    );
+    server.stop();
+    // ...the environment overrides the file, and a flag overrides the environment.
+    let mut server = Server::start(
+        &["--config", file, "--max-body-bytes", "4096"],
+        &[("QUIRE_MAX_BODY_BYTES", "32"), ("QUIRE_LOG_FORMAT", "json")],
+    );
+    assert_eq!(
+        server.request("POST", "/api/v1/workspaces", Some(&big)).0,
+        201
+    );
+    // QUIRE_LOG_FORMAT=json beat the file's text: request logs are JSON lines with a request id.
+    let line = server.wait_for("finished processing request");
+    let log: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+    assert!(
+        log["span"]["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36),
+        "{line}"
+    );
+    assert!(
+        dir.join("d").join("quire.db").exists(),
+        "data_dir came from the file"
+    );
+    server.stop();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_settings_fail_with_a_message_that_says_what_to_fix() {
+    let (ok, _, err) = run(&["serve", "--config", "/nonexistent/quire.toml"], &[]);
+    assert!(
+        !ok && err.contains("cannot read the settings file") && err.contains("--config"),
+        "{err}"
+    );
+    let (ok, _, err) = run(
+        &["migrate", "--database-url", "mysql://root@localhost/db"],
+        &[],
+    );
+    assert!(
+        !ok && err.contains("use sqlite://PATH or postgres://"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&["serve", "--addr", "not-an-address"], &[]);
+    assert!(!ok && err.contains("--addr"), "{err}");
+    // A taken port is named, with the setting that changes it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = temp_dir();
+    let (ok, _, err) = run(
+        &[
+            "serve",
+            "--addr",
+            &addr,
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        !ok && err.contains("cannot listen on") && err.contains("QUIRE_ADDR"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_on_postgresql_by_url() {
+    // A schema of its own, left empty: `quire migrate` must create the tables.
+    let url = quire_store::testing::empty_postgres_schema().await;
+    let store_url = url.clone();
+    let dir = temp_dir();
+    let (ok, _, err) = run(
+        &["migrate", "--data-dir", dir.to_str().unwrap()],
+        &[("QUIRE_DATABASE_URL", &url)],
+    );
+    assert!(ok, "{err}");
+    let server = tokio::task::spawn_blocking(move || {
+        let server = Server::start(
+            &["--data-dir", dir.to_str().unwrap()],
+            &[("QUIRE_DATABASE_URL", url.as_str())],
+        );
+        let ready = server.request("GET", "/readyz", None);
+        let created = server.request("POST", "/api/v1/workspaces", Some(r#"{"name":"Cluster"}"#));
+        server.stop();
+        std::fs::remove_dir_all(dir).unwrap();
+        (ready, created)
+    });
+    let ((status, ready), (created, ws)) = server.await.unwrap();
+    assert_eq!(
+        (status, ready["checks"]["database"]["kind"].as_str()),
+        (200, Some("postgres"))
+    );
+    assert_eq!(created, 201);
+    // The row is in PostgreSQL, where the store sees it.
+    let store = quire_store::connect(&store_url, Default::default())
+        .await
+        .unwrap();
+    let got = store
+        .get_workspace(&quire_core::Principal::Anonymous, "cluster", false)
+        .await
+        .unwrap();
+    assert_eq!(ws["id"], got.id.as_str());
+}
