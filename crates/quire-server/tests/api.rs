@@ -13,20 +13,7 @@ use quire_store::testing::{Backend, TestStore};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(quire_store::testing::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(quire_store::testing::Backend::Postgres).await } )*
-        }
-    };
-}
-
-both_backends!(
+quire_store::for_each_backend!(
     workspace_crud_with_etags,
     document_crud_with_etags,
     lists_page_filter_and_sort,

@@ -29,6 +29,22 @@ impl Drop for TestStore {
     }
 }
 
+/// Expands each named `async fn name(backend: Backend)` into two tests, `sqlite::name` and
+/// `postgres::name`, so one suite covers both backends.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::testing::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::testing::Backend::Postgres).await } )*
+        }
+    };
+}
+
 /// Which backend a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

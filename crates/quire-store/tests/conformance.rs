@@ -11,20 +11,7 @@ use quire_store::StoreOptions;
 use quire_store::testing::{Backend, TestStore};
 use serde_json::json;
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(quire_store::testing::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(quire_store::testing::Backend::Postgres).await } )*
-        }
-    };
-}
-
-conformance!(
+quire_store::for_each_backend!(
     workspace_lifecycle,
     workspace_slugs,
     document_lifecycle,
