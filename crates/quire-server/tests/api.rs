@@ -759,6 +759,7 @@ async fn readiness_reports_the_database(b: Backend) {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_include_process_figures() {
+    // The recorder is process-wide and other tests run beside this one: counts only grow.
     let api = Api::new(Backend::Sqlite).await;
     api.get("/api/v1/documents/doc_counted").await;
     api.get("/api/v1/documents/doc_counted").await;
@@ -780,6 +781,7 @@ async fn metrics_count_requests_by_route_and_include_process_figures() {
         .lines()
         .find(|l| {
             l.starts_with("http_requests_total{")
+                && l.contains("method=\"GET\"")
                 && l.contains("route=\"/api/v1/documents/{id}\"")
                 && l.contains("status=\"404\"")
         })

@@ -39,11 +39,13 @@ mod rows;
 mod sql;
 mod postgres;
 mod sqlite;
+mod tail;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use tail::EventTail;
 
 /// How a store is opened.
 #[derive(Debug, Clone)]
@@ -195,6 +197,11 @@ pub trait Store: Send + Sync + 'static {
     /// The id of the newest event, 0 when there is none.
     async fn last_event_id(&self) -> Result<i64>;
     /// Ticks whenever new events may have been committed, by this process or (on PostgreSQL)
-    /// another. A wake-up signal only: read with [`Store::events_after`].
+    /// another. A wake-up signal only: read with [`Store::events_after`], or use [`EventTail`].
     fn event_signal(&self) -> watch::Receiver<u64>;
+    /// The last event id a durable consumer (an indexer, a notifier) has processed; 0 if none.
+    async fn consumer_offset(&self, consumer: &str) -> Result<i64>;
+    /// Records that `consumer` has processed every event up to `position`. Offsets only move
+    /// forward: saving a smaller position than the stored one changes nothing.
+    async fn save_consumer_offset(&self, consumer: &str, position: i64) -> Result<()>;
 }

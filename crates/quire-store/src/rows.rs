@@ -33,9 +33,10 @@ pub(crate) struct WorkspaceRow {
     deleted_at: Option<i64>,
 }
 
-impl From<WorkspaceRow> for Workspace {
-    fn from(r: WorkspaceRow) -> Self {
-        Workspace {
+impl TryFrom<WorkspaceRow> for Workspace {
+    type Error = Error;
+    fn try_from(r: WorkspaceRow) -> Result<Self> {
+        Ok(Workspace {
             id: r.id,
             slug: r.slug,
             name: r.name,
@@ -46,7 +47,7 @@ impl From<WorkspaceRow> for Workspace {
             created_at: timestamp_from_ms(r.created_at),
             updated_at: timestamp_from_ms(r.updated_at),
             deleted_at: r.deleted_at.map(timestamp_from_ms),
-        }
+        })
     }
 }
 
@@ -111,6 +112,76 @@ impl TryFrom<EventRow> for Event {
             actor: r.actor,
             created_at: timestamp_from_ms(r.created_at),
         })
+    }
+}
+
+/// What the outbox needs to know of a changed object.
+pub(crate) trait Outboxed {
+    /// `workspace` or `document`, for messages.
+    const WHAT: &'static str;
+    /// The event name for `action` (`created`, `updated`, …) on this object.
+    fn event_name(&self, action: &str) -> String;
+    fn workspace_id(&self) -> &str;
+    fn document_id(&self) -> Option<&str>;
+    fn revision(&self) -> i64;
+    /// The event's `data`: the object after the change.
+    fn payload(&self) -> serde_json::Value;
+}
+
+impl Outboxed for Workspace {
+    const WHAT: &'static str = "workspace";
+    fn event_name(&self, action: &str) -> String {
+        format!("workspace.{action}")
+    }
+    fn workspace_id(&self) -> &str {
+        &self.id
+    }
+    fn document_id(&self) -> Option<&str> {
+        None
+    }
+    fn revision(&self) -> i64 {
+        self.revision
+    }
+    fn payload(&self) -> serde_json::Value {
+        serde_json::json!({ "workspace": self })
+    }
+}
+
+impl Outboxed for Document {
+    const WHAT: &'static str = "document";
+    fn event_name(&self, action: &str) -> String {
+        self.kind.event_name(action)
+    }
+    fn workspace_id(&self) -> &str {
+        &self.workspace_id
+    }
+    fn document_id(&self) -> Option<&str> {
+        Some(&self.id)
+    }
+    fn revision(&self) -> i64 {
+        self.revision
+    }
+    fn payload(&self) -> serde_json::Value {
+        serde_json::json!({ "document": self })
+    }
+}
+
+/// Why a conditional write matched no row, given the live object as it is now.
+pub(crate) fn write_failed<T: Outboxed>(
+    now: Result<Option<T>>,
+    key: &str,
+    if_match: Option<i64>,
+) -> Error {
+    match now {
+        Ok(Some(current)) => match if_match {
+            Some(expected) => Error::PreconditionFailed {
+                expected,
+                current: current.revision(),
+            },
+            None => Error::Conflict(format!("the {} changed during the update; retry", T::WHAT)),
+        },
+        Ok(None) => Error::not_found(T::WHAT, key),
+        Err(e) => e,
     }
 }
 

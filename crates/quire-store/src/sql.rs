@@ -50,23 +50,84 @@ macro_rules! push_keyset {
     }};
 }
 
+/// The condition that a document's workspace is live (not deleted).
+macro_rules! live_workspace {
+    () => {
+        "EXISTS (SELECT 1 FROM workspaces w WHERE w.id = documents.workspace_id AND w.deleted_at IS NULL)"
+    };
+}
+
+/// A listing request, as far as paging needs it.
+pub(crate) trait Paged {
+    fn sort(&self) -> &quire_core::Sort;
+    fn limit(&self) -> u32;
+}
+
+impl Paged for quire_core::WorkspaceQuery {
+    fn sort(&self) -> &quire_core::Sort {
+        &self.sort
+    }
+    fn limit(&self) -> u32 {
+        self.limit
+    }
+}
+
+impl Paged for quire_core::DocumentQuery {
+    fn sort(&self) -> &quire_core::Sort {
+        &self.sort
+    }
+    fn limit(&self) -> u32 {
+        self.limit
+    }
+}
+
 /// Cuts the extra row fetched by `push_keyset!` and makes the next cursor from the last row.
+/// `keys` gives a row's name, creation time, update time and id.
 pub(crate) fn into_page<T>(
     mut items: Vec<T>,
-    limit: u32,
-    sort: &quire_core::Sort,
-    key: impl Fn(&T) -> (serde_json::Value, String),
+    query: &impl Paged,
+    keys: impl Fn(
+        &T,
+    ) -> (
+        &String,
+        &time::OffsetDateTime,
+        &time::OffsetDateTime,
+        &String,
+    ),
 ) -> quire_core::Page<T> {
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
+    use quire_core::SortField;
+    let limit = query.limit() as usize;
+    let more = items.len() > limit;
+    items.truncate(limit);
     let next_cursor = match (more, items.last()) {
         (true, Some(last)) => {
-            let (key, id) = key(last);
-            Some(quire_core::Cursor { key, id }.encode(sort))
+            let (name, created, updated, id) = keys(last);
+            let key = match query.sort().field {
+                SortField::CreatedAt => serde_json::json!(ms_of(created)),
+                SortField::UpdatedAt => serde_json::json!(ms_of(updated)),
+                SortField::Name => serde_json::json!(name),
+            };
+            Some(
+                quire_core::Cursor {
+                    key,
+                    id: id.clone(),
+                }
+                .encode(query.sort()),
+            )
         }
         _ => None,
     };
     quire_core::Page { items, next_cursor }
+}
+
+/// Refuses a write whose `If-Match` revision is not the current one.
+pub(crate) fn check_revision(if_match: Option<i64>, current: i64) -> quire_core::Result<()> {
+    match if_match {
+        Some(expected) if expected != current => {
+            Err(quire_core::Error::PreconditionFailed { expected, current })
+        }
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn ms_of(t: &time::OffsetDateTime) -> i64 {
@@ -76,25 +137,29 @@ pub(crate) fn ms_of(t: &time::OffsetDateTime) -> i64 {
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
         impl $store {
-            /// Appends one event inside `tx`; the caller commits with [`Self::commit`].
-            async fn append_event(
+            /// Appends the event for `action` on `object` inside `tx`; the caller commits with
+            /// [`Self::commit`]. `changes` names the fields an update changed.
+            async fn append_event<T: $crate::rows::Outboxed>(
                 tx: &mut sqlx::Transaction<'static, $db>,
-                name: &str,
-                workspace_id: Option<&str>,
-                document_id: Option<&str>,
                 who: &quire_core::Principal,
-                data: serde_json::Value,
+                action: &str,
+                object: &T,
+                changes: Option<&[&str]>,
             ) -> quire_core::Result<i64> {
                 if let Some(lock) = Self::OUTBOX_LOCK {
                     sqlx::query(lock).execute(&mut **tx).await.map_err($crate::rows::db_err)?;
+                }
+                let mut data = object.payload();
+                if let Some(changes) = changes {
+                    data["changes"] = serde_json::json!(changes);
                 }
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO events (name, workspace_id, document_id, actor, data, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 )
-                .bind(name)
-                .bind(workspace_id)
-                .bind(document_id)
+                .bind(object.event_name(action))
+                .bind(object.workspace_id())
+                .bind(object.document_id())
                 .bind(who.actor())
                 .bind(data.to_string())
                 .bind(quire_core::now_ms())
@@ -113,6 +178,29 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// Runs a conditional `UPDATE … RETURNING` that changes one object and, when it
+            /// matched, appends its event and commits. `None` when no row matched.
+            async fn write_one<R, T>(
+                &self,
+                who: &quire_core::Principal,
+                action: &str,
+                changes: Option<&[&str]>,
+                query: sqlx::query::QueryAs<'_, $db, R, <$db as sqlx::Database>::Arguments>,
+            ) -> quire_core::Result<Option<T>>
+            where
+                R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+                T: TryFrom<R, Error = quire_core::Error> + $crate::rows::Outboxed,
+            {
+                let mut tx = self.begin_write().await?;
+                let Some(row) = query.fetch_optional(&mut *tx).await.map_err($crate::rows::db_err)? else {
+                    return Ok(None);
+                };
+                let object = T::try_from(row)?;
+                Self::append_event(&mut tx, who, action, &object, changes).await?;
+                self.commit(tx).await?;
+                Ok(Some(object))
+            }
+
             async fn fetch_workspace(&self, key: &str, deleted: Option<bool>) -> quire_core::Result<Option<quire_core::Workspace>> {
                 let sql = match deleted {
                     None => concat!("SELECT ", workspace_columns!(), " FROM workspaces WHERE (id = $1 OR slug = $1)"),
@@ -124,17 +212,14 @@ macro_rules! impl_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err($crate::rows::db_err)?;
-                Ok(row.map(Into::into))
+                row.map(TryInto::try_into).transpose()
             }
 
             async fn fetch_document(&self, id: &str, deleted: Option<bool>) -> quire_core::Result<Option<quire_core::Document>> {
                 let sql = match deleted {
-                    None => concat!("SELECT ", document_columns!(), " FROM documents WHERE id = $1 AND EXISTS \
-                        (SELECT 1 FROM workspaces w WHERE w.id = documents.workspace_id AND w.deleted_at IS NULL)"),
-                    Some(false) => concat!("SELECT ", document_columns!(), " FROM documents WHERE id = $1 AND deleted_at IS NULL AND EXISTS \
-                        (SELECT 1 FROM workspaces w WHERE w.id = documents.workspace_id AND w.deleted_at IS NULL)"),
-                    Some(true) => concat!("SELECT ", document_columns!(), " FROM documents WHERE id = $1 AND deleted_at IS NOT NULL AND EXISTS \
-                        (SELECT 1 FROM workspaces w WHERE w.id = documents.workspace_id AND w.deleted_at IS NULL)"),
+                    None => concat!("SELECT ", document_columns!(), " FROM documents WHERE id = $1 AND ", live_workspace!()),
+                    Some(false) => concat!("SELECT ", document_columns!(), " FROM documents WHERE id = $1 AND deleted_at IS NULL AND ", live_workspace!()),
+                    Some(true) => concat!("SELECT ", document_columns!(), " FROM documents WHERE id = $1 AND deleted_at IS NOT NULL AND ", live_workspace!()),
                 };
                 let row = sqlx::query_as::<_, $crate::rows::DocumentRow>(sql)
                     .bind(id)
@@ -142,30 +227,6 @@ macro_rules! impl_store {
                     .await
                     .map_err($crate::rows::db_err)?;
                 row.map(TryInto::try_into).transpose()
-            }
-
-            /// Why a conditional write on a live workspace matched no row.
-            async fn workspace_write_failed(&self, key: &str, if_match: Option<i64>) -> quire_core::Error {
-                match self.fetch_workspace(key, Some(false)).await {
-                    Ok(Some(ws)) => match if_match {
-                        Some(expected) => quire_core::Error::PreconditionFailed { expected, current: ws.revision },
-                        None => quire_core::Error::Conflict("the workspace changed during the update; retry".into()),
-                    },
-                    Ok(None) => quire_core::Error::not_found("workspace", key),
-                    Err(e) => e,
-                }
-            }
-
-            /// Why a conditional write on a live document matched no row.
-            async fn document_write_failed(&self, id: &str, if_match: Option<i64>) -> quire_core::Error {
-                match self.fetch_document(id, Some(false)).await {
-                    Ok(Some(doc)) => match if_match {
-                        Some(expected) => quire_core::Error::PreconditionFailed { expected, current: doc.revision },
-                        None => quire_core::Error::Conflict("the document changed during the update; retry".into()),
-                    },
-                    Ok(None) => quire_core::Error::not_found("document", id),
-                    Err(e) => e,
-                }
             }
         }
 
@@ -211,6 +272,7 @@ macro_rules! impl_store {
                     let slug = if attempt == 0 { base.clone() } else { format!("{base}-{}", &id[id.len() - 6..]) };
                     let now = quire_core::now_ms();
                     let mut tx = self.begin_write().await?;
+                    // Taken first here: it also makes the count below exact across processes.
                     if let Some(lock) = Self::OUTBOX_LOCK {
                         sqlx::query(lock).execute(&mut *tx).await.map_err($crate::rows::db_err)?;
                     }
@@ -238,15 +300,14 @@ macro_rules! impl_store {
                     .await
                     .map_err($crate::rows::db_err);
                     let ws: quire_core::Workspace = match inserted {
-                        Ok(row) => row.into(),
+                        Ok(row) => row.try_into()?,
                         Err(Error::Conflict(_)) if new.slug.is_some() => {
                             return Err(Error::Conflict(format!("the slug '{slug}' is taken; choose another")));
                         }
                         Err(Error::Conflict(_)) => continue,
                         Err(e) => return Err(e),
                     };
-                    let data = serde_json::json!({ "workspace": ws });
-                    Self::append_event(&mut tx, "workspace.created", Some(&ws.id), None, who, data).await?;
+                    Self::append_event(&mut tx, who, "created", &ws, None).await?;
                     self.commit(tx).await?;
                     return Ok(ws);
                 }
@@ -282,15 +343,8 @@ macro_rules! impl_store {
                 push_keyset!(qb, col, query.sort, &query.after, query.limit);
                 let rows: Vec<$crate::rows::WorkspaceRow> =
                     qb.build_query_as().fetch_all(&self.pool).await.map_err($crate::rows::db_err)?;
-                let items = rows.into_iter().map(Into::into).collect();
-                Ok($crate::sql::into_page(items, query.limit, &query.sort, |w: &quire_core::Workspace| {
-                    let key = match query.sort.field {
-                        SortField::CreatedAt => serde_json::json!($crate::sql::ms_of(&w.created_at)),
-                        SortField::UpdatedAt => serde_json::json!($crate::sql::ms_of(&w.updated_at)),
-                        SortField::Name => serde_json::json!(w.name),
-                    };
-                    (key, w.id.clone())
-                }))
+                let items = rows.into_iter().map(TryInto::try_into).collect::<quire_core::Result<Vec<_>>>()?;
+                Ok($crate::sql::into_page(items, query, |w: &quire_core::Workspace| (&w.name, &w.created_at, &w.updated_at, &w.id)))
             }
 
             async fn update_workspace(
@@ -302,22 +356,16 @@ macro_rules! impl_store {
             ) -> quire_core::Result<quire_core::Workspace> {
                 use quire_core::Error;
                 patch.validate(&self.limits)?;
-                // Optimistic: read, compute, write only if the revision is unchanged.
-                // Without If-Match a concurrent writer just makes us read again.
+                // Optimistic: read, compute, write only if the revision is unchanged. Without
+                // If-Match, losing a race to another writer just means reading again.
                 for _ in 0..$crate::sql::MAX_ATTEMPTS {
-                    let current = self.fetch_workspace(key, Some(false)).await?
-                        .ok_or_else(|| Error::not_found("workspace", key))?;
-                    if let Some(expected) = if_match
-                        && expected != current.revision
-                    {
-                        return Err(Error::PreconditionFailed { expected, current: current.revision });
-                    }
+                    let current = self.fetch_workspace(key, Some(false)).await?.ok_or_else(|| Error::not_found("workspace", key))?;
+                    $crate::sql::check_revision(if_match, current.revision)?;
                     let changed = patch.changed_fields(&current);
                     if changed.is_empty() {
                         return Ok(current);
                     }
-                    let mut tx = self.begin_write().await?;
-                    let updated = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(concat!(
+                    let query = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(concat!(
                         "UPDATE workspaces SET name = $1, slug = $2, description = $3, revision = revision + 1, \
                          updated_at = $4 WHERE id = $5 AND revision = $6 AND deleted_at IS NULL RETURNING ",
                         workspace_columns!()
@@ -327,31 +375,18 @@ macro_rules! impl_store {
                     .bind(patch.description.as_deref().unwrap_or(&current.description))
                     .bind(quire_core::now_ms())
                     .bind(&current.id)
-                    .bind(current.revision)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err($crate::rows::db_err);
-                    let ws: quire_core::Workspace = match updated {
-                        Ok(Some(row)) => row.into(),
+                    .bind(current.revision);
+                    match self.write_one(who, "updated", Some(&changed), query).await {
+                        Ok(Some(ws)) => return Ok(ws),
                         Ok(None) if if_match.is_none() => continue,
-                        Ok(None) => {
-                            drop(tx);
-                            return Err(self.workspace_write_failed(key, if_match).await);
-                        }
+                        Ok(None) => break,
                         Err(Error::Conflict(_)) => {
-                            return Err(Error::Conflict(format!(
-                                "the slug '{}' is taken; choose another",
-                                patch.slug.unwrap_or_default()
-                            )));
+                            return Err(Error::Conflict(format!("the slug '{}' is taken; choose another", patch.slug.unwrap_or_default())));
                         }
                         Err(e) => return Err(e),
-                    };
-                    let data = serde_json::json!({ "workspace": ws, "changes": changed });
-                    Self::append_event(&mut tx, "workspace.updated", Some(&ws.id), None, who, data).await?;
-                    self.commit(tx).await?;
-                    return Ok(ws);
+                    }
                 }
-                Err(self.workspace_write_failed(key, None).await)
+                Err($crate::rows::write_failed(self.fetch_workspace(key, Some(false)).await, key, if_match))
             }
 
             async fn delete_workspace(
@@ -360,28 +395,18 @@ macro_rules! impl_store {
                 key: &str,
                 if_match: Option<i64>,
             ) -> quire_core::Result<quire_core::Workspace> {
-                let now = quire_core::now_ms();
-                let mut tx = self.begin_write().await?;
-                let row = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(concat!(
+                let query = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(concat!(
                     "UPDATE workspaces SET deleted_at = $1, updated_at = $1, revision = revision + 1 \
                      WHERE (id = $2 OR slug = $2) AND deleted_at IS NULL AND ($3 IS NULL OR revision = $3) RETURNING ",
                     workspace_columns!()
                 ))
-                .bind(now)
+                .bind(quire_core::now_ms())
                 .bind(key)
-                .bind(if_match)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err($crate::rows::db_err)?;
-                let Some(row) = row else {
-                    drop(tx);
-                    return Err(self.workspace_write_failed(key, if_match).await);
-                };
-                let ws: quire_core::Workspace = row.into();
-                let data = serde_json::json!({ "workspace": ws });
-                Self::append_event(&mut tx, "workspace.deleted", Some(&ws.id), None, who, data).await?;
-                self.commit(tx).await?;
-                Ok(ws)
+                .bind(if_match);
+                match self.write_one(who, "deleted", None, query).await? {
+                    Some(ws) => Ok(ws),
+                    None => Err($crate::rows::write_failed(self.fetch_workspace(key, Some(false)).await, key, if_match)),
+                }
             }
 
             async fn restore_workspace(
@@ -389,27 +414,17 @@ macro_rules! impl_store {
                 who: &quire_core::Principal,
                 key: &str,
             ) -> quire_core::Result<quire_core::Workspace> {
-                let mut tx = self.begin_write().await?;
-                let row = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(concat!(
+                let query = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(concat!(
                     "UPDATE workspaces SET deleted_at = NULL, updated_at = $1, revision = revision + 1 \
                      WHERE (id = $2 OR slug = $2) AND deleted_at IS NOT NULL RETURNING ",
                     workspace_columns!()
                 ))
                 .bind(quire_core::now_ms())
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err($crate::rows::db_err)?;
-                let Some(row) = row else {
-                    drop(tx);
-                    return self.fetch_workspace(key, Some(false)).await?
-                        .ok_or_else(|| quire_core::Error::not_found("workspace", key));
-                };
-                let ws: quire_core::Workspace = row.into();
-                let data = serde_json::json!({ "workspace": ws });
-                Self::append_event(&mut tx, "workspace.restored", Some(&ws.id), None, who, data).await?;
-                self.commit(tx).await?;
-                Ok(ws)
+                .bind(key);
+                match self.write_one(who, "restored", None, query).await? {
+                    Some(ws) => Ok(ws),
+                    None => self.get_workspace(who, key, false).await,
+                }
             }
 
             async fn create_document(
@@ -459,8 +474,7 @@ macro_rules! impl_store {
                 .await
                 .map_err($crate::rows::db_err)?;
                 let doc: quire_core::Document = row.try_into()?;
-                let data = serde_json::json!({ "document": doc });
-                Self::append_event(&mut tx, &doc.kind.event_name("created"), Some(&ws_id), Some(&doc.id), who, data).await?;
+                Self::append_event(&mut tx, who, "created", &doc, None).await?;
                 self.commit(tx).await?;
                 Ok(doc)
             }
@@ -502,14 +516,7 @@ macro_rules! impl_store {
                 let rows: Vec<$crate::rows::DocumentRow> =
                     qb.build_query_as().fetch_all(&self.pool).await.map_err($crate::rows::db_err)?;
                 let items = rows.into_iter().map(TryInto::try_into).collect::<quire_core::Result<Vec<_>>>()?;
-                Ok($crate::sql::into_page(items, query.limit, &query.sort, |d: &quire_core::Document| {
-                    let key = match query.sort.field {
-                        SortField::CreatedAt => serde_json::json!($crate::sql::ms_of(&d.created_at)),
-                        SortField::UpdatedAt => serde_json::json!($crate::sql::ms_of(&d.updated_at)),
-                        SortField::Name => serde_json::json!(d.title),
-                    };
-                    (key, d.id.clone())
-                }))
+                Ok($crate::sql::into_page(items, query, |d: &quire_core::Document| (&d.title, &d.created_at, &d.updated_at, &d.id)))
             }
 
             async fn update_document(
@@ -522,45 +529,29 @@ macro_rules! impl_store {
                 use quire_core::Error;
                 patch.validate(&self.limits)?;
                 for _ in 0..$crate::sql::MAX_ATTEMPTS {
-                    let current = self.fetch_document(id, Some(false)).await?
-                        .ok_or_else(|| Error::not_found("document", id))?;
-                    if let Some(expected) = if_match
-                        && expected != current.revision
-                    {
-                        return Err(Error::PreconditionFailed { expected, current: current.revision });
-                    }
+                    let current = self.fetch_document(id, Some(false)).await?.ok_or_else(|| Error::not_found("document", id))?;
+                    $crate::sql::check_revision(if_match, current.revision)?;
                     let (title, metadata, changed) = patch.apply(&current, &self.limits)?;
                     if changed.is_empty() {
                         return Ok(current);
                     }
-                    let mut tx = self.begin_write().await?;
-                    let row = sqlx::query_as::<_, $crate::rows::DocumentRow>(concat!(
+                    let query = sqlx::query_as::<_, $crate::rows::DocumentRow>(concat!(
                         "UPDATE documents SET title = $1, metadata = $2, revision = revision + 1, updated_at = $3 \
                          WHERE id = $4 AND revision = $5 AND deleted_at IS NULL RETURNING ",
                         document_columns!()
                     ))
-                    .bind(title.trim())
+                    .bind(title.trim().to_string())
                     .bind(metadata.to_string())
                     .bind(quire_core::now_ms())
                     .bind(id)
-                    .bind(current.revision)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err($crate::rows::db_err)?;
-                    let doc: quire_core::Document = match row {
-                        Some(row) => row.try_into()?,
+                    .bind(current.revision);
+                    match self.write_one(who, "updated", Some(&changed), query).await? {
+                        Some(doc) => return Ok(doc),
                         None if if_match.is_none() => continue,
-                        None => {
-                            drop(tx);
-                            return Err(self.document_write_failed(id, if_match).await);
-                        }
-                    };
-                    let data = serde_json::json!({ "document": doc, "changes": changed });
-                    Self::append_event(&mut tx, &doc.kind.event_name("updated"), Some(&doc.workspace_id), Some(&doc.id), who, data).await?;
-                    self.commit(tx).await?;
-                    return Ok(doc);
+                        None => break,
+                    }
                 }
-                Err(self.document_write_failed(id, None).await)
+                Err($crate::rows::write_failed(self.fetch_document(id, Some(false)).await, id, if_match))
             }
 
             async fn delete_document(
@@ -569,29 +560,20 @@ macro_rules! impl_store {
                 id: &str,
                 if_match: Option<i64>,
             ) -> quire_core::Result<quire_core::Document> {
-                let now = quire_core::now_ms();
-                let mut tx = self.begin_write().await?;
-                let row = sqlx::query_as::<_, $crate::rows::DocumentRow>(concat!(
+                let query = sqlx::query_as::<_, $crate::rows::DocumentRow>(concat!(
                     "UPDATE documents SET deleted_at = $1, updated_at = $1, revision = revision + 1 \
-                     WHERE id = $2 AND deleted_at IS NULL AND ($3 IS NULL OR revision = $3) AND EXISTS \
-                     (SELECT 1 FROM workspaces w WHERE w.id = documents.workspace_id AND w.deleted_at IS NULL) RETURNING ",
+                     WHERE id = $2 AND deleted_at IS NULL AND ($3 IS NULL OR revision = $3) AND ",
+                    live_workspace!(),
+                    " RETURNING ",
                     document_columns!()
                 ))
-                .bind(now)
+                .bind(quire_core::now_ms())
                 .bind(id)
-                .bind(if_match)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err($crate::rows::db_err)?;
-                let Some(row) = row else {
-                    drop(tx);
-                    return Err(self.document_write_failed(id, if_match).await);
-                };
-                let doc: quire_core::Document = row.try_into()?;
-                let data = serde_json::json!({ "document": doc });
-                Self::append_event(&mut tx, &doc.kind.event_name("deleted"), Some(&doc.workspace_id), Some(&doc.id), who, data).await?;
-                self.commit(tx).await?;
-                Ok(doc)
+                .bind(if_match);
+                match self.write_one(who, "deleted", None, query).await? {
+                    Some(doc) => Ok(doc),
+                    None => Err($crate::rows::write_failed(self.fetch_document(id, Some(false)).await, id, if_match)),
+                }
             }
 
             async fn restore_document(
@@ -599,28 +581,19 @@ macro_rules! impl_store {
                 who: &quire_core::Principal,
                 id: &str,
             ) -> quire_core::Result<quire_core::Document> {
-                let mut tx = self.begin_write().await?;
-                let row = sqlx::query_as::<_, $crate::rows::DocumentRow>(concat!(
+                let query = sqlx::query_as::<_, $crate::rows::DocumentRow>(concat!(
                     "UPDATE documents SET deleted_at = NULL, updated_at = $1, revision = revision + 1 \
-                     WHERE id = $2 AND deleted_at IS NOT NULL AND EXISTS \
-                     (SELECT 1 FROM workspaces w WHERE w.id = documents.workspace_id AND w.deleted_at IS NULL) RETURNING ",
+                     WHERE id = $2 AND deleted_at IS NOT NULL AND ",
+                    live_workspace!(),
+                    " RETURNING ",
                     document_columns!()
                 ))
                 .bind(quire_core::now_ms())
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err($crate::rows::db_err)?;
-                let Some(row) = row else {
-                    drop(tx);
-                    return self.fetch_document(id, Some(false)).await?
-                        .ok_or_else(|| quire_core::Error::not_found("document", id));
-                };
-                let doc: quire_core::Document = row.try_into()?;
-                let data = serde_json::json!({ "document": doc });
-                Self::append_event(&mut tx, &doc.kind.event_name("restored"), Some(&doc.workspace_id), Some(&doc.id), who, data).await?;
-                self.commit(tx).await?;
-                Ok(doc)
+                .bind(id);
+                match self.write_one(who, "restored", None, query).await? {
+                    Some(doc) => Ok(doc),
+                    None => self.get_document(who, id, false).await,
+                }
             }
 
             async fn events_after(
@@ -643,8 +616,8 @@ macro_rules! impl_store {
                         }
                         match pattern.strip_suffix('*') {
                             Some(prefix) => {
-                                let like = $crate::sql::like_pattern(prefix);
                                 // like_pattern adds a leading %; a prefix match needs none.
+                                let like = $crate::sql::like_pattern(prefix);
                                 qb.push("name LIKE ").push_bind(like[1..].to_string()).push(" ESCAPE '\\'")
                             }
                             None => qb.push("name = ").push_bind(pattern.clone()),
@@ -668,6 +641,31 @@ macro_rules! impl_store {
 
             fn event_signal(&self) -> tokio::sync::watch::Receiver<u64> {
                 self.signal.subscribe()
+            }
+
+            async fn consumer_offset(&self, consumer: &str) -> quire_core::Result<i64> {
+                sqlx::query_scalar::<_, i64>("SELECT position FROM consumer_offsets WHERE consumer = $1")
+                    .bind(consumer)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map(Option::unwrap_or_default)
+                    .map_err($crate::rows::db_err)
+            }
+
+            async fn save_consumer_offset(&self, consumer: &str, position: i64) -> quire_core::Result<()> {
+                // Never moves backwards: a slow duplicate consumer cannot rewind a fast one.
+                sqlx::query(
+                    "INSERT INTO consumer_offsets (consumer, position, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at \
+                     WHERE consumer_offsets.position < excluded.position",
+                )
+                .bind(consumer)
+                .bind(position)
+                .bind(quire_core::now_ms())
+                .execute(&self.pool)
+                .await
+                .map_err($crate::rows::db_err)?;
+                Ok(())
             }
         }
     };

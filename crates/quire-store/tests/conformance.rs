@@ -24,6 +24,8 @@ quire_store::for_each_backend!(
     concurrent_updates_all_land,
     failed_writes_leave_no_event,
     migrations_are_idempotent,
+    a_tail_follows_the_outbox_live,
+    consumer_offsets_only_move_forward,
 );
 
 const ME: Principal = Principal::Anonymous;
@@ -876,4 +878,69 @@ async fn migrations_are_idempotent(b: Backend) {
     again.migrate().await.unwrap();
     assert_eq!(again.get_workspace(&ME, &w.id, false).await.unwrap(), w);
     assert_eq!(again.backend(), t.store.backend());
+}
+
+async fn a_tail_follows_the_outbox_live(b: Backend) {
+    let t = open(b).await;
+    let s = &t.store;
+    let w = s.create_workspace(&ME, ws("Tail")).await.unwrap();
+    let start = s.last_event_id().await.unwrap();
+    // Polling every minute: only the commit signal can deliver within the timeout below.
+    let poll = std::time::Duration::from_secs(60);
+    let filter = EventFilter {
+        workspace_id: None,
+        names: vec!["prd.*".into()],
+    };
+    let mut tail = quire_store::EventTail::new(s.clone(), ME, start, filter, poll);
+    let reader = tokio::spawn(async move {
+        let mut names = Vec::new();
+        for _ in 0..3 {
+            let event = tokio::time::timeout(std::time::Duration::from_secs(10), tail.next())
+                .await
+                .expect("woken by the commit");
+            names.push((event.id, event.name));
+        }
+        (names, tail.position())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let d = s
+        .create_document(&ME, &w.id, doc(DocumentKind::Prd, "One"))
+        .await
+        .unwrap();
+    s.create_document(
+        &ME,
+        &w.id,
+        doc(DocumentKind::Moodboard, "Skipped by the filter"),
+    )
+    .await
+    .unwrap();
+    s.update_document(
+        &ME,
+        &d.id,
+        DocumentPatch {
+            title: Some("Two".into()),
+            metadata: None,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    s.delete_document(&ME, &d.id, None).await.unwrap();
+    let (events, position) = reader.await.unwrap();
+    let names: Vec<_> = events.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, ["prd.created", "prd.updated", "prd.deleted"]);
+    assert_eq!(position, events[2].0);
+}
+
+async fn consumer_offsets_only_move_forward(b: Backend) {
+    let t = open(b).await;
+    let s = &t.store;
+    assert_eq!(s.consumer_offset("indexer").await.unwrap(), 0);
+    s.save_consumer_offset("indexer", 7).await.unwrap();
+    s.save_consumer_offset("notifier", 3).await.unwrap();
+    s.save_consumer_offset("indexer", 5).await.unwrap();
+    assert_eq!(s.consumer_offset("indexer").await.unwrap(), 7);
+    s.save_consumer_offset("indexer", 9).await.unwrap();
+    assert_eq!(s.consumer_offset("indexer").await.unwrap(), 9);
+    assert_eq!(s.consumer_offset("notifier").await.unwrap(), 3);
 }

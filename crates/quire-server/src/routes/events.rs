@@ -1,8 +1,6 @@
 //! `GET /api/v1/events`: the outbox as Server-Sent Events, live and resumable.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -10,15 +8,13 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use quire_core::{Event, EventFilter, Principal};
+use quire_store::EventTail;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::App;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Actor, Query};
-
-/// Events read from the store per round trip.
-const BATCH: u32 = 256;
 
 /// Query parameters of `GET /api/v1/events`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -86,63 +82,28 @@ pub async fn stream_events(
         .into_response())
 }
 
-struct Tail {
-    app: App,
-    who: Principal,
-    after: i64,
-    filter: EventFilter,
-    buffer: VecDeque<Event>,
-    signal: tokio::sync::watch::Receiver<u64>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-}
-
-/// Tails the outbox: drains what is there, then sleeps until a commit ticks the store's
-/// signal (or the poll interval passes, for writers the signal cannot reach) and reads again.
-/// Ends when the server shuts down.
+/// The outbox tail as an SSE body that ends when the server shuts down.
 fn event_stream(
     app: App,
     who: Principal,
     after: i64,
     filter: EventFilter,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    let tail = Tail {
-        signal: app.store().event_signal(),
-        shutdown: app.shutdown_signal(),
-        app,
+    let tail = EventTail::new(
+        app.store().clone(),
         who,
         after,
         filter,
-        buffer: VecDeque::new(),
-    };
-    stream::unfold(tail, |mut t| async move {
-        loop {
-            if let Some(event) = t.buffer.pop_front() {
-                t.after = event.id;
-                return Some((Ok(to_sse(&event)), t));
-            }
-            if *t.shutdown.borrow() {
-                return None;
-            }
-            t.signal.mark_unchanged();
-            match t
-                .app
-                .store()
-                .events_after(&t.who, t.after, &t.filter, BATCH)
-                .await
-            {
-                Ok(events) if !events.is_empty() => {
-                    t.buffer.extend(events);
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "reading the event outbox failed; retrying"),
-            }
-            let poll: Duration = t.app.config().events_poll_interval;
-            tokio::select! {
-                _ = t.signal.changed() => {}
-                _ = tokio::time::sleep(poll) => {}
-                _ = t.shutdown.changed() => return None,
-            }
+        app.config().events_poll_interval,
+    );
+    let shutdown = app.shutdown_signal();
+    stream::unfold((tail, shutdown), |(mut tail, mut shutdown)| async move {
+        if *shutdown.borrow() {
+            return None;
+        }
+        tokio::select! {
+            event = tail.next() => Some((Ok(to_sse(&event)), (tail, shutdown))),
+            _ = shutdown.changed() => None,
         }
     })
 }
