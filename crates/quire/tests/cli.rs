@@ -308,3 +308,66 @@ async fn runs_on_postgresql_by_url() {
         .unwrap();
     assert_eq!(ws["id"], got.id.as_str());
 }
+
+/// Two `quire serve` processes on one PostgreSQL database: a change made through one reaches
+/// an event stream opened on the other at once (by NOTIFY; polling is slowed to a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_state_and_events_through_postgresql() {
+    let url = quire_store::testing::empty_postgres_schema().await;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let dir = temp_dir();
+        let envs = [
+            ("QUIRE_DATABASE_URL", url.as_str()),
+            ("QUIRE_EVENTS_POLL_INTERVAL_MS", "60000"),
+        ];
+        let a = Server::start(&["--data-dir", dir.to_str().unwrap()], &envs);
+        let b = Server::start(&["--data-dir", dir.to_str().unwrap()], &envs);
+
+        let mut stream = TcpStream::connect(&b.addr).unwrap();
+        write!(
+            stream,
+            "GET /api/v1/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+            b.addr
+        )
+        .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+        // Let B's stream reach its idle wait before A writes.
+        std::thread::sleep(Duration::from_millis(300));
+
+        let sent = std::time::Instant::now();
+        let (status, ws) = a.request("POST", "/api/v1/workspaces", Some(r#"{"name":"Shared"}"#));
+        assert_eq!(status, 201);
+        let mut seen = None;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            if let Some(data) = line.trim_end().strip_prefix("data: ") {
+                seen = Some(serde_json::from_str::<Value>(data).unwrap());
+                break;
+            }
+        }
+        let latency = sent.elapsed();
+        let (status, on_b) = b.request("GET", "/api/v1/workspaces/shared", None);
+        a.stop();
+        b.stop();
+        std::fs::remove_dir_all(dir).unwrap();
+        (ws, seen, latency, status, on_b)
+    });
+    let (ws, seen, latency, status, on_b) = outcome.await.unwrap();
+    let event = seen.expect("B's stream delivered the event");
+    assert_eq!(event["name"], "workspace.created");
+    assert_eq!(event["workspace_id"], ws["id"]);
+    assert!(
+        latency < Duration::from_secs(5),
+        "delivered by NOTIFY, not by the minute-long poll: {latency:?}"
+    );
+    assert_eq!((status, &on_b["id"]), (200, &ws["id"]));
+}
