@@ -100,7 +100,12 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
+    fn stop(self) -> std::process::ExitStatus {
+        let mut this = self;
+        this.terminate()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -113,6 +118,14 @@ impl Server {
         }
         let _ = self.child.kill();
         panic!("quire did not stop within 10 s of SIGTERM");
+    }
+}
+
+/// A test that fails half-way must not leave its server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
