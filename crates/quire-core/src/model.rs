@@ -265,7 +265,7 @@ impl WorkspacePatch {
 
     pub fn changed_fields(&self, current: &Workspace) -> Vec<&'static str> {
         let mut changed = Vec::new();
-        if self.name.as_ref().is_some_and(|v| *v != current.name) {
+        if self.name.as_ref().is_some_and(|v| v.trim() != current.name) {
             changed.push("name");
         }
         if self.slug.as_ref().is_some_and(|v| *v != current.slug) {
@@ -317,9 +317,9 @@ impl DocumentPatch {
     ) -> Result<(String, Value, Vec<&'static str>)> {
         let mut changed = Vec::new();
         let title = match &self.title {
-            Some(t) if *t != current.title => {
+            Some(t) if t.trim() != current.title => {
                 changed.push("title");
-                t.clone()
+                t.trim().to_string()
             }
             _ => current.title.clone(),
         };
@@ -438,6 +438,27 @@ mod tests {
             description: None,
         };
         assert!(w.validate(&limits).is_ok());
+    }
+
+    #[test]
+    fn surrounding_spaces_are_not_a_change() {
+        let doc = Document {
+            id: "doc_1".into(),
+            workspace_id: "ws_1".into(),
+            kind: DocumentKind::Prd,
+            title: "Spec".into(),
+            metadata: json!({"a": 1}),
+            owner_id: None,
+            revision: 1,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+            deleted_at: None,
+        };
+        let patch = DocumentPatch { title: Some("  Spec ".into()), metadata: Some(json!({"a": 1})) };
+        let (title, _, changed) = patch.apply(&doc, &Limits::default()).unwrap();
+        assert_eq!((title.as_str(), changed.len()), ("Spec", 0));
+        let patch = DocumentPatch { title: Some(" Spec 2 ".into()), metadata: None };
+        assert_eq!(patch.apply(&doc, &Limits::default()).unwrap().2, ["title"]);
     }
 
     #[test]
