@@ -454,10 +454,16 @@ mod tests {
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
             deleted_at: None,
         };
-        let patch = DocumentPatch { title: Some("  Spec ".into()), metadata: Some(json!({"a": 1})) };
+        let patch = DocumentPatch {
+            title: Some("  Spec ".into()),
+            metadata: Some(json!({"a": 1})),
+        };
         let (title, _, changed) = patch.apply(&doc, &Limits::default()).unwrap();
         assert_eq!((title.as_str(), changed.len()), ("Spec", 0));
-        let patch = DocumentPatch { title: Some(" Spec 2 ".into()), metadata: None };
+        let patch = DocumentPatch {
+            title: Some(" Spec 2 ".into()),
+            metadata: None,
+        };
         assert_eq!(patch.apply(&doc, &Limits::default()).unwrap().2, ["title"]);
     }
 

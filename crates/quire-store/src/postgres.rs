@@ -61,6 +61,10 @@ impl PgStore {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(db_err)
     }
+
+    async fn close_pools(&self) {
+        self.pool.close().await;
+    }
 }
 
 /// Ticks `signal` on every notification; reconnects with backoff until the store is dropped.

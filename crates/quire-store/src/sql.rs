@@ -6,8 +6,9 @@
 //! PostgreSQL both read. A backend type supplies:
 //!
 //! * fields `pool`, `limits` and `signal` (a `watch::Sender<u64>` ticked after each commit);
-//! * `async fn begin_write(&self)`: a transaction that may write (SQLite takes the write lock
-//!   up front with `BEGIN IMMEDIATE`, so no transaction has to upgrade a read lock);
+//! * `async fn begin_write(&self)`: a transaction that may write (SQLite's come from its one
+//!   writer connection and take the write lock up front with `BEGIN IMMEDIATE`);
+//! * `async fn close_pools(&self)`;
 //! * `const OUTBOX_LOCK` / `const OUTBOX_NOTIFY`: statements run around each event insert
 //!   (PostgreSQL serialises event inserts so ids commit in order, and wakes other nodes).
 
@@ -249,7 +250,7 @@ macro_rules! impl_store {
             }
 
             async fn close(&self) {
-                self.pool.close().await;
+                self.close_pools().await;
             }
 
             fn limits(&self) -> &quire_core::Limits {

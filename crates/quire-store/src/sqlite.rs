@@ -11,10 +11,13 @@ use tokio::sync::watch;
 use crate::StoreOptions;
 use crate::rows::db_err;
 
-/// The [`Store`](crate::Store) on SQLite: WAL journal, `synchronous=FULL`, foreign keys on,
-/// writers serialised by `BEGIN IMMEDIATE` with a busy timeout.
+/// The [`Store`](crate::Store) on SQLite: WAL journal, `synchronous=FULL`, foreign keys on.
+/// Reads share a pool; writes go through one dedicated connection, so writers queue fairly
+/// in the pool instead of sleeping in SQLite's busy handler (which makes tail latency
+/// under concurrent writes a hundred times worse).
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
     limits: Limits,
     signal: watch::Sender<u64>,
 }
@@ -46,29 +49,41 @@ impl SqliteStore {
                 ))
             })?;
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(connect)
+        let open = |max: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(connect.clone())
+        };
+        let unavailable = |e: sqlx::Error| {
+            Error::Unavailable(format!(
+                "cannot open the SQLite database {}: {e}",
+                path.display()
+            ))
+        };
+        let pool = open(options.max_connections.max(1))
             .await
-            .map_err(|e| {
-                Error::Unavailable(format!(
-                    "cannot open the SQLite database {}: {e}",
-                    path.display()
-                ))
-            })?;
+            .map_err(unavailable)?;
+        let writer = open(1).await.map_err(unavailable)?;
         Ok(SqliteStore {
             pool,
+            writer,
             limits: options.limits,
             signal: watch::channel(0).0,
         })
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
-        self.pool
+        // IMMEDIATE: the write lock is taken up front, never upgraded from a read lock.
+        self.writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_err)
+    }
+
+    async fn close_pools(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
     }
 }
 
