@@ -29,6 +29,6 @@ pub use model::{
     Document, DocumentKind, DocumentPatch, NewDocument, NewWorkspace, Workspace, WorkspacePatch,
     merge_patch,
 };
-pub use page::{Cursor, DocumentQuery, Page, Sort, SortField, WorkspaceQuery};
+pub use page::{Cursor, DocumentQuery, Page, PageRequest, Sort, SortField, WorkspaceQuery};
 pub use principal::Principal;
 pub use time_ms::{Timestamp, now_ms, timestamp_from_ms};

@@ -139,14 +139,41 @@ fn page_size(limit: Option<u32>, limits: &Limits) -> Result<u32> {
     }
 }
 
+/// Which page of a listing: its order, its size and where it starts. Every listing has one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRequest {
+    pub sort: Sort,
+    pub limit: u32,
+    /// Start after this position; `None` is the first page.
+    pub after: Option<Cursor>,
+}
+
+impl PageRequest {
+    /// Validates the raw parameters; `name_word` is what the listing calls its name column.
+    pub fn parse(
+        sort: Option<&str>,
+        default_sort: &str,
+        name_word: &str,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+        limits: &Limits,
+    ) -> Result<Self> {
+        let sort = Sort::parse(sort.unwrap_or(default_sort), name_word)?;
+        let after = cursor.map(|c| Cursor::decode(c, &sort)).transpose()?;
+        Ok(PageRequest {
+            sort,
+            limit: page_size(limit, limits)?,
+            after,
+        })
+    }
+}
+
 /// A validated request for a page of workspaces.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkspaceQuery {
     /// Case-insensitive substring of the name.
     pub q: Option<String>,
-    pub sort: Sort,
-    pub limit: u32,
-    pub after: Option<Cursor>,
+    pub page: PageRequest,
     /// List deleted workspaces (the trash) instead of live ones.
     pub deleted: bool,
 }
@@ -160,13 +187,10 @@ impl WorkspaceQuery {
         deleted: bool,
         limits: &Limits,
     ) -> Result<Self> {
-        let sort = Sort::parse(sort.unwrap_or("name"), "name")?;
-        let after = cursor.map(|c| Cursor::decode(c, &sort)).transpose()?;
+        let page = PageRequest::parse(sort, "name", "name", limit, cursor, limits)?;
         Ok(WorkspaceQuery {
             q: non_empty(q),
-            sort,
-            limit: page_size(limit, limits)?,
-            after,
+            page,
             deleted,
         })
     }
@@ -178,9 +202,7 @@ pub struct DocumentQuery {
     pub kind: Option<DocumentKind>,
     /// Case-insensitive substring of the title.
     pub q: Option<String>,
-    pub sort: Sort,
-    pub limit: u32,
-    pub after: Option<Cursor>,
+    pub page: PageRequest,
     /// List deleted documents (the trash) instead of live ones.
     pub deleted: bool,
 }
@@ -197,14 +219,11 @@ impl DocumentQuery {
         limits: &Limits,
     ) -> Result<Self> {
         let kind = kind.map(str::parse).transpose()?;
-        let sort = Sort::parse(sort.unwrap_or("-updated_at"), "title")?;
-        let after = cursor.map(|c| Cursor::decode(c, &sort)).transpose()?;
+        let page = PageRequest::parse(sort, "-updated_at", "title", limit, cursor, limits)?;
         Ok(DocumentQuery {
             kind,
             q: non_empty(q),
-            sort,
-            limit: page_size(limit, limits)?,
-            after,
+            page,
             deleted,
         })
     }
@@ -261,7 +280,10 @@ mod tests {
             &limits,
         )
         .unwrap();
-        assert_eq!((q.kind, q.q, q.limit), (Some(DocumentKind::Prd), None, 50));
+        assert_eq!(
+            (q.kind, q.q, q.page.limit),
+            (Some(DocumentKind::Prd), None, 50)
+        );
         assert!(DocumentQuery::new(Some("wiki"), None, None, None, None, false, &limits).is_err());
     }
 }

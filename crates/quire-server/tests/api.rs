@@ -475,56 +475,72 @@ async fn bad_input_gets_a_json_error_with_the_right_status(b: Backend) {
         "payload_too_large",
     );
 
-    assert_error(
-        &api.get("/api/v1/documents/doc_missing").await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
-    assert_error(
-        &api.get("/api/v1/workspaces/nowhere/documents").await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
-    assert_error(
-        &api.get("/api/v1/nothing-here").await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
-    assert_error(
-        &api.call(Method::PUT, "/api/v1/workspaces", None, &[]).await,
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-    );
-    assert_error(
-        &api.get(&format!("{docs}?limit=lots")).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_query",
-    );
-    assert_error(
-        &api.get(&format!("{docs}?colour=red")).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_query",
-    );
-    assert_error(
-        &api.get(&format!("{docs}?limit=0")).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_request",
-    );
-    assert_error(
-        &api.get(&format!("{docs}?limit=201")).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_request",
-    );
-    assert_error(
-        &api.get(&format!("{docs}?sort=colour")).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_request",
-    );
-    assert_error(
-        &api.get(&format!("{docs}?cursor=garbage")).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_cursor",
-    );
+    // Unknown objects and routes, and malformed query parameters.
+    let cases = [
+        (
+            Method::GET,
+            "/api/v1/documents/doc_missing".to_string(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/api/v1/workspaces/nowhere/documents".to_string(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/api/v1/nothing-here".to_string(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/workspaces".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Method::GET,
+            format!("{docs}?limit=lots"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            Method::GET,
+            format!("{docs}?colour=red"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            Method::GET,
+            format!("{docs}?limit=0"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{docs}?limit=201"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{docs}?sort=colour"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{docs}?cursor=garbage"),
+            StatusCode::BAD_REQUEST,
+            "invalid_cursor",
+        ),
+    ];
+    for (method, uri, status, code) in cases {
+        assert_error(&api.call(method, &uri, None, &[]).await, status, code);
+    }
     let bad_resume = api
         .call(
             Method::GET,

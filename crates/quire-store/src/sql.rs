@@ -31,11 +31,16 @@ pub(crate) const MAX_ATTEMPTS: usize = 32;
 
 /// Appends `AND (col, id) > (key, id)` (or `<`), `ORDER BY` and `LIMIT n + 1` to a listing.
 macro_rules! push_keyset {
-    ($qb:expr, $col:expr, $sort:expr, $after:expr, $limit:expr) => {{
-        let dir = if $sort.descending { " DESC" } else { " ASC" };
-        if let Some(c) = $after {
+    ($qb:expr, $col:expr, $page:expr) => {{
+        let page: &quire_core::PageRequest = $page;
+        let dir = if page.sort.descending {
+            " DESC"
+        } else {
+            " ASC"
+        };
+        if let Some(c) = &page.after {
             $qb.push(" AND (").push($col).push(", id) ");
-            $qb.push(if $sort.descending { "< (" } else { "> (" });
+            $qb.push(if page.sort.descending { "< (" } else { "> (" });
             match &c.key {
                 serde_json::Value::String(s) => $qb.push_bind(s.clone()),
                 other => $qb.push_bind(other.as_i64().unwrap_or_default()),
@@ -47,7 +52,7 @@ macro_rules! push_keyset {
             .push(dir)
             .push(", id")
             .push(dir);
-        $qb.push(" LIMIT ").push_bind(i64::from($limit) + 1);
+        $qb.push(" LIMIT ").push_bind(i64::from(page.limit) + 1);
     }};
 }
 
@@ -58,35 +63,11 @@ macro_rules! live_workspace {
     };
 }
 
-/// A listing request, as far as paging needs it.
-pub(crate) trait Paged {
-    fn sort(&self) -> &quire_core::Sort;
-    fn limit(&self) -> u32;
-}
-
-impl Paged for quire_core::WorkspaceQuery {
-    fn sort(&self) -> &quire_core::Sort {
-        &self.sort
-    }
-    fn limit(&self) -> u32 {
-        self.limit
-    }
-}
-
-impl Paged for quire_core::DocumentQuery {
-    fn sort(&self) -> &quire_core::Sort {
-        &self.sort
-    }
-    fn limit(&self) -> u32 {
-        self.limit
-    }
-}
-
 /// Cuts the extra row fetched by `push_keyset!` and makes the next cursor from the last row.
 /// `keys` gives a row's name, creation time, update time and id.
 pub(crate) fn into_page<T>(
     mut items: Vec<T>,
-    query: &impl Paged,
+    page: &quire_core::PageRequest,
     keys: impl Fn(
         &T,
     ) -> (
@@ -97,13 +78,13 @@ pub(crate) fn into_page<T>(
     ),
 ) -> quire_core::Page<T> {
     use quire_core::SortField;
-    let limit = query.limit() as usize;
+    let limit = page.limit as usize;
     let more = items.len() > limit;
     items.truncate(limit);
     let next_cursor = match (more, items.last()) {
         (true, Some(last)) => {
             let (name, created, updated, id) = keys(last);
-            let key = match query.sort().field {
+            let key = match page.sort.field {
                 SortField::CreatedAt => serde_json::json!(ms_of(created)),
                 SortField::UpdatedAt => serde_json::json!(ms_of(updated)),
                 SortField::Name => serde_json::json!(name),
@@ -113,7 +94,7 @@ pub(crate) fn into_page<T>(
                     key,
                     id: id.clone(),
                 }
-                .encode(query.sort()),
+                .encode(&page.sort),
             )
         }
         _ => None,
@@ -336,16 +317,16 @@ macro_rules! impl_store {
                 if let Some(q) = &query.q {
                     qb.push(" AND lower(name) LIKE lower(").push_bind($crate::sql::like_pattern(q)).push(") ESCAPE '\\'");
                 }
-                let col = match query.sort.field {
+                let col = match query.page.sort.field {
                     SortField::CreatedAt => "created_at",
                     SortField::UpdatedAt => "updated_at",
                     SortField::Name => "name",
                 };
-                push_keyset!(qb, col, query.sort, &query.after, query.limit);
+                push_keyset!(qb, col, &query.page);
                 let rows: Vec<$crate::rows::WorkspaceRow> =
                     qb.build_query_as().fetch_all(&self.pool).await.map_err($crate::rows::db_err)?;
                 let items = rows.into_iter().map(TryInto::try_into).collect::<quire_core::Result<Vec<_>>>()?;
-                Ok($crate::sql::into_page(items, query, |w: &quire_core::Workspace| (&w.name, &w.created_at, &w.updated_at, &w.id)))
+                Ok($crate::sql::into_page(items, &query.page, |w: &quire_core::Workspace| (&w.name, &w.created_at, &w.updated_at, &w.id)))
             }
 
             async fn update_workspace(
@@ -508,16 +489,16 @@ macro_rules! impl_store {
                 if let Some(q) = &query.q {
                     qb.push(" AND lower(title) LIKE lower(").push_bind($crate::sql::like_pattern(q)).push(") ESCAPE '\\'");
                 }
-                let col = match query.sort.field {
+                let col = match query.page.sort.field {
                     SortField::CreatedAt => "created_at",
                     SortField::UpdatedAt => "updated_at",
                     SortField::Name => "title",
                 };
-                push_keyset!(qb, col, query.sort, &query.after, query.limit);
+                push_keyset!(qb, col, &query.page);
                 let rows: Vec<$crate::rows::DocumentRow> =
                     qb.build_query_as().fetch_all(&self.pool).await.map_err($crate::rows::db_err)?;
                 let items = rows.into_iter().map(TryInto::try_into).collect::<quire_core::Result<Vec<_>>>()?;
-                Ok($crate::sql::into_page(items, query, |d: &quire_core::Document| (&d.title, &d.created_at, &d.updated_at, &d.id)))
+                Ok($crate::sql::into_page(items, &query.page, |d: &quire_core::Document| (&d.title, &d.created_at, &d.updated_at, &d.id)))
             }
 
             async fn update_document(
