@@ -31,7 +31,7 @@ pub struct StreamEvents {
 }
 
 /// Stream events as Server-Sent Events: `id` is the event id, `event` its name
-/// (`prd.created`, …), `data` the [`Event`] as JSON. Reconnect with `Last-Event-ID` to
+/// (`prd.created`, …), `data` the Event as JSON. Reconnect with `Last-Event-ID` to
 /// resume exactly after the last event received.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(StreamEvents,
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")),
