@@ -7,9 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quire_core::{
-    DocumentKind, DocumentQuery, EventFilter, Limits, NewDocument, NewWorkspace, Principal,
-};
+use quire_core::{DocumentKind, DocumentQuery, EventFilter, Limits, NewDocument, NewWorkspace, Principal};
 use quire_store::testing::Backend;
 use quire_store::{Store, StoreOptions};
 
@@ -30,9 +28,7 @@ impl Figure {
     fn percentile(&self, p: f64) -> Duration {
         let mut l = self.latencies.clone();
         l.sort();
-        l.get(((l.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or_default()
+        l.get(((l.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
     }
 }
 
@@ -48,36 +44,14 @@ where
         f(i).await;
         latencies.push(t.elapsed());
     }
-    Figure {
-        name,
-        ops,
-        elapsed: start.elapsed(),
-        latencies,
-    }
+    Figure { name, ops, elapsed: start.elapsed(), latencies }
 }
 
 async fn run(backend: Backend, n: usize) -> Vec<Figure> {
-    let limits = Limits {
-        max_documents_per_workspace: 10_000_000,
-        ..Limits::default()
-    };
-    let t = backend
-        .open(StoreOptions {
-            limits,
-            max_connections: 16,
-        })
-        .await;
+    let limits = Limits { max_documents_per_workspace: 10_000_000, ..Limits::default() };
+    let t = backend.open(StoreOptions { limits, max_connections: 16 }).await;
     let s: Arc<dyn Store> = t.store.clone();
-    let ws = s
-        .create_workspace(
-            &ME,
-            NewWorkspace {
-                name: "Bench".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let ws = s.create_workspace(&ME, NewWorkspace { name: "Bench".into(), ..Default::default() }).await.unwrap();
     let new = |i: usize| NewDocument {
         kind: DocumentKind::Prd,
         title: format!("Document {i:06}"),
@@ -94,12 +68,7 @@ async fn run(backend: Backend, n: usize) -> Vec<Figure> {
             ids.push(s.create_document(&ME, &ws.id, new(i)).await.unwrap().id);
             latencies.push(t.elapsed());
         }
-        Figure {
-            name: "create (1 writer)",
-            ops: n,
-            elapsed: start.elapsed(),
-            latencies,
-        }
+        Figure { name: "create (1 writer)", ops: n, elapsed: start.elapsed(), latencies }
     };
     figures.push(created);
 
@@ -129,19 +98,12 @@ async fn run(backend: Backend, n: usize) -> Vec<Figure> {
     for task in tasks {
         latencies.extend(task.await.unwrap());
     }
-    figures.push(Figure {
-        name: "create (8 writers)",
-        ops: n,
-        elapsed: start.elapsed(),
-        latencies,
-    });
+    figures.push(Figure { name: "create (8 writers)", ops: n, elapsed: start.elapsed(), latencies });
 
     if backend == Backend::Postgres {
         // As autovacuum would soon: without statistics for the freshly filled table the
         // planner sorts instead of walking the index backwards.
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&t.url)
-            .await
-            .unwrap();
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&t.url).await.unwrap();
         sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
     }
     figures.push(
@@ -157,10 +119,7 @@ async fn run(backend: Backend, n: usize) -> Vec<Figure> {
         timed("update title", n, |i| {
             let (s, id) = (s.clone(), ids[(i * 104_729) % ids.len()].clone());
             async move {
-                let patch = quire_core::DocumentPatch {
-                    title: Some(format!("Renamed {i}")),
-                    metadata: None,
-                };
+                let patch = quire_core::DocumentPatch { title: Some(format!("Renamed {i}")), metadata: None };
                 s.update_document(&ME, &id, patch, None).await.unwrap();
             }
         })
@@ -171,12 +130,8 @@ async fn run(backend: Backend, n: usize) -> Vec<Figure> {
         timed("list first page (50)", pages, |_| {
             let (s, ws) = (s.clone(), ws.id.clone());
             async move {
-                let q = DocumentQuery::new(None, None, None, None, None, false, &Limits::default())
-                    .unwrap();
-                assert_eq!(
-                    s.list_documents(&ME, &ws, &q).await.unwrap().items.len(),
-                    50
-                );
+                let q = DocumentQuery::new(None, None, None, None, None, false, &Limits::default()).unwrap();
+                assert_eq!(s.list_documents(&ME, &ws, &q).await.unwrap().items.len(), 50);
             }
         })
         .await,
@@ -187,16 +142,8 @@ async fn run(backend: Backend, n: usize) -> Vec<Figure> {
     let start = Instant::now();
     loop {
         let t = Instant::now();
-        let q = DocumentQuery::new(
-            None,
-            None,
-            Some("title"),
-            Some(50),
-            cursor.as_deref(),
-            false,
-            &Limits::default(),
-        )
-        .unwrap();
+        let q = DocumentQuery::new(None, None, Some("title"), Some(50), cursor.as_deref(), false, &Limits::default())
+            .unwrap();
         let page = s.list_documents(&ME, &ws.id, &q).await.unwrap();
         latencies.push(t.elapsed());
         match page.next_cursor {
@@ -204,20 +151,13 @@ async fn run(backend: Backend, n: usize) -> Vec<Figure> {
             None => break,
         }
     }
-    figures.push(Figure {
-        name: "walk all pages by title",
-        ops: latencies.len(),
-        elapsed: start.elapsed(),
-        latencies,
-    });
+    figures.push(Figure { name: "walk all pages by title", ops: latencies.len(), elapsed: start.elapsed(), latencies });
     figures.push(
         timed("read 256 events", pages, |i| {
             let s = s.clone();
             async move {
                 let after = ((i * 256) % (n * 2)) as i64;
-                s.events_after(&ME, after, &EventFilter::default(), 256)
-                    .await
-                    .unwrap();
+                s.events_after(&ME, after, &EventFilter::default(), 256).await.unwrap();
             }
         })
         .await,
@@ -229,9 +169,7 @@ fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
         })
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
@@ -239,14 +177,8 @@ fn peak_rss_mib() -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(2000);
-    println!(
-        "Quire store benchmark: {n} documents per backend (release build: {})",
-        !cfg!(debug_assertions)
-    );
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
+    println!("Quire store benchmark: {n} documents per backend (release build: {})", !cfg!(debug_assertions));
     let sqlite = run(Backend::Sqlite, n).await;
     let postgres = run(Backend::Postgres, n).await;
     println!(

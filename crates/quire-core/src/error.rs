@@ -10,6 +10,15 @@ pub enum Error {
     /// The object does not exist, or the principal may not know that it exists.
     #[error("{what} '{id}' was not found")]
     NotFound { what: &'static str, id: String },
+    /// No valid credentials were presented (or they expired or were revoked).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The principal may see the object but not do this to it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many attempts; retry after this many seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
     /// A field failed validation; `field` names it so clients can point at it.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
@@ -35,16 +44,10 @@ pub enum Error {
 
 impl Error {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
+        Error::Invalid { field: field.into(), message: message.into() }
     }
 
     pub fn not_found(what: &'static str, id: impl Into<String>) -> Self {
-        Error::NotFound {
-            what,
-            id: id.into(),
-        }
+        Error::NotFound { what, id: id.into() }
     }
 }

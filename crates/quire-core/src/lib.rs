@@ -20,15 +20,16 @@ mod model;
 mod page;
 mod principal;
 mod time_ms;
+mod user;
 
 pub use error::{Error, Result};
 pub use event::{Event, EventFilter};
 pub use id::new_id;
 pub use limits::Limits;
 pub use model::{
-    Document, DocumentKind, DocumentPatch, NewDocument, NewWorkspace, Workspace, WorkspacePatch,
-    merge_patch,
+    Document, DocumentKind, DocumentPatch, NewDocument, NewWorkspace, Workspace, WorkspacePatch, merge_patch,
 };
 pub use page::{Cursor, DocumentQuery, Page, PageRequest, Sort, SortField, WorkspaceQuery};
-pub use principal::Principal;
+pub use principal::{Principal, Role};
 pub use time_ms::{Timestamp, now_ms, timestamp_from_ms};
+pub use user::{ApiKey, Invitation, Member, NewUser, Share, User, check_password, normalize_email};

@@ -19,11 +19,7 @@ pub enum DocumentKind {
 }
 
 impl DocumentKind {
-    pub const ALL: [DocumentKind; 3] = [
-        DocumentKind::Prd,
-        DocumentKind::Moodboard,
-        DocumentKind::BoardConfig,
-    ];
+    pub const ALL: [DocumentKind; 3] = [DocumentKind::Prd, DocumentKind::Moodboard, DocumentKind::BoardConfig];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -42,15 +38,9 @@ impl DocumentKind {
 impl std::str::FromStr for DocumentKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        DocumentKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "kind",
-                    format!("unknown kind '{s}'; expected prd, moodboard or board-config"),
-                )
-            })
+        DocumentKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            Error::invalid("kind", format!("unknown kind '{s}'; expected prd, moodboard or board-config"))
+        })
     }
 }
 
@@ -155,10 +145,7 @@ pub struct DocumentPatch {
 fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
     let n = value.chars().count();
     if n > max {
-        return Err(Error::invalid(
-            field,
-            format!("is {n} characters long; the limit is {max}"),
-        ));
+        return Err(Error::invalid(field, format!("is {n} characters long; the limit is {max}")));
     }
     Ok(())
 }
@@ -175,9 +162,7 @@ fn check_slug(slug: &str) -> Result<()> {
         && slug.len() <= 64
         && !slug.starts_with('-')
         && !slug.ends_with('-')
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !ok {
         return Err(Error::invalid(
             "slug",
@@ -204,27 +189,18 @@ pub fn slugify(name: &str) -> String {
         }
     }
     let trimmed = out.trim_end_matches('-');
-    if trimmed.is_empty() {
-        "workspace".to_string()
-    } else {
-        trimmed.to_string()
-    }
+    if trimmed.is_empty() { "workspace".to_string() } else { trimmed.to_string() }
 }
 
 fn check_metadata(value: &Value, limits: &Limits) -> Result<()> {
     if !value.is_object() {
         return Err(Error::invalid("metadata", "must be a JSON object"));
     }
-    let size = serde_json::to_vec(value)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > limits.max_metadata_bytes {
         return Err(Error::invalid(
             "metadata",
-            format!(
-                "is {size} bytes of JSON; the limit is {}",
-                limits.max_metadata_bytes
-            ),
+            format!("is {size} bytes of JSON; the limit is {}", limits.max_metadata_bytes),
         ));
     }
     Ok(())
@@ -271,11 +247,7 @@ impl WorkspacePatch {
         if self.slug.as_ref().is_some_and(|v| *v != current.slug) {
             changed.push("slug");
         }
-        if self
-            .description
-            .as_ref()
-            .is_some_and(|v| *v != current.description)
-        {
+        if self.description.as_ref().is_some_and(|v| *v != current.description) {
             changed.push("description");
         }
         changed
@@ -300,21 +272,14 @@ impl DocumentPatch {
         if let Some(m) = &self.metadata
             && !m.is_object()
         {
-            return Err(Error::invalid(
-                "metadata",
-                "must be a JSON object (a merge patch)",
-            ));
+            return Err(Error::invalid("metadata", "must be a JSON object (a merge patch)"));
         }
         Ok(())
     }
 
     /// The title and metadata after applying this patch to `current`, with the names of the
     /// fields that actually changed. The merged metadata is checked against `limits`.
-    pub fn apply(
-        &self,
-        current: &Document,
-        limits: &Limits,
-    ) -> Result<(String, Value, Vec<&'static str>)> {
+    pub fn apply(&self, current: &Document, limits: &Limits) -> Result<(String, Value, Vec<&'static str>)> {
         let mut changed = Vec::new();
         let title = match &self.title {
             Some(t) if t.trim() != current.title => {
@@ -348,9 +313,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     if !target.is_object() {
         *target = Value::Object(Map::new());
     }
-    let Value::Object(map) = target else {
-        unreachable!("target was made an object above")
-    };
+    let Value::Object(map) = target else { unreachable!("target was made an object above") };
     for (key, value) in patch {
         if value.is_null() {
             map.remove(key);
@@ -371,24 +334,12 @@ mod tests {
             (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
             (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
             (json!({"a":"b"}), json!({"a":null}), json!({})),
-            (
-                json!({"a":"b","b":"c"}),
-                json!({"a":null}),
-                json!({"b":"c"}),
-            ),
+            (json!({"a":"b","b":"c"}), json!({"a":null}), json!({"b":"c"})),
             (json!({"a":["b"]}), json!({"a":"c"}), json!({"a":"c"})),
-            (
-                json!({"a":{"b":"c"}}),
-                json!({"a":{"b":"d","c":null}}),
-                json!({"a":{"b":"d"}}),
-            ),
+            (json!({"a":{"b":"c"}}), json!({"a":{"b":"d","c":null}}), json!({"a":{"b":"d"}})),
             (json!({"e":null}), json!({"a":1}), json!({"e":null,"a":1})),
             (json!([1, 2]), json!({"a":"b","c":null}), json!({"a":"b"})),
-            (
-                json!({}),
-                json!({"a":{"bb":{"ccc":null}}}),
-                json!({"a":{"bb":{}}}),
-            ),
+            (json!({}), json!({"a":{"bb":{"ccc":null}}}), json!({"a":{"bb":{}}})),
         ];
         for (mut target, patch, want) in cases {
             merge_patch(&mut target, &patch);
@@ -402,41 +353,19 @@ mod tests {
             assert_eq!(kind.as_str().parse::<DocumentKind>().unwrap(), kind);
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }
-        assert!(matches!(
-            "wiki".parse::<DocumentKind>(),
-            Err(Error::Invalid { .. })
-        ));
+        assert!(matches!("wiki".parse::<DocumentKind>(), Err(Error::Invalid { .. })));
     }
 
     #[test]
     fn slugs_are_derived_and_checked() {
-        assert_eq!(
-            slugify("  Product Team: Q3 / Roadmap "),
-            "product-team-q3-roadmap"
-        );
+        assert_eq!(slugify("  Product Team: Q3 / Roadmap "), "product-team-q3-roadmap");
         assert_eq!(slugify("日本"), "workspace");
         let limits = Limits::default();
-        for bad in [
-            "",
-            "Upper",
-            "-lead",
-            "trail-",
-            "has space",
-            "ws_01abc",
-            "a_b",
-        ] {
-            let w = NewWorkspace {
-                name: "x".into(),
-                slug: Some(bad.into()),
-                description: None,
-            };
+        for bad in ["", "Upper", "-lead", "trail-", "has space", "ws_01abc", "a_b"] {
+            let w = NewWorkspace { name: "x".into(), slug: Some(bad.into()), description: None };
             assert!(w.validate(&limits).is_err(), "slug {bad:?} accepted");
         }
-        let w = NewWorkspace {
-            name: "x".into(),
-            slug: Some("team-7".into()),
-            description: None,
-        };
+        let w = NewWorkspace { name: "x".into(), slug: Some("team-7".into()), description: None };
         assert!(w.validate(&limits).is_ok());
     }
 
@@ -454,39 +383,21 @@ mod tests {
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
             deleted_at: None,
         };
-        let patch = DocumentPatch {
-            title: Some("  Spec ".into()),
-            metadata: Some(json!({"a": 1})),
-        };
+        let patch = DocumentPatch { title: Some("  Spec ".into()), metadata: Some(json!({"a": 1})) };
         let (title, _, changed) = patch.apply(&doc, &Limits::default()).unwrap();
         assert_eq!((title.as_str(), changed.len()), ("Spec", 0));
-        let patch = DocumentPatch {
-            title: Some(" Spec 2 ".into()),
-            metadata: None,
-        };
+        let patch = DocumentPatch { title: Some(" Spec 2 ".into()), metadata: None };
         assert_eq!(patch.apply(&doc, &Limits::default()).unwrap().2, ["title"]);
     }
 
     #[test]
     fn validation_enforces_limits() {
-        let limits = Limits {
-            max_title_chars: 5,
-            max_metadata_bytes: 10,
-            ..Limits::default()
-        };
-        let doc = |title: &str, metadata| NewDocument {
-            kind: DocumentKind::Prd,
-            title: title.into(),
-            metadata,
-        };
+        let limits = Limits { max_title_chars: 5, max_metadata_bytes: 10, ..Limits::default() };
+        let doc = |title: &str, metadata| NewDocument { kind: DocumentKind::Prd, title: title.into(), metadata };
         assert!(doc("12345", None).validate(&limits).is_ok());
         assert!(doc("éééééé", None).validate(&limits).is_err());
         assert!(doc("   ", None).validate(&limits).is_err());
         assert!(doc("a", Some(json!([1]))).validate(&limits).is_err());
-        assert!(
-            doc("a", Some(json!({"k":"0123456789"})))
-                .validate(&limits)
-                .is_err()
-        );
+        assert!(doc("a", Some(json!({"k":"0123456789"}))).validate(&limits).is_err());
     }
 }

@@ -62,11 +62,7 @@ impl Sort {
             SortField::UpdatedAt => "updated_at",
             SortField::Name => "name",
         };
-        if self.descending {
-            format!("-{f}")
-        } else {
-            f.to_string()
-        }
+        if self.descending { format!("-{f}") } else { f.to_string() }
     }
 }
 
@@ -89,41 +85,27 @@ struct CursorWire {
 impl Cursor {
     /// An opaque token for this position under `sort`.
     pub fn encode(&self, sort: &Sort) -> String {
-        let wire = CursorWire {
-            s: sort.label(),
-            k: self.key.clone(),
-            i: self.id.clone(),
-        };
+        let wire = CursorWire { s: sort.label(), k: self.key.clone(), i: self.id.clone() };
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).expect("cursor serialises"))
     }
 
     /// Reads a token made by [`Cursor::encode`] for the same `sort`.
     pub fn decode(token: &str, sort: &Sort) -> Result<Cursor> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| Error::BadCursor("not a cursor returned by this API".into()))?;
-        let wire: CursorWire = serde_json::from_slice(&bytes)
-            .map_err(|_| Error::BadCursor("not a cursor returned by this API".into()))?;
+        let bytes =
+            URL_SAFE_NO_PAD.decode(token).map_err(|_| Error::BadCursor("not a cursor returned by this API".into()))?;
+        let wire: CursorWire =
+            serde_json::from_slice(&bytes).map_err(|_| Error::BadCursor("not a cursor returned by this API".into()))?;
         if wire.s != sort.label() {
-            return Err(Error::BadCursor(format!(
-                "the cursor belongs to sort '{}', not '{}'",
-                wire.s,
-                sort.label()
-            )));
+            return Err(Error::BadCursor(format!("the cursor belongs to sort '{}', not '{}'", wire.s, sort.label())));
         }
         let key_ok = match sort.field {
             SortField::Name => wire.k.is_string(),
             _ => wire.k.is_i64(),
         };
         if !key_ok {
-            return Err(Error::BadCursor(
-                "the cursor's key does not match its sort".into(),
-            ));
+            return Err(Error::BadCursor("the cursor's key does not match its sort".into()));
         }
-        Ok(Cursor {
-            key: wire.k,
-            id: wire.i,
-        })
+        Ok(Cursor { key: wire.k, id: wire.i })
     }
 }
 
@@ -131,10 +113,9 @@ fn page_size(limit: Option<u32>, limits: &Limits) -> Result<u32> {
     match limit {
         None => Ok(limits.default_page_size),
         Some(0) => Err(Error::invalid("limit", "must be at least 1")),
-        Some(n) if n > limits.max_page_size => Err(Error::invalid(
-            "limit",
-            format!("is {n}; the largest page is {}", limits.max_page_size),
-        )),
+        Some(n) if n > limits.max_page_size => {
+            Err(Error::invalid("limit", format!("is {n}; the largest page is {}", limits.max_page_size)))
+        }
         Some(n) => Ok(n),
     }
 }
@@ -160,11 +141,7 @@ impl PageRequest {
     ) -> Result<Self> {
         let sort = Sort::parse(sort.unwrap_or(default_sort), name_word)?;
         let after = cursor.map(|c| Cursor::decode(c, &sort)).transpose()?;
-        Ok(PageRequest {
-            sort,
-            limit: page_size(limit, limits)?,
-            after,
-        })
+        Ok(PageRequest { sort, limit: page_size(limit, limits)?, after })
     }
 }
 
@@ -188,11 +165,7 @@ impl WorkspaceQuery {
         limits: &Limits,
     ) -> Result<Self> {
         let page = PageRequest::parse(sort, "name", "name", limit, cursor, limits)?;
-        Ok(WorkspaceQuery {
-            q: non_empty(q),
-            page,
-            deleted,
-        })
+        Ok(WorkspaceQuery { q: non_empty(q), page, deleted })
     }
 }
 
@@ -220,12 +193,7 @@ impl DocumentQuery {
     ) -> Result<Self> {
         let kind = kind.map(str::parse).transpose()?;
         let page = PageRequest::parse(sort, "-updated_at", "title", limit, cursor, limits)?;
-        Ok(DocumentQuery {
-            kind,
-            q: non_empty(q),
-            page,
-            deleted,
-        })
+        Ok(DocumentQuery { kind, q: non_empty(q), page, deleted })
     }
 }
 
@@ -241,25 +209,13 @@ mod tests {
     #[test]
     fn cursor_round_trips_and_is_bound_to_its_sort() {
         let sort = Sort::parse("-updated_at", "title").unwrap();
-        let c = Cursor {
-            key: json!(1700000000000i64),
-            id: "doc_x".into(),
-        };
+        let c = Cursor { key: json!(1700000000000i64), id: "doc_x".into() };
         let token = c.encode(&sort);
         assert_eq!(Cursor::decode(&token, &sort).unwrap(), c);
         let other = Sort::parse("updated_at", "title").unwrap();
-        assert!(matches!(
-            Cursor::decode(&token, &other),
-            Err(Error::BadCursor(_))
-        ));
-        assert!(matches!(
-            Cursor::decode("!!", &sort),
-            Err(Error::BadCursor(_))
-        ));
-        assert!(matches!(
-            Cursor::decode("e30", &sort),
-            Err(Error::BadCursor(_))
-        ));
+        assert!(matches!(Cursor::decode(&token, &other), Err(Error::BadCursor(_))));
+        assert!(matches!(Cursor::decode("!!", &sort), Err(Error::BadCursor(_))));
+        assert!(matches!(Cursor::decode("e30", &sort), Err(Error::BadCursor(_))));
     }
 
     #[test]
@@ -270,20 +226,8 @@ mod tests {
         assert!(Sort::parse("owner", "title").is_err());
         assert!(DocumentQuery::new(None, None, None, Some(0), None, false, &limits).is_err());
         assert!(DocumentQuery::new(None, None, None, Some(201), None, false, &limits).is_err());
-        let q = DocumentQuery::new(
-            Some("prd"),
-            Some("  ".into()),
-            None,
-            None,
-            None,
-            false,
-            &limits,
-        )
-        .unwrap();
-        assert_eq!(
-            (q.kind, q.q, q.page.limit),
-            (Some(DocumentKind::Prd), None, 50)
-        );
+        let q = DocumentQuery::new(Some("prd"), Some("  ".into()), None, None, None, false, &limits).unwrap();
+        assert_eq!((q.kind, q.q, q.page.limit), (Some(DocumentKind::Prd), None, 50));
         assert!(DocumentQuery::new(Some("wiki"), None, None, None, None, false, &limits).is_err());
     }
 }

@@ -11,6 +11,5 @@ pub fn now_ms() -> i64 {
 
 /// The timestamp for a stored millisecond value.
 pub fn timestamp_from_ms(ms: i64) -> Timestamp {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }

@@ -36,14 +36,12 @@ impl<T: Serialize> IntoResponse for Json<T> {
 fn json_rejection(r: JsonRejection) -> ApiError {
     let status = r.status();
     let (code, message) = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
-            "the request body is larger than the server's limit (max_body_bytes)".to_string(),
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "unsupported_media_type",
-            "send the body as JSON with 'Content-Type: application/json'".to_string(),
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "the request body is larger than the server's limit (max_body_bytes)".to_string())
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "send the body as JSON with 'Content-Type: application/json'".to_string())
+        }
         StatusCode::UNPROCESSABLE_ENTITY => ("invalid_request", r.body_text()),
         _ => ("invalid_json", r.body_text()),
     };
@@ -68,17 +66,33 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
-            .map_err(|r: QueryRejection| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
-            })
+            .map_err(|r: QueryRejection| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text()))
     }
 }
 
-/// The principal acting for this request, put in the request's extensions by the
-/// authentication layer.
+/// The authenticated principal acting for this request (put in the request's extensions by
+/// the authentication middleware); anonymous callers get 401 with `WWW-Authenticate`.
 pub struct Actor(pub Principal);
 
 impl<S: Send + Sync> FromRequestParts<S> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match MaybeActor::from_request_parts(parts, state).await?.0 {
+            Principal::Anonymous => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "sign in: send 'Authorization: Bearer <access token or API key>'",
+            )),
+            who => Ok(Actor(who)),
+        }
+    }
+}
+
+/// The principal acting for this request, anonymous included (for the sign-in routes).
+pub struct MaybeActor(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeActor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
@@ -86,15 +100,36 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
             .extensions
             .get::<Principal>()
             .cloned()
-            .map(Actor)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "no principal on the request",
-                )
-            })
+            .map(MaybeActor)
+            .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no principal on the request"))
     }
+}
+
+/// Where the request came from: the peer address and the user agent.
+pub struct Client(pub quire_auth::ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip =
+            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+        let user_agent =
+            parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
+        Ok(Client(quire_auth::ClientInfo { ip, user_agent }))
+    }
+}
+
+/// The value of cookie `name` in `headers`.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 /// The ETag of an object at `revision`.
@@ -127,7 +162,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
             ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "precondition_failed",
-                format!("If-Match {value} names no revision of this object; use the ETag of your last read, e.g. \"r3\""),
+                format!(
+                    "If-Match {value} names no revision of this object; use the ETag of your last read, e.g. \"r3\""
+                ),
             )
         })
     }
@@ -138,14 +175,21 @@ pub fn not_modified(headers: &HeaderMap, revision: i64) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == "*" || parse_etag(t) == Some(revision))
-        })
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || parse_etag(t) == Some(revision)))
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut h = axum::http::HeaderMap::new();
+        h.append(axum::http::header::COOKIE, "a=1; quire_access=tok.en; b=2".parse().unwrap());
+        h.append(axum::http::header::COOKIE, "quire_csrf=xyz".parse().unwrap());
+        assert_eq!(super::cookie(&h, "quire_access"), Some("tok.en"));
+        assert_eq!(super::cookie(&h, "quire_csrf"), Some("xyz"));
+        assert_eq!(super::cookie(&h, "quire"), None);
+    }
+
     #[test]
     fn etags_round_trip() {
         assert_eq!(super::parse_etag(&super::etag(42)), Some(42));

@@ -11,7 +11,7 @@
 //! use quire_server::{App, ServerConfig};
 //! let store = quire_store::connect("sqlite://quire-data/quire.db", Default::default()).await?;
 //! store.migrate().await?;
-//! let app = App::new(store, ServerConfig::default());
+//! let app = App::new(store, ServerConfig::default(), Default::default()).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:7420").await.unwrap();
 //! quire_server::serve(listener, app, std::future::pending()).await.unwrap();
 //! # Ok(()) }
@@ -22,14 +22,17 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use quire_auth::{Auth, AuthConfig};
 use quire_core::Principal;
 use quire_store::Store;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -53,6 +56,10 @@ pub struct ServerConfig {
     pub events_poll_interval: Duration,
     /// Interval of SSE keep-alive comments.
     pub sse_keep_alive: Duration,
+    /// Mark session cookies `Secure` (serve over HTTPS, or behind a TLS proxy, when on).
+    pub cookie_secure: bool,
+    /// Origins allowed to call the API from a browser (CORS); empty allows none.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +68,8 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             events_poll_interval: Duration::from_secs(2),
             sse_keep_alive: Duration::from_secs(15),
+            cookie_secure: false,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -71,21 +80,27 @@ pub struct App(Arc<AppInner>);
 
 struct AppInner {
     store: Arc<dyn Store>,
+    auth: Arc<Auth>,
     config: ServerConfig,
     shutdown: watch::Sender<bool>,
 }
 
 impl App {
-    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> App {
-        App(Arc::new(AppInner {
-            store,
-            config,
-            shutdown: watch::channel(false).0,
-        }))
+    /// The application over `store`, with the identity service started on it (which follows
+    /// session revocations until shutdown).
+    pub async fn new(store: Arc<dyn Store>, config: ServerConfig, auth: AuthConfig) -> quire_core::Result<App> {
+        let auth = Auth::new(store.clone(), auth).await?;
+        let app = App(Arc::new(AppInner { store, auth, config, shutdown: watch::channel(false).0 }));
+        app.0.auth.follow_revocations(app.shutdown_signal(), app.0.config.events_poll_interval);
+        Ok(app)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.0.store
+    }
+
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.0.auth
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -111,7 +126,9 @@ impl App {
         license(name = "AGPL-3.0-or-later")
     ),
     tags(
+        (name = "auth", description = "Accounts, sessions and tokens"),
         (name = "workspaces", description = "Workspaces hold documents and members"),
+        (name = "access", description = "Members, invitations, API keys and document shares"),
         (name = "documents", description = "PRDs, moodboards and board configurations"),
         (name = "events", description = "The event outbox as a live, resumable stream"),
         (name = "operations", description = "Health, readiness and metrics")
@@ -121,24 +138,32 @@ struct ApiDoc;
 
 /// The router and the OpenAPI document it is described by, built from the same list.
 fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
-    use routes::{documents, events, ops, workspaces};
+    use routes::{access, auth, documents, events, ops, workspaces};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::signup))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::list_users))
+        .routes(routes!(auth::revoke_sessions))
+        .routes(routes!(access::list_members))
+        .routes(routes!(access::set_member, access::remove_member))
+        .routes(routes!(access::list_invitations, access::create_invitation))
+        .routes(routes!(access::revoke_invitation))
+        .routes(routes!(access::accept_invitation))
+        .routes(routes!(access::list_api_keys, access::create_api_key))
+        .routes(routes!(access::revoke_api_key))
+        .routes(routes!(access::list_shares, access::put_share))
+        .routes(routes!(access::remove_share))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .routes(routes!(workspaces::list, workspaces::create))
-        .routes(routes!(
-            workspaces::get,
-            workspaces::update,
-            workspaces::delete
-        ))
+        .routes(routes!(workspaces::get, workspaces::update, workspaces::delete))
         .routes(routes!(workspaces::restore))
         .routes(routes!(documents::list, documents::create))
-        .routes(routes!(
-            documents::get,
-            documents::update,
-            documents::delete
-        ))
+        .routes(routes!(documents::get, documents::update, documents::delete))
         .routes(routes!(documents::restore))
         .routes(routes!(events::stream_events))
         .split_for_parts()
@@ -159,34 +184,108 @@ pub fn router(app: App) -> Router {
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", doc))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(authenticate))
+        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .layer(DefaultBodyLimit::max(app.config().max_body_bytes))
         .layer(middleware::from_fn(metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request failed unexpectedly; the server log has the details").into_response()
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the request failed unexpectedly; the server log has the details",
+            )
+            .into_response()
         }))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
-        }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(cors(&app.config().cors_origins))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .with_state(app)
 }
 
-/// Puts the acting principal on the request. Every caller is anonymous until accounts and
-/// tokens arrive; handlers and queries already take the principal from here.
-async fn authenticate(mut req: Request, next: Next) -> Response {
-    req.extensions_mut().insert(Principal::Anonymous);
+/// CORS for the configured origins, with credentials (cookies) allowed; none configured
+/// means browsers on other origins get no access.
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("x-csrf-token"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([header::ETAG, header::LOCATION, HeaderName::from_static("x-request-id")])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Puts the acting principal on the request: from `Authorization: Bearer` (an access token
+/// or an API key), else from the session cookie (state-changing requests must then echo the
+/// CSRF cookie in `X-CSRF-Token`), else anonymous. A bad bearer credential is a 401 at once;
+/// a bad cookie just leaves the caller anonymous (so that signing in again works).
+async fn authenticate(axum::extract::State(app): axum::extract::State<App>, mut req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let principal = if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let Some(token) =
+            value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        else {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "use 'Authorization: Bearer <access token or API key>'",
+            )
+            .into_response();
+        };
+        match app.auth().authenticate(token.trim()).await {
+            Ok(p) => p,
+            Err(quire_core::Error::Unauthenticated(m)) => {
+                return ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", m).into_response();
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    } else if let Some(token) = extract::cookie(headers, routes::auth::ACCESS_COOKIE) {
+        match app.auth().authenticate(token).await {
+            Ok(p) => {
+                if !req.method().is_safe() && !routes::auth::csrf_ok(req.headers()) {
+                    return ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "csrf_failed",
+                        "send the quire_csrf cookie's value in the X-CSRF-Token header",
+                    )
+                    .into_response();
+                }
+                p
+            }
+            Err(_) => Principal::Anonymous,
+        }
+    } else {
+        Principal::Anonymous
+    };
+    req.extensions_mut().insert(principal);
     next.run(req).await
 }
 
 async fn no_route(req: Request) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route for {} {}", req.method(), req.uri().path()),
-    )
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {} {}", req.method(), req.uri().path()))
 }
 
 async fn method_not_allowed(req: Request) -> ApiError {
@@ -205,7 +304,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = router(app.clone());
-    axum::serve(listener, router)
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.await;
             app.begin_shutdown();

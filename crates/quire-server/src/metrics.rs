@@ -11,9 +11,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const DURATION: &str = "http_request_duration_seconds";
 const REQUESTS: &str = "http_requests_total";
-const BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 struct Registry {
     handle: PrometheusHandle,
@@ -29,14 +27,9 @@ fn registry() -> &'static Registry {
             .build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
-            tracing::warn!(
-                "a metrics recorder was already installed; /metrics shows only what reaches Quire's"
-            );
+            tracing::warn!("a metrics recorder was already installed; /metrics shows only what reaches Quire's");
         }
-        metrics::describe_counter!(
-            REQUESTS,
-            "HTTP requests served, by method, matched route and status"
-        );
+        metrics::describe_counter!(REQUESTS, "HTTP requests served, by method, matched route and status");
         metrics::describe_histogram!(
             DURATION,
             metrics::Unit::Seconds,
@@ -66,16 +59,9 @@ pub fn render() -> String {
 pub async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(req).await;
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", response.status().as_u16().to_string()),
-    ];
+    let labels = [("method", method), ("route", route), ("status", response.status().as_u16().to_string())];
     metrics::counter!(REQUESTS, &labels).increment(1);
     metrics::histogram!(DURATION, &labels).record(started.elapsed().as_secs_f64());
     response

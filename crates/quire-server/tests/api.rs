@@ -2,14 +2,16 @@
 
 use std::time::Duration;
 
-use axum::Router;
+mod common;
+
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
+use common::{Api, assert_error, etag};
 use http_body_util::BodyExt;
 use quire_core::Limits;
-use quire_server::{App, ServerConfig};
+use quire_server::ServerConfig;
 use quire_store::StoreOptions;
-use quire_store::testing::{Backend, TestStore};
+use quire_store::testing::Backend;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -23,205 +25,52 @@ quire_store::for_each_backend!(
     readiness_reports_the_database,
 );
 
-struct Api {
-    router: Router,
-    app: App,
-    _store: TestStore,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Api {
-    async fn new(b: Backend) -> Api {
-        Api::with(b, StoreOptions::default(), ServerConfig::default()).await
-    }
-
-    async fn with(b: Backend, options: StoreOptions, config: ServerConfig) -> Api {
-        let t = b.open(options).await;
-        let app = App::new(t.store.clone(), config);
-        Api {
-            router: quire_server::router(app.clone()),
-            app,
-            _store: t,
-        }
-    }
-
-    async fn raw(&self, req: Request<Body>) -> Reply {
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Reply {
-        let mut req = Request::builder().method(method).uri(uri);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = match body {
-            Some(b) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        };
-        self.raw(req.unwrap()).await
-    }
-
-    async fn get(&self, uri: &str) -> Reply {
-        self.call(Method::GET, uri, None, &[]).await
-    }
-
-    async fn post(&self, uri: &str, body: Value) -> Reply {
-        self.call(Method::POST, uri, Some(body), &[]).await
-    }
-}
-
-fn assert_error(r: &Reply, status: StatusCode, code: &str) {
-    assert_eq!(r.status, status, "body: {}", r.body);
-    assert_eq!(r.body["error"]["code"], code, "body: {}", r.body);
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "body: {}",
-        r.body
-    );
-    assert_eq!(r.headers[header::CONTENT_TYPE], "application/json");
-}
-
-fn etag(r: &Reply) -> String {
-    r.headers[header::ETAG].to_str().unwrap().to_string()
-}
-
 async fn workspace_crud_with_etags(b: Backend) {
     let api = Api::new(b).await;
-    let created = api
-        .post(
-            "/api/v1/workspaces",
-            json!({"name": "Product", "description": "PRDs"}),
-        )
-        .await;
+    let created = api.post("/api/v1/workspaces", json!({"name": "Product", "description": "PRDs"})).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let id = created.body["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        created.headers[header::LOCATION],
-        format!("/api/v1/workspaces/{id}").as_str()
-    );
+    assert_eq!(created.headers[header::LOCATION], format!("/api/v1/workspaces/{id}").as_str());
     assert_eq!(etag(&created), "\"r1\"");
     assert!(created.headers.contains_key("x-request-id"));
 
     let by_slug = api.get("/api/v1/workspaces/product").await;
-    assert_eq!(
-        (by_slug.status, by_slug.body["id"].as_str()),
-        (StatusCode::OK, Some(id.as_str()))
-    );
-    let cached = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/workspaces/{id}"),
-            None,
-            &[("if-none-match", "\"r1\"")],
-        )
-        .await;
+    assert_eq!((by_slug.status, by_slug.body["id"].as_str()), (StatusCode::OK, Some(id.as_str())));
+    let cached = api.call(Method::GET, &format!("/api/v1/workspaces/{id}"), None, &[("if-none-match", "\"r1\"")]).await;
     assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
 
     let path = format!("/api/v1/workspaces/{id}");
-    let patched = api
-        .call(
-            Method::PATCH,
-            &path,
-            Some(json!({"name": "Product Org"})),
-            &[("if-match", "\"r1\"")],
-        )
-        .await;
-    assert_eq!(
-        (patched.status, etag(&patched)),
-        (StatusCode::OK, "\"r2\"".to_string())
-    );
+    let patched = api.call(Method::PATCH, &path, Some(json!({"name": "Product Org"})), &[("if-match", "\"r1\"")]).await;
+    assert_eq!((patched.status, etag(&patched)), (StatusCode::OK, "\"r2\"".to_string()));
     assert_eq!(patched.body["name"], "Product Org");
-    let stale = api
-        .call(
-            Method::PATCH,
-            &path,
-            Some(json!({"name": "Lost"})),
-            &[("if-match", "\"r1\"")],
-        )
-        .await;
-    assert_error(
-        &stale,
-        StatusCode::PRECONDITION_FAILED,
-        "precondition_failed",
-    );
-    assert_eq!(
-        api.get(&path).await.body["name"],
-        "Product Org",
-        "a stale write changes nothing"
-    );
-    let garbled = api
-        .call(
-            Method::PATCH,
-            &path,
-            Some(json!({"name": "Lost"})),
-            &[("if-match", "yesterday")],
-        )
-        .await;
-    assert_error(
-        &garbled,
-        StatusCode::PRECONDITION_FAILED,
-        "precondition_failed",
-    );
+    let stale = api.call(Method::PATCH, &path, Some(json!({"name": "Lost"})), &[("if-match", "\"r1\"")]).await;
+    assert_error(&stale, StatusCode::PRECONDITION_FAILED, "precondition_failed");
+    assert_eq!(api.get(&path).await.body["name"], "Product Org", "a stale write changes nothing");
+    let garbled = api.call(Method::PATCH, &path, Some(json!({"name": "Lost"})), &[("if-match", "yesterday")]).await;
+    assert_error(&garbled, StatusCode::PRECONDITION_FAILED, "precondition_failed");
 
-    let deleted = api
-        .call(Method::DELETE, &path, None, &[("if-match", "\"r2\"")])
-        .await;
+    let deleted = api.call(Method::DELETE, &path, None, &[("if-match", "\"r2\"")]).await;
     assert_eq!(deleted.status, StatusCode::OK);
     assert!(deleted.body["deleted_at"].is_string());
     assert_error(&api.get(&path).await, StatusCode::NOT_FOUND, "not_found");
     let trash = api.get("/api/v1/workspaces?deleted=true").await;
     assert_eq!(trash.body["items"].as_array().unwrap().len(), 1);
     let restored = api.post(&format!("{path}/restore"), json!({})).await;
-    assert_eq!(
-        (restored.status, restored.body["deleted_at"].clone()),
-        (StatusCode::OK, Value::Null)
-    );
+    assert_eq!((restored.status, restored.body["deleted_at"].clone()), (StatusCode::OK, Value::Null));
     assert_eq!(api.get(&path).await.status, StatusCode::OK);
 
-    let conflict = api
-        .post(
-            "/api/v1/workspaces",
-            json!({"name": "Again", "slug": "product"}),
-        )
-        .await;
+    let conflict = api.post("/api/v1/workspaces", json!({"name": "Again", "slug": "product"})).await;
     assert_error(&conflict, StatusCode::CONFLICT, "conflict");
 }
 
 async fn document_crud_with_etags(b: Backend) {
     let api = Api::new(b).await;
-    api.post("/api/v1/workspaces", json!({"name": "Team"}))
-        .await;
+    api.post("/api/v1/workspaces", json!({"name": "Team"})).await;
     let created = api
-        .post("/api/v1/workspaces/team/documents", json!({"kind": "prd", "title": "Checkout", "metadata": {"owner": "ana", "tags": ["pay"]}}))
+        .post(
+            "/api/v1/workspaces/team/documents",
+            json!({"kind": "prd", "title": "Checkout", "metadata": {"owner": "ana", "tags": ["pay"]}}),
+        )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let id = created.body["id"].as_str().unwrap().to_string();
@@ -239,19 +88,12 @@ async fn document_crud_with_etags(b: Backend) {
         "updated_at",
         "deleted_at",
     ] {
-        assert!(
-            created.body.get(field).is_some(),
-            "missing {field}: {}",
-            created.body
-        );
+        assert!(created.body.get(field).is_some(), "missing {field}: {}", created.body);
     }
     assert_eq!(created.body["kind"], "prd");
 
     let got = api.get(&path).await;
-    assert_eq!(
-        (got.status, etag(&got)),
-        (StatusCode::OK, "\"r1\"".to_string())
-    );
+    assert_eq!((got.status, etag(&got)), (StatusCode::OK, "\"r1\"".to_string()));
     assert_eq!(got.body, created.body);
 
     let patched = api
@@ -263,89 +105,32 @@ async fn document_crud_with_etags(b: Backend) {
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
-    assert_eq!(
-        patched.body["metadata"],
-        json!({"tags": ["pay"], "status": "draft"})
-    );
+    assert_eq!(patched.body["metadata"], json!({"tags": ["pay"], "status": "draft"}));
     assert_eq!(patched.body["revision"], 2);
-    let stale = api
-        .call(
-            Method::PATCH,
-            &path,
-            Some(json!({"title": "x"})),
-            &[("if-match", "\"r1\"")],
-        )
-        .await;
-    assert_error(
-        &stale,
-        StatusCode::PRECONDITION_FAILED,
-        "precondition_failed",
-    );
-    assert!(
-        stale.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("\"r2\"")
-    );
+    let stale = api.call(Method::PATCH, &path, Some(json!({"title": "x"})), &[("if-match", "\"r1\"")]).await;
+    assert_error(&stale, StatusCode::PRECONDITION_FAILED, "precondition_failed");
+    assert!(stale.body["error"]["message"].as_str().unwrap().contains("\"r2\""));
     // Kind is fixed at creation.
-    let kind = api
-        .call(
-            Method::PATCH,
-            &path,
-            Some(json!({"kind": "moodboard"})),
-            &[],
-        )
-        .await;
+    let kind = api.call(Method::PATCH, &path, Some(json!({"kind": "moodboard"})), &[]).await;
     assert_error(&kind, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
 
-    let stale_delete = api
-        .call(Method::DELETE, &path, None, &[("if-match", "\"r1\"")])
-        .await;
-    assert_error(
-        &stale_delete,
-        StatusCode::PRECONDITION_FAILED,
-        "precondition_failed",
-    );
-    assert_eq!(
-        api.call(Method::DELETE, &path, None, &[]).await.status,
-        StatusCode::OK
-    );
+    let stale_delete = api.call(Method::DELETE, &path, None, &[("if-match", "\"r1\"")]).await;
+    assert_error(&stale_delete, StatusCode::PRECONDITION_FAILED, "precondition_failed");
+    assert_eq!(api.call(Method::DELETE, &path, None, &[]).await.status, StatusCode::OK);
     assert_error(&api.get(&path).await, StatusCode::NOT_FOUND, "not_found");
-    assert_error(
-        &api.call(Method::DELETE, &path, None, &[]).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
+    assert_error(&api.call(Method::DELETE, &path, None, &[]).await, StatusCode::NOT_FOUND, "not_found");
     let restored = api.post(&format!("{path}/restore"), json!({})).await;
-    assert_eq!(
-        (restored.status, restored.body["revision"].clone()),
-        (StatusCode::OK, json!(4))
-    );
-    assert_error(
-        &api.post("/api/v1/documents/doc_nope/restore", json!({}))
-            .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
+    assert_eq!((restored.status, restored.body["revision"].clone()), (StatusCode::OK, json!(4)));
+    assert_error(&api.post("/api/v1/documents/doc_nope/restore", json!({})).await, StatusCode::NOT_FOUND, "not_found");
 }
 
 async fn lists_page_filter_and_sort(b: Backend) {
     let api = Api::new(b).await;
-    api.post("/api/v1/workspaces", json!({"name": "Lists"}))
-        .await;
-    for (kind, title) in [
-        ("prd", "Beta"),
-        ("moodboard", "Alpha"),
-        ("prd", "Gamma"),
-        ("board-config", "Delta"),
-        ("prd", "alpha two"),
-    ] {
-        let r = api
-            .post(
-                "/api/v1/workspaces/lists/documents",
-                json!({"kind": kind, "title": title}),
-            )
-            .await;
+    api.post("/api/v1/workspaces", json!({"name": "Lists"})).await;
+    for (kind, title) in
+        [("prd", "Beta"), ("moodboard", "Alpha"), ("prd", "Gamma"), ("board-config", "Delta"), ("prd", "alpha two")]
+    {
+        let r = api.post("/api/v1/workspaces/lists/documents", json!({"kind": kind, "title": title})).await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
     let mut titles = Vec::new();
@@ -353,30 +138,15 @@ async fn lists_page_filter_and_sort(b: Backend) {
     loop {
         let page = api.get(&uri).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        titles.extend(
-            page.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d["title"].as_str().unwrap().to_string()),
-        );
+        titles.extend(page.body["items"].as_array().unwrap().iter().map(|d| d["title"].as_str().unwrap().to_string()));
         match page.body["next_cursor"].as_str() {
-            Some(c) => {
-                uri = format!("/api/v1/workspaces/lists/documents?sort=title&limit=2&cursor={c}")
-            }
+            Some(c) => uri = format!("/api/v1/workspaces/lists/documents?sort=title&limit=2&cursor={c}"),
             None => break,
         }
     }
     assert_eq!(titles, ["Alpha", "Beta", "Delta", "Gamma", "alpha two"]);
-    let prds = api
-        .get("/api/v1/workspaces/lists/documents?kind=prd&sort=-title")
-        .await;
-    let got: Vec<_> = prds.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["title"].clone())
-        .collect();
+    let prds = api.get("/api/v1/workspaces/lists/documents?kind=prd&sort=-title").await;
+    let got: Vec<_> = prds.body["items"].as_array().unwrap().iter().map(|d| d["title"].clone()).collect();
     assert_eq!(got, [json!("alpha two"), json!("Gamma"), json!("Beta")]);
     let found = api.get("/api/v1/workspaces/lists/documents?q=ALPHA").await;
     assert_eq!(found.body["items"].as_array().unwrap().len(), 2);
@@ -389,166 +159,55 @@ async fn lists_page_filter_and_sort(b: Backend) {
 }
 
 async fn bad_input_gets_a_json_error_with_the_right_status(b: Backend) {
-    let config = ServerConfig {
-        max_body_bytes: 512,
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig { max_body_bytes: 512, ..ServerConfig::default() };
     let api = Api::with(b, StoreOptions::default(), config).await;
-    api.post("/api/v1/workspaces", json!({"name": "Errors"}))
-        .await;
+    api.post("/api/v1/workspaces", json!({"name": "Errors"})).await;
     let docs = "/api/v1/workspaces/errors/documents";
 
-    let malformed = Request::post(docs)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from("{\"kind\": "))
-        .unwrap();
-    assert_error(
-        &api.raw(malformed).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_json",
-    );
-    let unknown = api
-        .post(docs, json!({"kind": "prd", "title": "x", "colour": "red"}))
-        .await;
-    assert_error(
-        &unknown,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_request",
-    );
-    assert!(
-        unknown.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("colour")
-    );
+    let malformed =
+        Request::post(docs).header(header::CONTENT_TYPE, "application/json").body(Body::from("{\"kind\": ")).unwrap();
+    assert_error(&api.raw(malformed).await, StatusCode::BAD_REQUEST, "invalid_json");
+    let unknown = api.post(docs, json!({"kind": "prd", "title": "x", "colour": "red"})).await;
+    assert_error(&unknown, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert!(unknown.body["error"]["message"].as_str().unwrap().contains("colour"));
     let mistyped = api.post(docs, json!({"kind": "prd", "title": 7})).await;
-    assert_error(
-        &mistyped,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_request",
-    );
+    assert_error(&mistyped, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     let bad_kind = api.post(docs, json!({"kind": "wiki", "title": "x"})).await;
-    assert_error(
-        &bad_kind,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_request",
-    );
+    assert_error(&bad_kind, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     let empty_title = api.post(docs, json!({"kind": "prd", "title": "  "})).await;
-    assert_error(
-        &empty_title,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_request",
-    );
+    assert_error(&empty_title, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     assert_eq!(empty_title.body["error"]["field"], "title");
-    let not_object = api
-        .post(docs, json!({"kind": "prd", "title": "x", "metadata": [1]}))
-        .await;
-    assert_error(
-        &not_object,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_request",
-    );
-    let no_type = Request::post(docs)
-        .body(Body::from(json!({"kind": "prd", "title": "x"}).to_string()))
-        .unwrap();
-    assert_error(
-        &api.raw(no_type).await,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-    );
-    let huge = api
-        .post(
-            docs,
-            json!({"kind": "prd", "title": "x", "metadata": {"blob": "x".repeat(2000)}}),
-        )
-        .await;
+    let not_object = api.post(docs, json!({"kind": "prd", "title": "x", "metadata": [1]})).await;
+    assert_error(&not_object, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let no_type = Request::post(docs).body(Body::from(json!({"kind": "prd", "title": "x"}).to_string())).unwrap();
+    assert_error(&api.raw(no_type).await, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    let huge = api.post(docs, json!({"kind": "prd", "title": "x", "metadata": {"blob": "x".repeat(2000)}})).await;
     assert_error(&huge, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     let chunked = Request::post(docs)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(futures_util::stream::iter((0..8).map(
-            |_| Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b' '; 100])),
-        ))))
+        .body(Body::from_stream(futures_util::stream::iter(
+            (0..8).map(|_| Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b' '; 100]))),
+        )))
         .unwrap();
-    assert_error(
-        &api.raw(chunked).await,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-    );
+    assert_error(&api.raw(chunked).await, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
 
     // Unknown objects and routes, and malformed query parameters.
     let cases = [
-        (
-            Method::GET,
-            "/api/v1/documents/doc_missing".to_string(),
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        (
-            Method::GET,
-            "/api/v1/workspaces/nowhere/documents".to_string(),
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        (
-            Method::GET,
-            "/api/v1/nothing-here".to_string(),
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        (
-            Method::PUT,
-            "/api/v1/workspaces".to_string(),
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-        ),
-        (
-            Method::GET,
-            format!("{docs}?limit=lots"),
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-        ),
-        (
-            Method::GET,
-            format!("{docs}?colour=red"),
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-        ),
-        (
-            Method::GET,
-            format!("{docs}?limit=0"),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        ),
-        (
-            Method::GET,
-            format!("{docs}?limit=201"),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        ),
-        (
-            Method::GET,
-            format!("{docs}?sort=colour"),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        ),
-        (
-            Method::GET,
-            format!("{docs}?cursor=garbage"),
-            StatusCode::BAD_REQUEST,
-            "invalid_cursor",
-        ),
+        (Method::GET, "/api/v1/documents/doc_missing".to_string(), StatusCode::NOT_FOUND, "not_found"),
+        (Method::GET, "/api/v1/workspaces/nowhere/documents".to_string(), StatusCode::NOT_FOUND, "not_found"),
+        (Method::GET, "/api/v1/nothing-here".to_string(), StatusCode::NOT_FOUND, "not_found"),
+        (Method::PUT, "/api/v1/workspaces".to_string(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (Method::GET, format!("{docs}?limit=lots"), StatusCode::BAD_REQUEST, "invalid_query"),
+        (Method::GET, format!("{docs}?colour=red"), StatusCode::BAD_REQUEST, "invalid_query"),
+        (Method::GET, format!("{docs}?limit=0"), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (Method::GET, format!("{docs}?limit=201"), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (Method::GET, format!("{docs}?sort=colour"), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (Method::GET, format!("{docs}?cursor=garbage"), StatusCode::BAD_REQUEST, "invalid_cursor"),
     ];
     for (method, uri, status, code) in cases {
         assert_error(&api.call(method, &uri, None, &[]).await, status, code);
     }
-    let bad_resume = api
-        .call(
-            Method::GET,
-            "/api/v1/events",
-            None,
-            &[("last-event-id", "ten")],
-        )
-        .await;
+    let bad_resume = api.call(Method::GET, "/api/v1/events", None, &[("last-event-id", "ten")]).await;
     assert_error(&bad_resume, StatusCode::BAD_REQUEST, "invalid_request");
     // Nothing above was stored.
     let listed = api.get(docs).await;
@@ -556,44 +215,16 @@ async fn bad_input_gets_a_json_error_with_the_right_status(b: Backend) {
 }
 
 async fn limits_are_enforced(b: Backend) {
-    let limits = Limits {
-        max_documents_per_workspace: 1,
-        max_title_chars: 10,
-        ..Limits::default()
-    };
-    let api = Api::with(
-        b,
-        StoreOptions {
-            limits,
-            ..Default::default()
-        },
-        ServerConfig::default(),
-    )
-    .await;
-    api.post("/api/v1/workspaces", json!({"name": "Small"}))
-        .await;
-    let long = api
-        .post(
-            "/api/v1/workspaces/small/documents",
-            json!({"kind": "prd", "title": "eleven chars"}),
-        )
-        .await;
+    let limits = Limits { max_documents_per_workspace: 1, max_title_chars: 10, ..Limits::default() };
+    let api = Api::with(b, StoreOptions { limits, ..Default::default() }, ServerConfig::default()).await;
+    api.post("/api/v1/workspaces", json!({"name": "Small"})).await;
+    let long = api.post("/api/v1/workspaces/small/documents", json!({"kind": "prd", "title": "eleven chars"})).await;
     assert_error(&long, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     assert_eq!(
-        api.post(
-            "/api/v1/workspaces/small/documents",
-            json!({"kind": "prd", "title": "one"})
-        )
-        .await
-        .status,
+        api.post("/api/v1/workspaces/small/documents", json!({"kind": "prd", "title": "one"})).await.status,
         StatusCode::CREATED
     );
-    let over = api
-        .post(
-            "/api/v1/workspaces/small/documents",
-            json!({"kind": "prd", "title": "two"}),
-        )
-        .await;
+    let over = api.post("/api/v1/workspaces/small/documents", json!({"kind": "prd", "title": "two"})).await;
     assert_error(&over, StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded");
 }
 
@@ -635,12 +266,8 @@ async fn open_stream(api: &Api, uri: &str, headers: &[(&str, &str)]) -> Body {
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = api
-        .router
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let req = req.header(header::AUTHORIZATION, format!("Bearer {}", api.admin));
+    let res = api.router.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
     res.into_body()
@@ -648,10 +275,7 @@ async fn open_stream(api: &Api, uri: &str, headers: &[(&str, &str)]) -> Body {
 
 async fn events_stream_live_and_resume(b: Backend) {
     // Polling is slowed to a minute: the stream must wake on commits, not on polls.
-    let config = ServerConfig {
-        events_poll_interval: Duration::from_secs(60),
-        ..ServerConfig::default()
-    };
+    let config = ServerConfig { events_poll_interval: Duration::from_secs(60), ..ServerConfig::default() };
     let api = Api::with(b, StoreOptions::default(), config).await;
     let config_poll = Duration::from_secs(5);
     let mut live = open_stream(&api, "/api/v1/events", &[]).await;
@@ -663,72 +287,31 @@ async fn events_stream_live_and_resume(b: Backend) {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
-    let ws = api
-        .post("/api/v1/workspaces", json!({"name": "Stream"}))
-        .await;
+    let ws = api.post("/api/v1/workspaces", json!({"name": "Stream"})).await;
     let ws_id = ws.body["id"].as_str().unwrap().to_string();
-    let doc = api
-        .post(
-            "/api/v1/workspaces/stream/documents",
-            json!({"kind": "prd", "title": "Live"}),
-        )
-        .await;
+    let doc = api.post("/api/v1/workspaces/stream/documents", json!({"kind": "prd", "title": "Live"})).await;
     let doc_id = doc.body["id"].as_str().unwrap().to_string();
-    api.call(
-        Method::PATCH,
-        &format!("/api/v1/documents/{doc_id}"),
-        Some(json!({"title": "Live 2"})),
-        &[],
-    )
-    .await;
-    api.post(
-        "/api/v1/workspaces/stream/documents",
-        json!({"kind": "moodboard", "title": "Mood"}),
-    )
-    .await;
+    api.call(Method::PATCH, &format!("/api/v1/documents/{doc_id}"), Some(json!({"title": "Live 2"})), &[]).await;
+    api.post("/api/v1/workspaces/stream/documents", json!({"kind": "moodboard", "title": "Mood"})).await;
 
     let (events, received, mut live) = reader.await.unwrap();
-    assert!(
-        received - started < config_poll,
-        "events arrive on commit, not on the poll interval"
-    );
+    assert!(received - started < config_poll, "events arrive on commit, not on the poll interval");
     let names: Vec<_> = events.iter().map(|e| e.1.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "workspace.created",
-            "prd.created",
-            "prd.updated",
-            "moodboard.created"
-        ]
-    );
+    assert_eq!(names, ["workspace.created", "prd.created", "prd.updated", "moodboard.created"]);
     assert_eq!(events[1].2["document_id"], json!(doc_id));
     assert_eq!(events[1].2["workspace_id"], json!(ws_id));
     assert_eq!(events[1].2["data"]["document"]["title"], "Live");
     assert_eq!(events[2].2["data"]["changes"], json!(["title"]));
     assert!(events.windows(2).all(|w| w[0].0 < w[1].0));
-    let prd_names: Vec<_> = read_events(&mut prd_only, 2)
-        .await
-        .into_iter()
-        .map(|e| e.1)
-        .collect();
+    let prd_names: Vec<_> = read_events(&mut prd_only, 2).await.into_iter().map(|e| e.1).collect();
     assert_eq!(prd_names, ["prd.created", "prd.updated"]);
 
     // Resuming after the first event replays exactly the rest.
     let first = events[0].0.to_string();
     let mut resumed = open_stream(&api, "/api/v1/events", &[("last-event-id", &first)]).await;
-    let replay: Vec<_> = read_events(&mut resumed, 3)
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
+    let replay: Vec<_> = read_events(&mut resumed, 3).await.into_iter().map(|e| e.0).collect();
     assert_eq!(replay, events[1..].iter().map(|e| e.0).collect::<Vec<_>>());
-    let mut from_start = open_stream(
-        &api,
-        &format!("/api/v1/events?after=0&workspace={ws_id}"),
-        &[],
-    )
-    .await;
+    let mut from_start = open_stream(&api, &format!("/api/v1/events?after=0&workspace={ws_id}"), &[]).await;
     assert_eq!(read_events(&mut from_start, 4).await.len(), 4);
 
     // Shutting down ends open streams so a graceful stop can finish.
@@ -747,18 +330,12 @@ async fn events_stream_live_and_resume(b: Backend) {
 async fn readiness_reports_the_database(b: Backend) {
     let api = Api::new(b).await;
     let live = api.get("/healthz").await;
-    assert_eq!(
-        (live.status, live.body.clone()),
-        (StatusCode::OK, json!({"status": "ok"}))
-    );
+    assert_eq!((live.status, live.body.clone()), (StatusCode::OK, json!({"status": "ok"})));
     let ready = api.get("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.body["status"], "healthy");
     assert_eq!(ready.body["checks"]["database"]["status"], "healthy");
-    assert_eq!(
-        ready.body["checks"]["database"]["kind"],
-        api.app.store().backend()
-    );
+    assert_eq!(ready.body["checks"]["database"]["kind"], api.app.store().backend());
     api.app.store().close().await;
     let down = api.get("/readyz").await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -766,11 +343,7 @@ async fn readiness_reports_the_database(b: Backend) {
     assert_eq!(down.body["checks"]["database"]["status"], "down");
     assert!(down.body["checks"]["database"]["error"].is_string());
     // With the database gone, API calls say so instead of failing obscurely.
-    assert_error(
-        &api.get("/api/v1/workspaces").await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-    );
+    assert_error(&api.get("/api/v1/workspaces").await, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
 }
 
 #[tokio::test]
@@ -779,20 +352,9 @@ async fn metrics_count_requests_by_route_and_include_process_figures() {
     let api = Api::new(Backend::Sqlite).await;
     api.get("/api/v1/documents/doc_counted").await;
     api.get("/api/v1/documents/doc_counted").await;
-    let res = api
-        .router
-        .clone()
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert!(
-        res.headers()[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    let text =
-        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let res = api.router.clone().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    assert!(res.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+    let text = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     let line = text
         .lines()
         .find(|l| {
@@ -804,14 +366,8 @@ async fn metrics_count_requests_by_route_and_include_process_figures() {
         .unwrap_or_else(|| panic!("no request counter in:\n{text}"));
     let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(count >= 2.0, "{line}");
-    assert!(
-        text.contains("http_request_duration_seconds_bucket{"),
-        "latency is a histogram"
-    );
-    assert!(
-        text.contains("process_resident_memory_bytes"),
-        "process figures are exported"
-    );
+    assert!(text.contains("http_request_duration_seconds_bucket{"), "latency is a histogram");
+    assert!(text.contains("process_resident_memory_bytes"), "process figures are exported");
 }
 
 /// Every operation the OpenAPI document describes is served, by that method, at that path.
@@ -822,32 +378,24 @@ async fn openapi_describes_exactly_the_served_routes() {
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc.body["paths"].as_object().unwrap();
+    // Probing includes signing out, so it uses an account of its own.
+    let (_, probe, _) = api.signup("probe@example.com").await;
     let mut described: Vec<String> = Vec::new();
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             described.push(format!("{} {path}", method.to_uppercase()));
-            assert!(
-                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
-                "{method} {path} has no responses"
-            );
-            let uri = path.replace("{ws}", "ws_none").replace("{id}", "doc_none");
+            assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path} has no responses");
+            let uri = path.replace("{ws}", "ws_none").replace("{id}", "doc_none").replace("{user_id}", "usr_none");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = matches!(m, Method::POST | Method::PATCH).then(|| json!({}));
             let res = if path == "/api/v1/events" {
                 // A stream never ends; only its head matters here.
-                let r = api
-                    .router
-                    .clone()
-                    .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
-                    .await
-                    .unwrap();
+                let r = api.router.clone().oneshot(Request::get(&uri).body(Body::empty()).unwrap()).await.unwrap();
                 r.status()
             } else {
-                let r = api.call(m, &uri, body, &[]).await;
+                let r = api.call_as(Some(&probe), m, &uri, body, &[]).await;
                 assert_ne!(
-                    r.body["error"]["message"]
-                        .as_str()
-                        .map(|m| m.starts_with("no route")),
+                    r.body["error"]["message"].as_str().map(|m| m.starts_with("no route")),
                     Some(true),
                     "{method} {path}"
                 );
@@ -859,42 +407,47 @@ async fn openapi_describes_exactly_the_served_routes() {
     described.sort();
     let expected = [
         "DELETE /api/v1/documents/{id}",
+        "DELETE /api/v1/documents/{id}/shares/{user_id}",
         "DELETE /api/v1/workspaces/{ws}",
+        "DELETE /api/v1/workspaces/{ws}/api-keys/{id}",
+        "DELETE /api/v1/workspaces/{ws}/invitations/{id}",
+        "DELETE /api/v1/workspaces/{ws}/members/{user_id}",
         "GET /api/v1/documents/{id}",
+        "GET /api/v1/documents/{id}/shares",
         "GET /api/v1/events",
+        "GET /api/v1/me",
+        "GET /api/v1/users",
         "GET /api/v1/workspaces",
         "GET /api/v1/workspaces/{ws}",
+        "GET /api/v1/workspaces/{ws}/api-keys",
         "GET /api/v1/workspaces/{ws}/documents",
+        "GET /api/v1/workspaces/{ws}/invitations",
+        "GET /api/v1/workspaces/{ws}/members",
         "GET /healthz",
         "GET /metrics",
         "GET /readyz",
         "PATCH /api/v1/documents/{id}",
         "PATCH /api/v1/workspaces/{ws}",
+        "POST /api/v1/auth/login",
+        "POST /api/v1/auth/logout",
+        "POST /api/v1/auth/refresh",
+        "POST /api/v1/auth/signup",
         "POST /api/v1/documents/{id}/restore",
+        "POST /api/v1/invitations/accept",
+        "POST /api/v1/users/{id}/revoke-sessions",
         "POST /api/v1/workspaces",
+        "POST /api/v1/workspaces/{ws}/api-keys",
         "POST /api/v1/workspaces/{ws}/documents",
+        "POST /api/v1/workspaces/{ws}/invitations",
         "POST /api/v1/workspaces/{ws}/restore",
+        "PUT /api/v1/documents/{id}/shares",
+        "PUT /api/v1/workspaces/{ws}/members/{user_id}",
     ];
     assert_eq!(described, expected);
-    for schema in [
-        "Workspace",
-        "Document",
-        "Event",
-        "ErrorBody",
-        "NewDocument",
-        "DocumentPatch",
-    ] {
-        assert!(
-            doc.body["components"]["schemas"].get(schema).is_some(),
-            "schema {schema} missing"
-        );
+    for schema in ["Workspace", "Document", "Event", "ErrorBody", "NewDocument", "DocumentPatch"] {
+        assert!(doc.body["components"]["schemas"].get(schema).is_some(), "schema {schema} missing");
     }
     let page = api.get("/api/docs/").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(
-        page.body
-            .as_str()
-            .is_some_and(|html| html.contains("swagger")),
-        "the reference page is served"
-    );
+    assert!(page.body.as_str().is_some_and(|html| html.contains("swagger")), "the reference page is served");
 }

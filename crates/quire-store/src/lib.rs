@@ -28,8 +28,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use quire_core::{
-    Document, DocumentPatch, DocumentQuery, Error, Event, EventFilter, Limits, NewDocument,
-    NewWorkspace, Page, Principal, Result, Workspace, WorkspacePatch, WorkspaceQuery,
+    Document, DocumentPatch, DocumentQuery, Error, Event, EventFilter, Limits, NewDocument, NewWorkspace, Page,
+    Principal, Result, Workspace, WorkspacePatch, WorkspaceQuery,
 };
 use tokio::sync::watch;
 
@@ -37,12 +37,16 @@ use tokio::sync::watch;
 mod rows;
 #[macro_use]
 mod sql;
+#[macro_use]
+mod sql_identity;
+mod identity;
 mod postgres;
 mod sqlite;
 mod tail;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use identity::{Credentials, IdentityStore, NewApiKey, NewSession, Rotation, StoredApiKey};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use tail::EventTail;
@@ -58,10 +62,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            limits: Limits::default(),
-            max_connections: 10,
-        }
+        StoreOptions { limits: Limits::default(), max_connections: 10 }
     }
 }
 
@@ -75,10 +76,7 @@ pub async fn connect(url: &str, options: StoreOptions) -> Result<Arc<dyn Store>>
     } else {
         Err(Error::invalid(
             "database_url",
-            format!(
-                "unsupported database URL '{}'; use sqlite://PATH or postgres://USER@HOST/DB",
-                redact_url(url)
-            ),
+            format!("unsupported database URL '{}'; use sqlite://PATH or postgres://USER@HOST/DB", redact_url(url)),
         ))
     }
 }
@@ -89,12 +87,7 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
                 None => url.to_string(),
             }
         }
@@ -108,7 +101,7 @@ pub fn redact_url(url: &str) -> String {
 /// the actor of every event, and it is where access scoping plugs in. Objects the principal
 /// may not see are reported as [`Error::NotFound`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: IdentityStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Runs pending migrations; safe to call from several processes at once.
@@ -122,17 +115,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_workspace(&self, who: &Principal, new: NewWorkspace) -> Result<Workspace>;
     /// By id or slug. Deleted workspaces are found only with `include_deleted`.
-    async fn get_workspace(
-        &self,
-        who: &Principal,
-        key: &str,
-        include_deleted: bool,
-    ) -> Result<Workspace>;
-    async fn list_workspaces(
-        &self,
-        who: &Principal,
-        query: &WorkspaceQuery,
-    ) -> Result<Page<Workspace>>;
+    async fn get_workspace(&self, who: &Principal, key: &str, include_deleted: bool) -> Result<Workspace>;
+    async fn list_workspaces(&self, who: &Principal, query: &WorkspaceQuery) -> Result<Page<Workspace>>;
     /// Applies `patch`; with `if_match`, only if the revision is still that one.
     async fn update_workspace(
         &self,
@@ -142,34 +126,14 @@ pub trait Store: Send + Sync + 'static {
         if_match: Option<i64>,
     ) -> Result<Workspace>;
     /// Soft-deletes: the workspace and its documents disappear from reads until restored.
-    async fn delete_workspace(
-        &self,
-        who: &Principal,
-        key: &str,
-        if_match: Option<i64>,
-    ) -> Result<Workspace>;
+    async fn delete_workspace(&self, who: &Principal, key: &str, if_match: Option<i64>) -> Result<Workspace>;
     /// Undoes a soft delete; restoring a live workspace returns it unchanged.
     async fn restore_workspace(&self, who: &Principal, key: &str) -> Result<Workspace>;
 
     /// Creates a document in the workspace named by id or slug.
-    async fn create_document(
-        &self,
-        who: &Principal,
-        workspace: &str,
-        new: NewDocument,
-    ) -> Result<Document>;
-    async fn get_document(
-        &self,
-        who: &Principal,
-        id: &str,
-        include_deleted: bool,
-    ) -> Result<Document>;
-    async fn list_documents(
-        &self,
-        who: &Principal,
-        workspace: &str,
-        query: &DocumentQuery,
-    ) -> Result<Page<Document>>;
+    async fn create_document(&self, who: &Principal, workspace: &str, new: NewDocument) -> Result<Document>;
+    async fn get_document(&self, who: &Principal, id: &str, include_deleted: bool) -> Result<Document>;
+    async fn list_documents(&self, who: &Principal, workspace: &str, query: &DocumentQuery) -> Result<Page<Document>>;
     async fn update_document(
         &self,
         who: &Principal,
@@ -177,23 +141,12 @@ pub trait Store: Send + Sync + 'static {
         patch: DocumentPatch,
         if_match: Option<i64>,
     ) -> Result<Document>;
-    async fn delete_document(
-        &self,
-        who: &Principal,
-        id: &str,
-        if_match: Option<i64>,
-    ) -> Result<Document>;
+    async fn delete_document(&self, who: &Principal, id: &str, if_match: Option<i64>) -> Result<Document>;
     /// Undoes a soft delete; restoring a live document returns it unchanged.
     async fn restore_document(&self, who: &Principal, id: &str) -> Result<Document>;
 
     /// Up to `limit` events with ids above `after`, oldest first, matching `filter`.
-    async fn events_after(
-        &self,
-        who: &Principal,
-        after: i64,
-        filter: &EventFilter,
-        limit: u32,
-    ) -> Result<Vec<Event>>;
+    async fn events_after(&self, who: &Principal, after: i64, filter: &EventFilter, limit: u32) -> Result<Vec<Event>>;
     /// The id of the newest event, 0 when there is none.
     async fn last_event_id(&self) -> Result<i64>;
     /// Ticks whenever new events may have been committed, by this process or (on PostgreSQL)

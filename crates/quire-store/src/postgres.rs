@@ -42,24 +42,21 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(|e| {
-                Error::Unavailable(format!(
-                    "cannot connect to PostgreSQL at {}: {e}",
-                    crate::redact_url(url)
-                ))
+                Error::Unavailable(format!("cannot connect to PostgreSQL at {}: {e}", crate::redact_url(url)))
             })?;
         let signal = watch::channel(0).0;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(listen(pool.clone(), signal.clone(), stop_rx));
-        Ok(PgStore {
-            pool,
-            limits: options.limits,
-            signal,
-            _stop_listener: stop_tx,
-        })
+        Ok(PgStore { pool, limits: options.limits, signal, _stop_listener: stop_tx })
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(db_err)
+    }
+
+    /// Where single-statement writes go.
+    fn writer_pool(&self) -> PgPool {
+        self.pool.clone()
     }
 
     async fn close_pools(&self) {
@@ -69,11 +66,7 @@ impl PgStore {
 
 /// Ticks `signal` on every notification; reconnects with backoff until the store is dropped.
 /// Streams also poll, so a lost listener only delays wake-ups, never loses events.
-async fn listen(
-    pool: PgPool,
-    signal: watch::Sender<u64>,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
-) {
+async fn listen(pool: PgPool, signal: watch::Sender<u64>, mut stop: tokio::sync::oneshot::Receiver<()>) {
     let mut backoff = Duration::from_millis(200);
     loop {
         let session = async {
@@ -100,3 +93,4 @@ async fn listen(
 }
 
 impl_store!(PgStore, Postgres, "postgres");
+impl_identity_store!(PgStore, Postgres);

@@ -69,13 +69,9 @@ impl TryFrom<DocumentRow> for Document {
     type Error = Error;
     fn try_from(r: DocumentRow) -> Result<Self> {
         Ok(Document {
-            kind: r
-                .kind
-                .parse()
-                .map_err(|_| Error::Internal(format!("stored kind '{}' is unknown", r.kind)))?,
-            metadata: serde_json::from_str(&r.metadata).map_err(|e| {
-                Error::Internal(format!("stored metadata of {} is not JSON: {e}", r.id))
-            })?,
+            kind: r.kind.parse().map_err(|_| Error::Internal(format!("stored kind '{}' is unknown", r.kind)))?,
+            metadata: serde_json::from_str(&r.metadata)
+                .map_err(|e| Error::Internal(format!("stored metadata of {} is not JSON: {e}", r.id)))?,
             id: r.id,
             workspace_id: r.workspace_id,
             title: r.title,
@@ -167,17 +163,10 @@ impl Outboxed for Document {
 }
 
 /// Why a conditional write matched no row, given the live object as it is now.
-pub(crate) fn write_failed<T: Outboxed>(
-    now: Result<Option<T>>,
-    key: &str,
-    if_match: Option<i64>,
-) -> Error {
+pub(crate) fn write_failed<T: Outboxed>(now: Result<Option<T>>, key: &str, if_match: Option<i64>) -> Error {
     match now {
         Ok(Some(current)) => match if_match {
-            Some(expected) => Error::PreconditionFailed {
-                expected,
-                current: current.revision(),
-            },
+            Some(expected) => Error::PreconditionFailed { expected, current: current.revision() },
             None => Error::Conflict(format!("the {} changed during the update; retry", T::WHAT)),
         },
         Ok(None) => Error::not_found(T::WHAT, key),
@@ -192,9 +181,154 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             Error::Unavailable(format!("the database is unreachable: {e}"))
         }
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            Error::Conflict(d.message().to_string())
-        }
+        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(d.message().to_string()),
         _ => Error::Internal(e.to_string()),
+    }
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, email, name, admin, created_at, updated_at"
+    };
+}
+macro_rules! api_key_columns {
+    () => {
+        "id, workspace_id, name, role, prefix, created_by, created_at, last_used_at, revoked_at"
+    };
+}
+macro_rules! invitation_columns {
+    () => {
+        "id, workspace_id, email, role, created_by, created_at, expires_at, accepted_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: String,
+    email: String,
+    name: String,
+    admin: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<UserRow> for quire_core::User {
+    fn from(r: UserRow) -> Self {
+        quire_core::User {
+            id: r.id,
+            email: r.email,
+            name: r.name,
+            admin: r.admin,
+            created_at: timestamp_from_ms(r.created_at),
+            updated_at: timestamp_from_ms(r.updated_at),
+        }
+    }
+}
+
+fn role(stored: &str) -> Result<quire_core::Role> {
+    stored.parse().map_err(|_| Error::Internal(format!("stored role '{stored}' is unknown")))
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MemberRow {
+    workspace_id: String,
+    user_id: String,
+    email: String,
+    name: String,
+    role: String,
+    created_at: i64,
+}
+
+impl TryFrom<MemberRow> for quire_core::Member {
+    type Error = Error;
+    fn try_from(r: MemberRow) -> Result<Self> {
+        Ok(quire_core::Member {
+            role: role(&r.role)?,
+            workspace_id: r.workspace_id,
+            user_id: r.user_id,
+            email: r.email,
+            name: r.name,
+            created_at: timestamp_from_ms(r.created_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ShareRow {
+    document_id: String,
+    user_id: String,
+    email: String,
+    role: String,
+    created_at: i64,
+}
+
+impl TryFrom<ShareRow> for quire_core::Share {
+    type Error = Error;
+    fn try_from(r: ShareRow) -> Result<Self> {
+        Ok(quire_core::Share {
+            role: role(&r.role)?,
+            document_id: r.document_id,
+            user_id: r.user_id,
+            email: r.email,
+            created_at: timestamp_from_ms(r.created_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    id: String,
+    workspace_id: String,
+    name: String,
+    role: String,
+    prefix: String,
+    created_by: Option<String>,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for quire_core::ApiKey {
+    type Error = Error;
+    fn try_from(r: ApiKeyRow) -> Result<Self> {
+        Ok(quire_core::ApiKey {
+            role: role(&r.role)?,
+            id: r.id,
+            workspace_id: r.workspace_id,
+            name: r.name,
+            prefix: r.prefix,
+            created_by: r.created_by,
+            created_at: timestamp_from_ms(r.created_at),
+            last_used_at: r.last_used_at.map(timestamp_from_ms),
+            revoked_at: r.revoked_at.map(timestamp_from_ms),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InvitationRow {
+    id: String,
+    workspace_id: String,
+    email: Option<String>,
+    role: String,
+    created_by: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    accepted_at: Option<i64>,
+}
+
+impl TryFrom<InvitationRow> for quire_core::Invitation {
+    type Error = Error;
+    fn try_from(r: InvitationRow) -> Result<Self> {
+        Ok(quire_core::Invitation {
+            role: role(&r.role)?,
+            id: r.id,
+            workspace_id: r.workspace_id,
+            email: r.email,
+            created_by: r.created_by,
+            created_at: timestamp_from_ms(r.created_at),
+            expires_at: timestamp_from_ms(r.expires_at),
+            accepted_at: r.accepted_at.map(timestamp_from_ms),
+        })
     }
 }

@@ -33,11 +33,7 @@ pub(crate) const MAX_ATTEMPTS: usize = 32;
 macro_rules! push_keyset {
     ($qb:expr, $col:expr, $page:expr) => {{
         let page: &quire_core::PageRequest = $page;
-        let dir = if page.sort.descending {
-            " DESC"
-        } else {
-            " ASC"
-        };
+        let dir = if page.sort.descending { " DESC" } else { " ASC" };
         if let Some(c) = &page.after {
             $qb.push(" AND (").push($col).push(", id) ");
             $qb.push(if page.sort.descending { "< (" } else { "> (" });
@@ -47,11 +43,7 @@ macro_rules! push_keyset {
             };
             $qb.push(", ").push_bind(c.id.clone()).push(")");
         }
-        $qb.push(" ORDER BY ")
-            .push($col)
-            .push(dir)
-            .push(", id")
-            .push(dir);
+        $qb.push(" ORDER BY ").push($col).push(dir).push(", id").push(dir);
         $qb.push(" LIMIT ").push_bind(i64::from(page.limit) + 1);
     }};
 }
@@ -68,14 +60,7 @@ macro_rules! live_workspace {
 pub(crate) fn into_page<T>(
     mut items: Vec<T>,
     page: &quire_core::PageRequest,
-    keys: impl Fn(
-        &T,
-    ) -> (
-        &String,
-        &time::OffsetDateTime,
-        &time::OffsetDateTime,
-        &String,
-    ),
+    keys: impl Fn(&T) -> (&String, &time::OffsetDateTime, &time::OffsetDateTime, &String),
 ) -> quire_core::Page<T> {
     use quire_core::SortField;
     let limit = page.limit as usize;
@@ -89,25 +74,30 @@ pub(crate) fn into_page<T>(
                 SortField::UpdatedAt => serde_json::json!(ms_of(updated)),
                 SortField::Name => serde_json::json!(name),
             };
-            Some(
-                quire_core::Cursor {
-                    key,
-                    id: id.clone(),
-                }
-                .encode(&page.sort),
-            )
+            Some(quire_core::Cursor { key, id: id.clone() }.encode(&page.sort))
         }
         _ => None,
     };
     quire_core::Page { items, next_cursor }
 }
 
+/// Refuses an action that needs a higher role than `role`.
+pub(crate) fn require(role: quire_core::Role, needed: quire_core::Role, action: &str) -> quire_core::Result<()> {
+    if role >= needed {
+        Ok(())
+    } else {
+        Err(quire_core::Error::Forbidden(format!(
+            "to {action} you need the {} role or higher; you have {}",
+            needed.as_str(),
+            role.as_str()
+        )))
+    }
+}
+
 /// Refuses a write whose `If-Match` revision is not the current one.
 pub(crate) fn check_revision(if_match: Option<i64>, current: i64) -> quire_core::Result<()> {
     match if_match {
-        Some(expected) if expected != current => {
-            Err(quire_core::Error::PreconditionFailed { expected, current })
-        }
+        Some(expected) if expected != current => Err(quire_core::Error::PreconditionFailed { expected, current }),
         _ => Ok(()),
     }
 }
@@ -119,29 +109,25 @@ pub(crate) fn ms_of(t: &time::OffsetDateTime) -> i64 {
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
         impl $store {
-            /// Appends the event for `action` on `object` inside `tx`; the caller commits with
-            /// [`Self::commit`]. `changes` names the fields an update changed.
-            async fn append_event<T: $crate::rows::Outboxed>(
+            /// Appends one event inside `tx`; the caller commits with [`Self::commit`].
+            async fn append_raw(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 who: &quire_core::Principal,
-                action: &str,
-                object: &T,
-                changes: Option<&[&str]>,
+                name: &str,
+                workspace_id: Option<&str>,
+                document_id: Option<&str>,
+                data: serde_json::Value,
             ) -> quire_core::Result<i64> {
                 if let Some(lock) = Self::OUTBOX_LOCK {
                     sqlx::query(lock).execute(&mut **tx).await.map_err($crate::rows::db_err)?;
-                }
-                let mut data = object.payload();
-                if let Some(changes) = changes {
-                    data["changes"] = serde_json::json!(changes);
                 }
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO events (name, workspace_id, document_id, actor, data, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 )
-                .bind(object.event_name(action))
-                .bind(object.workspace_id())
-                .bind(object.document_id())
+                .bind(name)
+                .bind(workspace_id)
+                .bind(document_id)
                 .bind(who.actor())
                 .bind(data.to_string())
                 .bind(quire_core::now_ms())
@@ -152,6 +138,79 @@ macro_rules! impl_store {
                     sqlx::query(notify).execute(&mut **tx).await.map_err($crate::rows::db_err)?;
                 }
                 Ok(id)
+            }
+
+            /// Appends the event for `action` on `object`; `changes` names the fields an
+            /// update changed.
+            async fn append_event<T: $crate::rows::Outboxed>(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                who: &quire_core::Principal,
+                action: &str,
+                object: &T,
+                changes: Option<&[&str]>,
+            ) -> quire_core::Result<i64> {
+                let mut data = object.payload();
+                if let Some(changes) = changes {
+                    data["changes"] = serde_json::json!(changes);
+                }
+                let name = object.event_name(action);
+                Self::append_raw(tx, who, &name, Some(object.workspace_id()), object.document_id(), data).await
+            }
+
+            /// The role `who` holds in the workspace with id `ws_id`, if any.
+            async fn workspace_role(&self, who: &quire_core::Principal, ws_id: &str) -> quire_core::Result<Option<quire_core::Role>> {
+                use quire_core::Principal;
+                match who {
+                    p if p.is_superuser() => Ok(Some(quire_core::Role::Owner)),
+                    Principal::User { id, .. } => {
+                        let role: Option<String> =
+                            sqlx::query_scalar("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+                                .bind(ws_id)
+                                .bind(id)
+                                .fetch_optional(&self.pool)
+                                .await
+                                .map_err($crate::rows::db_err)?;
+                        role.map(|r| r.parse()).transpose()
+                    }
+                    Principal::ApiKey { workspace_id, role, .. } if workspace_id == ws_id => Ok(Some(*role)),
+                    _ => Ok(None),
+                }
+            }
+
+            /// The role `who` holds on `doc`: their workspace role or a share, whichever is higher.
+            async fn document_role(&self, who: &quire_core::Principal, doc: &quire_core::Document) -> quire_core::Result<Option<quire_core::Role>> {
+                let in_workspace = self.workspace_role(who, &doc.workspace_id).await?;
+                let shared = match who {
+                    quire_core::Principal::User { id, admin: false, .. } => {
+                        let role: Option<String> =
+                            sqlx::query_scalar("SELECT role FROM document_shares WHERE document_id = $1 AND user_id = $2")
+                                .bind(&doc.id)
+                                .bind(id)
+                                .fetch_optional(&self.pool)
+                                .await
+                                .map_err($crate::rows::db_err)?;
+                        role.map(|r| r.parse()).transpose()?
+                    }
+                    _ => None,
+                };
+                Ok(in_workspace.max(shared))
+            }
+
+            /// A workspace `who` may see, with their role in it; `NotFound` for one they may
+            /// not know exists.
+            async fn visible_workspace(&self, who: &quire_core::Principal, key: &str, deleted: Option<bool>) -> quire_core::Result<(quire_core::Workspace, quire_core::Role)> {
+                let not_found = || quire_core::Error::not_found("workspace", key);
+                let ws = self.fetch_workspace(key, deleted).await?.ok_or_else(not_found)?;
+                let role = self.workspace_role(who, &ws.id).await?.ok_or_else(not_found)?;
+                Ok((ws, role))
+            }
+
+            /// A document `who` may see, with their role on it.
+            async fn visible_document(&self, who: &quire_core::Principal, id: &str, deleted: Option<bool>) -> quire_core::Result<(quire_core::Document, quire_core::Role)> {
+                let not_found = || quire_core::Error::not_found("document", id);
+                let doc = self.fetch_document(id, deleted).await?.ok_or_else(not_found)?;
+                let role = self.document_role(who, &doc).await?.ok_or_else(not_found)?;
+                Ok((doc, role))
             }
 
             async fn commit(&self, tx: sqlx::Transaction<'static, $db>) -> quire_core::Result<()> {
@@ -243,7 +302,14 @@ macro_rules! impl_store {
                 who: &quire_core::Principal,
                 new: quire_core::NewWorkspace,
             ) -> quire_core::Result<quire_core::Workspace> {
-                use quire_core::Error;
+                use quire_core::{Error, Principal};
+                match who {
+                    Principal::Anonymous => return Err(Error::Unauthenticated("sign in to create a workspace".into())),
+                    Principal::ApiKey { .. } => {
+                        return Err(Error::Forbidden("an API key acts within its own workspace; sign in as a user to create workspaces".into()));
+                    }
+                    _ => {}
+                }
                 new.validate(&self.limits)?;
                 let base = new.slug_or_derived();
                 let name = new.name.trim().to_string();
@@ -276,7 +342,7 @@ macro_rules! impl_store {
                     .bind(&slug)
                     .bind(&name)
                     .bind(&description)
-                    .bind(who.user_id())
+                    .bind(who.owner_id())
                     .bind(now)
                     .fetch_one(&mut *tx)
                     .await
@@ -289,6 +355,15 @@ macro_rules! impl_store {
                         Err(Error::Conflict(_)) => continue,
                         Err(e) => return Err(e),
                     };
+                    if let Some(user) = who.user_id() {
+                        sqlx::query("INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
+                            .bind(&ws.id)
+                            .bind(user)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err($crate::rows::db_err)?;
+                    }
                     Self::append_event(&mut tx, who, "created", &ws, None).await?;
                     self.commit(tx).await?;
                     return Ok(ws);
@@ -298,22 +373,34 @@ macro_rules! impl_store {
 
             async fn get_workspace(
                 &self,
-                _who: &quire_core::Principal,
+                who: &quire_core::Principal,
                 key: &str,
                 include_deleted: bool,
             ) -> quire_core::Result<quire_core::Workspace> {
                 let filter = if include_deleted { None } else { Some(false) };
-                self.fetch_workspace(key, filter).await?.ok_or_else(|| quire_core::Error::not_found("workspace", key))
+                Ok(self.visible_workspace(who, key, filter).await?.0)
             }
 
             async fn list_workspaces(
                 &self,
-                _who: &quire_core::Principal,
+                who: &quire_core::Principal,
                 query: &quire_core::WorkspaceQuery,
             ) -> quire_core::Result<quire_core::Page<quire_core::Workspace>> {
-                use quire_core::SortField;
+                use quire_core::{Principal, SortField};
                 let mut qb = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", workspace_columns!(), " FROM workspaces WHERE "));
                 qb.push(if query.deleted { "deleted_at IS NOT NULL" } else { "deleted_at IS NULL" });
+                match who {
+                    p if p.is_superuser() => {}
+                    Principal::User { id, .. } => {
+                        qb.push(" AND id IN (SELECT workspace_id FROM memberships WHERE user_id = ").push_bind(id.clone()).push(")");
+                    }
+                    Principal::ApiKey { workspace_id, .. } => {
+                        qb.push(" AND id = ").push_bind(workspace_id.clone());
+                    }
+                    _ => {
+                        qb.push(" AND 1 = 0");
+                    }
+                }
                 if let Some(q) = &query.q {
                     qb.push(" AND lower(name) LIKE lower(").push_bind($crate::sql::like_pattern(q)).push(") ESCAPE '\\'");
                 }
@@ -341,7 +428,8 @@ macro_rules! impl_store {
                 // Optimistic: read, compute, write only if the revision is unchanged. Without
                 // If-Match, losing a race to another writer just means reading again.
                 for _ in 0..$crate::sql::MAX_ATTEMPTS {
-                    let current = self.fetch_workspace(key, Some(false)).await?.ok_or_else(|| Error::not_found("workspace", key))?;
+                    let (current, role) = self.visible_workspace(who, key, Some(false)).await?;
+                    $crate::sql::require(role, quire_core::Role::Admin, "change the workspace")?;
                     $crate::sql::check_revision(if_match, current.revision)?;
                     let changed = patch.changed_fields(&current);
                     if changed.is_empty() {
@@ -377,13 +465,15 @@ macro_rules! impl_store {
                 key: &str,
                 if_match: Option<i64>,
             ) -> quire_core::Result<quire_core::Workspace> {
+                let (ws, role) = self.visible_workspace(who, key, Some(false)).await?;
+                $crate::sql::require(role, quire_core::Role::Owner, "delete the workspace")?;
                 let query = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(concat!(
                     "UPDATE workspaces SET deleted_at = $1, updated_at = $1, revision = revision + 1 \
-                     WHERE (id = $2 OR slug = $2) AND deleted_at IS NULL AND ($3 IS NULL OR revision = $3) RETURNING ",
+                     WHERE id = $2 AND deleted_at IS NULL AND ($3 IS NULL OR revision = $3) RETURNING ",
                     workspace_columns!()
                 ))
                 .bind(quire_core::now_ms())
-                .bind(key)
+                .bind(&ws.id)
                 .bind(if_match);
                 match self.write_one(who, "deleted", None, query).await? {
                     Some(ws) => Ok(ws),
@@ -396,13 +486,15 @@ macro_rules! impl_store {
                 who: &quire_core::Principal,
                 key: &str,
             ) -> quire_core::Result<quire_core::Workspace> {
+                let (ws, role) = self.visible_workspace(who, key, None).await?;
+                $crate::sql::require(role, quire_core::Role::Owner, "restore the workspace")?;
                 let query = sqlx::query_as::<_, $crate::rows::WorkspaceRow>(concat!(
                     "UPDATE workspaces SET deleted_at = NULL, updated_at = $1, revision = revision + 1 \
-                     WHERE (id = $2 OR slug = $2) AND deleted_at IS NOT NULL RETURNING ",
+                     WHERE id = $2 AND deleted_at IS NOT NULL RETURNING ",
                     workspace_columns!()
                 ))
                 .bind(quire_core::now_ms())
-                .bind(key);
+                .bind(&ws.id);
                 match self.write_one(who, "restored", None, query).await? {
                     Some(ws) => Ok(ws),
                     None => self.get_workspace(who, key, false).await,
@@ -416,6 +508,8 @@ macro_rules! impl_store {
                 new: quire_core::NewDocument,
             ) -> quire_core::Result<quire_core::Document> {
                 use quire_core::Error;
+                let (ws, role) = self.visible_workspace(who, workspace, Some(false)).await?;
+                $crate::sql::require(role, quire_core::Role::Editor, "create documents")?;
                 new.validate(&self.limits)?;
                 let metadata = new.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
                 let now = quire_core::now_ms();
@@ -423,9 +517,9 @@ macro_rules! impl_store {
                 // Counting and the limit check are one atomic statement on the workspace row.
                 let ws_id: Option<String> = sqlx::query_scalar(
                     "UPDATE workspaces SET document_count = document_count + 1 \
-                     WHERE (id = $1 OR slug = $1) AND deleted_at IS NULL AND document_count < $2 RETURNING id",
+                     WHERE id = $1 AND deleted_at IS NULL AND document_count < $2 RETURNING id",
                 )
-                .bind(workspace)
+                .bind(&ws.id)
                 .bind(self.limits.max_documents_per_workspace)
                 .fetch_optional(&mut *tx)
                 .await
@@ -450,7 +544,7 @@ macro_rules! impl_store {
                 .bind(new.kind.as_str())
                 .bind(new.title.trim())
                 .bind(metadata.to_string())
-                .bind(who.user_id())
+                .bind(who.owner_id())
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await
@@ -463,23 +557,22 @@ macro_rules! impl_store {
 
             async fn get_document(
                 &self,
-                _who: &quire_core::Principal,
+                who: &quire_core::Principal,
                 id: &str,
                 include_deleted: bool,
             ) -> quire_core::Result<quire_core::Document> {
                 let filter = if include_deleted { None } else { Some(false) };
-                self.fetch_document(id, filter).await?.ok_or_else(|| quire_core::Error::not_found("document", id))
+                Ok(self.visible_document(who, id, filter).await?.0)
             }
 
             async fn list_documents(
                 &self,
-                _who: &quire_core::Principal,
+                who: &quire_core::Principal,
                 workspace: &str,
                 query: &quire_core::DocumentQuery,
             ) -> quire_core::Result<quire_core::Page<quire_core::Document>> {
                 use quire_core::SortField;
-                let ws = self.fetch_workspace(workspace, Some(false)).await?
-                    .ok_or_else(|| quire_core::Error::not_found("workspace", workspace))?;
+                let (ws, _) = self.visible_workspace(who, workspace, Some(false)).await?;
                 let mut qb = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", document_columns!(), " FROM documents WHERE workspace_id = "));
                 qb.push_bind(ws.id.clone());
                 qb.push(if query.deleted { " AND deleted_at IS NOT NULL" } else { " AND deleted_at IS NULL" });
@@ -508,10 +601,10 @@ macro_rules! impl_store {
                 patch: quire_core::DocumentPatch,
                 if_match: Option<i64>,
             ) -> quire_core::Result<quire_core::Document> {
-                use quire_core::Error;
                 patch.validate(&self.limits)?;
                 for _ in 0..$crate::sql::MAX_ATTEMPTS {
-                    let current = self.fetch_document(id, Some(false)).await?.ok_or_else(|| Error::not_found("document", id))?;
+                    let (current, role) = self.visible_document(who, id, Some(false)).await?;
+                    $crate::sql::require(role, quire_core::Role::Editor, "edit the document")?;
                     $crate::sql::check_revision(if_match, current.revision)?;
                     let (title, metadata, changed) = patch.apply(&current, &self.limits)?;
                     if changed.is_empty() {
@@ -542,6 +635,8 @@ macro_rules! impl_store {
                 id: &str,
                 if_match: Option<i64>,
             ) -> quire_core::Result<quire_core::Document> {
+                let (_, role) = self.visible_document(who, id, Some(false)).await?;
+                $crate::sql::require(role, quire_core::Role::Editor, "delete the document")?;
                 let query = sqlx::query_as::<_, $crate::rows::DocumentRow>(concat!(
                     "UPDATE documents SET deleted_at = $1, updated_at = $1, revision = revision + 1 \
                      WHERE id = $2 AND deleted_at IS NULL AND ($3 IS NULL OR revision = $3) AND ",
@@ -563,6 +658,8 @@ macro_rules! impl_store {
                 who: &quire_core::Principal,
                 id: &str,
             ) -> quire_core::Result<quire_core::Document> {
+                let (_, role) = self.visible_document(who, id, None).await?;
+                $crate::sql::require(role, quire_core::Role::Editor, "restore the document")?;
                 let query = sqlx::query_as::<_, $crate::rows::DocumentRow>(concat!(
                     "UPDATE documents SET deleted_at = NULL, updated_at = $1, revision = revision + 1 \
                      WHERE id = $2 AND deleted_at IS NOT NULL AND ",
@@ -580,13 +677,32 @@ macro_rules! impl_store {
 
             async fn events_after(
                 &self,
-                _who: &quire_core::Principal,
+                who: &quire_core::Principal,
                 after: i64,
                 filter: &quire_core::EventFilter,
                 limit: u32,
             ) -> quire_core::Result<Vec<quire_core::Event>> {
+                use quire_core::Principal;
                 let mut qb = sqlx::QueryBuilder::<$db>::new(concat!("SELECT ", event_columns!(), " FROM events WHERE id > "));
                 qb.push_bind(after);
+                // Members see their workspaces' events, share holders their documents'; events
+                // of no workspace (accounts, sessions) only superusers.
+                match who {
+                    p if p.is_superuser() => {}
+                    Principal::User { id, .. } => {
+                        qb.push(" AND (workspace_id IN (SELECT workspace_id FROM memberships WHERE user_id = ")
+                            .push_bind(id.clone())
+                            .push(") OR document_id IN (SELECT document_id FROM document_shares WHERE user_id = ")
+                            .push_bind(id.clone())
+                            .push("))");
+                    }
+                    Principal::ApiKey { workspace_id, .. } => {
+                        qb.push(" AND workspace_id = ").push_bind(workspace_id.clone());
+                    }
+                    _ => {
+                        qb.push(" AND 1 = 0");
+                    }
+                }
                 if let Some(ws) = &filter.workspace_id {
                     qb.push(" AND workspace_id = ").push_bind(ws.clone());
                 }

@@ -42,12 +42,8 @@ impl SqliteStore {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::Unavailable(format!(
-                    "cannot create the data directory {}: {e}",
-                    dir.display()
-                ))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Unavailable(format!("cannot create the data directory {}: {e}", dir.display())))?;
         }
         let open = |max: u32| {
             SqlitePoolOptions::new()
@@ -55,30 +51,21 @@ impl SqliteStore {
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(connect.clone())
         };
-        let unavailable = |e: sqlx::Error| {
-            Error::Unavailable(format!(
-                "cannot open the SQLite database {}: {e}",
-                path.display()
-            ))
-        };
-        let pool = open(options.max_connections.max(1))
-            .await
-            .map_err(unavailable)?;
+        let unavailable =
+            |e: sqlx::Error| Error::Unavailable(format!("cannot open the SQLite database {}: {e}", path.display()));
+        let pool = open(options.max_connections.max(1)).await.map_err(unavailable)?;
         let writer = open(1).await.map_err(unavailable)?;
-        Ok(SqliteStore {
-            pool,
-            writer,
-            limits: options.limits,
-            signal: watch::channel(0).0,
-        })
+        Ok(SqliteStore { pool, writer, limits: options.limits, signal: watch::channel(0).0 })
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
         // IMMEDIATE: the write lock is taken up front, never upgraded from a read lock.
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
+    }
+
+    /// Where single-statement writes go.
+    fn writer_pool(&self) -> SqlitePool {
+        self.writer.clone()
     }
 
     async fn close_pools(&self) {
@@ -88,3 +75,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, Sqlite, "sqlite");
+impl_identity_store!(SqliteStore, Sqlite);

@@ -32,23 +32,9 @@ pub struct EventTail {
 
 impl EventTail {
     /// A tail of the events after id `after` that match `filter`, as `who` may see them.
-    pub fn new(
-        store: Arc<dyn Store>,
-        who: Principal,
-        after: i64,
-        filter: EventFilter,
-        poll: Duration,
-    ) -> EventTail {
+    pub fn new(store: Arc<dyn Store>, who: Principal, after: i64, filter: EventFilter, poll: Duration) -> EventTail {
         let signal = store.event_signal();
-        EventTail {
-            store,
-            who,
-            after,
-            filter,
-            poll,
-            buffer: VecDeque::new(),
-            signal,
-        }
+        EventTail { store, who, after, filter, poll, buffer: VecDeque::new(), signal }
     }
 
     /// The id of the last event returned (or the starting point).
@@ -66,11 +52,7 @@ impl EventTail {
             }
             // Ticks from before this read are covered by it.
             self.signal.mark_unchanged();
-            match self
-                .store
-                .events_after(&self.who, self.after, &self.filter, BATCH)
-                .await
-            {
+            match self.store.events_after(&self.who, self.after, &self.filter, BATCH).await {
                 Ok(events) if !events.is_empty() => {
                     self.buffer.extend(events);
                     continue;

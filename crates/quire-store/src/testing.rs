@@ -9,8 +9,7 @@ use crate::{Store, StoreOptions};
 
 /// The PostgreSQL database tests use.
 pub fn postgres_url() -> String {
-    std::env::var("QUIRE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    std::env::var("QUIRE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
 
 /// A store for one test, with the database URL that reaches the same data; the SQLite file
@@ -68,44 +67,26 @@ pub async fn sqlite(options: StoreOptions) -> TestStore {
     let url = format!("sqlite://{}/quire.db", dir.display());
     let store = crate::connect(&url, options).await.expect("open SQLite");
     store.migrate().await.expect("migrate SQLite");
-    TestStore {
-        store,
-        url,
-        dir: Some(dir),
-    }
+    TestStore { store, url, dir: Some(dir) }
 }
 
 /// A fresh, migrated PostgreSQL store in a schema of its own.
 pub async fn postgres(options: StoreOptions) -> TestStore {
     let url = empty_postgres_schema().await;
-    let store = crate::connect(
-        &url,
-        StoreOptions {
-            max_connections: 4,
-            ..options
-        },
-    )
-    .await
-    .expect("open PostgreSQL");
+    let store = crate::connect(&url, StoreOptions { max_connections: 4, ..options }).await.expect("open PostgreSQL");
     store.migrate().await.expect("migrate PostgreSQL");
-    TestStore {
-        store,
-        url,
-        dir: None,
-    }
+    TestStore { store, url, dir: None }
 }
 
 /// The URL of a new, empty PostgreSQL schema (nothing migrated), for tests of migration.
 pub async fn empty_postgres_schema() -> String {
     let base = postgres_url();
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is needed for the storage tests and was not reachable at {base}: {e}. \
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is needed for the storage tests and was not reachable at {base}: {e}. \
              Start it (bash .ci/run does) or point QUIRE_TEST_DATABASE_URL at one."
-            )
-        });
+        )
+    });
     let now = quire_core::now_ms();
     let schema = format!("qt_{now}_{}", &quire_core::new_id("x")[20..]);
     // Sweep schemas that earlier runs left behind (older than an hour).
@@ -117,11 +98,8 @@ pub async fn empty_postgres_schema() -> String {
     .await
     .unwrap_or_default();
     for s in old {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS {s} CASCADE"
-        )))
-        .execute(&mut admin)
-        .await;
+        let _ =
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {s} CASCADE"))).execute(&mut admin).await;
     }
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&mut admin)

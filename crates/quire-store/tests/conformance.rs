@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 
 use quire_core::{
-    DocumentKind, DocumentPatch, DocumentQuery, Error, EventFilter, Limits, NewDocument,
-    NewWorkspace, Principal, WorkspacePatch, WorkspaceQuery,
+    DocumentKind, DocumentPatch, DocumentQuery, Error, EventFilter, Limits, NewDocument, NewUser, NewWorkspace,
+    Principal, Role, User, WorkspacePatch, WorkspaceQuery,
 };
-use quire_store::StoreOptions;
 use quire_store::testing::{Backend, TestStore};
+use quire_store::{NewApiKey, NewSession, Rotation, StoreOptions};
 use serde_json::json;
 
 quire_store::for_each_backend!(
@@ -26,28 +26,28 @@ quire_store::for_each_backend!(
     migrations_are_idempotent,
     a_tail_follows_the_outbox_live,
     consumer_offsets_only_move_forward,
+    users_and_the_first_admin,
+    membership_scopes_every_read_and_write,
+    shares_grant_one_document,
+    api_keys_act_in_their_workspace,
+    refresh_tokens_rotate_and_replays_revoke,
+    invitations_admit_the_invited,
+    settings_are_initialised_once,
 );
 
-const ME: Principal = Principal::Anonymous;
+/// Quire itself: may do anything, so these tests exercise storage, not access rules.
+const ME: Principal = Principal::System;
 
 async fn open(b: Backend) -> TestStore {
     b.open(StoreOptions::default()).await
 }
 
 fn ws(name: &str) -> NewWorkspace {
-    NewWorkspace {
-        name: name.into(),
-        slug: None,
-        description: None,
-    }
+    NewWorkspace { name: name.into(), slug: None, description: None }
 }
 
 fn doc(kind: DocumentKind, title: &str) -> NewDocument {
-    NewDocument {
-        kind,
-        title: title.into(),
-        metadata: None,
-    }
+    NewDocument { kind, title: title.into(), metadata: None }
 }
 
 async fn workspace_lifecycle(b: Backend) {
@@ -56,102 +56,36 @@ async fn workspace_lifecycle(b: Backend) {
     let created = s
         .create_workspace(
             &ME,
-            NewWorkspace {
-                name: " Product Team ".into(),
-                slug: None,
-                description: Some("PRDs".into()),
-            },
+            NewWorkspace { name: " Product Team ".into(), slug: None, description: Some("PRDs".into()) },
         )
         .await
         .unwrap();
-    assert_eq!(
-        (
-            created.name.as_str(),
-            created.slug.as_str(),
-            created.revision
-        ),
-        ("Product Team", "product-team", 1)
-    );
+    assert_eq!((created.name.as_str(), created.slug.as_str(), created.revision), ("Product Team", "product-team", 1));
     assert!(created.id.starts_with("ws_"));
-    assert_eq!(
-        s.get_workspace(&ME, "product-team", false).await.unwrap(),
-        created
-    );
-    assert_eq!(
-        s.get_workspace(&ME, &created.id, false).await.unwrap(),
-        created
-    );
+    assert_eq!(s.get_workspace(&ME, "product-team", false).await.unwrap(), created);
+    assert_eq!(s.get_workspace(&ME, &created.id, false).await.unwrap(), created);
 
-    let patch = WorkspacePatch {
-        description: Some("Specs".into()),
-        ..Default::default()
-    };
-    let updated = s
-        .update_workspace(&ME, &created.id, patch.clone(), Some(1))
-        .await
-        .unwrap();
-    assert_eq!(
-        (updated.description.as_str(), updated.revision),
-        ("Specs", 2)
-    );
+    let patch = WorkspacePatch { description: Some("Specs".into()), ..Default::default() };
+    let updated = s.update_workspace(&ME, &created.id, patch.clone(), Some(1)).await.unwrap();
+    assert_eq!((updated.description.as_str(), updated.revision), ("Specs", 2));
     assert!(updated.updated_at >= created.updated_at);
     // The same patch again changes nothing and makes no revision.
-    assert_eq!(
-        s.update_workspace(&ME, &created.id, patch, None)
-            .await
-            .unwrap()
-            .revision,
-        2
-    );
+    assert_eq!(s.update_workspace(&ME, &created.id, patch, None).await.unwrap().revision, 2);
     // A stale revision is refused and says what is current.
     let stale = s
-        .update_workspace(
-            &ME,
-            &created.id,
-            WorkspacePatch {
-                name: Some("X".into()),
-                ..Default::default()
-            },
-            Some(1),
-        )
+        .update_workspace(&ME, &created.id, WorkspacePatch { name: Some("X".into()), ..Default::default() }, Some(1))
         .await;
+    assert_eq!(stale.unwrap_err(), Error::PreconditionFailed { expected: 1, current: 2 });
     assert_eq!(
-        stale.unwrap_err(),
-        Error::PreconditionFailed {
-            expected: 1,
-            current: 2
-        }
-    );
-    assert_eq!(
-        s.delete_workspace(&ME, &created.id, Some(1))
-            .await
-            .unwrap_err(),
-        Error::PreconditionFailed {
-            expected: 1,
-            current: 2
-        }
+        s.delete_workspace(&ME, &created.id, Some(1)).await.unwrap_err(),
+        Error::PreconditionFailed { expected: 1, current: 2 }
     );
 
-    let deleted = s
-        .delete_workspace(&ME, "product-team", Some(2))
-        .await
-        .unwrap();
+    let deleted = s.delete_workspace(&ME, "product-team", Some(2)).await.unwrap();
     assert!(deleted.deleted_at.is_some());
-    assert!(matches!(
-        s.get_workspace(&ME, &created.id, false).await,
-        Err(Error::NotFound { .. })
-    ));
-    assert!(
-        s.get_workspace(&ME, &created.id, true)
-            .await
-            .unwrap()
-            .deleted_at
-            .is_some()
-    );
-    assert!(matches!(
-        s.delete_workspace(&ME, &created.id, None).await,
-        Err(Error::NotFound { .. })
-    ));
+    assert!(matches!(s.get_workspace(&ME, &created.id, false).await, Err(Error::NotFound { .. })));
+    assert!(s.get_workspace(&ME, &created.id, true).await.unwrap().deleted_at.is_some());
+    assert!(matches!(s.delete_workspace(&ME, &created.id, None).await, Err(Error::NotFound { .. })));
     let live = s.list_workspaces(&ME, &wq(None, false)).await.unwrap();
     assert!(live.items.is_empty());
     let trash = s.list_workspaces(&ME, &wq(None, true)).await.unwrap();
@@ -161,29 +95,12 @@ async fn workspace_lifecycle(b: Backend) {
     assert!(restored.deleted_at.is_none());
     assert_eq!(restored.revision, 4);
     // Restoring what is live returns it unchanged.
-    assert_eq!(
-        s.restore_workspace(&ME, &created.id)
-            .await
-            .unwrap()
-            .revision,
-        4
-    );
-    assert!(matches!(
-        s.restore_workspace(&ME, "nope").await,
-        Err(Error::NotFound { .. })
-    ));
+    assert_eq!(s.restore_workspace(&ME, &created.id).await.unwrap().revision, 4);
+    assert!(matches!(s.restore_workspace(&ME, "nope").await, Err(Error::NotFound { .. })));
 }
 
 fn wq(q: Option<&str>, deleted: bool) -> WorkspaceQuery {
-    WorkspaceQuery::new(
-        q.map(Into::into),
-        None,
-        None,
-        None,
-        deleted,
-        &Limits::default(),
-    )
-    .unwrap()
+    WorkspaceQuery::new(q.map(Into::into), None, None, None, deleted, &Limits::default()).unwrap()
 }
 
 async fn workspace_slugs(b: Backend) {
@@ -192,50 +109,20 @@ async fn workspace_slugs(b: Backend) {
     let a = s.create_workspace(&ME, ws("Design")).await.unwrap();
     let b2 = s.create_workspace(&ME, ws("Design")).await.unwrap();
     assert_eq!(a.slug, "design");
-    assert!(
-        b2.slug.starts_with("design-") && b2.slug.len() == "design-".len() + 6,
-        "{}",
-        b2.slug
-    );
+    assert!(b2.slug.starts_with("design-") && b2.slug.len() == "design-".len() + 6, "{}", b2.slug);
     let taken = s
-        .create_workspace(
-            &ME,
-            NewWorkspace {
-                name: "Other".into(),
-                slug: Some("design".into()),
-                description: None,
-            },
-        )
+        .create_workspace(&ME, NewWorkspace { name: "Other".into(), slug: Some("design".into()), description: None })
         .await;
     assert!(matches!(taken, Err(Error::Conflict(m)) if m.contains("'design' is taken")));
     let renamed = s
-        .update_workspace(
-            &ME,
-            &b2.id,
-            WorkspacePatch {
-                slug: Some("design".into()),
-                ..Default::default()
-            },
-            None,
-        )
+        .update_workspace(&ME, &b2.id, WorkspacePatch { slug: Some("design".into()), ..Default::default() }, None)
         .await;
     assert!(matches!(renamed, Err(Error::Conflict(_))), "{renamed:?}");
     let ok = s
-        .update_workspace(
-            &ME,
-            &b2.id,
-            WorkspacePatch {
-                slug: Some("design-2".into()),
-                ..Default::default()
-            },
-            None,
-        )
+        .update_workspace(&ME, &b2.id, WorkspacePatch { slug: Some("design-2".into()), ..Default::default() }, None)
         .await
         .unwrap();
-    assert_eq!(
-        s.get_workspace(&ME, "design-2", false).await.unwrap().id,
-        ok.id
-    );
+    assert_eq!(s.get_workspace(&ME, "design-2", false).await.unwrap().id, ok.id);
 }
 
 async fn document_lifecycle(b: Backend) {
@@ -255,74 +142,28 @@ async fn document_lifecycle(b: Backend) {
         .await
         .unwrap();
     assert!(d.id.starts_with("doc_"));
-    assert_eq!(
-        (d.workspace_id.as_str(), d.kind, d.revision),
-        (w.id.as_str(), DocumentKind::BoardConfig, 1)
-    );
+    assert_eq!((d.workspace_id.as_str(), d.kind, d.revision), (w.id.as_str(), DocumentKind::BoardConfig, 1));
     assert_eq!(d.metadata, json!({"board":"orangepi5"}));
-    assert_eq!(
-        s.get_workspace(&ME, &w.id, false)
-            .await
-            .unwrap()
-            .document_count,
-        1
-    );
+    assert_eq!(s.get_workspace(&ME, &w.id, false).await.unwrap().document_count, 1);
     assert_eq!(s.get_document(&ME, &d.id, false).await.unwrap(), d);
 
     let u = s
-        .update_document(
-            &ME,
-            &d.id,
-            DocumentPatch {
-                title: Some("Orange Pi 5 Plus".into()),
-                metadata: None,
-            },
-            Some(1),
-        )
+        .update_document(&ME, &d.id, DocumentPatch { title: Some("Orange Pi 5 Plus".into()), metadata: None }, Some(1))
         .await
         .unwrap();
     assert_eq!((u.title.as_str(), u.revision), ("Orange Pi 5 Plus", 2));
-    let stale = s
-        .update_document(
-            &ME,
-            &d.id,
-            DocumentPatch {
-                title: Some("x".into()),
-                metadata: None,
-            },
-            Some(1),
-        )
-        .await;
-    assert_eq!(
-        stale.unwrap_err(),
-        Error::PreconditionFailed {
-            expected: 1,
-            current: 2
-        }
-    );
+    let stale = s.update_document(&ME, &d.id, DocumentPatch { title: Some("x".into()), metadata: None }, Some(1)).await;
+    assert_eq!(stale.unwrap_err(), Error::PreconditionFailed { expected: 1, current: 2 });
     assert!(matches!(
-        s.update_document(&ME, "doc_missing", DocumentPatch::default(), None)
-            .await,
+        s.update_document(&ME, "doc_missing", DocumentPatch::default(), None).await,
         Err(Error::NotFound { .. })
     ));
 
     let del = s.delete_document(&ME, &d.id, Some(2)).await.unwrap();
     assert!(del.deleted_at.is_some());
+    assert!(matches!(s.get_document(&ME, &d.id, false).await, Err(Error::NotFound { .. })));
     assert!(matches!(
-        s.get_document(&ME, &d.id, false).await,
-        Err(Error::NotFound { .. })
-    ));
-    assert!(matches!(
-        s.update_document(
-            &ME,
-            &d.id,
-            DocumentPatch {
-                title: Some("y".into()),
-                metadata: None
-            },
-            None
-        )
-        .await,
+        s.update_document(&ME, &d.id, DocumentPatch { title: Some("y".into()), metadata: None }, None).await,
         Err(Error::NotFound { .. })
     ));
     assert_eq!(s.get_document(&ME, &d.id, true).await.unwrap().revision, 3);
@@ -333,13 +174,7 @@ async fn document_lifecycle(b: Backend) {
 
 async fn metadata_is_merge_patched(b: Backend) {
     let t = b
-        .open(StoreOptions {
-            limits: Limits {
-                max_metadata_bytes: 64,
-                ..Limits::default()
-            },
-            ..Default::default()
-        })
+        .open(StoreOptions { limits: Limits { max_metadata_bytes: 64, ..Limits::default() }, ..Default::default() })
         .await;
     let s = &t.store;
     let w = s.create_workspace(&ME, ws("M")).await.unwrap();
@@ -359,32 +194,17 @@ async fn metadata_is_merge_patched(b: Backend) {
         .update_document(
             &ME,
             &d.id,
-            DocumentPatch {
-                title: None,
-                metadata: Some(json!({"a":null,"b":{"c":5},"e":"x"})),
-            },
+            DocumentPatch { title: None, metadata: Some(json!({"a":null,"b":{"c":5},"e":"x"})) },
             None,
         )
         .await
         .unwrap();
     assert_eq!(u.metadata, json!({"b":{"c":5,"d":3},"e":"x"}));
     let too_big = s
-        .update_document(
-            &ME,
-            &d.id,
-            DocumentPatch {
-                title: None,
-                metadata: Some(json!({"big":"x".repeat(80)})),
-            },
-            None,
-        )
+        .update_document(&ME, &d.id, DocumentPatch { title: None, metadata: Some(json!({"big":"x".repeat(80)})) }, None)
         .await;
     assert!(matches!(too_big, Err(Error::Invalid { field, .. }) if field == "metadata"));
-    assert_eq!(
-        s.get_document(&ME, &d.id, false).await.unwrap(),
-        u,
-        "a refused patch changes nothing"
-    );
+    assert_eq!(s.get_document(&ME, &d.id, false).await.unwrap(), u, "a refused patch changes nothing");
 }
 
 async fn pagination_visits_every_row_once_in_order(b: Backend) {
@@ -392,25 +212,12 @@ async fn pagination_visits_every_row_once_in_order(b: Backend) {
     let s = &t.store;
     let w = s.create_workspace(&ME, ws("Pages")).await.unwrap();
     // Duplicate titles make the id tie-breaker matter.
-    let titles = [
-        "delta", "alpha", "charlie", "alpha", "bravo", "echo", "charlie",
-    ];
+    let titles = ["delta", "alpha", "charlie", "alpha", "bravo", "echo", "charlie"];
     let mut created = Vec::new();
     for title in titles {
-        created.push(
-            s.create_document(&ME, &w.id, doc(DocumentKind::Prd, title))
-                .await
-                .unwrap(),
-        );
+        created.push(s.create_document(&ME, &w.id, doc(DocumentKind::Prd, title)).await.unwrap());
     }
-    for sort in [
-        "title",
-        "-title",
-        "created_at",
-        "-created_at",
-        "updated_at",
-        "-updated_at",
-    ] {
+    for sort in ["title", "-title", "created_at", "-created_at", "updated_at", "-updated_at"] {
         let mut want = created.clone();
         want.sort_by(|a, b| {
             let ord = match sort.trim_start_matches('-') {
@@ -419,26 +226,14 @@ async fn pagination_visits_every_row_once_in_order(b: Backend) {
                 _ => a.updated_at.cmp(&b.updated_at),
             }
             .then(a.id.cmp(&b.id));
-            if sort.starts_with('-') {
-                ord.reverse()
-            } else {
-                ord
-            }
+            if sort.starts_with('-') { ord.reverse() } else { ord }
         });
         let mut got = Vec::new();
         let mut cursor: Option<String> = None;
         let mut pages = 0;
         loop {
-            let q = DocumentQuery::new(
-                None,
-                None,
-                Some(sort),
-                Some(3),
-                cursor.as_deref(),
-                false,
-                &Limits::default(),
-            )
-            .unwrap();
+            let q = DocumentQuery::new(None, None, Some(sort), Some(3), cursor.as_deref(), false, &Limits::default())
+                .unwrap();
             let page = s.list_documents(&ME, &w.slug, &q).await.unwrap();
             pages += 1;
             got.extend(page.items.into_iter().map(|d| d.id));
@@ -448,11 +243,7 @@ async fn pagination_visits_every_row_once_in_order(b: Backend) {
             }
         }
         assert_eq!(pages, 3, "sort {sort}");
-        assert_eq!(
-            got,
-            want.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
-            "sort {sort}"
-        );
+        assert_eq!(got, want.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), "sort {sort}");
     }
     // A page size that divides the count exactly ends without an empty page.
     let q = DocumentQuery::new(None, None, None, Some(7), None, false, &Limits::default()).unwrap();
@@ -460,22 +251,13 @@ async fn pagination_visits_every_row_once_in_order(b: Backend) {
     assert_eq!((page.items.len(), page.next_cursor), (7, None));
     // Workspaces page the same way.
     for i in 0..4 {
-        s.create_workspace(&ME, ws(&format!("Extra {i}")))
-            .await
-            .unwrap();
+        s.create_workspace(&ME, ws(&format!("Extra {i}"))).await.unwrap();
     }
     let mut names = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let q = WorkspaceQuery::new(
-            None,
-            Some("-name"),
-            Some(2),
-            cursor.as_deref(),
-            false,
-            &Limits::default(),
-        )
-        .unwrap();
+        let q =
+            WorkspaceQuery::new(None, Some("-name"), Some(2), cursor.as_deref(), false, &Limits::default()).unwrap();
         let page = s.list_workspaces(&ME, &q).await.unwrap();
         names.extend(page.items.into_iter().map(|w| w.name));
         match page.next_cursor {
@@ -490,57 +272,22 @@ async fn filters_by_kind_and_title(b: Backend) {
     let t = open(b).await;
     let s = &t.store;
     let w = s.create_workspace(&ME, ws("F")).await.unwrap();
-    s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "Checkout Redesign"))
-        .await
-        .unwrap();
-    s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "100% uptime plan"))
-        .await
-        .unwrap();
-    s.create_document(
-        &ME,
-        &w.id,
-        doc(DocumentKind::Moodboard, "Checkout moodboard"),
-    )
-    .await
-    .unwrap();
-    s.create_document(&ME, &w.id, doc(DocumentKind::BoardConfig, "Rock 5B"))
-        .await
-        .unwrap();
+    s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "Checkout Redesign")).await.unwrap();
+    s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "100% uptime plan")).await.unwrap();
+    s.create_document(&ME, &w.id, doc(DocumentKind::Moodboard, "Checkout moodboard")).await.unwrap();
+    s.create_document(&ME, &w.id, doc(DocumentKind::BoardConfig, "Rock 5B")).await.unwrap();
     let titles = |kind: Option<&str>, q: Option<&str>| {
-        let query = DocumentQuery::new(
-            kind,
-            q.map(Into::into),
-            Some("title"),
-            None,
-            None,
-            false,
-            &Limits::default(),
-        )
-        .unwrap();
+        let query =
+            DocumentQuery::new(kind, q.map(Into::into), Some("title"), None, None, false, &Limits::default()).unwrap();
         let s = s.clone();
         let w = w.id.clone();
         async move {
-            s.list_documents(&ME, &w, &query)
-                .await
-                .unwrap()
-                .items
-                .into_iter()
-                .map(|d| d.title)
-                .collect::<Vec<_>>()
+            s.list_documents(&ME, &w, &query).await.unwrap().items.into_iter().map(|d| d.title).collect::<Vec<_>>()
         }
     };
-    assert_eq!(
-        titles(Some("prd"), None).await,
-        ["100% uptime plan", "Checkout Redesign"]
-    );
-    assert_eq!(
-        titles(None, Some("CHECKOUT")).await,
-        ["Checkout Redesign", "Checkout moodboard"]
-    );
-    assert_eq!(
-        titles(Some("moodboard"), Some("checkout")).await,
-        ["Checkout moodboard"]
-    );
+    assert_eq!(titles(Some("prd"), None).await, ["100% uptime plan", "Checkout Redesign"]);
+    assert_eq!(titles(None, Some("CHECKOUT")).await, ["Checkout Redesign", "Checkout moodboard"]);
+    assert_eq!(titles(Some("moodboard"), Some("checkout")).await, ["Checkout moodboard"]);
     // LIKE wildcards in the search text are literal.
     assert_eq!(titles(None, Some("0%")).await, ["100% uptime plan"]);
     assert!(titles(None, Some("_")).await.is_empty());
@@ -553,81 +300,36 @@ async fn deleted_workspace_hides_its_documents(b: Backend) {
     let t = open(b).await;
     let s = &t.store;
     let w = s.create_workspace(&ME, ws("Gone")).await.unwrap();
-    let d = s
-        .create_document(&ME, &w.id, doc(DocumentKind::Moodboard, "Loft"))
-        .await
-        .unwrap();
+    let d = s.create_document(&ME, &w.id, doc(DocumentKind::Moodboard, "Loft")).await.unwrap();
     s.delete_workspace(&ME, &w.id, None).await.unwrap();
-    assert!(matches!(
-        s.get_document(&ME, &d.id, false).await,
-        Err(Error::NotFound { .. })
-    ));
-    assert!(matches!(
-        s.get_document(&ME, &d.id, true).await,
-        Err(Error::NotFound { .. })
-    ));
-    assert!(matches!(
-        s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "x"))
-            .await,
-        Err(Error::NotFound { .. })
-    ));
+    assert!(matches!(s.get_document(&ME, &d.id, false).await, Err(Error::NotFound { .. })));
+    assert!(matches!(s.get_document(&ME, &d.id, true).await, Err(Error::NotFound { .. })));
+    assert!(matches!(s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "x")).await, Err(Error::NotFound { .. })));
     let q = DocumentQuery::new(None, None, None, None, None, false, &Limits::default()).unwrap();
-    assert!(matches!(
-        s.list_documents(&ME, &w.id, &q).await,
-        Err(Error::NotFound { .. })
-    ));
-    assert!(matches!(
-        s.delete_document(&ME, &d.id, None).await,
-        Err(Error::NotFound { .. })
-    ));
+    assert!(matches!(s.list_documents(&ME, &w.id, &q).await, Err(Error::NotFound { .. })));
+    assert!(matches!(s.delete_document(&ME, &d.id, None).await, Err(Error::NotFound { .. })));
     s.restore_workspace(&ME, &w.id).await.unwrap();
     assert_eq!(s.get_document(&ME, &d.id, false).await.unwrap().id, d.id);
 }
 
 async fn count_limits_hold(b: Backend) {
-    let limits = Limits {
-        max_workspaces: 2,
-        max_documents_per_workspace: 2,
-        ..Limits::default()
-    };
-    let t = b
-        .open(StoreOptions {
-            limits,
-            ..Default::default()
-        })
-        .await;
+    let limits = Limits { max_workspaces: 2, max_documents_per_workspace: 2, ..Limits::default() };
+    let t = b.open(StoreOptions { limits, ..Default::default() }).await;
     let s = &t.store;
     let w = s.create_workspace(&ME, ws("One")).await.unwrap();
     let w2 = s.create_workspace(&ME, ws("Two")).await.unwrap();
     assert!(
         matches!(s.create_workspace(&ME, ws("Three")).await, Err(Error::LimitExceeded(m)) if m.contains("max_workspaces"))
     );
-    let first = s
-        .create_document(&ME, &w.id, doc(DocumentKind::Prd, "a"))
-        .await
-        .unwrap();
-    s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "b"))
-        .await
-        .unwrap();
+    let first = s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "a")).await.unwrap();
+    s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "b")).await.unwrap();
     // Deleted documents still count until purged.
     s.delete_document(&ME, &first.id, None).await.unwrap();
-    let over = s
-        .create_document(&ME, &w.id, doc(DocumentKind::Prd, "c"))
-        .await;
-    assert!(
-        matches!(over, Err(Error::LimitExceeded(m)) if m.contains("max_documents_per_workspace"))
-    );
-    assert_eq!(
-        s.get_workspace(&ME, &w.id, false)
-            .await
-            .unwrap()
-            .document_count,
-        2
-    );
+    let over = s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "c")).await;
+    assert!(matches!(over, Err(Error::LimitExceeded(m)) if m.contains("max_documents_per_workspace")));
+    assert_eq!(s.get_workspace(&ME, &w.id, false).await.unwrap().document_count, 2);
     // The limit is per workspace.
-    s.create_document(&ME, &w2.id, doc(DocumentKind::Prd, "c"))
-        .await
-        .unwrap();
+    s.create_document(&ME, &w2.id, doc(DocumentKind::Prd, "c")).await.unwrap();
 }
 
 async fn every_change_writes_one_event_in_order(b: Backend) {
@@ -639,44 +341,17 @@ async fn every_change_writes_one_event_in_order(b: Backend) {
     assert!(signal.has_changed().unwrap(), "a commit ticks the signal");
     signal.mark_unchanged();
     let other = s.create_workspace(&ME, ws("Other")).await.unwrap();
-    let p = s
-        .create_document(&ME, &w.id, doc(DocumentKind::Prd, "Spec"))
-        .await
-        .unwrap();
-    let m = s
-        .create_document(&ME, &other.id, doc(DocumentKind::Moodboard, "Mood"))
-        .await
-        .unwrap();
-    s.update_document(
-        &ME,
-        &p.id,
-        DocumentPatch {
-            title: Some("Spec 2".into()),
-            metadata: None,
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let p = s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "Spec")).await.unwrap();
+    let m = s.create_document(&ME, &other.id, doc(DocumentKind::Moodboard, "Mood")).await.unwrap();
+    s.update_document(&ME, &p.id, DocumentPatch { title: Some("Spec 2".into()), metadata: None }, None).await.unwrap();
     s.delete_document(&ME, &p.id, None).await.unwrap();
     s.restore_document(&ME, &p.id).await.unwrap();
-    s.update_workspace(
-        &ME,
-        &w.id,
-        WorkspacePatch {
-            name: Some("Events!".into()),
-            ..Default::default()
-        },
-        None,
-    )
-    .await
-    .unwrap();
-    s.delete_workspace(&ME, &other.id, None).await.unwrap();
-
-    let all = s
-        .events_after(&ME, start, &EventFilter::default(), 100)
+    s.update_workspace(&ME, &w.id, WorkspacePatch { name: Some("Events!".into()), ..Default::default() }, None)
         .await
         .unwrap();
+    s.delete_workspace(&ME, &other.id, None).await.unwrap();
+
+    let all = s.events_after(&ME, start, &EventFilter::default(), 100).await.unwrap();
     let names: Vec<_> = all.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(
         names,
@@ -696,86 +371,37 @@ async fn every_change_writes_one_event_in_order(b: Backend) {
     assert_eq!(s.last_event_id().await.unwrap(), all.last().unwrap().id);
     assert_eq!(all[2].document_id.as_deref(), Some(p.id.as_str()));
     assert_eq!(all[2].workspace_id.as_deref(), Some(w.id.as_str()));
-    assert_eq!(all[2].actor, "anonymous");
+    assert_eq!(all[2].actor, "system");
     assert_eq!(all[2].data["document"]["title"], "Spec");
     assert_eq!(all[4].data["changes"], json!(["title"]));
     assert_eq!(all[3].data["document"]["id"], json!(m.id));
 
     // Resuming after an id returns exactly what followed it.
-    let tail = s
-        .events_after(&ME, all[5].id, &EventFilter::default(), 100)
-        .await
-        .unwrap();
-    assert_eq!(
-        tail.iter().map(|e| e.id).collect::<Vec<_>>(),
-        all[6..].iter().map(|e| e.id).collect::<Vec<_>>()
-    );
-    let limited = s
-        .events_after(&ME, start, &EventFilter::default(), 2)
-        .await
-        .unwrap();
+    let tail = s.events_after(&ME, all[5].id, &EventFilter::default(), 100).await.unwrap();
+    assert_eq!(tail.iter().map(|e| e.id).collect::<Vec<_>>(), all[6..].iter().map(|e| e.id).collect::<Vec<_>>());
+    let limited = s.events_after(&ME, start, &EventFilter::default(), 2).await.unwrap();
     assert_eq!(limited.len(), 2);
 
-    let by_ws = EventFilter {
-        workspace_id: Some(other.id.clone()),
-        names: vec![],
-    };
-    let names: Vec<_> = s
-        .events_after(&ME, start, &by_ws, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "workspace.created",
-            "moodboard.created",
-            "workspace.deleted"
-        ]
-    );
-    let by_name = EventFilter {
-        workspace_id: None,
-        names: vec!["prd.*".into(), "workspace.deleted".into()],
-    };
-    let names: Vec<_> = s
-        .events_after(&ME, start, &by_name, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "prd.created",
-            "prd.updated",
-            "prd.deleted",
-            "prd.restored",
-            "workspace.deleted"
-        ]
-    );
+    let by_ws = EventFilter { workspace_id: Some(other.id.clone()), names: vec![] };
+    let names: Vec<_> = s.events_after(&ME, start, &by_ws, 100).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["workspace.created", "moodboard.created", "workspace.deleted"]);
+    let by_name = EventFilter { workspace_id: None, names: vec!["prd.*".into(), "workspace.deleted".into()] };
+    let names: Vec<_> = s.events_after(&ME, start, &by_name, 100).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["prd.created", "prd.updated", "prd.deleted", "prd.restored", "workspace.deleted"]);
 }
 
 async fn concurrent_updates_all_land(b: Backend) {
     let t = open(b).await;
     let s = &t.store;
     let w = s.create_workspace(&ME, ws("Race")).await.unwrap();
-    let d = s
-        .create_document(&ME, &w.id, doc(DocumentKind::Prd, "Shared"))
-        .await
-        .unwrap();
+    let d = s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "Shared")).await.unwrap();
     let writers = 12;
     let tasks: Vec<_> = (0..writers)
         .map(|i| {
             let s = s.clone();
             let id = d.id.clone();
             tokio::spawn(async move {
-                let patch = DocumentPatch {
-                    title: None,
-                    metadata: Some(json!({ format!("k{i}"): i })),
-                };
+                let patch = DocumentPatch { title: None, metadata: Some(json!({ format!("k{i}"): i })) };
                 s.update_document(&ME, &id, patch, None).await
             })
         })
@@ -792,78 +418,36 @@ async fn concurrent_updates_all_land(b: Backend) {
         .map(|i| {
             let s = s.clone();
             let ws = w.id.clone();
-            tokio::spawn(async move {
-                s.create_document(&ME, &ws, doc(DocumentKind::Prd, &format!("d{i}")))
-                    .await
-            })
+            tokio::spawn(async move { s.create_document(&ME, &ws, doc(DocumentKind::Prd, &format!("d{i}"))).await })
         })
         .collect();
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    assert_eq!(
-        s.get_workspace(&ME, &w.id, false)
-            .await
-            .unwrap()
-            .document_count,
-        9
-    );
+    assert_eq!(s.get_workspace(&ME, &w.id, false).await.unwrap().document_count, 9);
 }
 
 async fn failed_writes_leave_no_event(b: Backend) {
     let t = open(b).await;
     let s = &t.store;
     let w = s
-        .create_workspace(
-            &ME,
-            NewWorkspace {
-                name: "A".into(),
-                slug: Some("taken".into()),
-                description: None,
-            },
-        )
+        .create_workspace(&ME, NewWorkspace { name: "A".into(), slug: Some("taken".into()), description: None })
         .await
         .unwrap();
     let before = s.last_event_id().await.unwrap();
     assert!(
-        s.create_workspace(
-            &ME,
-            NewWorkspace {
-                name: "B".into(),
-                slug: Some("taken".into()),
-                description: None
-            }
-        )
-        .await
-        .is_err()
-    );
-    assert!(
-        s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "  "))
+        s.create_workspace(&ME, NewWorkspace { name: "B".into(), slug: Some("taken".into()), description: None })
             .await
             .is_err()
     );
+    assert!(s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "  ")).await.is_err());
     assert!(
-        s.update_workspace(
-            &ME,
-            &w.id,
-            WorkspacePatch {
-                name: Some("x".into()),
-                ..Default::default()
-            },
-            Some(9)
-        )
-        .await
-        .is_err()
+        s.update_workspace(&ME, &w.id, WorkspacePatch { name: Some("x".into()), ..Default::default() }, Some(9))
+            .await
+            .is_err()
     );
     assert_eq!(s.last_event_id().await.unwrap(), before);
-    assert_eq!(
-        s.list_workspaces(&ME, &wq(None, false))
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1
-    );
+    assert_eq!(s.list_workspaces(&ME, &wq(None, false)).await.unwrap().items.len(), 1);
 }
 
 async fn migrations_are_idempotent(b: Backend) {
@@ -872,9 +456,7 @@ async fn migrations_are_idempotent(b: Backend) {
     t.store.ping().await.unwrap();
     // A second process opening the same database sees the same data.
     let w = t.store.create_workspace(&ME, ws("Shared")).await.unwrap();
-    let again = quire_store::connect(&t.url, StoreOptions::default())
-        .await
-        .unwrap();
+    let again = quire_store::connect(&t.url, StoreOptions::default()).await.unwrap();
     again.migrate().await.unwrap();
     assert_eq!(again.get_workspace(&ME, &w.id, false).await.unwrap(), w);
     assert_eq!(again.backend(), t.store.backend());
@@ -887,10 +469,7 @@ async fn a_tail_follows_the_outbox_live(b: Backend) {
     let start = s.last_event_id().await.unwrap();
     // Polling every minute: only the commit signal can deliver within the timeout below.
     let poll = std::time::Duration::from_secs(60);
-    let filter = EventFilter {
-        workspace_id: None,
-        names: vec!["prd.*".into()],
-    };
+    let filter = EventFilter { workspace_id: None, names: vec!["prd.*".into()] };
     let mut tail = quire_store::EventTail::new(s.clone(), ME, start, filter, poll);
     let reader = tokio::spawn(async move {
         let mut names = Vec::new();
@@ -903,28 +482,9 @@ async fn a_tail_follows_the_outbox_live(b: Backend) {
         (names, tail.position())
     });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let d = s
-        .create_document(&ME, &w.id, doc(DocumentKind::Prd, "One"))
-        .await
-        .unwrap();
-    s.create_document(
-        &ME,
-        &w.id,
-        doc(DocumentKind::Moodboard, "Skipped by the filter"),
-    )
-    .await
-    .unwrap();
-    s.update_document(
-        &ME,
-        &d.id,
-        DocumentPatch {
-            title: Some("Two".into()),
-            metadata: None,
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let d = s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "One")).await.unwrap();
+    s.create_document(&ME, &w.id, doc(DocumentKind::Moodboard, "Skipped by the filter")).await.unwrap();
+    s.update_document(&ME, &d.id, DocumentPatch { title: Some("Two".into()), metadata: None }, None).await.unwrap();
     s.delete_document(&ME, &d.id, None).await.unwrap();
     let (events, position) = reader.await.unwrap();
     let names: Vec<_> = events.iter().map(|(_, n)| n.as_str()).collect();
@@ -943,4 +503,286 @@ async fn consumer_offsets_only_move_forward(b: Backend) {
     s.save_consumer_offset("indexer", 9).await.unwrap();
     assert_eq!(s.consumer_offset("indexer").await.unwrap(), 9);
     assert_eq!(s.consumer_offset("notifier").await.unwrap(), 3);
+}
+
+async fn user(s: &dyn quire_store::Store, email: &str) -> (User, Principal) {
+    let new = NewUser {
+        email: email.into(),
+        name: email.split('@').next().unwrap().into(),
+        password_hash: None,
+        admin: false,
+    };
+    let (u, _) = s.create_user(new).await.unwrap();
+    let p = Principal::User { id: u.id.clone(), admin: u.admin, session: None };
+    (u, p)
+}
+
+fn is_not_found<T: std::fmt::Debug>(r: Result<T, Error>) -> bool {
+    matches!(r, Err(Error::NotFound { .. }))
+}
+
+fn is_forbidden<T: std::fmt::Debug>(r: Result<T, Error>) -> bool {
+    matches!(r, Err(Error::Forbidden(_)))
+}
+
+async fn users_and_the_first_admin(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let (first, admin) = user(s, "Root@Example.com").await;
+    assert!(first.admin && admin.is_superuser());
+    assert_eq!(first.email, "root@example.com");
+    let (second, plain) = user(s, "ada@example.com").await;
+    assert!(!second.admin);
+    let dup = s
+        .create_user(NewUser { email: "ADA@example.com".into(), name: "x".into(), password_hash: None, admin: false })
+        .await;
+    assert!(matches!(dup, Err(Error::Conflict(m)) if m.contains("exists")));
+    assert!(s.user_by_email("ada@EXAMPLE.com").await.unwrap().is_some());
+    assert!(s.user_by_email("nobody@example.com").await.unwrap().is_none());
+    assert_eq!(s.list_users(&admin).await.unwrap().len(), 2);
+    assert!(is_forbidden(s.list_users(&plain).await));
+    s.set_password(&second.id, "hash").await.unwrap();
+    assert_eq!(s.user_by_email("ada@example.com").await.unwrap().unwrap().password_hash.as_deref(), Some("hash"));
+}
+
+async fn membership_scopes_every_read_and_write(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let (_, _root) = user(s, "root@example.com").await;
+    let (_, owner) = user(s, "owner@example.com").await;
+    let (bob, bob_p) = user(s, "bob@example.com").await;
+    let w = s.create_workspace(&owner, ws("Private")).await.unwrap();
+    let d = s.create_document(&owner, &w.id, doc(DocumentKind::Prd, "Secret")).await.unwrap();
+    assert_eq!(d.owner_id.as_deref(), owner.user_id());
+    let members = s.list_members(&owner, &w.id).await.unwrap();
+    assert_eq!((members.len(), members[0].role), (1, Role::Owner), "the creator owns it");
+
+    // Outsiders cannot tell the workspace exists.
+    assert!(is_not_found(s.get_workspace(&bob_p, &w.id, false).await));
+    assert!(is_not_found(s.get_document(&bob_p, &d.id, false).await));
+    assert!(s.list_workspaces(&bob_p, &wq(None, false)).await.unwrap().items.is_empty());
+    assert!(is_not_found(s.update_document(&bob_p, &d.id, DocumentPatch::default(), None).await));
+    assert!(s.events_after(&bob_p, 0, &EventFilter::default(), 100).await.unwrap().is_empty());
+    assert!(!s.events_after(&owner, 0, &EventFilter::default(), 100).await.unwrap().is_empty());
+
+    // A viewer reads; an editor writes documents; an admin changes the workspace; only an owner deletes it.
+    s.set_member(&owner, &w.id, &bob.id, Role::Viewer).await.unwrap();
+    assert_eq!(s.list_workspaces(&bob_p, &wq(None, false)).await.unwrap().items.len(), 1);
+    assert_eq!(s.get_document(&bob_p, &d.id, false).await.unwrap().id, d.id);
+    assert!(is_forbidden(s.create_document(&bob_p, &w.id, doc(DocumentKind::Prd, "x")).await));
+    assert!(is_forbidden(s.set_member(&bob_p, &w.id, &bob.id, Role::Owner).await));
+    s.set_member(&owner, &w.id, &bob.id, Role::Editor).await.unwrap();
+    s.create_document(&bob_p, &w.id, doc(DocumentKind::Prd, "Bob's")).await.unwrap();
+    s.update_document(&bob_p, &d.id, DocumentPatch { title: Some("Edited".into()), metadata: None }, None)
+        .await
+        .unwrap();
+    assert!(is_forbidden(
+        s.update_workspace(&bob_p, &w.id, WorkspacePatch { name: Some("X".into()), ..Default::default() }, None).await
+    ));
+    s.set_member(&owner, &w.id, &bob.id, Role::Admin).await.unwrap();
+    s.update_workspace(&bob_p, &w.id, WorkspacePatch { name: Some("Renamed".into()), ..Default::default() }, None)
+        .await
+        .unwrap();
+    assert!(is_forbidden(s.delete_workspace(&bob_p, &w.id, None).await));
+    // An admin cannot make owners, nor demote the owner.
+    assert!(is_forbidden(s.set_member(&bob_p, &w.id, &bob.id, Role::Owner).await));
+    assert!(is_forbidden(s.remove_member(&bob_p, &w.id, owner.user_id().unwrap()).await));
+    // The last owner can neither leave nor be demoted.
+    assert!(matches!(s.remove_member(&owner, &w.id, owner.user_id().unwrap()).await, Err(Error::Conflict(_))));
+    assert!(matches!(
+        s.set_member(&owner, &w.id, owner.user_id().unwrap(), Role::Admin).await,
+        Err(Error::Conflict(_))
+    ));
+    // Anyone may leave; then they are outside again.
+    s.remove_member(&bob_p, &w.id, &bob.id).await.unwrap();
+    assert!(is_not_found(s.get_document(&bob_p, &d.id, false).await));
+    assert!(is_not_found(s.set_member(&owner, &w.id, "usr_nobody", Role::Viewer).await));
+    // Member changes are events in the workspace (sockets of removed members close on them).
+    let names: Vec<_> = s
+        .events_after(
+            &owner,
+            0,
+            &EventFilter { workspace_id: Some(w.id.clone()), names: vec!["workspace.member.*".into()] },
+            100,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names.last().map(String::as_str), Some("workspace.member.removed"));
+}
+
+async fn shares_grant_one_document(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let (_, _root) = user(s, "root@example.com").await;
+    let (_, owner) = user(s, "owner@example.com").await;
+    let (guest, guest_p) = user(s, "guest@example.com").await;
+    let w = s.create_workspace(&owner, ws("Team")).await.unwrap();
+    let shared = s.create_document(&owner, &w.id, doc(DocumentKind::Moodboard, "Shared")).await.unwrap();
+    let other = s.create_document(&owner, &w.id, doc(DocumentKind::Moodboard, "Other")).await.unwrap();
+    let share = s.put_share(&owner, &shared.id, "GUEST@example.com", Role::Viewer).await.unwrap();
+    assert_eq!((share.user_id.as_str(), share.role), (guest.id.as_str(), Role::Viewer));
+    assert_eq!(s.get_document(&guest_p, &shared.id, false).await.unwrap().id, shared.id);
+    assert!(is_not_found(s.get_document(&guest_p, &other.id, false).await));
+    assert!(is_not_found(
+        s.list_documents(
+            &guest_p,
+            &w.id,
+            &DocumentQuery::new(None, None, None, None, None, false, &Limits::default()).unwrap()
+        )
+        .await
+    ));
+    assert!(is_forbidden(
+        s.update_document(&guest_p, &shared.id, DocumentPatch { title: Some("x".into()), metadata: None }, None).await
+    ));
+    assert!(is_forbidden(s.list_shares(&guest_p, &shared.id).await));
+    s.put_share(&owner, &shared.id, "guest@example.com", Role::Editor).await.unwrap();
+    s.update_document(
+        &guest_p,
+        &shared.id,
+        DocumentPatch { title: Some("Edited by guest".into()), metadata: None },
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.put_share(&owner, &shared.id, "guest@example.com", Role::Admin).await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(is_not_found(s.put_share(&owner, &shared.id, "stranger@example.com", Role::Viewer).await));
+    // The guest sees events of the shared document only.
+    let events = s.events_after(&guest_p, 0, &EventFilter::default(), 100).await.unwrap();
+    assert!(!events.is_empty() && events.iter().all(|e| e.document_id.as_deref() == Some(shared.id.as_str())));
+    assert_eq!(s.list_shares(&owner, &shared.id).await.unwrap().len(), 1);
+    s.remove_share(&owner, &shared.id, &guest.id).await.unwrap();
+    assert!(is_not_found(s.get_document(&guest_p, &shared.id, false).await));
+}
+
+async fn api_keys_act_in_their_workspace(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let (_, _root) = user(s, "root@example.com").await;
+    let (_, owner) = user(s, "owner@example.com").await;
+    let (_, viewer) = user(s, "viewer@example.com").await;
+    let w = s.create_workspace(&owner, ws("Api")).await.unwrap();
+    let elsewhere = s.create_workspace(&owner, ws("Elsewhere")).await.unwrap();
+    s.set_member(&owner, &w.id, viewer.user_id().unwrap(), Role::Viewer).await.unwrap();
+    let new_key = |role| NewApiKey {
+        name: "CI".into(),
+        role,
+        prefix: format!("qk_{}", &quire_core::new_id("x")[20..]),
+        key_hash: "h".into(),
+    };
+    assert!(is_forbidden(s.create_api_key(&viewer, &w.id, new_key(Role::Viewer)).await));
+    assert!(matches!(s.create_api_key(&owner, &w.id, new_key(Role::Owner)).await, Err(Error::Invalid { .. })));
+    let key = s.create_api_key(&owner, &w.id, new_key(Role::Editor)).await.unwrap();
+    assert_eq!((key.role, key.created_by.as_deref()), (Role::Editor, owner.user_id()));
+    let stored = s.api_key_by_prefix(&key.prefix).await.unwrap().unwrap();
+    assert_eq!(stored.key_hash, "h");
+    let as_key = Principal::ApiKey {
+        id: key.id.clone(),
+        workspace_id: w.id.clone(),
+        role: key.role,
+        created_by: key.created_by.clone(),
+    };
+    let d = s.create_document(&as_key, &w.id, doc(DocumentKind::Prd, "By key")).await.unwrap();
+    assert_eq!(d.owner_id.as_deref(), owner.user_id(), "the key's creator owns what it makes");
+    assert!(is_not_found(s.get_workspace(&as_key, &elsewhere.id, false).await));
+    assert_eq!(s.list_workspaces(&as_key, &wq(None, false)).await.unwrap().items.len(), 1);
+    assert!(is_forbidden(s.create_workspace(&as_key, ws("New")).await));
+    s.touch_api_key(&key.id, 1_700_000_000_000).await.unwrap();
+    assert!(s.list_api_keys(&owner, &w.id).await.unwrap()[0].last_used_at.is_some());
+    let revoked = s.revoke_api_key(&owner, &w.id, &key.id).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(s.api_key_by_prefix(&key.prefix).await.unwrap().is_none());
+    assert!(is_not_found(s.revoke_api_key(&owner, &w.id, &key.id).await));
+}
+
+async fn refresh_tokens_rotate_and_replays_revoke(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let (u, p) = user(s, "ada@example.com").await;
+    let far = quire_core::now_ms() + 86_400_000;
+    let session = NewSession {
+        id: quire_core::new_id("ses"),
+        user_id: u.id.clone(),
+        user_agent: Some("test".into()),
+        ip: None,
+        expires_at: far,
+        refresh_hash: "r1".into(),
+    };
+    s.create_session(session.clone(), far).await.unwrap();
+    assert!(s.session_is_live(&session.id).await.unwrap());
+    let rotated = s.rotate_refresh_token("r1", "r2", far).await.unwrap();
+    assert_eq!(rotated, Rotation::Rotated { session_id: session.id.clone(), user: u.clone() });
+    assert_eq!(s.rotate_refresh_token("nope", "x", far).await.unwrap(), Rotation::Invalid);
+    // Replaying the used token revokes the whole session: the fresh token dies too.
+    let since = quire_core::now_ms() - 1;
+    assert_eq!(
+        s.rotate_refresh_token("r1", "r3", far).await.unwrap(),
+        Rotation::Reused { session_id: session.id.clone() }
+    );
+    assert!(!s.session_is_live(&session.id).await.unwrap());
+    assert_eq!(s.rotate_refresh_token("r2", "r4", far).await.unwrap(), Rotation::Invalid);
+    assert_eq!(s.revoked_sessions_since(since).await.unwrap(), vec![session.id.clone()]);
+    let revoked = s
+        .events_after(&ME, 0, &EventFilter { workspace_id: None, names: vec!["session.revoked".into()] }, 10)
+        .await
+        .unwrap();
+    assert_eq!(revoked[0].data["sessions"], json!([session.id]));
+    // Logging out ends one session; revoking a user ends them all; others' sessions are not ours to end.
+    let s2 = NewSession { id: quire_core::new_id("ses"), refresh_hash: "q1".into(), ..session.clone() };
+    let s3 = NewSession { id: quire_core::new_id("ses"), refresh_hash: "q2".into(), ..session.clone() };
+    s.create_session(s2.clone(), far).await.unwrap();
+    s.create_session(s3.clone(), far).await.unwrap();
+    let (_, other) = user(s, "eve@example.com").await;
+    assert!(is_not_found(s.revoke_session(&other, &s2.id).await));
+    s.revoke_session(&p, &s2.id).await.unwrap();
+    assert!(!s.session_is_live(&s2.id).await.unwrap() && s.session_is_live(&s3.id).await.unwrap());
+    assert_eq!(s.revoke_user_sessions(&ME, &u.id).await.unwrap(), vec![s3.id.clone()]);
+    assert!(!s.session_is_live(&s3.id).await.unwrap());
+}
+
+async fn invitations_admit_the_invited(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let (_, _root) = user(s, "root@example.com").await;
+    let (_, owner) = user(s, "owner@example.com").await;
+    let (ada, ada_p) = user(s, "ada@example.com").await;
+    let (_, eve) = user(s, "eve@example.com").await;
+    let w = s.create_workspace(&owner, ws("Invites")).await.unwrap();
+    let far = quire_core::now_ms() + 86_400_000;
+    let inv =
+        s.create_invitation(&owner, &w.id, Some("Ada@example.com".into()), Role::Editor, "tok1", far).await.unwrap();
+    assert_eq!(inv.email.as_deref(), Some("ada@example.com"));
+    assert!(s.invitation_is_open("tok1").await.unwrap());
+    assert!(is_forbidden(s.accept_invitation(&eve, "tok1").await), "for another address");
+    let member = s.accept_invitation(&ada_p, "tok1").await.unwrap();
+    assert_eq!((member.user_id.as_str(), member.role), (ada.id.as_str(), Role::Editor));
+    assert!(!s.invitation_is_open("tok1").await.unwrap());
+    assert!(is_not_found(s.accept_invitation(&ada_p, "tok1").await), "used once");
+    // An open invitation never lowers a role already held.
+    s.create_invitation(&owner, &w.id, None, Role::Viewer, "tok2", far).await.unwrap();
+    assert_eq!(s.accept_invitation(&ada_p, "tok2").await.unwrap().role, Role::Editor);
+    s.create_invitation(&owner, &w.id, None, Role::Viewer, "old", quire_core::now_ms() - 1).await.unwrap();
+    assert!(is_not_found(s.accept_invitation(&eve, "old").await), "expired");
+    assert!(
+        is_forbidden(s.create_invitation(&ada_p, &w.id, None, Role::Viewer, "tok3", far).await),
+        "editors do not invite"
+    );
+    assert_eq!(s.list_invitations(&owner, &w.id).await.unwrap().len(), 3);
+    let open = s.create_invitation(&owner, &w.id, None, Role::Viewer, "tok4", far).await.unwrap();
+    s.revoke_invitation(&owner, &w.id, &open.id).await.unwrap();
+    assert!(!s.invitation_is_open("tok4").await.unwrap());
+}
+
+async fn settings_are_initialised_once(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    assert_eq!(s.setting("jwt").await.unwrap(), None);
+    assert_eq!(s.init_setting("jwt", "first").await.unwrap(), "first");
+    assert_eq!(s.init_setting("jwt", "second").await.unwrap(), "first");
+    assert_eq!(s.setting("jwt").await.unwrap().as_deref(), Some("first"));
 }

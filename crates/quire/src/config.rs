@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use quire_auth::{AuthConfig, SignupMode};
 use quire_core::Limits;
 use quire_server::ServerConfig;
 use serde::Deserialize;
@@ -74,6 +75,33 @@ pub struct ServeArgs {
     /// How often an idle event stream re-reads the outbox, in milliseconds [default: 2000]
     #[arg(long, env = "QUIRE_EVENTS_POLL_INTERVAL_MS", value_name = "MS")]
     pub events_poll_interval_ms: Option<u64>,
+    /// Who may create an account: open, or invite-only (the first account is always
+    /// allowed) [default: open]
+    #[arg(long, env = "QUIRE_SIGNUP", value_name = "MODE")]
+    pub signup: Option<Signup>,
+    /// Lifetime of access tokens, in seconds [default: 900]
+    #[arg(long, env = "QUIRE_ACCESS_TOKEN_TTL_SECS", value_name = "SECS")]
+    pub access_token_ttl_secs: Option<u64>,
+    /// Lifetime of a session's refresh tokens, in seconds [default: 2592000]
+    #[arg(long, env = "QUIRE_REFRESH_TOKEN_TTL_SECS", value_name = "SECS")]
+    pub refresh_token_ttl_secs: Option<u64>,
+    /// Mark session cookies Secure; turn on when Quire is served over HTTPS [default: false]
+    #[arg(long, env = "QUIRE_COOKIE_SECURE", value_name = "BOOL")]
+    pub cookie_secure: Option<bool>,
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// https://app.example.com [default: none]
+    #[arg(long, env = "QUIRE_CORS_ORIGINS", value_name = "ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
+}
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Signup {
+    /// Anyone may sign up
+    Open,
+    /// Only with an invitation
+    InviteOnly,
 }
 
 /// The TOML file: every key optional, unknown keys refused (a typo must not pass silently).
@@ -92,6 +120,11 @@ struct FileSettings {
     addr: Option<SocketAddr>,
     max_body_bytes: Option<usize>,
     events_poll_interval_ms: Option<u64>,
+    signup: Option<Signup>,
+    access_token_ttl_secs: Option<u64>,
+    refresh_token_ttl_secs: Option<u64>,
+    cookie_secure: Option<bool>,
+    cors_origins: Option<Vec<String>>,
 }
 
 /// Everything resolved.
@@ -105,16 +138,20 @@ pub struct Settings {
     pub limits: Limits,
     pub addr: SocketAddr,
     pub server: ServerConfig,
+    pub auth: AuthConfig,
 }
 
 fn read_file(path: Option<&Path>) -> Result<FileSettings, String> {
     let Some(path) = path else {
         return Ok(FileSettings::default());
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the settings file {}: {e}; check the path given to --config or QUIRE_CONFIG", path.display()))?;
-    toml::from_str(&text)
-        .map_err(|e| format!("the settings file {} is not valid: {e}", path.display()))
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read the settings file {}: {e}; check the path given to --config or QUIRE_CONFIG",
+            path.display()
+        )
+    })?;
+    toml::from_str(&text).map_err(|e| format!("the settings file {} is not valid: {e}", path.display()))
 }
 
 impl Settings {
@@ -122,17 +159,12 @@ impl Settings {
     pub fn for_serve(args: ServeArgs) -> Result<Settings, String> {
         let file = read_file(args.common.config.as_deref())?;
         let defaults = ServerConfig::default();
-        let poll_ms = args
-            .events_poll_interval_ms
-            .or(file.events_poll_interval_ms);
+        let poll_ms = args.events_poll_interval_ms.or(file.events_poll_interval_ms);
         let server = ServerConfig {
-            max_body_bytes: args
-                .max_body_bytes
-                .or(file.max_body_bytes)
-                .unwrap_or(defaults.max_body_bytes),
-            events_poll_interval: poll_ms
-                .map(Duration::from_millis)
-                .unwrap_or(defaults.events_poll_interval),
+            max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(defaults.max_body_bytes),
+            events_poll_interval: poll_ms.map(Duration::from_millis).unwrap_or(defaults.events_poll_interval),
+            cookie_secure: args.cookie_secure.or(file.cookie_secure).unwrap_or(false),
+            cors_origins: args.cors_origins.clone().or(file.cors_origins.clone()).unwrap_or_default(),
             ..defaults
         };
         if server.max_body_bytes == 0 {
@@ -141,19 +173,35 @@ impl Settings {
         if server.events_poll_interval < Duration::from_millis(10) {
             return Err("events_poll_interval_ms must be at least 10".into());
         }
-        let addr = args
-            .addr
-            .or(file.addr)
-            .unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
-        Self::resolve(args.common, file, addr, server)
+        let addr = args.addr.or(file.addr).unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
+        let d = AuthConfig::default();
+        let auth = AuthConfig {
+            signup: match args.signup.or(file.signup) {
+                Some(Signup::InviteOnly) => SignupMode::InviteOnly,
+                _ => SignupMode::Open,
+            },
+            access_ttl: args
+                .access_token_ttl_secs
+                .or(file.access_token_ttl_secs)
+                .map_or(d.access_ttl, Duration::from_secs),
+            refresh_ttl: args
+                .refresh_token_ttl_secs
+                .or(file.refresh_token_ttl_secs)
+                .map_or(d.refresh_ttl, Duration::from_secs),
+            ..d
+        };
+        if auth.access_ttl < Duration::from_secs(10) || auth.refresh_ttl < auth.access_ttl {
+            return Err("access_token_ttl_secs must be at least 10, and refresh_token_ttl_secs at least as long".into());
+        }
+        let mut settings = Self::resolve(args.common, file, addr, server)?;
+        settings.auth = auth;
+        Ok(settings)
     }
 
     /// Resolves the settings every command shares.
     pub fn for_common(args: CommonArgs) -> Result<Settings, String> {
         let file = read_file(args.config.as_deref())?;
-        let addr = file
-            .addr
-            .unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
+        let addr = file.addr.unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
         Self::resolve(args, file, addr, ServerConfig::default())
     }
 
@@ -163,59 +211,35 @@ impl Settings {
         addr: SocketAddr,
         server: ServerConfig,
     ) -> Result<Settings, String> {
-        let data_dir = args
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("quire-data"));
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("quire-data"));
         let database_url = args
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("quire.db").display()));
         let d = Limits::default();
         let limits = Limits {
-            max_workspaces: args
-                .max_workspaces
-                .or(file.max_workspaces)
-                .unwrap_or(d.max_workspaces),
+            max_workspaces: args.max_workspaces.or(file.max_workspaces).unwrap_or(d.max_workspaces),
             max_documents_per_workspace: args
                 .max_documents_per_workspace
                 .or(file.max_documents_per_workspace)
                 .unwrap_or(d.max_documents_per_workspace),
-            max_title_chars: args
-                .max_title_chars
-                .or(file.max_title_chars)
-                .unwrap_or(d.max_title_chars),
-            max_metadata_bytes: args
-                .max_metadata_bytes
-                .or(file.max_metadata_bytes)
-                .unwrap_or(d.max_metadata_bytes),
+            max_title_chars: args.max_title_chars.or(file.max_title_chars).unwrap_or(d.max_title_chars),
+            max_metadata_bytes: args.max_metadata_bytes.or(file.max_metadata_bytes).unwrap_or(d.max_metadata_bytes),
             ..d
         };
-        if limits.max_workspaces < 1
-            || limits.max_documents_per_workspace < 1
-            || limits.max_title_chars < 1
-        {
+        if limits.max_workspaces < 1 || limits.max_documents_per_workspace < 1 || limits.max_title_chars < 1 {
             return Err("limits must be at least 1".into());
         }
         Ok(Settings {
             data_dir,
             database_url,
-            db_max_connections: args
-                .db_max_connections
-                .or(file.db_max_connections)
-                .unwrap_or(10)
-                .max(1),
-            log_format: args
-                .log_format
-                .or(file.log_format)
-                .unwrap_or(LogFormat::Text),
-            log_filter: args
-                .log_filter
-                .or(file.log)
-                .unwrap_or_else(|| "info".into()),
+            db_max_connections: args.db_max_connections.or(file.db_max_connections).unwrap_or(10).max(1),
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            log_filter: args.log_filter.or(file.log).unwrap_or_else(|| "info".into()),
             limits,
             addr,
             server,
+            auth: AuthConfig::default(),
         })
     }
 }
@@ -237,10 +261,7 @@ mod tests {
             "addr = \"127.0.0.1:9000\"\nmax_body_bytes = 10\ndata_dir = \"/tmp/x\"\nlog_format = \"json\"\n",
         );
         let args = ServeArgs {
-            common: CommonArgs {
-                config: Some(path.clone()),
-                ..Default::default()
-            },
+            common: CommonArgs { config: Some(path.clone()), ..Default::default() },
             max_body_bytes: Some(20),
             ..Default::default()
         };
@@ -265,23 +286,14 @@ mod tests {
     fn bad_files_are_refused_with_the_reason() {
         let path = write("bad.toml", "adress = \"x\"\n");
         let err = Settings::for_serve(ServeArgs {
-            common: CommonArgs {
-                config: Some(path.clone()),
-                ..Default::default()
-            },
+            common: CommonArgs { config: Some(path.clone()), ..Default::default() },
             ..Default::default()
         })
         .unwrap_err();
-        assert!(
-            err.contains("unknown field") && err.contains("adress"),
-            "{err}"
-        );
+        assert!(err.contains("unknown field") && err.contains("adress"), "{err}");
         std::fs::remove_file(path).unwrap();
-        let err = Settings::for_common(CommonArgs {
-            config: Some("/nonexistent/q.toml".into()),
-            ..Default::default()
-        })
-        .unwrap_err();
+        let err = Settings::for_common(CommonArgs { config: Some("/nonexistent/q.toml".into()), ..Default::default() })
+            .unwrap_err();
         assert!(err.contains("cannot read the settings file"), "{err}");
     }
 }

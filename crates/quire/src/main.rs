@@ -28,6 +28,28 @@ enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit (serve also runs them on start)
     Migrate(CommonArgs),
+    /// Manage accounts
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account (the first one becomes the instance administrator). The password is
+    /// read from standard input, or from QUIRE_NEW_PASSWORD.
+    Create {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Email address to sign in with
+        #[arg(long)]
+        email: String,
+        /// Display name
+        #[arg(long)]
+        name: String,
+        /// Make the account an instance administrator
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -35,6 +57,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => Settings::for_serve(args).and_then(|s| run(s, true)),
         Command::Migrate(args) => Settings::for_common(args).and_then(|s| run(s, false)),
+        Command::User(UserCommand::Create { common, email, name, admin }) => {
+            Settings::for_common(common).and_then(|s| create_user(s, &email, &name, admin))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,22 +70,56 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(settings: &Settings) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter).map_err(|e| {
+/// `quire user create`: reads the password, creates the account, prints it as JSON.
+fn create_user(settings: Settings, email: &str, name: &str, admin: bool) -> Result<(), String> {
+    let password = match std::env::var("QUIRE_NEW_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            eprintln!("password (8 characters or more), then Enter:");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let store = open_store(&settings).await?;
+        let auth = quire_auth::Auth::new(store.clone(), settings.auth.clone()).await.map_err(|e| e.to_string())?;
+        let user = auth.create_user(email, name, &password, admin).await.map_err(|e| match e {
+            quire_core::Error::Invalid { field, message } => format!("{field} {message}"),
+            other => other.to_string(),
+        })?;
+        println!("{}", serde_json::to_string_pretty(&user).expect("users serialise"));
+        store.close().await;
+        Ok(())
+    })
+}
+
+/// Opens the configured database and brings its schema up to date.
+async fn open_store(settings: &Settings) -> Result<std::sync::Arc<dyn quire_store::Store>, String> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
         format!(
-            "the log filter '{}' is not valid: {e}; try --log info",
-            settings.log_filter
+            "cannot create the data directory {}: {e}; choose another with --data-dir or QUIRE_DATA_DIR",
+            settings.data_dir.display()
         )
     })?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+    let options = StoreOptions { limits: settings.limits.clone(), max_connections: settings.db_max_connections };
+    let store = quire_store::connect(&settings.database_url, options).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    Ok(store)
+}
+
+fn init_logging(settings: &Settings) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter)
+        .map_err(|e| format!("the log filter '{}' is not valid: {e}; try --log info", settings.log_filter))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
     match settings.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
         LogFormat::Text => builder.with_ansi(false).init(),
     }
     Ok(())
@@ -68,19 +127,18 @@ fn init_logging(settings: &Settings) -> Result<(), String> {
 
 fn run(settings: Settings, serve: bool) -> Result<(), String> {
     init_logging(&settings)?;
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-        format!("cannot create the data directory {}: {e}; choose another with --data-dir or QUIRE_DATA_DIR", settings.data_dir.display())
-    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async move {
-        let options = StoreOptions { limits: settings.limits.clone(), max_connections: settings.db_max_connections };
-        let store = quire_store::connect(&settings.database_url, options).await.map_err(|e| e.to_string())?;
-        tracing::info!(data_dir = %settings.data_dir.display(), backend = store.backend(), url = %quire_store::redact_url(&settings.database_url), "database opened");
-        store.migrate().await.map_err(|e| e.to_string())?;
-        tracing::info!("migrations applied");
+        let store = open_store(&settings).await?;
+        tracing::info!(
+            data_dir = %settings.data_dir.display(),
+            backend = store.backend(),
+            url = %quire_store::redact_url(&settings.database_url),
+            "database ready"
+        );
         if !serve {
             return Ok(());
         }
@@ -88,8 +146,10 @@ fn run(settings: Settings, serve: bool) -> Result<(), String> {
             format!("cannot listen on {}: {e}; choose another address with --addr or QUIRE_ADDR", settings.addr)
         })?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let app = quire_server::App::new(store.clone(), settings.server.clone(), settings.auth.clone())
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!(addr = %local, "Quire is listening on http://{local}");
-        let app = quire_server::App::new(store.clone(), settings.server.clone());
         quire_server::serve(listener, app, shutdown_signal()).await.map_err(|e| format!("the server stopped: {e}"))?;
         store.close().await;
         tracing::info!("stopped");

@@ -28,11 +28,7 @@ struct Server {
 impl Server {
     fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .args(["--addr", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.arg("serve").args(["--addr", "127.0.0.1:0"]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -44,18 +40,10 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            lines,
-        };
+        let mut server = Server { child, addr: String::new(), lines };
         let line = server.wait_for("listening on http://");
         let start = line.find("http://").unwrap() + 7;
-        server.addr = line[start..]
-            .split(|c: char| c.is_whitespace() || c == '"')
-            .next()
-            .unwrap()
-            .to_string();
+        server.addr = line[start..].split(|c: char| c.is_whitespace() || c == '"').next().unwrap().to_string();
         server
     }
 
@@ -67,12 +55,7 @@ impl Server {
                 Err(_) => {
                     let _ = self.child.kill();
                     let mut err = String::new();
-                    self.child
-                        .stderr
-                        .take()
-                        .unwrap()
-                        .read_to_string(&mut err)
-                        .unwrap();
+                    self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
                     panic!("quire never logged {needle:?}; stderr: {err}");
                 }
             }
@@ -80,11 +63,16 @@ impl Server {
     }
 
     fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        self.request_as(None, method, path, body)
+    }
+
+    fn request_as(&self, token: Option<&str>, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         let body = body.unwrap_or("");
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             self.addr,
             body.len()
         )
@@ -92,11 +80,23 @@ impl Server {
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let status = response[9..12].parse().unwrap();
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b)
-            .unwrap_or("");
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
         (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// Signs in (signing up first if needed); returns the access token.
+    fn sign_in(&self, email: &str) -> String {
+        let creds = format!(r#"{{"email":"{email}","password":"correct horse battery","name":"Tester"}}"#);
+        let (status, body) = self.request("POST", "/api/v1/auth/signup", Some(&creds));
+        let body = if status == 201 {
+            body
+        } else {
+            let login = format!(r#"{{"email":"{email}","password":"correct horse battery"}}"#);
+            let (status, body) = self.request("POST", "/api/v1/auth/login", Some(&login));
+            assert_eq!(status, 200, "{body}");
+            body
+        };
+        body["access_token"].as_str().unwrap().to_string()
     }
 
     /// SIGTERM, then the exit status.
@@ -106,10 +106,7 @@ impl Server {
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         for _ in 0..100 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
@@ -136,11 +133,7 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 #[test]
@@ -156,15 +149,9 @@ fn serve_help_documents_every_setting() {
         ("--log", "QUIRE_LOG"),
         ("--max-body-bytes", "QUIRE_MAX_BODY_BYTES"),
         ("--max-workspaces", "QUIRE_MAX_WORKSPACES"),
-        (
-            "--max-documents-per-workspace",
-            "QUIRE_MAX_DOCUMENTS_PER_WORKSPACE",
-        ),
+        ("--max-documents-per-workspace", "QUIRE_MAX_DOCUMENTS_PER_WORKSPACE"),
     ] {
-        assert!(
-            help.contains(flag) && help.contains(&format!("env: {env}")),
-            "{flag}/{env} missing from:\n{help}"
-        );
+        assert!(help.contains(flag) && help.contains(&format!("env: {env}")), "{flag}/{env} missing from:\n{help}");
     }
     assert!(help.contains("[default: 127.0.0.1:7420]") && help.contains("[default: ./quire-data]"));
 }
@@ -178,21 +165,22 @@ fn serves_on_sqlite_stops_gracefully_and_keeps_data() {
     let (status, ready) = server.request("GET", "/readyz", None);
     assert_eq!((status, ready["status"].as_str()), (200, Some("healthy")));
     assert_eq!(ready["checks"]["database"]["kind"], "sqlite");
-    let (status, ws) = server.request("POST", "/api/v1/workspaces", Some(r#"{"name":"Kept"}"#));
+    assert_eq!(server.request("GET", "/api/v1/workspaces", None).0, 401, "the API needs a principal");
+    let token = server.sign_in("ada@example.com");
+    let t = Some(token.as_str());
+    let (status, ws) = server.request_as(t, "POST", "/api/v1/workspaces", Some(r#"{"name":"Kept"}"#));
     assert_eq!(status, 201);
-    let (status, _) = server.request(
-        "POST",
-        "/api/v1/workspaces/kept/documents",
-        Some(r#"{"kind":"prd","title":"Saved"}"#),
-    );
+    let (status, _) =
+        server.request_as(t, "POST", "/api/v1/workspaces/kept/documents", Some(r#"{"kind":"prd","title":"Saved"}"#));
     assert_eq!(status, 201);
     assert!(server.stop().success(), "SIGTERM is a clean exit");
     assert!(Path::new(data).join("quire.db").exists());
 
     let server = Server::start(&["--data-dir", data], &[]);
-    let (status, again) = server.request("GET", "/api/v1/workspaces/kept", None);
+    // The signing key lives in the database: tokens survive a restart.
+    let (status, again) = server.request_as(t, "GET", "/api/v1/workspaces/kept", None);
     assert_eq!((status, &again["id"]), (200, &ws["id"]));
-    let (_, docs) = server.request("GET", "/api/v1/workspaces/kept/documents", None);
+    let (_, docs) = server.request_as(t, "GET", "/api/v1/workspaces/kept/documents", None);
     assert_eq!(docs["items"][0]["title"], "Saved");
     server.stop();
     std::fs::remove_dir_all(dir).unwrap();
@@ -204,43 +192,27 @@ fn settings_come_from_file_environment_and_flags() {
     let file = dir.join("quire.toml");
     std::fs::write(
         &file,
-        format!(
-            "data_dir = \"{}\"\nmax_body_bytes = 64\nlog_format = \"text\"\n",
-            dir.join("d").display()
-        ),
+        format!("data_dir = \"{}\"\nmax_body_bytes = 100\nlog_format = \"text\"\n", dir.join("d").display()),
     )
     .unwrap();
     let file = file.to_str().unwrap();
-    // The file's 64-byte limit applies...
+    // The file's 100-byte limit applies...
     let server = Server::start(&["--config", file], &[("QUIRE_LOG_FORMAT", "json")]);
-    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(100));
-    assert_eq!(
-        server.request("POST", "/api/v1/workspaces", Some(&big)).0,
-        413
-    );
+    let token = server.sign_in("ada@example.com");
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(150));
+    assert_eq!(server.request_as(Some(&token), "POST", "/api/v1/workspaces", Some(&big)).0, 413);
     server.stop();
     // ...the environment overrides the file, and a flag overrides the environment.
     let mut server = Server::start(
         &["--config", file, "--max-body-bytes", "4096"],
         &[("QUIRE_MAX_BODY_BYTES", "32"), ("QUIRE_LOG_FORMAT", "json")],
     );
-    assert_eq!(
-        server.request("POST", "/api/v1/workspaces", Some(&big)).0,
-        201
-    );
+    assert_eq!(server.request_as(Some(&token), "POST", "/api/v1/workspaces", Some(&big)).0, 201);
     // QUIRE_LOG_FORMAT=json beat the file's text: request logs are JSON lines with a request id.
     let line = server.wait_for("finished processing request");
     let log: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-    assert!(
-        log["span"]["request_id"]
-            .as_str()
-            .is_some_and(|id| id.len() == 36),
-        "{line}"
-    );
-    assert!(
-        dir.join("d").join("quire.db").exists(),
-        "data_dir came from the file"
-    );
+    assert!(log["span"]["request_id"].as_str().is_some_and(|id| id.len() == 36), "{line}");
+    assert!(dir.join("d").join("quire.db").exists(), "data_dir came from the file");
     server.stop();
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -248,38 +220,17 @@ fn settings_come_from_file_environment_and_flags() {
 #[test]
 fn bad_settings_fail_with_a_message_that_says_what_to_fix() {
     let (ok, _, err) = run(&["serve", "--config", "/nonexistent/quire.toml"], &[]);
-    assert!(
-        !ok && err.contains("cannot read the settings file") && err.contains("--config"),
-        "{err}"
-    );
-    let (ok, _, err) = run(
-        &["migrate", "--database-url", "mysql://root@localhost/db"],
-        &[],
-    );
-    assert!(
-        !ok && err.contains("use sqlite://PATH or postgres://"),
-        "{err}"
-    );
+    assert!(!ok && err.contains("cannot read the settings file") && err.contains("--config"), "{err}");
+    let (ok, _, err) = run(&["migrate", "--database-url", "mysql://root@localhost/db"], &[]);
+    assert!(!ok && err.contains("use sqlite://PATH or postgres://"), "{err}");
     let (ok, _, err) = run(&["serve", "--addr", "not-an-address"], &[]);
     assert!(!ok && err.contains("--addr"), "{err}");
     // A taken port is named, with the setting that changes it.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = temp_dir();
-    let (ok, _, err) = run(
-        &[
-            "serve",
-            "--addr",
-            &addr,
-            "--data-dir",
-            dir.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(
-        !ok && err.contains("cannot listen on") && err.contains("QUIRE_ADDR"),
-        "{err}"
-    );
+    let (ok, _, err) = run(&["serve", "--addr", &addr, "--data-dir", dir.to_str().unwrap()], &[]);
+    assert!(!ok && err.contains("cannot listen on") && err.contains("QUIRE_ADDR"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -289,36 +240,23 @@ async fn runs_on_postgresql_by_url() {
     let url = quire_store::testing::empty_postgres_schema().await;
     let store_url = url.clone();
     let dir = temp_dir();
-    let (ok, _, err) = run(
-        &["migrate", "--data-dir", dir.to_str().unwrap()],
-        &[("QUIRE_DATABASE_URL", &url)],
-    );
+    let (ok, _, err) = run(&["migrate", "--data-dir", dir.to_str().unwrap()], &[("QUIRE_DATABASE_URL", &url)]);
     assert!(ok, "{err}");
     let server = tokio::task::spawn_blocking(move || {
-        let server = Server::start(
-            &["--data-dir", dir.to_str().unwrap()],
-            &[("QUIRE_DATABASE_URL", url.as_str())],
-        );
+        let server = Server::start(&["--data-dir", dir.to_str().unwrap()], &[("QUIRE_DATABASE_URL", url.as_str())]);
         let ready = server.request("GET", "/readyz", None);
-        let created = server.request("POST", "/api/v1/workspaces", Some(r#"{"name":"Cluster"}"#));
+        let token = server.sign_in("ada@example.com");
+        let created = server.request_as(Some(&token), "POST", "/api/v1/workspaces", Some(r#"{"name":"Cluster"}"#));
         server.stop();
         std::fs::remove_dir_all(dir).unwrap();
         (ready, created)
     });
     let ((status, ready), (created, ws)) = server.await.unwrap();
-    assert_eq!(
-        (status, ready["checks"]["database"]["kind"].as_str()),
-        (200, Some("postgres"))
-    );
+    assert_eq!((status, ready["checks"]["database"]["kind"].as_str()), (200, Some("postgres")));
     assert_eq!(created, 201);
     // The row is in PostgreSQL, where the store sees it.
-    let store = quire_store::connect(&store_url, Default::default())
-        .await
-        .unwrap();
-    let got = store
-        .get_workspace(&quire_core::Principal::Anonymous, "cluster", false)
-        .await
-        .unwrap();
+    let store = quire_store::connect(&store_url, Default::default()).await.unwrap();
+    let got = store.get_workspace(&quire_core::Principal::System, "cluster", false).await.unwrap();
     assert_eq!(ws["id"], got.id.as_str());
 }
 
@@ -329,23 +267,20 @@ async fn two_processes_share_state_and_events_through_postgresql() {
     let url = quire_store::testing::empty_postgres_schema().await;
     let outcome = tokio::task::spawn_blocking(move || {
         let dir = temp_dir();
-        let envs = [
-            ("QUIRE_DATABASE_URL", url.as_str()),
-            ("QUIRE_EVENTS_POLL_INTERVAL_MS", "60000"),
-        ];
+        let envs = [("QUIRE_DATABASE_URL", url.as_str()), ("QUIRE_EVENTS_POLL_INTERVAL_MS", "60000")];
         let a = Server::start(&["--data-dir", dir.to_str().unwrap()], &envs);
         let b = Server::start(&["--data-dir", dir.to_str().unwrap()], &envs);
+        // Signed up through A, used on B: the signing key is shared through the database.
+        let token = a.sign_in("ada@example.com");
 
         let mut stream = TcpStream::connect(&b.addr).unwrap();
         write!(
             stream,
-            "GET /api/v1/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+            "GET /api/v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n",
             b.addr
         )
         .unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut reader = BufReader::new(stream);
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
@@ -354,7 +289,7 @@ async fn two_processes_share_state_and_events_through_postgresql() {
         std::thread::sleep(Duration::from_millis(300));
 
         let sent = std::time::Instant::now();
-        let (status, ws) = a.request("POST", "/api/v1/workspaces", Some(r#"{"name":"Shared"}"#));
+        let (status, ws) = a.request_as(Some(&token), "POST", "/api/v1/workspaces", Some(r#"{"name":"Shared"}"#));
         assert_eq!(status, 201);
         let mut seen = None;
         loop {
@@ -368,7 +303,7 @@ async fn two_processes_share_state_and_events_through_postgresql() {
             }
         }
         let latency = sent.elapsed();
-        let (status, on_b) = b.request("GET", "/api/v1/workspaces/shared", None);
+        let (status, on_b) = b.request_as(Some(&token), "GET", "/api/v1/workspaces/shared", None);
         a.stop();
         b.stop();
         std::fs::remove_dir_all(dir).unwrap();
@@ -378,9 +313,42 @@ async fn two_processes_share_state_and_events_through_postgresql() {
     let event = seen.expect("B's stream delivered the event");
     assert_eq!(event["name"], "workspace.created");
     assert_eq!(event["workspace_id"], ws["id"]);
-    assert!(
-        latency < Duration::from_secs(5),
-        "delivered by NOTIFY, not by the minute-long poll: {latency:?}"
-    );
+    assert!(latency < Duration::from_secs(5), "delivered by NOTIFY, not by the minute-long poll: {latency:?}");
     assert_eq!((status, &on_b["id"]), (200, &ws["id"]));
+}
+
+#[test]
+fn user_create_makes_the_first_administrator_who_can_sign_in() {
+    let dir = temp_dir();
+    let data = dir.join("data");
+    let data = data.to_str().unwrap();
+    let (ok, out, err) = run(
+        &["user", "create", "--data-dir", data, "--email", "Root@Example.com", "--name", "Root"],
+        &[("QUIRE_NEW_PASSWORD", "correct horse battery")],
+    );
+    assert!(ok, "{err}");
+    let user: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((user["email"].as_str(), user["admin"].as_bool()), (Some("root@example.com"), Some(true)));
+    let (ok, _, err) = run(
+        &["user", "create", "--data-dir", data, "--email", "root@example.com", "--name", "Again"],
+        &[("QUIRE_NEW_PASSWORD", "correct horse battery")],
+    );
+    assert!(!ok && err.contains("exists"), "{err}");
+    let (ok, _, err) = run(
+        &["user", "create", "--data-dir", data, "--email", "short@example.com", "--name", "Short"],
+        &[("QUIRE_NEW_PASSWORD", "short")],
+    );
+    assert!(!ok && err.contains("password") && err.contains("8 characters"), "{err}");
+
+    let server = Server::start(&["--data-dir", data], &[]);
+    let login = r#"{"email":"root@example.com","password":"correct horse battery"}"#;
+    let (status, body) = server.request("POST", "/api/v1/auth/login", Some(login));
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let (status, users) = server.request_as(Some(token), "GET", "/api/v1/users", None);
+    assert_eq!((status, users.as_array().map(Vec::len)), (200, Some(1)));
+    let (_, workspaces) = server.request_as(Some(token), "GET", "/api/v1/workspaces", None);
+    assert_eq!(workspaces["items"][0]["name"], "Root's workspace", "the first account gets a workspace");
+    server.stop();
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -65,11 +65,7 @@ pub async fn create(
     Json(new): Json<NewDocument>,
 ) -> ApiResult<Response> {
     let doc = app.store().create_document(&who, &ws, new).await?;
-    Ok(created(
-        format!("/api/v1/documents/{}", doc.id),
-        doc.revision,
-        doc,
-    ))
+    Ok(created(format!("/api/v1/documents/{}", doc.id), doc.revision, doc))
 }
 
 /// Get a document. Answers 304 to a matching `If-None-Match`.
@@ -103,10 +99,7 @@ pub async fn update(
     IfMatch(if_match): IfMatch,
     Json(patch): Json<DocumentPatch>,
 ) -> ApiResult<Response> {
-    let doc = app
-        .store()
-        .update_document(&who, &id, patch, if_match)
-        .await?;
+    let doc = app.store().update_document(&who, &id, patch, if_match).await?;
     Ok(tagged(doc.revision, doc))
 }
 
@@ -129,11 +122,7 @@ pub async fn delete(
 #[utoipa::path(post, path = "/api/v1/documents/{id}/restore", tag = "documents",
     params(("id" = String, Path, description = "Document id")),
     responses((status = 200, body = Document), (status = 404, body = ErrorBody)))]
-pub async fn restore(
-    State(app): State<App>,
-    Actor(who): Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
+pub async fn restore(State(app): State<App>, Actor(who): Actor, Path(id): Path<String>) -> ApiResult<Response> {
     let doc = app.store().restore_document(&who, &id).await?;
     Ok(tagged(doc.revision, doc))
 }

@@ -45,18 +45,9 @@ pub async fn stream_events(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let last_event_id = match headers.get("last-event-id") {
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<i64>().ok())
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request",
-                        "Last-Event-ID must be an event id (an integer)",
-                    )
-                })?,
-        ),
+        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "Last-Event-ID must be an event id (an integer)")
+        })?),
         None => None,
     };
     let after = match last_event_id.or(p.after) {
@@ -67,19 +58,11 @@ pub async fn stream_events(
         workspace_id: p.workspace,
         names: p
             .names
-            .map(|n| {
-                n.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|n| n.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
             .unwrap_or_default(),
     };
     let keep_alive = KeepAlive::new().interval(app.config().sse_keep_alive);
-    Ok(Sse::new(event_stream(app, who, after, filter))
-        .keep_alive(keep_alive)
-        .into_response())
+    Ok(Sse::new(event_stream(app, who, after, filter)).keep_alive(keep_alive).into_response())
 }
 
 /// The outbox tail as an SSE body that ends when the server shuts down.
@@ -89,13 +72,7 @@ fn event_stream(
     after: i64,
     filter: EventFilter,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    let tail = EventTail::new(
-        app.store().clone(),
-        who,
-        after,
-        filter,
-        app.config().events_poll_interval,
-    );
+    let tail = EventTail::new(app.store().clone(), who, after, filter, app.config().events_poll_interval);
     let shutdown = app.shutdown_signal();
     stream::unfold((tail, shutdown), |(mut tail, mut shutdown)| async move {
         if *shutdown.borrow() {

@@ -1,6 +1,8 @@
 //! Handlers, one module per resource. Each handler reads like the API it serves: extractors
 //! for what it needs, a typed response, errors as [`ApiError`](crate::error::ApiError).
 
+pub mod access;
+pub mod auth;
 pub mod documents;
 pub mod events;
 pub mod ops;
@@ -15,10 +17,7 @@ use crate::extract::{Json, etag};
 /// A JSON object with its `ETag`.
 pub(crate) fn tagged<T: Serialize>(revision: i64, body: T) -> Response {
     let mut res = Json(body).into_response();
-    res.headers_mut().insert(
-        header::ETAG,
-        HeaderValue::from_str(&etag(revision)).expect("etag is ASCII"),
-    );
+    res.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag(revision)).expect("etag is ASCII"));
     res
 }
 

@@ -60,16 +60,8 @@ pub async fn readyz(State(app): State<App>) -> Response {
         latency_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         error: result.err(),
     };
-    let status = if database.status == "healthy" {
-        "healthy"
-    } else {
-        "down"
-    };
-    let code = if status == "down" {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
+    let status = if database.status == "healthy" { "healthy" } else { "down" };
+    let code = if status == "down" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let checks = BTreeMap::from([("database", database)]);
     (code, Json(Readiness { status, checks })).into_response()
 }
@@ -80,12 +72,5 @@ pub async fn readyz(State(app): State<App>) -> Response {
     responses((status = 200, content_type = "text/plain; version=0.0.4", body = String)))]
 pub async fn metrics() -> Response {
     let text = crate::metrics::render();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }

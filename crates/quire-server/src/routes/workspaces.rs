@@ -31,20 +31,9 @@ pub struct ListWorkspaces {
 /// List workspaces, a page at a time.
 #[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspaces", params(ListWorkspaces),
     responses((status = 200, body = Page<Workspace>), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn list(
-    State(app): State<App>,
-    Actor(who): Actor,
-    Query(p): Query<ListWorkspaces>,
-) -> ApiResult<Response> {
+pub async fn list(State(app): State<App>, Actor(who): Actor, Query(p): Query<ListWorkspaces>) -> ApiResult<Response> {
     let store = app.store();
-    let query = WorkspaceQuery::new(
-        p.q,
-        p.sort.as_deref(),
-        p.limit,
-        p.cursor.as_deref(),
-        p.deleted,
-        store.limits(),
-    )?;
+    let query = WorkspaceQuery::new(p.q, p.sort.as_deref(), p.limit, p.cursor.as_deref(), p.deleted, store.limits())?;
     Ok(Json(store.list_workspaces(&who, &query).await?).into_response())
 }
 
@@ -52,17 +41,9 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/workspaces", tag = "workspaces", request_body = NewWorkspace,
     responses((status = 201, body = Workspace, headers(("ETag" = String), ("Location" = String))),
         (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create(
-    State(app): State<App>,
-    Actor(who): Actor,
-    Json(new): Json<NewWorkspace>,
-) -> ApiResult<Response> {
+pub async fn create(State(app): State<App>, Actor(who): Actor, Json(new): Json<NewWorkspace>) -> ApiResult<Response> {
     let ws = app.store().create_workspace(&who, new).await?;
-    Ok(created(
-        format!("/api/v1/workspaces/{}", ws.id),
-        ws.revision,
-        ws,
-    ))
+    Ok(created(format!("/api/v1/workspaces/{}", ws.id), ws.revision, ws))
 }
 
 /// Get a workspace by id or slug. Answers 304 to a matching `If-None-Match`.
@@ -95,10 +76,7 @@ pub async fn update(
     IfMatch(if_match): IfMatch,
     Json(patch): Json<WorkspacePatch>,
 ) -> ApiResult<Response> {
-    let ws = app
-        .store()
-        .update_workspace(&who, &key, patch, if_match)
-        .await?;
+    let ws = app.store().update_workspace(&who, &key, patch, if_match).await?;
     Ok(tagged(ws.revision, ws))
 }
 
@@ -122,11 +100,7 @@ pub async fn delete(
 #[utoipa::path(post, path = "/api/v1/workspaces/{ws}/restore", tag = "workspaces",
     params(("ws" = String, Path, description = "Workspace id or slug")),
     responses((status = 200, body = Workspace), (status = 404, body = ErrorBody)))]
-pub async fn restore(
-    State(app): State<App>,
-    Actor(who): Actor,
-    Path(key): Path<String>,
-) -> ApiResult<Response> {
+pub async fn restore(State(app): State<App>, Actor(who): Actor, Path(key): Path<String>) -> ApiResult<Response> {
     let ws = app.store().restore_workspace(&who, &key).await?;
     Ok(tagged(ws.revision, ws))
 }

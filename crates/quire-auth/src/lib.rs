@@ -1,0 +1,494 @@
+//! Quire's identity engine: who is calling, and what they hold.
+//!
+//! [`Auth`] signs people up and in (Argon2id password hashes, a throttle against guessing),
+//! issues short-lived access tokens (HS256 JWTs with a `jti` and the session id `sid`) and
+//! rotating refresh tokens (a replayed one revokes its whole session), mints API keys and
+//! invitation tokens (random, shown once, stored as SHA-256), and turns a bearer credential
+//! back into a [`Principal`]. Revocation takes effect at once on every process: a revoked
+//! session is an outbox event (`session.revoked`) that each process's [`Auth`] follows.
+//!
+//! It knows nothing of HTTP: the server passes it header values and maps its errors.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use quire_core::{ApiKey, Error, EventFilter, Invitation, Member, NewUser, Principal, Result, Role, User};
+use quire_store::{EventTail, NewApiKey, NewSession, Rotation, Store};
+use serde::{Deserialize, Serialize};
+
+mod throttle;
+
+pub use throttle::Throttle;
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignupMode {
+    /// Anyone.
+    Open,
+    /// Only holders of an open invitation (and the very first account).
+    InviteOnly,
+}
+
+/// Identity settings; each is a Quire setting.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Lifetime of an access token (default 15 minutes).
+    pub access_ttl: Duration,
+    /// Lifetime of a session and its refresh tokens (default 30 days).
+    pub refresh_ttl: Duration,
+    /// Lifetime of an invitation (default 7 days).
+    pub invitation_ttl: Duration,
+    pub signup: SignupMode,
+    /// Failed sign-ins allowed per email and address within `login_window` (default 5 in
+    /// 15 minutes); twice as many per email from anywhere.
+    pub login_failures: u32,
+    pub login_window: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+            signup: SignupMode::Open,
+            login_failures: 5,
+            login_window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Where a request came from, recorded with its session and used by the throttle.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The result of signing up, in or refreshing.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignedIn {
+    pub user: User,
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    #[serde(skip)]
+    pub session_id: String,
+    /// Whether this account is the instance's first (its administrator).
+    #[serde(skip)]
+    pub first: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    sid: String,
+    jti: String,
+    adm: bool,
+    iat: u64,
+    exp: u64,
+}
+
+const ISSUER: &str = "quire";
+const SECRET_SETTING: &str = "auth.jwt_hs256_secret";
+
+/// The identity service. One per process; cheap to share behind an `Arc`.
+pub struct Auth {
+    store: Arc<dyn Store>,
+    config: AuthConfig,
+    encoding: jsonwebtoken::EncodingKey,
+    decoding: jsonwebtoken::DecodingKey,
+    /// Revoked session ids, until the last access token they could have issued expires.
+    revoked: Mutex<HashMap<String, Instant>>,
+    throttle: Throttle,
+    /// When each API key's last-used time was last written (written at most once a minute).
+    key_touched: Mutex<HashMap<String, Instant>>,
+    /// A hash to verify against when the email is unknown, so timing does not tell.
+    dummy_hash: String,
+}
+
+/// `prefix` followed by `bytes` random bytes, base64url.
+fn random_token(prefix: &str, bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut buf).expect("the system random source works");
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// SHA-256 of a token, hex: how tokens are stored.
+pub fn token_hash(token: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+/// Hashes a password with Argon2id (the crate's recommended parameters) on a blocking thread.
+pub async fn hash_password(password: &str) -> Result<String> {
+    quire_core::check_password(password)?;
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use argon2::PasswordHasher;
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| Error::Internal(format!("hashing a password failed: {e}")))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+async fn verify_password(password: &str, hash: &str) -> bool {
+    let (password, hash) = (password.to_owned(), hash.to_owned());
+    tokio::task::spawn_blocking(move || {
+        use argon2::PasswordVerifier;
+        argon2::Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
+    })
+    .await
+    .unwrap_or(false)
+}
+
+impl Auth {
+    /// Loads (or, on the instance's first start, creates) the token signing key, shared by
+    /// every process through the database, and warms the revocation cache.
+    pub async fn new(store: Arc<dyn Store>, config: AuthConfig) -> Result<Arc<Auth>> {
+        let secret = store.init_setting(SECRET_SETTING, &random_token("", 48)).await?;
+        let secret =
+            URL_SAFE_NO_PAD.decode(&secret).map_err(|_| Error::Internal("the stored signing key is damaged".into()))?;
+        let auth = Auth {
+            encoding: jsonwebtoken::EncodingKey::from_secret(&secret),
+            decoding: jsonwebtoken::DecodingKey::from_secret(&secret),
+            revoked: Mutex::new(HashMap::new()),
+            throttle: Throttle::new(config.login_window),
+            key_touched: Mutex::new(HashMap::new()),
+            dummy_hash: hash_password("not a real password").await?,
+            store,
+            config,
+        };
+        let since = quire_core::now_ms() - auth.config.access_ttl.as_millis() as i64;
+        auth.remember_revoked(&auth.store.revoked_sessions_since(since).await?);
+        Ok(Arc::new(auth))
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// Follows `session.revoked` events from every process until `shutdown` flips, so a
+    /// sign-out anywhere ends the session's access tokens here at once.
+    pub fn follow_revocations(self: &Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>, poll: Duration) {
+        let auth = self.clone();
+        tokio::spawn(async move {
+            let start = match auth.store.last_event_id().await {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot follow session revocations");
+                    return;
+                }
+            };
+            let filter = EventFilter { workspace_id: None, names: vec!["session.revoked".into()] };
+            let mut tail = EventTail::new(auth.store.clone(), Principal::System, start, filter, poll);
+            loop {
+                tokio::select! {
+                    event = tail.next() => {
+                        let ids: Vec<String> = event.data["sessions"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                            .unwrap_or_default();
+                        auth.remember_revoked(&ids);
+                    }
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
+    }
+
+    fn remember_revoked(&self, ids: &[String]) {
+        let until = Instant::now() + self.config.access_ttl + Duration::from_secs(60);
+        let mut revoked = self.revoked.lock().expect("revocation cache");
+        let now = Instant::now();
+        revoked.retain(|_, t| *t > now);
+        for id in ids {
+            revoked.insert(id.clone(), until);
+        }
+    }
+
+    fn is_revoked(&self, session: &str) -> bool {
+        self.revoked.lock().expect("revocation cache").get(session).is_some_and(|t| *t > Instant::now())
+    }
+
+    /// Creates an account and signs it in. The first account becomes the instance
+    /// administrator and gets a workspace of its own. With invite-only sign-up, an open
+    /// invitation token is required (and accepted).
+    pub async fn signup(
+        &self,
+        email: &str,
+        password: &str,
+        name: &str,
+        invitation: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<SignedIn> {
+        quire_core::check_password(password)?;
+        // The very first account needs no invitation: someone has to be able to start.
+        if self.config.signup == SignupMode::InviteOnly && self.store.user_count().await? > 0 {
+            let open = match invitation {
+                Some(token) => self.store.invitation_is_open(&token_hash(token)).await?,
+                None => false,
+            };
+            if !open {
+                return Err(Error::Forbidden(
+                    "sign-up on this instance is by invitation; ask an admin for an invitation link".into(),
+                ));
+            }
+        }
+        let new = NewUser {
+            email: email.into(),
+            name: name.into(),
+            password_hash: Some(hash_password(password).await?),
+            admin: false,
+        };
+        let (user, first) = self.store.create_user(new).await?;
+        let who = Principal::User { id: user.id.clone(), admin: user.admin, session: None };
+        if first {
+            let name = format!("{}'s workspace", user.name);
+            self.store.create_workspace(&who, quire_core::NewWorkspace { name, slug: None, description: None }).await?;
+        }
+        if let Some(token) = invitation {
+            self.store.accept_invitation(&who, &token_hash(token)).await?;
+        }
+        let mut signed = self.start_session(user, client).await?;
+        signed.first = first;
+        Ok(signed)
+    }
+
+    /// Signs in with email and password. Wrong guesses are throttled per email and address.
+    pub async fn login(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SignedIn> {
+        let email = email.trim().to_lowercase();
+        let keys = [format!("{email}|{}", client.ip.as_deref().unwrap_or("-")), email.clone()];
+        let limits = [self.config.login_failures, self.config.login_failures * 2];
+        for (key, limit) in keys.iter().zip(limits) {
+            if let Some(wait) = self.throttle.blocked(key, limit) {
+                return Err(Error::TooManyRequests {
+                    message: "too many failed sign-ins; wait before trying again".into(),
+                    retry_after_secs: wait.as_secs().max(1),
+                });
+            }
+        }
+        let found = self.store.user_by_email(&email).await?;
+        let hash = found.as_ref().and_then(|c| c.password_hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
+        let ok = verify_password(password, &hash).await && found.as_ref().is_some_and(|c| c.password_hash.is_some());
+        match (ok, found) {
+            (true, Some(creds)) => {
+                for key in &keys {
+                    self.throttle.clear(key);
+                }
+                self.start_session(creds.user, client).await
+            }
+            _ => {
+                for key in &keys {
+                    self.throttle.fail(key);
+                }
+                Err(Error::Unauthenticated("the email or password is wrong".into()))
+            }
+        }
+    }
+
+    async fn start_session(&self, user: User, client: &ClientInfo) -> Result<SignedIn> {
+        let refresh_token = random_token("qr_", 32);
+        let session_id = quire_core::new_id("ses");
+        let expires_at = quire_core::now_ms() + self.config.refresh_ttl.as_millis() as i64;
+        let session = NewSession {
+            id: session_id.clone(),
+            user_id: user.id.clone(),
+            user_agent: client.user_agent.clone(),
+            ip: client.ip.clone(),
+            expires_at,
+            refresh_hash: token_hash(&refresh_token),
+        };
+        self.store.create_session(session, expires_at).await?;
+        let access_token = self.access_token(&user, &session_id)?;
+        Ok(SignedIn {
+            user,
+            access_token,
+            refresh_token,
+            expires_in: self.config.access_ttl.as_secs(),
+            session_id,
+            first: false,
+        })
+    }
+
+    fn access_token(&self, user: &User, session_id: &str) -> Result<String> {
+        let iat = now_secs();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: user.id.clone(),
+            sid: session_id.into(),
+            jti: quire_core::new_id("jti"),
+            adm: user.admin,
+            iat,
+            exp: iat + self.config.access_ttl.as_secs(),
+        };
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("signing a token failed: {e}")))
+    }
+
+    /// Exchanges a refresh token for a new pair. A token used twice means it leaked: the
+    /// session is revoked and the caller must sign in again.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<SignedIn> {
+        let new_token = random_token("qr_", 32);
+        let expires_at = quire_core::now_ms() + self.config.refresh_ttl.as_millis() as i64;
+        match self.store.rotate_refresh_token(&token_hash(refresh_token), &token_hash(&new_token), expires_at).await? {
+            Rotation::Rotated { session_id, user } => {
+                let access_token = self.access_token(&user, &session_id)?;
+                Ok(SignedIn {
+                    user,
+                    access_token,
+                    refresh_token: new_token,
+                    expires_in: self.config.access_ttl.as_secs(),
+                    session_id,
+                    first: false,
+                })
+            }
+            Rotation::Reused { session_id } => {
+                self.remember_revoked(&[session_id]);
+                Err(Error::Unauthenticated(
+                    "this refresh token was already used, so the session was ended to be safe; sign in again".into(),
+                ))
+            }
+            Rotation::Invalid => {
+                Err(Error::Unauthenticated("the refresh token is unknown, expired or revoked; sign in again".into()))
+            }
+        }
+    }
+
+    /// Ends the caller's session: its refresh and access tokens stop working everywhere.
+    pub async fn logout(&self, who: &Principal) -> Result<()> {
+        match who {
+            Principal::User { session: Some(sid), .. } => {
+                self.store.revoke_session(who, sid).await?;
+                self.remember_revoked(std::slice::from_ref(sid));
+                Ok(())
+            }
+            _ => Err(Error::Unauthenticated("only a signed-in session can sign out".into())),
+        }
+    }
+
+    /// Ends every session of a user (themselves, or anyone for an administrator).
+    pub async fn revoke_user(&self, who: &Principal, user_id: &str) -> Result<Vec<String>> {
+        let ids = self.store.revoke_user_sessions(who, user_id).await?;
+        self.remember_revoked(&ids);
+        Ok(ids)
+    }
+
+    /// The principal a bearer credential (access token or API key) stands for.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Principal> {
+        if bearer.starts_with("qk_") {
+            return self.authenticate_key(bearer).await;
+        }
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 5;
+        let claims = jsonwebtoken::decode::<Claims>(bearer, &self.decoding, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    Error::Unauthenticated("the access token has expired; refresh it".into())
+                }
+                _ => Error::Unauthenticated("the access token is not valid".into()),
+            })?
+            .claims;
+        if self.is_revoked(&claims.sid) {
+            return Err(Error::Unauthenticated("this session was signed out; sign in again".into()));
+        }
+        Ok(Principal::User { id: claims.sub, admin: claims.adm, session: Some(claims.sid) })
+    }
+
+    async fn authenticate_key(&self, key: &str) -> Result<Principal> {
+        let invalid = || Error::Unauthenticated("the API key is not valid or was revoked".into());
+        let prefix = key.get(..11).ok_or_else(invalid)?;
+        let stored = self.store.api_key_by_prefix(prefix).await?.ok_or_else(invalid)?;
+        let presented = token_hash(key);
+        if aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), stored.key_hash.as_bytes()).is_err()
+        {
+            return Err(invalid());
+        }
+        let key = stored.key;
+        let due = {
+            let mut touched = self.key_touched.lock().expect("key cache");
+            let due = touched.get(&key.id).is_none_or(|t| t.elapsed() > Duration::from_secs(60));
+            if due {
+                touched.insert(key.id.clone(), Instant::now());
+            }
+            due
+        };
+        if due && let Err(e) = self.store.touch_api_key(&key.id, quire_core::now_ms()).await {
+            tracing::warn!(error = %e, key = %key.id, "recording an API key's last use failed");
+        }
+        Ok(Principal::ApiKey { id: key.id, workspace_id: key.workspace_id, role: key.role, created_by: key.created_by })
+    }
+
+    /// Creates an API key in a workspace; the secret is returned once and never again.
+    pub async fn create_api_key(
+        &self,
+        who: &Principal,
+        workspace: &str,
+        name: &str,
+        role: Role,
+    ) -> Result<(ApiKey, String)> {
+        let mut id = [0u8; 4];
+        aws_lc_rs::rand::fill(&mut id).expect("the system random source works");
+        let prefix = format!("qk_{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let secret = random_token(&format!("{prefix}_"), 32);
+        let key = self
+            .store
+            .create_api_key(
+                who,
+                workspace,
+                NewApiKey { name: name.into(), role, prefix, key_hash: token_hash(&secret) },
+            )
+            .await?;
+        Ok((key, secret))
+    }
+
+    /// Creates an invitation; the token (for the link) is returned once.
+    pub async fn create_invitation(
+        &self,
+        who: &Principal,
+        workspace: &str,
+        email: Option<String>,
+        role: Role,
+    ) -> Result<(Invitation, String)> {
+        let token = random_token("qi_", 24);
+        let expires_at = quire_core::now_ms() + self.config.invitation_ttl.as_millis() as i64;
+        let invitation =
+            self.store.create_invitation(who, workspace, email, role, &token_hash(&token), expires_at).await?;
+        Ok((invitation, token))
+    }
+
+    pub async fn accept_invitation(&self, who: &Principal, token: &str) -> Result<Member> {
+        self.store.accept_invitation(who, &token_hash(token)).await
+    }
+
+    /// Creates an account without signing in (the CLI's `quire user create`).
+    pub async fn create_user(&self, email: &str, name: &str, password: &str, admin: bool) -> Result<User> {
+        let new = NewUser {
+            email: email.into(),
+            name: name.into(),
+            password_hash: Some(hash_password(password).await?),
+            admin,
+        };
+        let (user, first) = self.store.create_user(new).await?;
+        if first {
+            let who = Principal::User { id: user.id.clone(), admin: true, session: None };
+            let name = format!("{}'s workspace", user.name);
+            self.store.create_workspace(&who, quire_core::NewWorkspace { name, slug: None, description: None }).await?;
+        }
+        Ok(user)
+    }
+}

@@ -1,0 +1,126 @@
+//! The test harness shared by the HTTP suites: an in-process router over a fresh store,
+//! with an administrator signed up, and helpers to call it as anyone.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use quire_auth::AuthConfig;
+use quire_server::{App, ServerConfig};
+use quire_store::StoreOptions;
+use quire_store::testing::{Backend, TestStore};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub struct Api {
+    pub router: Router,
+    pub app: App,
+    /// The first account's access token: the instance administrator.
+    pub admin: String,
+    _store: TestStore,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Api {
+    pub async fn new(b: Backend) -> Api {
+        Api::with(b, StoreOptions::default(), ServerConfig::default()).await
+    }
+
+    pub async fn with(b: Backend, options: StoreOptions, config: ServerConfig) -> Api {
+        Api::with_auth(b, options, config, AuthConfig::default()).await
+    }
+
+    pub async fn with_auth(b: Backend, options: StoreOptions, config: ServerConfig, auth: AuthConfig) -> Api {
+        let t = b.open(options).await;
+        let app = App::new(t.store.clone(), config, auth).await.unwrap();
+        let mut api = Api { router: quire_server::router(app.clone()), app, admin: String::new(), _store: t };
+        api.admin = api.signup("admin@example.com").await.1;
+        api
+    }
+
+    /// Signs up an account; returns its id, access token and refresh token.
+    pub async fn signup(&self, email: &str) -> (String, String, String) {
+        let body =
+            json!({"email": email, "password": "correct horse battery", "name": email.split('@').next().unwrap()});
+        let r = self.call_as(None, Method::POST, "/api/v1/auth/signup", Some(body), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "signup: {}", r.body);
+        let s = |k: &str| r.body[k].as_str().unwrap().to_string();
+        (r.body["user"]["id"].as_str().unwrap().to_string(), s("access_token"), s("refresh_token"))
+    }
+
+    /// Sends `req` exactly as given.
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply { status, headers, body }
+    }
+
+    /// Sends `req` as the administrator unless it names its own credentials.
+    pub async fn raw(&self, mut req: Request<Body>) -> Reply {
+        if !req.headers().contains_key(header::AUTHORIZATION) {
+            req.headers_mut().insert(header::AUTHORIZATION, format!("Bearer {}", self.admin).parse().unwrap());
+        }
+        self.send(req).await
+    }
+
+    /// A JSON call with `bearer` as the credential (`None`: anonymous).
+    pub async fn call_as(
+        &self,
+        bearer: Option<&str>,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(token) = bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = match body {
+            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.send(req.unwrap()).await
+    }
+
+    /// A JSON call as the administrator.
+    pub async fn call(&self, method: Method, uri: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+        let admin = self.admin.clone();
+        self.call_as(Some(&admin), method, uri, body, headers).await
+    }
+
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.call(Method::GET, uri, None, &[]).await
+    }
+
+    pub async fn post(&self, uri: &str, body: Value) -> Reply {
+        self.call(Method::POST, uri, Some(body), &[]).await
+    }
+}
+
+pub fn assert_error(r: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(r.status, status, "body: {}", r.body);
+    assert_eq!(r.body["error"]["code"], code, "body: {}", r.body);
+    assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {}", r.body);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/json");
+}
+
+pub fn etag(r: &Reply) -> String {
+    r.headers[header::ETAG].to_str().unwrap().to_string()
+}
