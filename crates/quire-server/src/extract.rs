@@ -108,12 +108,11 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeActor {
 /// Where the request came from: the peer address and the user agent.
 pub struct Client(pub quire_auth::ClientInfo);
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl FromRequestParts<crate::App> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip =
-            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+    async fn from_request_parts(parts: &mut Parts, app: &crate::App) -> Result<Self, Self::Rejection> {
+        let ip = crate::client_ip_of(&parts.headers, &parts.extensions, app.config().trust_proxy);
         let user_agent =
             parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
         Ok(Client(quire_auth::ClientInfo { ip, user_agent }))

@@ -42,6 +42,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod ratelimit;
 pub mod routes;
 
 use error::ApiError;
@@ -60,6 +61,12 @@ pub struct ServerConfig {
     pub cookie_secure: bool,
     /// Origins allowed to call the API from a browser (CORS); empty allows none.
     pub cors_origins: Vec<String>,
+    /// Request limits per route class.
+    pub rate_limits: ratelimit::RateLimits,
+    /// Redis for counters shared by every node; `None` keeps them in memory.
+    pub redis_url: Option<String>,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_proxy: bool,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +77,9 @@ impl Default for ServerConfig {
             sse_keep_alive: Duration::from_secs(15),
             cookie_secure: false,
             cors_origins: Vec::new(),
+            rate_limits: ratelimit::RateLimits::default(),
+            redis_url: None,
+            trust_proxy: false,
         }
     }
 }
@@ -81,6 +91,7 @@ pub struct App(Arc<AppInner>);
 struct AppInner {
     store: Arc<dyn Store>,
     auth: Arc<Auth>,
+    counters: ratelimit::Counters,
     config: ServerConfig,
     shutdown: watch::Sender<bool>,
 }
@@ -90,7 +101,11 @@ impl App {
     /// session revocations until shutdown).
     pub async fn new(store: Arc<dyn Store>, config: ServerConfig, auth: AuthConfig) -> quire_core::Result<App> {
         let auth = Auth::new(store.clone(), auth).await?;
-        let app = App(Arc::new(AppInner { store, auth, config, shutdown: watch::channel(false).0 }));
+        let counters = match &config.redis_url {
+            Some(url) => ratelimit::Counters::redis(url).await.map_err(quire_core::Error::Unavailable)?,
+            None => ratelimit::Counters::memory(),
+        };
+        let app = App(Arc::new(AppInner { store, auth, counters, config, shutdown: watch::channel(false).0 }));
         app.0.auth.follow_revocations(app.shutdown_signal(), app.0.config.events_poll_interval);
         Ok(app)
     }
@@ -101,6 +116,11 @@ impl App {
 
     pub fn auth(&self) -> &Arc<Auth> {
         &self.0.auth
+    }
+
+    /// The rate limit counters (in memory, or Redis).
+    pub fn rate_counters(&self) -> &ratelimit::Counters {
+        &self.0.counters
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -184,6 +204,7 @@ pub fn router(app: App) -> Router {
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", doc))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(app.clone(), ratelimit::limit))
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .layer(DefaultBodyLimit::max(app.config().max_body_bytes))
         .layer(middleware::from_fn(metrics::track))
@@ -213,6 +234,27 @@ pub fn router(app: App) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .with_state(app)
+}
+
+/// The client's address: the first `X-Forwarded-For` entry when the proxy is trusted, else
+/// the peer of the connection.
+pub(crate) fn client_ip<B>(req: &axum::http::Request<B>, trust_proxy: bool) -> Option<String> {
+    client_ip_of(req.headers(), req.extensions(), trust_proxy)
+}
+
+pub(crate) fn client_ip_of(
+    headers: &axum::http::HeaderMap,
+    ext: &axum::http::Extensions,
+    trust_proxy: bool,
+) -> Option<String> {
+    if trust_proxy
+        && let Some(first) =
+            headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next())
+        && !first.trim().is_empty()
+    {
+        return Some(first.trim().to_string());
+    }
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string())
 }
 
 /// CORS for the configured origins, with credentials (cookies) allowed; none configured

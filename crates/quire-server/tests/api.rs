@@ -159,7 +159,7 @@ async fn lists_page_filter_and_sort(b: Backend) {
 }
 
 async fn bad_input_gets_a_json_error_with_the_right_status(b: Backend) {
-    let config = ServerConfig { max_body_bytes: 512, ..ServerConfig::default() };
+    let config = ServerConfig { max_body_bytes: 512, ..common::relaxed() };
     let api = Api::with(b, StoreOptions::default(), config).await;
     api.post("/api/v1/workspaces", json!({"name": "Errors"})).await;
     let docs = "/api/v1/workspaces/errors/documents";
@@ -216,7 +216,7 @@ async fn bad_input_gets_a_json_error_with_the_right_status(b: Backend) {
 
 async fn limits_are_enforced(b: Backend) {
     let limits = Limits { max_documents_per_workspace: 1, max_title_chars: 10, ..Limits::default() };
-    let api = Api::with(b, StoreOptions { limits, ..Default::default() }, ServerConfig::default()).await;
+    let api = Api::with(b, StoreOptions { limits, ..Default::default() }, common::relaxed()).await;
     api.post("/api/v1/workspaces", json!({"name": "Small"})).await;
     let long = api.post("/api/v1/workspaces/small/documents", json!({"kind": "prd", "title": "eleven chars"})).await;
     assert_error(&long, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
@@ -275,7 +275,7 @@ async fn open_stream(api: &Api, uri: &str, headers: &[(&str, &str)]) -> Body {
 
 async fn events_stream_live_and_resume(b: Backend) {
     // Polling is slowed to a minute: the stream must wake on commits, not on polls.
-    let config = ServerConfig { events_poll_interval: Duration::from_secs(60), ..ServerConfig::default() };
+    let config = ServerConfig { events_poll_interval: Duration::from_secs(60), ..common::relaxed() };
     let api = Api::with(b, StoreOptions::default(), config).await;
     let config_poll = Duration::from_secs(5);
     let mut live = open_stream(&api, "/api/v1/events", &[]).await;

@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use quire_auth::{AuthConfig, SignupMode};
 use quire_core::Limits;
 use quire_server::ServerConfig;
+use quire_server::ratelimit::{RateLimits, parse_windows};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -92,6 +93,23 @@ pub struct ServeArgs {
     /// https://app.example.com [default: none]
     #[arg(long, env = "QUIRE_CORS_ORIGINS", value_name = "ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
+    /// Request limits per caller for most routes, COUNT/UNIT comma-separated (units s, min,
+    /// h, day), or off [default: 100/min,1000/h,10000/day]
+    #[arg(long, env = "QUIRE_RATE_LIMIT_DEFAULT", value_name = "LIMITS")]
+    pub rate_limit_default: Option<String>,
+    /// Limits per address for sign-up, sign-in and refresh [default: 20/min,200/h,2000/day]
+    #[arg(long, env = "QUIRE_RATE_LIMIT_AUTH", value_name = "LIMITS")]
+    pub rate_limit_auth: Option<String>,
+    /// Limits per caller for AI generation [default: 20/min,200/h,1000/day]
+    #[arg(long, env = "QUIRE_RATE_LIMIT_AI", value_name = "LIMITS")]
+    pub rate_limit_ai: Option<String>,
+    /// Redis, so that rate limits hold across several Quire processes, e.g.
+    /// redis://127.0.0.1:6379 [default: none, counters in memory]
+    #[arg(long, env = "QUIRE_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Take client addresses from X-Forwarded-For; only behind a proxy that sets it [default: false]
+    #[arg(long, env = "QUIRE_TRUST_PROXY", value_name = "BOOL")]
+    pub trust_proxy: Option<bool>,
 }
 
 /// Who may create an account.
@@ -125,6 +143,11 @@ struct FileSettings {
     refresh_token_ttl_secs: Option<u64>,
     cookie_secure: Option<bool>,
     cors_origins: Option<Vec<String>>,
+    rate_limit_default: Option<String>,
+    rate_limit_auth: Option<String>,
+    rate_limit_ai: Option<String>,
+    redis_url: Option<String>,
+    trust_proxy: Option<bool>,
 }
 
 /// Everything resolved.
@@ -165,6 +188,28 @@ impl Settings {
             events_poll_interval: poll_ms.map(Duration::from_millis).unwrap_or(defaults.events_poll_interval),
             cookie_secure: args.cookie_secure.or(file.cookie_secure).unwrap_or(false),
             cors_origins: args.cors_origins.clone().or(file.cors_origins.clone()).unwrap_or_default(),
+            rate_limits: {
+                let d = RateLimits::default();
+                let parse = |flag: &Option<String>, file: &Option<String>, name: &str, default: Vec<_>| match flag
+                    .as_ref()
+                    .or(file.as_ref())
+                {
+                    Some(spec) => parse_windows(spec).map_err(|e| format!("{name}: {e}")),
+                    None => Ok(default),
+                };
+                RateLimits {
+                    default: parse(
+                        &args.rate_limit_default,
+                        &file.rate_limit_default,
+                        "rate_limit_default",
+                        d.default,
+                    )?,
+                    auth: parse(&args.rate_limit_auth, &file.rate_limit_auth, "rate_limit_auth", d.auth)?,
+                    ai: parse(&args.rate_limit_ai, &file.rate_limit_ai, "rate_limit_ai", d.ai)?,
+                }
+            },
+            redis_url: args.redis_url.clone().or(file.redis_url.clone()),
+            trust_proxy: args.trust_proxy.or(file.trust_proxy).unwrap_or(false),
             ..defaults
         };
         if server.max_body_bytes == 0 {

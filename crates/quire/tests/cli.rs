@@ -352,3 +352,27 @@ fn user_create_makes_the_first_administrator_who_can_sign_in() {
     server.stop();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Two processes sharing Redis share one budget per caller: five requests allowed in all,
+/// whichever process serves them.
+#[test]
+fn rate_limits_hold_across_processes_through_redis() {
+    let dir = temp_dir();
+    let data = dir.to_str().unwrap();
+    let envs = [("QUIRE_REDIS_URL", "redis://127.0.0.1:6379"), ("QUIRE_RATE_LIMIT_DEFAULT", "5/min")];
+    // Both serve one SQLite file, so the account exists for both.
+    let a = Server::start(&["--data-dir", data], &envs);
+    let b = Server::start(&["--data-dir", data], &envs);
+    let (status, ready) = a.request("GET", "/readyz", None);
+    assert_eq!((status, ready["checks"]["redis"]["status"].as_str()), (200, Some("healthy")), "{ready}");
+    let token = a.sign_in("ada@example.com");
+    let t = Some(token.as_str());
+    let mut statuses = Vec::new();
+    for server in [&a, &a, &a, &b, &b, &b, &a] {
+        statuses.push(server.request_as(t, "GET", "/api/v1/workspaces", None).0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    a.stop();
+    b.stop();
+    std::fs::remove_dir_all(dir).unwrap();
+}

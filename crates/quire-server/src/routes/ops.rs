@@ -60,9 +60,27 @@ pub async fn readyz(State(app): State<App>) -> Response {
         latency_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         error: result.err(),
     };
-    let status = if database.status == "healthy" { "healthy" } else { "down" };
+    let mut status = if database.status == "healthy" { "healthy" } else { "down" };
+    let mut checks = BTreeMap::from([("database", database)]);
+    // Redis holds only rate counters: without it requests still pass, so it degrades.
+    let started = Instant::now();
+    let redis = match tokio::time::timeout(Duration::from_secs(2), app.rate_counters().ping()).await {
+        Ok(r) => r,
+        Err(_) => Some(Err("no answer within 2 s".to_string())),
+    };
+    if let Some(result) = redis {
+        if result.is_err() && status == "healthy" {
+            status = "degraded";
+        }
+        let check = Check {
+            status: if result.is_ok() { "healthy" } else { "down" },
+            kind: "redis",
+            latency_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            error: result.err(),
+        };
+        checks.insert("redis", check);
+    }
     let code = if status == "down" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    let checks = BTreeMap::from([("database", database)]);
     (code, Json(Readiness { status, checks })).into_response()
 }
 

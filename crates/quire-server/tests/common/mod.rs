@@ -21,6 +21,13 @@ pub struct Api {
     _store: TestStore,
 }
 
+/// The default configuration with generous rate limits.
+pub fn relaxed() -> ServerConfig {
+    let lots = quire_server::ratelimit::parse_windows("100000/min").unwrap();
+    let rate_limits = quire_server::ratelimit::RateLimits { default: lots.clone(), auth: lots.clone(), ai: lots };
+    ServerConfig { rate_limits, ..ServerConfig::default() }
+}
+
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -28,8 +35,10 @@ pub struct Reply {
 }
 
 impl Api {
+    /// Rate limits are lifted so that suites can sign in as often as they like; the rate
+    /// limit tests set their own.
     pub async fn new(b: Backend) -> Api {
-        Api::with(b, StoreOptions::default(), ServerConfig::default()).await
+        Api::with(b, StoreOptions::default(), relaxed()).await
     }
 
     pub async fn with(b: Backend, options: StoreOptions, config: ServerConfig) -> Api {

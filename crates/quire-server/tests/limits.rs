@@ -1,0 +1,54 @@
+//! Rate limits over HTTP: headers on every counted response, 429 past the limit, budgets
+//! per caller and per route class.
+
+mod common;
+
+use axum::http::{Method, StatusCode, header};
+use common::{Api, assert_error};
+use quire_server::ServerConfig;
+use quire_server::ratelimit::{RateLimits, parse_windows};
+use quire_store::StoreOptions;
+use quire_store::testing::Backend;
+
+#[tokio::test]
+async fn limits_answer_429_with_retry_after_and_count_callers_apart() {
+    let rate_limits = RateLimits {
+        default: parse_windows("3/min,1000/h").unwrap(),
+        auth: parse_windows("4/min").unwrap(),
+        ai: parse_windows("off").unwrap(),
+    };
+    let api =
+        Api::with(Backend::Sqlite, StoreOptions::default(), ServerConfig { rate_limits, ..ServerConfig::default() })
+            .await;
+    // The harness's sign-up was one auth request; this is the second.
+    let (_, other, _) = api.signup("other@example.com").await;
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let r = api.get("/api/v1/workspaces").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["x-ratelimit-limit"], "3", "the minute window is the tightest");
+        remaining.push(r.headers["x-ratelimit-remaining"].to_str().unwrap().to_string());
+        let reset: u64 = r.headers["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
+        assert_eq!(reset % 60, 0, "resets at the window's end");
+    }
+    assert_eq!(remaining, ["2", "1", "0"]);
+    let over = api.get("/api/v1/workspaces").await;
+    assert_error(&over, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let wait: u64 = over.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait));
+    assert_eq!(over.headers["x-ratelimit-remaining"], "0");
+    // Another caller has a budget of its own; health checks are never limited.
+    assert_eq!(api.call_as(Some(&other), Method::GET, "/api/v1/workspaces", None, &[]).await.status, StatusCode::OK);
+    for _ in 0..5 {
+        assert_eq!(api.call_as(None, Method::GET, "/healthz", None, &[]).await.status, StatusCode::OK);
+    }
+    // Sign-in routes have their own, tighter budget, counted by address.
+    let login = serde_json::json!({"email": "other@example.com", "password": "correct horse battery"});
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(
+            api.call_as(None, Method::POST, "/api/v1/auth/login", Some(login.clone()), &[]).await.status.as_u16(),
+        );
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+}
