@@ -7,7 +7,6 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use common::{Api, Reply, assert_error};
 use quire_auth::{AuthConfig, SignupMode};
-use quire_server::ServerConfig;
 use quire_store::StoreOptions;
 use quire_store::testing::Backend;
 use serde_json::{Value, json};
