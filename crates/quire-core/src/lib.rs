@@ -12,6 +12,7 @@
 //! assert_eq!(DocumentKind::BoardConfig.event_name("created"), "board-config.created");
 //! ```
 
+mod audit;
 mod error;
 mod event;
 mod id;
@@ -22,6 +23,7 @@ mod principal;
 mod time_ms;
 mod user;
 
+pub use audit::{AuditEntry, AuditQuery};
 pub use error::{Error, Result};
 pub use event::{Event, EventFilter};
 pub use id::new_id;

@@ -39,6 +39,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -67,6 +68,10 @@ pub struct ServerConfig {
     pub redis_url: Option<String>,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_proxy: bool,
+    /// How long audit entries are kept.
+    pub audit_retention: Duration,
+    /// Audit entries waiting to be written, at most.
+    pub audit_queue: usize,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +85,8 @@ impl Default for ServerConfig {
             rate_limits: ratelimit::RateLimits::default(),
             redis_url: None,
             trust_proxy: false,
+            audit_retention: Duration::from_secs(365 * 24 * 3600),
+            audit_queue: 10_000,
         }
     }
 }
@@ -92,6 +99,7 @@ struct AppInner {
     store: Arc<dyn Store>,
     auth: Arc<Auth>,
     counters: ratelimit::Counters,
+    auditor: audit::Auditor,
     config: ServerConfig,
     shutdown: watch::Sender<bool>,
 }
@@ -105,8 +113,10 @@ impl App {
             Some(url) => ratelimit::Counters::redis(url).await.map_err(quire_core::Error::Unavailable)?,
             None => ratelimit::Counters::memory(),
         };
-        let app = App(Arc::new(AppInner { store, auth, counters, config, shutdown: watch::channel(false).0 }));
+        let auditor = audit::Auditor::start(store.clone(), config.audit_queue);
+        let app = App(Arc::new(AppInner { store, auth, counters, auditor, config, shutdown: watch::channel(false).0 }));
         app.0.auth.follow_revocations(app.shutdown_signal(), app.0.config.events_poll_interval);
+        app.expire_audit_hourly();
         Ok(app)
     }
 
@@ -116,6 +126,33 @@ impl App {
 
     pub fn auth(&self) -> &Arc<Auth> {
         &self.0.auth
+    }
+
+    pub fn auditor(&self) -> &audit::Auditor {
+        &self.0.auditor
+    }
+
+    /// Deletes audit entries past the retention, at start and then every hour.
+    fn expire_audit_hourly(&self) {
+        let store = self.store().clone();
+        let retention = self.config().audit_retention;
+        let mut shutdown = self.shutdown_signal();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let cut = quire_core::now_ms() - retention.as_millis() as i64;
+                        match store.purge_audit(cut).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(removed = n, "expired audit entries"),
+                            Err(e) => tracing::warn!(error = %e, "expiring audit entries failed"),
+                        }
+                    }
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
     }
 
     /// The rate limit counters (in memory, or Redis).
@@ -151,7 +188,7 @@ impl App {
         (name = "access", description = "Members, invitations, API keys and document shares"),
         (name = "documents", description = "PRDs, moodboards and board configurations"),
         (name = "events", description = "The event outbox as a live, resumable stream"),
-        (name = "operations", description = "Health, readiness and metrics")
+        (name = "operations", description = "Health, readiness, metrics and the audit trail")
     )
 )]
 struct ApiDoc;
@@ -176,6 +213,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(access::revoke_api_key))
         .routes(routes!(access::list_shares, access::put_share))
         .routes(routes!(access::remove_share))
+        .routes(routes!(routes::audit::list_audit))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -206,6 +244,7 @@ pub fn router(app: App) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(app.clone(), ratelimit::limit))
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(app.clone(), audit::audit))
         .layer(DefaultBodyLimit::max(app.config().max_body_bytes))
         .layer(middleware::from_fn(metrics::track))
         .layer(CatchPanicLayer::custom(|_| {
@@ -322,8 +361,11 @@ async fn authenticate(axum::extract::State(app): axum::extract::State<App>, mut 
     } else {
         Principal::Anonymous
     };
-    req.extensions_mut().insert(principal);
-    next.run(req).await
+    req.extensions_mut().insert(principal.clone());
+    let mut res = next.run(req).await;
+    // For the audit layer outside this one.
+    res.extensions_mut().insert(principal);
+    res
 }
 
 async fn no_route(req: Request) -> ApiError {
@@ -347,9 +389,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = router(app.clone());
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            app.begin_shutdown();
+        .with_graceful_shutdown({
+            let app = app.clone();
+            async move {
+                shutdown.await;
+                app.begin_shutdown();
+            }
         })
-        .await
+        .await?;
+    // Every request has finished: store what the audit queue still holds.
+    app.auditor().shutdown().await;
+    Ok(())
 }

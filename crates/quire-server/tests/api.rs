@@ -412,6 +412,7 @@ async fn openapi_describes_exactly_the_served_routes() {
         "DELETE /api/v1/workspaces/{ws}/api-keys/{id}",
         "DELETE /api/v1/workspaces/{ws}/invitations/{id}",
         "DELETE /api/v1/workspaces/{ws}/members/{user_id}",
+        "GET /api/v1/audit",
         "GET /api/v1/documents/{id}",
         "GET /api/v1/documents/{id}/shares",
         "GET /api/v1/events",

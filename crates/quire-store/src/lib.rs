@@ -39,6 +39,8 @@ mod rows;
 mod sql;
 #[macro_use]
 mod sql_identity;
+#[macro_use]
+mod audit;
 mod identity;
 mod postgres;
 mod sqlite;
@@ -46,6 +48,7 @@ mod tail;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use audit::AuditStore;
 pub use identity::{Credentials, IdentityStore, NewApiKey, NewSession, Rotation, StoredApiKey};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -101,7 +104,7 @@ pub fn redact_url(url: &str) -> String {
 /// the actor of every event, and it is where access scoping plugs in. Objects the principal
 /// may not see are reported as [`Error::NotFound`].
 #[async_trait]
-pub trait Store: IdentityStore + Send + Sync + 'static {
+pub trait Store: IdentityStore + AuditStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Runs pending migrations; safe to call from several processes at once.

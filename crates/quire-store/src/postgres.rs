@@ -59,6 +59,53 @@ impl PgStore {
         self.pool.clone()
     }
 
+    /// Creates the monthly partitions of the audit trail for these times, if missing. A
+    /// failure is only logged: rows then land in the default partition.
+    async fn prepare_audit_partitions(&self, months: &[i64]) {
+        for ms in months {
+            let (start, end, suffix) = crate::audit::month_of(*ms);
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS audit_log_{suffix} PARTITION OF audit_log FOR VALUES FROM ({start}) TO ({end})"
+            );
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&self.pool).await {
+                tracing::warn!(error = %e, partition = %suffix, "creating an audit partition failed; using the default one");
+            }
+        }
+    }
+
+    /// Drops monthly partitions that end at or before `before_ms`; returns their row count.
+    async fn drop_audit_partitions_before(&self, before_ms: i64) -> Result<u64> {
+        let parts: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             JOIN pg_class p ON p.oid = i.inhparent \
+             WHERE p.relname = 'audit_log' AND p.relnamespace = current_schema()::regnamespace AND c.relname <> 'audit_log_default'",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut dropped = 0;
+        for name in parts {
+            let Some(suffix) = name.strip_prefix("audit_log_y") else { continue };
+            let Some((y, m)) = suffix.split_once('m') else { continue };
+            let (Ok(y), Ok(m)) = (y.parse::<i32>(), m.parse::<u8>()) else { continue };
+            let Ok(month) = time::Month::try_from(m) else { continue };
+            let Ok(first) = time::Date::from_calendar_date(y, month, 1) else { continue };
+            let (_, end, _) = crate::audit::month_of(first.midnight().assume_utc().unix_timestamp() * 1000);
+            if end <= before_ms {
+                let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {name}")))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {name}")))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                dropped += rows as u64;
+            }
+        }
+        Ok(dropped)
+    }
+
     async fn close_pools(&self) {
         self.pool.close().await;
     }
@@ -94,3 +141,4 @@ async fn listen(pool: PgPool, signal: watch::Sender<u64>, mut stop: tokio::sync:
 
 impl_store!(PgStore, Postgres, "postgres");
 impl_identity_store!(PgStore, Postgres);
+impl_audit_store!(PgStore, Postgres);

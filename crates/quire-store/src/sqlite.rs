@@ -68,6 +68,13 @@ impl SqliteStore {
         self.writer.clone()
     }
 
+    /// SQLite keeps the audit trail in one table.
+    async fn prepare_audit_partitions(&self, _months: &[i64]) {}
+
+    async fn drop_audit_partitions_before(&self, _before_ms: i64) -> Result<u64> {
+        Ok(0)
+    }
+
     async fn close_pools(&self) {
         self.writer.close().await;
         self.pool.close().await;
@@ -76,3 +83,4 @@ impl SqliteStore {
 
 impl_store!(SqliteStore, Sqlite, "sqlite");
 impl_identity_store!(SqliteStore, Sqlite);
+impl_audit_store!(SqliteStore, Sqlite);

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use quire_core::{
-    DocumentKind, DocumentPatch, DocumentQuery, Error, EventFilter, Limits, NewDocument, NewUser, NewWorkspace,
-    Principal, Role, User, WorkspacePatch, WorkspaceQuery,
+    AuditEntry, AuditQuery, DocumentKind, DocumentPatch, DocumentQuery, Error, EventFilter, Limits, NewDocument,
+    NewUser, NewWorkspace, Principal, Role, User, WorkspacePatch, WorkspaceQuery,
 };
 use quire_store::testing::{Backend, TestStore};
 use quire_store::{NewApiKey, NewSession, Rotation, StoreOptions};
@@ -33,6 +33,7 @@ quire_store::for_each_backend!(
     refresh_tokens_rotate_and_replays_revoke,
     invitations_admit_the_invited,
     settings_are_initialised_once,
+    the_audit_trail_pages_filters_and_expires,
 );
 
 /// Quire itself: may do anything, so these tests exercise storage, not access rules.
@@ -785,4 +786,83 @@ async fn settings_are_initialised_once(b: Backend) {
     assert_eq!(s.init_setting("jwt", "first").await.unwrap(), "first");
     assert_eq!(s.init_setting("jwt", "second").await.unwrap(), "first");
     assert_eq!(s.setting("jwt").await.unwrap().as_deref(), Some("first"));
+}
+
+async fn the_audit_trail_pages_filters_and_expires(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let entry = |at_ms: i64, actor: &str, action: &str, status: u16| AuditEntry {
+        id: 0,
+        at: quire_core::timestamp_from_ms(at_ms),
+        actor: actor.into(),
+        action: action.into(),
+        resource: format!("/api/v1/x/{at_ms}"),
+        status,
+        ip: Some("127.0.0.1".into()),
+        user_agent: None,
+        request_id: Some("req".into()),
+        summary: json!({"fields": ["title"]}),
+        duration_ms: 3,
+    };
+    // Two months apart, so PostgreSQL puts them in two partitions.
+    let old = 1_700_000_000_000i64; // 2023-11
+    let new = 1_710_000_000_000i64; // 2024-03
+    let mut entries = Vec::new();
+    for i in 0..5 {
+        entries.push(entry(old + i, "usr_a", "POST /api/v1/workspaces", 201));
+        entries.push(entry(new + i, if i % 2 == 0 { "usr_a" } else { "usr_b" }, "DELETE /api/v1/documents/{id}", 403));
+    }
+    s.append_audit(&entries).await.unwrap();
+    let (_, _root) = user(s, "root@example.com").await;
+    let (_, plain) = user(s, "plain@example.com").await;
+    let q = |actor: Option<&str>, action: Option<&str>, limit: u32, cursor: Option<&str>| {
+        AuditQuery::new(
+            actor.map(Into::into),
+            action.map(Into::into),
+            None,
+            None,
+            None,
+            Some(limit),
+            cursor,
+            1000,
+            &Limits::default(),
+        )
+        .unwrap()
+    };
+    assert!(matches!(s.list_audit(&plain, &q(None, None, 10, None)).await, Err(Error::Forbidden(_))));
+    // Newest first, across pages, each row once.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = s.list_audit(&ME, &q(None, None, 4, cursor.as_deref())).await.unwrap();
+        seen.extend(page.items.iter().map(|e| (e.at, e.id)));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 10);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "strictly newest first");
+    let first = s.list_audit(&ME, &q(None, None, 1, None)).await.unwrap().items.remove(0);
+    assert_eq!((first.status, first.summary.clone(), first.duration_ms), (403, json!({"fields": ["title"]}), 3));
+    assert_eq!(s.list_audit(&ME, &q(Some("usr_b"), None, 50, None)).await.unwrap().items.len(), 2);
+    assert_eq!(s.list_audit(&ME, &q(None, Some("DELETE"), 50, None)).await.unwrap().items.len(), 5);
+    let window = AuditQuery::new(
+        None,
+        None,
+        None,
+        Some(quire_core::timestamp_from_ms(new)),
+        Some(quire_core::timestamp_from_ms(new + 2)),
+        Some(50),
+        None,
+        1000,
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(s.list_audit(&ME, &window).await.unwrap().items.len(), 2);
+    // Retention removes what is older than the cut and keeps the rest.
+    assert_eq!(s.purge_audit(new).await.unwrap(), 5);
+    let left = s.list_audit(&ME, &q(None, None, 50, None)).await.unwrap().items;
+    assert_eq!(left.len(), 5);
+    assert!(left.iter().all(|e| e.at >= quire_core::timestamp_from_ms(new)));
 }

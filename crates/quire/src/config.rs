@@ -110,6 +110,9 @@ pub struct ServeArgs {
     /// Take client addresses from X-Forwarded-For; only behind a proxy that sets it [default: false]
     #[arg(long, env = "QUIRE_TRUST_PROXY", value_name = "BOOL")]
     pub trust_proxy: Option<bool>,
+    /// Days audit entries are kept [default: 365]
+    #[arg(long, env = "QUIRE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    pub audit_retention_days: Option<u64>,
 }
 
 /// Who may create an account.
@@ -148,6 +151,7 @@ struct FileSettings {
     rate_limit_ai: Option<String>,
     redis_url: Option<String>,
     trust_proxy: Option<bool>,
+    audit_retention_days: Option<u64>,
 }
 
 /// Everything resolved.
@@ -210,6 +214,9 @@ impl Settings {
             },
             redis_url: args.redis_url.clone().or(file.redis_url.clone()),
             trust_proxy: args.trust_proxy.or(file.trust_proxy).unwrap_or(false),
+            audit_retention: Duration::from_secs(
+                args.audit_retention_days.or(file.audit_retention_days).unwrap_or(365).max(1) * 86_400,
+            ),
             ..defaults
         };
         if server.max_body_bytes == 0 {

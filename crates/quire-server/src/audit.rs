@@ -1,0 +1,222 @@
+//! The audit trail (seed 001 §5.2): a middleware notes every state-changing request and every
+//! refused one; a writer task stores them in batches, off the request path. The queue is
+//! bounded (a full queue makes requests wait up to a second, then the entry is counted as
+//! dropped) and is drained when the server stops normally.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use quire_core::{AuditEntry, Principal};
+use quire_store::Store;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::App;
+use crate::error::ApiError;
+
+/// Entries stored per transaction at most.
+const BATCH: usize = 500;
+/// How long an entry may wait before its batch is written.
+const FLUSH: Duration = Duration::from_millis(250);
+
+/// The queue and its writer.
+pub struct Auditor {
+    sender: Mutex<Option<mpsc::Sender<AuditEntry>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Auditor {
+    /// Starts the writer over `store` with a queue of `capacity` entries.
+    pub fn start(store: std::sync::Arc<dyn Store>, capacity: usize) -> Auditor {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let writer = tokio::spawn(write_batches(store, rx));
+        Auditor { sender: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)) }
+    }
+
+    /// Queues an entry; waits at most a second for room.
+    pub async fn record(&self, entry: AuditEntry) {
+        let sender = self.sender.lock().expect("audit sender").clone();
+        let Some(sender) = sender else {
+            tracing::warn!(action = %entry.action, "audit entry after shutdown; not recorded");
+            return;
+        };
+        if let Err(e) = sender.send_timeout(entry, Duration::from_secs(1)).await {
+            metrics::counter!("audit_entries_dropped_total").increment(1);
+            tracing::error!(error = %e, "the audit queue stayed full; an entry was dropped");
+        }
+    }
+
+    /// Closes the queue and waits until everything in it is stored.
+    pub async fn shutdown(&self) {
+        drop(self.sender.lock().expect("audit sender").take());
+        let writer = self.writer.lock().expect("audit writer").take();
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
+    }
+}
+
+async fn write_batches(store: std::sync::Arc<dyn Store>, mut rx: mpsc::Receiver<AuditEntry>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let open = match tokio::time::timeout(FLUSH, rx.recv()).await {
+            Ok(Some(entry)) => {
+                batch.push(entry);
+                true
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        // Take whatever else is already waiting, up to a batch.
+        while batch.len() < BATCH
+            && let Ok(entry) = rx.try_recv()
+        {
+            batch.push(entry);
+        }
+        if !batch.is_empty() && (batch.len() >= BATCH || !open || rx.is_empty()) {
+            store_batch(&*store, &mut batch).await;
+        }
+        if !open {
+            return;
+        }
+    }
+}
+
+/// Stores a batch, retrying with backoff while the database is away; gives up (and counts
+/// the loss) after about half a minute rather than holding entries forever.
+async fn store_batch(store: &dyn Store, batch: &mut Vec<AuditEntry>) {
+    let mut wait = Duration::from_millis(100);
+    for attempt in 1..=8 {
+        match store.append_audit(batch).await {
+            Ok(()) => {
+                metrics::counter!("audit_entries_written_total").increment(batch.len() as u64);
+                batch.clear();
+                return;
+            }
+            Err(e) if attempt < 8 => {
+                tracing::warn!(error = %e, attempt, "writing audit entries failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, lost = batch.len(), "writing audit entries failed for good");
+                metrics::counter!("audit_entries_dropped_total").increment(batch.len() as u64);
+                batch.clear();
+            }
+        }
+    }
+}
+
+/// Top-level keys of a JSON object body, never values (they may be passwords).
+fn fields_of(body: &[u8]) -> Option<Value> {
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else { return None };
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    Some(json!(keys))
+}
+
+/// The middleware. It sits outside authentication, which leaves the principal on the
+/// response for it, so that refused credentials are recorded too.
+pub async fn audit(State(app): State<App>, req: Request, next: Next) -> Response {
+    let state_changing = !req.method().is_safe();
+    let started = Instant::now();
+    let method = req.method().clone();
+    let action_route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let resource = req.uri().path().to_owned();
+    let ip = crate::client_ip(&req, app.config().trust_proxy);
+    let user_agent = req
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(512).collect());
+    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(String::from);
+
+    // Read the body of a state-changing request to note which fields it set.
+    let (req, fields) = if state_changing {
+        let (parts, body) = req.into_parts();
+        let limit = app.config().max_body_bytes;
+        match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                let fields = fields_of(&bytes);
+                (Request::from_parts(parts, Body::from(bytes)), fields)
+            }
+            Err(_) => {
+                let e = ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than the server's limit (max_body_bytes)",
+                );
+                return e.into_response();
+            }
+        }
+    } else {
+        (req, None)
+    };
+
+    let res = next.run(req).await;
+    let status = res.status();
+    let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS);
+    if !(state_changing || refused) {
+        return res;
+    }
+    let actor = res.extensions().get::<Principal>().map_or_else(|| "anonymous".to_owned(), |p| p.actor().to_owned());
+    // Small JSON answers are read for the id they made or the error they gave.
+    let (parts, body) = res.into_parts();
+    let is_json = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let (body, answer) = if is_json {
+        match body.collect().await {
+            Ok(c) => {
+                let bytes = c.to_bytes();
+                let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                (Body::from(bytes), v)
+            }
+            Err(_) => (Body::empty(), Value::Null),
+        }
+    } else {
+        (body, Value::Null)
+    };
+    let mut summary = serde_json::Map::new();
+    if let Some(fields) = fields {
+        summary.insert("fields".into(), fields);
+    }
+    let id = answer
+        .get("id")
+        .or_else(|| answer.pointer("/user/id"))
+        .or_else(|| answer.pointer("/api_key/id"))
+        .or_else(|| answer.pointer("/invitation/id"));
+    if let Some(id) = id {
+        summary.insert("id".into(), id.clone());
+    }
+    if let Some(code) = answer.pointer("/error/code") {
+        summary.insert("error".into(), code.clone());
+    }
+    let entry = AuditEntry {
+        id: 0,
+        at: time::OffsetDateTime::now_utc(),
+        actor,
+        action: format!(
+            "{method} {}",
+            action_route.as_deref().unwrap_or(if method == Method::OPTIONS { "*" } else { resource.as_str() })
+        ),
+        resource,
+        status: status.as_u16(),
+        ip,
+        user_agent,
+        request_id,
+        summary: Value::Object(summary),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    app.auditor().record(entry).await;
+    Response::from_parts(parts, body)
+}
