@@ -19,8 +19,10 @@ use quire_core::{ApiKey, Error, EventFilter, Invitation, Member, NewUser, Princi
 use quire_store::{EventTail, NewApiKey, NewSession, Rotation, Store};
 use serde::{Deserialize, Serialize};
 
+pub mod secrets;
 mod throttle;
 
+pub use secrets::Keyring;
 pub use throttle::Throttle;
 
 /// Who may create an account.
@@ -47,6 +49,9 @@ pub struct AuthConfig {
     /// 15 minutes); twice as many per email from anywhere.
     pub login_failures: u32,
     pub login_window: Duration,
+    /// Seals secrets at rest. The default is a random key held only in memory, for tests:
+    /// `quire serve` always loads the configured one.
+    pub keyring: Arc<Keyring>,
 }
 
 impl Default for AuthConfig {
@@ -58,6 +63,7 @@ impl Default for AuthConfig {
             signup: SignupMode::Open,
             login_failures: 5,
             login_window: Duration::from_secs(15 * 60),
+            keyring: Arc::new(Keyring::ephemeral()),
         }
     }
 }
@@ -159,7 +165,15 @@ impl Auth {
     /// Loads (or, on the instance's first start, creates) the token signing key, shared by
     /// every process through the database, and warms the revocation cache.
     pub async fn new(store: Arc<dyn Store>, config: AuthConfig) -> Result<Arc<Auth>> {
-        let secret = store.init_setting(SECRET_SETTING, &random_token("", 48)).await?;
+        let keyring = &config.keyring;
+        let stored = store.init_setting(SECRET_SETTING, &keyring.seal(SECRET_SETTING, &random_token("", 48))).await?;
+        let secret = if Keyring::is_sealed(&stored) {
+            keyring.open(SECRET_SETTING, &stored)?
+        } else {
+            // Stored before secrets were sealed: seal it now.
+            store.put_setting(SECRET_SETTING, &keyring.seal(SECRET_SETTING, &stored)).await?;
+            stored
+        };
         let secret =
             URL_SAFE_NO_PAD.decode(&secret).map_err(|_| Error::Internal("the stored signing key is damaged".into()))?;
         let auth = Auth {
@@ -473,6 +487,19 @@ impl Auth {
 
     pub async fn accept_invitation(&self, who: &Principal, token: &str) -> Result<Member> {
         self.store.accept_invitation(who, &token_hash(token)).await
+    }
+
+    /// Re-seals every instance setting with the keyring's current key (after a new key was
+    /// put first); returns how many were re-sealed. A value no configured key opens stops the
+    /// rotation with an error naming the key.
+    pub async fn rotate_secrets(store: &dyn Store, keyring: &Keyring) -> Result<usize> {
+        let mut done = 0;
+        for (slot, value) in store.settings().await? {
+            let plain = if Keyring::is_sealed(&value) { keyring.open(&slot, &value)? } else { value };
+            store.put_setting(&slot, &keyring.seal(&slot, &plain)).await?;
+            done += 1;
+        }
+        Ok(done)
     }
 
     /// Creates an account without signing in (the CLI's `quire user create`).

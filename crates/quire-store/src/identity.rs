@@ -79,6 +79,10 @@ pub trait IdentityStore: Send + Sync {
     async fn session_is_live(&self, session_id: &str) -> Result<bool>;
 
     async fn setting(&self, key: &str) -> Result<Option<String>>;
+    /// Every instance setting, as stored.
+    async fn settings(&self) -> Result<Vec<(String, String)>>;
+    /// Replaces a setting's value.
+    async fn put_setting(&self, key: &str, value: &str) -> Result<()>;
     /// Stores `value` under `key` unless a value is there already; returns the stored one,
     /// so concurrent first starts of several processes agree.
     async fn init_setting(&self, key: &str, value: &str) -> Result<String>;

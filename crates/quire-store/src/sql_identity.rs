@@ -281,6 +281,27 @@ macro_rules! impl_identity_store {
                     .map_err($crate::rows::db_err)
             }
 
+            async fn settings(&self) -> quire_core::Result<Vec<(String, String)>> {
+                sqlx::query_as("SELECT key, value FROM instance_settings ORDER BY key")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::rows::db_err)
+            }
+
+            async fn put_setting(&self, key: &str, value: &str) -> quire_core::Result<()> {
+                sqlx::query(
+                    "INSERT INTO instance_settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                )
+                .bind(key)
+                .bind(value)
+                .bind(quire_core::now_ms())
+                .execute(&self.writer_pool())
+                .await
+                .map_err($crate::rows::db_err)?;
+                Ok(())
+            }
+
             async fn init_setting(&self, key: &str, value: &str) -> quire_core::Result<String> {
                 sqlx::query("INSERT INTO instance_settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING")
                     .bind(key)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use quire_auth::{AuthConfig, SignupMode};
+use quire_auth::{AuthConfig, Keyring, SignupMode};
 use quire_core::Limits;
 use quire_server::ServerConfig;
 use quire_server::ratelimit::{RateLimits, parse_windows};
@@ -57,6 +57,11 @@ pub struct CommonArgs {
     /// Longest document title, in characters [default: 500]
     #[arg(long, env = "QUIRE_MAX_TITLE_CHARS", value_name = "N")]
     pub max_title_chars: Option<usize>,
+    /// Keys that seal secrets at rest, ID:BASE64 comma-separated, the first sealing (make one
+    /// with `quire keys generate`) [default: the data directory's secret-keys file, created
+    /// on first start]
+    #[arg(long, env = "QUIRE_SECRET_KEYS", value_name = "KEYS", hide_env_values = true)]
+    pub secret_keys: Option<String>,
     /// Largest document metadata object, in bytes of JSON [default: 65536]
     #[arg(long, env = "QUIRE_MAX_METADATA_BYTES", value_name = "BYTES")]
     pub max_metadata_bytes: Option<usize>,
@@ -130,6 +135,7 @@ pub enum Signup {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     data_dir: Option<PathBuf>,
+    secret_keys: Option<String>,
     database_url: Option<String>,
     db_max_connections: Option<u32>,
     log_format: Option<LogFormat>,
@@ -162,6 +168,8 @@ pub struct Settings {
     pub db_max_connections: u32,
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// Given keys, or `None` for the data directory's `secret-keys` file.
+    pub secret_keys: Option<String>,
     pub limits: Limits,
     pub addr: SocketAddr,
     pub server: ServerConfig,
@@ -288,12 +296,50 @@ impl Settings {
             db_max_connections: args.db_max_connections.or(file.db_max_connections).unwrap_or(10).max(1),
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             log_filter: args.log_filter.or(file.log).unwrap_or_else(|| "info".into()),
+            secret_keys: args.secret_keys.or(file.secret_keys),
             limits,
             addr,
             server,
             auth: AuthConfig::default(),
         })
     }
+
+    /// The keys that seal secrets: the given ones, or the data directory's `secret-keys` file,
+    /// which is created with a new key (readable by its owner only) when missing.
+    pub fn keyring(&self) -> Result<Keyring, String> {
+        let text = match &self.secret_keys {
+            Some(keys) => keys.clone(),
+            None => {
+                let path = self.key_file();
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        let text = format!("{}\n", quire_auth::secrets::generate_key());
+                        write_private(&path, &text)?;
+                        text
+                    }
+                    Err(e) => return Err(format!("cannot read the secret keys in {}: {e}", path.display())),
+                }
+            }
+        };
+        Keyring::parse(&text).map_err(|e| format!("the secret keys are not valid: {e}"))
+    }
+
+    /// Where the secret keys live when none are given.
+    pub fn key_file(&self) -> PathBuf {
+        self.data_dir.join("secret-keys")
+    }
+}
+
+/// Writes `text` to `path`, readable and writable by its owner only.
+pub fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 #[cfg(test)]

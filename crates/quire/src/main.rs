@@ -31,6 +31,19 @@ enum Command {
     /// Manage accounts
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the keys that seal secrets at rest
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new key (ID:BASE64) to put first in QUIRE_SECRET_KEYS
+    Generate,
+    /// Re-seal every stored secret with the current key. With the data directory's key file,
+    /// a new key is made and put first; with QUIRE_SECRET_KEYS, put the new key first there,
+    /// keep the old ones, run this, then drop the old ones.
+    Rotate(CommonArgs),
 }
 
 #[derive(Subcommand)]
@@ -57,6 +70,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => Settings::for_serve(args).and_then(|s| run(s, true)),
         Command::Migrate(args) => Settings::for_common(args).and_then(|s| run(s, false)),
+        Command::Keys(KeysCommand::Generate) => {
+            println!("{}", quire_auth::secrets::generate_key());
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate(common)) => Settings::for_common(common).and_then(rotate_keys),
         Command::User(UserCommand::Create { common, email, name, admin }) => {
             Settings::for_common(common).and_then(|s| create_user(s, &email, &name, admin))
         }
@@ -89,13 +107,48 @@ fn create_user(settings: Settings, email: &str, name: &str, admin: bool) -> Resu
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async move {
         let store = open_store(&settings).await?;
-        let auth = quire_auth::Auth::new(store.clone(), settings.auth.clone()).await.map_err(|e| e.to_string())?;
+        let config =
+            quire_auth::AuthConfig { keyring: std::sync::Arc::new(settings.keyring()?), ..settings.auth.clone() };
+        let auth = quire_auth::Auth::new(store.clone(), config).await.map_err(|e| e.to_string())?;
         let user = auth.create_user(email, name, &password, admin).await.map_err(|e| match e {
             quire_core::Error::Invalid { field, message } => format!("{field} {message}"),
             other => other.to_string(),
         })?;
         println!("{}", serde_json::to_string_pretty(&user).expect("users serialise"));
         store.close().await;
+        Ok(())
+    })
+}
+
+/// `quire keys rotate`.
+fn rotate_keys(settings: Settings) -> Result<(), String> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
+    let (keyring, file) = match &settings.secret_keys {
+        None => {
+            // The key file: a new key goes first, the old ones stay to open what they sealed.
+            settings.keyring()?;
+            let path = settings.key_file();
+            let existing =
+                std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = format!("{}\n{existing}", quire_auth::secrets::generate_key());
+            (quire_auth::Keyring::parse(&text).map_err(|e| e.to_string())?, Some((path, text)))
+        }
+        Some(_) => (settings.keyring()?, None),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let store = open_store(&settings).await?;
+        let n = quire_auth::Auth::rotate_secrets(&*store, &keyring).await.map_err(|e| e.to_string())?;
+        store.close().await;
+        // Only once every secret is re-sealed does the key file change.
+        if let Some((path, text)) = &file {
+            config::write_private(path, text)?;
+        }
+        println!("re-sealed {n} secrets with key {}", keyring.ids()[0]);
         Ok(())
     })
 }
@@ -146,9 +199,10 @@ fn run(settings: Settings, serve: bool) -> Result<(), String> {
             format!("cannot listen on {}: {e}; choose another address with --addr or QUIRE_ADDR", settings.addr)
         })?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        let app = quire_server::App::new(store.clone(), settings.server.clone(), settings.auth.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+        let auth =
+            quire_auth::AuthConfig { keyring: std::sync::Arc::new(settings.keyring()?), ..settings.auth.clone() };
+        let app =
+            quire_server::App::new(store.clone(), settings.server.clone(), auth).await.map_err(|e| e.to_string())?;
         tracing::info!(addr = %local, "Quire is listening on http://{local}");
         quire_server::serve(listener, app, shutdown_signal()).await.map_err(|e| format!("the server stopped: {e}"))?;
         store.close().await;

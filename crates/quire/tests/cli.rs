@@ -376,3 +376,54 @@ fn rate_limits_hold_across_processes_through_redis() {
     b.stop();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Secrets are sealed with a key from the data directory (or QUIRE_SECRET_KEYS); rotating
+/// re-seals them and keeps tokens valid; a missing or wrong key stops the start with a reason.
+#[test]
+fn secrets_are_sealed_rotated_and_guarded() {
+    let dir = temp_dir();
+    let data = dir.join("data");
+    let data = data.to_str().unwrap();
+    let server = Server::start(&["--data-dir", data], &[]);
+    let token = server.sign_in("ada@example.com");
+    server.stop();
+    let key_file = Path::new(data).join("secret-keys");
+    let first = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(first.lines().count(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    let (ok, out, err) = run(&["keys", "rotate", "--data-dir", data], &[]);
+    assert!(ok && out.contains("re-sealed 1 secrets"), "{out}{err}");
+    let rotated = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(rotated.lines().count(), 2);
+    assert!(rotated.ends_with(&first), "the old key stays to open older values");
+    // After rotation the signing key is the same secret: the token still works.
+    let server = Server::start(&["--data-dir", data], &[]);
+    assert_eq!(server.request_as(Some(&token), "GET", "/api/v1/me", None).0, 200);
+    server.stop();
+
+    // Only the old key: the signing key was re-sealed with the new one, so start-up refuses.
+    let (ok, _, err) = run(&["migrate", "--data-dir", data], &[]);
+    assert!(ok, "{err}");
+    let old_only = first.trim().to_string();
+    let (ok, _, err) = run(
+        &["user", "create", "--data-dir", data, "--email", "x@example.com", "--name", "X"],
+        &[("QUIRE_SECRET_KEYS", &old_only), ("QUIRE_NEW_PASSWORD", "correct horse battery")],
+    );
+    assert!(!ok && err.contains("not configured") && err.contains("QUIRE_SECRET_KEYS"), "{err}");
+    // The right id with other material.
+    let current_id = rotated.lines().next().unwrap().split(':').next().unwrap();
+    let impostor = format!("{current_id}:{}", "A".repeat(43) + "=");
+    let (ok, _, err) = run(
+        &["user", "create", "--data-dir", data, "--email", "x@example.com", "--name", "X"],
+        &[("QUIRE_SECRET_KEYS", &impostor), ("QUIRE_NEW_PASSWORD", "correct horse battery")],
+    );
+    assert!(!ok && err.contains("does not open"), "{err}");
+    let (ok, key, _) = run(&["keys", "generate"], &[]);
+    assert!(ok && key.trim().starts_with('k') && key.contains(':'));
+    std::fs::remove_dir_all(dir).unwrap();
+}
