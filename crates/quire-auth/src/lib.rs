@@ -20,6 +20,7 @@ use quire_store::{EventTail, NewApiKey, NewSession, Rotation, Store};
 use serde::{Deserialize, Serialize};
 
 pub mod secrets;
+pub mod sso;
 mod throttle;
 
 pub use secrets::Keyring;
@@ -49,6 +50,8 @@ pub struct AuthConfig {
     /// 15 minutes); twice as many per email from anywhere.
     pub login_failures: u32,
     pub login_window: Duration,
+    /// Single sign-on providers.
+    pub sso: sso::SsoConfig,
     /// Seals secrets at rest. The default is a random key held only in memory, for tests:
     /// `quire serve` always loads the configured one.
     pub keyring: Arc<Keyring>,
@@ -64,6 +67,7 @@ impl Default for AuthConfig {
             login_failures: 5,
             login_window: Duration::from_secs(15 * 60),
             keyring: Arc::new(Keyring::ephemeral()),
+            sso: sso::SsoConfig::default(),
         }
     }
 }
@@ -117,6 +121,7 @@ pub struct Auth {
     key_touched: Mutex<HashMap<String, Instant>>,
     /// A hash to verify against when the email is unknown, so timing does not tell.
     dummy_hash: String,
+    sso: sso::Sso,
 }
 
 /// `prefix` followed by `bytes` random bytes, base64url.
@@ -183,6 +188,7 @@ impl Auth {
             throttle: Throttle::new(config.login_window),
             key_touched: Mutex::new(HashMap::new()),
             dummy_hash: hash_password("not a real password").await?,
+            sso: sso::Sso::new(config.sso.clone())?,
             store,
             config,
         };
@@ -269,11 +275,10 @@ impl Auth {
             admin: false,
         };
         let (user, first) = self.store.create_user(new).await?;
-        let who = Principal::User { id: user.id.clone(), admin: user.admin, session: None };
         if first {
-            let name = format!("{}'s workspace", user.name);
-            self.store.create_workspace(&who, quire_core::NewWorkspace { name, slug: None, description: None }).await?;
+            self.welcome_first(&user).await?;
         }
+        let who = Principal::User { id: user.id.clone(), admin: user.admin, session: None };
         if let Some(token) = invitation {
             self.store.accept_invitation(&who, &token_hash(token)).await?;
         }
@@ -512,10 +517,71 @@ impl Auth {
         };
         let (user, first) = self.store.create_user(new).await?;
         if first {
-            let who = Principal::User { id: user.id.clone(), admin: true, session: None };
-            let name = format!("{}'s workspace", user.name);
-            self.store.create_workspace(&who, quire_core::NewWorkspace { name, slug: None, description: None }).await?;
+            self.welcome_first(&user).await?;
         }
         Ok(user)
+    }
+
+    /// The instance's first account gets a workspace of its own.
+    async fn welcome_first(&self, user: &User) -> Result<()> {
+        let who = Principal::User { id: user.id.clone(), admin: true, session: None };
+        let name = format!("{}'s workspace", user.name);
+        self.store.create_workspace(&who, quire_core::NewWorkspace { name, slug: None, description: None }).await?;
+        Ok(())
+    }
+
+    /// The configured sign-in providers, `(id, name)`.
+    pub fn sso_providers(&self) -> Vec<(&'static str, String)> {
+        self.sso.providers()
+    }
+
+    /// Begins a single sign-on; returns the provider URL to send the browser to.
+    pub async fn sso_start(&self, provider: &str, redirect: &str) -> Result<String> {
+        self.sso.start(&*self.store, provider, redirect).await
+    }
+
+    /// Completes a single sign-on and signs the account in; returns the session and where
+    /// the browser goes next. An identity seen before signs into its account; a new one is
+    /// linked to the account with its verified email, or makes a new account where sign-up
+    /// is open.
+    pub async fn sso_finish(
+        &self,
+        provider: &str,
+        code: &str,
+        state: &str,
+        client: &ClientInfo,
+    ) -> Result<(SignedIn, String)> {
+        let (id, redirect) = self.sso.finish(&*self.store, provider, code, state).await?;
+        let user = match self.store.user_by_identity(&id.provider, &id.subject).await? {
+            Some(user) => user,
+            None => {
+                let email = id.email.clone().filter(|_| id.email_verified).ok_or_else(|| {
+                    Error::Forbidden(format!(
+                        "{provider} did not vouch for a verified email address; Quire links accounts by verified email"
+                    ))
+                })?;
+                let user = match self.store.user_by_email(&email).await? {
+                    Some(creds) => creds.user,
+                    None => {
+                        if self.config.signup == SignupMode::InviteOnly && self.store.user_count().await? > 0 {
+                            return Err(Error::Forbidden(
+                                "sign-up on this instance is by invitation; ask an admin to invite this email".into(),
+                            ));
+                        }
+                        let name =
+                            id.name.clone().unwrap_or_else(|| email.split('@').next().unwrap_or("user").to_string());
+                        let new = NewUser { email: email.clone(), name, password_hash: None, admin: false };
+                        let (user, first) = self.store.create_user(new).await?;
+                        if first {
+                            self.welcome_first(&user).await?;
+                        }
+                        user
+                    }
+                };
+                self.store.link_identity(&id.provider, &id.subject, &user.id, Some(&email)).await?;
+                user
+            }
+        };
+        Ok((self.start_session(user, client).await?, redirect))
     }
 }

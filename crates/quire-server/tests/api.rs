@@ -385,7 +385,11 @@ async fn openapi_describes_exactly_the_served_routes() {
         for (method, op) in item.as_object().unwrap() {
             described.push(format!("{} {path}", method.to_uppercase()));
             assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path} has no responses");
-            let uri = path.replace("{ws}", "ws_none").replace("{id}", "doc_none").replace("{user_id}", "usr_none");
+            let uri = path
+                .replace("{ws}", "ws_none")
+                .replace("{id}", "doc_none")
+                .replace("{user_id}", "usr_none")
+                .replace("{provider}", "oidc");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = matches!(m, Method::POST | Method::PATCH).then(|| json!({}));
             let res = if path == "/api/v1/events" {
@@ -413,6 +417,9 @@ async fn openapi_describes_exactly_the_served_routes() {
         "DELETE /api/v1/workspaces/{ws}/invitations/{id}",
         "DELETE /api/v1/workspaces/{ws}/members/{user_id}",
         "GET /api/v1/audit",
+        "GET /api/v1/auth/sso",
+        "GET /api/v1/auth/sso/{provider}/callback",
+        "GET /api/v1/auth/sso/{provider}/start",
         "GET /api/v1/documents/{id}",
         "GET /api/v1/documents/{id}/shares",
         "GET /api/v1/events",

@@ -32,6 +32,15 @@ pub enum Rotation {
     Invalid,
 }
 
+/// A sign-in sent to an identity provider, kept until it comes back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SsoState {
+    pub provider: String,
+    pub code_verifier: String,
+    pub nonce: String,
+    pub redirect: String,
+}
+
 /// An API key with its hash, for authenticating a request.
 #[derive(Debug, Clone)]
 pub struct StoredApiKey {
@@ -120,4 +129,13 @@ pub trait IdentityStore: Send + Sync {
     /// A live (unrevoked) key by its visible prefix, with its hash.
     async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<StoredApiKey>>;
     async fn touch_api_key(&self, id: &str, at_ms: i64) -> Result<()>;
+
+    /// Remembers a sign-in sent to a provider, under the hash of its `state`.
+    async fn save_sso_state(&self, state_hash: &str, state: &SsoState, expires_at: i64) -> Result<()>;
+    /// Takes (and forgets) the sign-in with this state hash, if it has not expired.
+    async fn take_sso_state(&self, state_hash: &str) -> Result<Option<SsoState>>;
+    /// The account linked to a provider's subject.
+    async fn user_by_identity(&self, provider: &str, subject: &str) -> Result<Option<User>>;
+    /// Links a provider's subject to an account.
+    async fn link_identity(&self, provider: &str, subject: &str, user_id: &str, email: Option<&str>) -> Result<()>;
 }

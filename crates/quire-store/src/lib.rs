@@ -49,7 +49,7 @@ mod tail;
 pub mod testing;
 
 pub use audit::AuditStore;
-pub use identity::{Credentials, IdentityStore, NewApiKey, NewSession, Rotation, StoredApiKey};
+pub use identity::{Credentials, IdentityStore, NewApiKey, NewSession, Rotation, SsoState, StoredApiKey};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use tail::EventTail;

@@ -675,6 +675,69 @@ macro_rules! impl_identity_store {
                     .map_err($crate::rows::db_err)?;
                 Ok(())
             }
+
+            async fn save_sso_state(&self, state_hash: &str, state: &$crate::SsoState, expires_at: i64) -> quire_core::Result<()> {
+                // Forget sign-ins that never came back.
+                sqlx::query("DELETE FROM sso_states WHERE expires_at < $1")
+                    .bind(quire_core::now_ms())
+                    .execute(&self.writer_pool())
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                sqlx::query(
+                    "INSERT INTO sso_states (state_hash, provider, code_verifier, nonce, redirect, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(state_hash)
+                .bind(&state.provider)
+                .bind(&state.code_verifier)
+                .bind(&state.nonce)
+                .bind(&state.redirect)
+                .bind(expires_at)
+                .execute(&self.writer_pool())
+                .await
+                .map_err($crate::rows::db_err)?;
+                Ok(())
+            }
+
+            async fn take_sso_state(&self, state_hash: &str) -> quire_core::Result<Option<$crate::SsoState>> {
+                let row: Option<(String, String, String, String, i64)> = sqlx::query_as(
+                    "DELETE FROM sso_states WHERE state_hash = $1 RETURNING provider, code_verifier, nonce, redirect, expires_at",
+                )
+                .bind(state_hash)
+                .fetch_optional(&self.writer_pool())
+                .await
+                .map_err($crate::rows::db_err)?;
+                Ok(row.filter(|r| r.4 > quire_core::now_ms()).map(|(provider, code_verifier, nonce, redirect, _)| {
+                    $crate::SsoState { provider, code_verifier, nonce, redirect }
+                }))
+            }
+
+            async fn user_by_identity(&self, provider: &str, subject: &str) -> quire_core::Result<Option<quire_core::User>> {
+                let row = sqlx::query_as::<_, $crate::rows::UserRow>(concat!(
+                    "SELECT ", user_columns!(), " FROM users WHERE id = (SELECT user_id FROM user_identities WHERE provider = $1 AND subject = $2)"
+                ))
+                .bind(provider)
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::rows::db_err)?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn link_identity(&self, provider: &str, subject: &str, user_id: &str, email: Option<&str>) -> quire_core::Result<()> {
+                sqlx::query(
+                    "INSERT INTO user_identities (provider, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (provider, subject) DO UPDATE SET email = excluded.email",
+                )
+                .bind(provider)
+                .bind(subject)
+                .bind(user_id)
+                .bind(email)
+                .bind(quire_core::now_ms())
+                .execute(&self.writer_pool())
+                .await
+                .map_err($crate::rows::db_err)?;
+                Ok(())
+            }
         }
     };
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use quire_auth::sso::{GithubConfig, OidcConfig, SsoConfig};
 use quire_auth::{AuthConfig, Keyring, SignupMode};
 use quire_core::Limits;
 use quire_server::ServerConfig;
@@ -118,6 +119,33 @@ pub struct ServeArgs {
     /// Days audit entries are kept [default: 365]
     #[arg(long, env = "QUIRE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
     pub audit_retention_days: Option<u64>,
+    /// The URL users reach Quire at, for sign-in callbacks [default: http://ADDR]
+    #[arg(long, env = "QUIRE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// OpenID Connect issuer URL for single sign-on (Keycloak, Authentik, Okta, Google, …)
+    #[arg(long, env = "QUIRE_OIDC_ISSUER", value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+    /// OpenID Connect client id
+    #[arg(long, env = "QUIRE_OIDC_CLIENT_ID", value_name = "ID")]
+    pub oidc_client_id: Option<String>,
+    /// OpenID Connect client secret
+    #[arg(long, env = "QUIRE_OIDC_CLIENT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// Name of the OpenID Connect provider on the sign-in page [default: Single sign-on]
+    #[arg(long, env = "QUIRE_OIDC_NAME", value_name = "NAME")]
+    pub oidc_name: Option<String>,
+    /// GitHub OAuth app client id, for signing in with GitHub
+    #[arg(long, env = "QUIRE_GITHUB_CLIENT_ID", value_name = "ID")]
+    pub github_client_id: Option<String>,
+    /// GitHub OAuth app client secret
+    #[arg(long, env = "QUIRE_GITHUB_CLIENT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub github_client_secret: Option<String>,
+    /// GitHub web URL (GitHub Enterprise: https://HOST) [default: https://github.com]
+    #[arg(long, env = "QUIRE_GITHUB_URL", value_name = "URL")]
+    pub github_url: Option<String>,
+    /// GitHub API URL (GitHub Enterprise: https://HOST/api/v3) [default: https://api.github.com]
+    #[arg(long, env = "QUIRE_GITHUB_API_URL", value_name = "URL")]
+    pub github_api_url: Option<String>,
 }
 
 /// Who may create an account.
@@ -158,6 +186,15 @@ struct FileSettings {
     redis_url: Option<String>,
     trust_proxy: Option<bool>,
     audit_retention_days: Option<u64>,
+    public_url: Option<String>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    oidc_name: Option<String>,
+    github_client_id: Option<String>,
+    github_client_secret: Option<String>,
+    github_url: Option<String>,
+    github_api_url: Option<String>,
 }
 
 /// Everything resolved.
@@ -250,6 +287,34 @@ impl Settings {
                 .map_or(d.refresh_ttl, Duration::from_secs),
             ..d
         };
+        let pick = |a: &Option<String>, f: &Option<String>| a.clone().or_else(|| f.clone()).filter(|v| !v.is_empty());
+        let oidc = match (pick(&args.oidc_issuer, &file.oidc_issuer), pick(&args.oidc_client_id, &file.oidc_client_id))
+        {
+            (Some(issuer), Some(client_id)) => Some(OidcConfig {
+                issuer,
+                client_id,
+                client_secret: pick(&args.oidc_client_secret, &file.oidc_client_secret).unwrap_or_default(),
+                name: pick(&args.oidc_name, &file.oidc_name).unwrap_or_else(|| "Single sign-on".into()),
+            }),
+            (None, None) => None,
+            _ => return Err("single sign-on needs both oidc_issuer and oidc_client_id".into()),
+        };
+        let github = match (
+            pick(&args.github_client_id, &file.github_client_id),
+            pick(&args.github_client_secret, &file.github_client_secret),
+        ) {
+            (Some(client_id), Some(client_secret)) => Some(GithubConfig {
+                client_id,
+                client_secret,
+                web_url: pick(&args.github_url, &file.github_url).unwrap_or_else(|| "https://github.com".into()),
+                api_url: pick(&args.github_api_url, &file.github_api_url)
+                    .unwrap_or_else(|| "https://api.github.com".into()),
+            }),
+            (None, None) => None,
+            _ => return Err("signing in with GitHub needs both github_client_id and github_client_secret".into()),
+        };
+        let public_url = pick(&args.public_url, &file.public_url).unwrap_or_else(|| format!("http://{addr}"));
+        let auth = AuthConfig { sso: SsoConfig { public_url, oidc, github }, ..auth };
         if auth.access_ttl < Duration::from_secs(10) || auth.refresh_ttl < auth.access_ttl {
             return Err("access_token_ttl_secs must be at least 10, and refresh_token_ttl_secs at least as long".into());
         }

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: the REST API, event streams, metrics and the API reference at /api/docs
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit (serve also runs them on start)
     Migrate(CommonArgs),
     /// Manage accounts
@@ -68,7 +68,7 @@ enum UserCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => Settings::for_serve(args).and_then(|s| run(s, true)),
+        Command::Serve(args) => Settings::for_serve(*args).and_then(|s| run(s, true)),
         Command::Migrate(args) => Settings::for_common(args).and_then(|s| run(s, false)),
         Command::Keys(KeysCommand::Generate) => {
             println!("{}", quire_auth::secrets::generate_key());

@@ -257,3 +257,96 @@ pub async fn revoke_sessions(
 ) -> ApiResult<Json<Revoked>> {
     Ok(Json(Revoked { sessions: app.auth().revoke_user(&who, &id).await? }))
 }
+
+/// A configured sign-in provider.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Provider {
+    /// `oidc` or `github`.
+    pub id: String,
+    pub name: String,
+    /// Send the browser here to sign in (append `?redirect=/path` to land somewhere).
+    pub start_url: String,
+}
+
+/// The single sign-on providers this instance offers.
+#[utoipa::path(get, path = "/api/v1/auth/sso", tag = "auth", responses((status = 200, body = Vec<Provider>)))]
+pub async fn sso_providers(State(app): State<App>) -> Json<Vec<Provider>> {
+    Json(
+        app.auth()
+            .sso_providers()
+            .into_iter()
+            .map(|(id, name)| Provider { id: id.into(), name, start_url: format!("/api/v1/auth/sso/{id}/start") })
+            .collect(),
+    )
+}
+
+/// Query of `GET …/start`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SsoStart {
+    /// A path in Quire to land on after signing in (default `/`).
+    redirect: Option<String>,
+}
+
+fn see_other(location: &str) -> ApiResult<Response> {
+    let mut res = StatusCode::SEE_OTHER.into_response();
+    let value = HeaderValue::from_str(location).map_err(|_| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the redirect is not a valid header")
+    })?;
+    res.headers_mut().insert(header::LOCATION, value);
+    Ok(res)
+}
+
+/// Begin signing in with a provider: redirects the browser to it.
+#[utoipa::path(get, path = "/api/v1/auth/sso/{provider}/start", tag = "auth",
+    params(("provider" = String, Path, description = "oidc or github"), SsoStart),
+    responses((status = 303, description = "To the provider"), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn sso_start(
+    State(app): State<App>,
+    Path(provider): Path<String>,
+    crate::extract::Query(q): crate::extract::Query<SsoStart>,
+) -> ApiResult<Response> {
+    let url = app.auth().sso_start(&provider, q.redirect.as_deref().unwrap_or("/")).await?;
+    see_other(&url)
+}
+
+/// Query of the provider's callback.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SsoCallback {
+    code: Option<String>,
+    state: Option<String>,
+    /// Set by the provider when the user declined or it failed.
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Where the provider returns the browser: signs in (a cookie session) and redirects to
+/// where the sign-in started.
+#[utoipa::path(get, path = "/api/v1/auth/sso/{provider}/callback", tag = "auth",
+    params(("provider" = String, Path, description = "oidc or github"), SsoCallback),
+    responses((status = 303, description = "Signed in; to the page the sign-in started from"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn sso_callback(
+    State(app): State<App>,
+    Path(provider): Path<String>,
+    Client(client): Client,
+    crate::extract::Query(q): crate::extract::Query<SsoCallback>,
+) -> ApiResult<Response> {
+    if let Some(error) = q.error {
+        let detail = q.error_description.unwrap_or_default();
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            format!("the provider did not sign you in: {error} {detail}").trim().to_string(),
+        ));
+    }
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "the callback needs code and state"));
+    };
+    let (signed, redirect) = app.auth().sso_finish(&provider, &code, &state, &client).await?;
+    let mut res = signed_in(&app, signed, true, StatusCode::SEE_OTHER);
+    res.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(&redirect).unwrap_or(HeaderValue::from_static("/")));
+    Ok(res)
+}
