@@ -72,6 +72,8 @@ pub struct ServerConfig {
     pub audit_retention: Duration,
     /// Audit entries waiting to be written, at most.
     pub audit_queue: usize,
+    /// When set, `/metrics` answers only to `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +89,7 @@ impl Default for ServerConfig {
             trust_proxy: false,
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             audit_queue: 10_000,
+            metrics_token: None,
         }
     }
 }
@@ -327,6 +330,10 @@ fn cors(origins: &[String]) -> CorsLayer {
 /// CSRF cookie in `X-CSRF-Token`), else anonymous. A bad bearer credential is a 401 at once;
 /// a bad cookie just leaves the caller anonymous (so that signing in again works).
 async fn authenticate(axum::extract::State(app): axum::extract::State<App>, mut req: Request, next: Next) -> Response {
+    // /metrics takes a token of its own, not a principal's.
+    if req.extensions().get::<axum::extract::MatchedPath>().is_some_and(|p| p.as_str() == "/metrics") {
+        return next.run(req).await;
+    }
     let headers = req.headers();
     let principal = if let Some(value) = headers.get(header::AUTHORIZATION) {
         let Some(token) =

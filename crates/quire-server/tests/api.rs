@@ -459,3 +459,18 @@ async fn openapi_describes_exactly_the_served_routes() {
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.as_str().is_some_and(|html| html.contains("swagger")), "the reference page is served");
 }
+
+#[tokio::test]
+async fn metrics_may_require_a_token_of_their_own() {
+    let config = ServerConfig { metrics_token: Some("scrape-me".into()), ..common::relaxed() };
+    let api = Api::with(Backend::Sqlite, StoreOptions::default(), config).await;
+    let open = api.call_as(None, Method::GET, "/metrics", None, &[]).await;
+    assert_error(&open, StatusCode::UNAUTHORIZED, "unauthenticated");
+    // A user's token is not the metrics token.
+    assert_eq!(api.get("/metrics").await.status, StatusCode::UNAUTHORIZED);
+    let scraped = api.call_as(Some("scrape-me"), Method::GET, "/metrics", None, &[]).await;
+    assert_eq!(scraped.status, StatusCode::OK);
+    assert!(scraped.body.as_str().unwrap().contains("http_requests_total"));
+    // Health checks stay open.
+    assert_eq!(api.call_as(None, Method::GET, "/readyz", None, &[]).await.status, StatusCode::OK);
+}

@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// Days audit entries are kept [default: 365]
     #[arg(long, env = "QUIRE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
     pub audit_retention_days: Option<u64>,
+    /// A token Prometheus must send to read /metrics (Authorization: Bearer) [default: none,
+    /// /metrics is open]
+    #[arg(long, env = "QUIRE_METRICS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// The URL users reach Quire at, for sign-in callbacks [default: http://ADDR]
     #[arg(long, env = "QUIRE_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
@@ -187,6 +191,7 @@ struct FileSettings {
     trust_proxy: Option<bool>,
     audit_retention_days: Option<u64>,
     public_url: Option<String>,
+    metrics_token: Option<String>,
     oidc_issuer: Option<String>,
     oidc_client_id: Option<String>,
     oidc_client_secret: Option<String>,
@@ -259,6 +264,7 @@ impl Settings {
             },
             redis_url: args.redis_url.clone().or(file.redis_url.clone()),
             trust_proxy: args.trust_proxy.or(file.trust_proxy).unwrap_or(false),
+            metrics_token: args.metrics_token.clone().or(file.metrics_token.clone()).filter(|t| !t.is_empty()),
             audit_retention: Duration::from_secs(
                 args.audit_retention_days.or(file.audit_retention_days).unwrap_or(365).max(1) * 86_400,
             ),

@@ -427,3 +427,36 @@ fn secrets_are_sealed_rotated_and_guarded() {
     assert!(ok && key.trim().starts_with('k') && key.contains(':'));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Signing out on one process ends the session on every other at once: the revocation
+/// travels as an event through PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_on_one_process_ends_the_session_on_another() {
+    let url = quire_store::testing::empty_postgres_schema().await;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let dir = temp_dir();
+        let envs = [("QUIRE_DATABASE_URL", url.as_str()), ("QUIRE_EVENTS_POLL_INTERVAL_MS", "60000")];
+        let a = Server::start(&["--data-dir", dir.to_str().unwrap()], &envs);
+        let b = Server::start(&["--data-dir", dir.to_str().unwrap()], &envs);
+        let token = a.sign_in("ada@example.com");
+        let before = b.request_as(Some(&token), "GET", "/api/v1/me", None).0;
+        let out = a.request_as(Some(&token), "POST", "/api/v1/auth/logout", None).0;
+        let started = std::time::Instant::now();
+        let mut after = 200;
+        while started.elapsed() < Duration::from_secs(5) {
+            after = b.request_as(Some(&token), "GET", "/api/v1/me", None).0;
+            if after == 401 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = started.elapsed();
+        a.stop();
+        b.stop();
+        std::fs::remove_dir_all(dir).unwrap();
+        (before, out, after, took)
+    });
+    let (before, out, after, took) = outcome.await.unwrap();
+    assert_eq!((before, out, after), (200, 204, 401));
+    assert!(took < Duration::from_secs(1), "refused on the other process within {took:?}");
+}

@@ -86,9 +86,25 @@ pub async fn readyz(State(app): State<App>) -> Response {
 
 /// Prometheus metrics in the text exposition format: requests by route, method and status,
 /// their latency histograms, and process figures.
+/// With a metrics token configured, scrapers send it as `Authorization: Bearer …`.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, content_type = "text/plain; version=0.0.4", body = String)))]
-pub async fn metrics() -> Response {
+    responses((status = 200, content_type = "text/plain; version=0.0.4", body = String), (status = 401, body = crate::error::ErrorBody)))]
+pub async fn metrics(State(app): State<App>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &app.config().metrics_token {
+        let given =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|g| {
+            g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+        });
+        if !ok {
+            return crate::error::ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send the metrics token as 'Authorization: Bearer <token>'",
+            )
+            .into_response();
+        }
+    }
     let text = crate::metrics::render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
