@@ -44,6 +44,15 @@ enum KeysCommand {
     /// a new key is made and put first; with QUIRE_SECRET_KEYS, put the new key first there,
     /// keep the old ones, run this, then drop the old ones.
     Rotate(CommonArgs),
+    /// Seal a secret setting for the TOML file or the environment: reads the value from
+    /// standard input and prints `enc:v1:…` (oidc_client_secret, github_client_secret and
+    /// metrics_token accept sealed values)
+    Seal {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The setting the value is for, e.g. oidc_client_secret
+        setting: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -75,6 +84,9 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate(common)) => Settings::for_common(common).and_then(rotate_keys),
+        Command::Keys(KeysCommand::Seal { common, setting }) => {
+            Settings::for_common(common).and_then(|s| seal_setting(s, &setting))
+        }
         Command::User(UserCommand::Create { common, email, name, admin }) => {
             Settings::for_common(common).and_then(|s| create_user(s, &email, &name, admin))
         }
@@ -118,6 +130,36 @@ fn create_user(settings: Settings, email: &str, name: &str, admin: bool) -> Resu
         store.close().await;
         Ok(())
     })
+}
+
+/// `quire keys seal SETTING`.
+fn seal_setting(settings: Settings, setting: &str) -> Result<(), String> {
+    if !SEALABLE.contains(&setting) {
+        return Err(format!("'{setting}' is not a secret setting; use one of {}", SEALABLE.join(", ")));
+    }
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
+    let keyring = settings.keyring()?;
+    let mut value = String::new();
+    std::io::stdin().read_line(&mut value).map_err(|e| format!("cannot read the value from standard input: {e}"))?;
+    let value = value.trim_end_matches(['\r', '\n']);
+    if value.is_empty() {
+        return Err("give the value on standard input".into());
+    }
+    println!("{}", keyring.seal(&format!("config.{setting}"), value));
+    Ok(())
+}
+
+/// Settings that may hold sealed values.
+const SEALABLE: [&str; 3] = ["oidc_client_secret", "github_client_secret", "metrics_token"];
+
+/// Opens sealed secret settings; plain ones pass through.
+fn unseal(keyring: &quire_auth::Keyring, setting: &str, value: &str) -> Result<String, String> {
+    if quire_auth::Keyring::is_sealed(value) {
+        keyring.open(&format!("config.{setting}"), value).map_err(|e| format!("{setting}: {e}"))
+    } else {
+        Ok(value.to_string())
+    }
 }
 
 /// `quire keys rotate`.
@@ -199,10 +241,20 @@ fn run(settings: Settings, serve: bool) -> Result<(), String> {
             format!("cannot listen on {}: {e}; choose another address with --addr or QUIRE_ADDR", settings.addr)
         })?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        let auth =
-            quire_auth::AuthConfig { keyring: std::sync::Arc::new(settings.keyring()?), ..settings.auth.clone() };
-        let app =
-            quire_server::App::new(store.clone(), settings.server.clone(), auth).await.map_err(|e| e.to_string())?;
+        let keyring = settings.keyring()?;
+        let mut auth = settings.auth.clone();
+        if let Some(o) = auth.sso.oidc.as_mut() {
+            o.client_secret = unseal(&keyring, "oidc_client_secret", &o.client_secret)?;
+        }
+        if let Some(g) = auth.sso.github.as_mut() {
+            g.client_secret = unseal(&keyring, "github_client_secret", &g.client_secret)?;
+        }
+        let mut server = settings.server.clone();
+        if let Some(t) = &server.metrics_token {
+            server.metrics_token = Some(unseal(&keyring, "metrics_token", t)?);
+        }
+        let auth = quire_auth::AuthConfig { keyring: std::sync::Arc::new(keyring), ..auth };
+        let app = quire_server::App::new(store.clone(), server, auth).await.map_err(|e| e.to_string())?;
         tracing::info!(addr = %local, "Quire is listening on http://{local}");
         quire_server::serve(listener, app, shutdown_signal()).await.map_err(|e| format!("the server stopped: {e}"))?;
         store.close().await;

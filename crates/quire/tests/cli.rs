@@ -460,3 +460,31 @@ async fn sign_out_on_one_process_ends_the_session_on_another() {
     assert_eq!((before, out, after), (200, 204, 401));
     assert!(took < Duration::from_secs(1), "refused on the other process within {took:?}");
 }
+
+/// A secret setting may be given sealed, so that the TOML file holds no plaintext.
+#[test]
+fn secret_settings_may_be_sealed() {
+    use std::io::Write as _;
+    let dir = temp_dir();
+    let data = dir.join("data");
+    let data = data.to_str().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["keys", "seal", "metrics_token", "--data-dir", data])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"scrape-me\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let sealed = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(out.status.success() && sealed.starts_with("enc:v1:") && !sealed.contains("scrape-me"), "{sealed}");
+    let file = dir.join("quire.toml");
+    std::fs::write(&file, format!("data_dir = \"{data}\"\nmetrics_token = \"{sealed}\"\n")).unwrap();
+    let server = Server::start(&["--config", file.to_str().unwrap()], &[]);
+    assert_eq!(server.request("GET", "/metrics", None).0, 401);
+    assert_eq!(server.request_as(Some("scrape-me"), "GET", "/metrics", None).0, 200);
+    server.stop();
+    let (ok, _, err) = run(&["keys", "seal", "addr", "--data-dir", data], &[]);
+    assert!(!ok && err.contains("not a secret setting"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
