@@ -105,6 +105,21 @@ fn provider_error(provider: &str, what: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("the identity provider '{provider}' failed: {what}"))
 }
 
+/// Sends a GET and reads its JSON answer; failures name the provider and what was read.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    provider: &str,
+    req: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<T> {
+    req.send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| provider_error(provider, format!("reading its {what}: {e}")))?
+        .json()
+        .await
+        .map_err(|e| provider_error(provider, format!("its {what} is not valid: {e}")))
+}
+
 fn random(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     aws_lc_rs::rand::fill(&mut buf).expect("the system random source works");
@@ -150,29 +165,11 @@ impl Sso {
             return Ok((d.clone(), k.clone()));
         }
         let url = format!("{}/.well-known/openid-configuration", oidc.issuer.trim_end_matches('/'));
-        let d: Discovery = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| provider_error("oidc", e))?
-            .json()
-            .await
-            .map_err(|e| provider_error("oidc", format!("its discovery document is not valid: {e}")))?;
+        let d: Discovery = get_json("oidc", self.http.get(&url), "discovery document").await?;
         if d.issuer.trim_end_matches('/') != oidc.issuer.trim_end_matches('/') {
             return Err(provider_error("oidc", format!("it calls itself '{}', not '{}'", d.issuer, oidc.issuer)));
         }
-        let keys: jsonwebtoken::jwk::JwkSet = self
-            .http
-            .get(&d.jwks_uri)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| provider_error("oidc", e))?
-            .json()
-            .await
-            .map_err(|e| provider_error("oidc", format!("its key set is not valid: {e}")))?;
+        let keys: jsonwebtoken::jwk::JwkSet = get_json("oidc", self.http.get(&d.jwks_uri), "key set").await?;
         *self.discovery.lock().expect("discovery cache") = Some((d.clone(), keys.clone(), Instant::now()));
         Ok((d, keys))
     }
@@ -346,7 +343,6 @@ impl Sso {
                 .bearer_auth(&token)
                 .header(reqwest::header::ACCEPT, "application/vnd.github+json")
                 .header("X-GitHub-Api-Version", "2022-11-28")
-                .send()
         };
         #[derive(Deserialize)]
         struct GhUser {
@@ -360,20 +356,8 @@ impl Sso {
             primary: bool,
             verified: bool,
         }
-        let user: GhUser = get("/user")
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| provider_error("github", e))?
-            .json()
-            .await
-            .map_err(|e| provider_error("github", e))?;
-        let emails: Vec<GhEmail> = get("/user/emails")
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| provider_error("github", e))?
-            .json()
-            .await
-            .map_err(|e| provider_error("github", e))?;
+        let user: GhUser = get_json("github", get("/user"), "user").await?;
+        let emails: Vec<GhEmail> = get_json("github", get("/user/emails"), "email list").await?;
         let primary = emails.iter().find(|e| e.primary && e.verified).or_else(|| emails.iter().find(|e| e.verified));
         Ok(ExternalIdentity {
             provider: "github".into(),

@@ -1,12 +1,18 @@
 //! The identity half of the SQL both backends share (see `sql.rs` for how the macro works).
 
+/// Members with their names and addresses.
+macro_rules! member_select {
+    () => {
+        "SELECT m.workspace_id, m.user_id, u.email, u.name, m.role, m.created_at FROM memberships m JOIN users u ON u.id = m.user_id"
+    };
+}
+
 macro_rules! impl_identity_store {
     ($store:ty, $db:ty) => {
         impl $store {
             async fn fetch_member(&self, ws_id: &str, user_id: &str) -> quire_core::Result<Option<quire_core::Member>> {
                 let row = sqlx::query_as::<_, $crate::rows::MemberRow>(
-                    "SELECT m.workspace_id, m.user_id, u.email, u.name, m.role, m.created_at \
-                     FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = $1 AND m.user_id = $2",
+                    concat!(member_select!(), " WHERE m.workspace_id = $1 AND m.user_id = $2"),
                 )
                 .bind(ws_id)
                 .bind(user_id)
@@ -316,8 +322,7 @@ macro_rules! impl_identity_store {
             async fn list_members(&self, who: &quire_core::Principal, workspace: &str) -> quire_core::Result<Vec<quire_core::Member>> {
                 let (ws, _) = self.visible_workspace(who, workspace, Some(false)).await?;
                 let rows = sqlx::query_as::<_, $crate::rows::MemberRow>(
-                    "SELECT m.workspace_id, m.user_id, u.email, u.name, m.role, m.created_at \
-                     FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = $1 ORDER BY m.created_at, m.user_id",
+                    concat!(member_select!(), " WHERE m.workspace_id = $1 ORDER BY m.created_at, m.user_id"),
                 )
                 .bind(&ws.id)
                 .fetch_all(&self.pool)
