@@ -41,6 +41,8 @@ mod sql;
 mod sql_identity;
 #[macro_use]
 mod audit;
+#[macro_use]
+mod collab;
 mod identity;
 mod postgres;
 mod sqlite;
@@ -49,6 +51,7 @@ mod tail;
 pub mod testing;
 
 pub use audit::AuditStore;
+pub use collab::{CollabStore, StoredDoc};
 pub use identity::{Credentials, IdentityStore, NewApiKey, NewSession, Rotation, SsoState, StoredApiKey};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -104,7 +107,7 @@ pub fn redact_url(url: &str) -> String {
 /// the actor of every event, and it is where access scoping plugs in. Objects the principal
 /// may not see are reported as [`Error::NotFound`].
 #[async_trait]
-pub trait Store: IdentityStore + AuditStore + Send + Sync + 'static {
+pub trait Store: IdentityStore + AuditStore + CollabStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Runs pending migrations; safe to call from several processes at once.

@@ -142,3 +142,4 @@ async fn listen(pool: PgPool, signal: watch::Sender<u64>, mut stop: tokio::sync:
 impl_store!(PgStore, Postgres, "postgres");
 impl_identity_store!(PgStore, Postgres);
 impl_audit_store!(PgStore, Postgres);
+impl_collab_store!(PgStore, Postgres);

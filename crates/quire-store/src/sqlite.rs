@@ -84,3 +84,4 @@ impl SqliteStore {
 impl_store!(SqliteStore, Sqlite, "sqlite");
 impl_identity_store!(SqliteStore, Sqlite);
 impl_audit_store!(SqliteStore, Sqlite);
+impl_collab_store!(SqliteStore, Sqlite);

@@ -34,6 +34,7 @@ quire_store::for_each_backend!(
     invitations_admit_the_invited,
     settings_are_initialised_once,
     the_audit_trail_pages_filters_and_expires,
+    the_update_log_appends_and_compacts,
 );
 
 /// Quire itself: may do anything, so these tests exercise storage, not access rules.
@@ -865,4 +866,27 @@ async fn the_audit_trail_pages_filters_and_expires(b: Backend) {
     let left = s.list_audit(&ME, &q(None, None, 50, None)).await.unwrap().items;
     assert_eq!(left.len(), 5);
     assert!(left.iter().all(|e| e.at >= quire_core::timestamp_from_ms(new)));
+}
+
+async fn the_update_log_appends_and_compacts(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    assert_eq!(s.load_doc("doc_a").await.unwrap(), quire_store::StoredDoc::default());
+    for (i, bytes) in [b"one".as_slice(), b"two", b"three"].into_iter().enumerate() {
+        assert_eq!(s.append_doc_update("doc_a", bytes).await.unwrap(), i as i64 + 1);
+    }
+    assert_eq!(s.append_doc_update("doc_b", b"other").await.unwrap(), 1, "numbered per document");
+    let loaded = s.load_doc("doc_a").await.unwrap();
+    assert_eq!(loaded.updates, vec![(1, b"one".to_vec()), (2, b"two".to_vec()), (3, b"three".to_vec())]);
+    s.save_doc_snapshot("doc_a", b"one+two", 2).await.unwrap();
+    let loaded = s.load_doc("doc_a").await.unwrap();
+    assert_eq!((loaded.snapshot.as_deref(), loaded.through_seq), (Some(b"one+two".as_slice()), 2));
+    assert_eq!(loaded.updates, vec![(3, b"three".to_vec())]);
+    // A stale snapshot never replaces a newer one.
+    s.save_doc_snapshot("doc_a", b"all", 3).await.unwrap();
+    s.save_doc_snapshot("doc_a", b"old", 1).await.unwrap();
+    let loaded = s.load_doc("doc_a").await.unwrap();
+    assert_eq!((loaded.snapshot.as_deref(), loaded.updates.len()), (Some(b"all".as_slice()), 0));
+    // Numbering continues after the snapshot even with no update left in the log.
+    assert_eq!(s.append_doc_update("doc_a", b"four").await.unwrap(), 4);
 }
