@@ -1,1 +1,406 @@
+//! Quire's real-time collaboration engine: every document is a Yjs document (the `yrs`
+//! crate) that clients edit together through the y-websocket protocol.
+//!
+//! [`Collab`] keeps one [`Room`] per open document: the `yrs` document and its awareness
+//! (presence), loaded from the store (snapshot plus the updates since) before any client is
+//! served. A client is a [`Session`]: it feeds the session the binary messages it receives
+//! and sends back what the session answers; what other clients must see arrives on the
+//! room's broadcast channel, encoded once for all of them.
+//!
+//! Durability comes first: an update is appended to the store's log (committed) before it
+//! is applied to the document or relayed, so whatever any client saw survives a crash. The
+//! log is compacted into a snapshot in the background, and idle rooms leave memory.
+//!
+//! It knows nothing of HTTP or WebSockets: the server moves the bytes.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quire_core::{Error, Result};
+use quire_store::Store;
+use tokio::sync::broadcast;
+use yrs::sync::{Awareness, AwarenessUpdate, Message, MessageReader, SyncMessage};
+use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct CollabConfig {
+    /// Updates accepted before the log is folded into a new snapshot.
+    pub snapshot_every: usize,
+    /// How long a room with no client stays in memory.
+    pub idle_timeout: Duration,
+    /// Messages a slow client may fall behind before it is disconnected (it then reconnects
+    /// and resynchronises).
+    pub channel_capacity: usize,
+}
+
+impl Default for CollabConfig {
+    fn default() -> Self {
+        CollabConfig { snapshot_every: 500, idle_timeout: Duration::from_secs(60), channel_capacity: 4096 }
+    }
+}
+
+/// A message for the other clients of a room, encoded once.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The session that caused it (which does not get it back).
+    pub origin: u64,
+    pub bytes: Arc<[u8]>,
+}
+
+struct RoomState {
+    awareness: Awareness,
+    /// The last update sequence number stored for this document.
+    seq: i64,
+    /// Updates applied since the last snapshot.
+    pending: usize,
+}
+
+/// One open document.
+pub struct Room {
+    id: String,
+    state: tokio::sync::Mutex<Option<RoomState>>,
+    tx: broadcast::Sender<Frame>,
+    sessions: AtomicUsize,
+    idle_since: Mutex<Instant>,
+}
+
+impl Room {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Clients connected now.
+    pub fn session_count(&self) -> usize {
+        self.sessions.load(Ordering::SeqCst)
+    }
+}
+
+/// The engine: the open rooms and the store behind them.
+pub struct Collab {
+    store: Arc<dyn Store>,
+    config: CollabConfig,
+    rooms: Mutex<HashMap<String, Arc<Room>>>,
+    next_session: AtomicU64,
+}
+
+fn encode(message: &Message) -> Vec<u8> {
+    message.encode_v1()
+}
+
+fn protocol_error(e: impl std::fmt::Display) -> Error {
+    Error::invalid("message", format!("not a valid y-websocket message: {e}"))
+}
+
+/// Applies stored state to a fresh document.
+fn load_into(doc: &Doc, stored: &quire_store::StoredDoc) -> Result<()> {
+    let mut txn = doc.transact_mut();
+    if let Some(snapshot) = &stored.snapshot {
+        let update =
+            Update::decode_v1(snapshot).map_err(|e| Error::Internal(format!("a stored snapshot is damaged: {e}")))?;
+        txn.apply_update(update).map_err(|e| Error::Internal(format!("a stored snapshot does not apply: {e}")))?;
+    }
+    for (seq, bytes) in &stored.updates {
+        match Update::decode_v1(bytes) {
+            Ok(update) => {
+                if let Err(e) = txn.apply_update(update) {
+                    tracing::error!(seq, error = %e, "a stored update does not apply; skipped");
+                }
+            }
+            Err(e) => tracing::error!(seq, error = %e, "a stored update is damaged; skipped"),
+        }
+    }
+    Ok(())
+}
+
+impl Collab {
+    pub fn new(store: Arc<dyn Store>, config: CollabConfig) -> Arc<Collab> {
+        Arc::new(Collab { store, config, rooms: Mutex::new(HashMap::new()), next_session: AtomicU64::new(1) })
+    }
+
+    /// Rooms in memory now.
+    pub fn open_rooms(&self) -> usize {
+        self.rooms.lock().expect("rooms").len()
+    }
+
+    fn room(&self, document_id: &str) -> Arc<Room> {
+        let mut rooms = self.rooms.lock().expect("rooms");
+        let room = rooms.entry(document_id.to_string()).or_insert_with(|| {
+            Arc::new(Room {
+                id: document_id.to_string(),
+                state: tokio::sync::Mutex::new(None),
+                tx: broadcast::channel(self.config.channel_capacity).0,
+                sessions: AtomicUsize::new(0),
+                idle_since: Mutex::new(Instant::now()),
+            })
+        });
+        room.sessions.fetch_add(1, Ordering::SeqCst);
+        room.clone()
+    }
+
+    /// Connects a client to a document: loads it if it is not open, and returns the session,
+    /// the messages to send first (sync step 1 and the current awareness), and the channel
+    /// of what other clients cause.
+    pub async fn join(
+        self: &Arc<Self>,
+        document_id: &str,
+        read_only: bool,
+    ) -> Result<(Session, Vec<Vec<u8>>, broadcast::Receiver<Frame>)> {
+        let room = self.room(document_id);
+        let session = Session {
+            collab: self.clone(),
+            room: room.clone(),
+            id: self.next_session.fetch_add(1, Ordering::Relaxed),
+            read_only,
+            clients: HashSet::new(),
+            left: false,
+        };
+        let mut state = room.state.lock().await;
+        if state.is_none() {
+            // Nobody is served before the document has loaded: the lock is held meanwhile.
+            let stored = self.store.load_doc(document_id).await?;
+            let doc = Doc::new();
+            load_into(&doc, &stored)?;
+            let seq = stored.updates.last().map_or(stored.through_seq, |u| u.0);
+            *state = Some(RoomState { awareness: Awareness::new(doc), seq, pending: stored.updates.len() });
+        }
+        let st = state.as_ref().expect("loaded above");
+        // Subscribed under the lock: no update can slip between the state sent and the feed.
+        let rx = room.tx.subscribe();
+        let sv = st.awareness.doc().transact().state_vector();
+        let mut first = vec![encode(&Message::Sync(SyncMessage::SyncStep1(sv)))];
+        let presence = st.awareness.update().map_err(|e| Error::Internal(e.to_string()))?;
+        if !presence.clients.is_empty() {
+            first.push(encode(&Message::Awareness(presence)));
+        }
+        drop(state);
+        Ok((session, first, rx))
+    }
+
+    /// Folds a room's log into a snapshot when enough updates piled up (or `force`).
+    async fn compact(&self, room: &Room, force: bool) -> Result<()> {
+        let (snapshot, seq) = {
+            let mut state = room.state.lock().await;
+            let Some(st) = state.as_mut() else { return Ok(()) };
+            if st.pending == 0 || (!force && st.pending < self.config.snapshot_every) {
+                return Ok(());
+            }
+            st.pending = 0;
+            let txn = st.awareness.doc().transact();
+            (txn.encode_state_as_update_v1(&StateVector::default()), st.seq)
+        };
+        self.store.save_doc_snapshot(&room.id, &snapshot, seq).await
+    }
+
+    /// Snapshots and drops rooms nobody has used for the idle timeout; returns how many left.
+    pub async fn evict_idle(&self) -> usize {
+        let idle: Vec<Arc<Room>> = {
+            let mut rooms = self.rooms.lock().expect("rooms");
+            let timeout = self.config.idle_timeout;
+            let gone: Vec<String> = rooms
+                .iter()
+                .filter(|(_, r)| r.session_count() == 0 && r.idle_since.lock().expect("idle").elapsed() >= timeout)
+                .map(|(id, _)| id.clone())
+                .collect();
+            gone.iter().filter_map(|id| rooms.remove(id)).collect()
+        };
+        for room in &idle {
+            if let Err(e) = self.compact(room, true).await {
+                tracing::warn!(document = %room.id, error = %e, "snapshot on eviction failed; the log still holds every update");
+            }
+        }
+        idle.len()
+    }
+
+    /// Runs [`Collab::evict_idle`] every few seconds until `shutdown` flips, then snapshots
+    /// every room.
+    pub fn spawn_janitor(self: &Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let collab = self.clone();
+        tokio::spawn(async move {
+            let every = (collab.config.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => { collab.evict_idle().await; }
+                    _ = shutdown.changed() => break,
+                }
+            }
+            let rooms: Vec<Arc<Room>> = collab.rooms.lock().expect("rooms").values().cloned().collect();
+            for room in rooms {
+                let _ = collab.compact(&room, true).await;
+            }
+        });
+    }
+
+    /// The document's current content, for reading outside a session.
+    pub async fn read<T>(self: &Arc<Self>, document_id: &str, f: impl FnOnce(&Doc) -> T) -> Result<T> {
+        let (session, _, _) = self.join(document_id, true).await?;
+        let out = {
+            let state = session.room.state.lock().await;
+            f(state.as_ref().expect("joined rooms are loaded").awareness.doc())
+        };
+        session.leave().await;
+        Ok(out)
+    }
+}
+
+/// One connected client.
+pub struct Session {
+    collab: Arc<Collab>,
+    room: Arc<Room>,
+    id: u64,
+    read_only: bool,
+    /// Awareness client ids this connection announced, removed when it leaves.
+    clients: HashSet<yrs::block::ClientID>,
+    left: bool,
+}
+
+impl Session {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn room(&self) -> &Arc<Room> {
+        &self.room
+    }
+
+    /// Makes the session read-only (or not) from now on, e.g. when a member's role changes.
+    pub fn set_read_only(&mut self, read_only: bool) {
+        self.read_only = read_only;
+    }
+
+    /// Handles one binary message from the client; returns the replies for it alone.
+    pub async fn handle(&mut self, data: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut decoder = DecoderV1::from(data);
+        let reader = MessageReader::new(&mut decoder);
+        let mut replies = Vec::new();
+        for message in reader {
+            let message = message.map_err(protocol_error)?;
+            self.handle_message(message, &mut replies).await?;
+        }
+        Ok(replies)
+    }
+
+    async fn handle_message(&mut self, message: Message, replies: &mut Vec<Vec<u8>>) -> Result<()> {
+        match message {
+            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                let state = self.room.state.lock().await;
+                let st = state.as_ref().expect("joined rooms are loaded");
+                let update = st.awareness.doc().transact().encode_state_as_update_v1(&sv);
+                replies.push(encode(&Message::Sync(SyncMessage::SyncStep2(update))));
+            }
+            Message::Sync(SyncMessage::SyncStep2(bytes)) | Message::Sync(SyncMessage::Update(bytes)) => {
+                let update = Update::decode_v1(&bytes).map_err(protocol_error)?;
+                if update.is_empty() {
+                    // A client with nothing new answers sync step 1 with an empty update.
+                    return Ok(());
+                }
+                if self.read_only {
+                    replies.push(encode(&Message::Auth(Some(
+                        "read-only: you may view this document, not change it".into(),
+                    ))));
+                    return Ok(());
+                }
+                self.apply(update, bytes).await?;
+            }
+            Message::Awareness(update) => self.presence(update).await?,
+            Message::AwarenessQuery => {
+                let state = self.room.state.lock().await;
+                let st = state.as_ref().expect("joined rooms are loaded");
+                let update = st.awareness.update().map_err(|e| Error::Internal(e.to_string()))?;
+                replies.push(encode(&Message::Awareness(update)));
+            }
+            Message::Auth(_) | Message::Custom(..) => {}
+        }
+        Ok(())
+    }
+
+    /// Stores, applies and relays a document update, in that order.
+    async fn apply(&mut self, update: Update, bytes: Vec<u8>) -> Result<()> {
+        let compact = {
+            let mut state = self.room.state.lock().await;
+            let st = state.as_mut().expect("joined rooms are loaded");
+            // Durable before anyone sees it; the room lock keeps log order = apply order.
+            st.seq = self.collab.store.append_doc_update(&self.room.id, &bytes).await?;
+            st.awareness
+                .doc()
+                .transact_mut()
+                .apply_update(update)
+                .map_err(|e| Error::invalid("update", e.to_string()))?;
+            st.pending += 1;
+            let frame = Frame { origin: self.id, bytes: encode(&Message::Sync(SyncMessage::Update(bytes))).into() };
+            let _ = self.room.tx.send(frame);
+            st.pending >= self.collab.config.snapshot_every
+        };
+        if compact {
+            let collab = self.collab.clone();
+            let room = self.room.clone();
+            tokio::spawn(async move {
+                if let Err(e) = collab.compact(&room, false).await {
+                    tracing::warn!(document = %room.id, error = %e, "compacting the update log failed; it will be retried");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn presence(&mut self, update: AwarenessUpdate) -> Result<()> {
+        for (client, entry) in &update.clients {
+            if &*entry.json == "null" {
+                self.clients.remove(client);
+            } else {
+                self.clients.insert(*client);
+            }
+        }
+        let mut state = self.room.state.lock().await;
+        let st = state.as_mut().expect("joined rooms are loaded");
+        let frame = Frame { origin: self.id, bytes: encode(&Message::Awareness(update.clone())).into() };
+        st.awareness.apply_update(update).map_err(|e| Error::invalid("awareness", e.to_string()))?;
+        let _ = self.room.tx.send(frame);
+        Ok(())
+    }
+
+    /// Disconnects: the client's presence is removed (and others told), and the room may
+    /// leave memory once idle.
+    pub async fn leave(mut self) {
+        self.finish().await;
+    }
+
+    async fn finish(&mut self) {
+        if self.left {
+            return;
+        }
+        self.left = true;
+        if !self.clients.is_empty() {
+            let mut state = self.room.state.lock().await;
+            if let Some(st) = state.as_mut() {
+                for client in &self.clients {
+                    st.awareness.remove_state(*client);
+                }
+                if let Ok(update) = st.awareness.update_with_clients(self.clients.iter().copied().collect::<Vec<_>>()) {
+                    let _ =
+                        self.room.tx.send(Frame { origin: self.id, bytes: encode(&Message::Awareness(update)).into() });
+                }
+            }
+        }
+        if self.room.sessions.fetch_sub(1, Ordering::SeqCst) == 1 {
+            *self.room.idle_since.lock().expect("idle") = Instant::now();
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.left {
+            // Dropped without `leave` (a task was cancelled): at least count it gone.
+            self.left = true;
+            if self.room.sessions.fetch_sub(1, Ordering::SeqCst) == 1 {
+                *self.room.idle_since.lock().expect("idle") = Instant::now();
+            }
+        }
+    }
+}

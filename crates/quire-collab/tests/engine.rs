@@ -1,0 +1,224 @@
+//! The engine with in-process clients that speak the y-websocket protocol through `yrs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quire_collab::{Collab, CollabConfig, Frame, Session};
+use quire_store::testing::Backend;
+use tokio::sync::broadcast;
+use yrs::sync::{Awareness, Message, MessageReader, SyncMessage};
+use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, GetString, ReadTxn, Text, Transact, Update};
+
+/// A client: its own replica, its session and its feed.
+struct Client {
+    awareness: Awareness,
+    session: Session,
+    rx: broadcast::Receiver<Frame>,
+}
+
+fn messages(data: &[u8]) -> Vec<Message> {
+    let mut decoder = DecoderV1::from(data);
+    MessageReader::new(&mut decoder).map(|m| m.unwrap()).collect()
+}
+
+impl Client {
+    async fn connect(collab: &Arc<Collab>, doc: &str, read_only: bool) -> Client {
+        let (session, first, rx) = collab.join(doc, read_only).await.unwrap();
+        let mut c = Client { awareness: Awareness::new(Doc::new()), session, rx };
+        // As y-websocket does: answer the server's step 1, send our own.
+        for m in first {
+            c.receive(&m).await;
+        }
+        let sv = c.awareness.doc().transact().state_vector();
+        c.send(Message::Sync(SyncMessage::SyncStep1(sv))).await;
+        c
+    }
+
+    /// Handles a message from the server, answering it as a client would.
+    async fn receive(&mut self, data: &[u8]) -> Vec<String> {
+        let mut notes = Vec::new();
+        for m in messages(data) {
+            match m {
+                Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                    let diff = self.awareness.doc().transact().encode_state_as_update_v1(&sv);
+                    self.send(Message::Sync(SyncMessage::SyncStep2(diff))).await;
+                }
+                Message::Sync(SyncMessage::SyncStep2(u)) | Message::Sync(SyncMessage::Update(u)) => {
+                    self.awareness.doc().transact_mut().apply_update(Update::decode_v1(&u).unwrap()).unwrap();
+                }
+                Message::Awareness(u) => {
+                    notes.extend(u.clients.values().map(|e| e.json.to_string()));
+                    self.awareness.apply_update(u).unwrap();
+                }
+                Message::Auth(Some(reason)) => notes.push(format!("denied: {reason}")),
+                _ => {}
+            }
+        }
+        notes
+    }
+
+    async fn send(&mut self, m: Message) -> Vec<String> {
+        let replies = self.session.handle(&m.encode_v1()).await.unwrap();
+        let mut notes = Vec::new();
+        for r in replies {
+            notes.extend(Box::pin(self.receive(&r)).await);
+        }
+        notes
+    }
+
+    /// Types `text` at the end and sends the change; returns the server's replies as notes.
+    async fn type_text(&mut self, text: &str) -> Vec<String> {
+        let before = self.awareness.doc().transact().state_vector();
+        {
+            let t = self.awareness.doc().get_or_insert_text("body");
+            let mut txn = self.awareness.doc().transact_mut();
+            let len = t.len(&txn);
+            t.insert(&mut txn, len, text);
+        }
+        let update = self.awareness.doc().transact().encode_state_as_update_v1(&before);
+        self.send(Message::Sync(SyncMessage::Update(update))).await
+    }
+
+    /// Applies everything the room relayed so far.
+    async fn drain(&mut self) -> Vec<String> {
+        let mut notes = Vec::new();
+        while let Ok(Ok(frame)) = tokio::time::timeout(Duration::from_millis(50), self.rx.recv()).await {
+            if frame.origin != self.session.id() {
+                notes.extend(self.receive(&frame.bytes).await);
+            }
+        }
+        notes
+    }
+
+    fn text(&self) -> String {
+        let t = self.awareness.doc().get_or_insert_text("body");
+        t.get_string(&self.awareness.doc().transact())
+    }
+}
+
+quire_store::for_each_backend!(
+    clients_converge_and_late_joiners_catch_up,
+    accepted_updates_survive_a_restart,
+    viewers_are_read_only,
+    presence_is_relayed_and_removed_on_leave,
+    idle_rooms_are_snapshotted_and_evicted,
+);
+
+async fn clients_converge_and_late_joiners_catch_up(b: Backend) {
+    let t = b.open(Default::default()).await;
+    let collab = Collab::new(t.store.clone(), CollabConfig::default());
+    let mut a = Client::connect(&collab, "doc_1", false).await;
+    let mut b2 = Client::connect(&collab, "doc_1", false).await;
+    a.type_text("Hello").await;
+    b2.drain().await;
+    b2.type_text(", world").await;
+    a.drain().await;
+    assert_eq!(a.text(), "Hello, world");
+    assert_eq!(b2.text(), "Hello, world");
+    // Concurrent edits from both sides converge.
+    a.type_text("!").await;
+    b2.type_text("?").await;
+    a.drain().await;
+    b2.drain().await;
+    assert_eq!(a.text(), b2.text());
+    assert_eq!(a.text().len(), "Hello, world!?".len());
+    // A late joiner gets everything at once.
+    let late = Client::connect(&collab, "doc_1", false).await;
+    assert_eq!(late.text(), a.text());
+    assert_eq!(collab.open_rooms(), 1);
+}
+
+async fn accepted_updates_survive_a_restart(b: Backend) {
+    let t = b.open(Default::default()).await;
+    {
+        let collab = Collab::new(t.store.clone(), CollabConfig::default());
+        let mut a = Client::connect(&collab, "doc_2", false).await;
+        for word in ["one ", "two ", "three"] {
+            a.type_text(word).await;
+        }
+        // Dropped without any snapshot: the log alone must hold everything.
+    }
+    assert_eq!(t.store.load_doc("doc_2").await.unwrap().updates.len(), 3);
+    let collab = Collab::new(t.store.clone(), CollabConfig::default());
+    let again = Client::connect(&collab, "doc_2", false).await;
+    assert_eq!(again.text(), "one two three");
+    let read = collab.read("doc_2", |doc| doc.get_or_insert_text("body").get_string(&doc.transact())).await.unwrap();
+    assert_eq!(read, "one two three");
+}
+
+async fn viewers_are_read_only(b: Backend) {
+    let t = b.open(Default::default()).await;
+    let collab = Collab::new(t.store.clone(), CollabConfig::default());
+    let mut editor = Client::connect(&collab, "doc_3", false).await;
+    editor.type_text("Spec").await;
+    let mut viewer = Client::connect(&collab, "doc_3", true).await;
+    assert_eq!(viewer.text(), "Spec", "viewers read");
+    let notes = viewer.type_text(" (defaced)").await;
+    assert!(notes.iter().any(|n| n.starts_with("denied: read-only")), "{notes:?}");
+    editor.drain().await;
+    assert_eq!(editor.text(), "Spec", "the viewer's change reached nobody");
+    assert_eq!(t.store.load_doc("doc_3").await.unwrap().updates.len(), 1, "nor the log");
+    // Promoted to editor, a session may write (this one never edited locally, so its
+    // replica has not diverged from the room's).
+    let mut promoted = Client::connect(&collab, "doc_3", true).await;
+    promoted.session.set_read_only(false);
+    promoted.type_text("!").await;
+    editor.drain().await;
+    assert!(editor.text().ends_with('!'));
+}
+
+async fn presence_is_relayed_and_removed_on_leave(b: Backend) {
+    let t = b.open(Default::default()).await;
+    let collab = Collab::new(t.store.clone(), CollabConfig::default());
+    let mut a = Client::connect(&collab, "doc_4", false).await;
+    let mut b2 = Client::connect(&collab, "doc_4", false).await;
+    a.awareness.set_local_state_raw(r#"{"user":{"name":"Ada"},"activity":"editing"}"#);
+    let update = a.awareness.update().unwrap();
+    a.send(Message::Awareness(update)).await;
+    let seen = b2.drain().await;
+    assert!(seen.iter().any(|s| s.contains("Ada")), "{seen:?}");
+    // A late joiner receives the present states first thing.
+    let c = Client::connect(&collab, "doc_4", false).await;
+    assert!(c.awareness.iter().any(|(_, s)| s.data.as_deref().is_some_and(|d| d.contains("Ada"))));
+    // Leaving removes Ada's state for everyone.
+    a.session.leave().await;
+    let seen = b2.drain().await;
+    assert!(seen.iter().any(|s| s == "null"), "a removal was relayed: {seen:?}");
+    let d = Client::connect(&collab, "doc_4", false).await;
+    assert!(!d.awareness.iter().any(|(_, s)| s.data.as_deref().is_some_and(|d| d.contains("Ada"))));
+}
+
+async fn idle_rooms_are_snapshotted_and_evicted(b: Backend) {
+    let t = b.open(Default::default()).await;
+    let config =
+        CollabConfig { snapshot_every: 3, idle_timeout: Duration::from_millis(100), ..CollabConfig::default() };
+    let collab = Collab::new(t.store.clone(), config);
+    let mut a = Client::connect(&collab, "doc_5", false).await;
+    for i in 0..4 {
+        a.type_text(&format!("{i}")).await;
+    }
+    // The third update triggered a background snapshot.
+    for _ in 0..50 {
+        if t.store.load_doc("doc_5").await.unwrap().snapshot.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stored = t.store.load_doc("doc_5").await.unwrap();
+    assert!(stored.snapshot.is_some() && stored.updates.len() <= 1, "{stored:?}");
+    a.session.leave().await;
+    assert_eq!(collab.evict_idle().await, 0, "not idle long enough yet");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(collab.evict_idle().await, 1);
+    assert_eq!(collab.open_rooms(), 0);
+    let stored = t.store.load_doc("doc_5").await.unwrap();
+    assert!(stored.updates.is_empty(), "everything folded into the snapshot on eviction");
+    let again = Client::connect(&collab, "doc_5", false).await;
+    assert_eq!(again.text(), "0123");
+    // Garbage is refused, not applied.
+    let mut s = again.session;
+    assert!(s.handle(&[0, 9, 1, 0]).await.is_err(), "an unknown sync message");
+    assert!(s.handle(&[0, 2, 3, 255, 255, 255]).await.is_err(), "an update that does not decode");
+}
