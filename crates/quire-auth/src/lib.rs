@@ -408,8 +408,14 @@ impl Auth {
 
     /// The principal a bearer credential (access token or API key) stands for.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal> {
+        Ok(self.authenticate_until(bearer).await?.0)
+    }
+
+    /// Like [`Auth::authenticate`], with when the credential expires (Unix seconds; `None`
+    /// for API keys, which last until revoked): long-lived connections end then.
+    pub async fn authenticate_until(&self, bearer: &str) -> Result<(Principal, Option<u64>)> {
         if bearer.starts_with("qk_") {
-            return self.authenticate_key(bearer).await;
+            return Ok((self.authenticate_key(bearer).await?, None));
         }
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
@@ -425,7 +431,7 @@ impl Auth {
         if self.is_revoked(&claims.sid) {
             return Err(Error::Unauthenticated("this session was signed out; sign in again".into()));
         }
-        Ok(Principal::User { id: claims.sub, admin: claims.adm, session: Some(claims.sid) })
+        Ok((Principal::User { id: claims.sub, admin: claims.adm, session: Some(claims.sid) }, Some(claims.exp)))
     }
 
     async fn authenticate_key(&self, key: &str) -> Result<Principal> {

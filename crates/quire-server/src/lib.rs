@@ -74,6 +74,10 @@ pub struct ServerConfig {
     pub audit_queue: usize,
     /// When set, `/metrics` answers only to `Authorization: Bearer <this>`.
     pub metrics_token: Option<String>,
+    /// Largest WebSocket message a collaboration client may send.
+    pub max_ws_message_bytes: usize,
+    /// The collaboration engine's settings.
+    pub collab: quire_collab::CollabConfig,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +94,8 @@ impl Default for ServerConfig {
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             audit_queue: 10_000,
             metrics_token: None,
+            max_ws_message_bytes: 16 * 1024 * 1024,
+            collab: quire_collab::CollabConfig::default(),
         }
     }
 }
@@ -103,6 +109,8 @@ struct AppInner {
     auth: Arc<Auth>,
     counters: ratelimit::Counters,
     auditor: audit::Auditor,
+    collab: Arc<quire_collab::Collab>,
+    access: tokio::sync::broadcast::Sender<routes::collab::AccessChange>,
     config: ServerConfig,
     shutdown: watch::Sender<bool>,
 }
@@ -117,7 +125,20 @@ impl App {
             None => ratelimit::Counters::memory(),
         };
         let auditor = audit::Auditor::start(store.clone(), config.audit_queue);
-        let app = App(Arc::new(AppInner { store, auth, counters, auditor, config, shutdown: watch::channel(false).0 }));
+        let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
+        let access = tokio::sync::broadcast::channel(1024).0;
+        let app = App(Arc::new(AppInner {
+            store,
+            auth,
+            counters,
+            auditor,
+            collab,
+            access,
+            config,
+            shutdown: watch::channel(false).0,
+        }));
+        app.0.collab.spawn_janitor(app.shutdown_signal());
+        app.follow_access_changes();
         app.0.auth.follow_revocations(app.shutdown_signal(), app.0.config.events_poll_interval);
         app.expire_audit_hourly();
         Ok(app)
@@ -133,6 +154,35 @@ impl App {
 
     pub fn auditor(&self) -> &audit::Auditor {
         &self.0.auditor
+    }
+
+    pub fn collab(&self) -> &Arc<quire_collab::Collab> {
+        &self.0.collab
+    }
+
+    /// Changes of membership, shares, sessions and deletions, for open sockets to recheck.
+    pub fn access_changes(&self) -> tokio::sync::broadcast::Receiver<routes::collab::AccessChange> {
+        self.0.access.subscribe()
+    }
+
+    fn follow_access_changes(&self) {
+        let app = self.clone();
+        let mut shutdown = self.shutdown_signal();
+        tokio::spawn(async move {
+            let Ok(start) = app.store().last_event_id().await else { return };
+            let filter = quire_core::EventFilter {
+                workspace_id: None,
+                names: routes::collab::AccessChange::EVENTS.iter().map(|s| s.to_string()).collect(),
+            };
+            let poll = app.config().events_poll_interval;
+            let mut tail = quire_store::EventTail::new(app.store().clone(), Principal::System, start, filter, poll);
+            loop {
+                tokio::select! {
+                    event = tail.next() => { let _ = app.0.access.send(routes::collab::AccessChange::from_event(&event)); }
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
     }
 
     /// Deletes audit entries past the retention, at start and then every hour.
@@ -220,6 +270,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(access::list_shares, access::put_share))
         .routes(routes!(access::remove_share))
         .routes(routes!(routes::audit::list_audit))
+        .routes(routes!(routes::collab::collab_socket))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -389,7 +389,8 @@ async fn openapi_describes_exactly_the_served_routes() {
                 .replace("{ws}", "ws_none")
                 .replace("{id}", "doc_none")
                 .replace("{user_id}", "usr_none")
-                .replace("{provider}", "oidc");
+                .replace("{provider}", "oidc")
+                .replace("{document_id}", "doc_none");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = matches!(m, Method::POST | Method::PATCH).then(|| json!({}));
             let res = if path == "/api/v1/events" {
@@ -431,6 +432,7 @@ async fn openapi_describes_exactly_the_served_routes() {
         "GET /api/v1/workspaces/{ws}/documents",
         "GET /api/v1/workspaces/{ws}/invitations",
         "GET /api/v1/workspaces/{ws}/members",
+        "GET /collab/{document_id}",
         "GET /healthz",
         "GET /metrics",
         "GET /readyz",

@@ -139,6 +139,9 @@ pub trait Store: IdentityStore + AuditStore + CollabStore + Send + Sync + 'stati
     /// Creates a document in the workspace named by id or slug.
     async fn create_document(&self, who: &Principal, workspace: &str, new: NewDocument) -> Result<Document>;
     async fn get_document(&self, who: &Principal, id: &str, include_deleted: bool) -> Result<Document>;
+    /// The role `who` holds on a live document (its workspace role or a share, the higher);
+    /// `NotFound` when they may not see it.
+    async fn role_on_document(&self, who: &Principal, id: &str) -> Result<(Document, quire_core::Role)>;
     async fn list_documents(&self, who: &Principal, workspace: &str, query: &DocumentQuery) -> Result<Page<Document>>;
     async fn update_document(
         &self,

@@ -565,6 +565,14 @@ macro_rules! impl_store {
                 Ok(self.visible_document(who, id, filter).await?.0)
             }
 
+            async fn role_on_document(
+                &self,
+                who: &quire_core::Principal,
+                id: &str,
+            ) -> quire_core::Result<(quire_core::Document, quire_core::Role)> {
+                self.visible_document(who, id, Some(false)).await
+            }
+
             async fn list_documents(
                 &self,
                 who: &quire_core::Principal,

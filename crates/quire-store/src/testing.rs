@@ -73,7 +73,7 @@ pub async fn sqlite(options: StoreOptions) -> TestStore {
 /// A fresh, migrated PostgreSQL store in a schema of its own.
 pub async fn postgres(options: StoreOptions) -> TestStore {
     let url = empty_postgres_schema().await;
-    let store = crate::connect(&url, StoreOptions { max_connections: 4, ..options }).await.expect("open PostgreSQL");
+    let store = crate::connect(&url, StoreOptions { max_connections: 8, ..options }).await.expect("open PostgreSQL");
     store.migrate().await.expect("migrate PostgreSQL");
     TestStore { store, url, dir: None }
 }

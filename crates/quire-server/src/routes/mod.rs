@@ -4,6 +4,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod collab;
 pub mod documents;
 pub mod events;
 pub mod ops;

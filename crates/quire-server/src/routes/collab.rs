@@ -1,0 +1,228 @@
+//! `GET /collab/{document_id}`: the y-websocket endpoint. Any Yjs client connects with
+//! `new WebsocketProvider('ws://HOST/collab', DOCUMENT_ID, ydoc, { params: { token } })`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use quire_core::{Document, Principal, Role};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::App;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{MaybeActor, Query, cookie};
+
+/// Close codes sent to clients (4000–4999 are the application's).
+pub const CLOSE_EXPIRED: u16 = 4401;
+pub const CLOSE_NO_ACCESS: u16 = 4403;
+pub const CLOSE_BEHIND: u16 = 4408;
+
+/// Query of `GET /collab/{document_id}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CollabParams {
+    /// An access token or API key (browsers cannot set headers on WebSockets); the
+    /// `Authorization` header and the session cookie work too.
+    token: Option<String>,
+}
+
+/// A change that may alter who may be on a document's socket.
+#[derive(Debug, Clone, Default)]
+pub struct AccessChange {
+    pub workspace_id: Option<String>,
+    pub document_id: Option<String>,
+    pub user_id: Option<String>,
+    /// Sessions ended.
+    pub sessions: Vec<String>,
+    /// The whole workspace or document went away.
+    pub deleted: bool,
+}
+
+impl AccessChange {
+    /// The events that may change access, as the outbox names them.
+    pub const EVENTS: [&'static str; 7] = [
+        "workspace.member.*",
+        "document.share.*",
+        "session.revoked",
+        "workspace.deleted",
+        "prd.deleted",
+        "moodboard.deleted",
+        "board-config.deleted",
+    ];
+
+    pub fn from_event(e: &quire_core::Event) -> AccessChange {
+        AccessChange {
+            workspace_id: e.workspace_id.clone(),
+            document_id: e.document_id.clone(),
+            user_id: e.data["user_id"].as_str().map(String::from),
+            sessions: e.data["sessions"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .unwrap_or_default(),
+            deleted: e.name.ends_with(".deleted"),
+        }
+    }
+
+    /// Whether `who` on `doc` must be looked at again.
+    fn concerns(&self, who: &Principal, doc: &Document) -> bool {
+        if let Principal::User { session: Some(sid), .. } = who
+            && self.sessions.contains(sid)
+        {
+            return true;
+        }
+        let here = self.document_id.as_deref() == Some(doc.id.as_str())
+            || (self.document_id.is_none() && self.workspace_id.as_deref() == Some(doc.workspace_id.as_str()));
+        here && (self.deleted || self.user_id.is_none() || self.user_id.as_deref() == who.user_id())
+    }
+}
+
+/// The credential of this request: `?token=`, the `Authorization` header, or the cookie.
+fn credential(params: &CollabParams, headers: &HeaderMap) -> Option<String> {
+    params.token.clone().or_else(|| {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(String::from)
+            .or_else(|| cookie(headers, crate::routes::auth::ACCESS_COOKIE).map(String::from))
+    })
+}
+
+/// Open the document's y-websocket session. Editors (and above) write; viewers read, and
+/// their updates are dropped with a `read-only` auth message. The socket closes with 4401
+/// when the credential expires, 4403 when access is withdrawn, 4408 when the client fell too
+/// far behind (it reconnects and resynchronises).
+#[utoipa::path(get, path = "/collab/{document_id}", tag = "documents",
+    params(("document_id" = String, Path, description = "Document id"), CollabParams),
+    responses((status = 101, description = "Switching to the y-websocket protocol"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn collab_socket(
+    State(app): State<App>,
+    Path(document_id): Path<String>,
+    MaybeActor(who): MaybeActor,
+    Query(params): Query<CollabParams>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let (who, expires) = match credential(&params, &headers) {
+        Some(token) => app.auth().authenticate_until(&token).await.map_err(|e| match e {
+            quire_core::Error::Unauthenticated(m) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", m),
+            other => other.into(),
+        })?,
+        None => (who, None),
+    };
+    if who == Principal::Anonymous {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "connect with ?token=<access token or API key>",
+        ));
+    }
+    let (doc, role) = app.store().role_on_document(&who, &document_id).await?;
+    let max = app.config().max_ws_message_bytes;
+    Ok(ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| run(app, socket, who, doc, role, expires)))
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+}
+
+async fn run(app: App, mut socket: WebSocket, who: Principal, doc: Document, role: Role, expires: Option<u64>) {
+    let (mut session, first, mut feed) = match app.collab().join(&doc.id, role < Role::Editor).await {
+        Ok(joined) => joined,
+        Err(e) => {
+            tracing::error!(document = %doc.id, error = %e, "opening a document for a socket failed");
+            close(&mut socket, 1011, "the document could not be opened").await;
+            return;
+        }
+    };
+    metrics::gauge!("collab_sockets").increment(1.0);
+    for m in first {
+        if socket.send(Message::Binary(m.into())).await.is_err() {
+            break;
+        }
+    }
+    let mut access = app.access_changes();
+    let mut shutdown = app.shutdown_signal();
+    let until_expiry = expires.map(|exp| {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        Duration::from_secs(exp.saturating_sub(now))
+    });
+    let expiry = tokio::time::sleep(until_expiry.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+    tokio::pin!(expiry);
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Binary(data))) => match session.handle(&data).await {
+                    Ok(replies) => {
+                        for r in replies {
+                            if socket.send(Message::Binary(r.into())).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Err(quire_core::Error::Invalid { message, .. }) => {
+                        tracing::info!(document = %doc.id, %message, "closing a socket that sent a bad message");
+                        close(&mut socket, 1003, "not a y-websocket message").await;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(document = %doc.id, error = %e, "a document update could not be stored");
+                        close(&mut socket, 1011, "the update could not be stored; reconnect").await;
+                        break;
+                    }
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            frame = feed.recv() => match frame {
+                Ok(f) if f.origin != session.id() => {
+                    if socket.send(Message::Binary(f.bytes.to_vec().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => {
+                    close(&mut socket, CLOSE_BEHIND, "fell behind; reconnect to resynchronise").await;
+                    break;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            change = access.recv() => {
+                let recheck = match change {
+                    Ok(c) => c.concerns(&who, &doc),
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => false,
+                };
+                if recheck {
+                    // Asked of the store, not the revocation cache: the event may arrive here
+                    // before the process that revoked has updated its cache.
+                    let live = match &who {
+                        Principal::User { session: Some(sid), .. } => app.store().session_is_live(sid).await.unwrap_or(false),
+                        _ => true,
+                    };
+                    match app.store().role_on_document(&who, &doc.id).await {
+                        Ok((_, role)) if live => session.set_read_only(role < Role::Editor),
+                        _ => {
+                            close(&mut socket, CLOSE_NO_ACCESS, "your access to this document was withdrawn").await;
+                            break;
+                        }
+                    }
+                }
+            },
+            _ = &mut expiry => {
+                close(&mut socket, CLOSE_EXPIRED, "the token expired; reconnect with a fresh one").await;
+                break;
+            },
+            _ = shutdown.changed() => {
+                close(&mut socket, 1001, "the server is restarting").await;
+                break;
+            },
+        }
+    }
+    session.leave().await;
+    metrics::gauge!("collab_sockets").decrement(1.0);
+}

@@ -1,0 +1,177 @@
+//! The y-websocket endpoint over real sockets, with yrs clients.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::Api;
+use futures_util::{SinkExt, StreamExt};
+use quire_store::testing::Backend;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message as Ws;
+use yrs::sync::{Message, MessageReader, SyncMessage};
+use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, GetString, ReadTxn, Text, Transact, Update};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Serves the harness's app on a local port.
+async fn serve(api: &Api) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let app = api.app.clone();
+    tokio::spawn(async move { quire_server::serve(listener, app, std::future::pending()).await.unwrap() });
+    addr
+}
+
+struct Peer {
+    doc: Doc,
+    ws: Socket,
+    /// Reasons the server gave for refusing updates.
+    denied: Vec<String>,
+}
+
+impl Peer {
+    async fn connect(addr: &str, doc_id: &str, token: &str) -> Peer {
+        let (ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/collab/{doc_id}?token={token}")).await.unwrap();
+        let mut p = Peer { doc: Doc::new(), ws, denied: Vec::new() };
+        let sv = p.doc.transact().state_vector();
+        p.send(Message::Sync(SyncMessage::SyncStep1(sv))).await;
+        p.pump(Duration::from_millis(300)).await;
+        p
+    }
+
+    async fn send(&mut self, m: Message) {
+        self.ws.send(Ws::Binary(m.encode_v1().into())).await.unwrap();
+    }
+
+    /// Handles what arrives within `wait`; returns the close code if the server closed.
+    async fn pump(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            match msg {
+                Ok(Ws::Binary(data)) => {
+                    let mut decoder = DecoderV1::from(data.as_ref());
+                    let messages: Vec<Message> = MessageReader::new(&mut decoder).map(|m| m.unwrap()).collect();
+                    for m in messages {
+                        match m {
+                            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                                let diff = self.doc.transact().encode_state_as_update_v1(&sv);
+                                self.send(Message::Sync(SyncMessage::SyncStep2(diff))).await;
+                            }
+                            Message::Sync(SyncMessage::SyncStep2(u)) | Message::Sync(SyncMessage::Update(u)) => {
+                                self.doc.transact_mut().apply_update(Update::decode_v1(&u).unwrap()).unwrap();
+                            }
+                            Message::Auth(Some(reason)) => self.denied.push(reason),
+                            _ => {}
+                        }
+                    }
+                }
+                Ok(Ws::Close(frame)) => return Some(frame.map_or(1005, |f| u16::from(f.code))),
+                Ok(_) => {}
+                Err(_) => return Some(1006),
+            }
+        }
+        None
+    }
+
+    async fn type_text(&mut self, text: &str) {
+        let before = self.doc.transact().state_vector();
+        {
+            let t = self.doc.get_or_insert_text("body");
+            let mut txn = self.doc.transact_mut();
+            let len = t.len(&txn);
+            t.insert(&mut txn, len, text);
+        }
+        let update = self.doc.transact().encode_state_as_update_v1(&before);
+        self.send(Message::Sync(SyncMessage::Update(update))).await;
+    }
+
+    fn text(&self) -> String {
+        self.doc.get_or_insert_text("body").get_string(&self.doc.transact())
+    }
+}
+
+quire_store::for_each_backend!(editors_converge_viewers_only_read, access_is_checked_and_withdrawn_live);
+
+async fn setup(api: &Api) -> (String, String) {
+    let ws = api.post("/api/v1/workspaces", json!({"name": "Live"})).await.body["id"].as_str().unwrap().to_string();
+    let doc = api
+        .post(&format!("/api/v1/workspaces/{ws}/documents"), json!({"kind": "prd", "title": "Live"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (ws, doc)
+}
+
+async fn member(api: &Api, ws: &str, email: &str, role: &str) -> (String, String) {
+    let (id, token, _) = api.signup(email).await;
+    let r =
+        api.call(Method::PUT, &format!("/api/v1/workspaces/{ws}/members/{id}"), Some(json!({"role": role})), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    (id, token)
+}
+
+async fn editors_converge_viewers_only_read(b: Backend) {
+    let api = Api::new(b).await;
+    let addr = serve(&api).await;
+    let (ws, doc) = setup(&api).await;
+    let (_, editor) = member(&api, &ws, "editor@example.com", "editor").await;
+    let (_, viewer) = member(&api, &ws, "viewer@example.com", "viewer").await;
+    let mut a = Peer::connect(&addr, &doc, &api.admin).await;
+    let mut b2 = Peer::connect(&addr, &doc, &editor).await;
+    a.type_text("Problem: ").await;
+    b2.pump(Duration::from_millis(200)).await;
+    b2.type_text("checkout is slow").await;
+    a.pump(Duration::from_millis(200)).await;
+    assert_eq!(a.text(), "Problem: checkout is slow");
+    assert_eq!(b2.text(), a.text());
+    // A late viewer sees it all, and cannot change it.
+    let mut v = Peer::connect(&addr, &doc, &viewer).await;
+    assert_eq!(v.text(), a.text());
+    v.type_text(" (not really)").await;
+    v.pump(Duration::from_millis(200)).await;
+    assert!(v.denied.iter().any(|r| r.starts_with("read-only")), "{:?}", v.denied);
+    a.pump(Duration::from_millis(200)).await;
+    assert_eq!(a.text(), "Problem: checkout is slow");
+}
+
+async fn access_is_checked_and_withdrawn_live(b: Backend) {
+    let api = Api::new(b).await;
+    let addr = serve(&api).await;
+    let (ws, doc) = setup(&api).await;
+    // No credential, a bad one, or no access: refused before the upgrade.
+    let refused = |url: String| async move {
+        tokio_tungstenite::connect_async(url).await.err().map(|e| e.to_string()).unwrap_or_default()
+    };
+    assert!(refused(format!("ws://{addr}/collab/{doc}")).await.contains("401"));
+    assert!(refused(format!("ws://{addr}/collab/{doc}?token=forged")).await.contains("401"));
+    let (_, outsider, _) = api.signup("outsider@example.com").await;
+    assert!(refused(format!("ws://{addr}/collab/{doc}?token={outsider}")).await.contains("404"));
+
+    // Removing a member closes their socket at once.
+    let (id, editor) = member(&api, &ws, "editor@example.com", "editor").await;
+    let mut p = Peer::connect(&addr, &doc, &editor).await;
+    let r = api.call(Method::DELETE, &format!("/api/v1/workspaces/{ws}/members/{id}"), None, &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(p.pump(Duration::from_secs(5)).await, Some(4403));
+    // Demoting one makes them read-only without reconnecting.
+    let (id2, second) = member(&api, &ws, "second@example.com", "editor").await;
+    let mut q = Peer::connect(&addr, &doc, &second).await;
+    api.call(Method::PUT, &format!("/api/v1/workspaces/{ws}/members/{id2}"), Some(json!({"role": "viewer"})), &[])
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    q.type_text("late edit").await;
+    q.pump(Duration::from_millis(300)).await;
+    assert!(q.denied.iter().any(|r| r.starts_with("read-only")), "{:?}", q.denied);
+    // Signing out closes the sockets of that session.
+    let mut admin = Peer::connect(&addr, &doc, &api.admin).await;
+    let out = api.call(Method::POST, "/api/v1/auth/logout", None, &[]).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert_eq!(admin.pump(Duration::from_secs(5)).await, Some(4403));
+}
