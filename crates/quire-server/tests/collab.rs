@@ -95,7 +95,11 @@ impl Peer {
     }
 }
 
-quire_store::for_each_backend!(editors_converge_viewers_only_read, access_is_checked_and_withdrawn_live);
+quire_store::for_each_backend!(
+    editors_converge_viewers_only_read,
+    access_is_checked_and_withdrawn_live,
+    real_yjs_clients_converge_reconnect_and_respect_roles,
+);
 
 async fn setup(api: &Api) -> (String, String) {
     let ws = api.post("/api/v1/workspaces", json!({"name": "Live"})).await.body["id"].as_str().unwrap().to_string();
@@ -174,4 +178,45 @@ async fn access_is_checked_and_withdrawn_live(b: Backend) {
     let out = api.call(Method::POST, "/api/v1/auth/logout", None, &[]).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert_eq!(admin.pump(Duration::from_secs(5)).await, Some(4403));
+}
+
+/// The Node clients' folder, with its packages installed (`npm ci` on first use).
+fn node_clients() -> std::path::PathBuf {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node");
+    let _guard = INSTALL.lock().unwrap();
+    if !dir.join("node_modules/y-websocket").exists() {
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm is needed for the y-websocket client tests (apt-get install nodejs npm)");
+        assert!(status.success(), "npm ci in {} failed", dir.display());
+    }
+    dir
+}
+
+/// The reference client, unchanged: yjs and y-websocket from npm, in Node.
+async fn real_yjs_clients_converge_reconnect_and_respect_roles(b: Backend) {
+    let api = Api::new(b).await;
+    let addr = serve(&api).await;
+    let (ws, doc) = setup(&api).await;
+    let (_, viewer) = member(&api, &ws, "viewer@example.com", "viewer").await;
+    let dir = node_clients();
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg("clients.mjs").arg(format!("ws://{addr}/collab")).arg(&doc).arg(&api.admin).arg(&viewer).current_dir(&dir);
+    let out =
+        tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("node runs (apt-get install nodejs)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
+        .unwrap_or_else(|_| panic!("no report: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["presence"].as_u64(), Some(3));
+    assert_eq!(
+        (report["late"].as_bool(), report["viewer_reads"].as_bool(), report["viewer_blocked"].as_bool()),
+        (Some(true), Some(true), Some(true))
+    );
+    // What the clients wrote is what the server stored.
+    let stored = api.app.collab().read(&doc, |d| d.get_or_insert_text("body").get_string(&d.transact())).await.unwrap();
+    assert_eq!(stored, report["reconnected"].as_str().unwrap());
 }
