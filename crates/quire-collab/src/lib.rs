@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quire_core::{Error, Result};
+use quire_core::{Activity, ActivityKind, ConnectionState, Error, PresenceStatus, PresenceUser, Result};
 use quire_store::Store;
 use tokio::sync::broadcast;
 use yrs::sync::{Awareness, AwarenessUpdate, Message, MessageReader, SyncMessage};
@@ -36,11 +36,24 @@ pub struct CollabConfig {
     /// Messages a slow client may fall behind before it is disconnected (it then reconnects
     /// and resynchronises).
     pub channel_capacity: usize,
+    /// A connected client quiet for this long is `away`.
+    pub away_after: Duration,
+    /// An awareness state not renewed for this long is removed (clients renew every 15 s).
+    pub awareness_timeout: Duration,
+    /// How long a client that left is still listed as `offline`.
+    pub offline_kept: Duration,
 }
 
 impl Default for CollabConfig {
     fn default() -> Self {
-        CollabConfig { snapshot_every: 500, idle_timeout: Duration::from_secs(60), channel_capacity: 4096 }
+        CollabConfig {
+            snapshot_every: 500,
+            idle_timeout: Duration::from_secs(60),
+            channel_capacity: 4096,
+            away_after: Duration::from_secs(30),
+            awareness_timeout: Duration::from_secs(30),
+            offline_kept: Duration::from_secs(600),
+        }
     }
 }
 
@@ -60,10 +73,20 @@ struct RoomState {
     pending: usize,
 }
 
+/// What the room knows of one session's presence.
+struct Seen {
+    user: PresenceUser,
+    last_seen: Instant,
+    last_seen_at: time::OffsetDateTime,
+    activity: Option<Activity>,
+    left: bool,
+}
+
 /// One open document.
 pub struct Room {
     id: String,
     state: tokio::sync::Mutex<Option<RoomState>>,
+    presence: Mutex<HashMap<u64, Seen>>,
     tx: broadcast::Sender<Frame>,
     sessions: AtomicUsize,
     idle_since: Mutex<Instant>,
@@ -133,6 +156,7 @@ impl Collab {
             Arc::new(Room {
                 id: document_id.to_string(),
                 state: tokio::sync::Mutex::new(None),
+                presence: Mutex::new(HashMap::new()),
                 tx: broadcast::channel(self.config.channel_capacity).0,
                 sessions: AtomicUsize::new(0),
                 idle_since: Mutex::new(Instant::now()),
@@ -149,6 +173,7 @@ impl Collab {
         self: &Arc<Self>,
         document_id: &str,
         read_only: bool,
+        user: PresenceUser,
     ) -> Result<(Session, Vec<Vec<u8>>, broadcast::Receiver<Frame>)> {
         let room = self.room(document_id);
         let session = Session {
@@ -169,6 +194,14 @@ impl Collab {
             *state = Some(RoomState { awareness: Awareness::new(doc), seq, pending: stored.updates.len() });
         }
         let st = state.as_ref().expect("loaded above");
+        let seen = Seen {
+            user,
+            last_seen: Instant::now(),
+            last_seen_at: time::OffsetDateTime::now_utc(),
+            activity: None,
+            left: false,
+        };
+        room.presence.lock().expect("presence").insert(session.id, seen);
         // Subscribed under the lock: no update can slip between the state sent and the feed.
         let rx = room.tx.subscribe();
         let sv = st.awareness.doc().transact().state_vector();
@@ -196,6 +229,69 @@ impl Collab {
         self.store.save_doc_snapshot(&room.id, &snapshot, seq).await
     }
 
+    /// Who is on a document: one entry per user (their liveliest connection), recent leavers
+    /// as `offline`. Empty when the document is not open.
+    pub fn presence(&self, document_id: &str) -> Vec<ConnectionState> {
+        let Some(room) = self.rooms.lock().expect("rooms").get(document_id).cloned() else { return Vec::new() };
+        let mut seen = room.presence.lock().expect("presence");
+        seen.retain(|_, s| !s.left || s.last_seen.elapsed() < self.config.offline_kept);
+        let rank = |st: PresenceStatus| match st {
+            PresenceStatus::Online => 2,
+            PresenceStatus::Away => 1,
+            PresenceStatus::Offline => 0,
+        };
+        let mut by_user: HashMap<String, ConnectionState> = HashMap::new();
+        for s in seen.values() {
+            let status = if s.left {
+                PresenceStatus::Offline
+            } else if s.last_seen.elapsed() < self.config.away_after {
+                PresenceStatus::Online
+            } else {
+                PresenceStatus::Away
+            };
+            let state = ConnectionState {
+                user: s.user.clone(),
+                status,
+                last_seen: s.last_seen_at,
+                activity: s.activity.clone(),
+            };
+            match by_user.get(&s.user.id) {
+                Some(have) if (rank(have.status), have.last_seen) >= (rank(status), s.last_seen_at) => {}
+                _ => {
+                    by_user.insert(s.user.id.clone(), state);
+                }
+            }
+        }
+        let mut out: Vec<ConnectionState> = by_user.into_values().collect();
+        out.sort_by(|a, b| a.user.name.cmp(&b.user.name).then(a.user.id.cmp(&b.user.id)));
+        out
+    }
+
+    /// Removes awareness states their clients stopped renewing (yrs never expires them), and
+    /// tells the room.
+    async fn expire_awareness(&self, room: &Room) {
+        let mut state = room.state.lock().await;
+        let Some(st) = state.as_mut() else { return };
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let limit = self.config.awareness_timeout.as_millis() as u64;
+        let stale: Vec<yrs::block::ClientID> = st
+            .awareness
+            .iter()
+            .filter(|(_, c)| c.data.is_some() && now.saturating_sub(c.last_updated) > limit)
+            .map(|(id, _)| id)
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        for id in &stale {
+            st.awareness.remove_state(*id);
+        }
+        if let Ok(update) = st.awareness.update_with_clients(stale) {
+            let _ = room.tx.send(Frame { origin: 0, bytes: encode(&Message::Awareness(update)).into() });
+        }
+    }
+
     /// Snapshots and drops rooms nobody has used for the idle timeout; returns how many left.
     pub async fn evict_idle(&self) -> usize {
         let idle: Vec<Arc<Room>> = {
@@ -221,11 +317,18 @@ impl Collab {
     pub fn spawn_janitor(self: &Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let collab = self.clone();
         tokio::spawn(async move {
-            let every = (collab.config.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
+            let shortest = collab.config.idle_timeout.min(collab.config.awareness_timeout);
+            let every = (shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
             let mut tick = tokio::time::interval(every);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => { collab.evict_idle().await; }
+                    _ = tick.tick() => {
+                        collab.evict_idle().await;
+                        let open: Vec<Arc<Room>> = collab.rooms.lock().expect("rooms").values().cloned().collect();
+                        for room in open {
+                            collab.expire_awareness(&room).await;
+                        }
+                    }
                     _ = shutdown.changed() => break,
                 }
             }
@@ -238,7 +341,10 @@ impl Collab {
 
     /// The document's current content, for reading outside a session.
     pub async fn read<T>(self: &Arc<Self>, document_id: &str, f: impl FnOnce(&Doc) -> T) -> Result<T> {
-        let (session, _, _) = self.join(document_id, true).await?;
+        let reader = PresenceUser { id: "system".into(), name: "Quire".into() };
+        let (session, _, _) = self.join(document_id, true, reader).await?;
+        // Reading is not being there.
+        session.room.presence.lock().expect("presence").remove(&session.id);
         let out = {
             let state = session.room.state.lock().await;
             f(state.as_ref().expect("joined rooms are loaded").awareness.doc())
@@ -275,6 +381,10 @@ impl Session {
 
     /// Handles one binary message from the client; returns the replies for it alone.
     pub async fn handle(&mut self, data: &[u8]) -> Result<Vec<Vec<u8>>> {
+        if let Some(seen) = self.room.presence.lock().expect("presence").get_mut(&self.id) {
+            seen.last_seen = Instant::now();
+            seen.last_seen_at = time::OffsetDateTime::now_utc();
+        }
         let mut decoder = DecoderV1::from(data);
         let reader = MessageReader::new(&mut decoder);
         let mut replies = Vec::new();
@@ -354,6 +464,11 @@ impl Session {
                 self.clients.remove(client);
             } else {
                 self.clients.insert(*client);
+                if let Some(activity) = activity_of(&entry.json)
+                    && let Some(seen) = self.room.presence.lock().expect("presence").get_mut(&self.id)
+                {
+                    seen.activity = Some(activity);
+                }
             }
         }
         let mut state = self.room.state.lock().await;
@@ -387,10 +502,30 @@ impl Session {
                 }
             }
         }
+        if let Some(seen) = self.room.presence.lock().expect("presence").get_mut(&self.id) {
+            seen.left = true;
+            seen.last_seen = Instant::now();
+            seen.last_seen_at = time::OffsetDateTime::now_utc();
+        }
         if self.room.sessions.fetch_sub(1, Ordering::SeqCst) == 1 {
             *self.room.idle_since.lock().expect("idle") = Instant::now();
         }
     }
+}
+
+/// The `activity` a client put in its awareness state: `"editing"`, or
+/// `{"type": "editing", "resource": "section-2"}`.
+fn activity_of(json: &str) -> Option<Activity> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let a = v.get("activity")?;
+    let (kind, resource) = match a {
+        serde_json::Value::String(s) => (s.as_str(), None),
+        serde_json::Value::Object(o) => {
+            (o.get("type")?.as_str()?, o.get("resource").and_then(|r| r.as_str()).map(String::from))
+        }
+        _ => return None,
+    };
+    Some(Activity { kind: ActivityKind::parse(kind)?, resource, timestamp: time::OffsetDateTime::now_utc() })
 }
 
 impl Drop for Session {
@@ -398,6 +533,9 @@ impl Drop for Session {
         if !self.left {
             // Dropped without `leave` (a task was cancelled): at least count it gone.
             self.left = true;
+            if let Some(seen) = self.room.presence.lock().expect("presence").get_mut(&self.id) {
+                seen.left = true;
+            }
             if self.room.sessions.fetch_sub(1, Ordering::SeqCst) == 1 {
                 *self.room.idle_since.lock().expect("idle") = Instant::now();
             }

@@ -25,7 +25,12 @@ fn messages(data: &[u8]) -> Vec<Message> {
 
 impl Client {
     async fn connect(collab: &Arc<Collab>, doc: &str, read_only: bool) -> Client {
-        let (session, first, rx) = collab.join(doc, read_only).await.unwrap();
+        Client::connect_as(collab, doc, read_only, "usr_tester").await
+    }
+
+    async fn connect_as(collab: &Arc<Collab>, doc: &str, read_only: bool, user_id: &str) -> Client {
+        let user = quire_core::PresenceUser { id: user_id.into(), name: user_id.trim_start_matches("usr_").into() };
+        let (session, first, rx) = collab.join(doc, read_only, user).await.unwrap();
         let mut c = Client { awareness: Awareness::new(Doc::new()), session, rx };
         // As y-websocket does: answer the server's step 1, send our own.
         for m in first {
@@ -104,6 +109,7 @@ quire_store::for_each_backend!(
     viewers_are_read_only,
     presence_is_relayed_and_removed_on_leave,
     idle_rooms_are_snapshotted_and_evicted,
+    presence_shows_who_is_here_and_what_they_do,
 );
 
 async fn clients_converge_and_late_joiners_catch_up(b: Backend) {
@@ -221,4 +227,43 @@ async fn idle_rooms_are_snapshotted_and_evicted(b: Backend) {
     let mut s = again.session;
     assert!(s.handle(&[0, 9, 1, 0]).await.is_err(), "an unknown sync message");
     assert!(s.handle(&[0, 2, 3, 255, 255, 255]).await.is_err(), "an update that does not decode");
+}
+
+async fn presence_shows_who_is_here_and_what_they_do(b: Backend) {
+    use quire_core::{ActivityKind, PresenceStatus};
+    let t = b.open(Default::default()).await;
+    let config = CollabConfig {
+        away_after: Duration::from_millis(300),
+        awareness_timeout: Duration::from_millis(300),
+        ..CollabConfig::default()
+    };
+    let collab = Collab::new(t.store.clone(), config);
+    let (_stop, running) = tokio::sync::watch::channel(false);
+    collab.spawn_janitor(running);
+    assert!(collab.presence("doc_6").is_empty(), "nobody on a closed document");
+    let mut ada = Client::connect_as(&collab, "doc_6", false, "usr_ada").await;
+    let mut bo = Client::connect_as(&collab, "doc_6", true, "usr_bo").await;
+    ada.awareness.set_local_state_raw(r#"{"user":{"name":"Ada"},"activity":{"type":"editing","resource":"goals"}}"#);
+    let update = ada.awareness.update().unwrap();
+    ada.send(Message::Awareness(update)).await;
+    let mut carl = Client::connect_as(&collab, "doc_6", false, "usr_carl").await;
+    carl.drain().await;
+    let here: Vec<_> = collab.presence("doc_6").into_iter().filter(|p| p.user.id != "usr_carl").collect();
+    assert_eq!(
+        here.iter().map(|p| (p.user.id.as_str(), p.status)).collect::<Vec<_>>(),
+        [("usr_ada", PresenceStatus::Online), ("usr_bo", PresenceStatus::Online)]
+    );
+    let activity = here[0].activity.clone().expect("Ada said what she does");
+    assert_eq!((activity.kind, activity.resource.as_deref()), (ActivityKind::Editing, Some("goals")));
+    // Quiet for a while: away. Left: offline, still listed.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(collab.presence("doc_6").iter().all(|p| p.status == PresenceStatus::Away));
+    bo.session.leave().await;
+    let bo_now = collab.presence("doc_6").into_iter().find(|p| p.user.id == "usr_bo").unwrap();
+    assert_eq!(bo_now.status, PresenceStatus::Offline);
+    // An awareness state not renewed expires, and the others are told.
+    let seen = carl.drain().await;
+    assert!(seen.iter().any(|s| s == "null"), "Ada's stale state was removed: {seen:?}");
+    let again = Client::connect_as(&collab, "doc_6", false, "usr_dee").await;
+    assert!(!again.awareness.iter().any(|(_, s)| s.data.as_deref().is_some_and(|d| d.contains("Ada"))));
 }

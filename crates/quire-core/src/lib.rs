@@ -19,6 +19,7 @@ mod id;
 mod limits;
 mod model;
 mod page;
+mod presence;
 mod principal;
 mod time_ms;
 mod user;
@@ -32,6 +33,7 @@ pub use model::{
     Document, DocumentKind, DocumentPatch, NewDocument, NewWorkspace, Workspace, WorkspacePatch, merge_patch,
 };
 pub use page::{Cursor, DocumentQuery, Page, PageRequest, Sort, SortField, WorkspaceQuery};
+pub use presence::{Activity, ActivityKind, ConnectionState, PresenceStatus, PresenceUser};
 pub use principal::{Principal, Role};
 pub use time_ms::{Timestamp, now_ms, timestamp_from_ms};
 pub use user::{ApiKey, Invitation, Member, NewUser, Share, User, check_password, normalize_email};

@@ -271,6 +271,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(access::remove_share))
         .routes(routes!(routes::audit::list_audit))
         .routes(routes!(routes::collab::collab_socket))
+        .routes(routes!(routes::collab::presence))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

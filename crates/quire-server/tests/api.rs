@@ -422,6 +422,7 @@ async fn openapi_describes_exactly_the_served_routes() {
         "GET /api/v1/auth/sso/{provider}/callback",
         "GET /api/v1/auth/sso/{provider}/start",
         "GET /api/v1/documents/{id}",
+        "GET /api/v1/documents/{id}/presence",
         "GET /api/v1/documents/{id}/shares",
         "GET /api/v1/events",
         "GET /api/v1/me",

@@ -129,6 +129,17 @@ async fn editors_converge_viewers_only_read(b: Backend) {
     let (_, viewer) = member(&api, &ws, "viewer@example.com", "viewer").await;
     let mut a = Peer::connect(&addr, &doc, &api.admin).await;
     let mut b2 = Peer::connect(&addr, &doc, &editor).await;
+    let here = api.get(&format!("/api/v1/documents/{doc}/presence")).await;
+    let mut who: Vec<(String, String)> = here
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["user"]["name"].as_str().unwrap().to_string(), p["status"].as_str().unwrap().to_string()))
+        .collect();
+    who.sort();
+    assert_eq!(who, [("admin".to_string(), "online".to_string()), ("editor".to_string(), "online".to_string())]);
+    assert!(here.body[0]["lastSeen"].is_string());
     a.type_text("Problem: ").await;
     b2.pump(Duration::from_millis(200)).await;
     b2.type_text("checkout is slow").await;

@@ -7,7 +7,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use quire_core::{Document, Principal, Role};
+use quire_core::{Document, PresenceUser, Principal, Role};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -131,7 +131,14 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
 }
 
 async fn run(app: App, mut socket: WebSocket, who: Principal, doc: Document, role: Role, expires: Option<u64>) {
-    let (mut session, first, mut feed) = match app.collab().join(&doc.id, role < Role::Editor).await {
+    let user = match &who {
+        Principal::User { id, .. } => {
+            let name = app.store().user_by_id(id).await.ok().flatten().map_or_else(|| id.clone(), |u| u.name);
+            PresenceUser { id: id.clone(), name }
+        }
+        other => PresenceUser { id: other.actor().to_string(), name: "API key".into() },
+    };
+    let (mut session, first, mut feed) = match app.collab().join(&doc.id, role < Role::Editor, user).await {
         Ok(joined) => joined,
         Err(e) => {
             tracing::error!(document = %doc.id, error = %e, "opening a document for a socket failed");
@@ -225,4 +232,18 @@ async fn run(app: App, mut socket: WebSocket, who: Principal, doc: Document, rol
     }
     session.leave().await;
     metrics::gauge!("collab_sockets").decrement(1.0);
+}
+
+/// Who is on a document now: one entry per user with `status` (`online`, `away`, or
+/// `offline` for those who left recently), `lastSeen` and what they said they are doing.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/presence", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    responses((status = 200, body = Vec<quire_core::ConnectionState>), (status = 404, body = ErrorBody)))]
+pub async fn presence(
+    State(app): State<App>,
+    crate::extract::Actor(who): crate::extract::Actor,
+    Path(id): Path<String>,
+) -> ApiResult<crate::extract::Json<Vec<quire_core::ConnectionState>>> {
+    let (doc, _) = app.store().role_on_document(&who, &id).await?;
+    Ok(crate::extract::Json(app.collab().presence(&doc.id)))
 }
