@@ -242,7 +242,7 @@ async fn presence_shows_who_is_here_and_what_they_do(b: Backend) {
     collab.spawn_janitor(running);
     assert!(collab.presence("doc_6").is_empty(), "nobody on a closed document");
     let mut ada = Client::connect_as(&collab, "doc_6", false, "usr_ada").await;
-    let mut bo = Client::connect_as(&collab, "doc_6", true, "usr_bo").await;
+    let bo = Client::connect_as(&collab, "doc_6", true, "usr_bo").await;
     ada.awareness.set_local_state_raw(r#"{"user":{"name":"Ada"},"activity":{"type":"editing","resource":"goals"}}"#);
     let update = ada.awareness.update().unwrap();
     ada.send(Message::Awareness(update)).await;
