@@ -488,3 +488,70 @@ fn secret_settings_may_be_sealed() {
     assert!(!ok && err.contains("not a secret setting"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `kill -9` while clients edit: after a restart, everything any client had received from
+/// the server (so everything the server had accepted) is in the document.
+#[test]
+fn nothing_accepted_is_lost_when_the_server_is_killed() {
+    let node = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node");
+    if !node.join("node_modules/y-websocket").exists() {
+        let ok =
+            Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&node).status().unwrap().success();
+        assert!(ok, "npm ci in tests/node failed");
+    }
+    let dir = temp_dir();
+    let data = dir.join("data");
+    let data = data.to_str().unwrap();
+    let server = Server::start(&["--data-dir", data], &[]);
+    let token = server.sign_in("ada@example.com");
+    let t = Some(token.as_str());
+    let (_, ws) = server.request_as(t, "POST", "/api/v1/workspaces", Some(r#"{"name":"Crash"}"#));
+    let path = format!("/api/v1/workspaces/{}/documents", ws["id"].as_str().unwrap());
+    let (_, doc) = server.request_as(t, "POST", &path, Some(r#"{"kind":"prd","title":"Durable"}"#));
+    let doc = doc["id"].as_str().unwrap().to_string();
+    let url = format!("ws://{}/collab", server.addr);
+
+    let mut clients = Command::new("node")
+        .args(["crash.mjs", "edit", &url, &doc, &token])
+        .current_dir(&node)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let (tx, rx) = mpsc::channel();
+    let out = clients.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Let the edits flow, then kill the server without warning.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut server = server;
+    Command::new("kill").args(["-KILL", &server.child.id().to_string()]).status().unwrap();
+    let _ = server.child.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut seen = String::new();
+    while let Ok(line) = rx.try_recv() {
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            seen = v["seen"].as_str().unwrap_or_default().to_string();
+        }
+    }
+    let _ = clients.kill();
+    let _ = clients.wait();
+    drop(server);
+    let tokens: Vec<&str> = seen.split(';').filter(|s| !s.is_empty()).collect();
+    assert!(tokens.len() > 20, "the clients wrote for a while: {seen}");
+
+    let server = Server::start(&["--data-dir", data], &[]);
+    let url = format!("ws://{}/collab", server.addr);
+    let read =
+        Command::new("node").args(["crash.mjs", "read", &url, &doc, &token]).current_dir(&node).output().unwrap();
+    let text: Value = serde_json::from_slice(read.stdout.trim_ascii())
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&read.stderr)));
+    let text = text["text"].as_str().unwrap();
+    for token in tokens {
+        assert!(text.contains(&format!("{token};")), "{token} was relayed before the crash but is gone");
+    }
+    server.stop();
+    std::fs::remove_dir_all(dir).unwrap();
+}
