@@ -57,6 +57,21 @@ impl Default for CollabConfig {
     }
 }
 
+/// What travels between processes serving the same document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteKind {
+    /// A document update, already stored by the process that accepted it.
+    Update = 1,
+    /// An awareness update.
+    Awareness = 2,
+}
+
+/// Carries a room's changes to the other processes (Redis pub/sub when configured). Each
+/// process hands what it receives to [`Collab::apply_remote`].
+pub trait Relay: Send + Sync {
+    fn publish(&self, document_id: &str, kind: RemoteKind, payload: &[u8]);
+}
+
 /// A message for the other clients of a room, encoded once.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -107,6 +122,7 @@ impl Room {
 pub struct Collab {
     store: Arc<dyn Store>,
     config: CollabConfig,
+    relay: std::sync::OnceLock<Arc<dyn Relay>>,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     next_session: AtomicU64,
 }
@@ -142,7 +158,52 @@ fn load_into(doc: &Doc, stored: &quire_store::StoredDoc) -> Result<()> {
 
 impl Collab {
     pub fn new(store: Arc<dyn Store>, config: CollabConfig) -> Arc<Collab> {
-        Arc::new(Collab { store, config, rooms: Mutex::new(HashMap::new()), next_session: AtomicU64::new(1) })
+        Arc::new(Collab {
+            store,
+            config,
+            relay: std::sync::OnceLock::new(),
+            rooms: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+        })
+    }
+
+    /// Sends every change to other processes through `relay` from now on.
+    pub fn set_relay(&self, relay: Arc<dyn Relay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    fn publish(&self, document_id: &str, kind: RemoteKind, payload: &[u8]) {
+        if let Some(relay) = self.relay.get() {
+            relay.publish(document_id, kind, payload);
+        }
+    }
+
+    /// Applies a change another process made to a document open here, and relays it to
+    /// the local clients. (The other process stored it; a document not open here will read
+    /// it from the store when it opens.)
+    pub async fn apply_remote(&self, document_id: &str, kind: RemoteKind, payload: &[u8]) {
+        let Some(room) = self.rooms.lock().expect("rooms").get(document_id).cloned() else { return };
+        let mut state = room.state.lock().await;
+        let Some(st) = state.as_mut() else { return };
+        let message = match kind {
+            RemoteKind::Update => {
+                let Ok(update) = Update::decode_v1(payload) else { return };
+                if let Err(e) = st.awareness.doc().transact_mut().apply_update(update) {
+                    tracing::warn!(document = %document_id, error = %e, "a relayed update does not apply");
+                    return;
+                }
+                Message::Sync(SyncMessage::Update(payload.to_vec()))
+            }
+            RemoteKind::Awareness => {
+                let Ok(update) = AwarenessUpdate::decode_v1(payload) else { return };
+                let message = Message::Awareness(update.clone());
+                if st.awareness.apply_update(update).is_err() {
+                    return;
+                }
+                message
+            }
+        };
+        let _ = room.tx.send(Frame { origin: 0, bytes: encode(&message).into() });
     }
 
     /// Rooms in memory now.
@@ -442,6 +503,7 @@ impl Session {
                 .apply_update(update)
                 .map_err(|e| Error::invalid("update", e.to_string()))?;
             st.pending += 1;
+            self.collab.publish(&self.room.id, RemoteKind::Update, &bytes);
             let frame = Frame { origin: self.id, bytes: encode(&Message::Sync(SyncMessage::Update(bytes))).into() };
             let _ = self.room.tx.send(frame);
             st.pending >= self.collab.config.snapshot_every
@@ -473,6 +535,7 @@ impl Session {
         }
         let mut state = self.room.state.lock().await;
         let st = state.as_mut().expect("joined rooms are loaded");
+        self.collab.publish(&self.room.id, RemoteKind::Awareness, &update.encode_v1());
         let frame = Frame { origin: self.id, bytes: encode(&Message::Awareness(update.clone())).into() };
         st.awareness.apply_update(update).map_err(|e| Error::invalid("awareness", e.to_string()))?;
         let _ = self.room.tx.send(frame);
@@ -497,6 +560,7 @@ impl Session {
                     st.awareness.remove_state(*client);
                 }
                 if let Ok(update) = st.awareness.update_with_clients(self.clients.iter().copied().collect::<Vec<_>>()) {
+                    self.collab.publish(&self.room.id, RemoteKind::Awareness, &update.encode_v1());
                     let _ =
                         self.room.tx.send(Frame { origin: self.id, bytes: encode(&Message::Awareness(update)).into() });
                 }

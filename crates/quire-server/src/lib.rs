@@ -44,6 +44,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod ratelimit;
+pub mod relay;
 pub mod routes;
 
 use error::ApiError;
@@ -138,6 +139,11 @@ impl App {
             shutdown: watch::channel(false).0,
         }));
         app.0.collab.spawn_janitor(app.shutdown_signal());
+        if let Some(url) = &app.0.config.redis_url {
+            relay::start(app.0.collab.clone(), url, app.shutdown_signal())
+                .await
+                .map_err(quire_core::Error::Unavailable)?;
+        }
         app.follow_access_changes();
         app.0.auth.follow_revocations(app.shutdown_signal(), app.0.config.events_poll_interval);
         app.expire_audit_hourly();

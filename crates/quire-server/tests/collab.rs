@@ -231,3 +231,42 @@ async fn real_yjs_clients_converge_reconnect_and_respect_roles(b: Backend) {
     let stored = api.app.collab().read(&doc, |d| d.get_or_insert_text("body").get_string(&d.transact())).await.unwrap();
     assert_eq!(stored, report["reconnected"].as_str().unwrap());
 }
+
+/// Two server processes (here two apps on one PostgreSQL database) with Redis: clients on
+/// either edit the same document live, and see each other's presence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_relay_through_redis() {
+    let config = quire_server::ServerConfig { redis_url: Some("redis://127.0.0.1:6379".into()), ..common::relaxed() };
+    let auth = quire_auth::AuthConfig::default();
+    let api = Api::with_auth(Backend::Postgres, Default::default(), config.clone(), auth.clone()).await;
+    let other = quire_server::App::new(api.app.store().clone(), config, auth).await.unwrap();
+    let node1 = serve(&api).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node2 = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { quire_server::serve(listener, other, std::future::pending()).await.unwrap() });
+    let (_, doc) = setup(&api).await;
+
+    let mut a = Peer::connect(&node1, &doc, &api.admin).await;
+    let mut b2 = Peer::connect(&node2, &doc, &api.admin).await;
+    a.type_text("from node 1; ").await;
+    b2.pump(Duration::from_millis(500)).await;
+    assert_eq!(b2.text(), "from node 1; ");
+    b2.type_text("from node 2").await;
+    a.pump(Duration::from_millis(500)).await;
+    assert_eq!(a.text(), "from node 1; from node 2");
+    // Presence crosses too.
+    let mut presence = yrs::sync::Awareness::new(Doc::new());
+    presence.set_local_state_raw(r#"{"user":{"name":"On node 1"}}"#);
+    a.send(Message::Awareness(presence.update().unwrap())).await;
+    let mut c = Peer::connect(&node2, &doc, &api.admin).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut seen = false;
+    while !seen && tokio::time::Instant::now() < deadline {
+        c.send(Message::AwarenessQuery).await;
+        let got = c.ws.next().await;
+        if let Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(data))) = got {
+            seen = String::from_utf8_lossy(&data).contains("On node 1");
+        }
+    }
+    assert!(seen, "node 2 knows who is on node 1");
+}
