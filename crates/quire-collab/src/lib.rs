@@ -86,6 +86,9 @@ struct RoomState {
     seq: i64,
     /// Updates applied since the last snapshot.
     pending: usize,
+    /// The answer to a client that has nothing yet (sync step 2 with the whole document),
+    /// encoded once per document state: a join storm costs one encoding, not one per client.
+    full_state: Option<Arc<[u8]>>,
 }
 
 /// What the room knows of one session's presence.
@@ -123,6 +126,7 @@ pub struct Collab {
     store: Arc<dyn Store>,
     config: CollabConfig,
     relay: std::sync::OnceLock<Arc<dyn Relay>>,
+    full_encodes: AtomicU64,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     next_session: AtomicU64,
 }
@@ -162,6 +166,7 @@ impl Collab {
             store,
             config,
             relay: std::sync::OnceLock::new(),
+            full_encodes: AtomicU64::new(0),
             rooms: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
         })
@@ -192,6 +197,7 @@ impl Collab {
                     tracing::warn!(document = %document_id, error = %e, "a relayed update does not apply");
                     return;
                 }
+                st.full_state = None;
                 Message::Sync(SyncMessage::Update(payload.to_vec()))
             }
             RemoteKind::Awareness => {
@@ -204,6 +210,12 @@ impl Collab {
             }
         };
         let _ = room.tx.send(Frame { origin: 0, bytes: encode(&message).into() });
+    }
+
+    /// How often a whole document was encoded for a joining client (a join storm should
+    /// cost one per document state).
+    pub fn full_state_encodes(&self) -> u64 {
+        self.full_encodes.load(Ordering::Relaxed)
     }
 
     /// Rooms in memory now.
@@ -252,7 +264,12 @@ impl Collab {
             let doc = Doc::new();
             load_into(&doc, &stored)?;
             let seq = stored.updates.last().map_or(stored.through_seq, |u| u.0);
-            *state = Some(RoomState { awareness: Awareness::new(doc), seq, pending: stored.updates.len() });
+            *state = Some(RoomState {
+                awareness: Awareness::new(doc),
+                seq,
+                pending: stored.updates.len(),
+                full_state: None,
+            });
         }
         let st = state.as_ref().expect("loaded above");
         let seen = Seen {
@@ -459,10 +476,24 @@ impl Session {
     async fn handle_message(&mut self, message: Message, replies: &mut Vec<Vec<u8>>) -> Result<()> {
         match message {
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
-                let state = self.room.state.lock().await;
-                let st = state.as_ref().expect("joined rooms are loaded");
-                let update = st.awareness.doc().transact().encode_state_as_update_v1(&sv);
-                replies.push(encode(&Message::Sync(SyncMessage::SyncStep2(update))));
+                let mut state = self.room.state.lock().await;
+                let st = state.as_mut().expect("joined rooms are loaded");
+                if sv.is_empty() {
+                    let full = match &st.full_state {
+                        Some(full) => full.clone(),
+                        None => {
+                            self.collab.full_encodes.fetch_add(1, Ordering::Relaxed);
+                            let update = st.awareness.doc().transact().encode_state_as_update_v1(&sv);
+                            let full: Arc<[u8]> = encode(&Message::Sync(SyncMessage::SyncStep2(update))).into();
+                            st.full_state = Some(full.clone());
+                            full
+                        }
+                    };
+                    replies.push(full.to_vec());
+                } else {
+                    let update = st.awareness.doc().transact().encode_state_as_update_v1(&sv);
+                    replies.push(encode(&Message::Sync(SyncMessage::SyncStep2(update))));
+                }
             }
             Message::Sync(SyncMessage::SyncStep2(bytes)) | Message::Sync(SyncMessage::Update(bytes)) => {
                 let update = Update::decode_v1(&bytes).map_err(protocol_error)?;
@@ -503,6 +534,7 @@ impl Session {
                 .apply_update(update)
                 .map_err(|e| Error::invalid("update", e.to_string()))?;
             st.pending += 1;
+            st.full_state = None;
             self.collab.publish(&self.room.id, RemoteKind::Update, &bytes);
             let frame = Frame { origin: self.id, bytes: encode(&Message::Sync(SyncMessage::Update(bytes))).into() };
             let _ = self.room.tx.send(frame);

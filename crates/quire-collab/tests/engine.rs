@@ -110,6 +110,7 @@ quire_store::for_each_backend!(
     presence_is_relayed_and_removed_on_leave,
     idle_rooms_are_snapshotted_and_evicted,
     presence_shows_who_is_here_and_what_they_do,
+    a_join_storm_encodes_the_document_once,
 );
 
 async fn clients_converge_and_late_joiners_catch_up(b: Backend) {
@@ -266,4 +267,23 @@ async fn presence_shows_who_is_here_and_what_they_do(b: Backend) {
     assert!(seen.iter().any(|s| s == "null"), "Ada's stale state was removed: {seen:?}");
     let again = Client::connect_as(&collab, "doc_6", false, "usr_dee").await;
     assert!(!again.awareness.iter().any(|(_, s)| s.data.as_deref().is_some_and(|d| d.contains("Ada"))));
+}
+
+async fn a_join_storm_encodes_the_document_once(b: Backend) {
+    let t = b.open(Default::default()).await;
+    let collab = Collab::new(t.store.clone(), CollabConfig::default());
+    let mut writer = Client::connect(&collab, "doc_7", false).await;
+    writer.type_text(&"x".repeat(10_000)).await;
+    let before = collab.full_state_encodes();
+    let mut joined = Vec::new();
+    for _ in 0..20 {
+        joined.push(Client::connect(&collab, "doc_7", false).await);
+    }
+    assert!(joined.iter().all(|c| c.text().len() == 10_000));
+    assert_eq!(collab.full_state_encodes() - before, 1, "twenty joiners, one encoding");
+    // A change makes the next joiner's copy fresh.
+    writer.type_text("y").await;
+    let late = Client::connect(&collab, "doc_7", false).await;
+    assert_eq!(late.text().len(), 10_001);
+    assert_eq!(collab.full_state_encodes() - before, 2);
 }
