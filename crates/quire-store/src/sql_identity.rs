@@ -22,6 +22,18 @@ macro_rules! impl_identity_store {
                 row.map(TryInto::try_into).transpose()
             }
 
+            /// The rows `sql` (bound to the workspace id) lists, for the workspace's admins.
+            async fn list_for_admins<R, T>(&self, who: &quire_core::Principal, workspace: &str, action: &str, sql: &'static str) -> quire_core::Result<Vec<T>>
+            where
+                R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+                T: TryFrom<R, Error = quire_core::Error>,
+            {
+                let (ws, mine) = self.visible_workspace(who, workspace, Some(false)).await?;
+                $crate::sql::require(mine, quire_core::Role::Admin, action)?;
+                let rows = sqlx::query_as::<_, R>(sql).bind(&ws.id).fetch_all(&self.pool).await.map_err($crate::rows::db_err)?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
             async fn member_role(&self, ws_id: &str, user_id: &str) -> quire_core::Result<Option<quire_core::Role>> {
                 Ok(self.fetch_member(ws_id, user_id).await?.map(|m| m.role))
             }
@@ -428,16 +440,8 @@ macro_rules! impl_identity_store {
             }
 
             async fn list_invitations(&self, who: &quire_core::Principal, workspace: &str) -> quire_core::Result<Vec<quire_core::Invitation>> {
-                let (ws, mine) = self.visible_workspace(who, workspace, Some(false)).await?;
-                $crate::sql::require(mine, quire_core::Role::Admin, "see invitations")?;
-                let rows = sqlx::query_as::<_, $crate::rows::InvitationRow>(concat!(
-                    "SELECT ", invitation_columns!(), " FROM invitations WHERE workspace_id = $1 ORDER BY created_at DESC, id"
-                ))
-                .bind(&ws.id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err($crate::rows::db_err)?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                let sql = concat!("SELECT ", invitation_columns!(), " FROM invitations WHERE workspace_id = $1 ORDER BY created_at DESC, id");
+                self.list_for_admins::<$crate::rows::InvitationRow, _>(who, workspace, "see invitations", sql).await
             }
 
             async fn revoke_invitation(&self, who: &quire_core::Principal, workspace: &str, id: &str) -> quire_core::Result<()> {
@@ -625,16 +629,8 @@ macro_rules! impl_identity_store {
             }
 
             async fn list_api_keys(&self, who: &quire_core::Principal, workspace: &str) -> quire_core::Result<Vec<quire_core::ApiKey>> {
-                let (ws, mine) = self.visible_workspace(who, workspace, Some(false)).await?;
-                $crate::sql::require(mine, quire_core::Role::Admin, "see API keys")?;
-                let rows = sqlx::query_as::<_, $crate::rows::ApiKeyRow>(concat!(
-                    "SELECT ", api_key_columns!(), " FROM api_keys WHERE workspace_id = $1 ORDER BY created_at DESC, id"
-                ))
-                .bind(&ws.id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err($crate::rows::db_err)?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                let sql = concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE workspace_id = $1 ORDER BY created_at DESC, id");
+                self.list_for_admins::<$crate::rows::ApiKeyRow, _>(who, workspace, "see API keys", sql).await
             }
 
             async fn revoke_api_key(&self, who: &quire_core::Principal, workspace: &str, id: &str) -> quire_core::Result<quire_core::ApiKey> {
