@@ -289,7 +289,8 @@ mod tests {
     #[tokio::test]
     async fn the_tightest_window_decides_and_reports() {
         let counters = Counters::memory();
-        let windows = [Window { limit: 3, secs: 60 }, Window { limit: 5, secs: 3600 }];
+        // Hour and day windows, so that no boundary falls between the calls.
+        let windows = [Window { limit: 3, secs: 3600 }, Window { limit: 5, secs: 86_400 }];
         let mut seen = Vec::new();
         for _ in 0..4 {
             let d = decide(&counters, &windows, RouteClass::Default, "user:a").await.unwrap();

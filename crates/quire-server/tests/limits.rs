@@ -13,8 +13,9 @@ use quire_store::testing::Backend;
 #[tokio::test]
 async fn limits_answer_429_with_retry_after_and_count_callers_apart() {
     let rate_limits = RateLimits {
-        default: parse_windows("3/min,1000/h").unwrap(),
-        auth: parse_windows("4/min").unwrap(),
+        // Hour and day windows: a minute boundary falling mid-test must not reset counts.
+        default: parse_windows("3/h,1000/day").unwrap(),
+        auth: parse_windows("4/h").unwrap(),
         ai: parse_windows("off").unwrap(),
     };
     let api =
@@ -26,16 +27,16 @@ async fn limits_answer_429_with_retry_after_and_count_callers_apart() {
     for _ in 0..3 {
         let r = api.get("/api/v1/workspaces").await;
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.headers["x-ratelimit-limit"], "3", "the minute window is the tightest");
+        assert_eq!(r.headers["x-ratelimit-limit"], "3", "the hour window is the tightest");
         remaining.push(r.headers["x-ratelimit-remaining"].to_str().unwrap().to_string());
         let reset: u64 = r.headers["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
-        assert_eq!(reset % 60, 0, "resets at the window's end");
+        assert_eq!(reset % 3600, 0, "resets at the window's end");
     }
     assert_eq!(remaining, ["2", "1", "0"]);
     let over = api.get("/api/v1/workspaces").await;
     assert_error(&over, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     let wait: u64 = over.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
-    assert!((1..=60).contains(&wait));
+    assert!((1..=3600).contains(&wait));
     assert_eq!(over.headers["x-ratelimit-remaining"], "0");
     // Another caller has a budget of its own; health checks are never limited.
     assert_eq!(api.call_as(Some(&other), Method::GET, "/api/v1/workspaces", None, &[]).await.status, StatusCode::OK);

@@ -359,7 +359,8 @@ fn user_create_makes_the_first_administrator_who_can_sign_in() {
 fn rate_limits_hold_across_processes_through_redis() {
     let dir = temp_dir();
     let data = dir.to_str().unwrap();
-    let envs = [("QUIRE_REDIS_URL", "redis://127.0.0.1:6379"), ("QUIRE_RATE_LIMIT_DEFAULT", "5/min")];
+    // A day-long window: a minute boundary falling mid-test must not reset the count.
+    let envs = [("QUIRE_REDIS_URL", "redis://127.0.0.1:6379"), ("QUIRE_RATE_LIMIT_DEFAULT", "5/day")];
     // Both serve one SQLite file, so the account exists for both.
     let a = Server::start(&["--data-dir", data], &envs);
     let b = Server::start(&["--data-dir", data], &envs);
