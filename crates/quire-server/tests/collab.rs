@@ -180,9 +180,14 @@ async fn access_is_checked_and_withdrawn_live(b: Backend) {
     let mut q = Peer::connect(&addr, &doc, &second).await;
     api.call(Method::PUT, &format!("/api/v1/workspaces/{ws}/members/{id2}"), Some(json!({"role": "viewer"})), &[])
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    q.type_text("late edit").await;
-    q.pump(Duration::from_millis(300)).await;
+    // The change reaches the socket through the event feed: keep writing until it bites.
+    for _ in 0..50 {
+        q.type_text("x").await;
+        q.pump(Duration::from_millis(100)).await;
+        if !q.denied.is_empty() {
+            break;
+        }
+    }
     assert!(q.denied.iter().any(|r| r.starts_with("read-only")), "{:?}", q.denied);
     // Signing out closes the sockets of that session.
     let mut admin = Peer::connect(&addr, &doc, &api.admin).await;
