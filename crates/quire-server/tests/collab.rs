@@ -189,6 +189,14 @@ async fn access_is_checked_and_withdrawn_live(b: Backend) {
         }
     }
     assert!(q.denied.iter().any(|r| r.starts_with("read-only")), "{:?}", q.denied);
+    // Revoking an API key closes the sockets it opened.
+    let key = api.post(&format!("/api/v1/workspaces/{ws}/api-keys"), json!({"name": "bot", "role": "editor"})).await;
+    let secret = key.body["secret"].as_str().unwrap().to_string();
+    let key_id = key.body["api_key"]["id"].as_str().unwrap().to_string();
+    let mut bot = Peer::connect(&addr, &doc, &secret).await;
+    let revoked = api.call(Method::DELETE, &format!("/api/v1/workspaces/{ws}/api-keys/{key_id}"), None, &[]).await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert_eq!(bot.pump(Duration::from_secs(5)).await, Some(4403));
     // Signing out closes the sockets of that session.
     let mut admin = Peer::connect(&addr, &doc, &api.admin).await;
     let out = api.call(Method::POST, "/api/v1/auth/logout", None, &[]).await;

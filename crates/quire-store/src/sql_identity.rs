@@ -642,11 +642,15 @@ macro_rules! impl_identity_store {
                 ))
                 .bind(quire_core::now_ms())
                 .bind(id)
-                .bind(&ws.id)
-                .fetch_optional(&self.writer_pool())
-                .await
-                .map_err($crate::rows::db_err)?;
-                row.ok_or_else(|| quire_core::Error::not_found("API key", id))?.try_into()
+                .bind(&ws.id);
+                let mut tx = self.begin_write().await?;
+                let row = row.fetch_optional(&mut *tx).await.map_err($crate::rows::db_err)?;
+                let key: quire_core::ApiKey = row.ok_or_else(|| quire_core::Error::not_found("API key", id))?.try_into()?;
+                // Open sockets authenticated by the key close on this event.
+                let data = serde_json::json!({ "key_id": key.id });
+                Self::append_raw(&mut tx, who, "api_key.revoked", Some(&ws.id), None, data).await?;
+                self.commit(tx).await?;
+                Ok(key)
             }
 
             async fn api_key_by_prefix(&self, prefix: &str) -> quire_core::Result<Option<$crate::StoredApiKey>> {

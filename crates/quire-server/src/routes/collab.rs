@@ -37,13 +37,16 @@ pub struct AccessChange {
     pub user_id: Option<String>,
     /// Sessions ended.
     pub sessions: Vec<String>,
+    /// An API key revoked.
+    pub key_id: Option<String>,
     /// The whole workspace or document went away.
     pub deleted: bool,
 }
 
 impl AccessChange {
     /// The events that may change access, as the outbox names them.
-    pub const EVENTS: [&'static str; 7] = [
+    pub const EVENTS: [&'static str; 8] = [
+        "api_key.revoked",
         "workspace.member.*",
         "document.share.*",
         "session.revoked",
@@ -62,8 +65,14 @@ impl AccessChange {
                 .as_array()
                 .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
                 .unwrap_or_default(),
+            key_id: e.data["key_id"].as_str().map(String::from),
             deleted: e.name.ends_with(".deleted"),
         }
+    }
+
+    /// Whether this ends `who`'s access outright (their API key was revoked).
+    fn revokes(&self, who: &Principal) -> bool {
+        matches!(who, Principal::ApiKey { id, .. } if self.key_id.as_deref() == Some(id.as_str()))
     }
 
     /// Whether `who` on `doc` must be looked at again.
@@ -200,6 +209,10 @@ async fn run(app: App, mut socket: WebSocket, who: Principal, doc: Document, rol
             },
             change = access.recv() => {
                 let recheck = match change {
+                    Ok(c) if c.revokes(&who) => {
+                        close(&mut socket, CLOSE_NO_ACCESS, "the API key was revoked").await;
+                        break;
+                    }
                     Ok(c) => c.concerns(&who, &doc),
                     Err(RecvError::Lagged(_)) => true,
                     Err(RecvError::Closed) => false,
