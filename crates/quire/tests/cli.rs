@@ -260,6 +260,14 @@ async fn runs_on_postgresql_by_url() {
     assert_eq!(ws["id"], got.id.as_str());
 }
 
+/// Two `quire serve` processes on one PostgreSQL database, polling slowed to a minute so that
+/// only NOTIFY can make them see each other's changes at once.
+fn two_servers(url: &str, dir: &Path) -> (Server, Server) {
+    let envs = [("QUIRE_DATABASE_URL", url), ("QUIRE_EVENTS_POLL_INTERVAL_MS", "60000")];
+    let start = || Server::start(&["--data-dir", dir.to_str().unwrap()], &envs);
+    (start(), start())
+}
+
 /// Two `quire serve` processes on one PostgreSQL database: a change made through one reaches
 /// an event stream opened on the other at once (by NOTIFY; polling is slowed to a minute).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,9 +275,7 @@ async fn two_processes_share_state_and_events_through_postgresql() {
     let url = quire_store::testing::empty_postgres_schema().await;
     let outcome = tokio::task::spawn_blocking(move || {
         let dir = temp_dir();
-        let envs = [("QUIRE_DATABASE_URL", url.as_str()), ("QUIRE_EVENTS_POLL_INTERVAL_MS", "60000")];
-        let a = Server::start(&["--data-dir", dir.to_str().unwrap()], &envs);
-        let b = Server::start(&["--data-dir", dir.to_str().unwrap()], &envs);
+        let (a, b) = two_servers(&url, &dir);
         // Signed up through A, used on B: the signing key is shared through the database.
         let token = a.sign_in("ada@example.com");
 
@@ -436,9 +442,7 @@ async fn sign_out_on_one_process_ends_the_session_on_another() {
     let url = quire_store::testing::empty_postgres_schema().await;
     let outcome = tokio::task::spawn_blocking(move || {
         let dir = temp_dir();
-        let envs = [("QUIRE_DATABASE_URL", url.as_str()), ("QUIRE_EVENTS_POLL_INTERVAL_MS", "60000")];
-        let a = Server::start(&["--data-dir", dir.to_str().unwrap()], &envs);
-        let b = Server::start(&["--data-dir", dir.to_str().unwrap()], &envs);
+        let (a, b) = two_servers(&url, &dir);
         let token = a.sign_in("ada@example.com");
         let before = b.request_as(Some(&token), "GET", "/api/v1/me", None).0;
         let out = a.request_as(Some(&token), "POST", "/api/v1/auth/logout", None).0;
