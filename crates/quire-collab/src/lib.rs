@@ -13,6 +13,8 @@
 //!
 //! It knows nothing of HTTP or WebSockets: the server moves the bytes.
 
+pub mod content;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -415,6 +417,55 @@ impl Collab {
                 let _ = collab.compact(&room, true).await;
             }
         });
+    }
+
+    /// Changes a document outside any editor (a REST write, a pipeline's output): `change`
+    /// runs on a scratch copy, and the difference goes through the same path as a client's
+    /// update — stored, applied, relayed — so open editors see only what changed.
+    pub async fn edit(
+        self: &Arc<Self>,
+        document_id: &str,
+        change: impl FnOnce(&Doc) -> Result<()> + Send,
+    ) -> Result<()> {
+        let writer = PresenceUser { id: "system".into(), name: "Quire".into() };
+        let (mut session, _, _) = self.join(document_id, false, writer).await?;
+        session.room.presence.lock().expect("presence").remove(&session.id);
+        let update = {
+            let state = session.room.state.lock().await;
+            let st = state.as_ref().expect("joined rooms are loaded");
+            let full = st.awareness.doc().transact().encode_state_as_update_v1(&StateVector::default());
+            drop(state);
+            let scratch = Doc::new();
+            scratch
+                .transact_mut()
+                .apply_update(Update::decode_v1(&full).map_err(|e| Error::Internal(e.to_string()))?)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            // Capture exactly what the change's transactions did (a diff against a state
+            // vector would carry the whole delete set along).
+            let captured = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+            let sink = captured.clone();
+            scratch
+                .observe_update_v1("quire-edit", move |_, e| sink.lock().expect("capture").push(e.update.clone()))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let outcome = change(&scratch);
+            let _ = scratch.unobserve_update_v1("quire-edit");
+            outcome?;
+            let updates = std::mem::take(&mut *captured.lock().expect("capture"));
+            match updates.len() {
+                0 => None,
+                1 => updates.into_iter().next(),
+                _ => Some(yrs::merge_updates_v1(updates).map_err(|e| Error::Internal(e.to_string()))?),
+            }
+        };
+        let result = match update {
+            Some(bytes) => match Update::decode_v1(&bytes) {
+                Ok(decoded) => session.apply(decoded, bytes).await,
+                Err(e) => Err(Error::Internal(e.to_string())),
+            },
+            None => Ok(()),
+        };
+        session.leave().await;
+        result
     }
 
     /// The document's current content, for reading outside a session.

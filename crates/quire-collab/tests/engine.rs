@@ -111,6 +111,7 @@ quire_store::for_each_backend!(
     idle_rooms_are_snapshotted_and_evicted,
     presence_shows_who_is_here_and_what_they_do,
     a_join_storm_encodes_the_document_once,
+    content_is_replaced_by_its_difference,
 );
 
 async fn clients_converge_and_late_joiners_catch_up(b: Backend) {
@@ -286,4 +287,58 @@ async fn a_join_storm_encodes_the_document_once(b: Backend) {
     let late = Client::connect(&collab, "doc_7", false).await;
     assert_eq!(late.text().len(), 10_001);
     assert_eq!(collab.full_state_encodes() - before, 2);
+}
+
+async fn content_is_replaced_by_its_difference(b: Backend) {
+    use quire_collab::content::{PRD_FRAGMENT, read_json, read_text, text_to_json, write_json};
+    use quire_core::DocumentKind;
+    use serde_json::json;
+    use yrs::{XmlFragment, XmlOut};
+    let t = b.open(Default::default()).await;
+    let collab = Collab::new(t.store.clone(), CollabConfig::default());
+    let mut editor = Client::connect(&collab, "doc_8", false).await;
+    let para = |s: &str| json!({"type": "paragraph", "content": [{"type": "text", "text": s}]});
+    let first = json!({"type": "doc", "content": [
+        {"type": "heading", "attrs": {"level": 1}, "content": [{"type": "text", "text": "Checkout"}]},
+        para("Problem: it is slow."),
+        {"type": "paragraph", "content": [{"type": "text", "text": "Bold", "marks": [{"type": "bold"}]}, {"type": "text", "text": " claim"}]},
+        para("Goals: halve it."),
+    ]});
+    collab.edit("doc_8", |d| write_json(d, DocumentKind::Prd, &first)).await.unwrap();
+    editor.drain().await;
+    // The editor's replica now holds exactly that, in the layout TipTap binds to.
+    assert_eq!(read_json(editor.awareness.doc(), DocumentKind::Prd), first);
+    let head_id = |d: &Doc| {
+        let txn = d.transact();
+        match txn.get_xml_fragment(PRD_FRAGMENT).unwrap().get(&txn, 0).unwrap() {
+            XmlOut::Element(e) => yrs::branch::Branch::id(e.as_ref()),
+            _ => panic!("a heading first"),
+        }
+    };
+    let before = head_id(editor.awareness.doc());
+    // Change one paragraph: the heading and the last paragraph are the same objects after.
+    let mut second = first.clone();
+    second["content"][1] = para("Problem: checkout takes 9 s.");
+    collab.edit("doc_8", |d| write_json(d, DocumentKind::Prd, &second)).await.unwrap();
+    editor.drain().await;
+    assert_eq!(read_json(editor.awareness.doc(), DocumentKind::Prd), second);
+    assert_eq!(head_id(editor.awareness.doc()), before, "an unchanged block is kept, not rewritten");
+    let text = collab.read("doc_8", |d| read_text(d, DocumentKind::Prd)).await.unwrap();
+    assert_eq!(text, "Checkout\n\nProblem: checkout takes 9 s.\n\nBold claim\n\nGoals: halve it.");
+    // Writing the same content again changes nothing at all.
+    let logged = t.store.load_doc("doc_8").await.unwrap().updates.len();
+    collab.edit("doc_8", |d| write_json(d, DocumentKind::Prd, &second)).await.unwrap();
+    assert_eq!(t.store.load_doc("doc_8").await.unwrap().updates.len(), logged);
+    collab.edit("doc_8", |d| write_json(d, DocumentKind::Prd, &text_to_json("One\n\nTwo"))).await.unwrap();
+    assert_eq!(collab.read("doc_8", |d| read_text(d, DocumentKind::Prd)).await.unwrap(), "One\n\nTwo");
+    assert!(write_json(&Doc::new(), DocumentKind::Prd, &json!({"type": "paragraph"})).is_err());
+
+    // Board configurations are JSON objects in a map: keys change one by one.
+    let config = json!({"board": "orangepi5", "kernel": {"branch": "current"}, "extras": ["wifi"]});
+    collab.edit("doc_9", |d| write_json(d, DocumentKind::BoardConfig, &config)).await.unwrap();
+    assert_eq!(collab.read("doc_9", |d| read_json(d, DocumentKind::BoardConfig)).await.unwrap(), config);
+    let changed = json!({"board": "orangepi5", "kernel": {"branch": "edge"}});
+    collab.edit("doc_9", |d| write_json(d, DocumentKind::BoardConfig, &changed)).await.unwrap();
+    assert_eq!(collab.read("doc_9", |d| read_json(d, DocumentKind::BoardConfig)).await.unwrap(), changed);
+    assert!(write_json(&Doc::new(), DocumentKind::BoardConfig, &json!([1])).is_err());
 }

@@ -278,6 +278,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::audit::list_audit))
         .routes(routes!(routes::collab::collab_socket))
         .routes(routes!(routes::collab::presence))
+        .routes(routes!(routes::collab::read_content, routes::collab::write_content))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

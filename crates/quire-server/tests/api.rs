@@ -422,6 +422,7 @@ async fn openapi_describes_exactly_the_served_routes() {
         "GET /api/v1/auth/sso/{provider}/callback",
         "GET /api/v1/auth/sso/{provider}/start",
         "GET /api/v1/documents/{id}",
+        "GET /api/v1/documents/{id}/content",
         "GET /api/v1/documents/{id}/presence",
         "GET /api/v1/documents/{id}/shares",
         "GET /api/v1/events",
@@ -451,6 +452,7 @@ async fn openapi_describes_exactly_the_served_routes() {
         "POST /api/v1/workspaces/{ws}/documents",
         "POST /api/v1/workspaces/{ws}/invitations",
         "POST /api/v1/workspaces/{ws}/restore",
+        "PUT /api/v1/documents/{id}/content",
         "PUT /api/v1/documents/{id}/shares",
         "PUT /api/v1/workspaces/{ws}/members/{user_id}",
     ];

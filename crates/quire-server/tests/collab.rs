@@ -99,6 +99,7 @@ quire_store::for_each_backend!(
     editors_converge_viewers_only_read,
     access_is_checked_and_withdrawn_live,
     real_yjs_clients_converge_reconnect_and_respect_roles,
+    content_over_rest_reaches_open_editors,
 );
 
 async fn setup(api: &Api) -> (String, String) {
@@ -282,4 +283,31 @@ async fn two_nodes_relay_through_redis() {
         }
     }
     assert!(seen, "node 2 knows who is on node 1");
+}
+
+async fn content_over_rest_reaches_open_editors(b: Backend) {
+    let api = Api::new(b).await;
+    let addr = serve(&api).await;
+    let (ws, doc) = setup(&api).await;
+    let (_, viewer) = member(&api, &ws, "viewer@example.com", "viewer").await;
+    let mut editor = Peer::connect(&addr, &doc, &api.admin).await;
+    let path = format!("/api/v1/documents/{doc}/content");
+    let put = api.call(Method::PUT, &path, Some(json!({"format": "text", "content": "Problem\n\nGoals"})), &[]).await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT, "{}", put.body);
+    editor.pump(Duration::from_millis(300)).await;
+    let frag = editor.doc.get_or_insert_xml_fragment("default");
+    assert_eq!(yrs::XmlFragment::len(&frag, &editor.doc.transact()), 2, "the editor got two paragraphs live");
+    let json = api.get(&path).await;
+    assert_eq!(json.body["type"], "doc");
+    assert_eq!(json.body["content"][1]["content"][0]["text"], "Goals");
+    let text = api.get(&format!("{path}?format=text")).await;
+    assert_eq!(text.body, json!("Problem\n\nGoals"));
+    let refused =
+        api.call_as(Some(&viewer), Method::PUT, &path, Some(json!({"format": "text", "content": "x"})), &[]).await;
+    common::assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+    let bad = api.get(&format!("{path}?format=docx")).await;
+    common::assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let wrong_shape =
+        api.call(Method::PUT, &path, Some(json!({"format": "json", "content": {"type": "paragraph"}})), &[]).await;
+    common::assert_error(&wrong_shape, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
 }

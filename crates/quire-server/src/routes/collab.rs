@@ -260,3 +260,94 @@ pub async fn presence(
     let (doc, _) = app.store().role_on_document(&who, &id).await?;
     Ok(crate::extract::Json(app.collab().presence(&doc.id)))
 }
+
+/// Query of `GET …/content`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ContentParams {
+    /// `json` (default: a ProseMirror document for PRDs, the object otherwise) or `text`.
+    format: Option<String>,
+}
+
+/// The body of `PUT …/content`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContentBody {
+    /// `json` or `text` (PRDs: blank-line-separated paragraphs).
+    pub format: String,
+    #[schema(value_type = Object)]
+    pub content: serde_json::Value,
+}
+
+fn check_format(format: &str) -> ApiResult<()> {
+    match format {
+        "json" | "text" => Ok(()),
+        other => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("format '{other}' is not supported; use json or text"),
+        )),
+    }
+}
+
+/// A document's current content, as editors have it now.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/content", tag = "documents",
+    params(("id" = String, Path, description = "Document id"), ContentParams),
+    responses((status = 200, description = "JSON content, or text/plain"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn read_content(
+    State(app): State<App>,
+    crate::extract::Actor(who): crate::extract::Actor,
+    Path(id): Path<String>,
+    Query(p): Query<ContentParams>,
+) -> ApiResult<Response> {
+    use axum::response::IntoResponse;
+    let format = p.format.unwrap_or_else(|| "json".into());
+    check_format(&format)?;
+    let (doc, _) = app.store().role_on_document(&who, &id).await?;
+    let kind = doc.kind;
+    if format == "text" {
+        let text = app.collab().read(&doc.id, |d| quire_collab::content::read_text(d, kind)).await?;
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
+    }
+    let json = app.collab().read(&doc.id, |d| quire_collab::content::read_json(d, kind)).await?;
+    Ok(crate::extract::Json(json).into_response())
+}
+
+/// Replace a document's content. Only the difference is applied to the live document, so
+/// open editors keep their cursors where nothing changed. Needs the editor role.
+#[utoipa::path(put, path = "/api/v1/documents/{id}/content", tag = "documents", request_body = ContentBody,
+    params(("id" = String, Path, description = "Document id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn write_content(
+    State(app): State<App>,
+    crate::extract::Actor(who): crate::extract::Actor,
+    Path(id): Path<String>,
+    crate::extract::Json(body): crate::extract::Json<ContentBody>,
+) -> ApiResult<StatusCode> {
+    check_format(&body.format)?;
+    let (doc, role) = app.store().role_on_document(&who, &id).await?;
+    if role < Role::Editor {
+        return Err(quire_core::Error::Forbidden("changing a document's content needs the editor role".into()).into());
+    }
+    let content = if body.format == "text" {
+        let text = body.content.as_str().ok_or_else(|| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "with format text, content is a string")
+        })?;
+        match doc.kind {
+            quire_core::DocumentKind::Prd => quire_collab::content::text_to_json(text),
+            _ => serde_json::from_str(text).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request",
+                    format!("this document's text is JSON: {e}"),
+                )
+            })?,
+        }
+    } else {
+        body.content
+    };
+    let kind = doc.kind;
+    app.collab().edit(&doc.id, move |d| quire_collab::content::write_json(d, kind, &content)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,258 @@
+//! Reading and replacing a document's content outside the editor, per document kind.
+//!
+//! The CRDT layout of each kind (what editors bind to):
+//! * `prd` — an `XmlFragment` named `default`, the rich text that ProseMirror/TipTap's
+//!   collaboration binding (y-prosemirror) edits: one `XmlElement` per node, named after the
+//!   node type (`paragraph`, `heading` with a `level` attribute, `bulletList`, `orderedList`,
+//!   `listItem`, `blockquote`, `codeBlock`, `horizontalRule`), text in `XmlText` whose
+//!   formatting attributes are the marks (`bold`, `italic`, `code`, `link`).
+//! * `board-config` and `moodboard` — a `Map` named `content` holding the JSON object.
+//!
+//! Content comes out as ProseMirror JSON (`json`), plain text (`text`) or Markdown
+//! (`markdown`, PRDs). Replacing content changes only what differs: the blocks shared at the
+//! start and the end of the document stay, so editors keep their cursors there.
+
+use quire_core::{DocumentKind, Error, Result};
+use serde_json::{Map as JsonMap, Value, json};
+use yrs::types::ToJson;
+use yrs::types::text::YChange;
+use yrs::{
+    Any, Doc, Map, MapRef, Out, ReadTxn, Text, Transact, TransactionMut, WriteTxn, Xml, XmlElementPrelim, XmlFragment,
+    XmlFragmentRef, XmlOut, XmlTextPrelim,
+};
+
+/// The name of the rich-text fragment of PRDs (TipTap's default field).
+pub const PRD_FRAGMENT: &str = "default";
+/// The name of the map holding board configurations and moodboards.
+pub const OBJECT_MAP: &str = "content";
+
+fn any_to_json(a: &Any) -> Value {
+    serde_json::to_value(a).unwrap_or(Value::Null)
+}
+
+fn json_to_any(v: &Value) -> Any {
+    serde_json::from_value(v.clone()).unwrap_or(Any::Null)
+}
+
+/// ProseMirror JSON of one node.
+fn node_json<T: ReadTxn>(txn: &T, node: &XmlOut) -> Option<Value> {
+    match node {
+        XmlOut::Element(el) => {
+            let mut out = JsonMap::new();
+            out.insert("type".into(), json!(el.tag().to_string()));
+            let attrs: JsonMap<String, Value> =
+                el.attributes(txn).map(|(k, v)| (k.to_string(), out_to_json(txn, &v))).collect();
+            if !attrs.is_empty() {
+                out.insert("attrs".into(), Value::Object(attrs));
+            }
+            let content: Vec<Value> =
+                el.children(txn).filter_map(|c| node_json(txn, &c)).flat_map(flatten_text).collect();
+            if !content.is_empty() {
+                out.insert("content".into(), Value::Array(content));
+            }
+            Some(Value::Object(out))
+        }
+        XmlOut::Text(t) => {
+            let runs: Vec<Value> = t
+                .diff(txn, YChange::identity)
+                .into_iter()
+                .filter_map(|d| {
+                    let Out::Any(Any::String(s)) = &d.insert else { return None };
+                    let mut run = json!({"type": "text", "text": s.to_string()});
+                    if let Some(attrs) = &d.attributes {
+                        let marks: Vec<Value> = attrs
+                            .iter()
+                            .map(|(k, v)| match any_to_json(v) {
+                                Value::Object(a) if !a.is_empty() => json!({"type": k.to_string(), "attrs": a}),
+                                _ => json!({"type": k.to_string()}),
+                            })
+                            .collect();
+                        if !marks.is_empty() {
+                            run["marks"] = Value::Array(marks);
+                        }
+                    }
+                    Some(run)
+                })
+                .collect();
+            Some(json!({"type": "__runs", "content": runs}))
+        }
+        XmlOut::Fragment(_) => None,
+    }
+}
+
+/// Text nodes come back as a list of runs; splice them into their parent's content.
+fn flatten_text(v: Value) -> Vec<Value> {
+    if v["type"] == "__runs" { v["content"].as_array().cloned().unwrap_or_default() } else { vec![v] }
+}
+
+fn out_to_json<T: ReadTxn>(txn: &T, out: &Out) -> Value {
+    match out {
+        Out::Any(a) => any_to_json(a),
+        other => Value::String(other.clone().to_string(txn)),
+    }
+}
+
+/// The document's content as JSON: a ProseMirror `doc` node for PRDs, the object otherwise.
+pub fn read_json(doc: &Doc, kind: DocumentKind) -> Value {
+    let txn = doc.transact();
+    match kind {
+        DocumentKind::Prd => {
+            let Some(frag) = txn.get_xml_fragment(PRD_FRAGMENT) else { return json!({"type": "doc", "content": []}) };
+            let content: Vec<Value> =
+                frag.children(&txn).filter_map(|c| node_json(&txn, &c)).flat_map(flatten_text).collect();
+            json!({"type": "doc", "content": content})
+        }
+        _ => match txn.get_map(OBJECT_MAP) {
+            Some(map) => map.to_json(&txn).into_json(),
+            None => json!({}),
+        },
+    }
+}
+
+trait IntoJson {
+    fn into_json(self) -> Value;
+}
+
+impl IntoJson for Any {
+    fn into_json(self) -> Value {
+        any_to_json(&self)
+    }
+}
+
+fn inline_text(node: &Value) -> String {
+    match node["type"].as_str() {
+        Some("text") => node["text"].as_str().unwrap_or_default().to_string(),
+        Some("hardBreak") => "\n".into(),
+        _ => node["content"].as_array().map(|c| c.iter().map(inline_text).collect()).unwrap_or_default(),
+    }
+}
+
+/// Plain text: blocks separated by blank lines (PRDs), or pretty JSON.
+pub fn read_text(doc: &Doc, kind: DocumentKind) -> String {
+    let json = read_json(doc, kind);
+    match kind {
+        DocumentKind::Prd => json["content"]
+            .as_array()
+            .map(|b| b.iter().map(inline_text).collect::<Vec<_>>().join("\n\n"))
+            .unwrap_or_default(),
+        _ => serde_json::to_string_pretty(&json).unwrap_or_default(),
+    }
+}
+
+/// Builds one node (and its children) at the end of `parent`'s children.
+fn build<P: XmlFragment>(txn: &mut TransactionMut, parent: &P, node: &Value) -> Result<()> {
+    let kind = node["type"].as_str().ok_or_else(|| Error::invalid("content", "every node needs a \"type\""))?;
+    if kind == "text" {
+        let text = node["text"].as_str().unwrap_or_default();
+        let t = parent.push_back(txn, XmlTextPrelim::new(""));
+        let marks: std::collections::HashMap<std::sync::Arc<str>, Any> = node["marks"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|mark| {
+                        Some((mark["type"].as_str()?.into(), json_to_any(mark.get("attrs").unwrap_or(&json!({})))))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if marks.is_empty() {
+            t.insert(txn, 0, text);
+        } else {
+            t.insert_with_attributes(txn, 0, text, marks);
+        }
+        return Ok(());
+    }
+    let el = parent.push_back(txn, XmlElementPrelim::empty(kind));
+    if let Some(attrs) = node["attrs"].as_object() {
+        for (k, v) in attrs {
+            el.insert_attribute(txn, k.as_str(), json_to_any(v));
+        }
+    }
+    if let Some(children) = node["content"].as_array() {
+        for child in children {
+            build(txn, &el, child)?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a PRD's blocks with `target` (ProseMirror `doc` JSON), keeping the blocks that
+/// are the same at the start and at the end.
+fn replace_blocks(txn: &mut TransactionMut, frag: &XmlFragmentRef, target: &[Value]) -> Result<()> {
+    let current: Vec<Value> = frag.children(txn).filter_map(|c| node_json(txn, &c)).flat_map(flatten_text).collect();
+    let same_start = current.iter().zip(target).take_while(|(a, b)| a == b).count();
+    let rest = current.len().min(target.len()) - same_start;
+    let same_end = current.iter().rev().zip(target.iter().rev()).take(rest).take_while(|(a, b)| a == b).count();
+    let remove = current.len() - same_start - same_end;
+    if remove > 0 {
+        frag.remove_range(txn, same_start as u32, remove as u32);
+    }
+    // New blocks go after the kept start: build them at the end, then move is not possible in
+    // Yjs, so insert them one by one at their place.
+    for (offset, node) in target[same_start..target.len() - same_end].iter().enumerate() {
+        let index = (same_start + offset) as u32;
+        let kind = node["type"].as_str().ok_or_else(|| Error::invalid("content", "every node needs a \"type\""))?;
+        if kind == "text" {
+            return Err(Error::invalid("content", "a document's top level holds blocks, not text"));
+        }
+        let el = frag.insert(txn, index, XmlElementPrelim::empty(kind));
+        if let Some(attrs) = node["attrs"].as_object() {
+            for (k, v) in attrs {
+                el.insert_attribute(txn, k.as_str(), json_to_any(v));
+            }
+        }
+        for child in node["content"].as_array().into_iter().flatten() {
+            build(txn, &el, child)?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the content from JSON (a ProseMirror `doc` for PRDs, an object otherwise),
+/// changing only what differs.
+pub fn write_json(doc: &Doc, kind: DocumentKind, content: &Value) -> Result<()> {
+    let mut txn = doc.transact_mut();
+    match kind {
+        DocumentKind::Prd => {
+            if content["type"] != "doc" {
+                return Err(Error::invalid(
+                    "content",
+                    "a PRD's JSON is a ProseMirror document: {\"type\":\"doc\",\"content\":[…]}",
+                ));
+            }
+            let blocks = content["content"].as_array().cloned().unwrap_or_default();
+            let frag = txn.get_or_insert_xml_fragment(PRD_FRAGMENT);
+            replace_blocks(&mut txn, &frag, &blocks)
+        }
+        _ => {
+            let Value::Object(target) = content else {
+                return Err(Error::invalid("content", "this document's content is a JSON object"));
+            };
+            let map: MapRef = txn.get_or_insert_map(OBJECT_MAP);
+            let keys: Vec<String> = map.keys(&txn).map(String::from).collect();
+            for key in keys {
+                if !target.contains_key(&key) {
+                    map.remove(&mut txn, &key);
+                }
+            }
+            for (k, v) in target {
+                let same = map.get(&txn, k).is_some_and(|old| out_to_json(&txn, &old) == *v);
+                if !same {
+                    map.insert(&mut txn, k.as_str(), json_to_any(v));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Plain text for a PRD: each blank-line-separated block becomes a paragraph.
+pub fn text_to_json(text: &str) -> Value {
+    let blocks: Vec<Value> = text
+        .split("\n\n")
+        .map(str::trim_end)
+        .filter(|b| !b.is_empty())
+        .map(|b| json!({"type": "paragraph", "content": [{"type": "text", "text": b}]}))
+        .collect();
+    json!({"type": "doc", "content": blocks})
+}
