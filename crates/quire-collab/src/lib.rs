@@ -14,6 +14,7 @@
 //! It knows nothing of HTTP or WebSockets: the server moves the bytes.
 
 pub mod content;
+pub mod markdown;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -305,6 +305,15 @@ async fn content_over_rest_reaches_open_editors(b: Backend) {
     let refused =
         api.call_as(Some(&viewer), Method::PUT, &path, Some(json!({"format": "text", "content": "x"})), &[]).await;
     common::assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+    // Markdown both ways.
+    let md = "# Checkout\n\nIt is **slow**.\n\n- Halve it\n- Keep the API\n";
+    let put = api.call(Method::PUT, &path, Some(json!({"format": "markdown", "content": md})), &[]).await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT, "{}", put.body);
+    let back = api.get(&format!("{path}?format=markdown")).await;
+    assert_eq!(back.headers[axum::http::header::CONTENT_TYPE], "text/markdown; charset=utf-8");
+    assert_eq!(back.body, json!(md));
+    editor.pump(Duration::from_millis(300)).await;
+    assert_eq!(yrs::XmlFragment::len(&frag, &editor.doc.transact()), 3, "heading, paragraph, list reached the editor");
     let bad = api.get(&format!("{path}?format=docx")).await;
     common::assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     let wrong_shape =

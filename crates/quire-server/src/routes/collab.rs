@@ -266,7 +266,8 @@ pub async fn presence(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ContentParams {
-    /// `json` (default: a ProseMirror document for PRDs, the object otherwise) or `text`.
+    /// `json` (default: a ProseMirror document for PRDs, the object otherwise), `text`, or
+    /// `markdown` (PRDs).
     format: Option<String>,
 }
 
@@ -274,19 +275,25 @@ pub struct ContentParams {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContentBody {
-    /// `json` or `text` (PRDs: blank-line-separated paragraphs).
+    /// `json`, `text` (PRDs: blank-line-separated paragraphs) or `markdown` (PRDs).
     pub format: String,
     #[schema(value_type = Object)]
     pub content: serde_json::Value,
 }
 
-fn check_format(format: &str) -> ApiResult<()> {
+fn check_format(format: &str, kind: quire_core::DocumentKind) -> ApiResult<()> {
     match format {
         "json" | "text" => Ok(()),
+        "markdown" if kind == quire_core::DocumentKind::Prd => Ok(()),
+        "markdown" => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "markdown is for PRDs; use json or text",
+        )),
         other => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
-            format!("format '{other}' is not supported; use json or text"),
+            format!("format '{other}' is not supported; use json, text or markdown"),
         )),
     }
 }
@@ -303,12 +310,17 @@ pub async fn read_content(
 ) -> ApiResult<Response> {
     use axum::response::IntoResponse;
     let format = p.format.unwrap_or_else(|| "json".into());
-    check_format(&format)?;
     let (doc, _) = app.store().role_on_document(&who, &id).await?;
     let kind = doc.kind;
+    check_format(&format, kind)?;
     if format == "text" {
         let text = app.collab().read(&doc.id, |d| quire_collab::content::read_text(d, kind)).await?;
         return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
+    }
+    if format == "markdown" {
+        let json = app.collab().read(&doc.id, |d| quire_collab::content::read_json(d, kind)).await?;
+        let md = quire_collab::markdown::to_markdown(&json);
+        return Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], md).into_response());
     }
     let json = app.collab().read(&doc.id, |d| quire_collab::content::read_json(d, kind)).await?;
     Ok(crate::extract::Json(json).into_response())
@@ -325,16 +337,21 @@ pub async fn write_content(
     Path(id): Path<String>,
     crate::extract::Json(body): crate::extract::Json<ContentBody>,
 ) -> ApiResult<StatusCode> {
-    check_format(&body.format)?;
     let (doc, role) = app.store().role_on_document(&who, &id).await?;
+    check_format(&body.format, doc.kind)?;
     if role < Role::Editor {
         return Err(quire_core::Error::Forbidden("changing a document's content needs the editor role".into()).into());
     }
-    let content = if body.format == "text" {
+    let content = if body.format != "json" {
         let text = body.content.as_str().ok_or_else(|| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "with format text, content is a string")
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "with format text or markdown, content is a string",
+            )
         })?;
         match doc.kind {
+            quire_core::DocumentKind::Prd if body.format == "markdown" => quire_collab::markdown::from_markdown(text),
             quire_core::DocumentKind::Prd => quire_collab::content::text_to_json(text),
             _ => serde_json::from_str(text).map_err(|e| {
                 ApiError::new(
