@@ -131,6 +131,11 @@ fn random_token(prefix: &str, bytes: usize) -> String {
     format!("{prefix}{}", URL_SAFE_NO_PAD.encode(buf))
 }
 
+/// Whether two secrets are equal, in time that does not depend on where they differ.
+pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
 /// SHA-256 of a token, hex: how tokens are stored.
 pub fn token_hash(token: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
@@ -439,8 +444,7 @@ impl Auth {
         let prefix = key.get(..11).ok_or_else(invalid)?;
         let stored = self.store.api_key_by_prefix(prefix).await?.ok_or_else(invalid)?;
         let presented = token_hash(key);
-        if aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), stored.key_hash.as_bytes()).is_err()
-        {
+        if !secrets_equal(presented.as_bytes(), stored.key_hash.as_bytes()) {
             return Err(invalid());
         }
         let key = stored.key;

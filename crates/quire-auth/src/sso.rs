@@ -120,12 +120,6 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| provider_error(provider, format!("its {what} is not valid: {e}")))
 }
 
-fn random(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut buf).expect("the system random source works");
-    URL_SAFE_NO_PAD.encode(buf)
-}
-
 impl Sso {
     pub fn new(config: SsoConfig) -> Result<Sso> {
         let http = reqwest::Client::builder()
@@ -178,9 +172,9 @@ impl Sso {
     /// `redirect` (a path in Quire) is where the browser lands afterwards.
     pub async fn start(&self, store: &dyn Store, provider: &str, redirect: &str) -> Result<String> {
         let redirect = if redirect.starts_with('/') && !redirect.starts_with("//") { redirect } else { "/" };
-        let state = random(24);
-        let verifier = random(32);
-        let nonce = random(16);
+        let state = crate::random_token("", 24);
+        let verifier = crate::random_token("", 32);
+        let nonce = crate::random_token("", 16);
         let challenge =
             URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()));
         let (authorize, client_id, scope) = match provider {

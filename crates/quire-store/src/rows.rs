@@ -225,6 +225,22 @@ impl From<UserRow> for quire_core::User {
     }
 }
 
+/// A user with the password hash, read in one query for signing in.
+#[derive(sqlx::FromRow)]
+pub(crate) struct CredentialsRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub password_hash: Option<String>,
+}
+
+/// An API key with its hash, read in one query for authenticating a request.
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyWithHashRow {
+    #[sqlx(flatten)]
+    pub key: ApiKeyRow,
+    pub key_hash: String,
+}
+
 fn role(stored: &str) -> Result<quire_core::Role> {
     stored.parse().map_err(|_| Error::Internal(format!("stored role '{stored}' is unknown")))
 }

@@ -99,19 +99,14 @@ macro_rules! impl_identity_store {
 
             async fn user_by_email(&self, email: &str) -> quire_core::Result<Option<$crate::Credentials>> {
                 let Ok(email) = quire_core::normalize_email(email) else { return Ok(None) };
-                let row = sqlx::query_as::<_, $crate::rows::UserRow>(concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1"))
-                    .bind(&email)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($crate::rows::db_err)?;
-                let Some(row) = row else { return Ok(None) };
-                let user: quire_core::User = row.into();
-                let password_hash: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-                    .bind(&user.id)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err($crate::rows::db_err)?;
-                Ok(Some($crate::Credentials { user, password_hash }))
+                let row = sqlx::query_as::<_, $crate::rows::CredentialsRow>(concat!(
+                    "SELECT ", user_columns!(), ", password_hash FROM users WHERE email = $1"
+                ))
+                .bind(&email)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::rows::db_err)?;
+                Ok(row.map(|r| $crate::Credentials { user: r.user.into(), password_hash: r.password_hash }))
             }
 
             async fn user_count(&self) -> quire_core::Result<i64> {
@@ -654,21 +649,14 @@ macro_rules! impl_identity_store {
             }
 
             async fn api_key_by_prefix(&self, prefix: &str) -> quire_core::Result<Option<$crate::StoredApiKey>> {
-                let row = sqlx::query_as::<_, $crate::rows::ApiKeyRow>(concat!(
-                    "SELECT ", api_key_columns!(), " FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL"
+                let row = sqlx::query_as::<_, $crate::rows::KeyWithHashRow>(concat!(
+                    "SELECT ", api_key_columns!(), ", key_hash FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL"
                 ))
                 .bind(prefix)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err($crate::rows::db_err)?;
-                let Some(row) = row else { return Ok(None) };
-                let key: quire_core::ApiKey = row.try_into()?;
-                let key_hash: String = sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE id = $1")
-                    .bind(&key.id)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err($crate::rows::db_err)?;
-                Ok(Some($crate::StoredApiKey { key, key_hash }))
+                row.map(|r| Ok($crate::StoredApiKey { key: r.key.try_into()?, key_hash: r.key_hash })).transpose()
             }
 
             async fn touch_api_key(&self, id: &str, at_ms: i64) -> quire_core::Result<()> {

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::App;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Actor, Client, Json, MaybeActor, cookie};
+use crate::extract::{Actor, Client, Json, cookie};
 
 /// The access-token cookie of cookie sessions.
 pub const ACCESS_COOKIE: &str = "quire_access";
@@ -22,14 +22,9 @@ pub const CSRF_COOKIE: &str = "quire_csrf";
 /// Whether a cookie-authenticated request carries the CSRF token (double submit).
 pub fn csrf_ok(headers: &HeaderMap) -> bool {
     match (cookie(headers, CSRF_COOKIE), headers.get("x-csrf-token").and_then(|v| v.to_str().ok())) {
-        (Some(c), Some(h)) => !c.is_empty() && constant_time_eq(c.as_bytes(), h.as_bytes()),
+        (Some(c), Some(h)) => !c.is_empty() && quire_auth::secrets_equal(c.as_bytes(), h.as_bytes()),
         _ => false,
     }
-}
-
-/// Constant-time equality of two byte strings.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The body of `POST /api/v1/auth/signup`.
@@ -216,7 +211,7 @@ pub struct KeyIdentity {
 
 /// The caller's identity.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
-pub async fn me(State(app): State<App>, MaybeActor(who): MaybeActor) -> ApiResult<Json<Me>> {
+pub async fn me(State(app): State<App>, Actor(who): Actor) -> ApiResult<Json<Me>> {
     match who {
         Principal::User { id, .. } => {
             let user = app.store().user_by_id(&id).await?;
@@ -225,11 +220,7 @@ pub async fn me(State(app): State<App>, MaybeActor(who): MaybeActor) -> ApiResul
         Principal::ApiKey { id, workspace_id, role, .. } => {
             Ok(Json(Me { user: None, api_key: Some(KeyIdentity { id, workspace_id, role }) }))
         }
-        _ => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "sign in: send 'Authorization: Bearer <access token or API key>'",
-        )),
+        _ => Err(quire_core::Error::Forbidden("Quire itself has no identity to show".into()).into()),
     }
 }
 

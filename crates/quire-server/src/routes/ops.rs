@@ -93,9 +93,7 @@ pub async fn metrics(State(app): State<App>, headers: axum::http::HeaderMap) -> 
     if let Some(token) = &app.config().metrics_token {
         let given =
             headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        let ok = given.is_some_and(|g| {
-            g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
-        });
+        let ok = given.is_some_and(|g| quire_auth::secrets_equal(g.as_bytes(), token.as_bytes()));
         if !ok {
             return crate::error::ApiError::new(
                 StatusCode::UNAUTHORIZED,
