@@ -3,9 +3,9 @@
 //! The CRDT layout of each kind (what editors bind to):
 //! * `prd` — an `XmlFragment` named `default`, the rich text that ProseMirror/TipTap's
 //!   collaboration binding (y-prosemirror) edits: one `XmlElement` per node, named after the
-//!   node type (`paragraph`, `heading` with a `level` attribute, `bulletList`, `orderedList`,
-//!   `listItem`, `blockquote`, `codeBlock`, `horizontalRule`), text in `XmlText` whose
-//!   formatting attributes are the marks (`bold`, `italic`, `code`, `link`).
+//!   node type (`paragraph`, `heading` with a `level` attribute, lists, tables, `image`, …;
+//!   the list is in `docs/crdt-layout.md`), text in `XmlText` whose formatting attributes
+//!   are the marks (`bold`, `italic`, `strike`, `code`, `link`).
 //! * `board-config` and `moodboard` — a `Map` named `content` holding the JSON object.
 //!
 //! Content comes out as ProseMirror JSON (`json`), plain text (`text`) or Markdown

@@ -1,6 +1,8 @@
 //! Markdown for PRDs, to and from the ProseMirror JSON of [`crate::content`]: headings,
-//! paragraphs, bullet and ordered lists, block quotes, code blocks, rules, and the marks
-//! bold, italic, code and link.
+//! paragraphs, bullet, ordered and task lists, block quotes, code blocks, rules, tables and
+//! images, and the marks bold, italic, strike, code and link. Node and mark names are
+//! TipTap's (`taskList`/`taskItem` with `checked`, `table`/`tableRow`/`tableHeader`/
+//! `tableCell`, `image` with `src`, `alt` and `title`, `strike`).
 
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use serde_json::{Value, json};
@@ -28,16 +30,47 @@ fn inline(nodes: &[Value]) -> String {
                 if marks.iter().any(|m| m == "italic") {
                     t = format!("*{t}*");
                 }
+                if marks.iter().any(|m| m == "strike") {
+                    t = format!("~~{t}~~");
+                }
                 if let Some(link) = n["marks"].as_array().and_then(|m| m.iter().find(|m| m["type"] == "link")) {
                     t = format!("[{t}]({})", link["attrs"]["href"].as_str().unwrap_or_default());
                 }
                 out.push_str(&t);
             }
             Some("hardBreak") => out.push_str("  \n"),
+            Some("image") => out.push_str(&image(n)),
             _ => out.push_str(&inline(n["content"].as_array().map(Vec::as_slice).unwrap_or_default())),
         }
     }
     out
+}
+
+fn image(node: &Value) -> String {
+    let attr = |k: &str| node["attrs"][k].as_str().unwrap_or_default();
+    match attr("title") {
+        "" => format!("![{}]({})", attr("alt"), attr("src")),
+        title => format!("![{}]({} \"{}\")", attr("alt"), attr("src"), title.replace('"', "\\\"")),
+    }
+}
+
+/// One table row in Markdown: the cells' text, pipes escaped.
+fn table_row(row: &Value) -> (String, usize) {
+    let cells: Vec<String> = row["content"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|cell| {
+            let paragraphs = cell["content"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let text: Vec<String> = paragraphs
+                .iter()
+                .map(|p| inline(p["content"].as_array().map(Vec::as_slice).unwrap_or_default()))
+                .collect();
+            text.join(" ").replace('|', "\\|")
+        })
+        .collect();
+    (format!("| {} |", cells.join(" | ")), cells.len())
 }
 
 fn block(node: &Value, out: &mut Vec<String>, prefix: &str) {
@@ -47,11 +80,17 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str) {
             let level = node["attrs"]["level"].as_u64().unwrap_or(1).clamp(1, 6) as usize;
             out.push(format!("{prefix}{} {}", "#".repeat(level), inline(content)));
         }
-        "bulletList" | "orderedList" => {
+        "bulletList" | "orderedList" | "taskList" => {
             let ordered = node["type"] == "orderedList";
             let mut items = Vec::new();
             for (i, item) in content.iter().enumerate() {
-                let marker = if ordered { format!("{}. ", i + 1) } else { "- ".to_string() };
+                let marker = if ordered {
+                    format!("{}. ", i + 1)
+                } else if item["type"] == "taskItem" {
+                    if item["attrs"]["checked"] == true { "- [x] " } else { "- [ ] " }.to_string()
+                } else {
+                    "- ".to_string()
+                };
                 let mut inner = Vec::new();
                 for b in item["content"].as_array().map(Vec::as_slice).unwrap_or_default() {
                     block(b, &mut inner, "");
@@ -87,6 +126,18 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str) {
             out.push(format!("{prefix}```{lang}\n{}\n```", inline(content)));
         }
         "horizontalRule" => out.push(format!("{prefix}---")),
+        "image" => out.push(format!("{prefix}{}", image(node))),
+        "table" => {
+            let mut lines = Vec::new();
+            for (i, row) in content.iter().enumerate() {
+                let (line, cells) = table_row(row);
+                lines.push(format!("{prefix}{line}"));
+                if i == 0 {
+                    lines.push(format!("{prefix}|{}", " --- |".repeat(cells.max(1))));
+                }
+            }
+            out.push(lines.join("\n"));
+        }
         _ => out.push(format!("{prefix}{}", inline(content))),
     }
 }
@@ -123,7 +174,9 @@ pub fn from_markdown(md: &str) -> Value {
         }
         t
     };
-    for event in Parser::new_ext(md, Options::empty()) {
+    let options = Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH;
+    let mut in_head = false;
+    for event in Parser::new_ext(md, options) {
         match event {
             Event::Start(tag) => {
                 let node = match tag {
@@ -153,6 +206,24 @@ pub fn from_markdown(md: &str) -> Value {
                     Tag::List(Some(_)) => Some(json!({"type": "orderedList"})),
                     Tag::List(None) => Some(json!({"type": "bulletList"})),
                     Tag::Item => Some(json!({"type": "listItem"})),
+                    Tag::Table(_) => Some(json!({"type": "table"})),
+                    Tag::TableHead => {
+                        in_head = true;
+                        Some(json!({"type": "tableRow"}))
+                    }
+                    Tag::TableRow => Some(json!({"type": "tableRow"})),
+                    Tag::TableCell => Some(json!({"type": if in_head { "tableHeader" } else { "tableCell" }})),
+                    Tag::Image { dest_url, title, .. } => {
+                        let mut attrs = json!({"src": dest_url.to_string(), "alt": ""});
+                        if !title.is_empty() {
+                            attrs["title"] = json!(title.to_string());
+                        }
+                        Some(json!({"type": "image", "attrs": attrs}))
+                    }
+                    Tag::Strikethrough => {
+                        marks.push(json!({"type": "strike"}));
+                        None
+                    }
                     Tag::Strong => {
                         marks.push(json!({"type": "bold"}));
                         None
@@ -172,21 +243,44 @@ pub fn from_markdown(md: &str) -> Value {
                 }
             }
             Event::End(end) => match end {
-                TagEnd::Strong | TagEnd::Emphasis | TagEnd::Link => {
+                TagEnd::Strong | TagEnd::Emphasis | TagEnd::Link | TagEnd::Strikethrough => {
                     marks.pop();
+                }
+                TagEnd::Image => {
+                    // The image's text is its alt text.
+                    let mut node = stack.pop().expect("opened above");
+                    let alt: String = node["content"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|t| t["text"].as_str())
+                        .collect();
+                    node["attrs"]["alt"] = json!(alt);
+                    node.as_object_mut().expect("an object").remove("content");
+                    push_child(&mut stack, node);
                 }
                 TagEnd::Paragraph
                 | TagEnd::Heading(_)
                 | TagEnd::BlockQuote(_)
                 | TagEnd::CodeBlock
                 | TagEnd::List(_)
-                | TagEnd::Item => {
+                | TagEnd::Item
+                | TagEnd::Table
+                | TagEnd::TableHead
+                | TagEnd::TableRow
+                | TagEnd::TableCell => {
+                    if end == TagEnd::TableHead {
+                        in_head = false;
+                    }
                     let mut node = stack.pop().expect("opened above");
-                    // Tight list items hold bare text: wrap it in a paragraph, as ProseMirror does.
-                    if node["type"] == "listItem" {
+                    // Tight list items and table cells hold bare inline nodes: wrap them in a
+                    // paragraph, as ProseMirror does.
+                    if matches!(node["type"].as_str(), Some("listItem" | "taskItem" | "tableCell" | "tableHeader")) {
                         let children = node["content"].as_array().cloned().unwrap_or_default();
-                        let (inline, blocks): (Vec<_>, Vec<_>) =
-                            children.into_iter().partition(|c| c["type"] == "text");
+                        let (inline, blocks): (Vec<_>, Vec<_>) = children
+                            .into_iter()
+                            .partition(|c| matches!(c["type"].as_str(), Some("text" | "hardBreak" | "image")));
                         let mut content = Vec::new();
                         if !inline.is_empty() {
                             content.push(json!({"type": "paragraph", "content": inline}));
@@ -198,6 +292,25 @@ pub fn from_markdown(md: &str) -> Value {
                         && let Some(text) = node["content"][0]["text"].as_str()
                     {
                         node["content"][0]["text"] = json!(text.trim_end_matches('\n'));
+                    }
+                    // A paragraph that is only an image is the image block (TipTap's `image`).
+                    if node["type"] == "paragraph"
+                        && let Some([only]) = node["content"].as_array().map(Vec::as_slice)
+                        && only["type"] == "image"
+                    {
+                        node = only.clone();
+                    }
+                    // A list whose items carry check boxes is a task list.
+                    if node["type"] == "bulletList"
+                        && node["content"].as_array().is_some_and(|items| items.iter().any(|i| i["type"] == "taskItem"))
+                    {
+                        node["type"] = json!("taskList");
+                        for item in node["content"].as_array_mut().into_iter().flatten() {
+                            if item["type"] == "listItem" {
+                                item["type"] = json!("taskItem");
+                                item["attrs"] = json!({"checked": false});
+                            }
+                        }
                     }
                     push_child(&mut stack, node);
                 }
@@ -216,6 +329,13 @@ pub fn from_markdown(md: &str) -> Value {
             Event::SoftBreak => push_child(&mut stack, text_node(" ", &marks)),
             Event::HardBreak => push_child(&mut stack, json!({"type": "hardBreak"})),
             Event::Rule => push_child(&mut stack, json!({"type": "horizontalRule"})),
+            Event::TaskListMarker(checked) => {
+                // In a loose list the marker comes inside the item's paragraph.
+                if let Some(item) = stack.iter_mut().rev().find(|n| n["type"] == "listItem") {
+                    item["type"] = json!("taskItem");
+                    item["attrs"] = json!({"checked": checked});
+                }
+            }
             _ => {}
         }
     }
@@ -272,5 +392,46 @@ mod tests {
         );
         assert_eq!(to_markdown(&doc), md);
         assert_eq!(from_markdown(&to_markdown(&doc)), doc);
+    }
+
+    #[test]
+    fn tables_task_lists_images_and_strike_map_to_tiptap_nodes() {
+        let md = "| Metric | Target |\n| --- | --- |\n| p99 **latency** | 200 ms |\n| a \\| b | ~~old~~ |\n\n- [x] Draft\n- [ ] Review\n\n![Flow](https://example.com/flow.png \"Checkout flow\")\n\nSee ![icon](i.png) here.\n";
+        let doc = from_markdown(md);
+        let table = &doc["content"][0];
+        assert_eq!(table["type"], "table");
+        assert_eq!(table["content"].as_array().unwrap().len(), 3, "{table}");
+        assert_eq!(
+            table["content"][0]["content"][0],
+            json!({"type": "tableHeader", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "Metric"}]}]})
+        );
+        assert_eq!(table["content"][1]["content"][0]["type"], "tableCell");
+        assert_eq!(
+            table["content"][1]["content"][0]["content"][0]["content"][1],
+            json!({"type": "text", "text": "latency", "marks": [{"type": "bold"}]})
+        );
+        assert_eq!(table["content"][2]["content"][0]["content"][0]["content"][0]["text"], "a | b");
+        assert_eq!(
+            table["content"][2]["content"][1]["content"][0]["content"][0],
+            json!({"type": "text", "text": "old", "marks": [{"type": "strike"}]})
+        );
+        let tasks = &doc["content"][1];
+        assert_eq!(tasks["type"], "taskList");
+        assert_eq!(
+            tasks["content"][0],
+            json!({"type": "taskItem", "attrs": {"checked": true}, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "Draft"}]}]})
+        );
+        assert_eq!(tasks["content"][1]["attrs"]["checked"], false);
+        assert_eq!(
+            doc["content"][2],
+            json!({"type": "image", "attrs": {"src": "https://example.com/flow.png", "alt": "Flow", "title": "Checkout flow"}})
+        );
+        assert_eq!(doc["content"][3]["content"][1], json!({"type": "image", "attrs": {"src": "i.png", "alt": "icon"}}));
+        assert_eq!(to_markdown(&doc), md);
+        assert_eq!(from_markdown(&to_markdown(&doc)), doc);
+        // A loose task list (items apart) is still a task list.
+        let loose = from_markdown("- [ ] One\n\n- [x] Two\n");
+        assert_eq!(loose["content"][0]["type"], "taskList");
+        assert_eq!(loose["content"][0]["content"][1]["attrs"]["checked"], true);
     }
 }
