@@ -263,7 +263,12 @@ async fn runs_on_postgresql_by_url() {
 /// Two `quire serve` processes on one PostgreSQL database, polling slowed to a minute so that
 /// only NOTIFY can make them see each other's changes at once.
 fn two_servers(url: &str, dir: &Path) -> (Server, Server) {
-    let envs = [("QUIRE_DATABASE_URL", url), ("QUIRE_EVENTS_POLL_INTERVAL_MS", "60000")];
+    two_servers_with(url, dir, &[])
+}
+
+fn two_servers_with(url: &str, dir: &Path, more: &[(&str, &str)]) -> (Server, Server) {
+    let mut envs = vec![("QUIRE_DATABASE_URL", url), ("QUIRE_EVENTS_POLL_INTERVAL_MS", "60000")];
+    envs.extend_from_slice(more);
     let start = || Server::start(&["--data-dir", dir.to_str().unwrap()], &envs);
     (start(), start())
 }
@@ -498,12 +503,7 @@ fn secret_settings_may_be_sealed() {
 /// the server (so everything the server had accepted) is in the document.
 #[test]
 fn nothing_accepted_is_lost_when_the_server_is_killed() {
-    let node = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node");
-    if !node.join("node_modules/y-websocket").exists() {
-        let ok =
-            Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&node).status().unwrap().success();
-        assert!(ok, "npm ci in tests/node failed");
-    }
+    let node = node_clients();
     let dir = temp_dir();
     let data = dir.join("data");
     let data = data.to_str().unwrap();
@@ -559,4 +559,74 @@ fn nothing_accepted_is_lost_when_the_server_is_killed() {
     }
     server.stop();
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The Node clients' folder (yjs and y-websocket from npm), installed on first use.
+fn node_clients() -> PathBuf {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let node = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node");
+    let _guard = INSTALL.lock().unwrap();
+    if !node.join("node_modules/y-websocket").exists() {
+        let ok =
+            Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&node).status().unwrap().success();
+        assert!(ok, "npm ci in tests/node failed");
+    }
+    node
+}
+
+/// Two `quire serve` processes sharing PostgreSQL and Redis, real y-websocket clients on
+/// both: edits and presence cross between the processes live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_two_processes_edit_together_through_redis() {
+    let url = quire_store::testing::empty_postgres_schema().await;
+    let report = tokio::task::spawn_blocking(move || {
+        let dir = temp_dir();
+        let (a, b) = two_servers_with(&url, &dir, &[("QUIRE_REDIS_URL", "redis://127.0.0.1:6379")]);
+        let token = a.sign_in("ada@example.com");
+        let t = Some(token.as_str());
+        let (_, ws) = a.request_as(t, "POST", "/api/v1/workspaces", Some(r#"{"name":"Cluster"}"#));
+        let path = format!("/api/v1/workspaces/{}/documents", ws["id"].as_str().unwrap());
+        let (_, doc) = a.request_as(t, "POST", &path, Some(r#"{"kind":"prd","title":"Shared"}"#));
+        let doc = doc["id"].as_str().unwrap().to_string();
+        let out = Command::new("node")
+            .arg("two-nodes.mjs")
+            .arg(format!("ws://{}/collab", a.addr))
+            .arg(format!("ws://{}/collab", b.addr))
+            .args([&doc, &token])
+            .current_dir(node_clients())
+            .output()
+            .expect("node runs");
+        // What the clients converged on is what both processes serve over REST.
+        let content = format!("/api/v1/documents/{doc}/content?format=json");
+        let texts = (a.request_as(t, "GET", &content, None).1, b.request_as(t, "GET", &content, None).1);
+        a.stop();
+        b.stop();
+        std::fs::remove_dir_all(dir).unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
+            .unwrap_or_else(|_| panic!("no report: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+        (report, texts)
+    })
+    .await
+    .unwrap();
+    let (report, (on_a, on_b)) = report;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["presence"], serde_json::json!(["one-a", "one-b", "two-a", "two-b"]));
+    assert_eq!(report["after_leave"], serde_json::json!(["one-a", "one-b", "two-a"]));
+    let converged: Vec<&str> = report["converged"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    for name in ["one-a", "one-b", "two-a", "two-b"] {
+        // Each client's paragraphs arrive whole and in the order it wrote them.
+        let mine: Vec<String> = converged.iter().filter(|p| p.starts_with(name)).map(|p| p.to_string()).collect();
+        assert_eq!(mine, (0..10).map(|i| format!("{name}:{i}")).collect::<Vec<_>>());
+    }
+    // Both processes serve, over REST, exactly what the clients converged on.
+    for served in [&on_a, &on_b] {
+        let texts: Vec<&str> = served["content"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{served}"))
+            .iter()
+            .map(|p| p["content"][0]["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, converged);
+    }
 }
