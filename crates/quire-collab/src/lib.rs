@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use quire_core::{Activity, ActivityKind, ConnectionState, Error, PresenceStatus, PresenceUser, Result};
 use quire_store::Store;
 use tokio::sync::broadcast;
@@ -45,6 +47,10 @@ pub struct CollabConfig {
     pub awareness_timeout: Duration,
     /// How long a client that left is still listed as `offline`.
     pub offline_kept: Duration,
+    /// Awareness changes that arrive within this window go to the room's clients as one
+    /// message (each client's latest state), so that a room of N clients each moving their
+    /// cursor costs one send per client per window instead of N. Zero sends each at once.
+    pub awareness_batch: Duration,
 }
 
 impl Default for CollabConfig {
@@ -56,6 +62,7 @@ impl Default for CollabConfig {
             away_after: Duration::from_secs(30),
             awareness_timeout: Duration::from_secs(30),
             offline_kept: Duration::from_secs(600),
+            awareness_batch: Duration::from_millis(20),
         }
     }
 }
@@ -80,7 +87,8 @@ pub trait Relay: Send + Sync {
 pub struct Frame {
     /// The session that caused it (which does not get it back).
     pub origin: u64,
-    pub bytes: Arc<[u8]>,
+    /// Encoded once; every subscriber sends the same buffer.
+    pub bytes: Bytes,
 }
 
 struct RoomState {
@@ -91,7 +99,9 @@ struct RoomState {
     pending: usize,
     /// The answer to a client that has nothing yet (sync step 2 with the whole document),
     /// encoded once per document state: a join storm costs one encoding, not one per client.
-    full_state: Option<Arc<[u8]>>,
+    full_state: Option<Bytes>,
+    /// Awareness clients changed since the last broadcast (see `awareness_batch`).
+    awareness_changed: HashSet<yrs::block::ClientID>,
 }
 
 /// What the room knows of one session's presence.
@@ -134,8 +144,8 @@ pub struct Collab {
     next_session: AtomicU64,
 }
 
-fn encode(message: &Message) -> Vec<u8> {
-    message.encode_v1()
+fn encode(message: &Message) -> Bytes {
+    message.encode_v1().into()
 }
 
 fn protocol_error(e: impl std::fmt::Display) -> Error {
@@ -205,14 +215,41 @@ impl Collab {
             }
             RemoteKind::Awareness => {
                 let Ok(update) = AwarenessUpdate::decode_v1(payload) else { return };
-                let message = Message::Awareness(update.clone());
-                if st.awareness.apply_update(update).is_err() {
-                    return;
+                let clients: Vec<_> = update.clients.keys().copied().collect();
+                if st.awareness.apply_update(update).is_ok() {
+                    self.awareness_changed(&room, st, 0, clients);
                 }
-                message
+                return;
             }
         };
-        let _ = room.tx.send(Frame { origin: 0, bytes: encode(&message).into() });
+        let _ = room.tx.send(Frame { origin: 0, bytes: encode(&message) });
+    }
+
+    /// Sends the current awareness of `clients` to the room: at once when batching is off,
+    /// else together with every other change of the batch window.
+    fn awareness_changed(&self, room: &Arc<Room>, st: &mut RoomState, origin: u64, clients: Vec<yrs::block::ClientID>) {
+        let window = self.config.awareness_batch;
+        if window.is_zero() {
+            if let Ok(update) = st.awareness.update_with_clients(clients) {
+                let _ = room.tx.send(Frame { origin, bytes: encode(&Message::Awareness(update)) });
+            }
+            return;
+        }
+        let first = st.awareness_changed.is_empty();
+        st.awareness_changed.extend(clients);
+        if first {
+            let room = room.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(window).await;
+                let mut state = room.state.lock().await;
+                let Some(st) = state.as_mut() else { return };
+                let clients: Vec<_> = st.awareness_changed.drain().collect();
+                // The batch holds the sender's own state too; Yjs clients ignore what they know.
+                if let Ok(update) = st.awareness.update_with_clients(clients) {
+                    let _ = room.tx.send(Frame { origin: 0, bytes: encode(&Message::Awareness(update)) });
+                }
+            });
+        }
     }
 
     /// How often a whole document was encoded for a joining client (a join storm should
@@ -250,7 +287,7 @@ impl Collab {
         document_id: &str,
         read_only: bool,
         user: PresenceUser,
-    ) -> Result<(Session, Vec<Vec<u8>>, broadcast::Receiver<Frame>)> {
+    ) -> Result<(Session, Vec<Bytes>, broadcast::Receiver<Frame>)> {
         let room = self.room(document_id);
         let session = Session {
             collab: self.clone(),
@@ -272,6 +309,7 @@ impl Collab {
                 seq,
                 pending: stored.updates.len(),
                 full_state: None,
+                awareness_changed: HashSet::new(),
             });
         }
         let st = state.as_ref().expect("loaded above");
@@ -369,7 +407,7 @@ impl Collab {
             st.awareness.remove_state(*id);
         }
         if let Ok(update) = st.awareness.update_with_clients(stale) {
-            let _ = room.tx.send(Frame { origin: 0, bytes: encode(&Message::Awareness(update)).into() });
+            let _ = room.tx.send(Frame { origin: 0, bytes: encode(&Message::Awareness(update)) });
         }
     }
 
@@ -510,7 +548,7 @@ impl Session {
     }
 
     /// Handles one binary message from the client; returns the replies for it alone.
-    pub async fn handle(&mut self, data: &[u8]) -> Result<Vec<Vec<u8>>> {
+    pub async fn handle(&mut self, data: &[u8]) -> Result<Vec<Bytes>> {
         if let Some(seen) = self.room.presence.lock().expect("presence").get_mut(&self.id) {
             seen.last_seen = Instant::now();
             seen.last_seen_at = time::OffsetDateTime::now_utc();
@@ -525,7 +563,7 @@ impl Session {
         Ok(replies)
     }
 
-    async fn handle_message(&mut self, message: Message, replies: &mut Vec<Vec<u8>>) -> Result<()> {
+    async fn handle_message(&mut self, message: Message, replies: &mut Vec<Bytes>) -> Result<()> {
         match message {
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
                 let mut state = self.room.state.lock().await;
@@ -536,12 +574,12 @@ impl Session {
                         None => {
                             self.collab.full_encodes.fetch_add(1, Ordering::Relaxed);
                             let update = st.awareness.doc().transact().encode_state_as_update_v1(&sv);
-                            let full: Arc<[u8]> = encode(&Message::Sync(SyncMessage::SyncStep2(update))).into();
+                            let full: Bytes = encode(&Message::Sync(SyncMessage::SyncStep2(update)));
                             st.full_state = Some(full.clone());
                             full
                         }
                     };
-                    replies.push(full.to_vec());
+                    replies.push(full);
                 } else {
                     let update = st.awareness.doc().transact().encode_state_as_update_v1(&sv);
                     replies.push(encode(&Message::Sync(SyncMessage::SyncStep2(update))));
@@ -588,7 +626,7 @@ impl Session {
             st.pending += 1;
             st.full_state = None;
             self.collab.publish(&self.room.id, RemoteKind::Update, &bytes);
-            let frame = Frame { origin: self.id, bytes: encode(&Message::Sync(SyncMessage::Update(bytes))).into() };
+            let frame = Frame { origin: self.id, bytes: encode(&Message::Sync(SyncMessage::Update(bytes))) };
             let _ = self.room.tx.send(frame);
             st.pending >= self.collab.config.snapshot_every
         };
@@ -620,9 +658,9 @@ impl Session {
         let mut state = self.room.state.lock().await;
         let st = state.as_mut().expect("joined rooms are loaded");
         self.collab.publish(&self.room.id, RemoteKind::Awareness, &update.encode_v1());
-        let frame = Frame { origin: self.id, bytes: encode(&Message::Awareness(update.clone())).into() };
+        let clients: Vec<_> = update.clients.keys().copied().collect();
         st.awareness.apply_update(update).map_err(|e| Error::invalid("awareness", e.to_string()))?;
-        let _ = self.room.tx.send(frame);
+        self.collab.awareness_changed(&self.room, st, self.id, clients);
         Ok(())
     }
 
@@ -643,10 +681,10 @@ impl Session {
                 for client in &self.clients {
                     st.awareness.remove_state(*client);
                 }
-                if let Ok(update) = st.awareness.update_with_clients(self.clients.iter().copied().collect::<Vec<_>>()) {
+                let clients: Vec<_> = self.clients.iter().copied().collect();
+                if let Ok(update) = st.awareness.update_with_clients(clients.clone()) {
                     self.collab.publish(&self.room.id, RemoteKind::Awareness, &update.encode_v1());
-                    let _ =
-                        self.room.tx.send(Frame { origin: self.id, bytes: encode(&Message::Awareness(update)).into() });
+                    self.collab.awareness_changed(&self.room, st, self.id, clients);
                 }
             }
         }

@@ -112,6 +112,7 @@ quire_store::for_each_backend!(
     presence_shows_who_is_here_and_what_they_do,
     a_join_storm_encodes_the_document_once,
     content_is_replaced_by_its_difference,
+    awareness_changes_in_one_window_go_out_as_one_message,
 );
 
 async fn clients_converge_and_late_joiners_catch_up(b: Backend) {
@@ -341,4 +342,43 @@ async fn content_is_replaced_by_its_difference(b: Backend) {
     collab.edit("doc_9", |d| write_json(d, DocumentKind::BoardConfig, &changed)).await.unwrap();
     assert_eq!(collab.read("doc_9", |d| read_json(d, DocumentKind::BoardConfig)).await.unwrap(), changed);
     assert!(write_json(&Doc::new(), DocumentKind::BoardConfig, &json!([1])).is_err());
+}
+
+/// Ten clients move their cursors within one batch window: every other client gets one
+/// message holding each client's latest state, not ten.
+async fn awareness_changes_in_one_window_go_out_as_one_message(b: Backend) {
+    let t = b.open(Default::default()).await;
+    let config = CollabConfig { awareness_batch: Duration::from_millis(200), ..CollabConfig::default() };
+    let collab = Collab::new(t.store.clone(), config);
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        clients.push(Client::connect(&collab, "doc_1", false).await);
+    }
+    let mut watcher = Client::connect(&collab, "doc_1", false).await;
+    for (i, c) in clients.iter_mut().enumerate() {
+        for cursor in 0..3 {
+            c.awareness.set_local_state_raw(format!(r#"{{"user":"u{i}","cursor":{cursor}}}"#));
+            c.send(Message::Awareness(c.awareness.update().unwrap())).await;
+        }
+    }
+    let mut frames = Vec::new();
+    while let Ok(Ok(frame)) = tokio::time::timeout(Duration::from_millis(400), watcher.rx.recv()).await {
+        frames.push(frame);
+    }
+    assert_eq!(frames.len(), 1, "thirty changes in one window, one message");
+    let states = watcher.receive(&frames[0].bytes).await;
+    assert_eq!(states.len(), 10);
+    for i in 0..10 {
+        assert!(states.contains(&format!(r#"{{"user":"u{i}","cursor":2}}"#)), "{states:?}");
+    }
+    // With the window at zero, each change goes out at once, to the others only.
+    let collab =
+        Collab::new(t.store.clone(), CollabConfig { awareness_batch: Duration::ZERO, ..CollabConfig::default() });
+    let mut a = Client::connect(&collab, "doc_2", false).await;
+    let mut b2 = Client::connect(&collab, "doc_2", false).await;
+    a.awareness.set_local_state_raw(r#"{"user":"a"}"#);
+    a.send(Message::Awareness(a.awareness.update().unwrap())).await;
+    a.awareness.set_local_state_raw(r#"{"user":"a2"}"#);
+    a.send(Message::Awareness(a.awareness.update().unwrap())).await;
+    assert_eq!(b2.drain().await, vec![r#"{"user":"a"}"#.to_string(), r#"{"user":"a2"}"#.to_string()]);
 }

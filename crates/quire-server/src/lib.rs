@@ -46,6 +46,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod relay;
 pub mod routes;
+pub mod ws;
 
 use error::ApiError;
 

@@ -93,6 +93,25 @@ impl Peer {
     fn text(&self) -> String {
         self.doc.get_or_insert_text("body").get_string(&self.doc.transact())
     }
+
+    /// Handles messages until `check` holds (or 5 s pass), so that a loaded machine is not
+    /// mistaken for a lost message.
+    async fn until(&mut self, check: impl Fn(&Peer) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !check(self) && tokio::time::Instant::now() < deadline {
+            self.pump(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Handles messages until the text is `expected` (or 5 s pass); returns the text.
+    async fn until_text(&mut self, expected: &str) -> String {
+        self.until(|p| p.text() == expected).await;
+        self.text()
+    }
+
+    fn blocks(&self) -> u32 {
+        yrs::XmlFragment::len(&self.doc.get_or_insert_xml_fragment("default"), &self.doc.transact())
+    }
 }
 
 quire_store::for_each_backend!(
@@ -100,6 +119,7 @@ quire_store::for_each_backend!(
     access_is_checked_and_withdrawn_live,
     real_yjs_clients_converge_reconnect_and_respect_roles,
     content_over_rest_reaches_open_editors,
+    large_documents_arrive_in_fragments_and_plain_requests_are_refused,
 );
 
 async fn setup(api: &Api) -> (String, String) {
@@ -142,16 +162,15 @@ async fn editors_converge_viewers_only_read(b: Backend) {
     assert_eq!(who, [("admin".to_string(), "online".to_string()), ("editor".to_string(), "online".to_string())]);
     assert!(here.body[0]["lastSeen"].is_string());
     a.type_text("Problem: ").await;
-    b2.pump(Duration::from_millis(200)).await;
+    assert_eq!(b2.until_text("Problem: ").await, "Problem: ");
     b2.type_text("checkout is slow").await;
-    a.pump(Duration::from_millis(200)).await;
-    assert_eq!(a.text(), "Problem: checkout is slow");
+    assert_eq!(a.until_text("Problem: checkout is slow").await, "Problem: checkout is slow");
     assert_eq!(b2.text(), a.text());
     // A late viewer sees it all, and cannot change it.
     let mut v = Peer::connect(&addr, &doc, &viewer).await;
     assert_eq!(v.text(), a.text());
     v.type_text(" (not really)").await;
-    v.pump(Duration::from_millis(200)).await;
+    v.until(|p| !p.denied.is_empty()).await;
     assert!(v.denied.iter().any(|r| r.starts_with("read-only")), "{:?}", v.denied);
     a.pump(Duration::from_millis(200)).await;
     assert_eq!(a.text(), "Problem: checkout is slow");
@@ -263,11 +282,9 @@ async fn two_nodes_relay_through_redis() {
     let mut a = Peer::connect(&node1, &doc, &api.admin).await;
     let mut b2 = Peer::connect(&node2, &doc, &api.admin).await;
     a.type_text("from node 1; ").await;
-    b2.pump(Duration::from_millis(500)).await;
-    assert_eq!(b2.text(), "from node 1; ");
+    assert_eq!(b2.until_text("from node 1; ").await, "from node 1; ");
     b2.type_text("from node 2").await;
-    a.pump(Duration::from_millis(500)).await;
-    assert_eq!(a.text(), "from node 1; from node 2");
+    assert_eq!(a.until_text("from node 1; from node 2").await, "from node 1; from node 2");
     // Presence crosses too.
     let mut presence = yrs::sync::Awareness::new(Doc::new());
     presence.set_local_state_raw(r#"{"user":{"name":"On node 1"}}"#);
@@ -294,9 +311,8 @@ async fn content_over_rest_reaches_open_editors(b: Backend) {
     let path = format!("/api/v1/documents/{doc}/content");
     let put = api.call(Method::PUT, &path, Some(json!({"format": "text", "content": "Problem\n\nGoals"})), &[]).await;
     assert_eq!(put.status, StatusCode::NO_CONTENT, "{}", put.body);
-    editor.pump(Duration::from_millis(300)).await;
-    let frag = editor.doc.get_or_insert_xml_fragment("default");
-    assert_eq!(yrs::XmlFragment::len(&frag, &editor.doc.transact()), 2, "the editor got two paragraphs live");
+    editor.until(|p| p.blocks() == 2).await;
+    assert_eq!(editor.blocks(), 2, "the editor got two paragraphs live");
     let json = api.get(&path).await;
     assert_eq!(json.body["type"], "doc");
     assert_eq!(json.body["content"][1]["content"][0]["text"], "Goals");
@@ -312,11 +328,45 @@ async fn content_over_rest_reaches_open_editors(b: Backend) {
     let back = api.get(&format!("{path}?format=markdown")).await;
     assert_eq!(back.headers[axum::http::header::CONTENT_TYPE], "text/markdown; charset=utf-8");
     assert_eq!(back.body, json!(md));
-    editor.pump(Duration::from_millis(300)).await;
-    assert_eq!(yrs::XmlFragment::len(&frag, &editor.doc.transact()), 3, "heading, paragraph, list reached the editor");
+    editor.until(|p| p.blocks() == 3).await;
+    assert_eq!(editor.blocks(), 3, "heading, paragraph, list reached the editor");
     let bad = api.get(&format!("{path}?format=docx")).await;
     common::assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     let wrong_shape =
         api.call(Method::PUT, &path, Some(json!({"format": "json", "content": {"type": "paragraph"}})), &[]).await;
     common::assert_error(&wrong_shape, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+}
+
+/// A document larger than a fragment reaches a joining client whole, in frames of at most
+/// 64 KiB (a client that refuses larger frames still syncs); a request that is not a
+/// WebSocket handshake gets a JSON error.
+async fn large_documents_arrive_in_fragments_and_plain_requests_are_refused(b: Backend) {
+    let api = Api::new(b).await;
+    let addr = serve(&api).await;
+    let (_, doc) = setup(&api).await;
+    let mut writer = Peer::connect(&addr, &doc, &api.admin).await;
+    let chunk = "0123456789abcdef".repeat(64 * 100);
+    for _ in 0..10 {
+        writer.type_text(&chunk).await;
+    }
+    writer.pump(Duration::from_millis(300)).await;
+    assert_eq!(writer.text().len(), 1_024_000);
+
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_frame_size(Some(64 * 1024 + 14))
+        .max_message_size(Some(8 << 20));
+    let url = format!("ws://{addr}/collab/{doc}?token={}", api.admin);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await.unwrap();
+    let mut reader = Peer { doc: Doc::new(), ws, denied: Vec::new() };
+    let sv = reader.doc.transact().state_vector();
+    reader.send(Message::Sync(SyncMessage::SyncStep1(sv))).await;
+    assert_eq!(reader.pump(Duration::from_millis(1500)).await, None, "no frame was too large");
+    assert_eq!(reader.text(), writer.text());
+
+    let path = format!("/collab/{doc}");
+    let plain = api.call(Method::GET, &path, None, &[]).await;
+    common::assert_error(&plain, StatusCode::BAD_REQUEST, "not_a_websocket");
+    let old = [("connection", "Upgrade"), ("upgrade", "websocket"), ("sec-websocket-version", "8")];
+    let refused = api.call(Method::GET, &path, None, &old).await;
+    common::assert_error(&refused, StatusCode::UPGRADE_REQUIRED, "unsupported_websocket_version");
 }
