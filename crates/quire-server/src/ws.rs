@@ -104,7 +104,7 @@ impl Upgrade {
 
 /// Queues a binary message (without flushing), in fragments when it is large. Every fragment
 /// is a slice of the same shared buffer.
-pub async fn feed_binary(socket: &mut Socket, bytes: Bytes) -> Result<(), Error> {
+async fn feed_binary(socket: &mut Socket, bytes: Bytes) -> Result<(), Error> {
     if bytes.len() <= FRAGMENT {
         return socket.feed(Message::Binary(bytes)).await;
     }
@@ -118,9 +118,11 @@ pub async fn feed_binary(socket: &mut Socket, bytes: Bytes) -> Result<(), Error>
     Ok(())
 }
 
-/// Sends a binary message and flushes.
-pub async fn send_binary(socket: &mut Socket, bytes: Bytes) -> Result<(), Error> {
-    feed_binary(socket, bytes).await?;
+/// Sends binary messages in one write where they fit: each is queued, then one flush.
+pub async fn send_all(socket: &mut Socket, messages: impl IntoIterator<Item = Bytes>) -> Result<(), Error> {
+    for bytes in messages {
+        feed_binary(socket, bytes).await?;
+    }
     socket.flush().await
 }
 

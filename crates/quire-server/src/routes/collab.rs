@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use quire_core::{Document, PresenceUser, Principal, Role};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::App;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{MaybeActor, Query, cookie};
-use crate::ws::{Socket, Upgrade, close, feed_binary, send_binary};
+use crate::ws::{Socket, Upgrade, close, send_all};
 
 /// Close codes sent to clients (4000–4999 are the application's).
 pub const CLOSE_EXPIRED: u16 = 4401;
@@ -169,11 +169,7 @@ async fn run(app: App, mut socket: Socket, who: Principal, doc: Document, role: 
         }
     };
     metrics::gauge!("collab_sockets").increment(1.0);
-    for m in first {
-        if send_binary(&mut socket, m).await.is_err() {
-            break;
-        }
-    }
+    let _ = send_all(&mut socket, first).await;
     let mut access = app.access_changes();
     let mut shutdown = app.shutdown_signal();
     let until_expiry = expires.map(|exp| {
@@ -187,10 +183,8 @@ async fn run(app: App, mut socket: Socket, who: Principal, doc: Document, role: 
             incoming = socket.next() => match incoming {
                 Some(Ok(Message::Binary(data))) => match session.handle(&data).await {
                     Ok(replies) => {
-                        for r in replies {
-                            if send_binary(&mut socket, r).await.is_err() {
-                                break;
-                            }
+                        if send_all(&mut socket, replies).await.is_err() {
+                            break;
                         }
                     }
                     Err(quire_core::Error::Invalid { message, .. }) => {
@@ -210,18 +204,10 @@ async fn run(app: App, mut socket: Socket, who: Principal, doc: Document, role: 
             frame = feed.recv() => match frame {
                 Ok(f) => {
                     // What else is already queued goes out in the same write.
-                    let mut batch = vec![f];
-                    while batch.len() < BATCH && let Ok(more) = feed.try_recv() {
-                        batch.push(more);
-                    }
-                    let mut sent = Ok(());
-                    for f in batch.into_iter().filter(|f| f.origin != session.id()) {
-                        sent = feed_binary(&mut socket, f.bytes).await;
-                        if sent.is_err() {
-                            break;
-                        }
-                    }
-                    if sent.is_err() || socket.flush().await.is_err() {
+                    let me = session.id();
+                    let queued = std::iter::from_fn(|| feed.try_recv().ok());
+                    let batch = std::iter::once(f).chain(queued).take(BATCH).filter(|f| f.origin != me).map(|f| f.bytes);
+                    if send_all(&mut socket, batch).await.is_err() {
                         break;
                     }
                 }
