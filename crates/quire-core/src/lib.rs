@@ -16,6 +16,7 @@ mod audit;
 mod error;
 mod event;
 mod id;
+mod job;
 mod limits;
 mod model;
 mod page;
@@ -28,6 +29,10 @@ pub use audit::{AuditEntry, AuditQuery};
 pub use error::{Error, Result};
 pub use event::{Event, EventFilter};
 pub use id::new_id;
+pub use job::{
+    Context, ContextError, ContextEvent, ContextQuery, ContextStatus, JobLimits, NewContext, NewTemplate, Outcome,
+    Processing, Progress, Schedule, Template, WorkerInfo, WorkerJob,
+};
 pub use limits::Limits;
 pub use model::{
     Document, DocumentKind, DocumentPatch, NewDocument, NewWorkspace, Workspace, WorkspacePatch, merge_patch,

@@ -44,6 +44,8 @@ mod audit;
 #[macro_use]
 mod collab;
 mod identity;
+#[macro_use]
+mod jobs;
 mod postgres;
 mod sqlite;
 mod tail;
@@ -53,6 +55,7 @@ pub mod testing;
 pub use audit::AuditStore;
 pub use collab::{CollabStore, StoredDoc};
 pub use identity::{Credentials, IdentityStore, NewApiKey, NewSession, Rotation, SsoState, StoredApiKey};
+pub use jobs::{JobStore, Lease, NewWorker, RunningUpdate, SYSTEM_WORKSPACE, Submitted};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use tail::EventTail;
@@ -107,7 +110,7 @@ pub fn redact_url(url: &str) -> String {
 /// the actor of every event, and it is where access scoping plugs in. Objects the principal
 /// may not see are reported as [`Error::NotFound`].
 #[async_trait]
-pub trait Store: IdentityStore + AuditStore + CollabStore + Send + Sync + 'static {
+pub trait Store: IdentityStore + AuditStore + CollabStore + JobStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Runs pending migrations; safe to call from several processes at once.

@@ -13,6 +13,8 @@ use crate::rows::db_err;
 
 /// The channel on which event inserts wake every process's subscribers.
 const CHANNEL: &str = "quire_events";
+/// The channel on which context changes wake workers and context streams.
+const JOBS_CHANNEL: &str = "quire_jobs";
 
 /// The [`Store`](crate::Store) on PostgreSQL. Event inserts take a transaction-scoped
 /// advisory lock, so event ids become visible in increasing order (a consumer that resumes
@@ -22,6 +24,7 @@ pub struct PgStore {
     pool: PgPool,
     limits: Limits,
     signal: watch::Sender<u64>,
+    job_signal: watch::Sender<u64>,
     /// Dropping the store drops this and stops the listener task.
     _stop_listener: tokio::sync::oneshot::Sender<()>,
 }
@@ -31,6 +34,11 @@ impl PgStore {
     /// Serialises event inserts until commit; taken last in a transaction, held briefly.
     const OUTBOX_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7420)");
     const OUTBOX_NOTIFY: Option<&'static str> = Some("SELECT pg_notify('quire_events', '')");
+    const JOBS_NOTIFY: Option<&'static str> = Some("SELECT pg_notify('quire_jobs', '')");
+    /// Claimers pass over rows another claimer's transaction holds instead of waiting.
+    const CLAIM_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// Serialises claims on a queue with a concurrency limit, so the running count holds.
+    const QUEUE_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7421, hashtext($1))");
 
     /// Connects to the database `url` names and starts listening for other processes' events.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self> {
@@ -45,9 +53,10 @@ impl PgStore {
                 Error::Unavailable(format!("cannot connect to PostgreSQL at {}: {e}", crate::redact_url(url)))
             })?;
         let signal = watch::channel(0).0;
+        let job_signal = watch::channel(0).0;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(listen(pool.clone(), signal.clone(), stop_rx));
-        Ok(PgStore { pool, limits: options.limits, signal, _stop_listener: stop_tx })
+        tokio::spawn(listen(pool.clone(), signal.clone(), job_signal.clone(), stop_rx));
+        Ok(PgStore { pool, limits: options.limits, signal, job_signal, _stop_listener: stop_tx })
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
@@ -111,17 +120,24 @@ impl PgStore {
     }
 }
 
-/// Ticks `signal` on every notification; reconnects with backoff until the store is dropped.
-/// Streams also poll, so a lost listener only delays wake-ups, never loses events.
-async fn listen(pool: PgPool, signal: watch::Sender<u64>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+/// Ticks `signal` (outbox) or `jobs` (contexts) on every notification; reconnects with
+/// backoff until the store is dropped. Streams and workers also poll, so a lost listener
+/// only delays wake-ups, never loses anything.
+async fn listen(
+    pool: PgPool,
+    signal: watch::Sender<u64>,
+    jobs: watch::Sender<u64>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
     let mut backoff = Duration::from_millis(200);
     loop {
         let session = async {
             let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(CHANNEL).await?;
+            listener.listen_all([CHANNEL, JOBS_CHANNEL]).await?;
             loop {
-                listener.recv().await?;
-                signal.send_modify(|n| *n = n.wrapping_add(1));
+                let n = listener.recv().await?;
+                let target = if n.channel() == JOBS_CHANNEL { &jobs } else { &signal };
+                target.send_modify(|n| *n = n.wrapping_add(1));
             }
         };
         let result: Result<(), sqlx::Error> = tokio::select! {
@@ -143,3 +159,4 @@ impl_store!(PgStore, Postgres, "postgres");
 impl_identity_store!(PgStore, Postgres);
 impl_audit_store!(PgStore, Postgres);
 impl_collab_store!(PgStore, Postgres);
+impl_job_store!(PgStore, Postgres);

@@ -20,6 +20,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     limits: Limits,
     signal: watch::Sender<u64>,
+    job_signal: watch::Sender<u64>,
 }
 
 impl SqliteStore {
@@ -28,6 +29,10 @@ impl SqliteStore {
     const OUTBOX_LOCK: Option<&'static str> = None;
     /// Every subscriber lives in this process and is ticked by `commit`.
     const OUTBOX_NOTIFY: Option<&'static str> = None;
+    const JOBS_NOTIFY: Option<&'static str> = None;
+    /// The one writer makes claims atomic: nothing to skip, nothing to lock.
+    const CLAIM_SKIP_LOCKED: &'static str = "";
+    const QUEUE_LOCK: Option<&'static str> = None;
 
     /// Opens (creating if needed, with its directory) the database file `url` names.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self> {
@@ -55,7 +60,13 @@ impl SqliteStore {
             |e: sqlx::Error| Error::Unavailable(format!("cannot open the SQLite database {}: {e}", path.display()));
         let pool = open(options.max_connections.max(1)).await.map_err(unavailable)?;
         let writer = open(1).await.map_err(unavailable)?;
-        Ok(SqliteStore { pool, writer, limits: options.limits, signal: watch::channel(0).0 })
+        Ok(SqliteStore {
+            pool,
+            writer,
+            limits: options.limits,
+            signal: watch::channel(0).0,
+            job_signal: watch::channel(0).0,
+        })
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
@@ -85,3 +96,4 @@ impl_store!(SqliteStore, Sqlite, "sqlite");
 impl_identity_store!(SqliteStore, Sqlite);
 impl_audit_store!(SqliteStore, Sqlite);
 impl_collab_store!(SqliteStore, Sqlite);
+impl_job_store!(SqliteStore, Sqlite);

@@ -1,0 +1,375 @@
+//! A worker: claims contexts, runs their pipelines, keeps their leases, stops what is
+//! cancelled, and fires cron schedules.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use quire_core::{Context, ContextError, Outcome, Result, timestamp_from_ms};
+use quire_store::{Lease, NewWorker, RunningUpdate};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::{ComponentError, Engine, Run, Scheduler};
+
+/// One worker's settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Queues it takes contexts from, in order of preference.
+    pub queues: Vec<String>,
+    /// Contexts it runs at once.
+    pub concurrency: usize,
+    /// How long a stopping worker lets running contexts finish before handing them back.
+    pub grace: Duration,
+    /// Whether this worker also fires cron schedules (one per process is enough).
+    pub schedules: bool,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig { queues: vec!["default".into()], concurrency: 4, grace: Duration::from_secs(10), schedules: true }
+    }
+}
+
+/// A started worker. It stops when the shutdown signal given to `start_worker` turns true;
+/// [`WorkerHandle::join`] waits until it has.
+pub struct WorkerHandle {
+    pub id: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+pub(crate) async fn start(
+    engine: Engine,
+    config: WorkerConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<WorkerHandle> {
+    if config.concurrency == 0 || config.queues.is_empty() {
+        return Err(quire_core::Error::invalid(
+            "workers",
+            "a worker needs at least one queue and a concurrency of 1 or more",
+        ));
+    }
+    let id = quire_core::new_id("wrk");
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
+    let worker = NewWorker {
+        id: id.clone(),
+        name: format!("{host}:{}", std::process::id()),
+        queues: config.queues.clone(),
+        concurrency: config.concurrency as i32,
+    };
+    engine.store().register_worker(&worker, engine.clock().now_ms()).await?;
+    tracing::info!(worker = %id, queues = ?config.queues, concurrency = config.concurrency, "worker started");
+    let task = tokio::spawn(run(engine, id.clone(), config, shutdown));
+    Ok(WorkerHandle { id, task })
+}
+
+/// The worker's loop: claim while there are free slots, then wait for a wake-up (a new
+/// context, a finished one, a tick) and go round again.
+async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: watch::Receiver<bool>) {
+    let store = engine.store().clone();
+    let lease_ms = engine.config().lease.as_millis() as i64;
+    let mut signal = store.job_signal();
+    let scheduler = Scheduler::new(engine.clone());
+    let mut running: HashMap<String, watch::Sender<bool>> = HashMap::new();
+    let mut tasks: JoinSet<String> = JoinSet::new();
+    let mut heartbeat = tokio::time::interval(engine.config().lease / 3);
+    let mut cancel_check = tokio::time::interval(engine.config().cancel_check);
+    let mut schedules = tokio::time::interval(Duration::from_secs(1));
+    for t in [&mut heartbeat, &mut cancel_check, &mut schedules] {
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    let mut failures = 0u32;
+    while !*shutdown.borrow() {
+        let free = config.concurrency.saturating_sub(running.len());
+        let mut full_batch = false;
+        if free > 0 {
+            match store.claim_contexts(&id, &config.queues, free as u32, lease_ms, engine.clock().now_ms()).await {
+                Ok(claimed) => {
+                    failures = 0;
+                    full_batch = claimed.len() == free;
+                    for ctx in claimed {
+                        let (cancel, cancelled) = watch::channel(ctx.cancel_requested);
+                        running.insert(ctx.id.clone(), cancel);
+                        let engine = engine.clone();
+                        let worker = id.clone();
+                        tasks.spawn(async move {
+                            let ctx_id = ctx.id.clone();
+                            run_context(engine, worker, ctx, cancelled).await;
+                            ctx_id
+                        });
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(worker = %id, error = %e, "claiming contexts failed");
+                    let pause = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            }
+        }
+        // Reap finished contexts without waiting.
+        while let Some(done) = tasks.try_join_next() {
+            if let Ok(ctx_id) = done {
+                running.remove(&ctx_id);
+            }
+        }
+        if full_batch && running.len() < config.concurrency {
+            continue;
+        }
+        tokio::select! {
+            _ = signal.changed() => {
+                if !running.is_empty() {
+                    check_cancels(&engine, &id, &running).await;
+                }
+            }
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok(ctx_id) = done {
+                    running.remove(&ctx_id);
+                }
+            }
+            _ = tokio::time::sleep(engine.config().poll_interval) => {}
+            _ = heartbeat.tick() => {
+                match store.heartbeat_worker(&id, lease_ms, engine.clock().now_ms()).await {
+                    Ok(cancelled) => cancel(&running, &cancelled),
+                    Err(e) => tracing::warn!(worker = %id, error = %e, "heartbeat failed"),
+                }
+            }
+            _ = cancel_check.tick(), if !running.is_empty() => check_cancels(&engine, &id, &running).await,
+            _ = schedules.tick(), if config.schedules => {
+                if let Err(e) = scheduler.tick(engine.clock().now_ms()).await {
+                    tracing::warn!(worker = %id, error = %e, "firing schedules failed");
+                }
+            }
+            _ = shutdown.changed() => {}
+        }
+    }
+    // Stopping: let running contexts finish for a while (heartbeating), then hand back the rest.
+    let deadline = tokio::time::sleep(config.grace);
+    tokio::pin!(deadline);
+    while !tasks.is_empty() {
+        tokio::select! {
+            _ = tasks.join_next() => {}
+            _ = heartbeat.tick() => { let _ = store.heartbeat_worker(&id, lease_ms, engine.clock().now_ms()).await; }
+            _ = &mut deadline => break,
+        }
+    }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    if let Err(e) = store.stop_worker(&id, engine.clock().now_ms()).await {
+        tracing::warn!(worker = %id, error = %e, "recording the worker's stop failed; its leases will lapse");
+    }
+    tracing::info!(worker = %id, "worker stopped");
+}
+
+async fn check_cancels(engine: &Engine, id: &str, running: &HashMap<String, watch::Sender<bool>>) {
+    match engine.store().cancel_requests(id).await {
+        Ok(ids) => cancel(running, &ids),
+        Err(e) => tracing::warn!(worker = %id, error = %e, "checking for cancellations failed"),
+    }
+}
+
+fn cancel(running: &HashMap<String, watch::Sender<bool>>, ids: &[String]) {
+    for ctx in ids {
+        if let Some(tx) = running.get(ctx) {
+            tx.send_replace(true);
+        }
+    }
+}
+
+/// How far a pipeline got: the number of leading components already recorded as done.
+fn resume_index(ctx: &Context) -> usize {
+    let done = ctx.processing.as_ref().map(|p| p.completed_components.as_slice()).unwrap_or_default();
+    ctx.pipeline.iter().zip(done).take_while(|(a, b)| a == b).count()
+}
+
+/// Runs one attempt of a context's pipeline and records how it ended. An attempt whose
+/// lease was lost records nothing more: another worker owns the context now.
+async fn run_context(engine: Engine, worker: String, ctx: Context, mut cancelled: watch::Receiver<bool>) {
+    let store = engine.store().clone();
+    let clock = engine.clock().clone();
+    let lease = Lease { context_id: ctx.id.clone(), worker_id: worker, attempt: ctx.attempts };
+    let lost = Arc::new(AtomicBool::new(false));
+    let mut processing = ctx.processing.clone().unwrap_or_default();
+    let start = processing.start_time.map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64).unwrap_or(clock.now_ms());
+    processing.start_time = Some(timestamp_from_ms(start));
+    processing.end_time = None;
+    processing.duration_ms = None;
+    let mut data = ctx.data.clone();
+    let first = resume_index(&ctx);
+    processing.completed_components.truncate(first);
+    let fail = |code: &str, message: String, component: Option<&str>, permanent: bool| {
+        let error = ContextError {
+            code: code.into(),
+            message,
+            component: component.map(String::from),
+            permanent,
+            attempt: ctx.attempts,
+        };
+        if permanent || ctx.attempts >= ctx.max_attempts {
+            Outcome::Failed { error }
+        } else {
+            let run_at = clock.now_ms() + engine.config().retry.delay(&ctx.id, ctx.attempts).as_millis() as i64;
+            Outcome::Retry { error, run_at }
+        }
+    };
+    let mut outcome = Outcome::Completed;
+    for name in &ctx.pipeline[first..] {
+        if *cancelled.borrow() {
+            outcome = Outcome::Cancelled;
+            break;
+        }
+        let Some(component) = engine.registry().get(name).cloned() else {
+            outcome = fail("unknown_component", format!("no component '{name}' on this worker"), Some(name), true);
+            break;
+        };
+        processing.current_component = Some(name.clone());
+        let started = clock.now_ms();
+        let update = RunningUpdate {
+            processing: Some(processing.clone()),
+            events: vec![(
+                "component".into(),
+                json!({ "component": name, "state": "started", "attempt": ctx.attempts }),
+            )],
+            ..Default::default()
+        };
+        if !record(&engine, &lease, update).await {
+            return;
+        }
+        let mut snapshot = ctx.clone();
+        snapshot.data = data.clone();
+        snapshot.processing = Some(processing.clone());
+        let run = Run {
+            context: Arc::new(snapshot),
+            component: name.clone(),
+            store: store.clone(),
+            lease: lease.clone(),
+            limits: engine.config().limits.clone(),
+            clock: clock.clone(),
+            cancel: cancelled.clone(),
+            lost: lost.clone(),
+        };
+        let mut handle = tokio::spawn(async move { component.run(run).await });
+        let result = tokio::select! {
+            joined = &mut handle => match joined {
+                Ok(r) => Some(r),
+                Err(e) if e.is_panic() => Some(Err(ComponentError::retryable("component_panicked", format!("component '{name}' panicked")))),
+                Err(_) => None,
+            },
+            Ok(_) = cancelled.wait_for(|c| *c) => { handle.abort(); None }
+            _ = tokio::time::sleep(engine.config().component_timeout) => {
+                handle.abort();
+                Some(Err(ComponentError::retryable("timeout", format!(
+                    "component '{name}' ran longer than {} s", engine.config().component_timeout.as_secs()
+                ))))
+            }
+        };
+        if lost.load(Ordering::Relaxed) {
+            return;
+        }
+        match result {
+            None => {
+                outcome = Outcome::Cancelled;
+                break;
+            }
+            Some(Ok(additions)) => {
+                data.extend(additions);
+                processing.completed_components.push(name.clone());
+                let took = clock.now_ms() - started;
+                let update = RunningUpdate {
+                    data: Some(data.clone()),
+                    processing: Some(processing.clone()),
+                    events: vec![(
+                        "component".into(),
+                        json!({ "component": name, "state": "completed", "duration_ms": took, "attempt": ctx.attempts }),
+                    )],
+                    ..Default::default()
+                };
+                match store.update_running(&lease, update, &engine.config().limits, clock.now_ms()).await {
+                    Ok(()) => {}
+                    Err(quire_core::Error::Invalid { message, .. }) => {
+                        processing.completed_components.pop();
+                        outcome =
+                            fail("data_too_large", format!("component '{name}': data {message}"), Some(name), true);
+                        break;
+                    }
+                    Err(e) => {
+                        note_lost(&lease, &e);
+                        return;
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                outcome = fail(&e.code, e.message, Some(name), e.permanent);
+                break;
+            }
+        }
+    }
+    let now = clock.now_ms();
+    if !matches!(outcome, Outcome::Retry { .. }) {
+        processing.end_time = Some(timestamp_from_ms(now));
+        processing.duration_ms = Some(now - start);
+    }
+    if matches!(outcome, Outcome::Completed) {
+        processing.current_component = None;
+    }
+    if let Err(e) = store.finish_context(&lease, outcome, processing, now).await {
+        note_lost(&lease, &e);
+    }
+}
+
+/// Records a running update; `false` when the lease is gone (or the store failed), after
+/// which the attempt stops.
+async fn record(engine: &Engine, lease: &Lease, update: RunningUpdate) -> bool {
+    match engine.store().update_running(lease, update, &engine.config().limits, engine.clock().now_ms()).await {
+        Ok(()) => true,
+        Err(e) => {
+            note_lost(lease, &e);
+            false
+        }
+    }
+}
+
+fn note_lost(lease: &Lease, e: &quire_core::Error) {
+    match e {
+        quire_core::Error::Conflict(m) => {
+            tracing::warn!(context = %lease.context_id, "{m}; leaving it to its new worker")
+        }
+        e => {
+            tracing::warn!(context = %lease.context_id, error = %e, "recording the context failed; its lease will lapse and another attempt run")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quire_core::Processing;
+
+    #[test]
+    fn pipelines_resume_after_recorded_components() {
+        let mut ctx: Context = serde_json::from_value(json!({
+            "id": "ctx_1", "workspace_id": "ws", "type": "article", "status": "processing",
+            "pipeline": ["template", "wait", "transformer"], "data": {}, "priority": 0, "queue": "default",
+            "attempts": 2, "max_attempts": 5, "run_at": "2026-01-01T00:00:00Z", "cancel_requested": false,
+            "created_by": "system", "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        assert_eq!(resume_index(&ctx), 0);
+        ctx.processing = Some(Processing { completed_components: vec!["template".into()], ..Default::default() });
+        assert_eq!(resume_index(&ctx), 1);
+        ctx.processing = Some(Processing { completed_components: vec!["other".into()], ..Default::default() });
+        assert_eq!(resume_index(&ctx), 0, "a record that does not match the pipeline restarts it");
+    }
+}

@@ -1,0 +1,613 @@
+//! The pipeline engine on SQLite and PostgreSQL: pipelines in the seed's shape, leases and
+//! their fencing, retries on a hand-driven clock, cancellation, idempotency, priorities,
+//! delays, queue limits, cron, replay, workers and templates.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use quire_core::{
+    Context, ContextQuery, ContextStatus, Error, NewContext, NewTemplate, NewUser, NewWorkspace, Outcome, PageRequest,
+    Principal, Processing, Role,
+};
+use quire_jobs::{
+    Clock, Component, ComponentError, ComponentInfo, Engine, EngineConfig, ManualClock, Registry, RetryPolicy, Run,
+    Scheduler, WorkerConfig, components,
+};
+use quire_store::testing::{Backend, TestStore};
+use quire_store::{Lease, RunningUpdate, StoreOptions};
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+
+quire_store::for_each_backend!(
+    a_pipeline_runs_in_the_seed_shape,
+    failed_attempts_back_off_on_the_clock_then_fail,
+    permanent_errors_fail_at_once,
+    cancelling_pending_and_running_contexts,
+    idempotency_keys_return_the_first_context,
+    priorities_and_delays_order_claims,
+    lapsed_leases_are_claimed_again_and_fenced,
+    queue_limits_hold_across_claimers,
+    cron_schedules_fire_once,
+    retry_replays_from_the_failed_component_or_the_start,
+    workers_register_and_show_what_they_run,
+    contexts_are_scoped_to_their_workspace,
+    templates_are_versioned_and_found_by_type_and_tone,
+    events_resume_after_a_sequence_number,
+);
+
+const SYS: Principal = Principal::System;
+
+/// Writes `generated_content` as the seed's AI generator would.
+struct FakeGenerator;
+
+#[async_trait]
+impl Component for FakeGenerator {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo::new("fake_generator", "Writes fixed content for tests", &["template"], &["generated_content"])
+    }
+    async fn run(&self, run: Run) -> Result<Map<String, Value>, ComponentError> {
+        assert!(run.data().contains_key("template"), "the template ran first");
+        run.progress(50.0, "half way").await;
+        run.log("info", "generating").await;
+        Ok(obj(json!({
+            "generated_content": {
+                "introduction": "Microservices architecture has revolutionized...",
+                "body": [{"heading": "Key Principles", "content": "The fundamental principles include..."}],
+                "conclusion": "By following these best practices, developers can..."
+            },
+            "model_used": "fake"
+        })))
+    }
+}
+
+/// Fails its first `fail_first` runs (permanently or not), counting every run.
+struct Flaky {
+    runs: Arc<AtomicUsize>,
+    fail_first: usize,
+    permanent: bool,
+}
+
+#[async_trait]
+impl Component for Flaky {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo::new("flaky", "Fails its first runs", &[], &["flaky_ok"])
+    }
+    async fn run(&self, _run: Run) -> Result<Map<String, Value>, ComponentError> {
+        let n = self.runs.fetch_add(1, Ordering::SeqCst);
+        if n < self.fail_first {
+            return Err(if self.permanent {
+                ComponentError::permanent("broken", format!("run {n} failed for good"))
+            } else {
+                ComponentError::retryable("busy", format!("run {n} failed"))
+            });
+        }
+        Ok(obj(json!({ "flaky_ok": true })))
+    }
+}
+
+/// Counts its runs and records the count.
+struct Stamp(Arc<AtomicUsize>);
+
+#[async_trait]
+impl Component for Stamp {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo::new("stamp", "Counts its runs", &[], &["stamped"])
+    }
+    async fn run(&self, _run: Run) -> Result<Map<String, Value>, ComponentError> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(obj(json!({ "stamped": n })))
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap()
+}
+
+fn fast() -> EngineConfig {
+    EngineConfig {
+        poll_interval: Duration::from_millis(20),
+        cancel_check: Duration::from_millis(50),
+        retry: RetryPolicy { base: Duration::from_secs(2), max: Duration::from_secs(60) },
+        ..EngineConfig::default()
+    }
+}
+
+struct Setup {
+    t: TestStore,
+    engine: Engine,
+    ws: String,
+    stop: watch::Sender<bool>,
+}
+
+async fn setup(b: Backend, registry: Registry, clock: Option<Arc<ManualClock>>) -> Setup {
+    let t = b.open(StoreOptions::default()).await;
+    let ws = t.store.create_workspace(&SYS, NewWorkspace { name: "Jobs".into(), ..Default::default() }).await.unwrap();
+    let engine = match clock {
+        Some(c) => Engine::with_clock(t.store.clone(), registry, fast(), c),
+        None => Engine::new(t.store.clone(), registry, fast()),
+    };
+    engine.prepare().await.unwrap();
+    Setup { t, engine, ws: ws.id, stop: watch::channel(false).0 }
+}
+
+impl Setup {
+    async fn worker(&self) -> quire_jobs::WorkerHandle {
+        let config = WorkerConfig { schedules: false, grace: Duration::from_millis(300), ..WorkerConfig::default() };
+        self.engine.start_worker(config, self.stop.subscribe()).await.unwrap()
+    }
+
+    async fn submit(&self, new: NewContext) -> Context {
+        self.engine.submit(&SYS, &self.ws, vec![new]).await.unwrap().remove(0).0
+    }
+
+    /// Waits (up to 20 s) until the context satisfies `ok`.
+    async fn until(&self, id: &str, what: &str, ok: impl Fn(&Context) -> bool) -> Context {
+        for _ in 0..1000 {
+            let c = self.t.store.get_context(&SYS, id).await.unwrap();
+            if ok(&c) {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("context {id} never became {what}: {:?}", self.t.store.get_context(&SYS, id).await.unwrap());
+    }
+}
+
+fn with(kind: &str, pipeline: &[&str], data: Value) -> NewContext {
+    NewContext::new(kind, pipeline, obj(data))
+}
+
+fn registry() -> Registry {
+    let mut r = components::builtin();
+    r.register(FakeGenerator);
+    r
+}
+
+async fn a_pipeline_runs_in_the_seed_shape(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let data = json!({"title": "Example Article", "keywords": ["microservices"], "target_audience": "developers", "tone": "technical"});
+    let ctx = s.submit(with("article", &["template", "fake_generator", "transformer"], data)).await;
+    assert_eq!((ctx.status, ctx.attempts, ctx.max_attempts), (ContextStatus::Pending, 0, 5));
+    assert!(ctx.processing.is_none());
+    let _w = s.worker().await;
+    let done = s.until(&ctx.id, "completed", |c| c.status == ContextStatus::Completed).await;
+    let d = &done.data;
+    assert_eq!(d["title"], "Example Article", "the submitted data stays");
+    assert_eq!(d["template"]["id"], "tmpl_article_technical");
+    assert_eq!(d["template"]["sections"][1]["sections"], 3);
+    assert_eq!(d["model_used"], "fake");
+    let f = &d["formatted_content"];
+    assert_eq!((f["format"].as_str(), f["reading_time"].as_str()), (Some("markdown"), Some("1 minute")));
+    assert!(f["content"].as_str().unwrap().starts_with("# Example Article\n\n## Introduction\n\n"));
+    assert_eq!(f["word_count"], 21);
+    let p = done.processing.clone().unwrap();
+    assert_eq!(p.completed_components, ["template", "fake_generator", "transformer"]);
+    assert!(p.current_component.is_none(), "the final context has no current component");
+    assert!(p.start_time.is_some() && p.end_time >= p.start_time);
+    assert_eq!(p.duration_ms, Some(((p.end_time.unwrap() - p.start_time.unwrap()).whole_milliseconds()) as i64));
+    let json = serde_json::to_value(&done).unwrap();
+    assert_eq!(json["type"], "article");
+    assert_eq!(json["progress"]["message"], "half way");
+    assert!(json["processing"].get("current_component").is_none());
+
+    let (_, events) = s.t.store.context_events(&SYS, &ctx.id, 0, 100).await.unwrap();
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>(), "numbered 1, 2, … without gaps");
+    let statuses: Vec<&str> =
+        events.iter().filter(|e| e.kind == "status").filter_map(|e| e.data["status"].as_str()).collect();
+    assert_eq!(statuses, ["pending", "processing", "completed"]);
+    let steps: Vec<String> = events
+        .iter()
+        .filter(|e| e.kind == "component")
+        .map(|e| format!("{}:{}", e.data["component"].as_str().unwrap(), e.data["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "template:started",
+            "template:completed",
+            "fake_generator:started",
+            "fake_generator:completed",
+            "transformer:started",
+            "transformer:completed"
+        ]
+    );
+    assert!(events.iter().any(|e| e.kind == "log" && e.data["message"] == "generating"));
+    assert!(events.iter().any(|e| e.kind == "progress" && e.data["percent"] == 50.0));
+}
+
+async fn failed_attempts_back_off_on_the_clock_then_fail(b: Backend) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut r = registry();
+    r.register(Flaky { runs: runs.clone(), fail_first: 100, permanent: false });
+    let clock = ManualClock::new(quire_core::now_ms());
+    let s = setup(b, r, Some(clock.clone())).await;
+    let mut new = with("test", &["flaky"], json!({}));
+    new.max_attempts = Some(3);
+    let ctx = s.submit(new).await;
+    let _w = s.worker().await;
+    let policy = s.engine.config().retry;
+    let mut due = clock.now_ms();
+    for attempt in 1..=2 {
+        let c = s.until(&ctx.id, "retrying", |c| c.status == ContextStatus::Retrying && c.attempts == attempt).await;
+        let err = c.error.clone().unwrap();
+        assert_eq!((err.code.as_str(), err.attempt, err.permanent), ("busy", attempt, false));
+        assert_eq!(err.component.as_deref(), Some("flaky"));
+        let wait = policy.delay(&ctx.id, attempt).as_millis() as i64;
+        let run_at = (c.run_at.unix_timestamp_nanos() / 1_000_000) as i64;
+        assert_eq!(run_at, due + wait, "attempt {attempt} retries after the policy's delay");
+        // Just before the backoff ends nothing runs; at its end the next attempt does.
+        clock.set(run_at - 1);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), attempt as usize, "no attempt before the backoff ends");
+        clock.set(run_at);
+        due = run_at;
+    }
+    let failed = s.until(&ctx.id, "failed", |c| c.status == ContextStatus::Failed).await;
+    assert_eq!((failed.attempts, failed.error.unwrap().attempt), (3, 3));
+    assert_eq!(runs.load(Ordering::SeqCst), 3, "max_attempts bounds the runs");
+    assert!(failed.processing.unwrap().end_time.is_some());
+}
+
+async fn permanent_errors_fail_at_once(b: Backend) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut r = registry();
+    r.register(Flaky { runs: runs.clone(), fail_first: 100, permanent: true });
+    let s = setup(b, r, None).await;
+    let ctx = s.submit(with("test", &["flaky", "noop"], json!({}))).await;
+    let _w = s.worker().await;
+    let c = s.until(&ctx.id, "failed", |c| c.status == ContextStatus::Failed).await;
+    let e = c.error.unwrap();
+    assert_eq!((e.code.as_str(), e.permanent, c.attempts), ("broken", true, 1));
+    assert_eq!(c.processing.unwrap().current_component.as_deref(), Some("flaky"), "a failed context names where");
+    // A component missing from the transformer's input is a permanent, explained failure too.
+    let t = s.submit(with("test", &["transformer"], json!({}))).await;
+    let c = s.until(&t.id, "failed", |c| c.status == ContextStatus::Failed).await;
+    assert!(c.error.unwrap().message.contains("generated_content"));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+async fn cancelling_pending_and_running_contexts(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let mut later = with("test", &["noop"], json!({}));
+    later.delay_ms = Some(3_600_000);
+    let pending = s.submit(later).await;
+    let c = s.t.store.cancel_context(&SYS, &pending.id).await.unwrap();
+    assert_eq!(c.status, ContextStatus::Cancelled);
+    assert!(matches!(s.t.store.cancel_context(&SYS, &pending.id).await, Err(Error::Conflict(_))), "once");
+
+    let long = s.submit(with("test", &["wait", "noop"], json!({"wait_ms": 600_000}))).await;
+    let _w = s.worker().await;
+    s.until(&long.id, "waiting", |c| {
+        c.processing.as_ref().and_then(|p| p.current_component.as_deref()) == Some("wait")
+    })
+    .await;
+    let asked = s.t.store.cancel_context(&SYS, &long.id).await.unwrap();
+    assert_eq!((asked.status, asked.cancel_requested), (ContextStatus::Processing, true));
+    let done = s.until(&long.id, "cancelled", |c| c.status == ContextStatus::Cancelled).await;
+    let p = done.processing.unwrap();
+    assert_eq!(p.completed_components, Vec::<String>::new(), "the wait never finished");
+    assert!(p.end_time.is_some());
+    assert!(matches!(s.t.store.cancel_context(&SYS, &long.id).await, Err(Error::Conflict(_))));
+}
+
+async fn idempotency_keys_return_the_first_context(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let mut new = with("test", &["noop"], json!({"n": 1}));
+    new.idempotency_key = Some("order-42".into());
+    let first = s.engine.submit(&SYS, &s.ws, vec![new.clone()]).await.unwrap().remove(0);
+    let again = s.engine.submit(&SYS, &s.ws, vec![new.clone()]).await.unwrap().remove(0);
+    assert!(first.1 && !again.1, "the second submission created nothing");
+    assert_eq!(first.0.id, again.0.id);
+    let mut other = new.clone();
+    other.data.insert("n".into(), json!(2));
+    let err = s.engine.submit(&SYS, &s.ws, vec![other]).await.unwrap_err();
+    assert!(matches!(&err, Error::Conflict(m) if m.contains("order-42")), "{err:?}");
+    // Racing submissions with one key make one context.
+    let mut racers = Vec::new();
+    for _ in 0..8 {
+        let (engine, ws) = (s.engine.clone(), s.ws.clone());
+        let mut n = with("test", &["noop"], json!({}));
+        n.idempotency_key = Some("race".into());
+        racers.push(tokio::spawn(async move { engine.submit(&SYS, &ws, vec![n]).await }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for r in racers {
+        if let Ok(mut v) = r.await.unwrap() {
+            ids.insert(v.remove(0).0.id);
+        }
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    // A batch is all or nothing.
+    let bad = vec![with("test", &["noop"], json!({})), with("test", &["nope"], json!({}))];
+    let err = s.engine.submit(&SYS, &s.ws, bad).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid { field, .. } if field == "contexts[1].pipeline[0]"), "{err:?}");
+    let q = ContextQuery {
+        workspace: Some(s.ws.clone()),
+        status: None,
+        kind: None,
+        page: PageRequest::parse(None, "-created_at", "type", None, None, &Default::default()).unwrap(),
+    };
+    assert_eq!(s.t.store.list_contexts(&SYS, &q).await.unwrap().items.len(), 2);
+}
+
+async fn priorities_and_delays_order_claims(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let mut ids = Vec::new();
+    for p in [0, 10, -5, 10] {
+        let mut n = with("test", &["noop"], json!({}));
+        n.priority = p;
+        ids.push(s.submit(n).await.id);
+    }
+    let mut later = with("test", &["noop"], json!({}));
+    later.priority = 100;
+    later.delay_ms = Some(60_000);
+    let delayed = s.submit(later).await;
+    let now = quire_core::now_ms();
+    let store = &s.t.store;
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        let got = store.claim_contexts("wrk_t", &["default".into()], 1, 3_600_000, now).await.unwrap();
+        order.push(got[0].id.clone());
+    }
+    assert_eq!(order, [ids[1].clone(), ids[3].clone(), ids[0].clone(), ids[2].clone()], "priority, then age");
+    assert!(store.claim_contexts("wrk_t", &["default".into()], 5, 3_600_000, now).await.unwrap().is_empty(), "delayed");
+    let got = store.claim_contexts("wrk_t", &["default".into()], 5, 3_600_000, now + 60_001).await.unwrap();
+    assert_eq!(got.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [delayed.id.as_str()]);
+    // Other queues are not touched.
+    let mut elsewhere = with("test", &["noop"], json!({}));
+    elsewhere.queue = Some("builds".into());
+    let e = s.submit(elsewhere).await;
+    let now = quire_core::now_ms();
+    assert!(store.claim_contexts("wrk_t", &["default".into()], 5, 3_600_000, now).await.unwrap().is_empty());
+    let got = store.claim_contexts("wrk_t", &["default".into(), "builds".into()], 5, 3_600_000, now).await.unwrap();
+    assert_eq!(got[0].id, e.id);
+}
+
+async fn lapsed_leases_are_claimed_again_and_fenced(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let store = &s.t.store;
+    let mut n = with("test", &["noop"], json!({}));
+    n.max_attempts = Some(2);
+    let ctx = s.submit(n).await;
+    let q = ["default".to_string()];
+    let t0 = quire_core::now_ms();
+    let a = store.claim_contexts("wrk_a", &q, 1, 1_000, t0).await.unwrap();
+    assert_eq!(a[0].attempts, 1);
+    assert!(store.claim_contexts("wrk_b", &q, 1, 1_000, t0 + 500).await.unwrap().is_empty(), "the lease holds");
+    let b_ = store.claim_contexts("wrk_b", &q, 1, 1_000, t0 + 1_001).await.unwrap();
+    assert_eq!((b_[0].id.as_str(), b_[0].attempts), (ctx.id.as_str(), 2), "a lapsed lease is claimed again");
+    let stale = Lease { context_id: ctx.id.clone(), worker_id: "wrk_a".into(), attempt: 1 };
+    let update = RunningUpdate { events: vec![("log".into(), json!({"message": "late"}))], ..Default::default() };
+    let limits = Default::default();
+    assert!(matches!(store.update_running(&stale, update, &limits, t0 + 1_100).await, Err(Error::Conflict(_))));
+    let r = store.finish_context(&stale, Outcome::Completed, Processing::default(), t0 + 1_100).await;
+    assert!(matches!(r, Err(Error::Conflict(_))), "the old holder can record nothing");
+    // The last attempt's worker dies too: the context fails as worker_lost instead of running a third time.
+    assert!(store.claim_contexts("wrk_c", &q, 1, 1_000, t0 + 2_200).await.unwrap().is_empty());
+    let c = store.get_context(&SYS, &ctx.id).await.unwrap();
+    assert_eq!((c.status, c.error.unwrap().code.as_str()), (ContextStatus::Failed, "worker_lost"));
+}
+
+async fn queue_limits_hold_across_claimers(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let store = &s.t.store;
+    store.set_queue_limit("gpu", Some(2)).await.unwrap();
+    for _ in 0..5 {
+        let mut n = with("test", &["noop"], json!({}));
+        n.queue = Some("gpu".into());
+        s.submit(n).await;
+    }
+    let now = quire_core::now_ms();
+    let q = vec!["gpu".to_string()];
+    // Four claimers at once get two contexts between them.
+    let mut claims = Vec::new();
+    for w in 0..4 {
+        let (store, q, name) = (store.clone(), q.clone(), format!("wrk_{w}"));
+        claims.push(tokio::spawn(async move {
+            let got = store.claim_contexts(&name, &q, 5, 30_000, now).await.unwrap();
+            got.into_iter().map(move |c| (name.clone(), c)).collect::<Vec<_>>()
+        }));
+    }
+    let mut held = Vec::new();
+    for c in claims {
+        held.extend(c.await.unwrap());
+    }
+    assert_eq!(held.len(), 2, "the queue's limit holds");
+    let (worker_id, first) = &held[0];
+    let lease = Lease { context_id: first.id.clone(), worker_id: worker_id.clone(), attempt: 1 };
+    store.finish_context(&lease, Outcome::Completed, Processing::default(), now).await.unwrap();
+    assert_eq!(store.claim_contexts("wrk_x", &q, 5, 30_000, now).await.unwrap().len(), 1, "one slot freed");
+    store.set_queue_limit("gpu", None).await.unwrap();
+    assert_eq!(store.claim_contexts("wrk_x", &q, 5, 30_000, now).await.unwrap().len(), 2, "no limit");
+}
+
+async fn cron_schedules_fire_once(b: Backend) {
+    let start = 1_795_000_000_000; // 2026-11-18T…Z
+    let clock = ManualClock::new(start);
+    let s = setup(b, registry(), Some(clock.clone())).await;
+    s.engine.schedule("test.minutely", "* * * * *", "maintenance", &["noop"], Map::new()).await.unwrap();
+    let err = s.engine.schedule("bad", "61 * * * *", "maintenance", &["noop"], Map::new()).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid { ref field, .. } if field == "cron"), "{err:?}");
+    let first = quire_jobs::next_after("* * * * *", start).unwrap();
+    let scheduler = Scheduler::new(s.engine.clone());
+    assert!(scheduler.tick(first - 1).await.unwrap().is_empty(), "not due yet");
+    // Two processes tick at the same moment: one firing.
+    let other = Scheduler::new(s.engine.clone());
+    let (a, b_) = tokio::join!(scheduler.tick(first), other.tick(first));
+    let fired: Vec<String> = a.unwrap().into_iter().chain(b_.unwrap()).collect();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    let ctx = s.t.store.get_context(&SYS, &fired[0]).await.unwrap();
+    assert_eq!((ctx.kind.as_str(), ctx.created_by.as_str()), ("maintenance", "system"));
+    assert!(scheduler.tick(first).await.unwrap().is_empty(), "not twice");
+    // Hours of downtime collapse into one firing, and the next is computed from now.
+    let late = first + 3 * 3_600_000 + 30_000;
+    assert_eq!(scheduler.tick(late).await.unwrap().len(), 1);
+    assert!(scheduler.tick(late + 1_000).await.unwrap().is_empty());
+    // The nightly clean-up was scheduled by prepare() and deletes what ended long ago.
+    let due = s.t.store.due_schedules(start + 2 * 86_400_000).await.unwrap();
+    assert!(due.iter().any(|d| d.name == "cleanup.contexts" && d.cron == "0 3 * * *"), "{due:?}");
+    // Users do not see system contexts.
+    let _root = user(&s, "root@example.com").await; // the first user is the instance admin
+    let (_, user) = user(&s, "u@example.com").await;
+    assert!(matches!(s.t.store.get_context(&user, &ctx.id).await, Err(Error::NotFound { .. })));
+}
+
+async fn retry_replays_from_the_failed_component_or_the_start(b: Backend) {
+    let stamps = Arc::new(AtomicUsize::new(0));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut r = registry();
+    r.register(Stamp(stamps.clone())).register(Flaky { runs: runs.clone(), fail_first: 2, permanent: true });
+    let s = setup(b, r, None).await;
+    let _w = s.worker().await;
+    let ctx = s.submit(with("test", &["stamp", "flaky"], json!({"input": 1}))).await;
+    let failed = s.until(&ctx.id, "failed", |c| c.status == ContextStatus::Failed).await;
+    assert_eq!(failed.data["stamped"], 1);
+    assert!(
+        matches!(s.t.store.retry_context(&SYS, &ctx.id, false).await, Ok(c) if c.status == ContextStatus::Retrying)
+    );
+    assert!(matches!(s.t.store.retry_context(&SYS, &ctx.id, false).await, Err(Error::Conflict(_))), "only once");
+    let failed = s
+        .until(&ctx.id, "failed again", |c| c.status == ContextStatus::Failed && runs.load(Ordering::SeqCst) == 2)
+        .await;
+    assert_eq!(stamps.load(Ordering::SeqCst), 1, "replaying from the failed component keeps earlier work");
+    assert_eq!(failed.processing.unwrap().completed_components, ["stamp"]);
+    s.t.store.retry_context(&SYS, &ctx.id, true).await.unwrap();
+    let done = s.until(&ctx.id, "completed", |c| c.status == ContextStatus::Completed).await;
+    assert_eq!(stamps.load(Ordering::SeqCst), 2, "from the start, every component runs again");
+    assert_eq!(done.data["stamped"], 2);
+    assert_eq!(done.data["input"], 1);
+    assert_eq!(done.processing.unwrap().completed_components, ["stamp", "flaky"]);
+    let c = s.t.store.get_context(&SYS, &ctx.id).await.unwrap();
+    assert!(matches!(s.t.store.retry_context(&SYS, &c.id, false).await, Err(Error::Conflict(_))), "completed stays");
+}
+
+async fn workers_register_and_show_what_they_run(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let w = s.worker().await;
+    let ctx = s.submit(with("test", &["wait"], json!({"wait_ms": 600_000}))).await;
+    s.until(&ctx.id, "running", |c| c.status == ContextStatus::Processing).await;
+    let workers = s.t.store.list_workers(&SYS, quire_core::now_ms()).await.unwrap();
+    let me = workers.iter().find(|x| x.id == w.id).unwrap();
+    assert!(me.alive && me.stopped_at.is_none());
+    assert_eq!(me.current.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [ctx.id.as_str()]);
+    assert_eq!(me.current[0].component.as_deref(), Some("wait"));
+    let _root = user(&s, "root@example.com").await;
+    let (_, user) = user(&s, "u@example.com").await;
+    assert!(matches!(s.t.store.list_workers(&user, 0).await, Err(Error::Forbidden(_))));
+    // Stopping hands the context back (its attempt uncounted) and marks the worker stopped.
+    s.stop.send_replace(true);
+    let id = w.id.clone();
+    tokio::time::timeout(Duration::from_secs(20), w.join()).await.unwrap();
+    let back = s.t.store.get_context(&SYS, &ctx.id).await.unwrap();
+    assert_eq!((back.status, back.attempts), (ContextStatus::Pending, 0));
+    let me =
+        s.t.store.list_workers(&SYS, quire_core::now_ms()).await.unwrap().into_iter().find(|x| x.id == id).unwrap();
+    assert!(!me.alive && me.stopped_at.is_some() && me.current.is_empty());
+}
+
+async fn user(s: &Setup, email: &str) -> (quire_core::User, Principal) {
+    let new = NewUser { email: email.into(), name: "U".into(), password_hash: None, admin: false };
+    let (u, _) = s.t.store.create_user(new).await.unwrap();
+    let p = Principal::User { id: u.id.clone(), admin: u.admin, session: None };
+    (u, p)
+}
+
+async fn contexts_are_scoped_to_their_workspace(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let (_, _root) = user(&s, "root@example.com").await; // the first user is the instance admin
+    let (owner_u, owner) = user(&s, "owner@example.com").await;
+    let (bob_u, bob) = user(&s, "bob@example.com").await;
+    let _ = owner_u;
+    let store = &s.t.store;
+    let ws = store.create_workspace(&owner, NewWorkspace { name: "Team".into(), ..Default::default() }).await.unwrap();
+    let mine = s.engine.submit(&owner, &ws.id, vec![with("test", &["noop"], json!({}))]).await.unwrap().remove(0).0;
+    assert_eq!(mine.created_by, owner.actor());
+    assert!(matches!(store.get_context(&bob, &mine.id).await, Err(Error::NotFound { .. })));
+    assert!(matches!(store.cancel_context(&bob, &mine.id).await, Err(Error::NotFound { .. })));
+    let all = |who: Principal| {
+        let store = store.clone();
+        async move {
+            let q = ContextQuery {
+                workspace: None,
+                status: None,
+                kind: None,
+                page: PageRequest::parse(None, "-created_at", "type", None, None, &Default::default()).unwrap(),
+            };
+            store.list_contexts(&who, &q).await.unwrap().items.len()
+        }
+    };
+    assert_eq!(all(bob.clone()).await, 0);
+    assert_eq!(all(owner.clone()).await, 1);
+    store.set_member(&owner, &ws.id, &bob_u.id, Role::Viewer).await.unwrap();
+    assert_eq!(store.get_context(&bob, &mine.id).await.unwrap().id, mine.id);
+    assert_eq!(all(bob.clone()).await, 1);
+    let err = s.engine.submit(&bob, &ws.id, vec![with("test", &["noop"], json!({}))]).await.unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    assert!(matches!(store.cancel_context(&bob, &mine.id).await, Err(Error::Forbidden(_))));
+    let key =
+        Principal::ApiKey { id: "key_x".into(), workspace_id: s.ws.clone(), role: Role::Editor, created_by: None };
+    assert!(matches!(store.get_context(&key, &mine.id).await, Err(Error::NotFound { .. })), "keys see their workspace");
+}
+
+async fn templates_are_versioned_and_found_by_type_and_tone(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let store = &s.t.store;
+    let new = |id: Option<String>, tone: Option<&str>, first: &str| NewTemplate {
+        id,
+        name: "Release notes".into(),
+        kind: "article".into(),
+        tone: tone.map(String::from),
+        description: String::new(),
+        sections: vec![json!({"type": first})],
+    };
+    let v1 = store.create_template(&SYS, &s.ws, new(None, Some("casual"), "summary")).await.unwrap();
+    let v2 = store.create_template(&SYS, &s.ws, new(Some(v1.id.clone()), Some("casual"), "highlights")).await.unwrap();
+    assert_eq!((v1.version, v2.version, v2.id.as_str()), (1, 2, v1.id.as_str()));
+    assert_eq!(store.get_template(&SYS, &v1.id, None).await.unwrap().version, 2);
+    assert_eq!(store.get_template(&SYS, &v1.id, Some(1)).await.unwrap().sections[0]["type"], "summary");
+    let listed = store.list_templates(&SYS, &s.ws).await.unwrap();
+    let ids: Vec<(&str, i32)> = listed.iter().map(|t| (t.id.as_str(), t.version)).collect();
+    assert!(ids.contains(&(v1.id.as_str(), 2)) && !ids.contains(&(v1.id.as_str(), 1)), "latest versions: {ids:?}");
+    assert!(ids.contains(&("tmpl_article_technical", 1)) && ids.contains(&("tmpl_prd_standard", 1)));
+    let find = |tone: Option<&'static str>| {
+        let (store, ws) = (store.clone(), s.ws.clone());
+        async move { store.find_template(&ws, None, None, "article", tone).await.unwrap().map(|t| (t.id, t.version)) }
+    };
+    assert_eq!(find(Some("casual")).await, Some((v1.id.clone(), 2)));
+    assert_eq!(find(Some("technical")).await, Some(("tmpl_article_technical".into(), 1)));
+    assert!(find(Some("formal")).await.is_none(), "no template of that tone and none without a tone");
+    let by_id = store.find_template(&s.ws, Some(&v1.id), Some(1), "x", None).await.unwrap().unwrap();
+    assert_eq!(by_id.version, 1);
+    // Built-in templates are read-only; bad templates are refused.
+    let err = store.create_template(&SYS, &s.ws, new(Some("tmpl_prd_standard".into()), None, "x")).await.unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    let mut bad = new(None, None, "x");
+    bad.sections = vec![json!("not an object")];
+    assert!(matches!(store.create_template(&SYS, &s.ws, bad).await, Err(Error::Invalid { .. })));
+    // The template component resolves by id and version too.
+    let _w = s.worker().await;
+    let ctx = s.submit(with("article", &["template"], json!({"template_id": v1.id, "template_version": 1}))).await;
+    let done = s.until(&ctx.id, "completed", |c| c.status == ContextStatus::Completed).await;
+    assert_eq!(
+        (done.data["template"]["version"].as_i64(), done.data["template"]["sections"][0]["type"].as_str()),
+        (Some(1), Some("summary"))
+    );
+    let none = s.submit(with("poem", &["template"], json!({}))).await;
+    let failed = s.until(&none.id, "failed", |c| c.status == ContextStatus::Failed).await;
+    let e = failed.error.unwrap();
+    assert_eq!((e.code.as_str(), e.permanent), ("template_not_found", true));
+}
+
+async fn events_resume_after_a_sequence_number(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let ctx = s.submit(with("test", &["wait"], json!({"wait_ms": 100}))).await;
+    let _w = s.worker().await;
+    s.until(&ctx.id, "completed", |c| c.status == ContextStatus::Completed).await;
+    let (_, all) = s.t.store.context_events(&SYS, &ctx.id, 0, 1000).await.unwrap();
+    assert!(all.iter().filter(|e| e.kind == "progress").count() == 10, "wait reports ten steps");
+    let (_, rest) = s.t.store.context_events(&SYS, &ctx.id, 5, 3).await.unwrap();
+    assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), [6, 7, 8]);
+}
