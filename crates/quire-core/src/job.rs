@@ -154,6 +154,9 @@ pub struct Context {
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContext {
+    /// The workspace (id or slug). Optional for API keys and for members of one workspace.
+    #[serde(default)]
+    pub workspace: Option<String>,
     #[serde(rename = "type")]
     pub kind: String,
     pub pipeline: Vec<String>,
@@ -181,6 +184,7 @@ impl NewContext {
     /// A context with defaults for everything but its type, pipeline and data.
     pub fn new(kind: impl Into<String>, pipeline: &[&str], data: Map<String, Value>) -> NewContext {
         NewContext {
+            workspace: None,
             kind: kind.into(),
             pipeline: pipeline.iter().map(|s| s.to_string()).collect(),
             data,

@@ -489,14 +489,14 @@ async fn workers_register_and_show_what_they_run(b: Backend) {
     let w = s.worker().await;
     let ctx = s.submit(with("test", &["wait"], json!({"wait_ms": 600_000}))).await;
     s.until(&ctx.id, "running", |c| c.status == ContextStatus::Processing).await;
-    let workers = s.t.store.list_workers(&SYS, quire_core::now_ms()).await.unwrap();
+    let workers = s.t.store.list_workers(&SYS, quire_core::now_ms(), 30_000).await.unwrap();
     let me = workers.iter().find(|x| x.id == w.id).unwrap();
     assert!(me.alive && me.stopped_at.is_none());
     assert_eq!(me.current.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [ctx.id.as_str()]);
     assert_eq!(me.current[0].component.as_deref(), Some("wait"));
     let _root = user(&s, "root@example.com").await;
     let (_, user) = user(&s, "u@example.com").await;
-    assert!(matches!(s.t.store.list_workers(&user, 0).await, Err(Error::Forbidden(_))));
+    assert!(matches!(s.t.store.list_workers(&user, 0, 30_000).await, Err(Error::Forbidden(_))));
     // Stopping hands the context back (its attempt uncounted) and marks the worker stopped.
     s.stop.send_replace(true);
     let id = w.id.clone();
@@ -504,7 +504,13 @@ async fn workers_register_and_show_what_they_run(b: Backend) {
     let back = s.t.store.get_context(&SYS, &ctx.id).await.unwrap();
     assert_eq!((back.status, back.attempts), (ContextStatus::Pending, 0));
     let me =
-        s.t.store.list_workers(&SYS, quire_core::now_ms()).await.unwrap().into_iter().find(|x| x.id == id).unwrap();
+        s.t.store
+            .list_workers(&SYS, quire_core::now_ms(), 30_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|x| x.id == id)
+            .unwrap();
     assert!(!me.alive && me.stopped_at.is_some() && me.current.is_empty());
 }
 

@@ -80,6 +80,8 @@ pub struct ServerConfig {
     pub max_ws_message_bytes: usize,
     /// The collaboration engine's settings.
     pub collab: quire_collab::CollabConfig,
+    /// The pipeline engine's settings.
+    pub jobs: quire_jobs::EngineConfig,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +100,7 @@ impl Default for ServerConfig {
             metrics_token: None,
             max_ws_message_bytes: 16 * 1024 * 1024,
             collab: quire_collab::CollabConfig::default(),
+            jobs: quire_jobs::EngineConfig::default(),
         }
     }
 }
@@ -112,6 +115,7 @@ struct AppInner {
     counters: ratelimit::Counters,
     auditor: audit::Auditor,
     collab: Arc<quire_collab::Collab>,
+    engine: quire_jobs::Engine,
     access: tokio::sync::broadcast::Sender<routes::collab::AccessChange>,
     config: ServerConfig,
     shutdown: watch::Sender<bool>,
@@ -129,12 +133,15 @@ impl App {
         let auditor = audit::Auditor::start(store.clone(), config.audit_queue);
         let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
         let access = tokio::sync::broadcast::channel(1024).0;
+        let engine = quire_jobs::Engine::new(store.clone(), registry(&config), config.jobs.clone());
+        engine.prepare().await?;
         let app = App(Arc::new(AppInner {
             store,
             auth,
             counters,
             auditor,
             collab,
+            engine,
             access,
             config,
             shutdown: watch::channel(false).0,
@@ -165,6 +172,11 @@ impl App {
 
     pub fn collab(&self) -> &Arc<quire_collab::Collab> {
         &self.0.collab
+    }
+
+    /// The pipeline engine: submits contexts; `quire serve` starts its workers.
+    pub fn engine(&self) -> &quire_jobs::Engine {
+        &self.0.engine
     }
 
     /// Changes of membership, shares, sessions and deletions, for open sockets to recheck.
@@ -235,6 +247,12 @@ impl App {
     }
 }
 
+/// The components this instance's pipelines can use; `quire serve` and `quire worker` build
+/// the same registry, so every worker can run what the API accepts.
+pub fn registry(_config: &ServerConfig) -> quire_jobs::Registry {
+    quire_jobs::components::builtin()
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -248,6 +266,7 @@ impl App {
         (name = "access", description = "Members, invitations, API keys and document shares"),
         (name = "documents", description = "PRDs, moodboards and board configurations"),
         (name = "events", description = "The event outbox as a live, resumable stream"),
+        (name = "contexts", description = "Pipelines: contexts, their events, templates, components and workers"),
         (name = "operations", description = "Health, readiness, metrics and the audit trail")
     )
 )]
@@ -255,7 +274,7 @@ struct ApiDoc;
 
 /// The router and the OpenAPI document it is described by, built from the same list.
 fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
-    use routes::{access, auth, documents, events, ops, workspaces};
+    use routes::{access, auth, contexts, documents, events, ops, workspaces};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::signup))
         .routes(routes!(auth::login))
@@ -290,6 +309,16 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(documents::get, documents::update, documents::delete))
         .routes(routes!(documents::restore))
         .routes(routes!(events::stream_events))
+        .routes(routes!(contexts::list, contexts::submit))
+        .routes(routes!(contexts::submit_batch))
+        .routes(routes!(contexts::get))
+        .routes(routes!(contexts::cancel))
+        .routes(routes!(contexts::retry))
+        .routes(routes!(contexts::events))
+        .routes(routes!(contexts::list_templates, contexts::create_template))
+        .routes(routes!(contexts::get_template))
+        .routes(routes!(contexts::components))
+        .routes(routes!(contexts::workers))
         .split_for_parts()
 }
 

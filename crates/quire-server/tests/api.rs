@@ -421,13 +421,20 @@ async fn openapi_describes_exactly_the_served_routes() {
         "GET /api/v1/auth/sso",
         "GET /api/v1/auth/sso/{provider}/callback",
         "GET /api/v1/auth/sso/{provider}/start",
+        "GET /api/v1/components",
+        "GET /api/v1/contexts",
+        "GET /api/v1/contexts/{id}",
+        "GET /api/v1/contexts/{id}/events",
         "GET /api/v1/documents/{id}",
         "GET /api/v1/documents/{id}/content",
         "GET /api/v1/documents/{id}/presence",
         "GET /api/v1/documents/{id}/shares",
         "GET /api/v1/events",
         "GET /api/v1/me",
+        "GET /api/v1/templates",
+        "GET /api/v1/templates/{id}",
         "GET /api/v1/users",
+        "GET /api/v1/workers",
         "GET /api/v1/workspaces",
         "GET /api/v1/workspaces/{ws}",
         "GET /api/v1/workspaces/{ws}/api-keys",
@@ -444,8 +451,13 @@ async fn openapi_describes_exactly_the_served_routes() {
         "POST /api/v1/auth/logout",
         "POST /api/v1/auth/refresh",
         "POST /api/v1/auth/signup",
+        "POST /api/v1/contexts",
+        "POST /api/v1/contexts/batch",
+        "POST /api/v1/contexts/{id}/cancel",
+        "POST /api/v1/contexts/{id}/retry",
         "POST /api/v1/documents/{id}/restore",
         "POST /api/v1/invitations/accept",
+        "POST /api/v1/templates",
         "POST /api/v1/users/{id}/revoke-sessions",
         "POST /api/v1/workspaces",
         "POST /api/v1/workspaces/{ws}/api-keys",
@@ -457,7 +469,9 @@ async fn openapi_describes_exactly_the_served_routes() {
         "PUT /api/v1/workspaces/{ws}/members/{user_id}",
     ];
     assert_eq!(described, expected);
-    for schema in ["Workspace", "Document", "Event", "ErrorBody", "NewDocument", "DocumentPatch"] {
+    for schema in
+        ["Workspace", "Document", "Event", "ErrorBody", "NewDocument", "DocumentPatch", "Context", "NewContext"]
+    {
         assert!(doc.body["components"]["schemas"].get(schema).is_some(), "schema {schema} missing");
     }
     let page = api.get("/api/docs/").await;

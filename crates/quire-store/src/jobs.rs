@@ -101,8 +101,9 @@ pub trait JobStore: Send + Sync {
     /// Stores a built-in template version if it is not stored yet.
     async fn ensure_template(&self, template: &Template) -> Result<()>;
 
-    /// Workers with their current contexts; instance administrators only.
-    async fn list_workers(&self, who: &Principal, now: i64) -> Result<Vec<WorkerInfo>>;
+    /// Workers with their current contexts; instance administrators only. A worker is shown
+    /// alive when it heartbeat within `stale_after_ms` of `now` (a lease's length).
+    async fn list_workers(&self, who: &Principal, now: i64, stale_after_ms: i64) -> Result<Vec<WorkerInfo>>;
     async fn register_worker(&self, worker: &NewWorker, now: i64) -> Result<()>;
     /// Records the heartbeat, extends the leases the worker holds, and returns the ids of
     /// those whose cancellation was asked for.
@@ -392,7 +393,7 @@ macro_rules! impl_job_store {
             }
 
             /// A conditional write on a context `who` may change (editor role), with one
-            /// status event; `Conflict` with `refused` when the condition fails.
+            /// status event; `None` when the condition no longer holds.
             async fn change_context(
                 &self,
                 who: &quire_core::Principal,
@@ -400,31 +401,21 @@ macro_rules! impl_job_store {
                 action: &str,
                 sql: &'static str,
                 event: (String, serde_json::Value),
-                refused: &str,
-            ) -> quire_core::Result<quire_core::Context> {
-                let (ctx, role) = self.visible_context(who, id).await?;
+            ) -> quire_core::Result<Option<quire_core::Context>> {
+                let (_, role) = self.visible_context(who, id).await?;
                 $crate::sql::require(role, quire_core::Role::Editor, action)?;
                 let now = quire_core::now_ms();
                 let mut tx = self.begin_write().await?;
-                let row: Option<$crate::jobs::JobRow> = sqlx::query_as(sql)
+                let row: Option<$crate::jobs::SeqJobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql.replacen(" RETURNING ", " RETURNING event_seq, ", 1)))
                     .bind(id)
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err($crate::rows::db_err)?;
-                let Some(row) = row else {
-                    return Err(quire_core::Error::Conflict(format!(
-                        "context '{id}' is {}: {refused}", ctx.status.as_str()
-                    )));
-                };
-                let seq: i64 = sqlx::query_scalar("SELECT event_seq FROM jobs WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err($crate::rows::db_err)?;
-                Self::append_job_events(&mut tx, id, seq, &[event], now).await?;
+                let Some(row) = row else { return Ok(None) };
+                Self::append_job_events(&mut tx, id, row.event_seq, &[event], now).await?;
                 self.commit_jobs(tx).await?;
-                row.try_into()
+                row.row.try_into().map(Some)
             }
 
             /// Claims from one queue within `tx`.
@@ -505,7 +496,7 @@ macro_rules! impl_job_store {
                 Ok(claimed)
             }
 
-            async fn fetch_workers(&self, now: i64) -> quire_core::Result<Vec<quire_core::WorkerInfo>> {
+            async fn fetch_workers(&self, now: i64, stale_after_ms: i64) -> quire_core::Result<Vec<quire_core::WorkerInfo>> {
                 let rows: Vec<(String, String, String, i32, i64, i64, Option<i64>)> = sqlx::query_as(
                     "SELECT id, name, queues, concurrency, started_at, heartbeat_at, stopped_at FROM workers \
                      ORDER BY stopped_at IS NOT NULL, started_at DESC LIMIT 500",
@@ -548,7 +539,7 @@ macro_rules! impl_job_store {
                         concurrency,
                         started_at: quire_core::timestamp_from_ms(started),
                         heartbeat_at: quire_core::timestamp_from_ms(beat),
-                        alive: stopped.is_none() && now - beat <= $crate::jobs::WORKER_SILENCE_MS,
+                        alive: stopped.is_none() && now - beat <= stale_after_ms,
                         stopped_at: stopped.map(quire_core::timestamp_from_ms),
                         current,
                     });
@@ -672,36 +663,41 @@ macro_rules! impl_job_store {
             }
 
             async fn cancel_context(&self, who: &quire_core::Principal, id: &str) -> quire_core::Result<quire_core::Context> {
-                let (ctx, _) = self.visible_context(who, id).await?;
-                if ctx.status == quire_core::ContextStatus::Processing {
-                    self.change_context(
-                        who,
-                        id,
-                        "cancel contexts",
-                        concat!(
-                            "UPDATE jobs SET cancel_requested = TRUE, event_seq = event_seq + 1, updated_at = $2 ",
-                            "WHERE id = $1 AND status = 'processing' AND NOT cancel_requested RETURNING ",
-                            job_columns!()
+                // A worker may claim or finish the context between the read and the write:
+                // decide again on what is there now.
+                for _ in 0..4 {
+                    let (ctx, role) = self.visible_context(who, id).await?;
+                    $crate::sql::require(role, quire_core::Role::Editor, "cancel contexts")?;
+                    let (sql, event) = match ctx.status {
+                        quire_core::ContextStatus::Processing if !ctx.cancel_requested => (
+                            concat!(
+                                "UPDATE jobs SET cancel_requested = TRUE, event_seq = event_seq + 1, updated_at = $2 ",
+                                "WHERE id = $1 AND status = 'processing' AND NOT cancel_requested RETURNING ",
+                                job_columns!()
+                            ),
+                            $crate::jobs::status_event("processing", serde_json::json!({ "cancel_requested": true })),
                         ),
-                        $crate::jobs::status_event("processing", serde_json::json!({ "cancel_requested": true })),
-                        "only pending, retrying and processing contexts can be cancelled, once",
-                    )
-                    .await
-                } else {
-                    self.change_context(
-                        who,
-                        id,
-                        "cancel contexts",
-                        concat!(
-                            "UPDATE jobs SET status = 'cancelled', finished_at = $2, event_seq = event_seq + 1, updated_at = $2 ",
-                            "WHERE id = $1 AND status IN ('pending', 'retrying') RETURNING ",
-                            job_columns!()
+                        quire_core::ContextStatus::Pending | quire_core::ContextStatus::Retrying => (
+                            concat!(
+                                "UPDATE jobs SET status = 'cancelled', finished_at = $2, event_seq = event_seq + 1, updated_at = $2 ",
+                                "WHERE id = $1 AND status IN ('pending', 'retrying') RETURNING ",
+                                job_columns!()
+                            ),
+                            $crate::jobs::status_event("cancelled", serde_json::json!({})),
                         ),
-                        $crate::jobs::status_event("cancelled", serde_json::json!({})),
-                        "only pending, retrying and processing contexts can be cancelled",
-                    )
-                    .await
+                        status => {
+                            let why = if ctx.cancel_requested { "its cancellation is under way" } else { "it has ended" };
+                            return Err(quire_core::Error::Conflict(format!(
+                                "context '{id}' is {} and cannot be cancelled: {why}",
+                                status.as_str()
+                            )));
+                        }
+                    };
+                    if let Some(ctx) = self.change_context(who, id, "cancel contexts", sql, event).await? {
+                        return Ok(ctx);
+                    }
                 }
+                Err(quire_core::Error::Conflict(format!("context '{id}' kept changing; retry the cancellation")))
             }
 
             async fn retry_context(&self, who: &quire_core::Principal, id: &str, from_start: bool) -> quire_core::Result<quire_core::Context> {
@@ -722,15 +718,17 @@ macro_rules! impl_job_store {
                         job_columns!()
                     )
                 };
-                self.change_context(
-                    who,
-                    id,
-                    "retry contexts",
-                    sql,
-                    $crate::jobs::status_event("retrying", serde_json::json!({ "from": if from_start { "start" } else { "failed" } })),
-                    "only failed and cancelled contexts can be retried",
-                )
-                .await
+                let event = $crate::jobs::status_event("retrying", serde_json::json!({ "from": if from_start { "start" } else { "failed" } }));
+                match self.change_context(who, id, "retry contexts", sql, event).await? {
+                    Some(ctx) => Ok(ctx),
+                    None => {
+                        let now = self.visible_context(who, id).await?.0;
+                        Err(quire_core::Error::Conflict(format!(
+                            "context '{id}' is {}: only failed and cancelled contexts can be retried",
+                            now.status.as_str()
+                        )))
+                    }
+                }
             }
 
             async fn context_events(
@@ -905,11 +903,11 @@ macro_rules! impl_job_store {
                 Ok(())
             }
 
-            async fn list_workers(&self, who: &quire_core::Principal, now: i64) -> quire_core::Result<Vec<quire_core::WorkerInfo>> {
+            async fn list_workers(&self, who: &quire_core::Principal, now: i64, stale_after_ms: i64) -> quire_core::Result<Vec<quire_core::WorkerInfo>> {
                 if !who.is_superuser() {
                     return Err(quire_core::Error::Forbidden("only instance administrators may list workers".into()));
                 }
-                self.fetch_workers(now).await
+                self.fetch_workers(now, stale_after_ms).await
             }
 
             async fn register_worker(&self, w: &$crate::jobs::NewWorker, now: i64) -> quire_core::Result<()> {
@@ -1248,9 +1246,6 @@ macro_rules! impl_job_store {
         }
     };
 }
-
-/// A worker that heartbeats less often than this is shown as not alive.
-pub(crate) const WORKER_SILENCE_MS: i64 = 60_000;
 
 pub(crate) fn lease_lost(lease: &Lease) -> quire_core::Error {
     quire_core::Error::Conflict(format!(

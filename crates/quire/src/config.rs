@@ -68,11 +68,45 @@ pub struct CommonArgs {
     pub max_metadata_bytes: Option<usize>,
 }
 
+/// Settings of the pipeline workers (`quire serve` and `quire worker`).
+#[derive(Debug, Args, Default)]
+pub struct JobArgs {
+    /// Contexts one worker runs at once [default: 4]
+    #[arg(long, env = "QUIRE_WORKER_CONCURRENCY", value_name = "N")]
+    pub worker_concurrency: Option<usize>,
+    /// Queues the worker takes contexts from, in order of preference, comma-separated
+    /// [default: default]
+    #[arg(long, env = "QUIRE_WORKER_QUEUES", value_name = "QUEUES", value_delimiter = ',')]
+    pub worker_queues: Option<Vec<String>>,
+    /// Seconds a worker's claim on a context holds without a heartbeat; a dead worker's
+    /// contexts are taken over after this [default: 30]
+    #[arg(long, env = "QUIRE_JOB_LEASE_SECS", value_name = "SECS")]
+    pub job_lease_secs: Option<u64>,
+    /// Days finished contexts are kept before the nightly clean-up deletes them [default: 30]
+    #[arg(long, env = "QUIRE_JOB_RETENTION_DAYS", value_name = "DAYS")]
+    pub job_retention_days: Option<u64>,
+}
+
+/// Settings of `quire worker`.
+#[derive(Debug, Args, Default)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub jobs: JobArgs,
+}
+
 /// Settings of `quire serve`.
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub jobs: JobArgs,
+    /// Run pipeline workers in this process; turn off when `quire worker` processes run them
+    /// [default: true]
+    #[arg(long, env = "QUIRE_WORKERS", value_name = "BOOL")]
+    pub workers: Option<bool>,
     /// Address and port to listen on [default: 127.0.0.1:7420]
     #[arg(long, env = "QUIRE_ADDR", value_name = "HOST:PORT")]
     pub addr: Option<SocketAddr>,
@@ -200,6 +234,11 @@ struct FileSettings {
     github_client_secret: Option<String>,
     github_url: Option<String>,
     github_api_url: Option<String>,
+    workers: Option<bool>,
+    worker_concurrency: Option<usize>,
+    worker_queues: Option<Vec<String>>,
+    job_lease_secs: Option<u64>,
+    job_retention_days: Option<u64>,
 }
 
 /// Everything resolved.
@@ -216,6 +255,9 @@ pub struct Settings {
     pub addr: SocketAddr,
     pub server: ServerConfig,
     pub auth: AuthConfig,
+    /// Whether `serve` runs workers itself.
+    pub run_workers: bool,
+    pub worker: quire_jobs::WorkerConfig,
 }
 
 fn read_file(path: Option<&Path>) -> Result<FileSettings, String> {
@@ -324,8 +366,23 @@ impl Settings {
         if auth.access_ttl < Duration::from_secs(10) || auth.refresh_ttl < auth.access_ttl {
             return Err("access_token_ttl_secs must be at least 10, and refresh_token_ttl_secs at least as long".into());
         }
+        let run_workers = args.workers.or(file.workers).unwrap_or(true);
+        let (jobs, worker) = jobs(&args.jobs, &file)?;
+        let server = ServerConfig { jobs, ..server };
         let mut settings = Self::resolve(args.common, file, addr, server)?;
         settings.auth = auth;
+        settings.run_workers = run_workers;
+        settings.worker = worker;
+        Ok(settings)
+    }
+
+    /// Resolves `worker`'s settings.
+    pub fn for_worker(args: WorkerArgs) -> Result<Settings, String> {
+        let file = read_file(args.common.config.as_deref())?;
+        let (jobs, worker) = jobs(&args.jobs, &file)?;
+        let addr = file.addr.unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
+        let mut settings = Self::resolve(args.common, file, addr, ServerConfig { jobs, ..ServerConfig::default() })?;
+        settings.worker = worker;
         Ok(settings)
     }
 
@@ -372,6 +429,8 @@ impl Settings {
             addr,
             server,
             auth: AuthConfig::default(),
+            run_workers: false,
+            worker: quire_jobs::WorkerConfig::default(),
         })
     }
 
@@ -400,6 +459,38 @@ impl Settings {
     pub fn key_file(&self) -> PathBuf {
         self.data_dir.join("secret-keys")
     }
+}
+
+/// The engine's and the worker's settings from flags, variables and the file.
+fn jobs(args: &JobArgs, file: &FileSettings) -> Result<(quire_jobs::EngineConfig, quire_jobs::WorkerConfig), String> {
+    let engine = quire_jobs::EngineConfig::default();
+    let worker = quire_jobs::WorkerConfig::default();
+    let lease = args.job_lease_secs.or(file.job_lease_secs).map_or(engine.lease, Duration::from_secs);
+    if lease < Duration::from_secs(3) {
+        return Err("job_lease_secs must be at least 3".into());
+    }
+    let retention_days = args.job_retention_days.or(file.job_retention_days).unwrap_or(30);
+    if retention_days < 1 {
+        return Err("job_retention_days must be at least 1".into());
+    }
+    let concurrency = args.worker_concurrency.or(file.worker_concurrency).unwrap_or(worker.concurrency);
+    if !(1..=1024).contains(&concurrency) {
+        return Err("worker_concurrency must be 1 to 1024".into());
+    }
+    let queues: Vec<String> = args
+        .worker_queues
+        .clone()
+        .or(file.worker_queues.clone())
+        .unwrap_or(worker.queues.clone())
+        .into_iter()
+        .map(|q| q.trim().to_string())
+        .filter(|q| !q.is_empty())
+        .collect();
+    if queues.is_empty() {
+        return Err("worker_queues must name at least one queue, e.g. default".into());
+    }
+    let engine = quire_jobs::EngineConfig { lease, retention: Duration::from_secs(retention_days * 86_400), ..engine };
+    Ok((engine, quire_jobs::WorkerConfig { queues, concurrency, ..worker }))
 }
 
 /// Writes `text` to `path`, readable and writable by its owner only.

@@ -8,7 +8,7 @@ use quire_store::StoreOptions;
 
 mod config;
 
-use config::{CommonArgs, LogFormat, ServeArgs, Settings};
+use config::{CommonArgs, LogFormat, ServeArgs, Settings, WorkerArgs};
 
 /// Quire: a self-hosted workspace where teams co-edit documents in real time and run AI
 /// generation pipelines over them.
@@ -26,6 +26,10 @@ struct Cli {
 enum Command {
     /// Run the server: the REST API, event streams, metrics and the API reference at /api/docs
     Serve(Box<ServeArgs>),
+    /// Run pipeline workers only (no HTTP): start several, on several machines, against one
+    /// PostgreSQL database; stop with Ctrl-C or SIGTERM (running contexts get a grace period,
+    /// the rest go back to the queue)
+    Worker(Box<WorkerArgs>),
     /// Apply pending database migrations and exit (serve also runs them on start)
     Migrate(CommonArgs),
     /// Manage accounts
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => Settings::for_serve(*args).and_then(|s| run(s, true)),
+        Command::Worker(args) => Settings::for_worker(*args).and_then(run_worker),
         Command::Migrate(args) => Settings::for_common(args).and_then(|s| run(s, false)),
         Command::Keys(KeysCommand::Generate) => {
             println!("{}", quire_auth::secrets::generate_key());
@@ -255,10 +260,49 @@ fn run(settings: Settings, serve: bool) -> Result<(), String> {
         }
         let auth = quire_auth::AuthConfig { keyring: std::sync::Arc::new(keyring), ..auth };
         let app = quire_server::App::new(store.clone(), server, auth).await.map_err(|e| e.to_string())?;
+        let worker = if settings.run_workers {
+            let w = app.engine().start_worker(settings.worker.clone(), app.shutdown_signal()).await;
+            Some(w.map_err(|e| format!("cannot start the pipeline workers: {e}"))?)
+        } else {
+            None
+        };
         tracing::info!(addr = %local, "Quire is listening on http://{local}");
         quire_server::serve(listener, app, shutdown_signal()).await.map_err(|e| format!("the server stopped: {e}"))?;
+        if let Some(w) = worker {
+            w.join().await;
+        }
         store.close().await;
         tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// `quire worker`: pipeline workers without the HTTP server.
+fn run_worker(settings: Settings) -> Result<(), String> {
+    init_logging(&settings)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let store = open_store(&settings).await?;
+        if store.backend() == "sqlite" {
+            tracing::warn!(
+                "this worker shares a SQLite file; for workers in several processes use PostgreSQL (--database-url postgres://…)"
+            );
+        }
+        let registry = quire_server::registry(&settings.server);
+        let engine = quire_jobs::Engine::new(store.clone(), registry, settings.server.jobs.clone());
+        engine.prepare().await.map_err(|e| e.to_string())?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = engine
+            .start_worker(settings.worker.clone(), stopped)
+            .await
+            .map_err(|e| format!("cannot start the worker: {e}"))?;
+        shutdown_signal().await;
+        stop.send_replace(true);
+        worker.join().await;
+        store.close().await;
         Ok(())
     })
 }

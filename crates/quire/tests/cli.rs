@@ -27,8 +27,17 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
+        let mut server = Server::spawn(&[&["serve", "--addr", "127.0.0.1:0"], args].concat(), envs);
+        let line = server.wait_for("listening on http://");
+        let start = line.find("http://").unwrap() + 7;
+        server.addr = line[start..].split(|c: char| c.is_whitespace() || c == '"').next().unwrap().to_string();
+        server
+    }
+
+    /// `quire ARGS…`, its log lines followed.
+    fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve").args(["--addr", "127.0.0.1:0"]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -40,11 +49,7 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        let mut server = Server { child, addr: String::new(), lines };
-        let line = server.wait_for("listening on http://");
-        let start = line.find("http://").unwrap() + 7;
-        server.addr = line[start..].split(|c: char| c.is_whitespace() || c == '"').next().unwrap().to_string();
-        server
+        Server { child, addr: String::new(), lines }
     }
 
     fn wait_for(&mut self, needle: &str) -> String {
@@ -82,6 +87,16 @@ impl Server {
         let status = response[9..12].parse().unwrap();
         let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
         (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// A GET whose whole body is returned as text (HTTP/1.0, so not chunked): for streams
+    /// that end on their own.
+    fn get_text(&self, token: &str, path: &str) -> String {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\r\n", self.addr).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
     }
 
     /// Signs in (signing up first if needed); returns the access token.
@@ -629,4 +644,74 @@ async fn clients_on_two_processes_edit_together_through_redis() {
             .collect();
         assert_eq!(texts, converged);
     }
+}
+
+/// The engine's proof: a `quire worker` process is killed (SIGKILL) in the middle of a
+/// context; another worker process takes it over once the lease lapses, resumes after the
+/// last recorded component (the template runs once), and completes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_context_survives_its_worker_being_killed() {
+    let url = quire_store::testing::empty_postgres_schema().await;
+    let dir = temp_dir();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let data_dir = dir.to_str().unwrap();
+        let envs = [("QUIRE_DATABASE_URL", url.as_str()), ("QUIRE_JOB_LEASE_SECS", "3")];
+        // The API process runs no workers: only the two worker processes do.
+        let api = Server::start(&["--data-dir", data_dir, "--workers", "false"], &envs);
+        let token = api.sign_in("ops@example.com");
+        let worker = || {
+            let mut w = Server::spawn(&["worker", "--data-dir", data_dir, "--worker-concurrency", "1"], &envs);
+            w.wait_for("worker started");
+            w
+        };
+        let mut first = worker();
+        let body = r#"{"type": "article", "pipeline": ["template", "wait", "transformer"],
+            "data": {"title": "Survivor", "tone": "technical", "wait_ms": 4000,
+                     "generated_content": {"introduction": "Still here."}}}"#;
+        let (status, ctx) = api.request_as(Some(&token), "POST", "/api/v1/contexts", Some(body));
+        assert_eq!(status, 202, "{ctx}");
+        let id = ctx["id"].as_str().unwrap().to_string();
+        let path = format!("/api/v1/contexts/{id}");
+        let poll = |until: &dyn Fn(&Value) -> bool| {
+            for _ in 0..400 {
+                let (_, c) = api.request_as(Some(&token), "GET", &path, None);
+                if until(&c) {
+                    return c;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("context {id} never reached the state awaited");
+        };
+        poll(&|c| c["processing"]["current_component"] == "wait");
+        first.child.kill().unwrap(); // SIGKILL: no goodbye, the lease just stops being renewed
+        first.child.wait().unwrap();
+        let _second = worker();
+        let done = poll(&|c| c["status"] == "completed");
+        let events = api.get_text(&token, &format!("/api/v1/contexts/{id}/events"));
+        let (_, workers) = api.request_as(Some(&token), "GET", "/api/v1/workers", None);
+        (done, events, workers)
+    });
+    let (done, events, workers) = outcome.await.unwrap();
+    assert_eq!(done["attempts"], 2, "{done}");
+    assert_eq!(done["processing"]["completed_components"], serde_json::json!(["template", "wait", "transformer"]));
+    assert!(done["data"]["formatted_content"]["content"].as_str().unwrap().starts_with("# Survivor"));
+    let events: Vec<Value> =
+        events.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect();
+    let step = |name: &str, state: &str| {
+        events
+            .iter()
+            .filter(|e| e["kind"] == "component" && e["data"]["component"] == name && e["data"]["state"] == state)
+            .map(|e| e["data"]["attempt"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(step("template", "completed"), [1], "the template ran once, on the first worker");
+    assert_eq!(step("wait", "started"), [1, 2], "the wait was cut short by the kill and ran again");
+    assert_eq!(step("transformer", "completed"), [2]);
+    let claims: Vec<&Value> =
+        events.iter().filter(|e| e["kind"] == "status" && e["data"]["status"] == "processing").collect();
+    assert_eq!(claims.len(), 2);
+    assert_ne!(claims[0]["data"]["worker"], claims[1]["data"]["worker"], "taken over by another worker");
+    assert_eq!(events.last().unwrap()["data"]["status"], "completed");
+    let live: Vec<&Value> = workers.as_array().unwrap().iter().filter(|w| w["alive"] == true).collect();
+    assert_eq!(live.len(), 1, "the killed worker is no longer alive: {workers}");
 }

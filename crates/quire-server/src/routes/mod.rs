@@ -5,6 +5,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod collab;
+pub mod contexts;
 pub mod documents;
 pub mod events;
 pub mod ops;

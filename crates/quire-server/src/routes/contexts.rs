@@ -1,0 +1,407 @@
+//! The contexts API: submit pipelines, follow them, cancel and retry them; templates, the
+//! component registry and the workers.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use quire_core::{
+    Context, ContextEvent, ContextQuery, NewContext, NewTemplate, Page, PageRequest, Principal, Template, WorkerInfo,
+};
+use quire_jobs::ComponentInfo;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::App;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Actor, Json, Query};
+
+/// The workspace a request acts in: the one named, else the API key's, else the caller's
+/// only workspace.
+async fn workspace_of(app: &App, who: &Principal, named: Option<String>) -> ApiResult<String> {
+    if let Some(ws) = named.filter(|w| !w.is_empty()) {
+        return Ok(ws);
+    }
+    if let Principal::ApiKey { workspace_id, .. } = who {
+        return Ok(workspace_id.clone());
+    }
+    let query = quire_core::WorkspaceQuery::new(None, None, Some(2), None, false, app.store().limits())?;
+    let mine = app.store().list_workspaces(who, &query).await?;
+    match mine.items.as_slice() {
+        [only] => Ok(only.id.clone()),
+        [] => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "workspace: you belong to no workspace",
+        )),
+        _ => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "workspace: you belong to several workspaces; name one (its id or slug) in 'workspace'",
+        )),
+    }
+}
+
+/// 202 with the context and its `Location`; 200 (and `Idempotent-Replayed: true`) when an
+/// earlier submission with the same idempotency key made it.
+fn submitted(ctx: Context, created: bool) -> Response {
+    let location = format!("/api/v1/contexts/{}", ctx.id);
+    let mut res = Json(ctx).into_response();
+    *res.status_mut() = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    if !created {
+        res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    res
+}
+
+/// Submit a context: its data runs through the pipeline's components in order. Answers 202
+/// with the context (`status: pending`); a repeated `idempotency_key` answers 200 with the
+/// context the first submission made (409 if the request differs).
+#[utoipa::path(post, path = "/api/v1/contexts", tag = "contexts", request_body = NewContext,
+    responses((status = 202, body = Context, headers(("Location" = String))),
+        (status = 200, body = Context, description = "An earlier submission with this idempotency key"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn submit(State(app): State<App>, Actor(who): Actor, Json(mut new): Json<NewContext>) -> ApiResult<Response> {
+    let ws = workspace_of(&app, &who, new.workspace.take()).await?;
+    let (ctx, created) = app.engine().submit(&who, &ws, vec![new]).await?.remove(0);
+    Ok(submitted(ctx, created))
+}
+
+/// Many contexts at once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContextBatch {
+    /// The workspace for every context (id or slug); optional as for one context.
+    #[serde(default)]
+    workspace: Option<String>,
+    /// 1 to 100 contexts.
+    contexts: Vec<NewContext>,
+}
+
+/// The contexts a batch made, in the order submitted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubmittedBatch {
+    contexts: Vec<Context>,
+}
+
+/// Submit up to 100 contexts in one request, all or none: one invalid context refuses the
+/// batch and names it (`contexts[3].pipeline[0]`).
+#[utoipa::path(post, path = "/api/v1/contexts/batch", tag = "contexts", request_body = ContextBatch,
+    responses((status = 202, body = SubmittedBatch), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn submit_batch(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Json(batch): Json<ContextBatch>,
+) -> ApiResult<Response> {
+    let ws = workspace_of(&app, &who, batch.workspace).await?;
+    let made = app.engine().submit(&who, &ws, batch.contexts).await?;
+    let body = SubmittedBatch { contexts: made.into_iter().map(|m| m.0).collect() };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Query parameters of `GET /api/v1/contexts`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListContexts {
+    /// Only this workspace's (id or slug); by default every workspace you belong to.
+    workspace: Option<String>,
+    /// pending, processing, completed, failed, retrying or cancelled.
+    status: Option<String>,
+    /// The context type, e.g. `article`.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// `-created_at` (default), `created_at`, `updated_at`, `type`; `-` for descending.
+    sort: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// List contexts, newest first, filtered by status and type.
+#[utoipa::path(get, path = "/api/v1/contexts", tag = "contexts", params(ListContexts),
+    responses((status = 200, body = Page<Context>), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list(State(app): State<App>, Actor(who): Actor, Query(p): Query<ListContexts>) -> ApiResult<Response> {
+    let limits = app.store().limits();
+    let query = ContextQuery {
+        workspace: p.workspace,
+        status: p.status.as_deref().map(str::parse).transpose()?,
+        kind: p.kind.filter(|k| !k.is_empty()),
+        page: PageRequest::parse(p.sort.as_deref(), "-created_at", "type", p.limit, p.cursor.as_deref(), limits)?,
+    };
+    Ok(Json(app.store().list_contexts(&who, &query).await?).into_response())
+}
+
+/// Get a context: its status, data so far, processing record, progress and last error.
+#[utoipa::path(get, path = "/api/v1/contexts/{id}", tag = "contexts",
+    params(("id" = String, Path, description = "Context id")),
+    responses((status = 200, body = Context), (status = 404, body = ErrorBody)))]
+pub async fn get(State(app): State<App>, Actor(who): Actor, Path(id): Path<String>) -> ApiResult<Response> {
+    Ok(Json(app.store().get_context(&who, &id).await?).into_response())
+}
+
+/// Cancel a context. A pending or retrying one is cancelled at once (200); a processing one
+/// is flagged (202, `cancel_requested: true`) and its worker stops the running component
+/// within moments, then records `cancelled`. 409 once it has ended.
+#[utoipa::path(post, path = "/api/v1/contexts/{id}/cancel", tag = "contexts",
+    params(("id" = String, Path, description = "Context id")),
+    responses((status = 200, body = Context), (status = 202, body = Context), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(State(app): State<App>, Actor(who): Actor, Path(id): Path<String>) -> ApiResult<Response> {
+    let ctx = app.store().cancel_context(&who, &id).await?;
+    let status = if ctx.cancel_requested { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((status, Json(ctx)).into_response())
+}
+
+/// Where a retry starts.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    /// `failed` (default): from the component that failed, keeping what earlier components
+    /// added; `start`: from the submitted data, running every component again.
+    #[serde(default)]
+    from: Option<String>,
+}
+
+/// Retry a failed or cancelled context (`status` becomes `retrying`, attempts start over).
+#[utoipa::path(post, path = "/api/v1/contexts/{id}/retry", tag = "contexts", request_body(content = Option<RetryRequest>),
+    params(("id" = String, Path, description = "Context id")),
+    responses((status = 202, body = Context), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn retry(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(id): Path<String>,
+    body: Option<Json<RetryRequest>>,
+) -> ApiResult<Response> {
+    let from_start = match body.and_then(|Json(b)| b.from).as_deref() {
+        None | Some("failed") => false,
+        Some("start") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                format!("from: '{other}' is neither 'failed' nor 'start'"),
+            ));
+        }
+    };
+    let ctx = app.store().retry_context(&who, &id, from_start).await?;
+    Ok((StatusCode::ACCEPTED, Json(ctx)).into_response())
+}
+
+/// Query parameters of `GET /api/v1/contexts/{id}/events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamContextEvents {
+    /// Start after this event number (0, the default, replays from the submission).
+    /// `Last-Event-ID` wins when both are given.
+    after: Option<i64>,
+}
+
+/// Follow a context as Server-Sent Events: `id` is the event's number, `event` its kind
+/// (`status`, `component`, `progress`, `log`), `data` the event as JSON. The stream replays
+/// from the start (or after `Last-Event-ID`) and ends after the context completes, fails
+/// or is cancelled.
+#[utoipa::path(get, path = "/api/v1/contexts/{id}/events", tag = "contexts",
+    params(("id" = String, Path, description = "Context id"), StreamContextEvents,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event number")),
+    responses((status = 200, content_type = "text/event-stream", body = ContextEvent), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn events(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(id): Path<String>,
+    Query(p): Query<StreamContextEvents>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let after = match headers.get("last-event-id") {
+        Some(v) => v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Last-Event-ID must be an event number (an integer)",
+            )
+        })?,
+        None => p.after.unwrap_or(0),
+    };
+    // Refuse at once (404) what the caller may not see, rather than inside the stream.
+    app.store().get_context(&who, &id).await?;
+    let keep_alive = KeepAlive::new().interval(app.config().sse_keep_alive);
+    Ok(Sse::new(context_stream(app, who, id, after.max(0))).keep_alive(keep_alive).into_response())
+}
+
+struct Follow {
+    app: App,
+    who: Principal,
+    id: String,
+    after: i64,
+    queue: std::collections::VecDeque<ContextEvent>,
+    done: bool,
+    signal: tokio::sync::watch::Receiver<u64>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+fn context_stream(
+    app: App,
+    who: Principal,
+    id: String,
+    after: i64,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let signal = app.store().job_signal();
+    let shutdown = app.shutdown_signal();
+    let state = Follow { app, who, id, after, queue: Default::default(), done: false, signal, shutdown };
+    stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(e) = s.queue.pop_front() {
+                s.after = e.seq;
+                let frame = SseEvent::default()
+                    .id(e.seq.to_string())
+                    .event(&e.kind)
+                    .data(serde_json::to_string(&e).expect("events serialise"));
+                return Some((Ok(frame), s));
+            }
+            if s.done || *s.shutdown.borrow() {
+                return None;
+            }
+            s.signal.borrow_and_update();
+            match s.app.store().context_events(&s.who, &s.id, s.after, 200).await {
+                Ok((ctx, events)) => {
+                    // The context is read before its events, and its final status commits
+                    // with its last event: once it has ended, this read holds the rest.
+                    s.done = ctx.status.is_terminal() && events.len() < 200;
+                    if !events.is_empty() || s.done {
+                        s.queue.extend(events);
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(context = %s.id, error = %e, "reading context events failed");
+                }
+            }
+            tokio::select! {
+                _ = s.signal.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = s.shutdown.changed() => {}
+            }
+        }
+    })
+}
+
+/// Query parameters of `GET /api/v1/templates`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListTemplates {
+    /// The workspace (id or slug); optional for API keys and members of one workspace.
+    workspace: Option<String>,
+}
+
+/// The templates a workspace can use: its own and Quire's built-in ones, each at its latest version.
+#[utoipa::path(get, path = "/api/v1/templates", tag = "contexts", params(ListTemplates),
+    responses((status = 200, body = Vec<Template>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_templates(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Query(p): Query<ListTemplates>,
+) -> ApiResult<Response> {
+    let ws = workspace_of(&app, &who, p.workspace).await?;
+    Ok(Json(app.store().list_templates(&who, &ws).await?).into_response())
+}
+
+/// A template to store, with the workspace it belongs to.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRequest {
+    /// The workspace (id or slug); optional for API keys and members of one workspace.
+    #[serde(default)]
+    workspace: Option<String>,
+    /// A new version of this template (give its id); a new template when absent.
+    #[serde(default)]
+    id: Option<String>,
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    tone: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[schema(value_type = Vec<Object>)]
+    sections: Vec<serde_json::Value>,
+}
+
+/// Store a template (version 1), or with `id` a new version of one. Versions are kept; the
+/// `template` component uses the latest unless a context names `template_version`.
+#[utoipa::path(post, path = "/api/v1/templates", tag = "contexts", request_body = TemplateRequest,
+    responses((status = 201, body = Template, headers(("Location" = String))), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_template(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Json(t): Json<TemplateRequest>,
+) -> ApiResult<Response> {
+    let ws = workspace_of(&app, &who, t.workspace).await?;
+    let new = NewTemplate {
+        id: t.id,
+        name: t.name,
+        kind: t.kind,
+        tone: t.tone,
+        description: t.description,
+        sections: t.sections,
+    };
+    let made = app.store().create_template(&who, &ws, new).await?;
+    let location = format!("/api/v1/templates/{}?version={}", made.id, made.version);
+    let mut res = (StatusCode::CREATED, Json(made)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// Query parameters of `GET /api/v1/templates/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GetTemplate {
+    /// A version number; the latest by default.
+    version: Option<i32>,
+}
+
+/// Get a template at its latest version or at `version`.
+#[utoipa::path(get, path = "/api/v1/templates/{id}", tag = "contexts",
+    params(("id" = String, Path, description = "Template id"), GetTemplate),
+    responses((status = 200, body = Template), (status = 404, body = ErrorBody)))]
+pub async fn get_template(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(id): Path<String>,
+    Query(p): Query<GetTemplate>,
+) -> ApiResult<Response> {
+    Ok(Json(app.store().get_template(&who, &id, p.version).await?).into_response())
+}
+
+/// The components pipelines can name on this instance.
+#[utoipa::path(get, path = "/api/v1/components", tag = "contexts",
+    responses((status = 200, body = Vec<ComponentInfo>), (status = 401, body = ErrorBody)))]
+pub async fn components(State(app): State<App>, Actor(_who): Actor) -> ApiResult<Response> {
+    Ok(Json(app.engine().registry().describe()).into_response())
+}
+
+/// The workers that registered, live ones first, with the contexts they hold now.
+/// Instance administrators only.
+#[utoipa::path(get, path = "/api/v1/workers", tag = "contexts",
+    responses((status = 200, body = Vec<WorkerInfo>), (status = 403, body = ErrorBody)))]
+pub async fn workers(State(app): State<App>, Actor(who): Actor) -> ApiResult<Response> {
+    let stale_after = app.engine().config().lease.as_millis() as i64;
+    Ok(Json(app.store().list_workers(&who, quire_core::now_ms(), stale_after).await?).into_response())
+}
