@@ -7,12 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use quire_core::{Context, ContextError, Outcome, Result, timestamp_from_ms};
-use quire_store::{Lease, NewWorker, RunningUpdate};
+use quire_store::{Lease, NewWorker, NextClaim, RunningUpdate};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::{ComponentError, Engine, Run, Scheduler};
+
+/// How long a component runs before its start is written (with `current_component`), so
+/// that listings show where a slow context is; quicker ones are written with their end.
+const SHOW_START_AFTER: Duration = Duration::from_millis(200);
 
 /// One worker's settings.
 #[derive(Debug, Clone)]
@@ -79,7 +83,7 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
     let mut signal = store.job_signal();
     let scheduler = Scheduler::new(engine.clone());
     let mut running: HashMap<String, watch::Sender<bool>> = HashMap::new();
-    let mut tasks: JoinSet<String> = JoinSet::new();
+    let mut tasks: JoinSet<Finished> = JoinSet::new();
     let mut heartbeat = tokio::time::interval(engine.config().lease / 3);
     let mut cancel_check = tokio::time::interval(engine.config().cancel_check);
     let mut schedules = tokio::time::interval(Duration::from_secs(1));
@@ -87,7 +91,11 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
     let mut failures = 0u32;
+    let mut last_cancel_check = tokio::time::Instant::now();
     while !*shutdown.borrow() {
+        while let Some(done) = tasks.try_join_next() {
+            reap(done, &engine, &id, &config, &shutdown, &mut running, &mut tasks);
+        }
         let free = config.concurrency.saturating_sub(running.len());
         let mut full_batch = false;
         if free > 0 {
@@ -96,15 +104,7 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
                     failures = 0;
                     full_batch = claimed.len() == free;
                     for ctx in claimed {
-                        let (cancel, cancelled) = watch::channel(ctx.cancel_requested);
-                        running.insert(ctx.id.clone(), cancel);
-                        let engine = engine.clone();
-                        let worker = id.clone();
-                        tasks.spawn(async move {
-                            let ctx_id = ctx.id.clone();
-                            run_context(engine, worker, ctx, cancelled).await;
-                            ctx_id
-                        });
+                        spawn(&engine, &id, &config, &shutdown, ctx, &mut running, &mut tasks);
                     }
                 }
                 Err(e) => {
@@ -119,31 +119,38 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
                 }
             }
         }
-        // Reap finished contexts without waiting.
+        // Finished while claiming: reap them and claim again for the slots they freed.
+        let mut freed = false;
         while let Some(done) = tasks.try_join_next() {
-            if let Ok(ctx_id) = done {
-                running.remove(&ctx_id);
-            }
+            reap(done, &engine, &id, &config, &shutdown, &mut running, &mut tasks);
+            freed = true;
         }
-        if full_batch && running.len() < config.concurrency {
+        if (full_batch || freed) && running.len() < config.concurrency {
             continue;
         }
         tokio::select! {
             _ = signal.changed() => {
-                if !running.is_empty() {
+                // Something changed: perhaps a cancellation. Busy workers see many changes
+                // (their own), so they look at most every 100 ms; the interval covers the rest.
+                if !running.is_empty() && last_cancel_check.elapsed() >= Duration::from_millis(100) {
+                    last_cancel_check = tokio::time::Instant::now();
                     check_cancels(&engine, &id, &running).await;
                 }
             }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok(ctx_id) = done {
-                    running.remove(&ctx_id);
-                }
+                reap(done, &engine, &id, &config, &shutdown, &mut running, &mut tasks);
             }
             _ = tokio::time::sleep(engine.config().poll_interval) => {}
             _ = heartbeat.tick() => {
                 match store.heartbeat_worker(&id, lease_ms, engine.clock().now_ms()).await {
                     Ok(cancelled) => cancel(&running, &cancelled),
                     Err(e) => tracing::warn!(worker = %id, error = %e, "heartbeat failed"),
+                }
+                // Contexts whose worker died go back to the queue (any worker may sweep).
+                match store.recover_lapsed(engine.clock().now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(worker = %id, recovered = n, "took back contexts whose worker stopped answering"),
+                    Err(e) => tracing::warn!(worker = %id, error = %e, "recovering lapsed contexts failed"),
                 }
             }
             _ = cancel_check.tick(), if !running.is_empty() => check_cancels(&engine, &id, &running).await,
@@ -173,6 +180,47 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
     tracing::info!(worker = %id, "worker stopped");
 }
 
+/// A finished attempt: its context, and the contexts claimed in the same transaction.
+type Finished = (String, Vec<Context>);
+
+/// Starts running a claimed context.
+fn spawn(
+    engine: &Engine,
+    worker: &str,
+    config: &WorkerConfig,
+    shutdown: &watch::Receiver<bool>,
+    ctx: Context,
+    running: &mut HashMap<String, watch::Sender<bool>>,
+    tasks: &mut JoinSet<Finished>,
+) {
+    let (cancel, cancelled) = watch::channel(ctx.cancel_requested);
+    running.insert(ctx.id.clone(), cancel);
+    let (engine, worker, shutdown) = (engine.clone(), worker.to_string(), shutdown.clone());
+    let next = NextClaim { queues: config.queues.clone(), max: 1, lease_ms: engine.config().lease.as_millis() as i64 };
+    tasks.spawn(async move {
+        let ctx_id = ctx.id.clone();
+        let next = run_context(engine, worker, ctx, cancelled, next, shutdown).await;
+        (ctx_id, next)
+    });
+}
+
+/// Frees a finished context's slot and starts what its finish claimed.
+fn reap(
+    done: Result<Finished, tokio::task::JoinError>,
+    engine: &Engine,
+    worker: &str,
+    config: &WorkerConfig,
+    shutdown: &watch::Receiver<bool>,
+    running: &mut HashMap<String, watch::Sender<bool>>,
+    tasks: &mut JoinSet<Finished>,
+) {
+    let Ok((ctx_id, next)) = done else { return };
+    running.remove(&ctx_id);
+    for ctx in next {
+        spawn(engine, worker, config, shutdown, ctx, running, tasks);
+    }
+}
+
 async fn check_cancels(engine: &Engine, id: &str, running: &HashMap<String, watch::Sender<bool>>) {
     match engine.store().cancel_requests(id).await {
         Ok(ids) => cancel(running, &ids),
@@ -196,7 +244,14 @@ fn resume_index(ctx: &Context) -> usize {
 
 /// Runs one attempt of a context's pipeline and records how it ended. An attempt whose
 /// lease was lost records nothing more: another worker owns the context now.
-async fn run_context(engine: Engine, worker: String, ctx: Context, mut cancelled: watch::Receiver<bool>) {
+async fn run_context(
+    engine: Engine,
+    worker: String,
+    ctx: Context,
+    cancelled: watch::Receiver<bool>,
+    next: NextClaim,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<Context> {
     let store = engine.store().clone();
     let clock = engine.clock().clone();
     let lease = Lease { context_id: ctx.id.clone(), worker_id: worker, attempt: ctx.attempts };
@@ -225,7 +280,13 @@ async fn run_context(engine: Engine, worker: String, ctx: Context, mut cancelled
         }
     };
     let mut outcome = Outcome::Completed;
-    for name in &ctx.pipeline[first..] {
+    // Steps not yet written. A component's start is written only once it has run for a
+    // moment (so a quick pipeline costs its claim and its finish, and a slow one shows where
+    // it is); a finished component is written at once, except the last, which is written
+    // with the context's end.
+    let mut pending = RunningUpdate::default();
+    let last = ctx.pipeline.len().saturating_sub(1);
+    for (index, name) in ctx.pipeline.iter().enumerate().skip(first) {
         if *cancelled.borrow() {
             outcome = Outcome::Cancelled;
             break;
@@ -236,17 +297,10 @@ async fn run_context(engine: Engine, worker: String, ctx: Context, mut cancelled
         };
         processing.current_component = Some(name.clone());
         let started = clock.now_ms();
-        let update = RunningUpdate {
-            processing: Some(processing.clone()),
-            events: vec![(
-                "component".into(),
-                json!({ "component": name, "state": "started", "attempt": ctx.attempts }),
-            )],
-            ..Default::default()
-        };
-        if !record(&engine, &lease, update).await {
-            return;
-        }
+        pending.processing = Some(processing.clone());
+        pending
+            .events
+            .push(("component".into(), json!({ "component": name, "state": "started", "attempt": ctx.attempts })));
         let mut snapshot = ctx.clone();
         snapshot.data = data.clone();
         snapshot.processing = Some(processing.clone());
@@ -261,22 +315,36 @@ async fn run_context(engine: Engine, worker: String, ctx: Context, mut cancelled
             lost: lost.clone(),
         };
         let mut handle = tokio::spawn(async move { component.run(run).await });
-        let result = tokio::select! {
-            joined = &mut handle => match joined {
-                Ok(r) => Some(r),
-                Err(e) if e.is_panic() => Some(Err(ComponentError::retryable("component_panicked", format!("component '{name}' panicked")))),
-                Err(_) => None,
-            },
-            Ok(_) = cancelled.wait_for(|c| *c) => { handle.abort(); None }
-            _ = tokio::time::sleep(engine.config().component_timeout) => {
-                handle.abort();
-                Some(Err(ComponentError::retryable("timeout", format!(
-                    "component '{name}' ran longer than {} s", engine.config().component_timeout.as_secs()
-                ))))
+        let show_start = tokio::time::sleep(SHOW_START_AFTER);
+        tokio::pin!(show_start);
+        let timeout = tokio::time::sleep(engine.config().component_timeout);
+        tokio::pin!(timeout);
+        let cancel = until_cancelled(cancelled.clone());
+        tokio::pin!(cancel);
+        let result = loop {
+            tokio::select! {
+                joined = &mut handle => break match joined {
+                    Ok(r) => Some(r),
+                    Err(e) if e.is_panic() => Some(Err(ComponentError::retryable("component_panicked", format!("component '{name}' panicked")))),
+                    Err(_) => None,
+                },
+                _ = &mut cancel => { handle.abort(); break None }
+                _ = &mut timeout => {
+                    handle.abort();
+                    break Some(Err(ComponentError::retryable("timeout", format!(
+                        "component '{name}' ran longer than {} s", engine.config().component_timeout.as_secs()
+                    ))));
+                }
+                _ = &mut show_start, if !pending.events.is_empty() => {
+                    if !record(&engine, &lease, std::mem::take(&mut pending)).await {
+                        handle.abort();
+                        return Vec::new();
+                    }
+                }
             }
         };
         if lost.load(Ordering::Relaxed) {
-            return;
+            return Vec::new();
         }
         match result {
             None => {
@@ -287,16 +355,29 @@ async fn run_context(engine: Engine, worker: String, ctx: Context, mut cancelled
                 data.extend(additions);
                 processing.completed_components.push(name.clone());
                 let took = clock.now_ms() - started;
-                let update = RunningUpdate {
-                    data: Some(data.clone()),
-                    processing: Some(processing.clone()),
-                    events: vec![(
-                        "component".into(),
-                        json!({ "component": name, "state": "completed", "duration_ms": took, "attempt": ctx.attempts }),
-                    )],
-                    ..Default::default()
-                };
-                match store.update_running(&lease, update, &engine.config().limits, clock.now_ms()).await {
+                pending.data = Some(data.clone());
+                pending.processing = Some(processing.clone());
+                pending.events.push((
+                    "component".into(),
+                    json!({ "component": name, "state": "completed", "duration_ms": took, "attempt": ctx.attempts }),
+                ));
+                if index == last {
+                    let size = serde_json::to_string(&data).map_or(usize::MAX, |d| d.len());
+                    if size > engine.config().limits.max_data_bytes {
+                        processing.completed_components.pop();
+                        pending = RunningUpdate::default();
+                        let message = format!(
+                            "component '{name}': data grew to {size} bytes of JSON; at most {} bytes",
+                            engine.config().limits.max_data_bytes
+                        );
+                        outcome = fail("data_too_large", message, Some(name), true);
+                    }
+                    break;
+                }
+                match store
+                    .update_running(&lease, std::mem::take(&mut pending), &engine.config().limits, clock.now_ms())
+                    .await
+                {
                     Ok(()) => {}
                     Err(quire_core::Error::Invalid { message, .. }) => {
                         processing.completed_components.pop();
@@ -306,7 +387,7 @@ async fn run_context(engine: Engine, worker: String, ctx: Context, mut cancelled
                     }
                     Err(e) => {
                         note_lost(&lease, &e);
-                        return;
+                        return Vec::new();
                     }
                 }
             }
@@ -324,8 +405,21 @@ async fn run_context(engine: Engine, worker: String, ctx: Context, mut cancelled
     if matches!(outcome, Outcome::Completed) {
         processing.current_component = None;
     }
-    if let Err(e) = store.finish_context(&lease, outcome, processing, now).await {
-        note_lost(&lease, &e);
+    // A worker that is not stopping claims its next context as it finishes this one.
+    let next = (!*shutdown.borrow()).then_some(&next);
+    match store.finish_context(&lease, outcome, processing, pending, next, now).await {
+        Ok((_, claimed)) => claimed,
+        Err(e) => {
+            note_lost(&lease, &e);
+            Vec::new()
+        }
+    }
+}
+
+/// Resolves when cancellation is asked for (never, if the worker dropped the sender).
+async fn until_cancelled(mut rx: watch::Receiver<bool>) {
+    if rx.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

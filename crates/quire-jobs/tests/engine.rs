@@ -16,7 +16,7 @@ use quire_jobs::{
     Scheduler, WorkerConfig, components,
 };
 use quire_store::testing::{Backend, TestStore};
-use quire_store::{Lease, RunningUpdate, StoreOptions};
+use quire_store::{Lease, NextClaim, RunningUpdate, StoreOptions};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
@@ -320,6 +320,11 @@ async fn idempotency_keys_return_the_first_context(b: Backend) {
         }
     }
     assert_eq!(ids.len(), 1, "{ids:?}");
+    // A key may appear once in a batch.
+    let mut twice = with("test", &["noop"], json!({}));
+    twice.idempotency_key = Some("dup".into());
+    let err = s.engine.submit(&SYS, &s.ws, vec![twice.clone(), twice]).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid { field, .. } if field == "contexts[1].idempotency_key"), "{err:?}");
     // A batch is all or nothing.
     let bad = vec![with("test", &["noop"], json!({})), with("test", &["nope"], json!({}))];
     let err = s.engine.submit(&SYS, &s.ws, bad).await.unwrap_err();
@@ -376,16 +381,23 @@ async fn lapsed_leases_are_claimed_again_and_fenced(b: Backend) {
     let t0 = quire_core::now_ms();
     let a = store.claim_contexts("wrk_a", &q, 1, 1_000, t0).await.unwrap();
     assert_eq!(a[0].attempts, 1);
-    assert!(store.claim_contexts("wrk_b", &q, 1, 1_000, t0 + 500).await.unwrap().is_empty(), "the lease holds");
+    assert_eq!(store.recover_lapsed(t0 + 500).await.unwrap(), 0, "the lease holds");
+    assert!(store.claim_contexts("wrk_b", &q, 1, 1_000, t0 + 500).await.unwrap().is_empty());
+    assert_eq!(store.recover_lapsed(t0 + 1_001).await.unwrap(), 1);
+    let back = store.get_context(&SYS, &ctx.id).await.unwrap();
+    assert_eq!((back.status, back.error.unwrap().code.as_str()), (ContextStatus::Retrying, "worker_lost"));
     let b_ = store.claim_contexts("wrk_b", &q, 1, 1_000, t0 + 1_001).await.unwrap();
     assert_eq!((b_[0].id.as_str(), b_[0].attempts), (ctx.id.as_str(), 2), "a lapsed lease is claimed again");
     let stale = Lease { context_id: ctx.id.clone(), worker_id: "wrk_a".into(), attempt: 1 };
     let update = RunningUpdate { events: vec![("log".into(), json!({"message": "late"}))], ..Default::default() };
     let limits = Default::default();
     assert!(matches!(store.update_running(&stale, update, &limits, t0 + 1_100).await, Err(Error::Conflict(_))));
-    let r = store.finish_context(&stale, Outcome::Completed, Processing::default(), t0 + 1_100).await;
+    let r = store
+        .finish_context(&stale, Outcome::Completed, Processing::default(), Default::default(), None, t0 + 1_100)
+        .await;
     assert!(matches!(r, Err(Error::Conflict(_))), "the old holder can record nothing");
     // The last attempt's worker dies too: the context fails as worker_lost instead of running a third time.
+    assert_eq!(store.recover_lapsed(t0 + 2_200).await.unwrap(), 1);
     assert!(store.claim_contexts("wrk_c", &q, 1, 1_000, t0 + 2_200).await.unwrap().is_empty());
     let c = store.get_context(&SYS, &ctx.id).await.unwrap();
     assert_eq!((c.status, c.error.unwrap().code.as_str()), (ContextStatus::Failed, "worker_lost"));
@@ -418,8 +430,15 @@ async fn queue_limits_hold_across_claimers(b: Backend) {
     assert_eq!(held.len(), 2, "the queue's limit holds");
     let (worker_id, first) = &held[0];
     let lease = Lease { context_id: first.id.clone(), worker_id: worker_id.clone(), attempt: 1 };
-    store.finish_context(&lease, Outcome::Completed, Processing::default(), now).await.unwrap();
-    assert_eq!(store.claim_contexts("wrk_x", &q, 5, 30_000, now).await.unwrap().len(), 1, "one slot freed");
+    let next = NextClaim { queues: q.clone(), max: 5, lease_ms: 30_000 };
+    let (done, then) = store
+        .finish_context(&lease, Outcome::Completed, Processing::default(), Default::default(), Some(&next), now)
+        .await
+        .unwrap();
+    assert_eq!(done.status, ContextStatus::Completed);
+    assert_eq!(then.len(), 1, "finishing claims the slot it freed, in the same transaction, within the limit");
+    assert_eq!(then[0].attempts, 1);
+    assert!(store.claim_contexts("wrk_x", &q, 5, 30_000, now).await.unwrap().is_empty(), "the queue is full again");
     store.set_queue_limit("gpu", None).await.unwrap();
     assert_eq!(store.claim_contexts("wrk_x", &q, 5, 30_000, now).await.unwrap().len(), 2, "no limit");
 }
@@ -488,7 +507,9 @@ async fn workers_register_and_show_what_they_run(b: Backend) {
     let s = setup(b, registry(), None).await;
     let w = s.worker().await;
     let ctx = s.submit(with("test", &["wait"], json!({"wait_ms": 600_000}))).await;
-    s.until(&ctx.id, "running", |c| c.status == ContextStatus::Processing).await;
+    // A component's start is written once it has run for a moment.
+    s.until(&ctx.id, "in wait", |c| c.processing.as_ref().and_then(|p| p.current_component.as_deref()) == Some("wait"))
+        .await;
     let workers = s.t.store.list_workers(&SYS, quire_core::now_ms(), 30_000).await.unwrap();
     let me = workers.iter().find(|x| x.id == w.id).unwrap();
     assert!(me.alive && me.stopped_at.is_none());

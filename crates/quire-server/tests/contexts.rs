@@ -43,15 +43,24 @@ async fn setup(b: Backend) -> Setup {
 
 impl Setup {
     async fn until(&self, id: &str, status: &str) -> Value {
+        self.until_where(id, status, |c| c["status"] == status).await
+    }
+
+    /// Until the context is in `component` (its start is written once it has run a moment).
+    async fn until_in(&self, id: &str, component: &str) -> Value {
+        self.until_where(id, component, |c| c["processing"]["current_component"] == component).await
+    }
+
+    async fn until_where(&self, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..1000 {
             let r = self.api.get(&format!("/api/v1/contexts/{id}")).await;
             assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-            if r.body["status"] == status {
+            if ok(&r.body) {
                 return r.body;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("context {id} never became {status}");
+        panic!("context {id} never became {what}");
     }
 }
 
@@ -270,7 +279,7 @@ async fn templates_components_and_workers(b: Backend) {
 
     let body = json!({"workspace": s.ws, "type": "a", "pipeline": ["wait"], "data": {"wait_ms": 600000}});
     let id = s.api.post("/api/v1/contexts", body).await.body["id"].as_str().unwrap().to_string();
-    s.until(&id, "processing").await;
+    s.until_in(&id, "wait").await;
     let r = s.api.get("/api/v1/workers").await;
     let me = r.body.as_array().unwrap().iter().find(|w| w["alive"] == true).cloned().expect("a live worker");
     assert_eq!(me["current"][0]["id"], id.as_str());

@@ -40,6 +40,14 @@ pub struct RunningUpdate {
     pub events: Vec<(String, Value)>,
 }
 
+/// What a finishing worker claims next: up to `max` contexts of `queues`.
+#[derive(Debug, Clone)]
+pub struct NextClaim {
+    pub queues: Vec<String>,
+    pub max: u32,
+    pub lease_ms: i64,
+}
+
 /// A worker process, as it registers.
 #[derive(Debug, Clone)]
 pub struct NewWorker {
@@ -113,10 +121,9 @@ pub trait JobStore: Send + Sync {
     /// Marks the worker stopped and hands the contexts it still holds back to the queue.
     async fn stop_worker(&self, worker_id: &str, now: i64) -> Result<()>;
 
-    /// Claims up to `max` runnable contexts of `queues` (in that order of preference, highest
-    /// priority first within a queue): pending or retrying ones due by `now`, and processing
-    /// ones whose lease lapsed. Contexts whose lease lapsed on their last attempt fail as
-    /// `worker_lost` instead. Honours each queue's `max_running` across all workers.
+    /// Claims up to `max` due contexts (pending, or retrying past their backoff) of `queues`,
+    /// in that order of preference, highest priority first within a queue. Honours each
+    /// queue's `max_running` across all workers.
     async fn claim_contexts(
         &self,
         worker_id: &str,
@@ -125,16 +132,24 @@ pub trait JobStore: Send + Sync {
         lease_ms: i64,
         now: i64,
     ) -> Result<Vec<Context>>;
+    /// Contexts whose lease lapsed by `now` (their worker died or stalled) go back to the
+    /// queue as `retrying` with the error `worker_lost`, or fail if that was their last
+    /// attempt. Workers sweep this every third of a lease. Returns how many were recovered.
+    async fn recover_lapsed(&self, now: i64) -> Result<u64>;
     /// Records progress of a running attempt; `Conflict` when the lease no longer holds.
     async fn update_running(&self, lease: &Lease, update: RunningUpdate, limits: &JobLimits, now: i64) -> Result<()>;
-    /// Ends an attempt; `Conflict` when the lease no longer holds.
+    /// Ends an attempt, recording `last` (the final step's data and events) with it, and
+    /// with `next` claims the worker's next contexts in the same transaction (a busy worker
+    /// then commits once per context). `Conflict` when the lease no longer holds.
     async fn finish_context(
         &self,
         lease: &Lease,
         outcome: Outcome,
         processing: Processing,
+        last: RunningUpdate,
+        next: Option<&NextClaim>,
         now: i64,
-    ) -> Result<Context>;
+    ) -> Result<(Context, Vec<Context>)>;
     /// Sets (or with `None` lifts) the limit on contexts of `queue` running at once.
     async fn set_queue_limit(&self, queue: &str, max_running: Option<u32>) -> Result<()>;
 
@@ -300,6 +315,23 @@ pub(crate) fn status_event(status: &str, extra: Value) -> (String, Value) {
 macro_rules! impl_job_store {
     ($store:ty, $db:ty) => {
         impl $store {
+            /// Inserts event rows `(context, seq, kind, data)` in one statement.
+            async fn insert_events(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                rows: Vec<(String, i64, String, String)>,
+                now: i64,
+            ) -> quire_core::Result<()> {
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO job_events (job_id, seq, kind, data, created_at) ");
+                qb.push_values(rows, |mut b, (id, seq, kind, data)| {
+                    b.push_bind(id).push_bind(seq).push_bind(kind).push_bind(data).push_bind(now);
+                });
+                qb.build().execute(&mut **tx).await.map_err($crate::rows::db_err)?;
+                Ok(())
+            }
+
             /// Appends `events` to context `id`, numbered after `last_seq` (the row's
             /// `event_seq` after the caller's `UPDATE` raised it by `events.len()`).
             async fn append_job_events(
@@ -309,67 +341,75 @@ macro_rules! impl_job_store {
                 events: &[(String, serde_json::Value)],
                 now: i64,
             ) -> quire_core::Result<()> {
-                if events.is_empty() {
-                    return Ok(());
-                }
-                let first = last_seq - events.len() as i64 + 1;
-                let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO job_events (job_id, seq, kind, data, created_at) ");
-                qb.push_values(events.iter().enumerate(), |mut b, (i, (kind, data))| {
-                    b.push_bind(id.to_string())
-                        .push_bind(first + i as i64)
-                        .push_bind(kind.clone())
-                        .push_bind(data.to_string())
-                        .push_bind(now);
-                });
-                qb.build().execute(&mut **tx).await.map_err($crate::rows::db_err)?;
-                Ok(())
+                Self::insert_events(tx, $crate::jobs::event_rows(id, last_seq, events), now).await
             }
 
-            async fn commit_jobs(&self, mut tx: sqlx::Transaction<'static, $db>) -> quire_core::Result<()> {
-                if let Some(notify) = Self::JOBS_NOTIFY {
-                    sqlx::query(notify).execute(&mut *tx).await.map_err($crate::rows::db_err)?;
-                }
+            /// Commits and wakes this process's workers and streams (other processes are woken
+            /// by PostgreSQL's trigger on `job_events`).
+            async fn commit_jobs(&self, tx: sqlx::Transaction<'static, $db>) -> quire_core::Result<()> {
                 tx.commit().await.map_err($crate::rows::db_err)?;
                 self.job_signal.send_modify(|n| *n = n.wrapping_add(1));
                 Ok(())
             }
 
-            /// Inserts one new context with its first event.
-            async fn insert_context(
+            /// Inserts new contexts, each with its first event: one statement for the rows,
+            /// one for the events. Returns them in the order given.
+            async fn insert_contexts(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 who: &quire_core::Principal,
                 workspace_id: &str,
-                new: &quire_core::NewContext,
+                news: &[&quire_core::NewContext],
                 now: i64,
-            ) -> quire_core::Result<quire_core::Context> {
-                let id = quire_core::new_id("ctx");
-                let data = serde_json::Value::Object(new.data.clone()).to_string();
-                let run_at = now + new.delay_ms.unwrap_or(0) as i64;
-                let row: $crate::jobs::JobRow = sqlx::query_as(concat!(
+            ) -> quire_core::Result<Vec<quire_core::Context>> {
+                if news.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids: Vec<String> = news.iter().map(|_| quire_core::new_id("ctx")).collect();
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO jobs (id, workspace_id, kind, queue, status, pipeline, input, data, priority, max_attempts, \
-                     run_at, idempotency_key, fingerprint, event_seq, created_by, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6, $7, $8, $9, $10, $11, 1, $12, $13, $13) RETURNING ",
-                    job_columns!()
-                ))
-                .bind(&id)
-                .bind(workspace_id)
-                .bind(&new.kind)
-                .bind(new.queue.as_deref().unwrap_or("default"))
-                .bind(serde_json::json!(new.pipeline).to_string())
-                .bind(&data)
-                .bind(new.priority)
-                .bind(new.max_attempts.unwrap_or(5))
-                .bind(run_at)
-                .bind(new.idempotency_key.as_deref())
-                .bind(new.fingerprint())
-                .bind(who.actor())
-                .bind(now)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err($crate::rows::db_err)?;
-                let event = $crate::jobs::status_event("pending", serde_json::json!({ "run_at": quire_core::timestamp_from_ms(run_at).format(&time::format_description::well_known::Rfc3339).unwrap_or_default() }));
-                Self::append_job_events(tx, &id, 1, &[event], now).await?;
-                row.try_into()
+                     run_at, idempotency_key, fingerprint, event_seq, created_by, created_at, updated_at) ",
+                );
+                qb.push_values(news.iter().zip(&ids), |mut b, (new, id)| {
+                    let data = serde_json::Value::Object(new.data.clone()).to_string();
+                    b.push_bind(id.clone())
+                        .push_bind(workspace_id.to_string())
+                        .push_bind(new.kind.clone())
+                        .push_bind(new.queue.clone().unwrap_or_else(|| "default".into()))
+                        .push("'pending'")
+                        .push_bind(serde_json::json!(new.pipeline).to_string())
+                        .push_bind(data.clone())
+                        .push_bind(data)
+                        .push_bind(new.priority)
+                        .push_bind(new.max_attempts.unwrap_or(5))
+                        .push_bind(now + new.delay_ms.unwrap_or(0) as i64)
+                        .push_bind(new.idempotency_key.clone())
+                        .push_bind(new.fingerprint())
+                        .push("1")
+                        .push_bind(who.actor().to_string())
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                qb.push(concat!(" RETURNING ", job_columns!()));
+                let rows: Vec<$crate::jobs::JobRow> =
+                    qb.build_query_as().fetch_all(&mut **tx).await.map_err($crate::rows::db_err)?;
+                let mut by_id: std::collections::HashMap<String, quire_core::Context> = rows
+                    .into_iter()
+                    .map(|r| quire_core::Context::try_from(r).map(|c| (c.id.clone(), c)))
+                    .collect::<quire_core::Result<_>>()?;
+                let events = news
+                    .iter()
+                    .zip(&ids)
+                    .map(|(new, id)| {
+                        let run_at = quire_core::timestamp_from_ms(now + new.delay_ms.unwrap_or(0) as i64);
+                        let rfc = run_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                        let (kind, data) = $crate::jobs::status_event("pending", serde_json::json!({ "run_at": rfc }));
+                        (id.clone(), 1, kind, data.to_string())
+                    })
+                    .collect();
+                Self::insert_events(tx, events, now).await?;
+                ids.iter()
+                    .map(|id| by_id.remove(id).ok_or_else(|| quire_core::Error::Internal(format!("context {id} was not returned by its insert"))))
+                    .collect()
             }
 
             /// A context `who` may see, with their role in its workspace.
@@ -419,21 +459,35 @@ macro_rules! impl_job_store {
             }
 
             /// Claims from one queue within `tx`.
+            /// Claims from one queue within `tx`; the claims' `processing` events are added
+            /// to `events` for the caller to insert with its own.
+            #[allow(clippy::too_many_arguments)]
             async fn claim_from(
+                &self,
                 tx: &mut sqlx::Transaction<'static, $db>,
                 worker_id: &str,
                 queue: &str,
                 max: i64,
                 lease_ms: i64,
                 now: i64,
+                events: &mut Vec<(String, i64, String, String)>,
             ) -> quire_core::Result<Vec<quire_core::Context>> {
-                let limit: Option<Option<i32>> = sqlx::query_scalar("SELECT max_running FROM job_queues WHERE name = $1")
-                    .bind(queue)
-                    .fetch_optional(&mut **tx)
-                    .await
-                    .map_err($crate::rows::db_err)?;
+                let limit = match self.queue_limits.get(queue) {
+                    Some(limit) => limit,
+                    None => {
+                        let limit: Option<Option<i32>> =
+                            sqlx::query_scalar("SELECT max_running FROM job_queues WHERE name = $1")
+                                .bind(queue)
+                                .fetch_optional(&mut **tx)
+                                .await
+                                .map_err($crate::rows::db_err)?;
+                        let limit = limit.flatten();
+                        self.queue_limits.put(queue, limit);
+                        limit
+                    }
+                };
                 let mut max = max;
-                if let Some(Some(limit)) = limit {
+                if let Some(limit) = limit {
                     if let Some(lock) = Self::QUEUE_LOCK {
                         sqlx::query(lock).bind(queue).execute(&mut **tx).await.map_err($crate::rows::db_err)?;
                     }
@@ -450,47 +504,34 @@ macro_rules! impl_job_store {
                 if max <= 0 {
                     return Ok(Vec::new());
                 }
-                let mut claimed = Vec::new();
-                // Lapsed leases first (their worker died), then due contexts by priority.
-                for ready in [
-                    "status = 'processing' AND lease_until < $4 AND attempts < max_attempts ORDER BY lease_until",
-                    "status IN ('pending', 'retrying') AND run_at <= $4 ORDER BY priority DESC, run_at, id",
-                ] {
-                    let left = max - claimed.len() as i64;
-                    if left <= 0 {
-                        break;
-                    }
-                    let sql = format!(
-                        concat!(
-                            "UPDATE jobs SET status = 'processing', lease_owner = $1, lease_until = $4 + $5, ",
-                            "attempts = attempts + 1, event_seq = event_seq + 1, updated_at = $4 ",
-                            "WHERE id IN (SELECT id FROM jobs WHERE queue = $2 AND {} LIMIT $3{}) RETURNING event_seq, ",
-                            job_columns!()
-                        ),
-                        ready,
-                        Self::CLAIM_SKIP_LOCKED
+                let sql = format!(
+                    concat!(
+                        "UPDATE jobs SET status = 'processing', lease_owner = $1, lease_until = $4 + $5, ",
+                        "attempts = attempts + 1, event_seq = event_seq + 1, updated_at = $4 ",
+                        "WHERE id IN (SELECT id FROM jobs WHERE queue = $2 AND status IN ('pending', 'retrying') ",
+                        "AND run_at <= $4 ORDER BY priority DESC, run_at, id LIMIT $3{}) RETURNING event_seq, ",
+                        job_columns!()
+                    ),
+                    Self::CLAIM_SKIP_LOCKED
+                );
+                let rows: Vec<$crate::jobs::SeqJobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(worker_id)
+                    .bind(queue)
+                    .bind(max)
+                    .bind(now)
+                    .bind(lease_ms)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                let mut claimed = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let ctx: quire_core::Context = r.row.try_into()?;
+                    let (kind, data) = $crate::jobs::status_event(
+                        "processing",
+                        serde_json::json!({ "attempt": ctx.attempts, "worker": worker_id }),
                     );
-                    let rows: Vec<(i64, $crate::jobs::JobRow)> = sqlx::query_as::<_, $crate::jobs::SeqJobRow>(sqlx::AssertSqlSafe(sql))
-                        .bind(worker_id)
-                        .bind(queue)
-                        .bind(left)
-                        .bind(now)
-                        .bind(lease_ms)
-                        .fetch_all(&mut **tx)
-                        .await
-                        .map_err($crate::rows::db_err)?
-                        .into_iter()
-                        .map(|r| (r.event_seq, r.row))
-                        .collect();
-                    for (seq, row) in rows {
-                        let ctx: quire_core::Context = row.try_into()?;
-                        let event = $crate::jobs::status_event(
-                            "processing",
-                            serde_json::json!({ "attempt": ctx.attempts, "worker": worker_id }),
-                        );
-                        Self::append_job_events(tx, &ctx.id, seq, &[event], now).await?;
-                        claimed.push(ctx);
-                    }
+                    events.push((ctx.id.clone(), r.event_seq, kind, data.to_string()));
+                    claimed.push(ctx);
                 }
                 claimed.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)));
                 Ok(claimed)
@@ -569,14 +610,25 @@ macro_rules! impl_job_store {
                         e => e,
                     })?;
                 }
+                let mut keys = std::collections::HashSet::new();
+                for (i, n) in new.iter().enumerate() {
+                    if let Some(key) = &n.idempotency_key
+                        && !keys.insert(key.as_str())
+                    {
+                        return Err(quire_core::Error::invalid(
+                            format!("contexts[{i}].idempotency_key"),
+                            format!("'{key}' appears twice in the batch"),
+                        ));
+                    }
+                }
                 let (ws, role) = self.visible_workspace(who, workspace, Some(false)).await?;
                 $crate::sql::require(role, quire_core::Role::Editor, "submit contexts")?;
                 // Two submissions racing with one idempotency key: the loser's insert
                 // violates the unique index, and its second pass finds the winner's row.
                 for _ in 0..2 {
                     let mut tx = self.begin_write().await?;
-                    let mut out = Vec::with_capacity(new.len());
-                    let mut failed = None;
+                    let mut out: Vec<Option<$crate::jobs::Submitted>> = Vec::with_capacity(new.len());
+                    let mut fresh = Vec::with_capacity(new.len());
                     for n in &new {
                         if let Some(key) = &n.idempotency_key {
                             let found: Option<$crate::jobs::KeyedJobRow> = sqlx::query_as(concat!(
@@ -594,25 +646,28 @@ macro_rules! impl_job_store {
                                         found.row.id
                                     )));
                                 }
-                                out.push((found.row.try_into()?, false));
+                                out.push(Some((found.row.try_into()?, false)));
                                 continue;
                             }
                         }
-                        match Self::insert_context(&mut tx, who, &ws.id, n, now).await {
-                            Ok(ctx) => out.push((ctx, true)),
-                            Err(quire_core::Error::Conflict(m)) => {
-                                failed = Some(m);
-                                break;
-                            }
-                            Err(e) => return Err(e),
+                        out.push(None);
+                        fresh.push(n);
+                    }
+                    match Self::insert_contexts(&mut tx, who, &ws.id, &fresh, now).await {
+                        Ok(made) => {
+                            let mut made = made.into_iter();
+                            let out = out
+                                .into_iter()
+                                .map(|o| o.or_else(|| made.next().map(|c| (c, true))))
+                                .collect::<Option<Vec<_>>>()
+                                .ok_or_else(|| quire_core::Error::Internal("a submitted context went missing".into()))?;
+                            self.commit_jobs(tx).await?;
+                            return Ok(out);
                         }
+                        // Another submission with one of these keys won the race: look again.
+                        Err(quire_core::Error::Conflict(_)) => continue,
+                        Err(e) => return Err(e),
                     }
-                    if failed.is_some() {
-                        drop(tx);
-                        continue;
-                    }
-                    self.commit_jobs(tx).await?;
-                    return Ok(out);
                 }
                 Err(quire_core::Error::Conflict("the idempotency key is being used by a concurrent request; retry".into()))
             }
@@ -992,49 +1047,64 @@ macro_rules! impl_job_store {
                     return Ok(Vec::new());
                 }
                 let mut tx = self.begin_write().await?;
-                // Contexts whose worker died on their last attempt fail rather than run again.
-                let lost: Vec<(String, i32)> = sqlx::query_as(
-                    "SELECT id, attempts FROM jobs WHERE status = 'processing' AND lease_until < $1 \
-                     AND attempts >= max_attempts",
-                )
-                .bind(now)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err($crate::rows::db_err)?;
-                for (id, attempt) in lost {
-                    let error = quire_core::ContextError {
-                        code: "worker_lost".into(),
-                        message: "the worker running the last attempt stopped answering".into(),
-                        component: None,
-                        permanent: false,
-                        attempt,
-                    };
-                    let seq: Option<i64> = sqlx::query_scalar(
-                        "UPDATE jobs SET status = 'failed', error = $2, lease_owner = NULL, lease_until = NULL, finished_at = $3, \
-                         event_seq = event_seq + 1, updated_at = $3 WHERE id = $1 AND status = 'processing' AND lease_until < $3 \
-                         RETURNING event_seq",
-                    )
-                    .bind(&id)
-                    .bind(serde_json::json!(error).to_string())
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err($crate::rows::db_err)?;
-                    if let Some(seq) = seq {
-                        let event = $crate::jobs::status_event("failed", serde_json::json!({ "error": error }));
-                        Self::append_job_events(&mut tx, &id, seq, &[event], now).await?;
-                    }
-                }
                 let mut claimed = Vec::new();
+                let mut events = Vec::new();
                 for queue in queues {
                     let left = i64::from(max) - claimed.len() as i64;
                     if left <= 0 {
                         break;
                     }
-                    claimed.extend(Self::claim_from(&mut tx, worker_id, queue, left, lease_ms, now).await?);
+                    claimed.extend(self.claim_from(&mut tx, worker_id, queue, left, lease_ms, now, &mut events).await?);
                 }
+                Self::insert_events(&mut tx, events, now).await?;
                 self.commit_jobs(tx).await?;
                 Ok(claimed)
+            }
+
+            async fn recover_lapsed(&self, now: i64) -> quire_core::Result<u64> {
+                let lapsed: Vec<(String, i32, i32)> = sqlx::query_as(
+                    "SELECT id, attempts, max_attempts FROM jobs WHERE status = 'processing' AND lease_until < $1",
+                )
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::rows::db_err)?;
+                if lapsed.is_empty() {
+                    return Ok(0);
+                }
+                let mut tx = self.begin_write().await?;
+                let mut recovered = 0;
+                for (id, attempt, max_attempts) in lapsed {
+                    let last = attempt >= max_attempts;
+                    let error = quire_core::ContextError {
+                        code: "worker_lost".into(),
+                        message: "the worker running this attempt stopped answering (its lease lapsed)".into(),
+                        component: None,
+                        permanent: false,
+                        attempt,
+                    };
+                    let status = if last { "failed" } else { "retrying" };
+                    let seq: Option<i64> = sqlx::query_scalar(
+                        "UPDATE jobs SET status = $2, error = $3, lease_owner = NULL, lease_until = NULL, run_at = $4, \
+                         finished_at = $5, event_seq = event_seq + 1, updated_at = $4 \
+                         WHERE id = $1 AND status = 'processing' AND lease_until < $4 RETURNING event_seq",
+                    )
+                    .bind(&id)
+                    .bind(status)
+                    .bind(serde_json::json!(error).to_string())
+                    .bind(now)
+                    .bind(last.then_some(now))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                    if let Some(seq) = seq {
+                        let event = $crate::jobs::status_event(status, serde_json::json!({ "error": error }));
+                        Self::append_job_events(&mut tx, &id, seq, &[event], now).await?;
+                        recovered += 1;
+                    }
+                }
+                self.commit_jobs(tx).await?;
+                Ok(recovered)
             }
 
             async fn update_running(
@@ -1101,9 +1171,12 @@ macro_rules! impl_job_store {
                 lease: &$crate::jobs::Lease,
                 outcome: quire_core::Outcome,
                 processing: quire_core::Processing,
+                last: $crate::jobs::RunningUpdate,
+                next: Option<&$crate::jobs::NextClaim>,
                 now: i64,
-            ) -> quire_core::Result<quire_core::Context> {
+            ) -> quire_core::Result<(quire_core::Context, Vec<quire_core::Context>)> {
                 use quire_core::Outcome;
+                let data = last.data.map(|d| serde_json::Value::Object(d).to_string());
                 let (status, error, run_at, finished) = match &outcome {
                     Outcome::Completed => ("completed", None, None, Some(now)),
                     Outcome::Retry { error, run_at } => ("retrying", Some(error), Some(*run_at), None),
@@ -1113,7 +1186,8 @@ macro_rules! impl_job_store {
                 let mut tx = self.begin_write().await?;
                 let row: Option<$crate::jobs::SeqJobRow> = sqlx::query_as(concat!(
                     "UPDATE jobs SET status = $4, error = COALESCE($5, error), run_at = COALESCE($6, run_at), finished_at = $7, ",
-                    "processing = $8, lease_owner = NULL, lease_until = NULL, event_seq = event_seq + 1, updated_at = $9 ",
+                    "processing = $8, lease_owner = NULL, lease_until = NULL, event_seq = event_seq + $10, updated_at = $9, ",
+                    "data = COALESCE($11, data) ",
                     "WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'processing' RETURNING event_seq, ",
                     job_columns!()
                 ))
@@ -1126,6 +1200,8 @@ macro_rules! impl_job_store {
                 .bind(finished)
                 .bind(serde_json::json!(processing).to_string())
                 .bind(now)
+                .bind(last.events.len() as i64 + 1)
+                .bind(data)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err($crate::rows::db_err)?;
@@ -1137,10 +1213,25 @@ macro_rules! impl_job_store {
                 if let Some(r) = run_at {
                     extra["run_at"] = serde_json::json!(quire_core::timestamp_from_ms(r).format(&time::format_description::well_known::Rfc3339).unwrap_or_default());
                 }
-                let event = $crate::jobs::status_event(status, extra);
-                Self::append_job_events(&mut tx, &lease.context_id, row.event_seq, &[event], now).await?;
+                let mut mine = last.events;
+                mine.push($crate::jobs::status_event(status, extra));
+                // This context's events and those of the contexts claimed next: one insert.
+                let mut events = $crate::jobs::event_rows(&lease.context_id, row.event_seq, &mine);
+                let mut claimed = Vec::new();
+                if let Some(next) = next {
+                    for queue in &next.queues {
+                        let left = i64::from(next.max) - claimed.len() as i64;
+                        if left <= 0 {
+                            break;
+                        }
+                        claimed.extend(
+                            self.claim_from(&mut tx, &lease.worker_id, queue, left, next.lease_ms, now, &mut events).await?,
+                        );
+                    }
+                }
+                Self::insert_events(&mut tx, events, now).await?;
                 self.commit_jobs(tx).await?;
-                row.row.try_into()
+                Ok((row.row.try_into()?, claimed))
             }
 
             async fn set_queue_limit(&self, queue: &str, max_running: Option<u32>) -> quire_core::Result<()> {
@@ -1153,6 +1244,7 @@ macro_rules! impl_job_store {
                 .execute(&self.writer_pool())
                 .await
                 .map_err($crate::rows::db_err)?;
+                self.queue_limits.forget(queue);
                 Ok(())
             }
 
@@ -1212,9 +1304,9 @@ macro_rules! impl_job_store {
                 new.pipeline = s.pipeline.clone();
                 new.queue = Some(s.queue.clone());
                 new.idempotency_key = Some(format!("cron:{}:{expected_next}", s.name));
-                let ctx = Self::insert_context(&mut tx, &quire_core::Principal::System, $crate::jobs::SYSTEM_WORKSPACE, &new, now).await?;
+                let made = Self::insert_contexts(&mut tx, &quire_core::Principal::System, $crate::jobs::SYSTEM_WORKSPACE, &[&new], now).await?;
                 self.commit_jobs(tx).await?;
-                Ok(Some(ctx.id))
+                Ok(made.into_iter().next().map(|c| c.id))
             }
 
             async fn purge_contexts(&self, before: i64) -> quire_core::Result<u64> {
@@ -1247,11 +1339,45 @@ macro_rules! impl_job_store {
     };
 }
 
+/// Each queue's `max_running`, as this process last read it. Claims read it from here for a
+/// few seconds rather than once per claim; a limit set by another process applies within
+/// that time, one set by this process at once.
+#[derive(Default)]
+pub(crate) struct QueueLimits(std::sync::Mutex<std::collections::HashMap<String, (Option<i32>, std::time::Instant)>>);
+
+impl QueueLimits {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+    pub(crate) fn get(&self, queue: &str) -> Option<Option<i32>> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(queue).filter(|(_, at)| at.elapsed() < Self::FRESH).map(|(limit, _)| *limit)
+    }
+
+    pub(crate) fn put(&self, queue: &str, limit: Option<i32>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(queue.to_string(), (limit, std::time::Instant::now()));
+    }
+
+    pub(crate) fn forget(&self, queue: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(queue);
+    }
+}
+
 pub(crate) fn lease_lost(lease: &Lease) -> quire_core::Error {
     quire_core::Error::Conflict(format!(
         "worker '{}' no longer holds attempt {} of context '{}'",
         lease.worker_id, lease.attempt, lease.context_id
     ))
+}
+
+/// Event rows for `events` of context `id`, numbered so that the last is `last_seq`.
+pub(crate) fn event_rows(id: &str, last_seq: i64, events: &[(String, Value)]) -> Vec<(String, i64, String, String)> {
+    let first = last_seq - events.len() as i64 + 1;
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, data))| (id.to_string(), first + i as i64, kind.clone(), data.to_string()))
+        .collect()
 }
 
 pub(crate) fn json_list(s: &str) -> Vec<String> {

@@ -25,6 +25,7 @@ pub struct PgStore {
     limits: Limits,
     signal: watch::Sender<u64>,
     job_signal: watch::Sender<u64>,
+    queue_limits: crate::jobs::QueueLimits,
     /// Dropping the store drops this and stops the listener task.
     _stop_listener: tokio::sync::oneshot::Sender<()>,
 }
@@ -34,7 +35,6 @@ impl PgStore {
     /// Serialises event inserts until commit; taken last in a transaction, held briefly.
     const OUTBOX_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7420)");
     const OUTBOX_NOTIFY: Option<&'static str> = Some("SELECT pg_notify('quire_events', '')");
-    const JOBS_NOTIFY: Option<&'static str> = Some("SELECT pg_notify('quire_jobs', '')");
     /// Claimers pass over rows another claimer's transaction holds instead of waiting.
     const CLAIM_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     /// Serialises claims on a queue with a concurrency limit, so the running count holds.
@@ -56,7 +56,14 @@ impl PgStore {
         let job_signal = watch::channel(0).0;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(listen(pool.clone(), signal.clone(), job_signal.clone(), stop_rx));
-        Ok(PgStore { pool, limits: options.limits, signal, job_signal, _stop_listener: stop_tx })
+        Ok(PgStore {
+            pool,
+            limits: options.limits,
+            signal,
+            job_signal,
+            queue_limits: Default::default(),
+            _stop_listener: stop_tx,
+        })
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>> {

@@ -10,7 +10,9 @@
 //!   writer connection and take the write lock up front with `BEGIN IMMEDIATE`);
 //! * `async fn close_pools(&self)`;
 //! * `const OUTBOX_LOCK` / `const OUTBOX_NOTIFY`: statements run around each event insert
-//!   (PostgreSQL serialises event inserts so ids commit in order, and wakes other nodes).
+//!   (PostgreSQL serialises event inserts so ids commit in order, and wakes other nodes);
+//! * for `jobs.rs`: a `job_signal` sender, `queue_limits`, `const CLAIM_SKIP_LOCKED` (the
+//!   claim's row-locking clause) and `const QUEUE_LOCK` (serialises claims on a limited queue).
 
 /// `%term%` for LIKE, with the wildcard characters of `term` escaped by `\`.
 pub(crate) fn like_pattern(term: &str) -> String {

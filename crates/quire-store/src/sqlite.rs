@@ -21,6 +21,7 @@ pub struct SqliteStore {
     limits: Limits,
     signal: watch::Sender<u64>,
     job_signal: watch::Sender<u64>,
+    queue_limits: crate::jobs::QueueLimits,
 }
 
 impl SqliteStore {
@@ -29,7 +30,6 @@ impl SqliteStore {
     const OUTBOX_LOCK: Option<&'static str> = None;
     /// Every subscriber lives in this process and is ticked by `commit`.
     const OUTBOX_NOTIFY: Option<&'static str> = None;
-    const JOBS_NOTIFY: Option<&'static str> = None;
     /// The one writer makes claims atomic: nothing to skip, nothing to lock.
     const CLAIM_SKIP_LOCKED: &'static str = "";
     const QUEUE_LOCK: Option<&'static str> = None;
@@ -66,6 +66,7 @@ impl SqliteStore {
             limits: options.limits,
             signal: watch::channel(0).0,
             job_signal: watch::channel(0).0,
+            queue_limits: Default::default(),
         })
     }
 
