@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use quire_core::{Context, ContextError, Outcome, Result, timestamp_from_ms};
 use quire_store::{Lease, NewWorker, NextClaim, RunningUpdate};
 use serde_json::json;
@@ -91,7 +92,8 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
     let mut failures = 0u32;
-    let mut last_cancel_check = tokio::time::Instant::now();
+    let idle = tokio::time::sleep(engine.config().poll_interval);
+    tokio::pin!(idle);
     while !*shutdown.borrow() {
         while let Some(done) = tasks.try_join_next() {
             reap(done, &engine, &id, &config, &shutdown, &mut running, &mut tasks);
@@ -128,19 +130,16 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
         if (full_batch || freed) && running.len() < config.concurrency {
             continue;
         }
+        idle.as_mut().reset(tokio::time::Instant::now() + engine.config().poll_interval);
         tokio::select! {
-            _ = signal.changed() => {
-                // Something changed: perhaps a cancellation. Busy workers see many changes
-                // (their own), so they look at most every 100 ms; the interval covers the rest.
-                if !running.is_empty() && last_cancel_check.elapsed() >= Duration::from_millis(100) {
-                    last_cancel_check = tokio::time::Instant::now();
-                    check_cancels(&engine, &id, &running).await;
-                }
-            }
+            // New contexts may be due. A full worker does not listen (its own commits would
+            // wake it hundreds of times a second): finishing contexts claim the next ones,
+            // and cancellations are checked on the interval below.
+            _ = signal.changed(), if running.len() < config.concurrency => {}
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 reap(done, &engine, &id, &config, &shutdown, &mut running, &mut tasks);
             }
-            _ = tokio::time::sleep(engine.config().poll_interval) => {}
+            _ = &mut idle => {}
             _ = heartbeat.tick() => {
                 match store.heartbeat_worker(&id, lease_ms, engine.clock().now_ms()).await {
                     Ok(cancelled) => cancel(&running, &cancelled),
@@ -314,7 +313,10 @@ async fn run_context(
             cancel: cancelled.clone(),
             lost: lost.clone(),
         };
-        let mut handle = tokio::spawn(async move { component.run(run).await });
+        // Run in this task; a panic becomes the component's failure, and leaving the loop
+        // below (cancelled, timed out, lease lost) drops the component's future.
+        let work = std::panic::AssertUnwindSafe(async move { component.run(run).await }).catch_unwind();
+        tokio::pin!(work);
         let show_start = tokio::time::sleep(SHOW_START_AFTER);
         tokio::pin!(show_start);
         let timeout = tokio::time::sleep(engine.config().component_timeout);
@@ -323,21 +325,18 @@ async fn run_context(
         tokio::pin!(cancel);
         let result = loop {
             tokio::select! {
-                joined = &mut handle => break match joined {
+                joined = &mut work => break match joined {
                     Ok(r) => Some(r),
-                    Err(e) if e.is_panic() => Some(Err(ComponentError::retryable("component_panicked", format!("component '{name}' panicked")))),
-                    Err(_) => None,
+                    Err(_) => Some(Err(ComponentError::retryable("component_panicked", format!("component '{name}' panicked")))),
                 },
-                _ = &mut cancel => { handle.abort(); break None }
+                _ = &mut cancel => break None,
                 _ = &mut timeout => {
-                    handle.abort();
                     break Some(Err(ComponentError::retryable("timeout", format!(
                         "component '{name}' ran longer than {} s", engine.config().component_timeout.as_secs()
                     ))));
                 }
                 _ = &mut show_start, if !pending.events.is_empty() => {
                     if !record(&engine, &lease, std::mem::take(&mut pending)).await {
-                        handle.abort();
                         return Vec::new();
                     }
                 }

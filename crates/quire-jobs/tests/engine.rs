@@ -35,6 +35,7 @@ quire_store::for_each_backend!(
     contexts_are_scoped_to_their_workspace,
     templates_are_versioned_and_found_by_type_and_tone,
     events_resume_after_a_sequence_number,
+    finishing_claims_the_next_context_at_once,
 );
 
 const SYS: Principal = Principal::System;
@@ -84,6 +85,19 @@ impl Component for Flaky {
             });
         }
         Ok(obj(json!({ "flaky_ok": true })))
+    }
+}
+
+/// Panics.
+struct Panicky;
+
+#[async_trait]
+impl Component for Panicky {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo::new("panicky", "Panics", &[], &[])
+    }
+    async fn run(&self, _run: Run) -> Result<Map<String, Value>, ComponentError> {
+        panic!("a component bug");
     }
 }
 
@@ -254,7 +268,7 @@ async fn failed_attempts_back_off_on_the_clock_then_fail(b: Backend) {
 async fn permanent_errors_fail_at_once(b: Backend) {
     let runs = Arc::new(AtomicUsize::new(0));
     let mut r = registry();
-    r.register(Flaky { runs: runs.clone(), fail_first: 100, permanent: true });
+    r.register(Flaky { runs: runs.clone(), fail_first: 100, permanent: true }).register(Panicky);
     let s = setup(b, r, None).await;
     let ctx = s.submit(with("test", &["flaky", "noop"], json!({}))).await;
     let _w = s.worker().await;
@@ -267,6 +281,14 @@ async fn permanent_errors_fail_at_once(b: Backend) {
     let c = s.until(&t.id, "failed", |c| c.status == ContextStatus::Failed).await;
     assert!(c.error.unwrap().message.contains("generated_content"));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // A panicking component fails its attempt (retryable) without taking the worker down.
+    let mut once = with("test", &["panicky"], json!({}));
+    once.max_attempts = Some(1);
+    let p = s.submit(once).await;
+    let c = s.until(&p.id, "failed", |c| c.status == ContextStatus::Failed).await;
+    assert_eq!(c.error.unwrap().code, "component_panicked");
+    let after = s.submit(with("test", &["noop"], json!({}))).await;
+    s.until(&after.id, "completed", |c| c.status == ContextStatus::Completed).await;
 }
 
 async fn cancelling_pending_and_running_contexts(b: Backend) {
@@ -277,6 +299,11 @@ async fn cancelling_pending_and_running_contexts(b: Backend) {
     let c = s.t.store.cancel_context(&SYS, &pending.id).await.unwrap();
     assert_eq!(c.status, ContextStatus::Cancelled);
     assert!(matches!(s.t.store.cancel_context(&SYS, &pending.id).await, Err(Error::Conflict(_))), "once");
+    // A cancelled context may be retried, once: a retrying one is not retried again.
+    let again = s.t.store.retry_context(&SYS, &pending.id, false).await.unwrap();
+    assert_eq!((again.status, again.attempts), (ContextStatus::Retrying, 0));
+    assert!(matches!(s.t.store.retry_context(&SYS, &pending.id, false).await, Err(Error::Conflict(_))), "only once");
+    s.t.store.cancel_context(&SYS, &pending.id).await.unwrap();
 
     let long = s.submit(with("test", &["wait", "noop"], json!({"wait_ms": 600_000}))).await;
     let _w = s.worker().await;
@@ -487,7 +514,6 @@ async fn retry_replays_from_the_failed_component_or_the_start(b: Backend) {
     assert!(
         matches!(s.t.store.retry_context(&SYS, &ctx.id, false).await, Ok(c) if c.status == ContextStatus::Retrying)
     );
-    assert!(matches!(s.t.store.retry_context(&SYS, &ctx.id, false).await, Err(Error::Conflict(_))), "only once");
     let failed = s
         .until(&ctx.id, "failed again", |c| c.status == ContextStatus::Failed && runs.load(Ordering::SeqCst) == 2)
         .await;
@@ -637,4 +663,65 @@ async fn events_resume_after_a_sequence_number(b: Backend) {
     assert!(all.iter().filter(|e| e.kind == "progress").count() == 10, "wait reports ten steps");
     let (_, rest) = s.t.store.context_events(&SYS, &ctx.id, 5, 3).await.unwrap();
     assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), [6, 7, 8]);
+}
+
+async fn finishing_claims_the_next_context_at_once(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let store = &s.t.store;
+    let mut ids = Vec::new();
+    for p in [3, 2, 1] {
+        let mut n = with("test", &["noop"], json!({}));
+        n.priority = p;
+        ids.push(s.submit(n).await.id);
+    }
+    let q = vec!["default".to_string()];
+    let now = quire_core::now_ms();
+    let first = store.claim_contexts("wrk_a", &q, 1, 30_000, now).await.unwrap().remove(0);
+    assert_eq!(first.id, ids[0]);
+    let next = NextClaim { queues: q.clone(), max: 1, lease_ms: 30_000 };
+    let lease = Lease { context_id: first.id.clone(), worker_id: "wrk_a".into(), attempt: 1 };
+    let last = RunningUpdate {
+        data: Some(obj(json!({"result": 42}))),
+        events: vec![("log".into(), json!({"message": "done"}))],
+        ..Default::default()
+    };
+    // A stale lease finishes nothing and claims nothing.
+    let stale = Lease { attempt: 7, ..lease.clone() };
+    let r = store
+        .finish_context(&stale, Outcome::Completed, Processing::default(), Default::default(), Some(&next), now)
+        .await;
+    assert!(matches!(r, Err(Error::Conflict(_))), "{r:?}");
+    let (done, then) =
+        store.finish_context(&lease, Outcome::Completed, Processing::default(), last, Some(&next), now).await.unwrap();
+    assert_eq!((done.status, done.data["result"].as_i64()), (ContextStatus::Completed, Some(42)));
+    assert_eq!(then.iter().map(|c| (c.id.as_str(), c.attempts)).collect::<Vec<_>>(), [(ids[1].as_str(), 1)]);
+    let (_, events) = store.context_events(&SYS, &first.id, 0, 100).await.unwrap();
+    let kinds: Vec<(i64, &str)> = events.iter().map(|e| (e.seq, e.kind.as_str())).collect();
+    assert_eq!(kinds, [(1, "status"), (2, "status"), (3, "log"), (4, "status")]);
+    assert_eq!(events[3].data["status"], "completed");
+    let (_, events) = store.context_events(&SYS, &ids[1], 0, 100).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!((events[1].seq, events[1].data["status"].as_str()), (2, Some("processing")));
+    assert_eq!((events[1].data["worker"].as_str(), events[1].data["attempt"].as_i64()), (Some("wrk_a"), Some(1)));
+    // The third is still there for the next claim; nothing else was taken.
+    let rest = store.claim_contexts("wrk_b", &q, 5, 30_000, now).await.unwrap();
+    assert_eq!(rest.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [ids[2].as_str()]);
+}
+
+/// On PostgreSQL, a context submitted through one process wakes the workers and streams of
+/// another (a coalesced `NOTIFY`), without waiting for their poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_postgres_processes_hear_of_new_contexts() {
+    let s = setup(Backend::Postgres, registry(), None).await;
+    let other = quire_store::connect(&s.t.url, StoreOptions::default()).await.unwrap();
+    let mut heard = other.job_signal();
+    heard.borrow_and_update();
+    for round in 0..3 {
+        s.submit(with("test", &["noop"], json!({ "round": round }))).await;
+        tokio::time::timeout(Duration::from_secs(5), heard.changed())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the other process was not told"))
+            .unwrap();
+        heard.borrow_and_update();
+    }
 }

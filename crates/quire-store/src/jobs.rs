@@ -344,12 +344,17 @@ macro_rules! impl_job_store {
                 Self::insert_events(tx, $crate::jobs::event_rows(id, last_seq, events), now).await
             }
 
-            /// Commits and wakes this process's workers and streams (other processes are woken
-            /// by PostgreSQL's trigger on `job_events`).
+            /// Commits, wakes this process's workers and streams, and has other processes
+            /// told (on PostgreSQL, by a coalesced `NOTIFY`).
             async fn commit_jobs(&self, tx: sqlx::Transaction<'static, $db>) -> quire_core::Result<()> {
                 tx.commit().await.map_err($crate::rows::db_err)?;
-                self.job_signal.send_modify(|n| *n = n.wrapping_add(1));
+                self.jobs_committed();
                 Ok(())
+            }
+
+            fn jobs_committed(&self) {
+                self.job_signal.send_modify(|n| *n = n.wrapping_add(1));
+                self.announce_jobs();
             }
 
             /// Inserts new contexts, each with its first event: one statement for the rows,
@@ -1183,6 +1188,42 @@ macro_rules! impl_job_store {
                     Outcome::Failed { error } => ("failed", Some(error), None, Some(now)),
                     Outcome::Cancelled => ("cancelled", None, None, Some(now)),
                 };
+                let mut extra = serde_json::json!({ "attempt": lease.attempt });
+                if let Some(e) = error {
+                    extra["error"] = serde_json::json!(e);
+                }
+                if let Some(r) = run_at {
+                    extra["run_at"] = serde_json::json!(quire_core::timestamp_from_ms(r).format(&time::format_description::well_known::Rfc3339).unwrap_or_default());
+                }
+                let mut mine = last.events;
+                mine.push($crate::jobs::status_event(status, extra));
+                let error = error.map(|e| serde_json::json!(e).to_string());
+                let processing = serde_json::json!(processing).to_string();
+                // A worker taking from one queue without a limit: finish and claim in one
+                // statement where the backend can (PostgreSQL).
+                if let Some(next) = next
+                    && let [queue] = next.queues.as_slice()
+                    && self.queue_limits.get(queue) == Some(None)
+                {
+                    let finish = $crate::jobs::Finish {
+                        lease,
+                        status,
+                        error: error.as_deref(),
+                        run_at,
+                        finished,
+                        processing: &processing,
+                        data: data.as_deref(),
+                        events: &mine,
+                        queue,
+                        max: next.max,
+                        lease_ms: next.lease_ms,
+                        now,
+                    };
+                    if let Some(done) = self.finish_and_claim_at_once(&finish).await? {
+                        self.jobs_committed();
+                        return Ok(done);
+                    }
+                }
                 let mut tx = self.begin_write().await?;
                 let row: Option<$crate::jobs::SeqJobRow> = sqlx::query_as(concat!(
                     "UPDATE jobs SET status = $4, error = COALESCE($5, error), run_at = COALESCE($6, run_at), finished_at = $7, ",
@@ -1195,26 +1236,17 @@ macro_rules! impl_job_store {
                 .bind(&lease.worker_id)
                 .bind(lease.attempt)
                 .bind(status)
-                .bind(error.map(|e| serde_json::json!(e).to_string()))
+                .bind(&error)
                 .bind(run_at)
                 .bind(finished)
-                .bind(serde_json::json!(processing).to_string())
+                .bind(&processing)
                 .bind(now)
-                .bind(last.events.len() as i64 + 1)
+                .bind(mine.len() as i64)
                 .bind(data)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err($crate::rows::db_err)?;
                 let Some(row) = row else { return Err($crate::jobs::lease_lost(lease)) };
-                let mut extra = serde_json::json!({ "attempt": lease.attempt });
-                if let Some(e) = error {
-                    extra["error"] = serde_json::json!(e);
-                }
-                if let Some(r) = run_at {
-                    extra["run_at"] = serde_json::json!(quire_core::timestamp_from_ms(r).format(&time::format_description::well_known::Rfc3339).unwrap_or_default());
-                }
-                let mut mine = last.events;
-                mine.push($crate::jobs::status_event(status, extra));
                 // This context's events and those of the contexts claimed next: one insert.
                 let mut events = $crate::jobs::event_rows(&lease.context_id, row.event_seq, &mine);
                 let mut claimed = Vec::new();
@@ -1382,6 +1414,22 @@ pub(crate) fn event_rows(id: &str, last_seq: i64, events: &[(String, Value)]) ->
 
 pub(crate) fn json_list(s: &str) -> Vec<String> {
     serde_json::from_str(s).unwrap_or_default()
+}
+
+/// The end of an attempt, for a backend's single-statement finish-and-claim.
+pub(crate) struct Finish<'a> {
+    pub(crate) lease: &'a Lease,
+    pub(crate) status: &'a str,
+    pub(crate) error: Option<&'a str>,
+    pub(crate) run_at: Option<i64>,
+    pub(crate) finished: Option<i64>,
+    pub(crate) processing: &'a str,
+    pub(crate) data: Option<&'a str>,
+    pub(crate) events: &'a [(String, Value)],
+    pub(crate) queue: &'a str,
+    pub(crate) max: u32,
+    pub(crate) lease_ms: i64,
+    pub(crate) now: i64,
 }
 
 #[derive(sqlx::FromRow)]

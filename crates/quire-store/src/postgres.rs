@@ -26,6 +26,8 @@ pub struct PgStore {
     signal: watch::Sender<u64>,
     job_signal: watch::Sender<u64>,
     queue_limits: crate::jobs::QueueLimits,
+    /// Asks the notifier task to tell other processes that contexts changed.
+    jobs_changed: std::sync::Arc<tokio::sync::Notify>,
     /// Dropping the store drops this and stops the listener task.
     _stop_listener: tokio::sync::oneshot::Sender<()>,
 }
@@ -56,12 +58,15 @@ impl PgStore {
         let job_signal = watch::channel(0).0;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(listen(pool.clone(), signal.clone(), job_signal.clone(), stop_rx));
+        let jobs_changed = std::sync::Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(notify_jobs(pool.clone(), jobs_changed.clone()));
         Ok(PgStore {
             pool,
             limits: options.limits,
             signal,
             job_signal,
             queue_limits: Default::default(),
+            jobs_changed,
             _stop_listener: stop_tx,
         })
     }
@@ -122,8 +127,103 @@ impl PgStore {
         Ok(dropped)
     }
 
+    /// Ends an attempt and claims the worker's next contexts from one queue in a single
+    /// statement (one round trip, one commit): update the finished row (matching its
+    /// lease), insert its events, claim with `SKIP LOCKED` only if the finish matched, and
+    /// insert the claims' events. `Some` always: PostgreSQL has this path.
+    async fn finish_and_claim_at_once(
+        &self,
+        f: &crate::jobs::Finish<'_>,
+    ) -> Result<Option<(quire_core::Context, Vec<quire_core::Context>)>> {
+        const SQL: &str = concat!(
+            "WITH fin AS (UPDATE jobs SET status = $4, error = COALESCE($5, error), run_at = COALESCE($6, run_at), ",
+            "finished_at = $7, processing = $8, lease_owner = NULL, lease_until = NULL, event_seq = event_seq + $10, ",
+            "updated_at = $9, data = COALESCE($11, data) ",
+            "WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'processing' RETURNING *), ",
+            "fin_events AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) ",
+            "SELECT fin.id, fin.event_seq - $10 + e.ord, e.kind, e.data, $9 FROM fin, ",
+            "unnest($12::text[], $13::text[]) WITH ORDINALITY AS e(kind, data, ord)), ",
+            "nxt AS (UPDATE jobs SET status = 'processing', lease_owner = $2, lease_until = $9 + $14, ",
+            "attempts = attempts + 1, event_seq = event_seq + 1, updated_at = $9 ",
+            "WHERE id IN (SELECT id FROM jobs WHERE queue = $15 AND status IN ('pending', 'retrying') AND run_at <= $9 ",
+            "AND EXISTS (SELECT 1 FROM fin) ORDER BY priority DESC, run_at, id LIMIT $16 FOR UPDATE SKIP LOCKED) RETURNING *), ",
+            "nxt_events AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) ",
+            "SELECT nxt.id, nxt.event_seq, 'status', ",
+            "json_build_object('attempt', nxt.attempts, 'status', 'processing', 'worker', $2::text)::text, $9 FROM nxt) ",
+            "SELECT FALSE AS claimed, event_seq, ",
+            job_columns!(),
+            " FROM fin UNION ALL SELECT TRUE, event_seq, ",
+            job_columns!(),
+            " FROM nxt"
+        );
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            claimed: bool,
+            #[sqlx(flatten)]
+            job: crate::jobs::SeqJobRow,
+        }
+        let (kinds, datas): (Vec<String>, Vec<String>) =
+            f.events.iter().map(|(k, d)| (k.clone(), d.to_string())).unzip();
+        let rows: Vec<Row> = sqlx::query_as(SQL)
+            .bind(&f.lease.context_id)
+            .bind(&f.lease.worker_id)
+            .bind(f.lease.attempt)
+            .bind(f.status)
+            .bind(f.error)
+            .bind(f.run_at)
+            .bind(f.finished)
+            .bind(f.processing)
+            .bind(f.now)
+            .bind(f.events.len() as i64)
+            .bind(f.data)
+            .bind(kinds)
+            .bind(datas)
+            .bind(f.lease_ms)
+            .bind(f.queue)
+            .bind(i64::from(f.max))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let mut finished = None;
+        let mut claimed = Vec::new();
+        for r in rows {
+            let ctx: quire_core::Context = r.job.row.try_into()?;
+            if r.claimed { claimed.push(ctx) } else { finished = Some(ctx) }
+        }
+        let finished = finished.ok_or_else(|| crate::jobs::lease_lost(f.lease))?;
+        Ok(Some((finished, claimed)))
+    }
+
+    /// Contexts changed: other processes hear of it within [`NOTIFY_EVERY`].
+    fn announce_jobs(&self) {
+        self.jobs_changed.notify_one();
+    }
+
     async fn close_pools(&self) {
         self.pool.close().await;
+    }
+}
+
+/// At most one `NOTIFY quire_jobs` per this interval, however many contexts change: a busy
+/// worker commits hundreds of times a second, and a notification per commit would cost
+/// every listening process (and PostgreSQL) more than the work itself.
+const NOTIFY_EVERY: Duration = Duration::from_millis(20);
+
+/// Sends `NOTIFY quire_jobs` when asked, at once if it has been quiet, else at the end of
+/// the current interval; stops when the store is dropped.
+async fn notify_jobs(pool: PgPool, changed: std::sync::Arc<tokio::sync::Notify>) {
+    loop {
+        // The store may go away while this waits: look now and then whether it has.
+        if tokio::time::timeout(Duration::from_secs(5), changed.notified()).await.is_err() {
+            if std::sync::Arc::strong_count(&changed) == 1 {
+                return;
+            }
+            continue;
+        }
+        if let Err(e) = sqlx::query("SELECT pg_notify('quire_jobs', '')").execute(&pool).await {
+            tracing::warn!(error = %e, "notifying other processes of context changes failed; they will poll");
+        }
+        tokio::time::sleep(NOTIFY_EVERY).await;
     }
 }
 

@@ -87,6 +87,18 @@ impl SqliteStore {
         Ok(0)
     }
 
+    /// SQLite finishes and claims in one transaction of several statements (its one writer
+    /// makes that cheap); see `PgStore::finish_and_claim_at_once`.
+    async fn finish_and_claim_at_once(
+        &self,
+        _finish: &crate::jobs::Finish<'_>,
+    ) -> Result<Option<(quire_core::Context, Vec<quire_core::Context>)>> {
+        Ok(None)
+    }
+
+    /// Every follower of contexts lives in this process and is ticked by the commit.
+    fn announce_jobs(&self) {}
+
     async fn close_pools(&self) {
         self.writer.close().await;
         self.pool.close().await;

@@ -85,12 +85,3 @@ CREATE TABLE templates (
 );
 CREATE INDEX templates_by_kind ON templates (kind, tone);
 
--- Every insert of context events wakes other processes (workers, context streams) in the
--- same round trip as the insert.
-CREATE FUNCTION quire_jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('quire_jobs', '');
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER job_events_notify AFTER INSERT ON job_events FOR EACH STATEMENT EXECUTE FUNCTION quire_jobs_notify();
