@@ -123,6 +123,9 @@ pub struct EngineConfig {
     pub component_timeout: Duration,
     /// Completed, failed and cancelled contexts are deleted this long after they end.
     pub retention: Duration,
+    /// Most contexts of a queue running at once across every worker, by queue; `prepare`
+    /// stores them (queues not named keep what is stored).
+    pub queue_limits: Vec<(String, u32)>,
 }
 
 impl Default for EngineConfig {
@@ -135,6 +138,7 @@ impl Default for EngineConfig {
             cancel_check: Duration::from_millis(500),
             component_timeout: Duration::from_secs(3600),
             retention: Duration::from_secs(30 * 24 * 3600),
+            queue_limits: Vec::new(),
         }
     }
 }
@@ -180,9 +184,12 @@ impl Engine {
         &self.0.clock
     }
 
-    /// Stores the built-in templates and the built-in schedules (the nightly clean-up).
-    /// Every process may call it; it changes nothing that is already there.
+    /// Stores the built-in templates, the built-in schedules (the nightly clean-up) and the
+    /// configured queue limits. Every process may call it.
     pub async fn prepare(&self) -> Result<()> {
+        for (queue, max) in &self.config().queue_limits {
+            self.store().set_queue_limit(queue, Some(*max)).await?;
+        }
         for t in components::builtin_templates() {
             self.store().ensure_template(&t).await?;
         }

@@ -433,7 +433,9 @@ async fn lapsed_leases_are_claimed_again_and_fenced(b: Backend) {
 async fn queue_limits_hold_across_claimers(b: Backend) {
     let s = setup(b, registry(), None).await;
     let store = &s.t.store;
-    store.set_queue_limit("gpu", Some(2)).await.unwrap();
+    // The limit is a setting (`--queue-limits gpu=2`) each process stores as it starts.
+    let config = EngineConfig { queue_limits: vec![("gpu".into(), 2)], ..fast() };
+    Engine::new(store.clone(), registry(), config).prepare().await.unwrap();
     for _ in 0..5 {
         let mut n = with("test", &["noop"], json!({}));
         n.queue = Some("gpu".into());

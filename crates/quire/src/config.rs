@@ -85,6 +85,10 @@ pub struct JobArgs {
     /// Days finished contexts are kept before the nightly clean-up deletes them [default: 30]
     #[arg(long, env = "QUIRE_JOB_RETENTION_DAYS", value_name = "DAYS")]
     pub job_retention_days: Option<u64>,
+    /// Most contexts of a queue running at once across all workers, QUEUE=N comma-separated,
+    /// e.g. builds=2,images=1 [default: no limits]
+    #[arg(long, env = "QUIRE_QUEUE_LIMITS", value_name = "LIMITS")]
+    pub queue_limits: Option<String>,
 }
 
 /// Settings of `quire worker`.
@@ -239,6 +243,7 @@ struct FileSettings {
     worker_queues: Option<Vec<String>>,
     job_lease_secs: Option<u64>,
     job_retention_days: Option<u64>,
+    queue_limits: Option<String>,
 }
 
 /// Everything resolved.
@@ -489,8 +494,34 @@ fn jobs(args: &JobArgs, file: &FileSettings) -> Result<(quire_jobs::EngineConfig
     if queues.is_empty() {
         return Err("worker_queues must name at least one queue, e.g. default".into());
     }
-    let engine = quire_jobs::EngineConfig { lease, retention: Duration::from_secs(retention_days * 86_400), ..engine };
+    let queue_limits = match args.queue_limits.as_ref().or(file.queue_limits.as_ref()) {
+        None => Vec::new(),
+        Some(spec) => parse_queue_limits(spec)?,
+    };
+    let engine = quire_jobs::EngineConfig {
+        lease,
+        retention: Duration::from_secs(retention_days * 86_400),
+        queue_limits,
+        ..engine
+    };
     Ok((engine, quire_jobs::WorkerConfig { queues, concurrency, ..worker }))
+}
+
+/// `builds=2,images=1` → `[("builds", 2), ("images", 1)]`.
+fn parse_queue_limits(spec: &str) -> Result<Vec<(String, u32)>, String> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let bad = || format!("queue_limits: '{part}' is not QUEUE=N (e.g. builds=2) with N at least 1");
+            let (queue, n) = part.split_once('=').ok_or_else(bad)?;
+            let n: u32 = n.trim().parse().map_err(|_| bad())?;
+            if queue.trim().is_empty() || n == 0 {
+                return Err(bad());
+            }
+            Ok((queue.trim().to_string(), n))
+        })
+        .collect()
 }
 
 /// Writes `text` to `path`, readable and writable by its owner only.

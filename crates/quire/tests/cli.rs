@@ -240,6 +240,12 @@ fn bad_settings_fail_with_a_message_that_says_what_to_fix() {
     assert!(!ok && err.contains("use sqlite://PATH or postgres://"), "{err}");
     let (ok, _, err) = run(&["serve", "--addr", "not-an-address"], &[]);
     assert!(!ok && err.contains("--addr"), "{err}");
+    let (ok, _, err) = run(&["serve", "--queue-limits", "builds=0"], &[]);
+    assert!(!ok && err.contains("queue_limits: 'builds=0' is not QUEUE=N"), "{err}");
+    let (ok, _, err) = run(&["worker"], &[("QUIRE_WORKER_CONCURRENCY", "0")]);
+    assert!(!ok && err.contains("worker_concurrency must be 1 to 1024"), "{err}");
+    let (ok, _, err) = run(&["worker", "--job-lease-secs", "1"], &[]);
+    assert!(!ok && err.contains("job_lease_secs must be at least 3"), "{err}");
     // A taken port is named, with the setting that changes it.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
