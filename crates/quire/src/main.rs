@@ -118,10 +118,7 @@ fn create_user(settings: Settings, email: &str, name: &str, admin: bool) -> Resu
             line.trim_end_matches(['\r', '\n']).to_string()
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = runtime()?;
     runtime.block_on(async move {
         let store = open_store(&settings).await?;
         let config =
@@ -183,10 +180,7 @@ fn rotate_keys(settings: Settings) -> Result<(), String> {
         }
         Some(_) => (settings.keyring()?, None),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = runtime()?;
     runtime.block_on(async {
         let store = open_store(&settings).await?;
         let n = quire_auth::Auth::rotate_secrets(&*store, &keyring).await.map_err(|e| e.to_string())?;
@@ -227,10 +221,7 @@ fn init_logging(settings: &Settings) -> Result<(), String> {
 
 fn run(settings: Settings, serve: bool) -> Result<(), String> {
     init_logging(&settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = runtime()?;
     runtime.block_on(async move {
         let store = open_store(&settings).await?;
         tracing::info!(
@@ -280,10 +271,7 @@ fn run(settings: Settings, serve: bool) -> Result<(), String> {
 /// `quire worker`: pipeline workers without the HTTP server.
 fn run_worker(settings: Settings) -> Result<(), String> {
     init_logging(&settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = runtime()?;
     runtime.block_on(async move {
         let store = open_store(&settings).await?;
         if store.backend() == "sqlite" {
@@ -305,6 +293,14 @@ fn run_worker(settings: Settings) -> Result<(), String> {
         store.close().await;
         Ok(())
     })
+}
+
+/// The multi-threaded runtime every command runs on.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
