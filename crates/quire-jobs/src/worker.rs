@@ -407,7 +407,7 @@ async fn run_context(
     // A worker that is not stopping claims its next context as it finishes this one.
     let next = (!*shutdown.borrow()).then_some(&next);
     match store.finish_context(&lease, outcome, processing, pending, next, now).await {
-        Ok((_, claimed)) => claimed,
+        Ok(claimed) => claimed,
         Err(e) => {
             note_lost(&lease, &e);
             Vec::new()

@@ -460,11 +460,11 @@ async fn queue_limits_hold_across_claimers(b: Backend) {
     let (worker_id, first) = &held[0];
     let lease = Lease { context_id: first.id.clone(), worker_id: worker_id.clone(), attempt: 1 };
     let next = NextClaim { queues: q.clone(), max: 5, lease_ms: 30_000 };
-    let (done, then) = store
+    let then = store
         .finish_context(&lease, Outcome::Completed, Processing::default(), Default::default(), Some(&next), now)
         .await
         .unwrap();
-    assert_eq!(done.status, ContextStatus::Completed);
+    assert_eq!(store.get_context(&SYS, &first.id).await.unwrap().status, ContextStatus::Completed);
     assert_eq!(then.len(), 1, "finishing claims the slot it freed, in the same transaction, within the limit");
     assert_eq!(then[0].attempts, 1);
     assert!(store.claim_contexts("wrk_x", &q, 5, 30_000, now).await.unwrap().is_empty(), "the queue is full again");
@@ -693,8 +693,9 @@ async fn finishing_claims_the_next_context_at_once(b: Backend) {
         .finish_context(&stale, Outcome::Completed, Processing::default(), Default::default(), Some(&next), now)
         .await;
     assert!(matches!(r, Err(Error::Conflict(_))), "{r:?}");
-    let (done, then) =
+    let then =
         store.finish_context(&lease, Outcome::Completed, Processing::default(), last, Some(&next), now).await.unwrap();
+    let done = store.get_context(&SYS, &first.id).await.unwrap();
     assert_eq!((done.status, done.data["result"].as_i64()), (ContextStatus::Completed, Some(42)));
     assert_eq!(then.iter().map(|c| (c.id.as_str(), c.attempts)).collect::<Vec<_>>(), [(ids[1].as_str(), 1)]);
     let (_, events) = store.context_events(&SYS, &first.id, 0, 100).await.unwrap();

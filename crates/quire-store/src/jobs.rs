@@ -140,7 +140,8 @@ pub trait JobStore: Send + Sync {
     async fn update_running(&self, lease: &Lease, update: RunningUpdate, limits: &JobLimits, now: i64) -> Result<()>;
     /// Ends an attempt, recording `last` (the final step's data and events) with it, and
     /// with `next` claims the worker's next contexts in the same transaction (a busy worker
-    /// then commits once per context). `Conflict` when the lease no longer holds.
+    /// then commits once per context). Returns the contexts claimed. `Conflict` when the
+    /// lease no longer holds.
     async fn finish_context(
         &self,
         lease: &Lease,
@@ -149,7 +150,7 @@ pub trait JobStore: Send + Sync {
         last: RunningUpdate,
         next: Option<&NextClaim>,
         now: i64,
-    ) -> Result<(Context, Vec<Context>)>;
+    ) -> Result<Vec<Context>>;
     /// Sets (or with `None` lifts) the limit on contexts of `queue` running at once.
     async fn set_queue_limit(&self, queue: &str, max_running: Option<u32>) -> Result<()>;
 
@@ -1179,7 +1180,7 @@ macro_rules! impl_job_store {
                 last: $crate::jobs::RunningUpdate,
                 next: Option<&$crate::jobs::NextClaim>,
                 now: i64,
-            ) -> quire_core::Result<(quire_core::Context, Vec<quire_core::Context>)> {
+            ) -> quire_core::Result<Vec<quire_core::Context>> {
                 use quire_core::Outcome;
                 let data = last.data.map(|d| serde_json::Value::Object(d).to_string());
                 let (status, error, run_at, finished) = match &outcome {
@@ -1225,12 +1226,11 @@ macro_rules! impl_job_store {
                     }
                 }
                 let mut tx = self.begin_write().await?;
-                let row: Option<$crate::jobs::SeqJobRow> = sqlx::query_as(concat!(
+                let seq: Option<i64> = sqlx::query_scalar(concat!(
                     "UPDATE jobs SET status = $4, error = COALESCE($5, error), run_at = COALESCE($6, run_at), finished_at = $7, ",
                     "processing = $8, lease_owner = NULL, lease_until = NULL, event_seq = event_seq + $10, updated_at = $9, ",
                     "data = COALESCE($11, data) ",
-                    "WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'processing' RETURNING event_seq, ",
-                    job_columns!()
+                    "WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'processing' RETURNING event_seq"
                 ))
                 .bind(&lease.context_id)
                 .bind(&lease.worker_id)
@@ -1246,9 +1246,9 @@ macro_rules! impl_job_store {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err($crate::rows::db_err)?;
-                let Some(row) = row else { return Err($crate::jobs::lease_lost(lease)) };
+                let Some(seq) = seq else { return Err($crate::jobs::lease_lost(lease)) };
                 // This context's events and those of the contexts claimed next: one insert.
-                let mut events = $crate::jobs::event_rows(&lease.context_id, row.event_seq, &mine);
+                let mut events = $crate::jobs::event_rows(&lease.context_id, seq, &mine);
                 let mut claimed = Vec::new();
                 if let Some(next) = next {
                     for queue in &next.queues {
@@ -1263,7 +1263,7 @@ macro_rules! impl_job_store {
                 }
                 Self::insert_events(&mut tx, events, now).await?;
                 self.commit_jobs(tx).await?;
-                Ok((row.row.try_into()?, claimed))
+                Ok(claimed)
             }
 
             async fn set_queue_limit(&self, queue: &str, max_running: Option<u32>) -> quire_core::Result<()> {

@@ -131,10 +131,7 @@ impl PgStore {
     /// statement (one round trip, one commit): update the finished row (matching its
     /// lease), insert its events, claim with `SKIP LOCKED` only if the finish matched, and
     /// insert the claims' events. `Some` always: PostgreSQL has this path.
-    async fn finish_and_claim_at_once(
-        &self,
-        f: &crate::jobs::Finish<'_>,
-    ) -> Result<Option<(quire_core::Context, Vec<quire_core::Context>)>> {
+    async fn finish_and_claim_at_once(&self, f: &crate::jobs::Finish<'_>) -> Result<Option<Vec<quire_core::Context>>> {
         const SQL: &str = concat!(
             "WITH fin AS (UPDATE jobs SET status = $4, error = COALESCE($5, error), run_at = COALESCE($6, run_at), ",
             "finished_at = $7, processing = $8, lease_owner = NULL, lease_until = NULL, event_seq = event_seq + $10, ",
@@ -150,11 +147,11 @@ impl PgStore {
             "nxt_events AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) ",
             "SELECT nxt.id, nxt.event_seq, 'status', ",
             "json_build_object('attempt', nxt.attempts, 'status', 'processing', 'worker', $2::text)::text, $9 FROM nxt) ",
-            "SELECT FALSE AS claimed, event_seq, ",
+            "SELECT TRUE AS claimed, event_seq, ",
             job_columns!(),
-            " FROM fin UNION ALL SELECT TRUE, event_seq, ",
-            job_columns!(),
-            " FROM nxt"
+            // The finished row only has to say that the lease held: placeholders, not its data.
+            " FROM nxt UNION ALL SELECT FALSE, event_seq, id, '', '', '', '', '[]', '{}', NULL, NULL, NULL, 0, 0, 0, 0, ",
+            "FALSE, NULL, '', 0, 0 FROM fin"
         );
         #[derive(sqlx::FromRow)]
         struct Row {
@@ -184,14 +181,20 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        let mut finished = None;
+        // The finished row only says that the lease held; it is not decoded.
+        let mut finished = false;
         let mut claimed = Vec::new();
         for r in rows {
-            let ctx: quire_core::Context = r.job.row.try_into()?;
-            if r.claimed { claimed.push(ctx) } else { finished = Some(ctx) }
+            if r.claimed {
+                claimed.push(r.job.row.try_into()?);
+            } else {
+                finished = true;
+            }
         }
-        let finished = finished.ok_or_else(|| crate::jobs::lease_lost(f.lease))?;
-        Ok(Some((finished, claimed)))
+        if !finished {
+            return Err(crate::jobs::lease_lost(f.lease));
+        }
+        Ok(Some(claimed))
     }
 
     /// Contexts changed: other processes hear of it within [`NOTIFY_EVERY`].

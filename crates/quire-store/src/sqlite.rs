@@ -92,7 +92,7 @@ impl SqliteStore {
     async fn finish_and_claim_at_once(
         &self,
         _finish: &crate::jobs::Finish<'_>,
-    ) -> Result<Option<(quire_core::Context, Vec<quire_core::Context>)>> {
+    ) -> Result<Option<Vec<quire_core::Context>>> {
         Ok(None)
     }
 
