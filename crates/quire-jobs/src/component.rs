@@ -133,6 +133,9 @@ pub struct Run {
     pub(crate) cancel: watch::Receiver<bool>,
     /// Set when a write found the lease gone: the attempt belongs to another worker now.
     pub(crate) lost: Arc<AtomicBool>,
+    /// The component's start, until something writes it: the first progress or log line
+    /// carries it, so that a context's events stay in the order they happened.
+    pub(crate) unwritten_start: Arc<std::sync::Mutex<Option<RunningUpdate>>>,
 }
 
 impl Run {
@@ -186,6 +189,15 @@ impl Run {
     }
 
     async fn record(&self, update: RunningUpdate) {
+        let start = self.unwritten_start.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let update = match start {
+            Some(mut start) => {
+                start.events.extend(update.events);
+                start.progress = update.progress;
+                start
+            }
+            None => update,
+        };
         match self.store.update_running(&self.lease, update, &self.limits, self.clock.now_ms()).await {
             Ok(()) => {}
             Err(quire_core::Error::Conflict(m)) => {

@@ -279,10 +279,10 @@ async fn run_context(
         }
     };
     let mut outcome = Outcome::Completed;
-    // Steps not yet written. A component's start is written only once it has run for a
-    // moment (so a quick pipeline costs its claim and its finish, and a slow one shows where
-    // it is); a finished component is written at once, except the last, which is written
-    // with the context's end.
+    // Steps not yet written. A component's start is written with the first thing that is:
+    // its own first progress or log line, the show-start timer (so a slow one shows where it
+    // is), or its end (so a quick pipeline costs its claim and its finish). A finished
+    // component is written at once, except the last, which is written with the context's end.
     let mut pending = RunningUpdate::default();
     let last = ctx.pipeline.len().saturating_sub(1);
     for (index, name) in ctx.pipeline.iter().enumerate().skip(first) {
@@ -296,10 +296,15 @@ async fn run_context(
         };
         processing.current_component = Some(name.clone());
         let started = clock.now_ms();
-        pending.processing = Some(processing.clone());
-        pending
-            .events
-            .push(("component".into(), json!({ "component": name, "state": "started", "attempt": ctx.attempts })));
+        // The start is written by whichever comes first: the component's own first progress
+        // or log line (so the stream keeps its order), the show-start timer, or its end.
+        let start_event =
+            ("component".into(), json!({ "component": name, "state": "started", "attempt": ctx.attempts }));
+        let unwritten_start = Arc::new(std::sync::Mutex::new(Some(RunningUpdate {
+            processing: Some(processing.clone()),
+            events: vec![start_event],
+            ..Default::default()
+        })));
         let mut snapshot = ctx.clone();
         snapshot.data = data.clone();
         snapshot.processing = Some(processing.clone());
@@ -312,6 +317,7 @@ async fn run_context(
             clock: clock.clone(),
             cancel: cancelled.clone(),
             lost: lost.clone(),
+            unwritten_start: unwritten_start.clone(),
         };
         // Run in this task; a panic becomes the component's failure, and leaving the loop
         // below (cancelled, timed out, lease lost) drops the component's future.
@@ -323,6 +329,7 @@ async fn run_context(
         tokio::pin!(timeout);
         let cancel = until_cancelled(cancelled.clone());
         tokio::pin!(cancel);
+        let mut shown = false;
         let result = loop {
             tokio::select! {
                 joined = &mut work => break match joined {
@@ -335,8 +342,12 @@ async fn run_context(
                         "component '{name}' ran longer than {} s", engine.config().component_timeout.as_secs()
                     ))));
                 }
-                _ = &mut show_start, if !pending.events.is_empty() => {
-                    if !record(&engine, &lease, std::mem::take(&mut pending)).await {
+                _ = &mut show_start, if !shown => {
+                    shown = true;
+                    let start = unwritten_start.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(start) = start
+                        && !record(&engine, &lease, start).await
+                    {
                         return Vec::new();
                     }
                 }
@@ -344,6 +355,11 @@ async fn run_context(
         };
         if lost.load(Ordering::Relaxed) {
             return Vec::new();
+        }
+        // A start nothing wrote yet goes with what comes next.
+        if let Some(start) = unwritten_start.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            pending.processing = start.processing;
+            pending.events.extend(start.events);
         }
         match result {
             None => {
