@@ -367,17 +367,23 @@ async fn run_context(
                 break;
             }
             Some(Ok(additions)) => {
-                data.extend(additions);
+                // A component that added nothing leaves the stored data as it is.
+                if !additions.is_empty() {
+                    data.extend(additions);
+                    pending.data = Some(data.clone());
+                }
                 processing.completed_components.push(name.clone());
                 let took = clock.now_ms() - started;
-                pending.data = Some(data.clone());
                 pending.processing = Some(processing.clone());
                 pending.events.push((
                     "component".into(),
                     json!({ "component": name, "state": "completed", "duration_ms": took, "attempt": ctx.attempts }),
                 ));
                 if index == last {
-                    let size = serde_json::to_string(&data).map_or(usize::MAX, |d| d.len());
+                    let size = match &pending.data {
+                        Some(d) => serde_json::to_string(d).map_or(usize::MAX, |d| d.len()),
+                        None => 0,
+                    };
                     if size > engine.config().limits.max_data_bytes {
                         processing.completed_components.pop();
                         pending = RunningUpdate::default();

@@ -88,6 +88,19 @@ impl Component for Flaky {
     }
 }
 
+/// Adds more than a context may hold.
+struct Bloat;
+
+#[async_trait]
+impl Component for Bloat {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo::new("bloat", "Adds 2 MB", &[], &["blob"])
+    }
+    async fn run(&self, _run: Run) -> Result<Map<String, Value>, ComponentError> {
+        Ok(obj(json!({ "blob": "x".repeat(2 * 1024 * 1024) })))
+    }
+}
+
 /// Panics.
 struct Panicky;
 
@@ -273,7 +286,7 @@ async fn failed_attempts_back_off_on_the_clock_then_fail(b: Backend) {
 async fn permanent_errors_fail_at_once(b: Backend) {
     let runs = Arc::new(AtomicUsize::new(0));
     let mut r = registry();
-    r.register(Flaky { runs: runs.clone(), fail_first: 100, permanent: true }).register(Panicky);
+    r.register(Flaky { runs: runs.clone(), fail_first: 100, permanent: true }).register(Panicky).register(Bloat);
     let s = setup(b, r, None).await;
     let ctx = s.submit(with("test", &["flaky", "noop"], json!({}))).await;
     let _w = s.worker().await;
@@ -294,6 +307,16 @@ async fn permanent_errors_fail_at_once(b: Backend) {
     assert_eq!(c.error.unwrap().code, "component_panicked");
     let after = s.submit(with("test", &["noop"], json!({}))).await;
     s.until(&after.id, "completed", |c| c.status == ContextStatus::Completed).await;
+    // Data past the limit (1 MiB) fails the context for good, whether the last component or
+    // an earlier one grew it, and nothing of it is stored.
+    for pipeline in [&["noop", "bloat"][..], &["bloat", "noop"][..]] {
+        let big = s.submit(with("test", pipeline, json!({}))).await;
+        let c = s.until(&big.id, "failed", |c| c.status == ContextStatus::Failed).await;
+        let e = c.error.unwrap();
+        assert_eq!((e.code.as_str(), e.permanent, e.component.as_deref()), ("data_too_large", true, Some("bloat")));
+        assert!(!c.data.contains_key("blob"), "{pipeline:?}");
+        assert!(!c.processing.unwrap().completed_components.contains(&"bloat".to_string()));
+    }
 }
 
 async fn cancelling_pending_and_running_contexts(b: Backend) {
