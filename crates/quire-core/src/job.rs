@@ -246,13 +246,14 @@ impl NewContext {
     /// different one reusing its idempotency key (FNV-1a over the canonical JSON).
     pub fn fingerprint(&self) -> String {
         let canonical = serde_json::json!([self.kind, self.pipeline, self.data, self.priority, self.queue]).to_string();
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in canonical.bytes() {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{hash:016x}")
+        format!("{:016x}", crate::stable_hash(canonical.bytes()))
     }
+}
+
+/// FNV-1a over `bytes`: a hash that stays the same across processes, builds and Rust
+/// releases (std's hashers promise none of that), for fingerprints and reproducible jitter.
+pub fn stable_hash(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// `[a-z0-9_.-]`, 1 to `max` bytes: names of types, components and queues.

@@ -31,7 +31,7 @@ pub use event::{Event, EventFilter};
 pub use id::new_id;
 pub use job::{
     Context, ContextError, ContextEvent, ContextQuery, ContextStatus, JobLimits, NewContext, NewTemplate, Outcome,
-    Processing, Progress, Schedule, Template, WorkerInfo, WorkerJob,
+    Processing, Progress, Schedule, Template, WorkerInfo, WorkerJob, stable_hash,
 };
 pub use limits::Limits;
 pub use model::{

@@ -98,11 +98,7 @@ impl RetryPolicy {
         let exp = attempt.clamp(1, 32) as u32 - 1;
         let full = self.base.saturating_mul(2u32.saturating_pow(exp)).min(self.max);
         let half = full / 2;
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in id.bytes().chain(attempt.to_le_bytes()) {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        let hash = quire_core::stable_hash(id.bytes().chain(attempt.to_le_bytes()));
         let span = (full - half).as_millis() as u64;
         half + Duration::from_millis(if span == 0 { 0 } else { hash % (span + 1) })
     }

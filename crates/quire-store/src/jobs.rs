@@ -389,7 +389,8 @@ macro_rules! impl_job_store {
                         .push_bind(new.max_attempts.unwrap_or(5))
                         .push_bind(now + new.delay_ms.unwrap_or(0) as i64)
                         .push_bind(new.idempotency_key.clone())
-                        .push_bind(new.fingerprint())
+                        // Only a keyed submission is ever compared with a later one.
+                        .push_bind(new.idempotency_key.as_ref().map(|_| new.fingerprint()).unwrap_or_default())
                         .push("1")
                         .push_bind(who.actor().to_string())
                         .push_bind(now)
@@ -438,21 +439,18 @@ macro_rules! impl_job_store {
                 Ok((ctx, role))
             }
 
-            /// A conditional write on a context `who` may change (editor role), with one
-            /// status event; `None` when the condition no longer holds.
+            /// A conditional write on one context (`sql` binds its id and the time, and
+            /// returns `event_seq` and the row), with one status event; `None` when the
+            /// condition no longer holds. The caller has checked the principal's role.
             async fn change_context(
                 &self,
-                who: &quire_core::Principal,
                 id: &str,
-                action: &str,
                 sql: &'static str,
                 event: (String, serde_json::Value),
             ) -> quire_core::Result<Option<quire_core::Context>> {
-                let (_, role) = self.visible_context(who, id).await?;
-                $crate::sql::require(role, quire_core::Role::Editor, action)?;
                 let now = quire_core::now_ms();
                 let mut tx = self.begin_write().await?;
-                let row: Option<$crate::jobs::SeqJobRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql.replacen(" RETURNING ", " RETURNING event_seq, ", 1)))
+                let row: Option<$crate::jobs::SeqJobRow> = sqlx::query_as(sql)
                     .bind(id)
                     .bind(now)
                     .fetch_optional(&mut *tx)
@@ -464,7 +462,6 @@ macro_rules! impl_job_store {
                 row.row.try_into().map(Some)
             }
 
-            /// Claims from one queue within `tx`.
             /// Claims from one queue within `tx`; the claims' `processing` events are added
             /// to `events` for the caller to insert with its own.
             #[allow(clippy::too_many_arguments)]
@@ -733,7 +730,7 @@ macro_rules! impl_job_store {
                         quire_core::ContextStatus::Processing if !ctx.cancel_requested => (
                             concat!(
                                 "UPDATE jobs SET cancel_requested = TRUE, event_seq = event_seq + 1, updated_at = $2 ",
-                                "WHERE id = $1 AND status = 'processing' AND NOT cancel_requested RETURNING ",
+                                "WHERE id = $1 AND status = 'processing' AND NOT cancel_requested RETURNING event_seq, ",
                                 job_columns!()
                             ),
                             $crate::jobs::status_event("processing", serde_json::json!({ "cancel_requested": true })),
@@ -741,7 +738,7 @@ macro_rules! impl_job_store {
                         quire_core::ContextStatus::Pending | quire_core::ContextStatus::Retrying => (
                             concat!(
                                 "UPDATE jobs SET status = 'cancelled', finished_at = $2, event_seq = event_seq + 1, updated_at = $2 ",
-                                "WHERE id = $1 AND status IN ('pending', 'retrying') RETURNING ",
+                                "WHERE id = $1 AND status IN ('pending', 'retrying') RETURNING event_seq, ",
                                 job_columns!()
                             ),
                             $crate::jobs::status_event("cancelled", serde_json::json!({})),
@@ -754,7 +751,7 @@ macro_rules! impl_job_store {
                             )));
                         }
                     };
-                    if let Some(ctx) = self.change_context(who, id, "cancel contexts", sql, event).await? {
+                    if let Some(ctx) = self.change_context(id, sql, event).await? {
                         return Ok(ctx);
                     }
                 }
@@ -762,12 +759,14 @@ macro_rules! impl_job_store {
             }
 
             async fn retry_context(&self, who: &quire_core::Principal, id: &str, from_start: bool) -> quire_core::Result<quire_core::Context> {
+                let (_, role) = self.visible_context(who, id).await?;
+                $crate::sql::require(role, quire_core::Role::Editor, "retry contexts")?;
                 let sql = if from_start {
                     concat!(
                         "UPDATE jobs SET status = 'retrying', attempts = 0, run_at = $2, data = input, processing = NULL, ",
                         "progress = NULL, error = NULL, cancel_requested = FALSE, finished_at = NULL, lease_owner = NULL, ",
                         "lease_until = NULL, event_seq = event_seq + 1, updated_at = $2 ",
-                        "WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING ",
+                        "WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING event_seq, ",
                         job_columns!()
                     )
                 } else {
@@ -775,12 +774,12 @@ macro_rules! impl_job_store {
                         "UPDATE jobs SET status = 'retrying', attempts = 0, run_at = $2, progress = NULL, ",
                         "cancel_requested = FALSE, finished_at = NULL, lease_owner = NULL, lease_until = NULL, ",
                         "event_seq = event_seq + 1, updated_at = $2 ",
-                        "WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING ",
+                        "WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING event_seq, ",
                         job_columns!()
                     )
                 };
                 let event = $crate::jobs::status_event("retrying", serde_json::json!({ "from": if from_start { "start" } else { "failed" } }));
-                match self.change_context(who, id, "retry contexts", sql, event).await? {
+                match self.change_context(id, sql, event).await? {
                     Some(ctx) => Ok(ctx),
                     None => {
                         let now = self.visible_context(who, id).await?.0;
