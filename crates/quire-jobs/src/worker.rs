@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 use crate::{ComponentError, Engine, Run, Scheduler};
 
 /// How long a component runs before its start is written (with `current_component`), so
-/// that listings show where a slow context is; quicker ones are written with their end.
+/// that listings show where a slow context is; otherwise the start goes with the component's
+/// first progress or log line, or with its end.
 const SHOW_START_AFTER: Duration = Duration::from_millis(200);
 
 /// One worker's settings.
@@ -246,7 +247,7 @@ fn resume_index(ctx: &Context) -> usize {
 async fn run_context(
     engine: Engine,
     worker: String,
-    ctx: Context,
+    mut ctx: Context,
     cancelled: watch::Receiver<bool>,
     next: NextClaim,
     shutdown: watch::Receiver<bool>,
@@ -260,7 +261,9 @@ async fn run_context(
     processing.start_time = Some(timestamp_from_ms(start));
     processing.end_time = None;
     processing.duration_ms = None;
-    let mut data = ctx.data.clone();
+    // The data lives here from now on; `ctx` keeps the rest (each component's snapshot
+    // clones it without the data, then takes a copy of the data so far).
+    let mut data = std::mem::take(&mut ctx.data);
     let first = resume_index(&ctx);
     processing.completed_components.truncate(first);
     let fail = |code: &str, message: String, component: Option<&str>, permanent: bool| {
@@ -305,9 +308,7 @@ async fn run_context(
             events: vec![start_event],
             ..Default::default()
         })));
-        let mut snapshot = ctx.clone();
-        snapshot.data = data.clone();
-        snapshot.processing = Some(processing.clone());
+        let snapshot = Context { data: data.clone(), processing: Some(processing.clone()), ..ctx.clone() };
         let run = Run {
             context: Arc::new(snapshot),
             component: name.clone(),

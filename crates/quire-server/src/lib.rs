@@ -133,7 +133,7 @@ impl App {
         let auditor = audit::Auditor::start(store.clone(), config.audit_queue);
         let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
         let access = tokio::sync::broadcast::channel(1024).0;
-        let engine = quire_jobs::Engine::new(store.clone(), registry(&config), config.jobs.clone());
+        let engine = quire_jobs::Engine::new(store.clone(), registry(), config.jobs.clone());
         engine.prepare().await?;
         let app = App(Arc::new(AppInner {
             store,
@@ -249,7 +249,7 @@ impl App {
 
 /// The components this instance's pipelines can use; `quire serve` and `quire worker` build
 /// the same registry, so every worker can run what the API accepts.
-pub fn registry(_config: &ServerConfig) -> quire_jobs::Registry {
+pub fn registry() -> quire_jobs::Registry {
     quire_jobs::components::builtin()
 }
 

@@ -279,8 +279,7 @@ fn run_worker(settings: Settings) -> Result<(), String> {
                 "this worker shares a SQLite file; for workers in several processes use PostgreSQL (--database-url postgres://…)"
             );
         }
-        let registry = quire_server::registry(&settings.server);
-        let engine = quire_jobs::Engine::new(store.clone(), registry, settings.server.jobs.clone());
+        let engine = quire_jobs::Engine::new(store.clone(), quire_server::registry(), settings.server.jobs.clone());
         engine.prepare().await.map_err(|e| e.to_string())?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let worker = engine

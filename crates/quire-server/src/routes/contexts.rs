@@ -289,14 +289,20 @@ fn context_stream(
                     tracing::warn!(context = %s.id, error = %e, "reading context events failed");
                 }
             }
+            let read_at = tokio::time::Instant::now();
             tokio::select! {
-                _ = s.signal.changed() => {}
+                // Every context change in the process wakes every stream: read at most every
+                // STREAM_SPACING, so a busy worker does not cost each stream a read per commit.
+                _ = s.signal.changed() => tokio::time::sleep_until(read_at + STREAM_SPACING).await,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = s.shutdown.changed() => {}
             }
         }
     })
 }
+
+/// The least time between two reads of a followed context's events.
+const STREAM_SPACING: Duration = Duration::from_millis(25);
 
 /// Query parameters of `GET /api/v1/templates`.
 #[derive(Debug, Deserialize, IntoParams)]
