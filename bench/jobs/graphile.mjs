@@ -44,6 +44,7 @@ async function runRate(concurrency) {
   let done = 0;
   let finish;
   const all = new Promise((r) => (finish = r));
+  const walBefore = await walPosition(utils);
   const t = performance.now();
   const runner = await run({
     connectionString: url,
@@ -59,11 +60,18 @@ async function runRate(concurrency) {
     },
   });
   await all;
-  await runner.stop();
   const rate = n / ((performance.now() - t) / 1000);
+  const walPerJob = (Number(await walPosition(utils)) - Number(walBefore)) / n;
+  await runner.stop();
   await utils.withPgClient((c) => c.query(`DROP SCHEMA ${schema} CASCADE`));
   await utils.release();
-  return rate;
+  return { rate, walPerJob };
+}
+
+// The server's write-ahead log position in bytes.
+async function walPosition(utils) {
+  const r = await utils.withPgClient((c) => c.query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text AS at"));
+  return BigInt(r.rows[0].at);
 }
 
 const run1 = await runRate(1);
@@ -74,7 +82,8 @@ console.log(
   JSON.stringify({
     enqueue_single_per_s: single / singleSecs,
     enqueue_batch_per_s: n / batchSecs,
-    run1_per_s: run1,
-    run4_per_s: run4,
+    run1_per_s: run1.rate,
+    run4_per_s: run4.rate,
+    run4_wal_per_job: run4.walPerJob,
   }),
 );

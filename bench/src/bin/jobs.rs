@@ -43,6 +43,10 @@ struct Rates {
     enqueue_batch_per_s: f64,
     run1_per_s: f64,
     run4_per_s: f64,
+    /// PostgreSQL's write-ahead log written per job in the run with 4 at once (bytes): what
+    /// every commit must flush, and so what a queue on PostgreSQL pays for each job.
+    #[serde(default)]
+    run4_wal_per_job: f64,
 }
 
 async fn quire(backend: Backend, n: usize) -> Rates {
@@ -65,13 +69,25 @@ async fn quire(backend: Backend, n: usize) -> Rates {
     let enqueue_batch_per_s = n as f64 / start.elapsed().as_secs_f64();
     // Each run figure starts from an empty table (a store of its own), as graphile-worker's
     // start from an empty schema.
-    let run1_per_s = run_rate(backend, n, 1).await;
-    let run4_per_s = run_rate(backend, n, 4).await;
-    Rates { enqueue_single_per_s, enqueue_batch_per_s, run1_per_s, run4_per_s }
+    let (run1_per_s, _) = run_rate(backend, n, 1).await;
+    let (run4_per_s, run4_wal_per_job) = run_rate(backend, n, 4).await;
+    Rates { enqueue_single_per_s, enqueue_batch_per_s, run1_per_s, run4_per_s, run4_wal_per_job }
 }
 
-/// Contexts per second through `["count"]` with `concurrency` at once, on a fresh store.
-async fn run_rate(backend: Backend, n: usize, concurrency: usize) -> f64 {
+/// The server's current write-ahead log position, in bytes (PostgreSQL only).
+async fn wal_position(backend: Backend) -> Option<i64> {
+    if backend != Backend::Postgres {
+        return None;
+    }
+    let pool = sqlx::PgPool::connect(&quire_store::testing::postgres_url()).await.ok()?;
+    let at = sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetch_one(&pool).await;
+    pool.close().await;
+    at.ok()
+}
+
+/// Contexts per second through `["count"]` with `concurrency` at once, on a fresh store, and
+/// the write-ahead log written per context meanwhile (0 on SQLite).
+async fn run_rate(backend: Backend, n: usize, concurrency: usize) -> (f64, f64) {
     let t = backend.open(Default::default()).await;
     let ws = t.store.create_workspace(&Principal::System, NewWorkspace { name: "Bench".into(), ..Default::default() });
     let ws = ws.await.unwrap().id;
@@ -87,6 +103,7 @@ async fn run_rate(backend: Backend, n: usize, concurrency: usize) -> f64 {
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = WorkerConfig { concurrency, schedules: false, ..Default::default() };
+    let wal_before = wal_position(backend).await;
     let start = Instant::now();
     let handle = engine.start_worker(worker, stopped).await.unwrap();
     reached.notified().await;
@@ -101,9 +118,13 @@ async fn run_rate(backend: Backend, n: usize, concurrency: usize) -> f64 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
+    let wal = match (wal_before, wal_position(backend).await) {
+        (Some(a), Some(b)) => (b - a) as f64 / n as f64,
+        _ => 0.0,
+    };
     stop.send_replace(true);
     handle.join().await;
-    rate
+    (rate, wal)
 }
 
 fn graphile(url: &str, n: usize) -> Option<Rates> {
@@ -149,4 +170,7 @@ async fn main() {
         let ratio = if g > 0.0 { format!("{:.2}", p / g) } else { "–".into() };
         println!("| {name} | {s:.0} | {p:.0} | {g:.0} | {ratio} |");
     }
+    let (p, g) = (postgres.run4_wal_per_job, peer.run4_wal_per_job);
+    let ratio = if g > 0.0 { format!("{:.2}", p / g) } else { "–".into() };
+    println!("| WAL bytes per job, 4 at once (lower is better) | – | {p:.0} | {g:.0} | {ratio} |");
 }

@@ -16,7 +16,7 @@ use quire_jobs::{
     Scheduler, WorkerConfig, components,
 };
 use quire_store::testing::{Backend, TestStore};
-use quire_store::{Lease, NextClaim, RunningUpdate, StoreOptions};
+use quire_store::{Finishing, Lease, NextClaim, RunningUpdate, StoreOptions};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
@@ -36,6 +36,8 @@ quire_store::for_each_backend!(
     templates_are_versioned_and_found_by_type_and_tone,
     events_resume_after_a_sequence_number,
     finishing_claims_the_next_context_at_once,
+    ends_finished_together_commit_once_and_claim_one_each,
+    a_busy_worker_finishes_contexts_together,
 );
 
 const SYS: Principal = Principal::System;
@@ -161,7 +163,11 @@ async fn setup(b: Backend, registry: Registry, clock: Option<Arc<ManualClock>>) 
 
 impl Setup {
     async fn worker(&self) -> quire_jobs::WorkerHandle {
-        let config = WorkerConfig { schedules: false, grace: Duration::from_millis(300), ..WorkerConfig::default() };
+        self.worker_with(WorkerConfig::default()).await
+    }
+
+    async fn worker_with(&self, config: WorkerConfig) -> quire_jobs::WorkerHandle {
+        let config = WorkerConfig { schedules: false, grace: Duration::from_millis(300), ..config };
         self.engine.start_worker(config, self.stop.subscribe()).await.unwrap()
     }
 
@@ -737,6 +743,115 @@ async fn finishing_claims_the_next_context_at_once(b: Backend) {
     // The third is still there for the next claim; nothing else was taken.
     let rest = store.claim_contexts("wrk_b", &q, 5, 30_000, now).await.unwrap();
     assert_eq!(rest.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [ids[2].as_str()]);
+}
+
+async fn ends_finished_together_commit_once_and_claim_one_each(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let store = &s.t.store;
+    let mut ids = Vec::new();
+    for i in 0..9 {
+        ids.push(s.submit(with("test", &["noop"], json!({ "i": i }))).await.id);
+    }
+    let q = vec!["default".to_string()];
+    let now = quire_core::now_ms();
+    let held = store.claim_contexts("wrk_a", &q, 4, 30_000, now).await.unwrap();
+    assert_eq!(held.len(), 4);
+    let end = |ctx: &Context, attempt: i32, outcome: Outcome, n: i64| Finishing {
+        lease: Lease { context_id: ctx.id.clone(), worker_id: "wrk_a".into(), attempt },
+        outcome,
+        processing: Processing::default(),
+        last: RunningUpdate {
+            data: Some(obj(json!({ "n": n }))),
+            events: vec![("log".into(), json!({ "message": format!("end {n}") }))],
+            ..Default::default()
+        },
+    };
+    let failed = quire_core::ContextError {
+        code: "bad".into(),
+        message: "no".into(),
+        component: Some("noop".into()),
+        permanent: true,
+        attempt: 1,
+    };
+    // Given out of id order; the third's lease is stale and records nothing.
+    let ends = vec![
+        end(&held[3], 1, Outcome::Completed, 3),
+        end(&held[0], 1, Outcome::Failed { error: failed }, 0),
+        end(&held[2], 9, Outcome::Completed, 2),
+        end(&held[1], 1, Outcome::Completed, 1),
+    ];
+    let next = NextClaim { queues: q.clone(), max: 4, lease_ms: 30_000 };
+    let (recorded, claimed) = store.finish_contexts(&ends, Some(&next), now).await.unwrap();
+    assert_eq!(recorded, [true, true, false, true]);
+    assert_eq!(claimed.len(), 3, "one next context per end recorded, not per end given");
+    assert!(claimed.iter().all(|c| c.status == ContextStatus::Processing && !held.iter().any(|h| h.id == c.id)));
+    for (ctx, status, n) in [
+        (&held[3], ContextStatus::Completed, Some(3)),
+        (&held[0], ContextStatus::Failed, Some(0)),
+        (&held[1], ContextStatus::Completed, Some(1)),
+        (&held[2], ContextStatus::Processing, None),
+    ] {
+        let got = store.get_context(&SYS, &ctx.id).await.unwrap();
+        assert_eq!((got.status, got.data.get("n").and_then(Value::as_i64)), (status, n), "{}", ctx.id);
+        let (_, events) = store.context_events(&SYS, &ctx.id, 0, 100).await.unwrap();
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>(), "{}: numbered without gaps", ctx.id);
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        if let Some(n) = n {
+            assert_eq!(kinds, ["status", "status", "log", "status"], "{}", ctx.id);
+            assert_eq!(events[2].data["message"], format!("end {n}"));
+        } else {
+            assert_eq!(kinds, ["status", "status"], "{}: the stale end wrote nothing", ctx.id);
+        }
+    }
+    for c in &claimed {
+        let (_, events) = store.context_events(&SYS, &c.id, 0, 100).await.unwrap();
+        assert_eq!(events.last().map(|e| e.data["worker"].clone()), Some(json!("wrk_a")));
+    }
+    // Without `next` nothing is claimed; an empty batch is a no-op.
+    let ends = vec![end(&held[2], 1, Outcome::Completed, 2)];
+    assert_eq!(store.finish_contexts(&ends, None, now).await.unwrap(), (vec![true], vec![]));
+    assert_eq!(store.finish_contexts(&[], Some(&next), now).await.unwrap(), (vec![], vec![]));
+    let left = store.claim_contexts("wrk_b", &q, 10, 30_000, now).await.unwrap();
+    assert_eq!(left.len(), 2, "nine submitted: four claimed, then three more");
+}
+
+/// A worker running several contexts at once records their ends together (a group commit)
+/// and every context completes once, with its events in order.
+async fn a_busy_worker_finishes_contexts_together(b: Backend) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut r = registry();
+    r.register(Stamp(runs.clone()));
+    let s = setup(b, r, None).await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(s.submit(with("test", &["stamp", "noop"], json!({ "i": i }))).await.id);
+    }
+    let _w = s.worker_with(WorkerConfig { concurrency: 8, ..Default::default() }).await;
+    for id in &ids {
+        s.until(id, "completed", |c| c.status == ContextStatus::Completed).await;
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 40, "each ran once");
+    for id in &ids {
+        let (_, events) = s.t.store.context_events(&SYS, id, 0, 100).await.unwrap();
+        let kinds: Vec<String> = events
+            .iter()
+            .map(|e| format!("{}:{}", e.kind, e.data["status"].as_str().or(e.data["state"].as_str()).unwrap_or("")))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "status:pending",
+                "status:processing",
+                "component:started",
+                "component:completed",
+                "component:started",
+                "component:completed",
+                "status:completed"
+            ],
+            "{id}"
+        );
+    }
 }
 
 /// On PostgreSQL, a context submitted through one process wakes the workers and streams of

@@ -48,6 +48,16 @@ pub struct NextClaim {
     pub lease_ms: i64,
 }
 
+/// The end of one attempt, as its worker records it.
+#[derive(Debug, Clone)]
+pub struct Finishing {
+    pub lease: Lease,
+    pub outcome: Outcome,
+    pub processing: Processing,
+    /// The final step's data and events, recorded with the end.
+    pub last: RunningUpdate,
+}
+
 /// A worker process, as it registers.
 #[derive(Debug, Clone)]
 pub struct NewWorker {
@@ -138,10 +148,19 @@ pub trait JobStore: Send + Sync {
     async fn recover_lapsed(&self, now: i64) -> Result<u64>;
     /// Records progress of a running attempt; `Conflict` when the lease no longer holds.
     async fn update_running(&self, lease: &Lease, update: RunningUpdate, limits: &JobLimits, now: i64) -> Result<()>;
-    /// Ends an attempt, recording `last` (the final step's data and events) with it, and
-    /// with `next` claims the worker's next contexts in the same transaction (a busy worker
-    /// then commits once per context). Returns the contexts claimed. `Conflict` when the
-    /// lease no longer holds.
+    /// Ends attempts of one worker in one transaction, each with its final step's data and
+    /// events, and with `next` claims up to `next.max` of the worker's next contexts in the
+    /// same transaction, at most one per end recorded (so a busy worker commits once for all
+    /// the contexts that finished while its previous commit was in flight). Returns, in the
+    /// order given, whether each lease still held (an end whose lease did not is not
+    /// recorded: another worker owns that context now), and the contexts claimed.
+    async fn finish_contexts(
+        &self,
+        finishes: &[Finishing],
+        next: Option<&NextClaim>,
+        now: i64,
+    ) -> Result<(Vec<bool>, Vec<Context>)>;
+    /// [`JobStore::finish_contexts`] for one attempt; `Conflict` when its lease no longer holds.
     async fn finish_context(
         &self,
         lease: &Lease,
@@ -150,7 +169,14 @@ pub trait JobStore: Send + Sync {
         last: RunningUpdate,
         next: Option<&NextClaim>,
         now: i64,
-    ) -> Result<Vec<Context>>;
+    ) -> Result<Vec<Context>> {
+        let finishing = [Finishing { lease: lease.clone(), outcome, processing, last }];
+        let (held, claimed) = self.finish_contexts(&finishing, next, now).await?;
+        if held != [true] {
+            return Err(lease_lost(lease));
+        }
+        Ok(claimed)
+    }
     /// Sets (or with `None` lifts) the limit on contexts of `queue` running at once.
     async fn set_queue_limit(&self, queue: &str, max_running: Option<u32>) -> Result<()>;
 
@@ -993,9 +1019,13 @@ macro_rules! impl_job_store {
                     .execute(&mut *tx)
                     .await
                     .map_err($crate::rows::db_err)?;
-                let held: Vec<(String, bool)> = sqlx::query_as(
-                    "UPDATE jobs SET lease_until = $2 + $3 WHERE lease_owner = $1 AND status = 'processing' RETURNING id, cancel_requested",
-                )
+                // In id order, as finishing workers lock them (no cycle of waits).
+                let sql = format!(
+                    "UPDATE jobs SET lease_until = $2 + $3 WHERE id IN (SELECT id FROM jobs \
+                     WHERE lease_owner = $1 AND status = 'processing' ORDER BY id{}) RETURNING id, cancel_requested",
+                    Self::ROW_LOCK
+                );
+                let held: Vec<(String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(worker_id)
                 .bind(now)
                 .bind(lease_ms)
@@ -1023,11 +1053,13 @@ macro_rules! impl_job_store {
                     .await
                     .map_err($crate::rows::db_err)?;
                 // The attempt was not the context's fault: it does not count.
-                let released: Vec<(String, i64)> = sqlx::query_as(
+                let sql = format!(
                     "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL, run_at = $2, \
-                     attempts = attempts - 1, event_seq = event_seq + 1, updated_at = $2 \
-                     WHERE lease_owner = $1 AND status = 'processing' RETURNING id, event_seq",
-                )
+                     attempts = attempts - 1, event_seq = event_seq + 1, updated_at = $2 WHERE id IN (SELECT id FROM jobs \
+                     WHERE lease_owner = $1 AND status = 'processing' ORDER BY id{}) RETURNING id, event_seq",
+                    Self::ROW_LOCK
+                );
+                let released: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(worker_id)
                 .bind(now)
                 .fetch_all(&mut *tx)
@@ -1068,7 +1100,7 @@ macro_rules! impl_job_store {
 
             async fn recover_lapsed(&self, now: i64) -> quire_core::Result<u64> {
                 let lapsed: Vec<(String, i32, i32)> = sqlx::query_as(
-                    "SELECT id, attempts, max_attempts FROM jobs WHERE status = 'processing' AND lease_until < $1",
+                    "SELECT id, attempts, max_attempts FROM jobs WHERE status = 'processing' AND lease_until < $1 ORDER BY id",
                 )
                 .bind(now)
                 .fetch_all(&self.pool)
@@ -1171,98 +1203,78 @@ macro_rules! impl_job_store {
                 self.commit_jobs(tx).await
             }
 
-            async fn finish_context(
+            async fn finish_contexts(
                 &self,
-                lease: &$crate::jobs::Lease,
-                outcome: quire_core::Outcome,
-                processing: quire_core::Processing,
-                last: $crate::jobs::RunningUpdate,
+                finishes: &[$crate::jobs::Finishing],
                 next: Option<&$crate::jobs::NextClaim>,
                 now: i64,
-            ) -> quire_core::Result<Vec<quire_core::Context>> {
-                use quire_core::Outcome;
-                let data = last.data.map(|d| serde_json::Value::Object(d).to_string());
-                let (status, error, run_at, finished) = match &outcome {
-                    Outcome::Completed => ("completed", None, None, Some(now)),
-                    Outcome::Retry { error, run_at } => ("retrying", Some(error), Some(*run_at), None),
-                    Outcome::Failed { error } => ("failed", Some(error), None, Some(now)),
-                    Outcome::Cancelled => ("cancelled", None, None, Some(now)),
-                };
-                let mut extra = serde_json::json!({ "attempt": lease.attempt });
-                if let Some(e) = error {
-                    extra["error"] = serde_json::json!(e);
+            ) -> quire_core::Result<(Vec<bool>, Vec<quire_core::Context>)> {
+                if finishes.is_empty() {
+                    return Ok((Vec::new(), Vec::new()));
                 }
-                if let Some(r) = run_at {
-                    extra["run_at"] = serde_json::json!(quire_core::timestamp_from_ms(r).format(&time::format_description::well_known::Rfc3339).unwrap_or_default());
-                }
-                let mut mine = last.events;
-                mine.push($crate::jobs::status_event(status, extra));
-                let error = error.map(|e| serde_json::json!(e).to_string());
-                let processing = serde_json::json!(processing).to_string();
+                let ends: Vec<$crate::jobs::End> = finishes.iter().map(|f| $crate::jobs::End::new(f, now)).collect();
                 // A worker taking from one queue without a limit: finish and claim in one
                 // statement where the backend can (PostgreSQL).
                 if let Some(next) = next
                     && let [queue] = next.queues.as_slice()
                     && self.queue_limits.get(queue) == Some(None)
                 {
-                    let finish = $crate::jobs::Finish {
-                        lease,
-                        status,
-                        error: error.as_deref(),
-                        run_at,
-                        finished,
-                        processing: &processing,
-                        data: data.as_deref(),
-                        events: &mine,
-                        queue,
-                        max: next.max,
-                        lease_ms: next.lease_ms,
-                        now,
-                    };
-                    if let Some(done) = self.finish_and_claim_at_once(&finish).await? {
+                    let batch = $crate::jobs::FinishBatch { ends: &ends, queue, max: next.max, lease_ms: next.lease_ms, now };
+                    if let Some(done) = self.finish_and_claim_at_once(&batch).await? {
                         self.jobs_committed();
                         return Ok(done);
                     }
                 }
                 let mut tx = self.begin_write().await?;
-                let seq: Option<i64> = sqlx::query_scalar(concat!(
-                    "UPDATE jobs SET status = $4, error = COALESCE($5, error), run_at = COALESCE($6, run_at), finished_at = $7, ",
-                    "processing = $8, lease_owner = NULL, lease_until = NULL, event_seq = event_seq + $10, updated_at = $9, ",
-                    "data = COALESCE($11, data) ",
-                    "WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'processing' RETURNING event_seq"
-                ))
-                .bind(&lease.context_id)
-                .bind(&lease.worker_id)
-                .bind(lease.attempt)
-                .bind(status)
-                .bind(&error)
-                .bind(run_at)
-                .bind(finished)
-                .bind(&processing)
-                .bind(now)
-                .bind(mine.len() as i64)
-                .bind(data)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err($crate::rows::db_err)?;
-                let Some(seq) = seq else { return Err($crate::jobs::lease_lost(lease)) };
-                // This context's events and those of the contexts claimed next: one insert.
-                let mut events = $crate::jobs::event_rows(&lease.context_id, seq, &mine);
+                let mut held = vec![false; ends.len()];
+                let mut events = Vec::new();
+                // Rows are locked in id order, as the heartbeat locks them, so that the two
+                // never wait on each other in a cycle.
+                let mut order: Vec<usize> = (0..ends.len()).collect();
+                order.sort_by(|a, b| ends[*a].lease.context_id.cmp(&ends[*b].lease.context_id));
+                for i in order {
+                    let end = &ends[i];
+                    let seq: Option<i64> = sqlx::query_scalar(concat!(
+                        "UPDATE jobs SET status = $4, error = COALESCE($5, error), run_at = COALESCE($6, run_at), finished_at = $7, ",
+                        "processing = $8, lease_owner = NULL, lease_until = NULL, event_seq = event_seq + $10, updated_at = $9, ",
+                        "data = COALESCE($11, data) ",
+                        "WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'processing' RETURNING event_seq"
+                    ))
+                    .bind(&end.lease.context_id)
+                    .bind(&end.lease.worker_id)
+                    .bind(end.lease.attempt)
+                    .bind(end.status)
+                    .bind(&end.error)
+                    .bind(end.run_at)
+                    .bind(end.finished)
+                    .bind(&end.processing)
+                    .bind(now)
+                    .bind(end.events.len() as i64)
+                    .bind(&end.data)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                    if let Some(seq) = seq {
+                        held[i] = true;
+                        events.extend($crate::jobs::event_rows(&end.lease.context_id, seq, &end.events));
+                    }
+                }
+                // The ends' events and those of the contexts claimed next: one insert.
                 let mut claimed = Vec::new();
                 if let Some(next) = next {
+                    let max = i64::from(next.max).min(held.iter().filter(|h| **h).count() as i64);
+                    let worker = &ends[0].lease.worker_id;
                     for queue in &next.queues {
-                        let left = i64::from(next.max) - claimed.len() as i64;
+                        let left = max - claimed.len() as i64;
                         if left <= 0 {
                             break;
                         }
-                        claimed.extend(
-                            self.claim_from(&mut tx, &lease.worker_id, queue, left, next.lease_ms, now, &mut events).await?,
-                        );
+                        claimed.extend(self.claim_from(&mut tx, worker, queue, left, next.lease_ms, now, &mut events).await?);
                     }
                 }
                 Self::insert_events(&mut tx, events, now).await?;
                 self.commit_jobs(tx).await?;
-                Ok(claimed)
+                Ok((held, claimed))
             }
 
             async fn set_queue_limit(&self, queue: &str, max_running: Option<u32>) -> quire_core::Result<()> {
@@ -1394,7 +1406,8 @@ impl QueueLimits {
     }
 }
 
-pub(crate) fn lease_lost(lease: &Lease) -> quire_core::Error {
+/// The error for a write whose lease no longer holds.
+pub fn lease_lost(lease: &Lease) -> quire_core::Error {
     quire_core::Error::Conflict(format!(
         "worker '{}' no longer holds attempt {} of context '{}'",
         lease.worker_id, lease.attempt, lease.context_id
@@ -1415,16 +1428,53 @@ pub(crate) fn json_list(s: &str) -> Vec<String> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
-/// The end of an attempt, for a backend's single-statement finish-and-claim.
-pub(crate) struct Finish<'a> {
+/// An attempt's end as the row records it: its columns, and its events with the status
+/// event last.
+pub(crate) struct End<'a> {
     pub(crate) lease: &'a Lease,
-    pub(crate) status: &'a str,
-    pub(crate) error: Option<&'a str>,
+    pub(crate) status: &'static str,
+    pub(crate) error: Option<String>,
     pub(crate) run_at: Option<i64>,
     pub(crate) finished: Option<i64>,
-    pub(crate) processing: &'a str,
-    pub(crate) data: Option<&'a str>,
-    pub(crate) events: &'a [(String, Value)],
+    pub(crate) processing: String,
+    pub(crate) data: Option<String>,
+    pub(crate) events: Vec<(String, Value)>,
+}
+
+impl<'a> End<'a> {
+    pub(crate) fn new(f: &'a Finishing, now: i64) -> Self {
+        let (status, error, run_at, finished) = match &f.outcome {
+            Outcome::Completed => ("completed", None, None, Some(now)),
+            Outcome::Retry { error, run_at } => ("retrying", Some(error), Some(*run_at), None),
+            Outcome::Failed { error } => ("failed", Some(error), None, Some(now)),
+            Outcome::Cancelled => ("cancelled", None, None, Some(now)),
+        };
+        let mut extra = serde_json::json!({ "attempt": f.lease.attempt });
+        if let Some(e) = error {
+            extra["error"] = serde_json::json!(e);
+        }
+        if let Some(r) = run_at {
+            let rfc = quire_core::timestamp_from_ms(r).format(&time::format_description::well_known::Rfc3339);
+            extra["run_at"] = serde_json::json!(rfc.unwrap_or_default());
+        }
+        let mut events = f.last.events.clone();
+        events.push(status_event(status, extra));
+        End {
+            lease: &f.lease,
+            status,
+            error: error.map(|e| serde_json::json!(e).to_string()),
+            run_at,
+            finished,
+            processing: serde_json::json!(f.processing).to_string(),
+            data: f.last.data.as_ref().map(|d| serde_json::to_string(d).unwrap_or_default()),
+            events,
+        }
+    }
+}
+
+/// Attempts' ends (all of one worker), for a backend's single-statement finish-and-claim.
+pub(crate) struct FinishBatch<'a> {
+    pub(crate) ends: &'a [End<'a>],
     pub(crate) queue: &'a str,
     pub(crate) max: u32,
     pub(crate) lease_ms: i64,

@@ -55,7 +55,9 @@ pub mod testing;
 pub use audit::AuditStore;
 pub use collab::{CollabStore, StoredDoc};
 pub use identity::{Credentials, IdentityStore, NewApiKey, NewSession, Rotation, SsoState, StoredApiKey};
-pub use jobs::{JobStore, Lease, NewWorker, NextClaim, RunningUpdate, SYSTEM_WORKSPACE, Submitted};
+pub use jobs::{
+    Finishing, JobStore, Lease, NewWorker, NextClaim, RunningUpdate, SYSTEM_WORKSPACE, Submitted, lease_lost,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use tail::EventTail;

@@ -22,6 +22,10 @@ const JOBS_CHANNEL: &str = "quire_jobs";
 /// `NOTIFY quire_events` so other processes' streams wake at once.
 pub struct PgStore {
     pool: PgPool,
+    /// Connections that plan each statement once (`plan_cache_mode = force_generic_plan`),
+    /// for the finish-and-claim statement: its array parameters make PostgreSQL's default
+    /// choice re-plan it on every call, which took longer than running it.
+    generic_plans: PgPool,
     limits: Limits,
     signal: watch::Sender<u64>,
     job_signal: watch::Sender<u64>,
@@ -41,6 +45,8 @@ impl PgStore {
     const CLAIM_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     /// Serialises claims on a queue with a concurrency limit, so the running count holds.
     const QUEUE_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7421, hashtext($1))");
+    /// Statements that update several of a worker's rows lock them first, in id order.
+    const ROW_LOCK: &'static str = " FOR UPDATE";
 
     /// Connects to the database `url` names and starts listening for other processes' events.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self> {
@@ -49,11 +55,15 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| {
                 Error::Unavailable(format!("cannot connect to PostgreSQL at {}: {e}", crate::redact_url(url)))
             })?;
+        let generic_plans = PgPoolOptions::new()
+            .max_connections(options.max_connections.clamp(1, 4))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(connect.options([("plan_cache_mode", "force_generic_plan")]));
         let signal = watch::channel(0).0;
         let job_signal = watch::channel(0).0;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -62,6 +72,7 @@ impl PgStore {
         tokio::spawn(notify_jobs(pool.clone(), jobs_changed.clone()));
         Ok(PgStore {
             pool,
+            generic_plans,
             limits: options.limits,
             signal,
             job_signal,
@@ -127,29 +138,40 @@ impl PgStore {
         Ok(dropped)
     }
 
-    /// Ends an attempt and claims the worker's next contexts from one queue in a single
-    /// statement (one round trip, one commit): update the finished row (matching its
-    /// lease), insert its events, claim with `SKIP LOCKED` only if the finish matched, and
-    /// insert the claims' events. `Some` always: PostgreSQL has this path.
-    async fn finish_and_claim_at_once(&self, f: &crate::jobs::Finish<'_>) -> Result<Option<Vec<quire_core::Context>>> {
+    /// Ends attempts and claims the worker's next contexts from one queue in a single
+    /// statement (one round trip, one commit): lock the finished rows in id order (as the
+    /// heartbeat does), update those whose lease held, insert their events, claim with
+    /// `SKIP LOCKED` at most one context per end recorded, and insert the claims' events.
+    /// `Some` always: PostgreSQL has this path.
+    async fn finish_and_claim_at_once(
+        &self,
+        b: &crate::jobs::FinishBatch<'_>,
+    ) -> Result<Option<(Vec<bool>, Vec<quire_core::Context>)>> {
         const SQL: &str = concat!(
-            "WITH fin AS (UPDATE jobs SET status = $4, error = COALESCE($5, error), run_at = COALESCE($6, run_at), ",
-            "finished_at = $7, processing = $8, lease_owner = NULL, lease_until = NULL, event_seq = event_seq + $10, ",
-            "updated_at = $9, data = COALESCE($11, data) ",
-            "WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'processing' RETURNING *), ",
+            "WITH f AS (SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::int8[], $6::int8[], ",
+            "$7::text[], $8::text[], $9::int8[]) AS f(id, attempt, status, error, run_at, finished, processing, data, n_events)), ",
+            // Locked by id alone (only the primary key can serve that), and the lease checked on
+            // the locked row: with the lease in an UPDATE's own WHERE the planner may scan a
+            // partial index full of entries for rows long finished.
+            "locked AS (SELECT id, lease_owner, attempts, status FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE), ",
+            "fin AS (UPDATE jobs j SET status = f.status, error = COALESCE(f.error, j.error), run_at = COALESCE(f.run_at, j.run_at), ",
+            "finished_at = f.finished, processing = f.processing, lease_owner = NULL, lease_until = NULL, ",
+            "event_seq = j.event_seq + f.n_events, updated_at = $10, data = COALESCE(f.data, j.data) ",
+            "FROM locked l JOIN f ON f.id = l.id WHERE j.id = l.id AND l.lease_owner = $11 ",
+            "AND l.attempts = f.attempt AND l.status = 'processing' RETURNING j.id, j.event_seq, f.n_events), ",
             "fin_events AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) ",
-            "SELECT fin.id, fin.event_seq - $10 + e.ord, e.kind, e.data, $9 FROM fin, ",
-            "unnest($12::text[], $13::text[]) WITH ORDINALITY AS e(kind, data, ord)), ",
-            "nxt AS (UPDATE jobs SET status = 'processing', lease_owner = $2, lease_until = $9 + $14, ",
-            "attempts = attempts + 1, event_seq = event_seq + 1, updated_at = $9 ",
-            "WHERE id IN (SELECT id FROM jobs WHERE queue = $15 AND status IN ('pending', 'retrying') AND run_at <= $9 ",
-            "AND EXISTS (SELECT 1 FROM fin) ORDER BY priority DESC, run_at, id LIMIT $16 FOR UPDATE SKIP LOCKED) RETURNING *), ",
+            "SELECT fin.id, fin.event_seq - fin.n_events + e.ord, e.kind, e.data, $10 FROM fin ",
+            "JOIN unnest($12::text[], $13::int8[], $14::text[], $15::text[]) AS e(id, ord, kind, data) ON e.id = fin.id), ",
+            "nxt AS (UPDATE jobs SET status = 'processing', lease_owner = $11, lease_until = $10 + $16, ",
+            "attempts = attempts + 1, event_seq = event_seq + 1, updated_at = $10 ",
+            "WHERE id IN (SELECT id FROM jobs WHERE queue = $17 AND status IN ('pending', 'retrying') AND run_at <= $10 ",
+            "ORDER BY priority DESC, run_at, id LIMIT LEAST($18, (SELECT count(*) FROM fin)) FOR UPDATE SKIP LOCKED) RETURNING *), ",
             "nxt_events AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) ",
             "SELECT nxt.id, nxt.event_seq, 'status', ",
-            "json_build_object('attempt', nxt.attempts, 'status', 'processing', 'worker', $2::text)::text, $9 FROM nxt) ",
+            "json_build_object('attempt', nxt.attempts, 'status', 'processing', 'worker', $11::text)::text, $10 FROM nxt) ",
             "SELECT TRUE AS claimed, event_seq, ",
             job_columns!(),
-            // The finished row only has to say that the lease held: placeholders, not its data.
+            // A finished row only has to say that its lease held: its id, not its data.
             " FROM nxt UNION ALL SELECT FALSE, event_seq, id, '', '', '', '', '[]', '{}', NULL, NULL, NULL, 0, 0, 0, 0, ",
             "FALSE, NULL, '', 0, 0 FROM fin"
         );
@@ -159,42 +181,50 @@ impl PgStore {
             #[sqlx(flatten)]
             job: crate::jobs::SeqJobRow,
         }
-        let (kinds, datas): (Vec<String>, Vec<String>) =
-            f.events.iter().map(|(k, d)| (k.clone(), d.to_string())).unzip();
+        let ends = b.ends;
+        let mut events: (Vec<&str>, Vec<i64>, Vec<&str>, Vec<String>) = Default::default();
+        for end in ends {
+            for (ord, (kind, data)) in end.events.iter().enumerate() {
+                events.0.push(&end.lease.context_id);
+                events.1.push(ord as i64 + 1);
+                events.2.push(kind);
+                events.3.push(data.to_string());
+            }
+        }
+        let worker = &ends[0].lease.worker_id;
         let rows: Vec<Row> = sqlx::query_as(SQL)
-            .bind(&f.lease.context_id)
-            .bind(&f.lease.worker_id)
-            .bind(f.lease.attempt)
-            .bind(f.status)
-            .bind(f.error)
-            .bind(f.run_at)
-            .bind(f.finished)
-            .bind(f.processing)
-            .bind(f.now)
-            .bind(f.events.len() as i64)
-            .bind(f.data)
-            .bind(kinds)
-            .bind(datas)
-            .bind(f.lease_ms)
-            .bind(f.queue)
-            .bind(i64::from(f.max))
-            .fetch_all(&self.pool)
+            .bind(ends.iter().map(|e| e.lease.context_id.as_str()).collect::<Vec<_>>())
+            .bind(ends.iter().map(|e| e.lease.attempt).collect::<Vec<_>>())
+            .bind(ends.iter().map(|e| e.status).collect::<Vec<_>>())
+            .bind(ends.iter().map(|e| e.error.as_deref()).collect::<Vec<_>>())
+            .bind(ends.iter().map(|e| e.run_at).collect::<Vec<_>>())
+            .bind(ends.iter().map(|e| e.finished).collect::<Vec<_>>())
+            .bind(ends.iter().map(|e| e.processing.as_str()).collect::<Vec<_>>())
+            .bind(ends.iter().map(|e| e.data.as_deref()).collect::<Vec<_>>())
+            .bind(ends.iter().map(|e| e.events.len() as i64).collect::<Vec<_>>())
+            .bind(b.now)
+            .bind(worker)
+            .bind(events.0)
+            .bind(events.1)
+            .bind(events.2)
+            .bind(events.3)
+            .bind(b.lease_ms)
+            .bind(b.queue)
+            .bind(i64::from(b.max))
+            .fetch_all(&self.generic_plans)
             .await
             .map_err(db_err)?;
-        // The finished row only says that the lease held; it is not decoded.
-        let mut finished = false;
+        // A finished row only says that its lease held; it is not decoded.
+        let mut held = vec![false; ends.len()];
         let mut claimed = Vec::new();
         for r in rows {
             if r.claimed {
                 claimed.push(r.job.row.try_into()?);
-            } else {
-                finished = true;
+            } else if let Some(i) = ends.iter().position(|e| e.lease.context_id == r.job.row.id) {
+                held[i] = true;
             }
         }
-        if !finished {
-            return Err(crate::jobs::lease_lost(f.lease));
-        }
-        Ok(Some(claimed))
+        Ok(Some((held, claimed)))
     }
 
     /// Contexts changed: other processes hear of it within [`NOTIFY_EVERY`].
@@ -203,6 +233,7 @@ impl PgStore {
     }
 
     async fn close_pools(&self) {
+        self.generic_plans.close().await;
         self.pool.close().await;
     }
 }

@@ -12,7 +12,8 @@
 //! * `const OUTBOX_LOCK` / `const OUTBOX_NOTIFY`: statements run around each event insert
 //!   (PostgreSQL serialises event inserts so ids commit in order, and wakes other nodes);
 //! * for `jobs.rs`: a `job_signal` sender, `queue_limits`, `const CLAIM_SKIP_LOCKED` (the
-//!   claim's row-locking clause) and `const QUEUE_LOCK` (serialises claims on a limited queue).
+//!   claim's row-locking clause), `const ROW_LOCK` (locks the rows a multi-row update will touch,
+//!   in the order given) and `const QUEUE_LOCK` (serialises claims on a limited queue).
 
 /// `%term%` for LIKE, with the wildcard characters of `term` escaped by `\`.
 pub(crate) fn like_pattern(term: &str) -> String {

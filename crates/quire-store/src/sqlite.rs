@@ -33,6 +33,7 @@ impl SqliteStore {
     /// The one writer makes claims atomic: nothing to skip, nothing to lock.
     const CLAIM_SKIP_LOCKED: &'static str = "";
     const QUEUE_LOCK: Option<&'static str> = None;
+    const ROW_LOCK: &'static str = "";
 
     /// Opens (creating if needed, with its directory) the database file `url` names.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self> {
@@ -91,8 +92,8 @@ impl SqliteStore {
     /// makes that cheap); see `PgStore::finish_and_claim_at_once`.
     async fn finish_and_claim_at_once(
         &self,
-        _finish: &crate::jobs::Finish<'_>,
-    ) -> Result<Option<Vec<quire_core::Context>>> {
+        _batch: &crate::jobs::FinishBatch<'_>,
+    ) -> Result<Option<(Vec<bool>, Vec<quire_core::Context>)>> {
         Ok(None)
     }
 
