@@ -1,0 +1,178 @@
+//! Quire's AI providers: one interface for text generation with token streaming, image
+//! generation and embeddings, whatever serves them.
+//!
+//! * [`TextProvider`], [`ImageProvider`], [`EmbeddingProvider`]: what the pipeline
+//!   components and the HTTP layer call. A text stream ends with [`TextEvent::Done`]
+//!   (the model that answered, usage, why it stopped); dropping it stops the provider's
+//!   work (the HTTP connection is closed).
+//! * [`openai::OpenAi`]: any server that speaks OpenAI's API (OpenAI, Ollama, vLLM,
+//!   llama.cpp's server, LM Studio) at a configurable base URL.
+//! * [`resilience::Guard`]: what every remote provider calls through: timeouts, retries with
+//!   backoff on 429 and 5xx honouring `Retry-After`, and a circuit breaker per provider.
+//!
+//! Every error is an [`AiError`] that names the provider and says what failed and why.
+
+pub mod openai;
+pub mod resilience;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+
+/// Who says a message in a chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Speaker,
+    pub content: String,
+}
+
+impl Message {
+    pub fn system(content: impl Into<String>) -> Self {
+        Message { role: Speaker::System, content: content.into() }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Message { role: Speaker::User, content: content.into() }
+    }
+}
+
+/// A text generation request. `model: None` uses the provider's default model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TextRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub messages: Vec<Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+}
+
+/// Tokens read and written by one call, as the provider counted them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+/// One item of a text stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TextEvent {
+    /// The next piece of the generated text.
+    Delta(String),
+    /// The end: the model that answered, the usage (when the provider reports it), and why
+    /// generation stopped (`stop`, `length`, …).
+    Done { model: String, usage: Option<Usage>, finish_reason: Option<String> },
+}
+
+pub type TextStream = Pin<Box<dyn Stream<Item = Result<TextEvent, AiError>> + Send>>;
+
+/// An image generation request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub prompt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_prompt: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    /// Images to make (1 by default).
+    pub count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+/// A generated image: its encoded bytes and their media type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub bytes: bytes::Bytes,
+    pub media_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Images {
+    pub model: String,
+    pub images: Vec<Image>,
+}
+
+/// Embeddings, one vector per input in the order given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    pub model: String,
+    pub vectors: Vec<Vec<f32>>,
+    pub usage: Option<Usage>,
+}
+
+#[async_trait]
+pub trait TextProvider: Send + Sync {
+    /// The provider's name, as errors and records show it.
+    fn name(&self) -> &str;
+    /// Starts generating; the stream yields the text as it comes and ends with `Done`.
+    async fn stream_text(&self, request: &TextRequest) -> Result<TextStream, AiError>;
+}
+
+#[async_trait]
+pub trait ImageProvider: Send + Sync {
+    fn name(&self) -> &str;
+    async fn generate_images(&self, request: &ImageRequest) -> Result<Images, AiError>;
+}
+
+#[async_trait]
+pub trait EmbeddingProvider: Send + Sync {
+    fn name(&self) -> &str;
+    async fn embed(&self, model: Option<&str>, inputs: &[String]) -> Result<Embeddings, AiError>;
+}
+
+/// What went wrong with a provider call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AiErrorKind {
+    /// 429: the provider asks to slow down (retried, after `Retry-After` when given).
+    RateLimited,
+    /// 5xx, a refused or broken connection (retried).
+    Unavailable,
+    /// No answer, or no next chunk, within the time allowed (retried before the stream
+    /// starts).
+    Timeout,
+    /// The provider refused the request: bad parameters, unknown model, bad key (not retried).
+    Rejected,
+    /// The provider answered something that is not its protocol (not retried).
+    Protocol,
+    /// The provider failed too often lately; calls fail at once until it cools down.
+    CircuitOpen,
+}
+
+/// An error from a provider, naming it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("AI provider '{provider}': {message}")]
+pub struct AiError {
+    pub provider: String,
+    pub kind: AiErrorKind,
+    pub message: String,
+    /// How long the provider asked to wait before trying again.
+    pub retry_after: Option<Duration>,
+}
+
+impl AiError {
+    pub fn new(provider: &str, kind: AiErrorKind, message: impl Into<String>) -> Self {
+        AiError { provider: provider.to_string(), kind, message: message.into(), retry_after: None }
+    }
+
+    /// Whether trying again may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.kind, AiErrorKind::RateLimited | AiErrorKind::Unavailable | AiErrorKind::Timeout)
+    }
+}
