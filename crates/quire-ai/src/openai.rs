@@ -86,10 +86,6 @@ impl OpenAi {
         Ok(OpenAi { settings, http, guard })
     }
 
-    pub fn guard(&self) -> &Guard {
-        &self.guard
-    }
-
     fn error(&self, kind: AiErrorKind, message: impl Into<String>) -> AiError {
         AiError::new(&self.settings.name, kind, message)
     }

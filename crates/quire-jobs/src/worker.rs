@@ -94,13 +94,13 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
     }
     let next = NextClaim { queues: config.queues.clone(), max: 0, lease_ms };
     let (finish, finishing) = mpsc::unbounded_channel();
-    let finisher = tokio::spawn(finisher(engine.clone(), finishing, next));
+    let finisher = tokio::spawn(finisher(engine.clone(), finishing, next, shutdown.clone()));
     let mut failures = 0u32;
     let idle = tokio::time::sleep(engine.config().poll_interval);
     tokio::pin!(idle);
     while !*shutdown.borrow() {
         while let Some(done) = tasks.try_join_next() {
-            reap(done, &engine, &id, &finish, &shutdown, &mut running, &mut tasks);
+            reap(done, &engine, &id, &finish, &mut running, &mut tasks);
         }
         let free = config.concurrency.saturating_sub(running.len());
         let mut full_batch = false;
@@ -110,7 +110,7 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
                     failures = 0;
                     full_batch = claimed.len() == free;
                     for ctx in claimed {
-                        spawn(&engine, &id, &finish, &shutdown, ctx, &mut running, &mut tasks);
+                        spawn(&engine, &id, &finish, ctx, &mut running, &mut tasks);
                     }
                 }
                 Err(e) => {
@@ -128,7 +128,7 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
         // Finished while claiming: reap them and claim again for the slots they freed.
         let mut freed = false;
         while let Some(done) = tasks.try_join_next() {
-            reap(done, &engine, &id, &finish, &shutdown, &mut running, &mut tasks);
+            reap(done, &engine, &id, &finish, &mut running, &mut tasks);
             freed = true;
         }
         if (full_batch || freed) && running.len() < config.concurrency {
@@ -141,7 +141,7 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
             // and cancellations are checked on the interval below.
             _ = signal.changed(), if running.len() < config.concurrency => {}
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                reap(done, &engine, &id, &finish, &shutdown, &mut running, &mut tasks);
+                reap(done, &engine, &id, &finish, &mut running, &mut tasks);
             }
             _ = &mut idle => {}
             _ = heartbeat.tick() => {
@@ -189,68 +189,64 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
 /// A finished attempt: its context, and the contexts claimed in the same transaction.
 type Finished = (String, Vec<Context>);
 
-/// An attempt's end on its way to the finisher, whether its slot takes a next context, and
-/// where the contexts claimed for that slot go.
-type Ending = (Finishing, bool, oneshot::Sender<Vec<Context>>);
+/// An attempt's end on its way to the finisher, and where the contexts claimed for its slot go.
+type Ending = (Finishing, oneshot::Sender<Vec<Context>>);
 
 /// Starts running a claimed context.
 fn spawn(
     engine: &Engine,
     worker: &str,
     finish: &mpsc::UnboundedSender<Ending>,
-    shutdown: &watch::Receiver<bool>,
     ctx: Context,
     running: &mut HashMap<String, watch::Sender<bool>>,
     tasks: &mut JoinSet<Finished>,
 ) {
     let (cancel, cancelled) = watch::channel(ctx.cancel_requested);
     running.insert(ctx.id.clone(), cancel);
-    let (engine, worker, finish, shutdown) = (engine.clone(), worker.to_string(), finish.clone(), shutdown.clone());
+    let (engine, worker, finish) = (engine.clone(), worker.to_string(), finish.clone());
     tasks.spawn(async move {
         let ctx_id = ctx.id.clone();
-        let next = run_context(engine, worker, ctx, cancelled, finish, shutdown).await;
+        let next = run_context(engine, worker, ctx, cancelled, finish).await;
         (ctx_id, next)
     });
 }
 
 /// Records the worker's ends. While one commit is in flight the ends that follow queue up,
-/// and the next commit takes them all, with a next context claimed for each freed slot (a
-/// group commit): a worker running many contexts at once commits far less than once per
-/// context, and one running them one at a time commits as often as before, since nothing
-/// waits for a batch to fill.
-async fn finisher(engine: Engine, mut ends: mpsc::UnboundedReceiver<Ending>, next: NextClaim) {
+/// and the next commit takes them all, with a next context claimed for each freed slot
+/// unless the worker is stopping (a group commit): a worker running many contexts at once
+/// commits far less than once per context, and one running them one at a time commits as
+/// often as before, since nothing waits for a batch to fill.
+async fn finisher(
+    engine: Engine,
+    mut ends: mpsc::UnboundedReceiver<Ending>,
+    mut next: NextClaim,
+    shutdown: watch::Receiver<bool>,
+) {
     // One commit at a time: measured, two in flight made smaller batches and a lower rate.
     while let Some(first) = ends.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = ends.try_recv() {
             batch.push(more);
         }
-        finish_batch(&engine, batch, next.clone()).await;
+        next.max = if *shutdown.borrow() { 0 } else { batch.len() as u32 };
+        finish_batch(&engine, batch, &next).await;
     }
 }
 
-/// Commits one batch of ends and hands each slot what was claimed for it.
-async fn finish_batch(engine: &Engine, batch: Vec<Ending>, next: NextClaim) {
-    let wants: Vec<bool> = batch.iter().map(|e| e.1).collect();
-    let (finishes, replies): (Vec<Finishing>, Vec<_>) = batch.into_iter().map(|(f, _, reply)| (f, reply)).unzip();
-    let next = NextClaim { max: wants.iter().filter(|w| **w).count() as u32, ..next };
-    let claim = (next.max > 0).then_some(&next);
+/// Commits one batch of ends and hands each slot what was claimed for it (the store claims
+/// at most one per end it recorded).
+async fn finish_batch(engine: &Engine, batch: Vec<Ending>, next: &NextClaim) {
+    let (finishes, replies): (Vec<Finishing>, Vec<_>) = batch.into_iter().unzip();
+    let claim = (next.max > 0).then_some(next);
     match engine.store().finish_contexts(&finishes, claim, engine.clock().now_ms()).await {
         Ok((held, claimed)) => {
             let mut claimed = claimed.into_iter();
-            let mut slots: Vec<Vec<Context>> = vec![Vec::new(); finishes.len()];
-            for (i, f) in finishes.iter().enumerate() {
-                if !held[i] {
+            for ((f, reply), held) in finishes.iter().zip(replies).zip(held) {
+                if held {
+                    let _ = reply.send(claimed.next().into_iter().collect());
+                } else {
                     note_lost(&f.lease, &quire_store::lease_lost(&f.lease));
-                } else if wants[i] {
-                    slots[i].extend(claimed.next());
                 }
-            }
-            // Claims beyond the slots that asked (a stop began meanwhile) still run, or are
-            // handed back when the worker stops.
-            slots[0].extend(claimed);
-            for (reply, slot) in replies.into_iter().zip(slots) {
-                let _ = reply.send(slot);
             }
         }
         Err(e) => {
@@ -267,14 +263,13 @@ fn reap(
     engine: &Engine,
     worker: &str,
     finish: &mpsc::UnboundedSender<Ending>,
-    shutdown: &watch::Receiver<bool>,
     running: &mut HashMap<String, watch::Sender<bool>>,
     tasks: &mut JoinSet<Finished>,
 ) {
     let Ok((ctx_id, next)) = done else { return };
     running.remove(&ctx_id);
     for ctx in next {
-        spawn(engine, worker, finish, shutdown, ctx, running, tasks);
+        spawn(engine, worker, finish, ctx, running, tasks);
     }
 }
 
@@ -307,7 +302,6 @@ async fn run_context(
     mut ctx: Context,
     cancelled: watch::Receiver<bool>,
     finish: mpsc::UnboundedSender<Ending>,
-    shutdown: watch::Receiver<bool>,
 ) -> Vec<Context> {
     let store = engine.store().clone();
     let clock = engine.clock().clone();
@@ -487,7 +481,7 @@ async fn run_context(
     // A worker that is not stopping claims its next context as it finishes this one.
     let (reply, claimed) = oneshot::channel();
     let end = Finishing { lease, outcome, processing, last: pending };
-    if finish.send((end, !*shutdown.borrow(), reply)).is_err() {
+    if finish.send((end, reply)).is_err() {
         return Vec::new();
     }
     claimed.await.unwrap_or_default()
