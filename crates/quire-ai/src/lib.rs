@@ -12,8 +12,13 @@
 //!
 //! Every error is an [`AiError`] that names the provider and says what failed and why.
 
+pub mod automatic1111;
+pub mod comfyui;
 pub mod openai;
+mod remote;
 pub mod resilience;
+
+pub use remote::Credentials;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -124,10 +129,19 @@ pub trait TextProvider: Send + Sync {
     async fn stream_text(&self, request: &TextRequest) -> Result<TextStream, AiError>;
 }
 
+/// Where a provider reports how far an image generation has come (0.0 to 1.0), as often as
+/// it learns of it.
+pub type Progress<'a> = &'a (dyn Fn(f32) + Send + Sync);
+
+/// A [`Progress`] for callers that do not follow it.
+pub fn no_progress(_: f32) {}
+
 #[async_trait]
 pub trait ImageProvider: Send + Sync {
     fn name(&self) -> &str;
-    async fn generate_images(&self, request: &ImageRequest) -> Result<Images, AiError>;
+    /// Generates `request.count` images; dropping the future stops waiting for them (and, where
+    /// the server allows it, the work on the server).
+    async fn generate_images(&self, request: &ImageRequest, progress: Progress<'_>) -> Result<Images, AiError>;
 }
 
 #[async_trait]

@@ -12,10 +12,11 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::resilience::{Guard, GuardSettings, parse_retry_after};
+use crate::remote::{Credentials, Remote};
+use crate::resilience::GuardSettings;
 use crate::{
-    AiError, AiErrorKind, EmbeddingProvider, Embeddings, Image, ImageProvider, ImageRequest, Images, TextEvent,
-    TextProvider, TextRequest, TextStream, Usage,
+    AiError, AiErrorKind, EmbeddingProvider, Embeddings, Image, ImageProvider, ImageRequest, Images, Progress,
+    TextEvent, TextProvider, TextRequest, TextStream, Usage,
 };
 
 /// One OpenAI-compatible server.
@@ -58,93 +59,22 @@ impl OpenAiSettings {
 
 pub struct OpenAi {
     settings: OpenAiSettings,
-    http: reqwest::Client,
-    guard: Guard,
+    remote: Remote,
 }
 
 impl OpenAi {
     pub fn new(settings: OpenAiSettings) -> Result<Self, AiError> {
-        let url = reqwest::Url::parse(&settings.base_url).map_err(|e| {
-            AiError::new(
-                &settings.name,
-                AiErrorKind::Rejected,
-                format!("base URL '{}' is not a URL: {e}", settings.base_url),
-            )
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(AiError::new(
-                &settings.name,
-                AiErrorKind::Rejected,
-                "the base URL must be http:// or https://",
-            ));
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| AiError::new(&settings.name, AiErrorKind::Unavailable, format!("HTTP client: {e}")))?;
-        let guard = Guard::new(&settings.name, settings.guard.clone());
-        Ok(OpenAi { settings, http, guard })
+        let credentials = settings.api_key.clone().map(Credentials::Bearer).unwrap_or_default();
+        let remote = Remote::new(&settings.name, &settings.base_url, credentials, settings.guard.clone())?;
+        Ok(OpenAi { settings, remote })
     }
 
     fn error(&self, kind: AiErrorKind, message: impl Into<String>) -> AiError {
-        AiError::new(&self.settings.name, kind, message)
-    }
-
-    /// One try of a POST: the response when its status is a success, else the error the
-    /// status and body say.
-    async fn post(&self, path: &str, body: &Value, timeout: Duration) -> Result<reqwest::Response, AiError> {
-        let mut request = self.http.post(format!("{}{path}", self.settings.base_url)).json(body);
-        if let Some(key) = &self.settings.api_key {
-            request = request.bearer_auth(key);
-        }
-        let response = match tokio::time::timeout(timeout, request.send()).await {
-            Err(_) => {
-                return Err(
-                    self.error(AiErrorKind::Timeout, format!("no answer to {path} within {} s", timeout.as_secs_f32()))
-                );
-            }
-            Ok(Err(e)) => {
-                let what = if e.is_connect() { "cannot connect to" } else { "the connection failed to" };
-                return Err(self.error(AiErrorKind::Unavailable, format!("{what} {}: {e}", self.settings.base_url)));
-            }
-            Ok(Ok(r)) => r,
-        };
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let text = response.text().await.unwrap_or_default();
-        // OpenAI's error body: {"error": {"message": …}}; others send text.
-        let said = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().or(v["error"].as_str()).map(String::from))
-            .unwrap_or_else(|| text.chars().take(300).collect());
-        let (kind, hint) = match status.as_u16() {
-            429 => (AiErrorKind::RateLimited, ""),
-            408 | 500..=599 => (AiErrorKind::Unavailable, ""),
-            401 | 403 => (AiErrorKind::Rejected, " (check the provider's API key)"),
-            404 => (AiErrorKind::Rejected, " (check the base URL and that the model exists on the server)"),
-            _ => (AiErrorKind::Rejected, ""),
-        };
-        let mut error = self.error(kind, format!("{path} answered HTTP {}: {said}{hint}", status.as_u16()));
-        error.retry_after = retry_after;
-        Err(error)
+        self.remote.error(kind, message)
     }
 
     async fn post_json(&self, path: &str, body: &Value) -> Result<Value, AiError> {
-        self.guard
-            .call(|| async {
-                let response = self.post(path, body, self.settings.request_timeout).await?;
-                response.json::<Value>().await.map_err(|e| {
-                    self.error(AiErrorKind::Protocol, format!("{path} answered something that is not JSON: {e}"))
-                })
-            })
-            .await
+        self.remote.json(path, Some(body), self.settings.request_timeout).await
     }
 }
 
@@ -274,8 +204,8 @@ impl TextProvider for OpenAi {
         if !request.stop.is_empty() {
             body["stop"] = json!(request.stop);
         }
-        let response =
-            self.guard.call(|| self.post("/chat/completions", &body, self.settings.first_byte_timeout)).await?;
+        let timeout = self.settings.first_byte_timeout;
+        let response = self.remote.guard.call(|| self.remote.send("/chat/completions", Some(&body), timeout)).await?;
         let events = response.bytes_stream().eventsource().map(|e| e.map_err(|e| e.to_string()));
         let reading = Reading {
             events: Box::pin(events),
@@ -336,7 +266,7 @@ impl ImageProvider for OpenAi {
         &self.settings.name
     }
 
-    async fn generate_images(&self, request: &ImageRequest) -> Result<Images, AiError> {
+    async fn generate_images(&self, request: &ImageRequest, _progress: Progress<'_>) -> Result<Images, AiError> {
         let model = request.model.clone().unwrap_or_else(|| self.settings.image_model.clone());
         let body = json!({
             "model": model,

@@ -237,7 +237,11 @@ async fn rejected_requests_are_not_retried() {
     assert_eq!(e.kind, AiErrorKind::Rejected);
     assert!(e.message.contains("HTTP 404: The model `nope` does not exist (check the base URL"), "{}", e.message);
     let e = collect(&p, &ask("hi")).await.unwrap_err();
-    assert!(e.message.contains("HTTP 401: Incorrect API key provided (check the provider's API key)"), "{}", e.message);
+    assert!(
+        e.message.contains("HTTP 401: Incorrect API key provided (check the provider's API key or credentials)"),
+        "{}",
+        e.message
+    );
     assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "one call each");
 }
 
@@ -337,7 +341,7 @@ async fn images_are_decoded_from_base64() {
     let p = provider(&url, |_| {});
     let req =
         ImageRequest { prompt: "a calm bedroom".into(), width: 1024, height: 768, count: 1, ..Default::default() };
-    let out = p.generate_images(&req).await.unwrap();
+    let out = p.generate_images(&req, &quire_ai::no_progress).await.unwrap();
     assert_eq!((out.images[0].media_type.as_str(), out.images[0].bytes.as_ref()), ("image/png", &png[..]));
     let body = fake.bodies.lock().unwrap()[0].1.clone();
     assert_eq!(
