@@ -13,10 +13,12 @@
 //! Every error is an [`AiError`] that names the provider and says what failed and why.
 
 pub mod automatic1111;
+pub mod builtin;
 pub mod comfyui;
 pub mod openai;
 mod remote;
 pub mod resilience;
+pub mod taxonomy;
 
 pub use remote::Credentials;
 
@@ -63,6 +65,19 @@ pub struct TextRequest {
     pub max_tokens: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
+    /// What is being drafted, for a provider that writes without a model (the built-in one);
+    /// a model reads the same from the messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outline: Option<Outline>,
+}
+
+/// The shape of a draft: its title, the user's own request, and its sections (taxonomy keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outline {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub request: String,
+    pub sections: Vec<String>,
 }
 
 /// Tokens read and written by one call, as the provider counted them.
@@ -98,6 +113,9 @@ pub struct ImageRequest {
     pub count: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The design style's taxonomy key, when the request has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub style: Option<String>,
 }
 
 /// A generated image: its encoded bytes and their media type.
