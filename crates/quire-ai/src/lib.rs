@@ -15,7 +15,9 @@
 pub mod automatic1111;
 pub mod builtin;
 pub mod comfyui;
+pub mod gate;
 pub mod openai;
+pub mod prompt;
 mod remote;
 pub mod resilience;
 pub mod taxonomy;

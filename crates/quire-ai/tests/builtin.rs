@@ -74,6 +74,8 @@ async fn a_draft_places_the_requests_statements_and_asks_the_rest() {
     for line in draft.lines().filter_map(|l| l.strip_prefix("- ")) {
         assert!(REQUEST.contains(line) || line.contains(": "), "invented: {line}");
     }
+    let keys: Vec<String> = taxonomy::prd_sections().iter().map(|s| s.key.to_string()).collect();
+    quire_ai::gate::check_text(&draft, &keys, 100_000).expect("a built-in draft passes the quality gate");
     let TextEvent::Done { model, usage, finish_reason } = done else { unreachable!() };
     assert_eq!((model.as_str(), finish_reason.as_deref()), (MODEL, Some("stop")));
     let words = draft.split_whitespace().count() as u32;
@@ -123,6 +125,9 @@ async fn images_are_painted_in_the_styles_palette() {
     let distinct: std::collections::HashSet<[u8; 3]> = first.pixels().map(|p| p.0).collect();
     assert!(distinct.len() > 50, "not flat: {} colours", distinct.len());
     assert_ne!(out.images[0].bytes, out.images[1].bytes, "each image of a batch differs");
+    for img in &out.images {
+        quire_ai::gate::check_image(img, 320, 240).expect("a built-in image passes the quality gate");
+    }
     let again = Builtin.generate_images(&req, &quire_ai::no_progress).await.unwrap();
     assert_eq!(again.images[0].bytes, out.images[0].bytes, "the same seed paints the same image");
 

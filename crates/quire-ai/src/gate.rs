@@ -1,0 +1,133 @@
+//! The quality gate a generation passes before its result is kept: text that is not empty,
+//! not too long and has every required section as a heading; images that decode, have the
+//! size asked for, and are not blank or one flat colour. A failure says why, so that a job
+//! can retry or fail with the reason.
+
+use serde::Serialize;
+
+use crate::Image;
+use crate::taxonomy;
+
+/// Why a result failed the gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{reason}")]
+pub struct GateFailure {
+    /// `empty`, `too_long`, `missing_sections`, `undecodable`, `wrong_size`, `blank`.
+    pub check: &'static str,
+    pub reason: String,
+}
+
+fn fail(check: &'static str, reason: impl Into<String>) -> GateFailure {
+    GateFailure { check, reason: reason.into() }
+}
+
+/// The headings of a markdown text, lower-cased, without their `#`s.
+fn headings(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix('#'))
+        .map(|h| h.trim_start_matches('#').trim().trim_end_matches(':').to_lowercase())
+        .collect()
+}
+
+/// Checks a generated text: at least one word, at most `max_chars`, and a heading for every
+/// required section of `sections` (taxonomy keys) — the section's title, or its key with
+/// spaces.
+pub fn check_text(text: &str, sections: &[String], max_chars: usize) -> Result<(), GateFailure> {
+    if !text.chars().any(char::is_alphanumeric) {
+        return Err(fail("empty", "the text is empty"));
+    }
+    let n = text.chars().count();
+    if n > max_chars {
+        return Err(fail("too_long", format!("the text is {n} characters; the most is {max_chars}")));
+    }
+    let found = headings(text);
+    let missing: Vec<&str> = sections
+        .iter()
+        .filter_map(|k| taxonomy::prd_section(k))
+        .filter(|s| s.required)
+        .filter(|s| {
+            let (title, key) = (s.title.to_lowercase(), s.key.replace('_', " "));
+            !found.iter().any(|h| h.contains(&title) || h.contains(&key))
+        })
+        .map(|s| s.title)
+        .collect();
+    if !missing.is_empty() {
+        return Err(fail("missing_sections", format!("required sections missing: {}", missing.join(", "))));
+    }
+    Ok(())
+}
+
+/// How far a provider may round the size asked for (Stable Diffusion works in multiples of 8
+/// or 64).
+const SIZE_SLACK: u32 = 64;
+
+/// Checks a generated image: it decodes, it is the size asked for (within the rounding
+/// servers do), and it is not blank or one flat colour.
+pub fn check_image(image: &Image, width: u32, height: u32) -> Result<(), GateFailure> {
+    let decoded = image::load_from_memory(&image.bytes)
+        .map_err(|e| fail("undecodable", format!("the image does not decode ({}): {e}", image.media_type)))?;
+    let (w, h) = (decoded.width(), decoded.height());
+    if w.abs_diff(width) > SIZE_SLACK || h.abs_diff(height) > SIZE_SLACK {
+        return Err(fail("wrong_size", format!("the image is {w}x{h}; {width}x{height} was asked for")));
+    }
+    // Luma on a grid of at most 64x64 samples.
+    let luma = decoded.to_luma8();
+    let (sx, sy) = ((w / 64).max(1), (h / 64).max(1));
+    let samples: Vec<f64> = (0..h)
+        .step_by(sy as usize)
+        .flat_map(|y| (0..w).step_by(sx as usize).map(move |x| (x, y)))
+        .map(|(x, y)| f64::from(luma.get_pixel(x, y).0[0]))
+        .collect();
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    let spread = (samples.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / samples.len() as f64).sqrt();
+    if mean < 4.0 {
+        return Err(fail("blank", "the image is black (a provider's safety filter blanks images so)"));
+    }
+    if spread < 3.0 {
+        return Err(fail("blank", format!("the image is one flat colour (brightness varies by {spread:.1} of 255)")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(img: image::RgbImage) -> Image {
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        Image { bytes: out.into_inner().into(), media_type: "image/png".into() }
+    }
+
+    #[test]
+    fn text_needs_words_a_bound_and_its_required_sections() {
+        let sections: Vec<String> = taxonomy::prd_sections().iter().map(|s| s.key.to_string()).collect();
+        assert_eq!(check_text("  \n# \n", &sections, 100).unwrap_err().check, "empty");
+        assert_eq!(check_text("word ".repeat(30).as_str(), &[], 100).unwrap_err().check, "too_long");
+        let partial = "# PRD\n## Problem\nx\n## Goals\ny\n### User Stories:\nz\n";
+        assert_eq!(
+            check_text(partial, &sections, 10_000).unwrap_err().reason,
+            "required sections missing: Functional requirements, Success metrics"
+        );
+        let whole = format!("{partial}## 4. Functional requirements\n- a\n## Success metrics\n- b\n");
+        check_text(&whole, &sections, 10_000).unwrap();
+        check_text("just text", &[], 100).unwrap();
+    }
+
+    #[test]
+    fn images_must_decode_fit_and_show_something() {
+        let mut varied = image::RgbImage::new(256, 256);
+        for (x, y, p) in varied.enumerate_pixels_mut() {
+            *p = image::Rgb([x as u8, y as u8, 128]);
+        }
+        check_image(&png(varied.clone()), 256, 256).unwrap();
+        check_image(&png(varied.clone()), 256 + 64, 256).unwrap();
+        assert_eq!(check_image(&png(varied), 512, 512).unwrap_err().check, "wrong_size");
+        let flat = png(image::RgbImage::from_pixel(256, 256, image::Rgb([200, 180, 160])));
+        assert!(check_image(&flat, 256, 256).unwrap_err().reason.starts_with("the image is one flat colour"));
+        let black = png(image::RgbImage::new(256, 256));
+        assert!(check_image(&black, 256, 256).unwrap_err().reason.starts_with("the image is black"));
+        let junk = Image { bytes: bytes::Bytes::from_static(b"<html>oops</html>"), media_type: "text/html".into() };
+        assert_eq!(check_image(&junk, 256, 256).unwrap_err().check, "undecodable");
+    }
+}
