@@ -12,6 +12,7 @@
 //! assert_eq!(DocumentKind::BoardConfig.event_name("created"), "board-config.created");
 //! ```
 
+mod ai;
 mod audit;
 mod error;
 mod event;
@@ -25,6 +26,7 @@ mod principal;
 mod time_ms;
 mod user;
 
+pub use ai::{Interaction, InteractionQuery, MAX_LOGGED_PROMPT};
 pub use audit::{AuditEntry, AuditQuery};
 pub use error::{Error, Result};
 pub use event::{Event, EventFilter};

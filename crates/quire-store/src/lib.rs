@@ -40,6 +40,8 @@ mod sql;
 #[macro_use]
 mod sql_identity;
 #[macro_use]
+mod ai;
+#[macro_use]
 mod audit;
 #[macro_use]
 mod collab;
@@ -52,6 +54,7 @@ mod tail;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use ai::AiStore;
 pub use audit::AuditStore;
 pub use collab::{CollabStore, StoredDoc};
 pub use identity::{Credentials, IdentityStore, NewApiKey, NewSession, Rotation, SsoState, StoredApiKey};
@@ -112,7 +115,7 @@ pub fn redact_url(url: &str) -> String {
 /// the actor of every event, and it is where access scoping plugs in. Objects the principal
 /// may not see are reported as [`Error::NotFound`].
 #[async_trait]
-pub trait Store: IdentityStore + AuditStore + CollabStore + JobStore + Send + Sync + 'static {
+pub trait Store: IdentityStore + AuditStore + CollabStore + JobStore + AiStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Runs pending migrations; safe to call from several processes at once.
@@ -147,6 +150,9 @@ pub trait Store: IdentityStore + AuditStore + CollabStore + JobStore + Send + Sy
     /// The role `who` holds on a live document (its workspace role or a share, the higher);
     /// `NotFound` when they may not see it.
     async fn role_on_document(&self, who: &Principal, id: &str) -> Result<(Document, quire_core::Role)>;
+    /// The role `who` holds in a live workspace (named by id or slug); `NotFound` when they
+    /// may not see it.
+    async fn role_in_workspace(&self, who: &Principal, key: &str) -> Result<(Workspace, quire_core::Role)>;
     async fn list_documents(&self, who: &Principal, workspace: &str, query: &DocumentQuery) -> Result<Page<Document>>;
     async fn update_document(
         &self,

@@ -299,5 +299,6 @@ async fn listen(
 impl_store!(PgStore, Postgres, "postgres");
 impl_identity_store!(PgStore, Postgres);
 impl_audit_store!(PgStore, Postgres);
+impl_ai_store!(PgStore, Postgres);
 impl_collab_store!(PgStore, Postgres);
 impl_job_store!(PgStore, Postgres);

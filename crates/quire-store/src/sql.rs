@@ -576,6 +576,14 @@ macro_rules! impl_store {
                 self.visible_document(who, id, Some(false)).await
             }
 
+            async fn role_in_workspace(
+                &self,
+                who: &quire_core::Principal,
+                key: &str,
+            ) -> quire_core::Result<(quire_core::Workspace, quire_core::Role)> {
+                self.visible_workspace(who, key, Some(false)).await
+            }
+
             async fn list_documents(
                 &self,
                 who: &quire_core::Principal,

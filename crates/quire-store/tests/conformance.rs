@@ -35,6 +35,7 @@ quire_store::for_each_backend!(
     settings_are_initialised_once,
     the_audit_trail_pages_filters_and_expires,
     the_update_log_appends_and_compacts,
+    ai_interactions_page_and_stay_in_their_workspace,
 );
 
 /// Quire itself: may do anything, so these tests exercise storage, not access rules.
@@ -889,4 +890,80 @@ async fn the_update_log_appends_and_compacts(b: Backend) {
     assert_eq!((loaded.snapshot.as_deref(), loaded.updates.len()), (Some(b"all".as_slice()), 0));
     // Numbering continues after the snapshot even with no update left in the log.
     assert_eq!(s.append_doc_update("doc_a", b"four").await.unwrap(), 4);
+}
+
+fn interaction(ws: &str, status: &str, prompt: String) -> quire_core::Interaction {
+    quire_core::Interaction {
+        id: quire_core::new_id("ai"),
+        workspace_id: ws.into(),
+        actor: "usr_1".into(),
+        context_id: None,
+        kind: "text".into(),
+        template: Some("prd.draft".into()),
+        template_version: Some(1),
+        provider: "quire-builtin".into(),
+        model: "quire-builtin".into(),
+        parameters: json!({"temperature": 0.2}),
+        prompt,
+        tokens_in: Some(12),
+        tokens_out: Some(40),
+        latency_ms: 3,
+        first_chunk_ms: Some(1),
+        status: status.into(),
+        error: None,
+        created_at: time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+    }
+}
+
+async fn ai_interactions_page_and_stay_in_their_workspace(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let (_, owner) = user(s, "owner@example.com").await;
+    let (_, bob) = user(s, "bob@example.com").await;
+    let w = s.create_workspace(&owner, ws("Studio")).await.unwrap();
+    let other = s.create_workspace(&owner, ws("Elsewhere")).await.unwrap();
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let e = interaction(&w.id, if i == 2 { "failed" } else { "ok" }, format!("prompt {i}"));
+        s.record_interaction(&e).await.unwrap();
+        made.push(e);
+    }
+    s.record_interaction(&interaction(&other.id, "ok", "x".into())).await.unwrap();
+    // A prompt past the limit is cut on a character boundary.
+    let mut long = interaction(&w.id, "ok", format!("a{}", "é".repeat(quire_core::MAX_LOGGED_PROMPT)));
+    s.record_interaction(&long).await.unwrap();
+    long.prompt.truncate(quire_core::MAX_LOGGED_PROMPT - 1);
+
+    let q = |status: Option<&str>, limit: u32, cursor: Option<String>| {
+        quire_core::InteractionQuery::new(
+            w.slug.clone(),
+            status.map(String::from),
+            None,
+            None,
+            Some(limit),
+            cursor,
+            &Limits::default(),
+        )
+        .unwrap()
+    };
+    let first = s.list_interactions(&owner, &q(None, 4, None)).await.unwrap();
+    let second = s.list_interactions(&owner, &q(None, 4, first.next_cursor.clone())).await.unwrap();
+    let listed: Vec<&quire_core::Interaction> = first.items.iter().chain(&second.items).collect();
+    // Ids sort by time (entries of one millisecond in any order): newest first, each once.
+    let mut expected: Vec<&quire_core::Interaction> = made.iter().chain([&long]).collect();
+    expected.sort_by(|a, b| b.id.cmp(&a.id));
+    assert_eq!((first.items.len(), second.next_cursor.clone()), (4, None));
+    assert_eq!(listed, expected, "every entry once, stored as given, this workspace's only");
+    assert_eq!(
+        listed.iter().find(|i| i.id == long.id).unwrap().prompt.len(),
+        quire_core::MAX_LOGGED_PROMPT - 1,
+        "cut on a character boundary"
+    );
+    let failed = s.list_interactions(&owner, &q(Some("failed"), 10, None)).await.unwrap();
+    assert_eq!(failed.items.iter().map(|i| &i.id).collect::<Vec<_>>(), vec![&made[2].id]);
+    assert!(is_not_found(s.list_interactions(&bob, &q(None, 10, None)).await), "outsiders see nothing");
+    assert!(
+        quire_core::InteractionQuery::new(w.id.clone(), Some("meh".into()), None, None, None, None, &Limits::default())
+            .is_err()
+    );
 }
