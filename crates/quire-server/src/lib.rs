@@ -39,6 +39,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub mod ai;
 pub mod audit;
 pub mod error;
 pub mod extract;
@@ -116,6 +117,7 @@ struct AppInner {
     auditor: audit::Auditor,
     collab: Arc<quire_collab::Collab>,
     engine: quire_jobs::Engine,
+    ai: ai::Ai,
     access: tokio::sync::broadcast::Sender<routes::collab::AccessChange>,
     config: ServerConfig,
     shutdown: watch::Sender<bool>,
@@ -134,6 +136,7 @@ impl App {
         let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
         let access = tokio::sync::broadcast::channel(1024).0;
         let engine = quire_jobs::Engine::new(store.clone(), registry(), config.jobs.clone());
+        let ai = ai::Ai::new(store.clone(), auth.config().keyring.clone());
         engine.prepare().await?;
         let app = App(Arc::new(AppInner {
             store,
@@ -142,6 +145,7 @@ impl App {
             auditor,
             collab,
             engine,
+            ai,
             access,
             config,
             shutdown: watch::channel(false).0,
@@ -177,6 +181,11 @@ impl App {
     /// The pipeline engine: submits contexts; `quire serve` starts its workers.
     pub fn engine(&self) -> &quire_jobs::Engine {
         &self.0.engine
+    }
+
+    /// AI providers and the workspaces' choice of them.
+    pub fn ai(&self) -> &ai::Ai {
+        &self.0.ai
     }
 
     /// Changes of membership, shares, sessions and deletions, for open sockets to recheck.
@@ -267,6 +276,7 @@ pub fn registry() -> quire_jobs::Registry {
         (name = "documents", description = "PRDs, moodboards and board configurations"),
         (name = "events", description = "The event outbox as a live, resumable stream"),
         (name = "contexts", description = "Pipelines: contexts, their events, templates, components and workers"),
+        (name = "ai", description = "AI providers, prompt templates, the taxonomy, streamed generation and its log"),
         (name = "operations", description = "Health, readiness, metrics and the audit trail")
     )
 )]
@@ -319,6 +329,15 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(contexts::get_template))
         .routes(routes!(contexts::components))
         .routes(routes!(contexts::workers))
+        .routes(routes!(routes::ai::prd_sections))
+        .routes(routes!(routes::ai::room_types))
+        .routes(routes!(routes::ai::design_styles))
+        .routes(routes!(routes::ai::templates))
+        .routes(routes!(routes::ai::providers))
+        .routes(routes!(routes::ai::put_provider))
+        .routes(routes!(routes::ai::get_workspace_ai, routes::ai::put_workspace_ai))
+        .routes(routes!(routes::ai::generate))
+        .routes(routes!(routes::ai::interactions))
         .split_for_parts()
 }
 

@@ -22,7 +22,7 @@ use crate::extract::{Actor, Json, Query};
 
 /// The workspace a request acts in: the one named, else the API key's, else the caller's
 /// only workspace.
-async fn workspace_of(app: &App, who: &Principal, named: Option<String>) -> ApiResult<String> {
+pub(crate) async fn workspace_of(app: &App, who: &Principal, named: Option<String>) -> ApiResult<String> {
     if let Some(ws) = named.filter(|w| !w.is_empty()) {
         return Ok(ws);
     }

@@ -2,6 +2,7 @@
 //! for what it needs, a typed response, errors as [`ApiError`](crate::error::ApiError).
 
 pub mod access;
+pub mod ai;
 pub mod audit;
 pub mod auth;
 pub mod collab;

@@ -1,0 +1,320 @@
+//! The AI service: which provider serves a workspace, and one logged, gated call to it.
+//!
+//! `quire-builtin` is always there and is the default. Instance administrators add remote
+//! providers (OpenAI-compatible, Automatic1111, ComfyUI) with `PUT /api/v1/ai/providers/{name}`;
+//! each is stored as an instance setting `ai.provider.<name>`, sealed with the instance's
+//! secret keys (its API key never leaves it), and built once per node. A workspace picks its
+//! providers with `PUT /api/v1/workspaces/{ws}/ai` (setting `ai.workspace.<id>`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use quire_ai::automatic1111::{Automatic1111, Automatic1111Settings};
+use quire_ai::builtin::{Builtin, MODEL as BUILTIN};
+use quire_ai::comfyui::{ComfyUi, ComfyUiSettings};
+use quire_ai::openai::{OpenAi, OpenAiSettings};
+use quire_ai::{Credentials, EmbeddingProvider, ImageProvider, TextProvider};
+use quire_auth::Keyring;
+use quire_core::{Error, Result};
+use quire_store::Store;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A remote provider, as an administrator defines it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSpec {
+    /// `openai` (any OpenAI-compatible server), `automatic1111` or `comfyui`.
+    pub kind: String,
+    pub base_url: String,
+    /// The bearer key (`openai`); never shown back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// HTTP basic credentials (`automatic1111 --api-auth`); the password is never shown back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_model: Option<String>,
+}
+
+/// A provider as `GET /api/v1/ai/providers` shows it: what it serves, no secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ProviderInfo {
+    pub name: String,
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub text: bool,
+    pub image: bool,
+    pub embedding: bool,
+    pub api_key_set: bool,
+    pub text_model: Option<String>,
+    pub image_model: Option<String>,
+    pub embedding_model: Option<String>,
+}
+
+/// The providers a workspace uses, by name (`quire-builtin` unless chosen).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceAi {
+    #[serde(default = "builtin_name")]
+    pub text: String,
+    #[serde(default = "builtin_name")]
+    pub image: String,
+    #[serde(default = "builtin_name")]
+    pub embedding: String,
+}
+
+fn builtin_name() -> String {
+    BUILTIN.to_string()
+}
+
+impl Default for WorkspaceAi {
+    fn default() -> Self {
+        WorkspaceAi { text: builtin_name(), image: builtin_name(), embedding: builtin_name() }
+    }
+}
+
+/// One provider's capabilities.
+#[derive(Clone, Default)]
+pub struct Built {
+    pub name: String,
+    pub text: Option<Arc<dyn TextProvider>>,
+    pub image: Option<Arc<dyn ImageProvider>>,
+    pub embedding: Option<Arc<dyn EmbeddingProvider>>,
+}
+
+const PROVIDER_PREFIX: &str = "ai.provider.";
+const WORKSPACE_PREFIX: &str = "ai.workspace.";
+/// The most remote providers an instance holds.
+pub const MAX_PROVIDERS: usize = 32;
+
+pub struct Ai {
+    store: Arc<dyn Store>,
+    keyring: Arc<Keyring>,
+    builtin: Built,
+    /// Built providers by name, with the sealed setting they were built from (a changed
+    /// setting, on any node, builds anew; an unchanged one keeps its circuit breaker).
+    built: Mutex<HashMap<String, (String, Built)>>,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> Error {
+    Error::invalid(field, message)
+}
+
+impl ProviderSpec {
+    fn build(&self, name: &str) -> Result<Built> {
+        let err = |e: quire_ai::AiError| invalid("base_url", e.message);
+        let credentials = match (&self.api_key, &self.username, &self.password) {
+            (Some(key), None, None) => Credentials::Bearer(key.clone()),
+            (None, Some(user), Some(password)) => Credentials::Basic { user: user.clone(), password: password.clone() },
+            (None, None, None) => Credentials::None,
+            _ => return Err(invalid("api_key", "give either api_key, or username and password, not both")),
+        };
+        let mut built = Built { name: name.to_string(), ..Default::default() };
+        match self.kind.as_str() {
+            "openai" => {
+                let mut s = OpenAiSettings::new(name, &self.base_url);
+                s.api_key = self.api_key.clone();
+                if let Some(m) = &self.text_model {
+                    s.text_model = m.clone();
+                }
+                if let Some(m) = &self.image_model {
+                    s.image_model = m.clone();
+                }
+                if let Some(m) = &self.embedding_model {
+                    s.embedding_model = m.clone();
+                }
+                let p = Arc::new(OpenAi::new(s).map_err(err)?);
+                built.text = Some(p.clone());
+                built.image = Some(p.clone());
+                built.embedding = Some(p);
+            }
+            "automatic1111" => {
+                let mut s = Automatic1111Settings::new(name, &self.base_url);
+                s.credentials = credentials;
+                s.model = self.image_model.clone();
+                built.image = Some(Arc::new(Automatic1111::new(s).map_err(err)?));
+            }
+            "comfyui" => {
+                let mut s = ComfyUiSettings::new(name, &self.base_url);
+                s.credentials = credentials;
+                if let Some(m) = &self.image_model {
+                    s.checkpoint = m.clone();
+                }
+                built.image = Some(Arc::new(ComfyUi::new(s).map_err(err)?));
+            }
+            other => {
+                return Err(invalid(
+                    "kind",
+                    format!("'{other}' is not a provider kind; use openai, automatic1111 or comfyui"),
+                ));
+            }
+        }
+        Ok(built)
+    }
+
+    fn info(&self, name: &str, built: &Built) -> ProviderInfo {
+        ProviderInfo {
+            name: name.to_string(),
+            kind: self.kind.clone(),
+            base_url: Some(self.base_url.clone()),
+            text: built.text.is_some(),
+            image: built.image.is_some(),
+            embedding: built.embedding.is_some(),
+            api_key_set: self.api_key.is_some() || self.password.is_some(),
+            text_model: self.text_model.clone(),
+            image_model: self.image_model.clone(),
+            embedding_model: self.embedding_model.clone(),
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name != BUILTIN;
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid("name", "a provider's name is 1 to 40 of a-z, 0-9 and '-', and not quire-builtin"))
+    }
+}
+
+impl Ai {
+    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>) -> Ai {
+        let b = Arc::new(Builtin);
+        let builtin = Built { name: BUILTIN.into(), text: Some(b.clone()), image: Some(b.clone()), embedding: Some(b) };
+        Ai { store, keyring, builtin, built: Mutex::new(HashMap::new()) }
+    }
+
+    async fn spec(&self, name: &str) -> Result<Option<(String, ProviderSpec)>> {
+        let slot = format!("{PROVIDER_PREFIX}{name}");
+        let Some(sealed) = self.store.setting(&slot).await? else { return Ok(None) };
+        let json = self.keyring.open(&slot, &sealed)?;
+        let spec = serde_json::from_str(&json).map_err(|e| Error::Internal(format!("setting {slot}: {e}")))?;
+        Ok(Some((sealed, spec)))
+    }
+
+    /// The provider called `name`, built from its setting.
+    pub async fn provider(&self, name: &str) -> Result<Built> {
+        if name == BUILTIN {
+            return Ok(self.builtin.clone());
+        }
+        let Some((sealed, spec)) = self.spec(name).await? else {
+            return Err(Error::NotFound { what: "AI provider", id: name.to_string() });
+        };
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((was, b)) = built.get(name)
+            && *was == sealed
+        {
+            return Ok(b.clone());
+        }
+        let b = spec.build(name)?;
+        built.insert(name.to_string(), (sealed, b.clone()));
+        Ok(b)
+    }
+
+    /// Every provider, the built-in one first.
+    pub async fn providers(&self) -> Result<Vec<ProviderInfo>> {
+        let mut out = vec![ProviderInfo {
+            name: BUILTIN.into(),
+            kind: "builtin".into(),
+            base_url: None,
+            text: true,
+            image: true,
+            embedding: true,
+            api_key_set: false,
+            text_model: Some(BUILTIN.into()),
+            image_model: Some(BUILTIN.into()),
+            embedding_model: Some(BUILTIN.into()),
+        }];
+        for (slot, _) in self.store.settings().await? {
+            if let Some(name) = slot.strip_prefix(PROVIDER_PREFIX) {
+                let Some((_, spec)) = self.spec(name).await? else { continue };
+                let built = self.provider(name).await?;
+                out.push(spec.info(name, &built));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Defines or replaces a provider (checked by building it); its setting is sealed.
+    pub async fn put_provider(&self, name: &str, spec: &ProviderSpec) -> Result<ProviderInfo> {
+        check_name(name)?;
+        let built = spec.build(name)?;
+        let slot = format!("{PROVIDER_PREFIX}{name}");
+        if self.store.setting(&slot).await?.is_none() {
+            let count = self.store.settings().await?.iter().filter(|(k, _)| k.starts_with(PROVIDER_PREFIX)).count();
+            if count >= MAX_PROVIDERS {
+                return Err(Error::LimitExceeded(format!("an instance holds at most {MAX_PROVIDERS} AI providers")));
+            }
+        }
+        let json = serde_json::to_string(spec).map_err(|e| Error::Internal(e.to_string()))?;
+        self.store.put_setting(&slot, &self.keyring.seal(&slot, &json)).await?;
+        Ok(spec.info(name, &built))
+    }
+
+    /// The providers a workspace uses.
+    pub async fn workspace(&self, workspace_id: &str) -> Result<WorkspaceAi> {
+        let slot = format!("{WORKSPACE_PREFIX}{workspace_id}");
+        match self.store.setting(&slot).await? {
+            None => Ok(WorkspaceAi::default()),
+            Some(sealed) => {
+                let json = self.keyring.open(&slot, &sealed)?;
+                serde_json::from_str(&json).map_err(|e| Error::Internal(format!("setting {slot}: {e}")))
+            }
+        }
+    }
+
+    /// Chooses a workspace's providers; each must exist and serve what it is chosen for.
+    pub async fn set_workspace(&self, workspace_id: &str, choice: &WorkspaceAi) -> Result<WorkspaceAi> {
+        for (field, name) in [("text", &choice.text), ("image", &choice.image), ("embedding", &choice.embedding)] {
+            let built = self
+                .provider(name)
+                .await
+                .map_err(|_| invalid(field, format!("no AI provider '{name}'; GET /api/v1/ai/providers lists them")))?;
+            let serves = match field {
+                "text" => built.text.is_some(),
+                "image" => built.image.is_some(),
+                _ => built.embedding.is_some(),
+            };
+            if !serves {
+                return Err(invalid(field, format!("provider '{name}' does not serve {field} generation")));
+            }
+        }
+        let slot = format!("{WORKSPACE_PREFIX}{workspace_id}");
+        let json = serde_json::to_string(choice).map_err(|e| Error::Internal(e.to_string()))?;
+        self.store.put_setting(&slot, &self.keyring.seal(&slot, &json)).await?;
+        Ok(choice.clone())
+    }
+
+    /// The text provider a workspace uses, or the one named when the caller picks.
+    pub async fn text_provider(&self, workspace_id: &str, named: Option<&str>) -> Result<Arc<dyn TextProvider>> {
+        let name = match named {
+            Some(n) => n.to_string(),
+            None => self.workspace(workspace_id).await?.text,
+        };
+        self.provider(&name)
+            .await?
+            .text
+            .ok_or_else(|| invalid("provider", format!("provider '{name}' does not generate text")))
+    }
+
+    pub async fn image_provider(&self, workspace_id: &str, named: Option<&str>) -> Result<Arc<dyn ImageProvider>> {
+        let name = match named {
+            Some(n) => n.to_string(),
+            None => self.workspace(workspace_id).await?.image,
+        };
+        self.provider(&name)
+            .await?
+            .image
+            .ok_or_else(|| invalid("provider", format!("provider '{name}' does not generate images")))
+    }
+}

@@ -1,0 +1,452 @@
+//! AI: the taxonomy, prompt templates, providers and a workspace's choice of them, streamed
+//! generation, and the interactions log.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
+use quire_ai::prompt::{DocumentContext, PromptTemplate, Surroundings, builtin_templates};
+use quire_ai::{AiError, AiErrorKind, Message, TextEvent, TextRequest, TextStream};
+use quire_core::{Interaction, InteractionQuery, Page, Principal, Role};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::App;
+use crate::ai::{ProviderInfo, ProviderSpec, WorkspaceAi};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Actor, Json, Query};
+use crate::routes::contexts::workspace_of;
+
+/// The sections of a PRD, each with its prompt fragment and whether drafts need it.
+#[utoipa::path(get, path = "/api/v1/taxonomy/prd-sections", tag = "ai",
+    responses((status = 200, description = "The PRD sections", body = Object)))]
+pub async fn prd_sections() -> Response {
+    Json(json!({ "items": quire_ai::taxonomy::prd_sections() })).into_response()
+}
+
+/// The room types of moodboards, each with its prompt fragment.
+#[utoipa::path(get, path = "/api/v1/taxonomy/room-types", tag = "ai",
+    responses((status = 200, description = "The room types", body = Object)))]
+pub async fn room_types() -> Response {
+    Json(json!({ "items": quire_ai::taxonomy::room_types() })).into_response()
+}
+
+/// The design styles of moodboards: prompt fragments, palettes, materials.
+#[utoipa::path(get, path = "/api/v1/taxonomy/design-styles", tag = "ai",
+    responses((status = 200, description = "The design styles", body = Object)))]
+pub async fn design_styles() -> Response {
+    Json(json!({ "items": quire_ai::taxonomy::design_styles() })).into_response()
+}
+
+/// The prompt templates: name, version, declared variables, sources.
+#[utoipa::path(get, path = "/api/v1/ai/templates", tag = "ai",
+    responses((status = 200, description = "The prompt templates", body = Object)))]
+pub async fn templates(Actor(_who): Actor) -> Response {
+    Json(json!({ "items": builtin_templates() })).into_response()
+}
+
+/// Every AI provider of the instance (`quire-builtin` first), without secrets.
+#[utoipa::path(get, path = "/api/v1/ai/providers", tag = "ai",
+    responses((status = 200, body = Vec<ProviderInfo>), (status = 401, body = ErrorBody)))]
+pub async fn providers(State(app): State<App>, Actor(who): Actor) -> ApiResult<Response> {
+    if who == Principal::Anonymous {
+        return Err(quire_core::Error::Unauthenticated("sign in to list AI providers".into()).into());
+    }
+    Ok(Json(app.ai().providers().await?).into_response())
+}
+
+/// Define or replace a provider (instance administrators). Its key is stored sealed with the
+/// instance's secret keys and never shown again.
+#[utoipa::path(put, path = "/api/v1/ai/providers/{name}", tag = "ai", request_body = ProviderSpec,
+    params(("name" = String, Path, description = "a-z, 0-9 and '-'")),
+    responses((status = 200, body = ProviderInfo), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_provider(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(name): Path<String>,
+    Json(spec): Json<ProviderSpec>,
+) -> ApiResult<Response> {
+    if !who.is_superuser() {
+        return Err(quire_core::Error::Forbidden("only instance administrators define AI providers".into()).into());
+    }
+    Ok(Json(app.ai().put_provider(&name, &spec).await?).into_response())
+}
+
+/// The providers a workspace uses for text, images and embeddings.
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/ai", tag = "ai",
+    params(("ws" = String, Path, description = "Workspace id or slug")),
+    responses((status = 200, body = WorkspaceAi), (status = 404, body = ErrorBody)))]
+pub async fn get_workspace_ai(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(ws): Path<String>,
+) -> ApiResult<Response> {
+    let (ws, _) = app.store().role_in_workspace(&who, &ws).await?;
+    Ok(Json(app.ai().workspace(&ws.id).await?).into_response())
+}
+
+/// Choose a workspace's providers (its admins).
+#[utoipa::path(put, path = "/api/v1/workspaces/{ws}/ai", tag = "ai", request_body = WorkspaceAi,
+    params(("ws" = String, Path, description = "Workspace id or slug")),
+    responses((status = 200, body = WorkspaceAi), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn put_workspace_ai(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(ws): Path<String>,
+    Json(choice): Json<WorkspaceAi>,
+) -> ApiResult<Response> {
+    let (ws, role) = app.store().role_in_workspace(&who, &ws).await?;
+    if role < Role::Admin {
+        return Err(quire_core::Error::Forbidden("only the workspace's admins choose its AI providers".into()).into());
+    }
+    Ok(Json(app.ai().set_workspace(&ws.id, &choice).await?).into_response())
+}
+
+/// A generation request: a template with its variables, or messages of one's own.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateRequest {
+    /// The workspace (id or slug); optional as for contexts.
+    #[serde(default)]
+    workspace: Option<String>,
+    /// A text template's name (`prd.draft`); `messages` instead when none.
+    #[serde(default)]
+    template: Option<String>,
+    /// The template's version; its latest by default.
+    #[serde(default)]
+    template_version: Option<u32>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    /// A document whose kind, title and sections enrich the prompt.
+    #[serde(default)]
+    document_id: Option<String>,
+    /// 1 to 50 messages, when no template is used.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    messages: Option<Vec<Message>>,
+    /// A provider other than the workspace's.
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+}
+
+/// The most a generated text may be before the quality gate fails it.
+const MAX_OUTPUT_CHARS: usize = 200_000;
+/// The most a request's own messages may hold.
+const MAX_MESSAGES_CHARS: usize = 65_536;
+
+fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// A provider failure as HTTP: 504 for a timeout, 503 while its circuit is open, else 502.
+fn provider_error(e: &AiError) -> ApiError {
+    let status = match e.kind {
+        AiErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        AiErrorKind::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    let mut err = ApiError::new(status, "provider_failed", e.to_string());
+    err.retry_after = e.retry_after.map(|d| d.as_secs().max(1));
+    err
+}
+
+fn find_template(name: &str, version: Option<u32>) -> Result<PromptTemplate, ApiError> {
+    let mut matching: Vec<PromptTemplate> = builtin_templates().into_iter().filter(|t| t.name == name).collect();
+    matching.sort_by_key(|t| t.version);
+    let found = match version {
+        Some(v) => matching.into_iter().find(|t| t.version == v),
+        None => matching.pop(),
+    };
+    found.ok_or_else(|| {
+        let v = version.map(|v| format!(" version {v}")).unwrap_or_default();
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no prompt template '{name}'{v}; GET /api/v1/ai/templates lists them"),
+        )
+    })
+}
+
+/// Headings of a markdown text, without their `#`s.
+fn headings(markdown: &str) -> Vec<String> {
+    markdown.lines().filter_map(|l| l.strip_prefix('#')).map(|h| h.trim_start_matches('#').trim().to_string()).collect()
+}
+
+/// Generate text, streamed as Server-Sent Events: `chunk` events (`{"text"}`) as the
+/// provider writes, then `done` (`{provider, model, usage, finish_reason, interaction_id,
+/// quality}`) or `error` (`{"error": {code, message}}`). Closing the connection stops the
+/// provider's generation. Errors before the first chunk are JSON responses: 422 for bad
+/// variables, 502/503/504 when the provider fails.
+#[utoipa::path(post, path = "/api/v1/ai/generate", tag = "ai", request_body = GenerateRequest,
+    responses((status = 200, description = "text/event-stream of chunk events, then done or error"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 504, body = ErrorBody)))]
+pub async fn generate(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Json(body): Json<GenerateRequest>,
+) -> ApiResult<Response> {
+    let ws = workspace_of(&app, &who, body.workspace.clone()).await?;
+    let (ws, role) = app.store().role_in_workspace(&who, &ws).await?;
+    if role < Role::Editor {
+        return Err(quire_core::Error::Forbidden("generating needs the editor role in the workspace".into()).into());
+    }
+    if let Some(t) = body.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+        return Err(unprocessable("invalid_request", format!("temperature: {t} is not from 0 to 2")));
+    }
+    if let Some(m) = body.max_tokens.filter(|m| !(1..=32_768).contains(m)) {
+        return Err(unprocessable("invalid_request", format!("max_tokens: {m} is not from 1 to 32768")));
+    }
+    let mut around = Surroundings { document: None, workspace: Some(ws.name.clone()) };
+    if let Some(id) = &body.document_id {
+        let (doc, _) = app.store().role_on_document(&who, id).await?;
+        let kind = doc.kind;
+        let json = app.collab().read(&doc.id, |d| quire_collab::content::read_json(d, kind)).await?;
+        let sections = if kind == quire_core::DocumentKind::Prd {
+            headings(&quire_collab::markdown::to_markdown(&json))
+        } else {
+            Vec::new()
+        };
+        around.document = Some(DocumentContext { kind: kind.as_str().to_string(), title: doc.title.clone(), sections });
+    }
+    let (mut request, template, sections) = match (&body.template, &body.messages) {
+        (Some(name), None) => {
+            let t = find_template(name, body.template_version)?;
+            if t.output != quire_ai::prompt::Output::Text {
+                return Err(unprocessable(
+                    "invalid_request",
+                    format!("template '{name}' makes images; run it in a pipeline with image_generator"),
+                ));
+            }
+            let rendered = t.render(&body.variables, &around).map_err(|e| unprocessable(e.code, e.message))?;
+            let title =
+                body.variables.get("title").cloned().or_else(|| around.document.as_ref().map(|d| d.title.clone()));
+            let said = body.variables.get("request").cloned().unwrap_or_default();
+            (rendered.text_request(title, &said), Some((t.name.clone(), t.version)), rendered.sections)
+        }
+        (None, Some(messages)) => {
+            let total: usize = messages.iter().map(|m| m.content.len()).sum();
+            if messages.is_empty() || messages.len() > 50 || total > MAX_MESSAGES_CHARS {
+                return Err(unprocessable(
+                    "invalid_request",
+                    format!("messages: 1 to 50, at most {MAX_MESSAGES_CHARS} characters in all"),
+                ));
+            }
+            (TextRequest { messages: messages.clone(), ..Default::default() }, None, Vec::new())
+        }
+        _ => return Err(unprocessable("invalid_request", "give either template (with variables) or messages")),
+    };
+    request.model = body.model.clone();
+    request.temperature = body.temperature;
+    request.max_tokens = body.max_tokens;
+    let provider = app.ai().text_provider(&ws.id, body.provider.as_deref()).await?;
+    let log = Log {
+        store: app.store().clone(),
+        started: Instant::now(),
+        entry: Some(Interaction {
+            id: quire_core::new_id("ai"),
+            workspace_id: ws.id.clone(),
+            actor: who.actor().to_string(),
+            context_id: None,
+            kind: "text".into(),
+            template: template.as_ref().map(|t| t.0.clone()),
+            template_version: template.as_ref().map(|t| t.1 as i32),
+            provider: provider.name().to_string(),
+            model: request.model.clone().unwrap_or_default(),
+            parameters: json!({ "temperature": request.temperature, "max_tokens": request.max_tokens, "model": request.model }),
+            prompt: request
+                .messages
+                .iter()
+                .map(|m| {
+                    format!(
+                        "[{}] {}",
+                        serde_json::to_value(m.role)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default(),
+                        m.content
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+            tokens_in: None,
+            tokens_out: None,
+            latency_ms: 0,
+            first_chunk_ms: None,
+            status: "cancelled".into(),
+            error: None,
+            created_at: time::OffsetDateTime::now_utc(),
+        }),
+    };
+    let stream = match provider.stream_text(&request).await {
+        Ok(s) => s,
+        Err(e) => {
+            log.end("failed", Some(e.to_string()), None).await;
+            return Err(provider_error(&e));
+        }
+    };
+    let keep_alive = KeepAlive::new().interval(app.config().sse_keep_alive);
+    Ok(Sse::new(events(stream, log, sections)).keep_alive(keep_alive).into_response())
+}
+
+/// An interaction being made; recorded once: at its end, or as `cancelled` if dropped first.
+struct Log {
+    store: std::sync::Arc<dyn quire_store::Store>,
+    started: Instant,
+    entry: Option<Interaction>,
+}
+
+impl Log {
+    fn finish(&mut self, status: &str, error: Option<String>, usage: Option<quire_ai::Usage>) -> Option<Interaction> {
+        let mut e = self.entry.take()?;
+        e.status = status.into();
+        e.error = error;
+        e.latency_ms = self.started.elapsed().as_millis() as i64;
+        if let Some(u) = usage {
+            e.tokens_in = Some(i64::from(u.prompt_tokens));
+            e.tokens_out = Some(i64::from(u.completion_tokens));
+        }
+        Some(e)
+    }
+
+    async fn end(mut self, status: &str, error: Option<String>, usage: Option<quire_ai::Usage>) {
+        if let Some(e) = self.finish(status, error, usage) {
+            record(&self.store, &e).await;
+        }
+    }
+}
+
+async fn record(store: &std::sync::Arc<dyn quire_store::Store>, e: &Interaction) {
+    if let Err(err) = store.record_interaction(e).await {
+        tracing::warn!(error = %err, interaction = %e.id, "could not log an AI interaction");
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        if let Some(e) = self.finish("cancelled", Some("the caller went away".into()), None) {
+            let store = self.store.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { record(&store, &e).await });
+            }
+        }
+    }
+}
+
+fn frame(name: &str, data: &Value) -> Result<SseEvent, Infallible> {
+    Ok(SseEvent::default().event(name).data(data.to_string()))
+}
+
+/// The SSE events of one generation.
+fn events(stream: TextStream, log: Log, sections: Vec<String>) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    struct State {
+        stream: TextStream,
+        log: Log,
+        sections: Vec<String>,
+        text: String,
+        over: bool,
+    }
+    let state = State { stream, log, sections, text: String::new(), over: false };
+    futures_util::stream::unfold(state, |mut s| async move {
+        if s.over {
+            return None;
+        }
+        let item = s.stream.next().await;
+        let event = match item {
+            Some(Ok(TextEvent::Delta(text))) => {
+                if let Some(e) = s.log.entry.as_mut().filter(|e| e.first_chunk_ms.is_none()) {
+                    e.first_chunk_ms = Some(s.log.started.elapsed().as_millis() as i64);
+                }
+                s.text.push_str(&text);
+                frame("chunk", &json!({ "text": text }))
+            }
+            Some(Ok(TextEvent::Done { model, usage, finish_reason })) => {
+                s.over = true;
+                let gate = quire_ai::gate::check_text(&s.text, &s.sections, MAX_OUTPUT_CHARS);
+                let (status, error) = match &gate {
+                    Ok(()) => ("ok", None),
+                    Err(f) => ("gate_failed", Some(f.reason.clone())),
+                };
+                let provider = s.log.entry.as_ref().map(|e| e.provider.clone()).unwrap_or_default();
+                if let Some(e) = s.log.entry.as_mut() {
+                    e.model = model.clone();
+                }
+                let entry = s.log.finish(status, error.clone(), usage);
+                let id = entry.as_ref().map(|e| e.id.clone());
+                if let Some(e) = entry {
+                    record(&s.log.store, &e).await;
+                }
+                let quality = match gate {
+                    Ok(()) => json!({ "passed": true }),
+                    Err(f) => json!({ "passed": false, "check": f.check, "reason": f.reason }),
+                };
+                frame(
+                    "done",
+                    &json!({ "provider": provider, "model": model, "usage": usage, "finish_reason": finish_reason, "interaction_id": id, "quality": quality }),
+                )
+            }
+            Some(Err(e)) => {
+                s.over = true;
+                if let Some(entry) = s.log.finish("failed", Some(e.to_string()), None) {
+                    record(&s.log.store, &entry).await;
+                }
+                frame("error", &json!({ "error": { "code": "provider_failed", "message": e.to_string() } }))
+            }
+            None => {
+                s.over = true;
+                let message = "the provider's stream ended without its end";
+                if let Some(entry) = s.log.finish("failed", Some(message.into()), None) {
+                    record(&s.log.store, &entry).await;
+                }
+                frame("error", &json!({ "error": { "code": "provider_failed", "message": message } }))
+            }
+        };
+        Some((event, s))
+    })
+}
+
+/// Query of `GET /api/v1/ai/interactions`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListInteractions {
+    /// The workspace (id or slug); optional as for contexts.
+    workspace: Option<String>,
+    /// ok, failed, cancelled or gate_failed.
+    status: Option<String>,
+    /// text, image or embedding.
+    kind: Option<String>,
+    /// Only those a pipeline context made.
+    context_id: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// A workspace's AI interactions, newest first: prompt, template and version, provider,
+/// model, parameters, tokens, latency and status of each.
+#[utoipa::path(get, path = "/api/v1/ai/interactions", tag = "ai", params(ListInteractions),
+    responses((status = 200, body = Page<Interaction>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn interactions(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Query(p): Query<ListInteractions>,
+) -> ApiResult<Response> {
+    let ws = workspace_of(&app, &who, p.workspace).await?;
+    let q = InteractionQuery::new(ws, p.status, p.kind, p.context_id, p.limit, p.cursor, app.store().limits())?;
+    Ok(Json(app.store().list_interactions(&who, &q).await?).into_response())
+}
