@@ -295,26 +295,24 @@ impl Ai {
         Ok(choice.clone())
     }
 
-    /// The text provider a workspace uses, or the one named when the caller picks.
-    pub async fn text_provider(&self, workspace_id: &str, named: Option<&str>) -> Result<Arc<dyn TextProvider>> {
+    /// The provider a workspace uses for one purpose (`pick` reads it from the workspace's
+    /// choice), or the one named when the caller picks.
+    async fn chosen(&self, workspace_id: &str, named: Option<&str>, pick: fn(WorkspaceAi) -> String) -> Result<Built> {
         let name = match named {
             Some(n) => n.to_string(),
-            None => self.workspace(workspace_id).await?.text,
+            None => pick(self.workspace(workspace_id).await?),
         };
-        self.provider(&name)
-            .await?
-            .text
-            .ok_or_else(|| invalid("provider", format!("provider '{name}' does not generate text")))
+        self.provider(&name).await
+    }
+
+    /// The text provider a workspace uses, or the one named when the caller picks.
+    pub async fn text_provider(&self, workspace_id: &str, named: Option<&str>) -> Result<Arc<dyn TextProvider>> {
+        let built = self.chosen(workspace_id, named, |w| w.text).await?;
+        built.text.ok_or_else(|| invalid("provider", format!("provider '{}' does not generate text", built.name)))
     }
 
     pub async fn image_provider(&self, workspace_id: &str, named: Option<&str>) -> Result<Arc<dyn ImageProvider>> {
-        let name = match named {
-            Some(n) => n.to_string(),
-            None => self.workspace(workspace_id).await?.image,
-        };
-        self.provider(&name)
-            .await?
-            .image
-            .ok_or_else(|| invalid("provider", format!("provider '{name}' does not generate images")))
+        let built = self.chosen(workspace_id, named, |w| w.image).await?;
+        built.image.ok_or_else(|| invalid("provider", format!("provider '{}' does not generate images", built.name)))
     }
 }
