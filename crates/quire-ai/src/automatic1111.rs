@@ -124,7 +124,7 @@ impl ImageProvider for Automatic1111 {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
                 .map_err(|e| self.remote.error(AiErrorKind::Protocol, format!("an image is not base64: {e}")))?;
-            images.push(Image { media_type: crate::openai::sniff(&bytes).to_string(), bytes: bytes.into() });
+            images.push(Image::sniffed(bytes.into()));
         }
         if images.is_empty() {
             return Err(self.remote.error(AiErrorKind::Protocol, "/sdapi/v1/txt2img answered no image"));

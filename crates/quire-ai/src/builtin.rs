@@ -75,10 +75,21 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
 }
 
+/// A statement as the keywords are matched against it: lower-cased with spaces around, and
+/// its words.
+struct Said {
+    lower: String,
+    tokens: Vec<String>,
+}
+
+impl Said {
+    fn new(statement: &str) -> Said {
+        Said { lower: format!(" {} ", statement.to_lowercase()), tokens: words(statement).collect() }
+    }
+}
+
 /// How strongly a statement belongs to a section: its keywords found in it.
-fn score(statement: &str, section: &PrdSection) -> usize {
-    let lower = format!(" {} ", statement.to_lowercase());
-    let tokens: Vec<String> = words(statement).collect();
+fn score(Said { lower, tokens }: &Said, section: &PrdSection) -> usize {
     section
         .keywords
         .iter()
@@ -156,11 +167,12 @@ pub fn draft(request: &TextRequest) -> String {
         let at = match questions_at {
             Some(q) if s.ends_with('?') => q,
             _ => {
+                let said = Said::new(s);
                 let best = sections
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| Some(*i) != questions_at)
-                    .map(|(i, (_, sec))| (score(s, sec), i))
+                    .map(|(i, (_, sec))| (score(&said, sec), i))
                     .max_by_key(|&(score, i)| (score, std::cmp::Reverse(i)));
                 match best {
                     Some((score, i)) if score > 0 => i,

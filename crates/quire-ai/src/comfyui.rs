@@ -273,7 +273,7 @@ impl ComfyUi {
                 .append_pair("type", "output");
             let path = format!("/view?{}", query.query().unwrap_or_default());
             let bytes = self.remote.bytes(&path, self.settings.request_timeout).await?;
-            images.push(Image { media_type: crate::openai::sniff(&bytes).to_string(), bytes });
+            images.push(Image::sniffed(bytes));
         }
         if images.is_empty() {
             return Err(self.remote.error(

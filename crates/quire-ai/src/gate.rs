@@ -21,11 +21,11 @@ fn fail(check: &'static str, reason: impl Into<String>) -> GateFailure {
     GateFailure { check, reason: reason.into() }
 }
 
-/// The headings of a markdown text, lower-cased, without their `#`s.
-fn headings(text: &str) -> Vec<String> {
+/// The headings of a markdown text, without their `#`s or a trailing colon.
+pub fn headings(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| l.trim_start().strip_prefix('#'))
-        .map(|h| h.trim_start_matches('#').trim().trim_end_matches(':').to_lowercase())
+        .map(|h| h.trim_start_matches('#').trim().trim_end_matches(':').to_string())
         .collect()
 }
 
@@ -40,7 +40,7 @@ pub fn check_text(text: &str, sections: &[String], max_chars: usize) -> Result<(
     if n > max_chars {
         return Err(fail("too_long", format!("the text is {n} characters; the most is {max_chars}")));
     }
-    let found = headings(text);
+    let found: Vec<String> = headings(text).iter().map(|h| h.to_lowercase()).collect();
     let missing: Vec<&str> = sections
         .iter()
         .filter_map(|k| taxonomy::prd_section(k))

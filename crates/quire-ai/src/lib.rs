@@ -127,6 +127,24 @@ pub struct Image {
     pub media_type: String,
 }
 
+impl Image {
+    /// An image whose media type is read from its first bytes.
+    pub fn sniffed(bytes: bytes::Bytes) -> Image {
+        Image { media_type: sniff(&bytes).to_string(), bytes }
+    }
+}
+
+/// An image's media type, from its first bytes.
+fn sniff(bytes: &[u8]) -> &'static str {
+    match bytes {
+        [0x89, b'P', b'N', b'G', ..] => "image/png",
+        [0xFF, 0xD8, 0xFF, ..] => "image/jpeg",
+        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => "image/webp",
+        [b'G', b'I', b'F', b'8', ..] => "image/gif",
+        _ => "application/octet-stream",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Images {
     pub model: String,

@@ -285,22 +285,11 @@ impl ImageProvider for OpenAi {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
                 .map_err(|e| self.error(AiErrorKind::Protocol, format!("an image is not base64: {e}")))?;
-            images.push(Image { media_type: sniff(&bytes).to_string(), bytes: bytes.into() });
+            images.push(Image::sniffed(bytes.into()));
         }
         if images.is_empty() {
             return Err(self.error(AiErrorKind::Protocol, "/images/generations answered no image"));
         }
         Ok(Images { model, images })
-    }
-}
-
-/// An image's media type, from its first bytes.
-pub fn sniff(bytes: &[u8]) -> &'static str {
-    match bytes {
-        [0x89, b'P', b'N', b'G', ..] => "image/png",
-        [0xFF, 0xD8, 0xFF, ..] => "image/jpeg",
-        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => "image/webp",
-        [b'G', b'I', b'F', b'8', ..] => "image/gif",
-        _ => "application/octet-stream",
     }
 }

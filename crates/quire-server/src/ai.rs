@@ -98,9 +98,16 @@ pub struct Ai {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
     builtin: Built,
-    /// Built providers by name, with the sealed setting they were built from (a changed
-    /// setting, on any node, builds anew; an unchanged one keeps its circuit breaker).
-    built: Mutex<HashMap<String, (String, Built)>>,
+    /// Built providers by name (a changed setting, on any node, builds anew; an unchanged
+    /// one keeps its circuit breaker).
+    built: Mutex<HashMap<String, Cached>>,
+}
+
+/// A provider built from the sealed setting it was read from.
+struct Cached {
+    sealed: String,
+    spec: ProviderSpec,
+    built: Built,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> Error {
@@ -194,31 +201,31 @@ impl Ai {
         Ai { store, keyring, builtin, built: Mutex::new(HashMap::new()) }
     }
 
-    async fn spec(&self, name: &str) -> Result<Option<(String, ProviderSpec)>> {
+    /// The provider a sealed setting defines: built once, and again only when the setting
+    /// changed (so a call opens no secret and builds nothing).
+    fn cached(&self, name: &str, sealed: &str) -> Result<(ProviderSpec, Built)> {
+        let mut cache = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.get(name).filter(|c| c.sealed == sealed) {
+            return Ok((c.spec.clone(), c.built.clone()));
+        }
         let slot = format!("{PROVIDER_PREFIX}{name}");
-        let Some(sealed) = self.store.setting(&slot).await? else { return Ok(None) };
-        let json = self.keyring.open(&slot, &sealed)?;
-        let spec = serde_json::from_str(&json).map_err(|e| Error::Internal(format!("setting {slot}: {e}")))?;
-        Ok(Some((sealed, spec)))
+        let json = self.keyring.open(&slot, sealed)?;
+        let spec: ProviderSpec =
+            serde_json::from_str(&json).map_err(|e| Error::Internal(format!("setting {slot}: {e}")))?;
+        let built = spec.build(name)?;
+        cache.insert(name.to_string(), Cached { sealed: sealed.to_string(), spec: spec.clone(), built: built.clone() });
+        Ok((spec, built))
     }
 
-    /// The provider called `name`, built from its setting.
+    /// The provider called `name`.
     pub async fn provider(&self, name: &str) -> Result<Built> {
         if name == BUILTIN {
             return Ok(self.builtin.clone());
         }
-        let Some((sealed, spec)) = self.spec(name).await? else {
+        let Some(sealed) = self.store.setting(&format!("{PROVIDER_PREFIX}{name}")).await? else {
             return Err(Error::NotFound { what: "AI provider", id: name.to_string() });
         };
-        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((was, b)) = built.get(name)
-            && *was == sealed
-        {
-            return Ok(b.clone());
-        }
-        let b = spec.build(name)?;
-        built.insert(name.to_string(), (sealed, b.clone()));
-        Ok(b)
+        Ok(self.cached(name, &sealed)?.1)
     }
 
     /// Every provider, the built-in one first.
@@ -235,10 +242,9 @@ impl Ai {
             image_model: Some(BUILTIN.into()),
             embedding_model: Some(BUILTIN.into()),
         }];
-        for (slot, _) in self.store.settings().await? {
+        for (slot, sealed) in self.store.settings().await? {
             if let Some(name) = slot.strip_prefix(PROVIDER_PREFIX) {
-                let Some((_, spec)) = self.spec(name).await? else { continue };
-                let built = self.provider(name).await?;
+                let (spec, built) = self.cached(name, &sealed)?;
                 out.push(spec.info(name, &built));
             }
         }

@@ -180,11 +180,6 @@ fn find_template(name: &str, version: Option<u32>) -> Result<PromptTemplate, Api
     })
 }
 
-/// Headings of a markdown text, without their `#`s.
-fn headings(markdown: &str) -> Vec<String> {
-    markdown.lines().filter_map(|l| l.strip_prefix('#')).map(|h| h.trim_start_matches('#').trim().to_string()).collect()
-}
-
 /// Generate text, streamed as Server-Sent Events: `chunk` events (`{"text"}`) as the
 /// provider writes, then `done` (`{provider, model, usage, finish_reason, interaction_id,
 /// quality}`) or `error` (`{"error": {code, message}}`). Closing the connection stops the
@@ -217,7 +212,7 @@ pub async fn generate(
         let kind = doc.kind;
         let json = app.collab().read(&doc.id, |d| quire_collab::content::read_json(d, kind)).await?;
         let sections = if kind == quire_core::DocumentKind::Prd {
-            headings(&quire_collab::markdown::to_markdown(&json))
+            quire_ai::gate::headings(&quire_collab::markdown::to_markdown(&json))
         } else {
             Vec::new()
         };
@@ -254,7 +249,7 @@ pub async fn generate(
     request.temperature = body.temperature;
     request.max_tokens = body.max_tokens;
     let provider = app.ai().text_provider(&ws.id, body.provider.as_deref()).await?;
-    let log = Log {
+    let mut log = Log {
         store: app.store().clone(),
         started: Instant::now(),
         entry: Some(Interaction {
@@ -295,7 +290,7 @@ pub async fn generate(
     let stream = match provider.stream_text(&request).await {
         Ok(s) => s,
         Err(e) => {
-            log.end("failed", Some(e.to_string()), None).await;
+            log.close("failed", Some(e.to_string()), None).await;
             return Err(provider_error(&e));
         }
     };
@@ -323,10 +318,11 @@ impl Log {
         Some(e)
     }
 
-    async fn end(mut self, status: &str, error: Option<String>, usage: Option<quire_ai::Usage>) {
-        if let Some(e) = self.finish(status, error, usage) {
-            record(&self.store, &e).await;
-        }
+    /// Ends the interaction and records it; its id.
+    async fn close(&mut self, status: &str, error: Option<String>, usage: Option<quire_ai::Usage>) -> Option<String> {
+        let e = self.finish(status, error, usage)?;
+        record(&self.store, &e).await;
+        Some(e.id)
     }
 }
 
@@ -385,11 +381,7 @@ fn events(stream: TextStream, log: Log, sections: Vec<String>) -> impl Stream<It
                 if let Some(e) = s.log.entry.as_mut() {
                     e.model = model.clone();
                 }
-                let entry = s.log.finish(status, error.clone(), usage);
-                let id = entry.as_ref().map(|e| e.id.clone());
-                if let Some(e) = entry {
-                    record(&s.log.store, &e).await;
-                }
+                let id = s.log.close(status, error, usage).await;
                 let quality = match gate {
                     Ok(()) => json!({ "passed": true }),
                     Err(f) => json!({ "passed": false, "check": f.check, "reason": f.reason }),
@@ -401,17 +393,13 @@ fn events(stream: TextStream, log: Log, sections: Vec<String>) -> impl Stream<It
             }
             Some(Err(e)) => {
                 s.over = true;
-                if let Some(entry) = s.log.finish("failed", Some(e.to_string()), None) {
-                    record(&s.log.store, &entry).await;
-                }
+                s.log.close("failed", Some(e.to_string()), None).await;
                 frame("error", &json!({ "error": { "code": "provider_failed", "message": e.to_string() } }))
             }
             None => {
                 s.over = true;
                 let message = "the provider's stream ended without its end";
-                if let Some(entry) = s.log.finish("failed", Some(message.into()), None) {
-                    record(&s.log.store, &entry).await;
-                }
+                s.log.close("failed", Some(message.into()), None).await;
                 frame("error", &json!({ "error": { "code": "provider_failed", "message": message } }))
             }
         };
