@@ -19,8 +19,8 @@ use async_trait::async_trait;
 
 use crate::taxonomy::{self, Composition, DesignStyle, PrdSection};
 use crate::{
-    AiError, AiErrorKind, EmbeddingProvider, Embeddings, Image, ImageProvider, ImageRequest, Images, Progress, Speaker,
-    TextEvent, TextProvider, TextRequest, TextStream, Usage,
+    AiError, AiErrorKind, EmbeddingProvider, Embeddings, Image, ImageProvider, ImageRequest, Images, Progress, Section,
+    Speaker, TextEvent, TextProvider, TextRequest, TextStream, Usage,
 };
 
 /// What every result of this provider names as its model.
@@ -107,17 +107,23 @@ fn score(Said { lower, tokens }: &Said, section: &PrdSection) -> usize {
         .count()
 }
 
-/// A section of the outline: the taxonomy's, or a plain one for a key it does not know.
+/// The taxonomy section whose keywords and question place statements in an outline's
+/// section: the one with its key, or else the first whose key ends with it (a template's
+/// `requirements` reads as `functional_requirements`), or a plain one with neither.
 fn section_for(key: &str) -> PrdSection {
-    taxonomy::prd_section(key).cloned().unwrap_or(PrdSection {
-        key: "custom",
-        title: "",
-        description: "",
-        prompt: "",
-        required: false,
-        keywords: &[],
-        question: "",
-    })
+    let suffix = format!("_{key}");
+    taxonomy::prd_section(key)
+        .or_else(|| taxonomy::prd_sections().iter().find(|s| s.key.ends_with(&suffix)))
+        .cloned()
+        .unwrap_or(PrdSection {
+            key: "custom",
+            title: "",
+            description: "",
+            prompt: "",
+            required: false,
+            keywords: &[],
+            question: "",
+        })
 }
 
 /// The draft for a request, as markdown.
@@ -160,9 +166,9 @@ pub fn draft(request: &TextRequest) -> String {
         }
         return out;
     }
-    let sections: Vec<(String, PrdSection)> = keys.iter().map(|k| (k.clone(), section_for(k))).collect();
+    let sections: Vec<(&Section, PrdSection)> = keys.iter().map(|k| (k, section_for(&k.key))).collect();
     let mut placed: Vec<Vec<&String>> = vec![Vec::new(); sections.len()];
-    let questions_at = sections.iter().position(|(k, _)| k == "open_questions");
+    let questions_at = sections.iter().position(|(k, _)| k.key == "open_questions");
     for s in &said_statements {
         let at = match questions_at {
             Some(q) if s.ends_with('?') => q,
@@ -183,8 +189,8 @@ pub fn draft(request: &TextRequest) -> String {
         placed[at.min(sections.len() - 1)].push(s);
     }
     let mut asked: Vec<String> = Vec::new();
-    for (i, (key, sec)) in sections.iter().enumerate() {
-        let heading = if sec.title.is_empty() { key.replace('_', " ") } else { sec.title.to_string() };
+    for (i, (outlined, sec)) in sections.iter().enumerate() {
+        let heading = &outlined.title;
         out.push_str(&format!("\n## {heading}\n\n"));
         if Some(i) == questions_at {
             for s in &placed[i] {
@@ -199,10 +205,10 @@ pub fn draft(request: &TextRequest) -> String {
             continue;
         }
         if placed[i].is_empty() {
-            let question = if sec.question.is_empty() {
-                format!("What belongs in '{heading}'?")
-            } else {
-                sec.question.to_string()
+            let question = match (sec.question, outlined.prompt.as_str()) {
+                (q, _) if !q.is_empty() && taxonomy::prd_section(&outlined.key).is_some() => q.to_string(),
+                (_, "") => format!("What belongs in '{heading}'?"),
+                (_, asks) => format!("What belongs in '{heading}'? The template asks: {asks}"),
             };
             out.push_str(&format!("_Open question:_ {question}\n"));
             asked.push(format!("{heading}: {question}"));
@@ -210,7 +216,7 @@ pub fn draft(request: &TextRequest) -> String {
         }
         for s in &placed[i] {
             out.push_str(&format!("- {s}\n"));
-            if key == "user_stories" {
+            if outlined.key == "user_stories" {
                 out.push_str("  - [ ] Acceptance criteria: open question — what shows this works?\n");
             }
         }

@@ -5,8 +5,7 @@
 
 use serde::Serialize;
 
-use crate::Image;
-use crate::taxonomy;
+use crate::{Image, Section};
 
 /// Why a result failed the gate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -29,10 +28,17 @@ pub fn headings(text: &str) -> Vec<String> {
         .collect()
 }
 
+impl Section {
+    /// Whether a (lower-cased) heading is this section's: it holds its title or its key with
+    /// spaces.
+    pub fn is_titled(&self, heading: &str) -> bool {
+        heading.contains(&self.title.to_lowercase()) || heading.contains(&self.key.replace('_', " "))
+    }
+}
+
 /// Checks a generated text: at least one word, at most `max_chars`, and a heading for every
-/// required section of `sections` (taxonomy keys) — the section's title, or its key with
-/// spaces.
-pub fn check_text(text: &str, sections: &[String], max_chars: usize) -> Result<(), GateFailure> {
+/// required section — the section's title, or its key with spaces.
+pub fn check_text(text: &str, sections: &[Section], max_chars: usize) -> Result<(), GateFailure> {
     if !text.chars().any(char::is_alphanumeric) {
         return Err(fail("empty", "the text is empty"));
     }
@@ -43,13 +49,8 @@ pub fn check_text(text: &str, sections: &[String], max_chars: usize) -> Result<(
     let found: Vec<String> = headings(text).iter().map(|h| h.to_lowercase()).collect();
     let missing: Vec<&str> = sections
         .iter()
-        .filter_map(|k| taxonomy::prd_section(k))
-        .filter(|s| s.required)
-        .filter(|s| {
-            let (title, key) = (s.title.to_lowercase(), s.key.replace('_', " "));
-            !found.iter().any(|h| h.contains(&title) || h.contains(&key))
-        })
-        .map(|s| s.title)
+        .filter(|s| s.required && !found.iter().any(|h| s.is_titled(h)))
+        .map(|s| s.title.as_str())
         .collect();
     if !missing.is_empty() {
         return Err(fail("missing_sections", format!("required sections missing: {}", missing.join(", "))));
@@ -101,7 +102,7 @@ mod tests {
 
     #[test]
     fn text_needs_words_a_bound_and_its_required_sections() {
-        let sections: Vec<String> = taxonomy::prd_sections().iter().map(|s| s.key.to_string()).collect();
+        let sections = crate::taxonomy::prd_outline();
         assert_eq!(check_text("  \n# \n", &sections, 100).unwrap_err().check, "empty");
         assert_eq!(check_text("word ".repeat(30).as_str(), &[], 100).unwrap_err().check, "too_long");
         let partial = "# PRD\n## Problem\nx\n## Goals\ny\n### User Stories:\nz\n";
@@ -112,6 +113,11 @@ mod tests {
         let whole = format!("{partial}## 4. Functional requirements\n- a\n## Success metrics\n- b\n");
         check_text(&whole, &sections, 10_000).unwrap();
         check_text("just text", &[], 100).unwrap();
+        // A template's own section: by its title, or by its key.
+        let own = [Section::of_template("body", Some("Main points"), Some("Cover them"))];
+        assert_eq!(check_text("## Intro\nx", &own, 100).unwrap_err().reason, "required sections missing: Main points");
+        check_text("## The main points\nx", &own, 100).unwrap();
+        check_text("## Body\nx", &own, 100).unwrap();
     }
 
     #[test]

@@ -79,7 +79,54 @@ pub struct Outline {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     pub request: String,
-    pub sections: Vec<String>,
+    pub sections: Vec<Section>,
+}
+
+/// One section of a draft: a taxonomy section, or one a pipeline template defines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    /// The taxonomy key (`user_stories`), or the template's own type (`introduction`).
+    pub key: String,
+    /// Its heading.
+    pub title: String,
+    /// What to write in it.
+    pub prompt: String,
+    /// A draft without it fails the quality gate.
+    pub required: bool,
+}
+
+impl Section {
+    /// The section `key` names: the taxonomy's, or else one titled after the key.
+    pub fn from_key(key: &str) -> Section {
+        match taxonomy::prd_section(key) {
+            Some(s) => {
+                Section { key: s.key.into(), title: s.title.into(), prompt: s.prompt.into(), required: s.required }
+            }
+            None => {
+                let words = key.replace(['_', '-'], " ");
+                let mut title: String = words.trim().to_string();
+                if let Some(first) = title.get(..1) {
+                    title = first.to_uppercase() + &title[1..];
+                }
+                Section { key: key.into(), title, prompt: String::new(), required: false }
+            }
+        }
+    }
+
+    /// A pipeline template's section: the taxonomy's where it knows the key, with the
+    /// template's own title and instructions over it; required either way (the template
+    /// asks for it).
+    pub fn of_template(key: &str, title: Option<&str>, instructions: Option<&str>) -> Section {
+        let mut s = Section::from_key(key);
+        if let Some(t) = title.map(str::trim).filter(|t| !t.is_empty()) {
+            s.title = t.to_string();
+        }
+        if let Some(i) = instructions.map(str::trim).filter(|i| !i.is_empty()) {
+            s.prompt = i.to_string();
+        }
+        s.required = true;
+        s
+    }
 }
 
 /// Tokens read and written by one call, as the provider counted them.

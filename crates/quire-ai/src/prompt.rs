@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::taxonomy;
-use crate::{ImageRequest, Message, Outline, TextRequest};
+use crate::{ImageRequest, Message, Outline, Section, TextRequest};
 
 /// The most a value may be, whatever a template declares.
 pub const MAX_VALUE_CHARS: usize = 20_000;
@@ -89,11 +89,13 @@ fn refuse(code: &'static str, message: impl Into<String>) -> PromptError {
     PromptError { code, message: message.into() }
 }
 
-/// Where a prompt is rendered: the document and workspace it is for.
+/// Where a prompt is rendered: the document and workspace it is for, and the sections to
+/// write when a pipeline's template gives them (else the prompt template's own).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Surroundings {
     pub document: Option<DocumentContext>,
     pub workspace: Option<String>,
+    pub outline: Option<Vec<Section>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -114,7 +116,7 @@ pub struct Rendered {
     pub prompt: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub negative_prompt: Option<String>,
-    pub sections: Vec<String>,
+    pub sections: Vec<Section>,
     pub values: BTreeMap<String, String>,
 }
 
@@ -248,9 +250,11 @@ impl PromptTemplate {
                 }
             }
         }
-        let sections: Vec<Value> =
-            self.sections.iter().filter_map(|k| taxonomy::prd_section(k)).map(|s| json!(s)).collect();
-        ctx.insert("sections".into(), Value::Array(sections));
+        let sections: Vec<Section> = match &around.outline {
+            Some(outline) => outline.clone(),
+            None => self.sections.iter().map(|k| Section::from_key(k)).collect(),
+        };
+        ctx.insert("sections".into(), json!(sections));
         ctx.insert("document".into(), json!(around.document.clone().unwrap_or_default()));
         ctx.insert("workspace".into(), json!({ "name": around.workspace.clone().unwrap_or_default() }));
         let pick = |var: &str| values.get(var).map(String::as_str).unwrap_or_default();
@@ -281,7 +285,7 @@ impl PromptTemplate {
             system,
             prompt,
             negative_prompt: Some(negative).filter(|n| !n.is_empty()),
-            sections: self.sections.clone(),
+            sections,
             values: values.clone(),
         })
     }
@@ -346,7 +350,7 @@ pub fn builtin_templates() -> Vec<PromptTemplate> {
             variables: vec![
                 var("request", "What the product or feature is, in the user's words.", true, 8_000, vec![]),
                 var("title", "The document's title.", false, 200, vec![]),
-                var("audience", "Who will read the PRD.", false, 500, vec![]),
+                var("target_audience", "Who will read the PRD.", false, 500, vec![]),
             ],
             system: "You are a senior product manager{% if workspace.name %} at {{ workspace.name }}{% endif %}. \
                      You write precise, testable product requirements in Markdown. Never invent facts the request \
@@ -355,6 +359,26 @@ pub fn builtin_templates() -> Vec<PromptTemplate> {
             prompt: PRD_PROMPT.into(),
             negative_prompt: String::new(),
             sections: taxonomy::prd_sections().iter().map(|s| s.key.to_string()).collect(),
+        },
+        PromptTemplate {
+            name: "content.draft".into(),
+            version: 1,
+            description: "A piece of writing in the sections a pipeline's template gives (an article, a brief).".into(),
+            output: Output::Text,
+            variables: vec![
+                var("title", "The piece's title.", true, 200, vec![]),
+                var("request", "What it is about, in the user's words.", false, 8_000, vec![]),
+                var("keywords", "Terms it must cover, separated by commas.", false, 1_000, vec![]),
+                var("target_audience", "Who will read it.", false, 500, vec![]),
+                var("tone", "How it should sound (technical, friendly, formal…).", false, 64, vec![]),
+            ],
+            system: "You are a careful writer{% if workspace.name %} for {{ workspace.name }}{% endif %}. You write \
+                     clear, accurate Markdown. Never invent facts, figures or quotations: where the request leaves \
+                     something open, say what is missing."
+                .into(),
+            prompt: CONTENT_PROMPT.into(),
+            negative_prompt: String::new(),
+            sections: Vec::new(),
         },
         PromptTemplate {
             name: "moodboard.image".into(),
@@ -376,7 +400,21 @@ pub fn builtin_templates() -> Vec<PromptTemplate> {
     ]
 }
 
-const PRD_PROMPT: &str = r#"Write a product requirements document{% if title %} titled "{{ title }}"{% endif %}{% if audience %} for {{ audience }}{% endif %}.
+const CONTENT_PROMPT: &str = r#"Write {% if tone %}a {{ tone }} piece{% else %}a piece{% endif %} titled "{{ title }}"{% if target_audience %} for {{ target_audience }}{% endif %}.
+{% if keywords %}
+Cover these terms: {{ keywords }}.
+{% endif %}{% if sections %}
+Use exactly these sections, each as a level-2 Markdown heading, in this order:
+{% for s in sections %}
+## {{ s.title }}
+{{ s.prompt }}
+{% endfor %}{% endif %}{% if request %}
+The request:
+"""
+{{ request }}
+"""{% endif %}"#;
+
+const PRD_PROMPT: &str = r#"Write a product requirements document{% if title %} titled "{{ title }}"{% endif %}{% if target_audience %} for {{ target_audience }}{% endif %}.
 {% if document.sections %}
 The document already has these sections: {{ document.sections | join(", ") }}. Keep their headings.
 {% endif %}
@@ -414,6 +452,7 @@ mod tests {
                 sections: vec!["Problem".into(), "Notes".into()],
             }),
             workspace: Some("Acme".into()),
+            outline: None,
         };
         let r = template("prd.draft").render(&values(&[("request", "Offline sync for field teams")]), &around).unwrap();
         assert!(r.system.starts_with("You are a senior product manager at Acme."), "{}", r.system);
@@ -435,6 +474,34 @@ mod tests {
         );
         assert!(img.negative_prompt.as_deref().unwrap().starts_with("clutter, bright colours"));
         assert_eq!(img.image_request(512, 512, 1, None).style.as_deref(), Some("japandi"));
+    }
+
+    #[test]
+    fn a_pipeline_templates_sections_replace_the_prompt_templates_own() {
+        let outline = vec![
+            Section::of_template("introduction", None, Some("Introduce the topic with technical context")),
+            Section::of_template("risks", Some("What could go wrong"), None),
+        ];
+        let around = Surroundings { outline: Some(outline.clone()), ..Default::default() };
+        let vars = values(&[("title", "Microservices"), ("keywords", "gRPC, tracing"), ("tone", "technical")]);
+        let r = template("content.draft").render(&vars, &around).unwrap();
+        assert!(r.prompt.starts_with("Write a technical piece titled \"Microservices\"."), "{}", r.prompt);
+        assert!(r.prompt.contains("Cover these terms: gRPC, tracing."), "{}", r.prompt);
+        assert!(
+            r.prompt.contains("## Introduction\nIntroduce the topic with technical context\n"),
+            "the template's instructions: {}",
+            r.prompt
+        );
+        assert!(
+            r.prompt.contains("## What could go wrong\nList risks with their likelihood"),
+            "the taxonomy's prompt: {}",
+            r.prompt
+        );
+        assert!(!r.prompt.contains("The request:"), "no request, no quote: {}", r.prompt);
+        assert_eq!(r.sections, outline);
+        assert!(r.sections.iter().all(|s| s.required), "a template's sections are required");
+        let e = template("content.draft").render(&values(&[("tone", "dry")]), &around).unwrap_err();
+        assert_eq!(e.code, "missing_variable");
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub fn prd_sections() -> &'static [PrdSection] {
     PRD_SECTIONS
 }
 
+/// Every PRD section of the taxonomy as a draft's outline, in order.
+pub fn prd_outline() -> Vec<crate::Section> {
+    prd_sections().iter().map(|s| crate::Section::from_key(s.key)).collect()
+}
+
 pub fn prd_section(key: &str) -> Option<&'static PrdSection> {
     PRD_SECTIONS.iter().find(|s| s.key == key)
 }

@@ -21,7 +21,7 @@ fn prd_request() -> TextRequest {
         outline: Some(Outline {
             title: Some("Notes to tickets".into()),
             request: REQUEST.into(),
-            sections: taxonomy::prd_sections().iter().map(|s| s.key.to_string()).collect(),
+            sections: taxonomy::prd_outline(),
         }),
         ..Default::default()
     }
@@ -74,8 +74,8 @@ async fn a_draft_places_the_requests_statements_and_asks_the_rest() {
     for line in draft.lines().filter_map(|l| l.strip_prefix("- ")) {
         assert!(REQUEST.contains(line) || line.contains(": "), "invented: {line}");
     }
-    let keys: Vec<String> = taxonomy::prd_sections().iter().map(|s| s.key.to_string()).collect();
-    quire_ai::gate::check_text(&draft, &keys, 100_000).expect("a built-in draft passes the quality gate");
+    quire_ai::gate::check_text(&draft, &taxonomy::prd_outline(), 100_000)
+        .expect("a built-in draft passes the quality gate");
     let TextEvent::Done { model, usage, finish_reason } = done else { unreachable!() };
     assert_eq!((model.as_str(), finish_reason.as_deref()), (MODEL, Some("stop")));
     let words = draft.split_whitespace().count() as u32;
@@ -97,6 +97,36 @@ async fn without_an_outline_the_draft_keeps_the_notes_and_max_tokens_cuts_it() {
     assert_eq!(draft.split_whitespace().count(), 12);
     assert!(matches!(done, TextEvent::Done { finish_reason: Some(ref r), .. } if r == "length"));
     assert!(Builtin.stream_text(&TextRequest::default()).await.is_err(), "nothing to draft from");
+}
+
+#[tokio::test]
+async fn a_templates_own_sections_get_their_instructions_as_questions() {
+    use quire_ai::Section;
+    let said = "Teams lose hours copying notes by hand. It must support Jira.";
+    let req = TextRequest {
+        messages: vec![Message::user(said)],
+        outline: Some(Outline {
+            title: Some("Notes".into()),
+            request: said.into(),
+            sections: vec![
+                Section::of_template("problem", None, None),
+                Section::of_template("requirements", Some("Requirements"), Some("Functional and non-functional")),
+                Section::of_template("conclusion", None, Some("Summarize the key takeaways")),
+            ],
+        }),
+        ..Default::default()
+    };
+    let (draft, _) = run(&req).await;
+    assert_eq!(section(&draft, "Problem"), ["- Teams lose hours copying notes by hand."]);
+    assert_eq!(
+        section(&draft, "Requirements"),
+        ["- It must support Jira."],
+        "'requirements' places statements as the taxonomy's functional requirements do"
+    );
+    assert_eq!(
+        section(&draft, "Conclusion"),
+        ["_Open question:_ What belongs in 'Conclusion'? The template asks: Summarize the key takeaways"]
+    );
 }
 
 fn distance(a: [u8; 3], b: [u8; 3]) -> u32 {

@@ -117,7 +117,7 @@ struct AppInner {
     auditor: audit::Auditor,
     collab: Arc<quire_collab::Collab>,
     engine: quire_jobs::Engine,
-    ai: ai::Ai,
+    ai: Arc<ai::Ai>,
     access: tokio::sync::broadcast::Sender<routes::collab::AccessChange>,
     config: ServerConfig,
     shutdown: watch::Sender<bool>,
@@ -135,8 +135,8 @@ impl App {
         let auditor = audit::Auditor::start(store.clone(), config.audit_queue);
         let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
         let access = tokio::sync::broadcast::channel(1024).0;
-        let engine = quire_jobs::Engine::new(store.clone(), registry(), config.jobs.clone());
-        let ai = ai::Ai::new(store.clone(), auth.config().keyring.clone());
+        let ai = Arc::new(ai::Ai::new(store.clone(), auth.config().keyring.clone(), collab.clone()));
+        let engine = quire_jobs::Engine::new(store.clone(), registry(ai.clone()), config.jobs.clone());
         engine.prepare().await?;
         let app = App(Arc::new(AppInner {
             store,
@@ -184,7 +184,7 @@ impl App {
     }
 
     /// AI providers and the workspaces' choice of them.
-    pub fn ai(&self) -> &ai::Ai {
+    pub fn ai(&self) -> &Arc<ai::Ai> {
         &self.0.ai
     }
 
@@ -258,8 +258,24 @@ impl App {
 
 /// The components this instance's pipelines can use; `quire serve` and `quire worker` build
 /// the same registry, so every worker can run what the API accepts.
-pub fn registry() -> quire_jobs::Registry {
-    quire_jobs::components::builtin()
+pub fn registry(ai: Arc<ai::Ai>) -> quire_jobs::Registry {
+    let mut r = quire_jobs::components::builtin();
+    ai::components::register(&mut r, ai);
+    r
+}
+
+/// The registry of a process that runs workers without serving (`quire worker`): an AI
+/// service of its own, reading documents through rooms of its own (left when idle, until
+/// `shutdown`).
+pub fn worker_registry(
+    store: Arc<dyn Store>,
+    keyring: Arc<quire_auth::Keyring>,
+    config: &ServerConfig,
+    shutdown: watch::Receiver<bool>,
+) -> quire_jobs::Registry {
+    let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
+    collab.spawn_janitor(shutdown);
+    registry(Arc::new(ai::Ai::new(store, keyring, collab)))
 }
 
 #[derive(OpenApi)]

@@ -21,6 +21,9 @@ quire_store::for_each_backend!(
     bad_generations_are_refused,
     a_remote_provider_is_sealed_chosen_and_streamed,
     a_caller_that_goes_away_stops_the_provider,
+    pipelines_draft_with_ai_generator,
+    a_draft_that_fails_the_gate_is_retried_then_fails_with_the_reason,
+    ai_generator_refuses_what_no_retry_can_fix,
 );
 
 async fn workspace(api: &Api) -> String {
@@ -183,6 +186,10 @@ async fn bad_generations_are_refused(b: Backend) {
 #[derive(Default)]
 struct Fake {
     endless: bool,
+    /// The chunks of the completion (`Hello `, `there` when none).
+    reply: Vec<String>,
+    /// Completions asked for.
+    calls: std::sync::atomic::AtomicUsize,
     auth: std::sync::Mutex<Vec<String>>,
     left: AtomicBool,
 }
@@ -199,6 +206,7 @@ async fn completions(
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
     f.auth.lock().unwrap().push(headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").into());
+    f.calls.fetch_add(1, Ordering::SeqCst);
     let chunk = |t: &str| {
         format!("data: {}\n\n", json!({"model": "fake-1", "choices": [{"index": 0, "delta": {"content": t}}]}))
     };
@@ -210,13 +218,19 @@ async fn completions(
         }))
     } else {
         let end = json!({"model": "fake-1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 9, "completion_tokens": 2}});
-        Body::from(format!("{}{}data: {end}\n\ndata: [DONE]\n\n", chunk("Hello "), chunk("there")))
+        let reply = if f.reply.is_empty() { vec!["Hello ".to_string(), "there".to_string()] } else { f.reply.clone() };
+        let chunks: String = reply.iter().map(|t| chunk(t)).collect();
+        Body::from(format!("{chunks}data: {end}\n\ndata: [DONE]\n\n"))
     };
     axum::response::Response::builder().header("content-type", "text/event-stream").body(body).unwrap()
 }
 
 async fn fake(endless: bool) -> (Arc<Fake>, String) {
-    let f = Arc::new(Fake { endless, ..Default::default() });
+    fake_with(Fake { endless, ..Default::default() }).await
+}
+
+async fn fake_with(f: Fake) -> (Arc<Fake>, String) {
+    let f = Arc::new(f);
     let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(completions)).with_state(f.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -300,4 +314,174 @@ async fn a_caller_that_goes_away_stops_the_provider(b: Backend) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the provider's connection stayed open or the interaction was not logged as cancelled");
+}
+
+/// An API with a worker that retries at once.
+async fn with_worker(b: Backend) -> (Api, String, quire_jobs::WorkerHandle) {
+    let mut config = common::relaxed();
+    config.jobs.poll_interval = Duration::from_millis(20);
+    config.jobs.retry = quire_jobs::RetryPolicy { base: Duration::from_millis(10), max: Duration::from_millis(20) };
+    let api = Api::with(b, Default::default(), config).await;
+    let ws = workspace(&api).await;
+    let worker = quire_jobs::WorkerConfig { schedules: false, grace: Duration::from_millis(200), ..Default::default() };
+    let worker = api.app.engine().start_worker(worker, api.app.shutdown_signal()).await.unwrap();
+    (api, ws, worker)
+}
+
+/// Submits a context and waits until it ends.
+async fn run_context(api: &Api, body: Value) -> Value {
+    let r = api.post("/api/v1/contexts", body).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    for _ in 0..1000 {
+        let c = api.get(&format!("/api/v1/contexts/{id}")).await.body;
+        if ["completed", "failed", "cancelled"].contains(&c["status"].as_str().unwrap()) {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("context {id} never ended");
+}
+
+async fn pipelines_draft_with_ai_generator(b: Backend) {
+    let (api, ws, _worker) = with_worker(b).await;
+    let pipeline = json!(["template", "ai_generator", "transformer"]);
+    // A PRD: prd.draft in the PRD template's sections, with the built-in provider.
+    let request = "Field teams lose notes when offline. It must sync edits when the connection returns.";
+    let doc = api.post(&format!("/api/v1/workspaces/{ws}/documents"), json!({"kind": "prd", "title": "Sync"})).await;
+    let doc = doc.body["id"].as_str().unwrap().to_string();
+    let md = json!({"format": "markdown", "content": "# Sync\n\n## Context\n\nx\n\n## Rollout\n\ny\n"});
+    let put = api.call(Method::PUT, &format!("/api/v1/documents/{doc}/content"), Some(md), &[]).await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT, "{}", put.body);
+    let c = run_context(
+        &api,
+        json!({"workspace": ws, "type": "prd", "pipeline": pipeline,
+               "data": {"title": "Offline sync", "request": request, "temperature": 0.2, "max_tokens": 4000,
+                        "document_id": doc}}),
+    )
+    .await;
+    assert_eq!(c["status"], "completed", "{c}");
+    let data = &c["data"];
+    assert_eq!(data["model_used"], "quire-builtin");
+    assert_eq!(
+        data["generation_parameters"],
+        json!({"provider": "quire-builtin", "prompt_template": "prd.draft", "prompt_template_version": 1,
+               "temperature": 0.2, "max_tokens": 4000})
+    );
+    let content = &data["generated_content"];
+    assert_eq!(content["problem"], "- Field teams lose notes when offline.", "{content}");
+    assert_eq!(content["requirements"], "- It must sync edits when the connection returns.", "{content}");
+    assert!(content["timeline"].as_str().unwrap().starts_with("_Open question:_"), "{content}");
+    let markdown = data["formatted_content"]["content"].as_str().unwrap();
+    assert!(markdown.starts_with("# Offline sync\n\n## Problem\n\n- Field teams lose notes"), "{markdown}");
+    let log =
+        api.get(&format!("/api/v1/ai/interactions?workspace={ws}&context_id={}", c["id"].as_str().unwrap())).await;
+    let entry = &log.body["items"][0];
+    assert_eq!(
+        (&entry["status"], &entry["template"], &entry["provider"], &entry["context_id"]),
+        (&json!("ok"), &json!("prd.draft"), &json!("quire-builtin"), &c["id"])
+    );
+    assert!(entry["prompt"].as_str().unwrap().contains("## Non-goals\nWhat is deliberately out of scope"));
+    assert!(
+        entry["prompt"].as_str().unwrap().contains("already has these sections: Sync, Context, Rollout."),
+        "the document's headings enrich the prompt: {}",
+        entry["prompt"]
+    );
+    // A document of another workspace is not this context's to read.
+    let other =
+        api.post("/api/v1/workspaces", json!({"name": "Elsewhere"})).await.body["id"].as_str().unwrap().to_string();
+    let theirs =
+        api.post(&format!("/api/v1/workspaces/{other}/documents"), json!({"kind": "prd", "title": "Theirs"})).await;
+    let c = run_context(
+        &api,
+        json!({"workspace": ws, "type": "prd", "pipeline": ["ai_generator"],
+               "data": {"request": "x", "document_id": theirs.body["id"]}}),
+    )
+    .await;
+    assert_eq!((c["status"].as_str(), c["error"]["code"].as_str()), (Some("failed"), Some("invalid_input")), "{c}");
+
+    // The article of the pipeline's own example: content.draft in the article template's
+    // sections, with a remote provider named in the data.
+    let reply = [
+        "# Microservices\n\n## Introduction\n",
+        "Services talk over gRPC.\n\n## Body\n",
+        "### One\nDetail.\n\n",
+        "## Conclusion\nShip small.\n",
+    ];
+    let (fake, url) =
+        fake_with(Fake { reply: reply.iter().map(|s| s.to_string()).collect(), ..Default::default() }).await;
+    let spec = json!({"kind": "openai", "base_url": url, "text_model": "fake-1"});
+    assert_eq!(api.call(Method::PUT, "/api/v1/ai/providers/writer", Some(spec), &[]).await.status, StatusCode::OK);
+    let c = run_context(
+        &api,
+        json!({"workspace": ws, "type": "article", "pipeline": pipeline,
+               "data": {"title": "Microservices", "keywords": ["gRPC", "tracing"], "target_audience": "developers",
+                        "tone": "technical", "provider": "writer"}}),
+    )
+    .await;
+    assert_eq!(c["status"], "completed", "{c}");
+    let data = &c["data"];
+    assert_eq!(
+        (&data["model_used"], &data["generation_parameters"]["prompt_template"]),
+        (&json!("fake-1"), &json!("content.draft"))
+    );
+    assert_eq!(
+        data["generated_content"],
+        json!({"introduction": "Services talk over gRPC.", "body": "### One\nDetail.", "conclusion": "Ship small."})
+    );
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+    let log =
+        api.get(&format!("/api/v1/ai/interactions?workspace={ws}&context_id={}", c["id"].as_str().unwrap())).await;
+    let prompt = log.body["items"][0]["prompt"].as_str().unwrap();
+    assert!(prompt.contains("Write a technical piece titled \"Microservices\" for developers."), "{prompt}");
+    assert!(prompt.contains("Cover these terms: gRPC, tracing."), "{prompt}");
+    assert!(prompt.contains("## Introduction\nIntroduce the topic with technical context"), "{prompt}");
+}
+
+async fn a_draft_that_fails_the_gate_is_retried_then_fails_with_the_reason(b: Backend) {
+    let (api, ws, _worker) = with_worker(b).await;
+    let (fake, url) = fake(false).await; // answers "Hello there": no section at all
+    let spec = json!({"kind": "openai", "base_url": url});
+    assert_eq!(api.call(Method::PUT, "/api/v1/ai/providers/terse", Some(spec), &[]).await.status, StatusCode::OK);
+    let c = run_context(
+        &api,
+        json!({"workspace": ws, "type": "prd", "pipeline": ["template", "ai_generator"], "max_attempts": 3,
+               "data": {"title": "T", "request": "Make it faster.", "provider": "terse"}}),
+    )
+    .await;
+    assert_eq!(c["status"], "failed", "{c}");
+    assert_eq!(c["error"]["code"], "quality_gate_failed", "{c}");
+    assert!(c["error"]["message"].as_str().unwrap().starts_with("required sections missing: Problem, Goals"), "{c}");
+    assert_eq!((c["attempts"].as_i64(), fake.calls.load(Ordering::SeqCst)), (Some(3), 3), "tried again each attempt");
+    let log = api.get(&format!("/api/v1/ai/interactions?workspace={ws}&status=gate_failed")).await;
+    assert_eq!(log.body["items"].as_array().unwrap().len(), 3);
+    assert!(c.get("data").and_then(|d| d.get("generated_content")).is_none(), "nothing kept from a refused draft");
+}
+
+async fn ai_generator_refuses_what_no_retry_can_fix(b: Backend) {
+    let (api, ws, _worker) = with_worker(b).await;
+    let cases = [
+        (
+            json!({"prompt_template": "nope.draft", "title": "T"}),
+            "template_not_found",
+            "no prompt template 'nope.draft'",
+        ),
+        (json!({"prompt_template": "moodboard.image", "title": "T"}), "invalid_input", "does not fit"),
+        (json!({"provider": "ghost", "title": "T"}), "invalid_input", "no AI provider 'ghost'"),
+        (json!({"temperature": 3, "title": "T"}), "invalid_input", "temperature"),
+        (json!({"max_tokens": 0, "title": "T"}), "invalid_input", "max_tokens"),
+        (json!({"title": {"a": 1}}), "invalid_input", "data.title must be text"),
+        (json!({"tone": "dry"}), "missing_variable", "'title' is required"),
+        (json!({"title": "T", "document_id": "doc_missing"}), "invalid_input", "no document 'doc_missing'"),
+    ];
+    for (data, code, says) in cases {
+        let c = run_context(
+            &api,
+            json!({"workspace": ws, "type": "article", "pipeline": ["ai_generator"], "max_attempts": 3, "data": data}),
+        )
+        .await;
+        assert_eq!((c["status"].as_str(), c["error"]["code"].as_str()), (Some("failed"), Some(code)), "{data}: {c}");
+        assert!(c["error"]["message"].as_str().unwrap().contains(says), "{data}: {c}");
+        assert_eq!(c["attempts"], 1, "not retried: {data}");
+    }
 }

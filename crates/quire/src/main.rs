@@ -279,9 +279,11 @@ fn run_worker(settings: Settings) -> Result<(), String> {
                 "this worker shares a SQLite file; for workers in several processes use PostgreSQL (--database-url postgres://…)"
             );
         }
-        let engine = quire_jobs::Engine::new(store.clone(), quire_server::registry(), settings.server.jobs.clone());
-        engine.prepare().await.map_err(|e| e.to_string())?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let keyring = std::sync::Arc::new(settings.keyring()?);
+        let registry = quire_server::worker_registry(store.clone(), keyring, &settings.server, stopped.clone());
+        let engine = quire_jobs::Engine::new(store.clone(), registry, settings.server.jobs.clone());
+        engine.prepare().await.map_err(|e| e.to_string())?;
         let worker = engine
             .start_worker(settings.worker.clone(), stopped)
             .await

@@ -3,21 +3,21 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
-use quire_ai::prompt::{DocumentContext, PromptTemplate, Surroundings, builtin_templates};
-use quire_ai::{AiError, AiErrorKind, Message, TextEvent, TextRequest, TextStream};
+use quire_ai::prompt::{Surroundings, builtin_templates};
+use quire_ai::{AiError, AiErrorKind, Message, Section, TextEvent, TextRequest, TextStream};
 use quire_core::{Interaction, InteractionQuery, Page, Principal, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::App;
+use crate::ai::log::{Log, interaction, prompt_text};
 use crate::ai::{ProviderInfo, ProviderSpec, WorkspaceAi};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Actor, Json, Query};
@@ -142,8 +142,6 @@ pub struct GenerateRequest {
     max_tokens: Option<u32>,
 }
 
-/// The most a generated text may be before the quality gate fails it.
-const MAX_OUTPUT_CHARS: usize = 200_000;
 /// The most a request's own messages may hold.
 const MAX_MESSAGES_CHARS: usize = 65_536;
 
@@ -161,23 +159,6 @@ fn provider_error(e: &AiError) -> ApiError {
     let mut err = ApiError::new(status, "provider_failed", e.to_string());
     err.retry_after = e.retry_after.map(|d| d.as_secs().max(1));
     err
-}
-
-fn find_template(name: &str, version: Option<u32>) -> Result<PromptTemplate, ApiError> {
-    let mut matching: Vec<PromptTemplate> = builtin_templates().into_iter().filter(|t| t.name == name).collect();
-    matching.sort_by_key(|t| t.version);
-    let found = match version {
-        Some(v) => matching.into_iter().find(|t| t.version == v),
-        None => matching.pop(),
-    };
-    found.ok_or_else(|| {
-        let v = version.map(|v| format!(" version {v}")).unwrap_or_default();
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no prompt template '{name}'{v}; GET /api/v1/ai/templates lists them"),
-        )
-    })
 }
 
 /// Generate text, streamed as Server-Sent Events: `chunk` events (`{"text"}`) as the
@@ -206,21 +187,17 @@ pub async fn generate(
     if let Some(m) = body.max_tokens.filter(|m| !(1..=32_768).contains(m)) {
         return Err(unprocessable("invalid_request", format!("max_tokens: {m} is not from 1 to 32768")));
     }
-    let mut around = Surroundings { document: None, workspace: Some(ws.name.clone()) };
+    let mut around = Surroundings { workspace: Some(ws.name.clone()), ..Default::default() };
     if let Some(id) = &body.document_id {
         let (doc, _) = app.store().role_on_document(&who, id).await?;
-        let kind = doc.kind;
-        let json = app.collab().read(&doc.id, |d| quire_collab::content::read_json(d, kind)).await?;
-        let sections = if kind == quire_core::DocumentKind::Prd {
-            quire_ai::gate::headings(&quire_collab::markdown::to_markdown(&json))
-        } else {
-            Vec::new()
-        };
-        around.document = Some(DocumentContext { kind: kind.as_str().to_string(), title: doc.title.clone(), sections });
+        around.document = Some(app.ai().document_context(&doc).await?);
     }
     let (mut request, template, sections) = match (&body.template, &body.messages) {
         (Some(name), None) => {
-            let t = find_template(name, body.template_version)?;
+            let t = app
+                .ai()
+                .prompt_template(name, body.template_version)
+                .map_err(|m| ApiError::new(StatusCode::NOT_FOUND, "not_found", m))?;
             if t.output != quire_ai::prompt::Output::Text {
                 return Err(unprocessable(
                     "invalid_request",
@@ -249,44 +226,14 @@ pub async fn generate(
     request.temperature = body.temperature;
     request.max_tokens = body.max_tokens;
     let provider = app.ai().text_provider(&ws.id, body.provider.as_deref()).await?;
-    let mut log = Log {
-        store: app.store().clone(),
-        started: Instant::now(),
-        entry: Some(Interaction {
-            id: quire_core::new_id("ai"),
-            workspace_id: ws.id.clone(),
-            actor: who.actor().to_string(),
-            context_id: None,
-            kind: "text".into(),
-            template: template.as_ref().map(|t| t.0.clone()),
-            template_version: template.as_ref().map(|t| t.1 as i32),
-            provider: provider.name().to_string(),
-            model: request.model.clone().unwrap_or_default(),
-            parameters: json!({ "temperature": request.temperature, "max_tokens": request.max_tokens, "model": request.model }),
-            prompt: request
-                .messages
-                .iter()
-                .map(|m| {
-                    format!(
-                        "[{}] {}",
-                        serde_json::to_value(m.role)
-                            .ok()
-                            .and_then(|v| v.as_str().map(String::from))
-                            .unwrap_or_default(),
-                        m.content
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n\n"),
-            tokens_in: None,
-            tokens_out: None,
-            latency_ms: 0,
-            first_chunk_ms: None,
-            status: "cancelled".into(),
-            error: None,
-            created_at: time::OffsetDateTime::now_utc(),
-        }),
-    };
+    let mut entry = interaction(&ws.id, who.actor(), "text", provider.name());
+    entry.template = template.as_ref().map(|t| t.0.clone());
+    entry.template_version = template.as_ref().map(|t| t.1 as i32);
+    entry.model = request.model.clone().unwrap_or_default();
+    entry.parameters =
+        json!({ "temperature": request.temperature, "max_tokens": request.max_tokens, "model": request.model });
+    entry.prompt = prompt_text(&request.messages);
+    let mut log = Log::start(app.store().clone(), entry);
     let stream = match provider.stream_text(&request).await {
         Ok(s) => s,
         Err(e) => {
@@ -298,61 +245,16 @@ pub async fn generate(
     Ok(Sse::new(events(stream, log, sections)).keep_alive(keep_alive).into_response())
 }
 
-/// An interaction being made; recorded once: at its end, or as `cancelled` if dropped first.
-struct Log {
-    store: std::sync::Arc<dyn quire_store::Store>,
-    started: Instant,
-    entry: Option<Interaction>,
-}
-
-impl Log {
-    fn finish(&mut self, status: &str, error: Option<String>, usage: Option<quire_ai::Usage>) -> Option<Interaction> {
-        let mut e = self.entry.take()?;
-        e.status = status.into();
-        e.error = error;
-        e.latency_ms = self.started.elapsed().as_millis() as i64;
-        if let Some(u) = usage {
-            e.tokens_in = Some(i64::from(u.prompt_tokens));
-            e.tokens_out = Some(i64::from(u.completion_tokens));
-        }
-        Some(e)
-    }
-
-    /// Ends the interaction and records it; its id.
-    async fn close(&mut self, status: &str, error: Option<String>, usage: Option<quire_ai::Usage>) -> Option<String> {
-        let e = self.finish(status, error, usage)?;
-        record(&self.store, &e).await;
-        Some(e.id)
-    }
-}
-
-async fn record(store: &std::sync::Arc<dyn quire_store::Store>, e: &Interaction) {
-    if let Err(err) = store.record_interaction(e).await {
-        tracing::warn!(error = %err, interaction = %e.id, "could not log an AI interaction");
-    }
-}
-
-impl Drop for Log {
-    fn drop(&mut self) {
-        if let Some(e) = self.finish("cancelled", Some("the caller went away".into()), None) {
-            let store = self.store.clone();
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { record(&store, &e).await });
-            }
-        }
-    }
-}
-
 fn frame(name: &str, data: &Value) -> Result<SseEvent, Infallible> {
     Ok(SseEvent::default().event(name).data(data.to_string()))
 }
 
 /// The SSE events of one generation.
-fn events(stream: TextStream, log: Log, sections: Vec<String>) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+fn events(stream: TextStream, log: Log, sections: Vec<Section>) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     struct State {
         stream: TextStream,
         log: Log,
-        sections: Vec<String>,
+        sections: Vec<Section>,
         text: String,
         over: bool,
     }
@@ -364,21 +266,19 @@ fn events(stream: TextStream, log: Log, sections: Vec<String>) -> impl Stream<It
         let item = s.stream.next().await;
         let event = match item {
             Some(Ok(TextEvent::Delta(text))) => {
-                if let Some(e) = s.log.entry.as_mut().filter(|e| e.first_chunk_ms.is_none()) {
-                    e.first_chunk_ms = Some(s.log.started.elapsed().as_millis() as i64);
-                }
+                s.log.first_chunk();
                 s.text.push_str(&text);
                 frame("chunk", &json!({ "text": text }))
             }
             Some(Ok(TextEvent::Done { model, usage, finish_reason })) => {
                 s.over = true;
-                let gate = quire_ai::gate::check_text(&s.text, &s.sections, MAX_OUTPUT_CHARS);
+                let gate = quire_ai::gate::check_text(&s.text, &s.sections, crate::ai::components::MAX_TEXT_CHARS);
                 let (status, error) = match &gate {
                     Ok(()) => ("ok", None),
                     Err(f) => ("gate_failed", Some(f.reason.clone())),
                 };
-                let provider = s.log.entry.as_ref().map(|e| e.provider.clone()).unwrap_or_default();
-                if let Some(e) = s.log.entry.as_mut() {
+                let provider = s.log.entry().map(|e| e.provider.clone()).unwrap_or_default();
+                if let Some(e) = s.log.entry() {
                     e.model = model.clone();
                 }
                 let id = s.log.close(status, error, usage).await;

@@ -6,6 +6,9 @@
 //! secret keys (its API key never leaves it), and built once per node. A workspace picks its
 //! providers with `PUT /api/v1/workspaces/{ws}/ai` (setting `ai.workspace.<id>`).
 
+pub mod components;
+pub mod log;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +16,7 @@ use quire_ai::automatic1111::{Automatic1111, Automatic1111Settings};
 use quire_ai::builtin::{Builtin, MODEL as BUILTIN};
 use quire_ai::comfyui::{ComfyUi, ComfyUiSettings};
 use quire_ai::openai::{OpenAi, OpenAiSettings};
+use quire_ai::prompt::{DocumentContext, PromptTemplate, builtin_templates};
 use quire_ai::{Credentials, EmbeddingProvider, ImageProvider, TextProvider};
 use quire_auth::Keyring;
 use quire_core::{Error, Result};
@@ -97,6 +101,7 @@ pub const MAX_PROVIDERS: usize = 32;
 pub struct Ai {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
+    collab: Arc<quire_collab::Collab>,
     builtin: Built,
     /// Built providers by name (a changed setting, on any node, builds anew; an unchanged
     /// one keeps its circuit breaker).
@@ -195,10 +200,43 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 impl Ai {
-    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>) -> Ai {
+    /// The service over `store`; `keyring` opens the providers' sealed settings, `collab`
+    /// reads the documents that enrich prompts.
+    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, collab: Arc<quire_collab::Collab>) -> Ai {
         let b = Arc::new(Builtin);
         let builtin = Built { name: BUILTIN.into(), text: Some(b.clone()), image: Some(b.clone()), embedding: Some(b) };
-        Ai { store, keyring, builtin, built: Mutex::new(HashMap::new()) }
+        Ai { store, keyring, collab, builtin, built: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The prompt template called `name`, at `version` or its latest; a message saying where
+    /// to look when there is none.
+    pub fn prompt_template(&self, name: &str, version: Option<u32>) -> std::result::Result<PromptTemplate, String> {
+        let mut matching: Vec<PromptTemplate> = builtin_templates().into_iter().filter(|t| t.name == name).collect();
+        matching.sort_by_key(|t| t.version);
+        let found = match version {
+            Some(v) => matching.into_iter().find(|t| t.version == v),
+            None => matching.pop(),
+        };
+        found.ok_or_else(|| {
+            let v = version.map(|v| format!(" version {v}")).unwrap_or_default();
+            format!("no prompt template '{name}'{v}; GET /api/v1/ai/templates lists them")
+        })
+    }
+
+    /// What a prompt learns of a document: its kind, title and (for a PRD) its headings.
+    pub async fn document_context(&self, doc: &quire_core::Document) -> Result<DocumentContext> {
+        let kind = doc.kind;
+        let json = self.collab.read(&doc.id, |d| quire_collab::content::read_json(d, kind)).await?;
+        let sections = if kind == quire_core::DocumentKind::Prd {
+            quire_ai::gate::headings(&quire_collab::markdown::to_markdown(&json))
+        } else {
+            Vec::new()
+        };
+        Ok(DocumentContext { kind: kind.as_str().to_string(), title: doc.title.clone(), sections })
     }
 
     /// The provider a sealed setting defines: built once, and again only when the setting

@@ -1,0 +1,438 @@
+//! The pipeline components that call AI providers: `ai_generator` (text) and
+//! `image_generator` (images). Each renders a prompt template from the context's data, calls
+//! the workspace's provider (or the one `data.provider` names), passes the result through the
+//! quality gate, logs the interaction with the context's id, and records what it made with
+//! `model_used` and `generation_parameters`.
+//!
+//! A provider that fails for a while (timeout, rate limit, unavailable, open circuit) and a
+//! result that fails the gate are retryable: the engine tries the context again with backoff
+//! and fails it with the reason when its attempts run out. A request no retry can fix (an
+//! unknown template, a missing variable, a provider that refuses it) fails at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use quire_ai::prompt::{Output, PromptTemplate, Surroundings};
+use quire_ai::{AiError, AiErrorKind, Section, TextEvent};
+use quire_jobs::{Component, ComponentError, ComponentInfo, Run};
+use serde_json::{Map, Value, json};
+
+use super::Ai;
+use super::log::{Log, interaction, prompt_text};
+
+/// The most generated text kept; more fails the quality gate.
+pub const MAX_TEXT_CHARS: usize = 200_000;
+/// How often a running generation reports its progress, at most.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// The components of this module, for the registry.
+pub fn register(registry: &mut quire_jobs::Registry, ai: Arc<Ai>) {
+    registry.register(AiGenerator { ai });
+}
+
+fn invalid(message: impl Into<String>) -> ComponentError {
+    ComponentError::permanent("invalid_input", message)
+}
+
+/// A provider's failure: retried unless the provider refused the request itself.
+fn provider_failed(e: &AiError) -> ComponentError {
+    match e.kind {
+        AiErrorKind::Rejected => ComponentError::permanent("provider_rejected", e.to_string()),
+        _ => ComponentError::retryable("provider_failed", e.to_string()),
+    }
+}
+
+/// A store or provider-lookup error: a missing provider is the request's fault.
+fn lookup_failed(e: quire_core::Error) -> ComponentError {
+    match e {
+        quire_core::Error::NotFound { what, id } => {
+            invalid(format!("no {what} '{id}'; GET /api/v1/ai/providers lists them"))
+        }
+        quire_core::Error::Invalid { message, .. } => invalid(message),
+        other => other.into(),
+    }
+}
+
+/// The optional string `key` of `data`.
+fn opt_str<'a>(data: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ComponentError> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(format!("data.{key} must be a string"))),
+    }
+}
+
+/// The optional whole number `key` of `data`, within `range`.
+fn opt_u32(
+    data: &Map<String, Value>,
+    key: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<Option<u32>, ComponentError> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            v.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|n| range.contains(n)).map(Some).ok_or_else(|| {
+                invalid(format!("data.{key} must be a whole number from {} to {}", range.start(), range.end()))
+            })
+        }
+    }
+}
+
+/// What the caller chose: the prompt template, the provider and the model's settings.
+struct Choice {
+    template: PromptTemplate,
+    provider: Option<String>,
+    model: Option<String>,
+    temperature: Option<f32>,
+    max_tokens: Option<u32>,
+}
+
+impl Choice {
+    fn read(
+        ai: &Ai,
+        data: &Map<String, Value>,
+        default_template: &str,
+        output: Output,
+    ) -> Result<Choice, ComponentError> {
+        let name = opt_str(data, "prompt_template")?.unwrap_or(default_template);
+        let version = opt_u32(data, "prompt_template_version", 1..=u32::MAX)?;
+        let template =
+            ai.prompt_template(name, version).map_err(|m| ComponentError::permanent("template_not_found", m))?;
+        if template.output != output {
+            let wants = if output == Output::Text { "ai_generator makes text" } else { "image_generator makes images" };
+            return Err(invalid(format!("prompt template '{name}' does not fit: {wants}")));
+        }
+        let temperature = match data.get("temperature") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_f64()
+                    .filter(|t| (0.0..=2.0).contains(t))
+                    .ok_or_else(|| invalid("data.temperature must be a number from 0 to 2"))? as f32,
+            ),
+        };
+        Ok(Choice {
+            template,
+            provider: opt_str(data, "provider")?.map(String::from),
+            model: opt_str(data, "model")?.map(String::from),
+            temperature,
+            max_tokens: opt_u32(data, "max_tokens", 1..=32_768)?,
+        })
+    }
+
+    /// The template's declared variables, read from `data` (lists joined with commas).
+    fn values(&self, data: &Map<String, Value>) -> Result<BTreeMap<String, String>, ComponentError> {
+        let mut out = BTreeMap::new();
+        for v in &self.template.variables {
+            let text = match data.get(&v.name) {
+                None | Some(Value::Null) => continue,
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|i| match i {
+                        Value::String(s) => Ok(s.clone()),
+                        Value::Number(n) => Ok(n.to_string()),
+                        _ => Err(invalid(format!("data.{} must be a list of strings", v.name))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(", "),
+                Some(Value::Object(_)) => return Err(invalid(format!("data.{} must be text, not an object", v.name))),
+            };
+            out.insert(v.name.clone(), text);
+        }
+        Ok(out)
+    }
+
+    /// `generation_parameters`: what was asked for, as sent.
+    fn parameters(&self, provider: &str) -> Map<String, Value> {
+        let mut p = Map::new();
+        p.insert("provider".into(), provider.into());
+        p.insert("prompt_template".into(), self.template.name.clone().into());
+        p.insert("prompt_template_version".into(), self.template.version.into());
+        if let Some(m) = &self.model {
+            p.insert("model".into(), m.clone().into());
+        }
+        if let Some(t) = self.temperature {
+            p.insert("temperature".into(), json!((f64::from(t) * 1000.0).round() / 1000.0));
+        }
+        if let Some(m) = self.max_tokens {
+            p.insert("max_tokens".into(), m.into());
+        }
+        p
+    }
+}
+
+/// The outline a pipeline's template gives (`data.template.sections`): each section's
+/// `type`, `title` and `instructions`; a `sections: n` count asks for that many parts.
+fn outline(data: &Map<String, Value>) -> Option<Vec<Section>> {
+    let sections = data.get("template")?.get("sections")?.as_array()?;
+    let out: Vec<Section> = sections
+        .iter()
+        .filter_map(|s| {
+            let key = s.get("type")?.as_str()?;
+            let mut instructions = s.get("instructions").and_then(Value::as_str).unwrap_or_default().to_string();
+            if let Some(n) = s.get("sections").and_then(Value::as_u64).filter(|n| *n > 1) {
+                instructions.push_str(&format!(" (in {n} parts, each under a level-3 heading)"));
+            }
+            Some(Section::of_template(key, s.get("title").and_then(Value::as_str), Some(&instructions)))
+        })
+        .collect();
+    Some(out).filter(|o| !o.is_empty())
+}
+
+/// The prompt's surroundings: the workspace, the outline, and the document `data.document_id`
+/// names (which must be in the context's workspace).
+async fn surroundings(ai: &Ai, run: &Run, outline: Option<Vec<Section>>) -> Result<Surroundings, ComponentError> {
+    let ctx = run.context();
+    let workspace = ai.store.get_workspace(&quire_core::Principal::System, &ctx.workspace_id, false).await?;
+    let mut around = Surroundings { workspace: Some(workspace.name), outline, ..Default::default() };
+    if let Some(id) = opt_str(run.data(), "document_id")? {
+        let doc = match ai.store.get_document(&quire_core::Principal::System, id, false).await {
+            Ok(doc) if doc.workspace_id == ctx.workspace_id => doc,
+            Ok(_) | Err(quire_core::Error::NotFound { .. }) => {
+                return Err(invalid(format!("data.document_id: no document '{id}' in this context's workspace")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        around.document = Some(ai.document_context(&doc).await?);
+    }
+    Ok(around)
+}
+
+/// Generated Markdown as `generated_content`: with an outline, an object of each section's
+/// text by its key (a heading the outline lacks keeps its own, slugged); without one, the
+/// text itself. A leading `# title` line is dropped either way (the transformer writes the
+/// title).
+pub fn split_sections(text: &str, outline: &[Section]) -> Value {
+    let text = text.trim();
+    let body = match text.strip_prefix("# ") {
+        Some(rest) => rest.split_once('\n').map_or("", |(_, b)| b),
+        None => text,
+    };
+    if outline.is_empty() {
+        return Value::String(body.trim().to_string());
+    }
+    let mut out: Map<String, Value> = Map::new();
+    let mut current: Option<String> = None;
+    let mut buffer = String::new();
+    let mut flush = |key: &Option<String>, buffer: &mut String| {
+        if let Some(k) = key {
+            let text = buffer.trim();
+            let merged = match out.get(k).and_then(Value::as_str) {
+                Some(prev) if !text.is_empty() => format!("{prev}\n\n{text}"),
+                Some(prev) => prev.to_string(),
+                None => text.to_string(),
+            };
+            out.insert(k.clone(), Value::String(merged));
+        }
+        buffer.clear();
+    };
+    for line in body.lines() {
+        let heading = line.strip_prefix("## ").or_else(|| line.strip_prefix("# "));
+        if let Some(h) = heading {
+            flush(&current, &mut buffer);
+            let h = h.trim().trim_end_matches(':');
+            let lower = h.to_lowercase();
+            let key = match outline.iter().find(|s| s.is_titled(&lower)) {
+                Some(s) => s.key.clone(),
+                None => {
+                    let slug: String =
+                        lower.chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).collect::<String>();
+                    slug.split('_').filter(|w| !w.is_empty()).collect::<Vec<_>>().join("_")
+                }
+            };
+            current = Some(key);
+        } else if current.is_some() {
+            buffer.push_str(line);
+            buffer.push('\n');
+        }
+    }
+    flush(&current, &mut buffer);
+    Value::Object(out)
+}
+
+/// `ai_generator`: text from a prompt template, streamed from the workspace's provider.
+pub struct AiGenerator {
+    ai: Arc<Ai>,
+}
+
+#[async_trait]
+impl Component for AiGenerator {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo::new(
+            "ai_generator",
+            "Generates text with the workspace's AI provider from a prompt template (prd.draft for PRDs, \
+             content.draft otherwise) in the sections of data.template; checks it with the quality gate",
+            &[
+                "template",
+                "title",
+                "request",
+                "keywords",
+                "target_audience",
+                "tone",
+                "document_id",
+                "prompt_template",
+                "prompt_template_version",
+                "provider",
+                "model",
+                "temperature",
+                "max_tokens",
+            ],
+            &["generated_content", "model_used", "generation_parameters"],
+        )
+    }
+
+    async fn run(&self, run: Run) -> Result<Map<String, Value>, ComponentError> {
+        let ctx = run.context();
+        let data = run.data();
+        let default = if ctx.kind == "prd" { "prd.draft" } else { "content.draft" };
+        let choice = Choice::read(&self.ai, data, default, Output::Text)?;
+        let values = choice.values(data)?;
+        let around = surroundings(&self.ai, &run, outline(data)).await?;
+        let rendered = choice
+            .template
+            .render(&values, &around)
+            .map_err(|e| ComponentError::permanent(e.code, format!("{}: {}", e.code, e.message)))?;
+        let title = values.get("title").cloned().or_else(|| around.document.as_ref().map(|d| d.title.clone()));
+        let mut request = rendered.text_request(title, values.get("request").map_or("", String::as_str));
+        request.model = choice.model.clone();
+        request.temperature = choice.temperature;
+        request.max_tokens = choice.max_tokens;
+        let provider =
+            self.ai.text_provider(&ctx.workspace_id, choice.provider.as_deref()).await.map_err(lookup_failed)?;
+
+        let mut entry = interaction(&ctx.workspace_id, &ctx.created_by, "text", provider.name());
+        entry.context_id = Some(ctx.id.clone());
+        entry.template = Some(rendered.template.clone());
+        entry.template_version = Some(rendered.version as i32);
+        entry.model = request.model.clone().unwrap_or_default();
+        entry.parameters = Value::Object(choice.parameters(provider.name()));
+        entry.prompt = prompt_text(&request.messages);
+        let mut log = Log::start(self.ai.store.clone(), entry);
+        run.log(
+            "info",
+            format!(
+                "generating with {} from prompt template {} v{}",
+                provider.name(),
+                rendered.template,
+                rendered.version
+            ),
+        )
+        .await;
+
+        let mut stream = match provider.stream_text(&request).await {
+            Ok(s) => s,
+            Err(e) => {
+                log.close("failed", Some(e.to_string()), None).await;
+                return Err(provider_failed(&e));
+            }
+        };
+        let sections = &rendered.sections;
+        let mut text = String::new();
+        let mut reported = Instant::now();
+        let (model, usage) = loop {
+            match stream.next().await {
+                Some(Ok(TextEvent::Delta(d))) => {
+                    log.first_chunk();
+                    text.push_str(&d);
+                    if text.len() > MAX_TEXT_CHARS * 4 {
+                        log.close("gate_failed", Some("the text grew past every limit".into()), None).await;
+                        return Err(ComponentError::retryable(
+                            "quality_gate_failed",
+                            format!("the generated text passed {MAX_TEXT_CHARS} characters; lower max_tokens"),
+                        ));
+                    }
+                    if reported.elapsed() >= PROGRESS_EVERY {
+                        reported = Instant::now();
+                        let (percent, message) = progress(&text, sections);
+                        run.progress(percent, message).await;
+                    }
+                }
+                Some(Ok(TextEvent::Done { model, usage, .. })) => break (model, usage),
+                Some(Err(e)) => {
+                    log.close("failed", Some(e.to_string()), None).await;
+                    return Err(provider_failed(&e));
+                }
+                None => {
+                    let message = format!("{}: the stream ended without its end", provider.name());
+                    log.close("failed", Some(message.clone()), None).await;
+                    return Err(ComponentError::retryable("provider_failed", message));
+                }
+            }
+        };
+        if let Some(e) = log.entry() {
+            e.model = model.clone();
+        }
+        if let Err(f) = quire_ai::gate::check_text(&text, sections, MAX_TEXT_CHARS) {
+            log.close("gate_failed", Some(f.reason.clone()), usage).await;
+            run.log("warn", format!("the quality gate refused the text ({}): {}", f.check, f.reason)).await;
+            return Err(ComponentError::retryable("quality_gate_failed", f.reason));
+        }
+        log.close("ok", None, usage).await;
+        let words = word_count(&text);
+        run.progress(100.0, format!("{model} wrote {words} words")).await;
+        let mut out = Map::new();
+        out.insert("generated_content".into(), split_sections(&text, sections));
+        out.insert("model_used".into(), model.into());
+        out.insert("generation_parameters".into(), Value::Object(choice.parameters(provider.name())));
+        Ok(out)
+    }
+}
+
+/// Words of a Markdown text, its marks not counted.
+fn word_count(text: &str) -> usize {
+    text.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count()
+}
+
+/// How far a draft is: the outline's sections begun so far, and the one being written.
+fn progress(text: &str, sections: &[Section]) -> (f32, String) {
+    let headings = quire_ai::gate::headings(text);
+    let words = word_count(text);
+    if sections.is_empty() {
+        return (50.0, format!("{words} words so far"));
+    }
+    let begun = sections.iter().filter(|s| headings.iter().any(|h| s.is_titled(&h.to_lowercase()))).count();
+    let current = headings.last().map(String::as_str).unwrap_or("the start");
+    let percent = (100.0 * begun as f32 / (sections.len() + 1) as f32).min(95.0);
+    (percent, format!("writing '{current}' ({begun} of {} sections, {words} words)", sections.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_markdown_splits_into_the_outlines_sections() {
+        let outline = vec![
+            Section::of_template("introduction", None, Some("Introduce it")),
+            Section::of_template("body", Some("Main points"), Some("Cover them")),
+            Section::of_template("conclusion", None, None),
+        ];
+        let text = "# Microservices\n\nA preamble.\n\n## Introduction\nHello.\n\n## The main points\n### One\nFirst.\n\n\
+                    ## Appendix: extras\nMore.\n## Conclusion:\nBye.\n";
+        assert_eq!(
+            split_sections(text, &outline),
+            json!({
+                "introduction": "Hello.",
+                "body": "### One\nFirst.",
+                "appendix_extras": "More.",
+                "conclusion": "Bye."
+            })
+        );
+        assert_eq!(split_sections("# T\nJust text.\n", &[]), json!("Just text."));
+        assert_eq!(split_sections("No title.", &[]), json!("No title."));
+    }
+
+    #[test]
+    fn progress_counts_the_sections_begun() {
+        let outline = quire_ai::taxonomy::prd_outline();
+        let (p, m) = progress("# T\n## Problem\nx\n## Goals\ny", &outline);
+        assert!((p - 100.0 * 2.0 / 12.0).abs() < 0.01, "{p}");
+        assert_eq!(m, "writing 'Goals' (2 of 11 sections, 5 words)");
+    }
+}
