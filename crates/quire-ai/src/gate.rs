@@ -63,8 +63,8 @@ pub fn check_text(text: &str, sections: &[Section], max_chars: usize) -> Result<
 const SIZE_SLACK: u32 = 64;
 
 /// Checks a generated image: it decodes, it is the size asked for (within the rounding
-/// servers do), and it is not blank or one flat colour.
-pub fn check_image(image: &Image, width: u32, height: u32) -> Result<(), GateFailure> {
+/// servers do), and it is not blank or one flat colour. Its actual size.
+pub fn check_image(image: &Image, width: u32, height: u32) -> Result<(u32, u32), GateFailure> {
     let decoded = image::load_from_memory(&image.bytes)
         .map_err(|e| fail("undecodable", format!("the image does not decode ({}): {e}", image.media_type)))?;
     let (w, h) = (decoded.width(), decoded.height());
@@ -87,7 +87,7 @@ pub fn check_image(image: &Image, width: u32, height: u32) -> Result<(), GateFai
     if spread < 3.0 {
         return Err(fail("blank", format!("the image is one flat colour (brightness varies by {spread:.1} of 255)")));
     }
-    Ok(())
+    Ok((w, h))
 }
 
 #[cfg(test)]

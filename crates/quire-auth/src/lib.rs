@@ -138,7 +138,12 @@ pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
 
 /// SHA-256 of a token, hex: how tokens are stored.
 pub fn token_hash(token: &str) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    sha256_hex(token.as_bytes())
+}
+
+/// SHA-256 of bytes, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 

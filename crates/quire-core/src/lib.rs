@@ -14,6 +14,7 @@
 
 mod ai;
 mod audit;
+mod blob;
 mod error;
 mod event;
 mod id;
@@ -28,6 +29,7 @@ mod user;
 
 pub use ai::{Interaction, InteractionQuery, MAX_LOGGED_PROMPT};
 pub use audit::{AuditEntry, AuditQuery};
+pub use blob::{Blob, BlobRef, MAX_BLOB_BYTES};
 pub use error::{Error, Result};
 pub use event::{Event, EventFilter};
 pub use id::new_id;

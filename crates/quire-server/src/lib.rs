@@ -331,6 +331,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(workspaces::list, workspaces::create))
         .routes(routes!(workspaces::get, workspaces::update, workspaces::delete))
         .routes(routes!(workspaces::restore))
+        .routes(routes!(routes::blobs::get_blob))
         .routes(routes!(documents::list, documents::create))
         .routes(routes!(documents::get, documents::update, documents::delete))
         .routes(routes!(documents::restore))

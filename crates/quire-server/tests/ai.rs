@@ -24,6 +24,8 @@ quire_store::for_each_backend!(
     pipelines_draft_with_ai_generator,
     a_draft_that_fails_the_gate_is_retried_then_fails_with_the_reason,
     ai_generator_refuses_what_no_retry_can_fix,
+    image_generator_keeps_images_as_blobs,
+    images_that_fail_the_gate_are_retried_then_fail,
 );
 
 async fn workspace(api: &Api) -> String {
@@ -484,4 +486,147 @@ async fn ai_generator_refuses_what_no_retry_can_fix(b: Backend) {
         assert!(c["error"]["message"].as_str().unwrap().contains(says), "{data}: {c}");
         assert_eq!(c["attempts"], 1, "not retried: {data}");
     }
+}
+
+async fn image_generator_keeps_images_as_blobs(b: Backend) {
+    let (api, ws, _worker) = with_worker(b).await;
+    let c = run_context(
+        &api,
+        json!({"workspace": ws, "type": "moodboard", "pipeline": ["image_generator"],
+               "data": {"room_type": "bedroom", "style": "japandi", "notes": "a reading nook", "count": 2,
+                        "width": 320, "height": 240, "seed": 7}}),
+    )
+    .await;
+    assert_eq!(c["status"], "completed", "{c}");
+    let data = &c["data"];
+    assert_eq!(data["model_used"], "quire-builtin");
+    let p = &data["generation_parameters"];
+    assert_eq!(
+        (&p["provider"], &p["prompt_template"], &p["width"], &p["height"], &p["count"], &p["seed"], &p["style"]),
+        (
+            &json!("quire-builtin"),
+            &json!("moodboard.image"),
+            &json!(320),
+            &json!(240),
+            &json!(2),
+            &json!(7),
+            &json!("japandi")
+        )
+    );
+    let prompt = p["prompt"].as_str().unwrap();
+    assert!(
+        prompt.starts_with("a bedroom") && prompt.contains("japandi") && prompt.contains("a reading nook"),
+        "{prompt}"
+    );
+    assert!(p["negative_prompt"].as_str().unwrap().contains("watermark"));
+    let images = data["generated_images"].as_array().unwrap();
+    assert_eq!(images.len(), 2);
+    assert_ne!(images[0]["sha256"], images[1]["sha256"]);
+    for img in images {
+        assert_eq!(
+            (&img["media_type"], &img["width"], &img["height"]),
+            (&json!("image/png"), &json!(320), &json!(240))
+        );
+        let url = img["url"].as_str().unwrap();
+        assert_eq!(url, format!("/api/v1/workspaces/{ws}/blobs/{}", img["sha256"].as_str().unwrap()));
+        let req = Request::get(url)
+            .header(header::AUTHORIZATION, format!("Bearer {}", api.admin))
+            .body(Body::empty())
+            .unwrap();
+        let res = api.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "image/png");
+        assert!(res.headers()[header::CACHE_CONTROL].to_str().unwrap().contains("immutable"));
+        let etag = res.headers()[header::ETAG].clone();
+        let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+        assert_eq!(bytes.len() as u64, img["size"].as_u64().unwrap());
+        assert_eq!(quire_auth::sha256_hex(&bytes), img["sha256"].as_str().unwrap(), "named by its content");
+        let again = api.call(Method::GET, url, None, &[(header::IF_NONE_MATCH.as_str(), etag.to_str().unwrap())]).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    }
+    // The interaction, with its context.
+    let log = api.get(&format!("/api/v1/ai/interactions?workspace={ws}&kind=image")).await;
+    let entry = &log.body["items"][0];
+    assert_eq!(
+        (&entry["status"], &entry["context_id"], &entry["template"]),
+        (&json!("ok"), &c["id"], &json!("moodboard.image"))
+    );
+    assert!(entry["prompt"].as_str().unwrap().contains("\n\n[negative] "), "{}", entry["prompt"]);
+    // The events show the painting's end.
+    let events = api.get(&format!("/api/v1/contexts/{}/events", c["id"].as_str().unwrap())).await;
+    assert!(events.body.to_string().contains("quire-builtin painted 2 image(s)"), "{}", events.body);
+
+    // Blobs are the workspace's: an outsider sees nothing, a bad name is refused.
+    let sha = images[0]["sha256"].as_str().unwrap();
+    let (_, outsider, _) = api.signup("outsider@example.com").await;
+    let r = api.call_as(Some(&outsider), Method::GET, &format!("/api/v1/workspaces/{ws}/blobs/{sha}"), None, &[]).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+    let r = api.get(&format!("/api/v1/workspaces/{ws}/blobs/{}", "0".repeat(64))).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+    let r = api.get(&format!("/api/v1/workspaces/{ws}/blobs/NOTHEX")).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+
+    // Bad sizes and counts fail at once.
+    for (data, says) in [
+        (json!({"room_type": "bedroom", "style": "japandi", "width": 100}), "multiple of 8"),
+        (
+            json!({"room_type": "bedroom", "style": "japandi", "height": 4096}),
+            "height must be a whole number from 64 to 2048",
+        ),
+        (json!({"room_type": "bedroom", "style": "japandi", "count": 9}), "count must be a whole number from 1 to 8"),
+        (json!({"room_type": "garage", "style": "japandi"}), "must be one of"),
+        (json!({"room_type": "bedroom", "style": "japandi", "prompt_template": "prd.draft"}), "does not fit"),
+    ] {
+        let c = run_context(&api, json!({"workspace": ws, "type": "moodboard", "pipeline": ["image_generator"], "max_attempts": 3, "data": data})).await;
+        assert_eq!((c["status"].as_str(), c["attempts"].as_i64()), (Some("failed"), Some(1)), "{data}: {c}");
+        assert!(c["error"]["message"].as_str().unwrap().contains(says), "{data}: {c}");
+    }
+}
+
+/// A fake Automatic1111 whose images do not decode.
+async fn broken_painter() -> (Arc<std::sync::atomic::AtomicUsize>, String) {
+    use base64::Engine as _;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = axum::Router::new()
+        .route(
+            "/sdapi/v1/txt2img",
+            axum::routing::post(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let broken = base64::engine::general_purpose::STANDARD.encode(b"\x89PNG\r\n\x1a\n-cut-short");
+                async move { axum::Json(json!({"images": [broken], "info": "{\"sd_model_name\": \"fake-sd\"}"})) }
+            }),
+        )
+        .route("/sdapi/v1/progress", axum::routing::get(|| async { axum::Json(json!({"progress": 0.5})) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (calls, url)
+}
+
+async fn images_that_fail_the_gate_are_retried_then_fail(b: Backend) {
+    let (api, ws, _worker) = with_worker(b).await;
+    let (calls, url) = broken_painter().await;
+    let r = api
+        .call(Method::PUT, "/api/v1/ai/providers/sd", Some(json!({"kind": "automatic1111", "base_url": url})), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = api.call(Method::PUT, &format!("/api/v1/workspaces/{ws}/ai"), Some(json!({"image": "sd"})), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let c = run_context(
+        &api,
+        json!({"workspace": ws, "type": "moodboard", "pipeline": ["image_generator"], "max_attempts": 2,
+               "data": {"room_type": "kitchen", "style": "industrial", "count": 1}}),
+    )
+    .await;
+    assert_eq!(
+        (c["status"].as_str(), c["error"]["code"].as_str()),
+        (Some("failed"), Some("quality_gate_failed")),
+        "{c}"
+    );
+    assert!(c["error"]["message"].as_str().unwrap().starts_with("image 1 of 1: the image does not decode"), "{c}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "painted again on the second attempt");
+    let log = api.get(&format!("/api/v1/ai/interactions?workspace={ws}&kind=image&status=gate_failed")).await;
+    assert_eq!(log.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!((&log.body["items"][0]["provider"], &log.body["items"][0]["model"]), (&json!("sd"), &json!("fake-sd")));
 }

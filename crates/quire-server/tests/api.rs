@@ -445,6 +445,7 @@ async fn openapi_describes_exactly_the_served_routes() {
         "GET /api/v1/workspaces/{ws}",
         "GET /api/v1/workspaces/{ws}/ai",
         "GET /api/v1/workspaces/{ws}/api-keys",
+        "GET /api/v1/workspaces/{ws}/blobs/{sha256}",
         "GET /api/v1/workspaces/{ws}/documents",
         "GET /api/v1/workspaces/{ws}/invitations",
         "GET /api/v1/workspaces/{ws}/members",

@@ -44,6 +44,8 @@ mod ai;
 #[macro_use]
 mod audit;
 #[macro_use]
+mod blobs;
+#[macro_use]
 mod collab;
 mod identity;
 #[macro_use]
@@ -56,6 +58,7 @@ pub mod testing;
 
 pub use ai::AiStore;
 pub use audit::AuditStore;
+pub use blobs::BlobStore;
 pub use collab::{CollabStore, StoredDoc};
 pub use identity::{Credentials, IdentityStore, NewApiKey, NewSession, Rotation, SsoState, StoredApiKey};
 pub use jobs::{
@@ -115,7 +118,9 @@ pub fn redact_url(url: &str) -> String {
 /// the actor of every event, and it is where access scoping plugs in. Objects the principal
 /// may not see are reported as [`Error::NotFound`].
 #[async_trait]
-pub trait Store: IdentityStore + AuditStore + CollabStore + JobStore + AiStore + Send + Sync + 'static {
+pub trait Store:
+    IdentityStore + AuditStore + CollabStore + JobStore + AiStore + BlobStore + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Runs pending migrations; safe to call from several processes at once.

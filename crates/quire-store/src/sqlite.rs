@@ -110,5 +110,6 @@ impl_store!(SqliteStore, Sqlite, "sqlite");
 impl_identity_store!(SqliteStore, Sqlite);
 impl_audit_store!(SqliteStore, Sqlite);
 impl_ai_store!(SqliteStore, Sqlite);
+impl_blob_store!(SqliteStore);
 impl_collab_store!(SqliteStore, Sqlite);
 impl_job_store!(SqliteStore, Sqlite);

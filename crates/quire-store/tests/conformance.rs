@@ -36,6 +36,7 @@ quire_store::for_each_backend!(
     the_audit_trail_pages_filters_and_expires,
     the_update_log_appends_and_compacts,
     ai_interactions_page_and_stay_in_their_workspace,
+    blobs_are_kept_once_per_workspace_and_bounded,
 );
 
 /// Quire itself: may do anything, so these tests exercise storage, not access rules.
@@ -966,4 +967,27 @@ async fn ai_interactions_page_and_stay_in_their_workspace(b: Backend) {
         quire_core::InteractionQuery::new(w.id.clone(), Some("meh".into()), None, None, None, None, &Limits::default())
             .is_err()
     );
+}
+
+async fn blobs_are_kept_once_per_workspace_and_bounded(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let w = s.create_workspace(&ME, ws("Studio")).await.unwrap();
+    let other = s.create_workspace(&ME, ws("Elsewhere")).await.unwrap();
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let blob = quire_core::Blob {
+        workspace_id: w.id.clone(),
+        sha256: "ab".repeat(32),
+        media_type: "image/png".into(),
+        bytes: bytes.clone(),
+    };
+    s.put_blob(&blob).await.unwrap();
+    s.put_blob(&blob).await.expect("the same content again is no error");
+    let back = s.get_blob(&w.id, &blob.sha256).await.unwrap();
+    assert_eq!(back, blob, "every byte back, binary included");
+    assert_eq!(back.reference().url, format!("/api/v1/workspaces/{}/blobs/{}", w.id, blob.sha256));
+    assert!(matches!(s.get_blob(&other.id, &blob.sha256).await, Err(Error::NotFound { .. })), "not another's");
+    assert!(matches!(s.get_blob(&w.id, &"cd".repeat(32)).await, Err(Error::NotFound { .. })));
+    let big = quire_core::Blob { bytes: vec![0; quire_core::MAX_BLOB_BYTES + 1], ..blob.clone() };
+    assert!(matches!(s.put_blob(&big).await, Err(Error::LimitExceeded(_))));
 }

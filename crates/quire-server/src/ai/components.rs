@@ -30,7 +30,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// The components of this module, for the registry.
 pub fn register(registry: &mut quire_jobs::Registry, ai: Arc<Ai>) {
-    registry.register(AiGenerator { ai });
+    registry.register(AiGenerator { ai: ai.clone() }).register(ImageGenerator { ai });
 }
 
 fn invalid(message: impl Into<String>) -> ComponentError {
@@ -400,6 +400,165 @@ fn progress(text: &str, sections: &[Section]) -> (f32, String) {
     let current = headings.last().map(String::as_str).unwrap_or("the start");
     let percent = (100.0 * begun as f32 / (sections.len() + 1) as f32).min(95.0);
     (percent, format!("writing '{current}' ({begun} of {} sections, {words} words)", sections.len()))
+}
+
+/// The most images one run makes.
+pub const MAX_IMAGES: u32 = 8;
+
+/// `image_generator`: images from a prompt template (`moodboard.image` by default) with the
+/// workspace's image provider, each checked by the gate and kept as a blob of the workspace.
+pub struct ImageGenerator {
+    ai: Arc<Ai>,
+}
+
+#[async_trait]
+impl Component for ImageGenerator {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo::new(
+            "image_generator",
+            "Generates images with the workspace's AI provider from a prompt template (moodboard.image: \
+             room_type, style, notes), checks each with the quality gate and keeps it as a workspace blob",
+            &[
+                "room_type",
+                "style",
+                "notes",
+                "width",
+                "height",
+                "count",
+                "seed",
+                "prompt_template",
+                "prompt_template_version",
+                "provider",
+                "model",
+            ],
+            &["generated_images", "model_used", "generation_parameters"],
+        )
+    }
+
+    async fn run(&self, run: Run) -> Result<Map<String, Value>, ComponentError> {
+        let ctx = run.context();
+        let data = run.data();
+        let choice = Choice::read(&self.ai, data, "moodboard.image", Output::Image)?;
+        let side = |key: &str| -> Result<u32, ComponentError> {
+            let v = opt_u32(data, key, 64..=2048)?.unwrap_or(512);
+            if v % 8 != 0 {
+                return Err(invalid(format!("data.{key} must be a multiple of 8 (image models work in steps of 8)")));
+            }
+            Ok(v)
+        };
+        let (width, height) = (side("width")?, side("height")?);
+        let count = opt_u32(data, "count", 1..=MAX_IMAGES)?.unwrap_or(4);
+        let seed = match data.get("seed") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| invalid("data.seed must be a whole number from 0"))?),
+        };
+        let values = choice.values(data)?;
+        let around = surroundings(&self.ai, &run, None).await?;
+        let rendered = choice
+            .template
+            .render(&values, &around)
+            .map_err(|e| ComponentError::permanent(e.code, format!("{}: {}", e.code, e.message)))?;
+        let mut request = rendered.image_request(width, height, count, seed);
+        request.model = choice.model.clone();
+        let provider =
+            self.ai.image_provider(&ctx.workspace_id, choice.provider.as_deref()).await.map_err(lookup_failed)?;
+
+        let mut parameters = choice.parameters(provider.name());
+        parameters.insert("width".into(), width.into());
+        parameters.insert("height".into(), height.into());
+        parameters.insert("count".into(), count.into());
+        if let Some(seed) = seed {
+            parameters.insert("seed".into(), seed.into());
+        }
+        if let Some(style) = &request.style {
+            parameters.insert("style".into(), style.clone().into());
+        }
+        let mut entry = interaction(&ctx.workspace_id, &ctx.created_by, "image", provider.name());
+        entry.context_id = Some(ctx.id.clone());
+        entry.template = Some(rendered.template.clone());
+        entry.template_version = Some(rendered.version as i32);
+        entry.model = request.model.clone().unwrap_or_default();
+        entry.parameters = Value::Object(parameters.clone());
+        entry.prompt = match &request.negative_prompt {
+            Some(n) => format!("{}\n\n[negative] {n}", request.prompt),
+            None => request.prompt.clone(),
+        };
+        parameters.insert("prompt".into(), request.prompt.clone().into());
+        if let Some(n) = &request.negative_prompt {
+            parameters.insert("negative_prompt".into(), n.clone().into());
+        }
+        let mut log = Log::start(self.ai.store.clone(), entry);
+        run.log("info", format!("painting {count} image(s) of {width}x{height} with {}", provider.name())).await;
+
+        // The provider reports progress as it goes; it is recorded at most every 250 ms.
+        let (tx, mut rx) = tokio::sync::watch::channel(0f32);
+        let report = move |p: f32| {
+            let _ = tx.send(p);
+        };
+        let generation = provider.generate_images(&request, &report);
+        tokio::pin!(generation);
+        let mut reported = Instant::now();
+        let result = loop {
+            tokio::select! {
+                r = &mut generation => break r,
+                Ok(()) = rx.changed() => {
+                    let p = *rx.borrow_and_update();
+                    if reported.elapsed() >= PROGRESS_EVERY {
+                        reported = Instant::now();
+                        run.progress(p * 90.0, format!("painting: {:.0}%", p * 100.0)).await;
+                    }
+                }
+            }
+        };
+        let made = match result {
+            Ok(made) => made,
+            Err(e) => {
+                log.close("failed", Some(e.to_string()), None).await;
+                return Err(provider_failed(&e));
+            }
+        };
+        if let Some(e) = log.entry() {
+            e.model = made.model.clone();
+        }
+        if made.images.is_empty() {
+            let reason = format!("{} returned no image", provider.name());
+            log.close("gate_failed", Some(reason.clone()), None).await;
+            return Err(ComponentError::retryable("quality_gate_failed", reason));
+        }
+        let mut sizes = Vec::with_capacity(made.images.len());
+        for (i, image) in made.images.iter().enumerate() {
+            match quire_ai::gate::check_image(image, width, height) {
+                Ok(size) => sizes.push(size),
+                Err(f) => {
+                    let reason = format!("image {} of {}: {}", i + 1, made.images.len(), f.reason);
+                    log.close("gate_failed", Some(reason.clone()), None).await;
+                    run.log("warn", format!("the quality gate refused an image ({}): {reason}", f.check)).await;
+                    return Err(ComponentError::retryable("quality_gate_failed", reason));
+                }
+            }
+        }
+        log.close("ok", None, None).await;
+        let mut kept = Vec::with_capacity(made.images.len());
+        for (image, (w, h)) in made.images.iter().zip(sizes) {
+            let blob = quire_core::Blob {
+                workspace_id: ctx.workspace_id.clone(),
+                sha256: quire_auth::sha256_hex(&image.bytes),
+                media_type: image.media_type.clone(),
+                bytes: image.bytes.to_vec(),
+            };
+            self.ai.store.put_blob(&blob).await?;
+            let mut entry = serde_json::to_value(blob.reference()).unwrap_or_default();
+            entry["width"] = w.into();
+            entry["height"] = h.into();
+            kept.push(entry);
+        }
+        run.progress(100.0, format!("{} painted {} image(s)", made.model, kept.len())).await;
+        let mut out = Map::new();
+        out.insert("generated_images".into(), Value::Array(kept));
+        out.insert("model_used".into(), made.model.into());
+        out.insert("generation_parameters".into(), Value::Object(parameters));
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

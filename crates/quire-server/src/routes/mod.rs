@@ -5,6 +5,7 @@ pub mod access;
 pub mod ai;
 pub mod audit;
 pub mod auth;
+pub mod blobs;
 pub mod collab;
 pub mod contexts;
 pub mod documents;
