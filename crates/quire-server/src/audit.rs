@@ -1,10 +1,8 @@
 //! The audit trail (seed 001 §5.2): a middleware notes every state-changing request and every
-//! refused one; a writer task stores them in batches, off the request path. The queue is
-//! bounded (a full queue makes requests wait up to a second, then the entry is counted as
-//! dropped) and is drained when the server stops normally.
+//! refused one; a [`BatchWriter`](crate::batch::BatchWriter) stores them in batches, off the
+//! request path.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -15,103 +13,16 @@ use http_body_util::BodyExt;
 use quire_core::{AuditEntry, Principal};
 use quire_store::Store;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::App;
 use crate::error::ApiError;
 
-/// Entries stored per transaction at most.
-const BATCH: usize = 500;
-/// How long an entry may wait before its batch is written.
-const FLUSH: Duration = Duration::from_millis(250);
+/// The audit queue and its writer.
+pub type Auditor = crate::batch::BatchWriter<AuditEntry>;
 
-/// The queue and its writer.
-pub struct Auditor {
-    sender: Mutex<Option<mpsc::Sender<AuditEntry>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Auditor {
-    /// Starts the writer over `store` with a queue of `capacity` entries.
-    pub fn start(store: std::sync::Arc<dyn Store>, capacity: usize) -> Auditor {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let writer = tokio::spawn(write_batches(store, rx));
-        Auditor { sender: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)) }
-    }
-
-    /// Queues an entry; waits at most a second for room.
-    pub async fn record(&self, entry: AuditEntry) {
-        let sender = self.sender.lock().expect("audit sender").clone();
-        let Some(sender) = sender else {
-            tracing::warn!(action = %entry.action, "audit entry after shutdown; not recorded");
-            return;
-        };
-        if let Err(e) = sender.send_timeout(entry, Duration::from_secs(1)).await {
-            metrics::counter!("audit_entries_dropped_total").increment(1);
-            tracing::error!(error = %e, "the audit queue stayed full; an entry was dropped");
-        }
-    }
-
-    /// Closes the queue and waits until everything in it is stored.
-    pub async fn shutdown(&self) {
-        drop(self.sender.lock().expect("audit sender").take());
-        let writer = self.writer.lock().expect("audit writer").take();
-        if let Some(writer) = writer {
-            let _ = writer.await;
-        }
-    }
-}
-
-async fn write_batches(store: std::sync::Arc<dyn Store>, mut rx: mpsc::Receiver<AuditEntry>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        let open = match tokio::time::timeout(FLUSH, rx.recv()).await {
-            Ok(Some(entry)) => {
-                batch.push(entry);
-                true
-            }
-            Ok(None) => false,
-            Err(_) => true,
-        };
-        // Take whatever else is already waiting, up to a batch.
-        while batch.len() < BATCH
-            && let Ok(entry) = rx.try_recv()
-        {
-            batch.push(entry);
-        }
-        if !batch.is_empty() && (batch.len() >= BATCH || !open || rx.is_empty()) {
-            store_batch(&*store, &mut batch).await;
-        }
-        if !open {
-            return;
-        }
-    }
-}
-
-/// Stores a batch, retrying with backoff while the database is away; gives up (and counts
-/// the loss) after about half a minute rather than holding entries forever.
-async fn store_batch(store: &dyn Store, batch: &mut Vec<AuditEntry>) {
-    let mut wait = Duration::from_millis(100);
-    for attempt in 1..=8 {
-        match store.append_audit(batch).await {
-            Ok(()) => {
-                metrics::counter!("audit_entries_written_total").increment(batch.len() as u64);
-                batch.clear();
-                return;
-            }
-            Err(e) if attempt < 8 => {
-                tracing::warn!(error = %e, attempt, "writing audit entries failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, lost = batch.len(), "writing audit entries failed for good");
-                metrics::counter!("audit_entries_dropped_total").increment(batch.len() as u64);
-                batch.clear();
-            }
-        }
-    }
+/// Starts the audit writer over `store` with a queue of `capacity` entries.
+pub fn start(store: std::sync::Arc<dyn Store>, capacity: usize) -> Auditor {
+    Auditor::start("audit_entries", store, capacity, |store, batch| store.append_audit(batch))
 }
 
 /// Top-level keys of a JSON object body, never values (they may be passwords).

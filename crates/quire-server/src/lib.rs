@@ -41,6 +41,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub mod ai;
 pub mod audit;
+pub mod batch;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -132,7 +133,7 @@ impl App {
             Some(url) => ratelimit::Counters::redis(url).await.map_err(quire_core::Error::Unavailable)?,
             None => ratelimit::Counters::memory(),
         };
-        let auditor = audit::Auditor::start(store.clone(), config.audit_queue);
+        let auditor = audit::start(store.clone(), config.audit_queue);
         let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
         let access = tokio::sync::broadcast::channel(1024).0;
         let ai = Arc::new(ai::Ai::new(store.clone(), auth.config().keyring.clone(), collab.clone()));
@@ -264,18 +265,19 @@ pub fn registry(ai: Arc<ai::Ai>) -> quire_jobs::Registry {
     r
 }
 
-/// The registry of a process that runs workers without serving (`quire worker`): an AI
-/// service of its own, reading documents through rooms of its own (left when idle, until
-/// `shutdown`).
+/// The registry of a process that runs workers without serving (`quire worker`), and the AI
+/// service its components use (of its own, reading documents through rooms of its own, left
+/// when idle until `shutdown`; call its `shutdown` once the workers stopped).
 pub fn worker_registry(
     store: Arc<dyn Store>,
     keyring: Arc<quire_auth::Keyring>,
     config: &ServerConfig,
     shutdown: watch::Receiver<bool>,
-) -> quire_jobs::Registry {
+) -> (quire_jobs::Registry, Arc<ai::Ai>) {
     let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
     collab.spawn_janitor(shutdown);
-    registry(Arc::new(ai::Ai::new(store, keyring, collab)))
+    let ai = Arc::new(ai::Ai::new(store, keyring, collab));
+    (registry(ai.clone()), ai)
 }
 
 #[derive(OpenApi)]
@@ -522,7 +524,15 @@ pub async fn serve(
     app: App,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
     let router = router(app.clone());
+    // Small writes (an SSE chunk, a collaboration frame) go out at once: with Nagle's
+    // algorithm each one after the first waited for the client's delayed ACK (40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown({
             let app = app.clone();

@@ -56,6 +56,20 @@ async fn generate(api: &Api, body: Value) -> (StatusCode, Vec<(String, Value)>, 
     }
 }
 
+/// The interactions log for `query` once it holds at least `n` entries (it is written in
+/// batches, just after each call ends).
+async fn logged(api: &Api, query: &str, n: usize) -> common::Reply {
+    for _ in 0..200 {
+        let r = api.get(&format!("/api/v1/ai/interactions?{query}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        if r.body["items"].as_array().is_some_and(|i| i.len() >= n) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the log never held {n} entries for {query}");
+}
+
 fn text_of(frames: &[(String, Value)]) -> String {
     frames.iter().filter(|(e, _)| e == "chunk").map(|(_, d)| d["text"].as_str().unwrap()).collect()
 }
@@ -93,8 +107,7 @@ async fn a_prd_draft_streams_from_the_builtin_provider_and_is_logged(b: Backend)
     assert_eq!(done["quality"]["passed"], true, "{done}");
     assert!(done["usage"]["completion_tokens"].as_u64().unwrap() > 10);
 
-    let log = api.get(&format!("/api/v1/ai/interactions?workspace={ws}")).await;
-    assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+    let log = logged(&api, &format!("workspace={ws}"), 1).await;
     let entry = &log.body["items"][0];
     assert_eq!(entry["id"], done["interaction_id"]);
     assert_eq!(
@@ -281,7 +294,7 @@ async fn a_remote_provider_is_sealed_chosen_and_streamed(b: Backend) {
         (&json!("fakeai"), &json!("fake-1"), &json!(9))
     );
     assert_eq!(fake.auth.lock().unwrap().as_slice(), ["Bearer sk-very-secret"]);
-    let log = api.get(&format!("/api/v1/ai/interactions?workspace={ws}&status=ok")).await;
+    let log = logged(&api, &format!("workspace={ws}&status=ok"), 1).await;
     assert_eq!(
         (&log.body["items"][0]["provider"], &log.body["items"][0]["model"]),
         (&json!("fakeai"), &json!("fake-1"))
@@ -376,8 +389,7 @@ async fn pipelines_draft_with_ai_generator(b: Backend) {
     assert!(content["timeline"].as_str().unwrap().starts_with("_Open question:_"), "{content}");
     let markdown = data["formatted_content"]["content"].as_str().unwrap();
     assert!(markdown.starts_with("# Offline sync\n\n## Problem\n\n- Field teams lose notes"), "{markdown}");
-    let log =
-        api.get(&format!("/api/v1/ai/interactions?workspace={ws}&context_id={}", c["id"].as_str().unwrap())).await;
+    let log = logged(&api, &format!("workspace={ws}&context_id={}", c["id"].as_str().unwrap()), 1).await;
     let entry = &log.body["items"][0];
     assert_eq!(
         (&entry["status"], &entry["template"], &entry["provider"], &entry["context_id"]),
@@ -432,8 +444,7 @@ async fn pipelines_draft_with_ai_generator(b: Backend) {
         json!({"introduction": "Services talk over gRPC.", "body": "### One\nDetail.", "conclusion": "Ship small."})
     );
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
-    let log =
-        api.get(&format!("/api/v1/ai/interactions?workspace={ws}&context_id={}", c["id"].as_str().unwrap())).await;
+    let log = logged(&api, &format!("workspace={ws}&context_id={}", c["id"].as_str().unwrap()), 1).await;
     let prompt = log.body["items"][0]["prompt"].as_str().unwrap();
     assert!(prompt.contains("Write a technical piece titled \"Microservices\" for developers."), "{prompt}");
     assert!(prompt.contains("Cover these terms: gRPC, tracing."), "{prompt}");
@@ -455,7 +466,7 @@ async fn a_draft_that_fails_the_gate_is_retried_then_fails_with_the_reason(b: Ba
     assert_eq!(c["error"]["code"], "quality_gate_failed", "{c}");
     assert!(c["error"]["message"].as_str().unwrap().starts_with("required sections missing: Problem, Goals"), "{c}");
     assert_eq!((c["attempts"].as_i64(), fake.calls.load(Ordering::SeqCst)), (Some(3), 3), "tried again each attempt");
-    let log = api.get(&format!("/api/v1/ai/interactions?workspace={ws}&status=gate_failed")).await;
+    let log = logged(&api, &format!("workspace={ws}&status=gate_failed"), 3).await;
     assert_eq!(log.body["items"].as_array().unwrap().len(), 3);
     assert!(c.get("data").and_then(|d| d.get("generated_content")).is_none(), "nothing kept from a refused draft");
 }
@@ -545,7 +556,7 @@ async fn image_generator_keeps_images_as_blobs(b: Backend) {
         assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     }
     // The interaction, with its context.
-    let log = api.get(&format!("/api/v1/ai/interactions?workspace={ws}&kind=image")).await;
+    let log = logged(&api, &format!("workspace={ws}&kind=image"), 1).await;
     let entry = &log.body["items"][0];
     assert_eq!(
         (&entry["status"], &entry["context_id"], &entry["template"]),
@@ -626,7 +637,7 @@ async fn images_that_fail_the_gate_are_retried_then_fail(b: Backend) {
     );
     assert!(c["error"]["message"].as_str().unwrap().starts_with("image 1 of 1: the image does not decode"), "{c}");
     assert_eq!(calls.load(Ordering::SeqCst), 2, "painted again on the second attempt");
-    let log = api.get(&format!("/api/v1/ai/interactions?workspace={ws}&kind=image&status=gate_failed")).await;
+    let log = logged(&api, &format!("workspace={ws}&kind=image&status=gate_failed"), 2).await;
     assert_eq!(log.body["items"].as_array().unwrap().len(), 2);
     assert_eq!((&log.body["items"][0]["provider"], &log.body["items"][0]["model"]), (&json!("sd"), &json!("fake-sd")));
 }

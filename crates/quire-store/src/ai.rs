@@ -5,8 +5,8 @@ use quire_core::{Interaction, InteractionQuery, Page, Principal, Result};
 
 #[async_trait]
 pub trait AiStore: Send + Sync {
-    /// Appends one entry.
-    async fn record_interaction(&self, entry: &Interaction) -> Result<()>;
+    /// Appends entries (in one statement; at most a few hundred at once).
+    async fn record_interactions(&self, entries: &[Interaction]) -> Result<()>;
     /// A page of a workspace's entries, newest first (its members only).
     async fn list_interactions(&self, who: &Principal, query: &InteractionQuery) -> Result<Page<Interaction>>;
 }
@@ -71,33 +71,35 @@ macro_rules! impl_ai_store {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::AiStore for $store {
-            async fn record_interaction(&self, e: &quire_core::Interaction) -> quire_core::Result<()> {
-                sqlx::query(
+            async fn record_interactions(&self, entries: &[quire_core::Interaction]) -> quire_core::Result<()> {
+                if entries.is_empty() {
+                    return Ok(());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO ai_interactions (id, workspace_id, actor, context_id, kind, template, template_version, provider, \
-                     model, parameters, prompt, tokens_in, tokens_out, latency_ms, first_chunk_ms, status, error, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-                )
-                .bind(&e.id)
-                .bind(&e.workspace_id)
-                .bind(&e.actor)
-                .bind(&e.context_id)
-                .bind(&e.kind)
-                .bind(&e.template)
-                .bind(e.template_version)
-                .bind(&e.provider)
-                .bind(&e.model)
-                .bind(e.parameters.to_string())
-                .bind($crate::ai::logged_prompt(&e.prompt))
-                .bind(e.tokens_in)
-                .bind(e.tokens_out)
-                .bind(e.latency_ms)
-                .bind(e.first_chunk_ms)
-                .bind(&e.status)
-                .bind(&e.error)
-                .bind((e.created_at.unix_timestamp_nanos() / 1_000_000) as i64)
-                .execute(&self.writer_pool())
-                .await
-                .map_err($crate::rows::db_err)?;
+                     model, parameters, prompt, tokens_in, tokens_out, latency_ms, first_chunk_ms, status, error, created_at) ",
+                );
+                qb.push_values(entries, |mut row, e| {
+                    row.push_bind(e.id.clone())
+                        .push_bind(e.workspace_id.clone())
+                        .push_bind(e.actor.clone())
+                        .push_bind(e.context_id.clone())
+                        .push_bind(e.kind.clone())
+                        .push_bind(e.template.clone())
+                        .push_bind(e.template_version)
+                        .push_bind(e.provider.clone())
+                        .push_bind(e.model.clone())
+                        .push_bind(e.parameters.to_string())
+                        .push_bind($crate::ai::logged_prompt(&e.prompt).to_string())
+                        .push_bind(e.tokens_in)
+                        .push_bind(e.tokens_out)
+                        .push_bind(e.latency_ms)
+                        .push_bind(e.first_chunk_ms)
+                        .push_bind(e.status.clone())
+                        .push_bind(e.error.clone())
+                        .push_bind((e.created_at.unix_timestamp_nanos() / 1_000_000) as i64);
+                });
+                qb.build().execute(&self.writer_pool()).await.map_err($crate::rows::db_err)?;
                 Ok(())
             }
 

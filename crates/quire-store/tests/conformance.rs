@@ -925,14 +925,14 @@ async fn ai_interactions_page_and_stay_in_their_workspace(b: Backend) {
     let other = s.create_workspace(&owner, ws("Elsewhere")).await.unwrap();
     let mut made = Vec::new();
     for i in 0..5 {
-        let e = interaction(&w.id, if i == 2 { "failed" } else { "ok" }, format!("prompt {i}"));
-        s.record_interaction(&e).await.unwrap();
-        made.push(e);
+        made.push(interaction(&w.id, if i == 2 { "failed" } else { "ok" }, format!("prompt {i}")));
     }
-    s.record_interaction(&interaction(&other.id, "ok", "x".into())).await.unwrap();
+    s.record_interactions(&made).await.unwrap();
+    s.record_interactions(&[]).await.unwrap();
+    s.record_interactions(&[interaction(&other.id, "ok", "x".into())]).await.unwrap();
     // A prompt past the limit is cut on a character boundary.
     let mut long = interaction(&w.id, "ok", format!("a{}", "é".repeat(quire_core::MAX_LOGGED_PROMPT)));
-    s.record_interaction(&long).await.unwrap();
+    s.record_interactions(std::slice::from_ref(&long)).await.unwrap();
     long.prompt.truncate(quire_core::MAX_LOGGED_PROMPT - 1);
 
     let q = |status: Option<&str>, limit: u32, cursor: Option<String>| {

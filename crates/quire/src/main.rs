@@ -258,10 +258,13 @@ fn run(settings: Settings, serve: bool) -> Result<(), String> {
             None
         };
         tracing::info!(addr = %local, "Quire is listening on http://{local}");
+        let ai = app.ai().clone();
         quire_server::serve(listener, app, shutdown_signal()).await.map_err(|e| format!("the server stopped: {e}"))?;
         if let Some(w) = worker {
             w.join().await;
         }
+        // Requests and workers are done: store what the AI log still holds.
+        ai.shutdown().await;
         store.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -281,7 +284,7 @@ fn run_worker(settings: Settings) -> Result<(), String> {
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let keyring = std::sync::Arc::new(settings.keyring()?);
-        let registry = quire_server::worker_registry(store.clone(), keyring, &settings.server, stopped.clone());
+        let (registry, ai) = quire_server::worker_registry(store.clone(), keyring, &settings.server, stopped.clone());
         let engine = quire_jobs::Engine::new(store.clone(), registry, settings.server.jobs.clone());
         engine.prepare().await.map_err(|e| e.to_string())?;
         let worker = engine
@@ -291,6 +294,7 @@ fn run_worker(settings: Settings) -> Result<(), String> {
         shutdown_signal().await;
         stop.send_replace(true);
         worker.join().await;
+        ai.shutdown().await;
         store.close().await;
         Ok(())
     })

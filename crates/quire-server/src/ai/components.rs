@@ -21,7 +21,7 @@ use quire_jobs::{Component, ComponentError, ComponentInfo, Run};
 use serde_json::{Map, Value, json};
 
 use super::Ai;
-use super::log::{Log, interaction, prompt_text};
+use super::log::{interaction, prompt_text};
 
 /// The most generated text kept; more fails the quality gate.
 pub const MAX_TEXT_CHARS: usize = 200_000;
@@ -313,7 +313,7 @@ impl Component for AiGenerator {
         entry.model = request.model.clone().unwrap_or_default();
         entry.parameters = Value::Object(choice.parameters(provider.name()));
         entry.prompt = prompt_text(&request.messages);
-        let mut log = Log::start(self.ai.store.clone(), entry);
+        let mut log = self.ai.log(entry);
         run.log(
             "info",
             format!(
@@ -487,7 +487,7 @@ impl Component for ImageGenerator {
         if let Some(n) = &request.negative_prompt {
             parameters.insert("negative_prompt".into(), n.clone().into());
         }
-        let mut log = Log::start(self.ai.store.clone(), entry);
+        let mut log = self.ai.log(entry);
         run.log("info", format!("painting {count} image(s) of {width}x{height} with {}", provider.name())).await;
 
         // The provider reports progress as it goes; it is recorded at most every 250 ms.

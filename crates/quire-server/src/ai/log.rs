@@ -1,5 +1,6 @@
 //! The AI interactions log: one entry per provider call, recorded once — at the call's end,
-//! or as `cancelled` when whoever made it (a client, a pipeline) goes away first.
+//! or as `cancelled` when whoever made it (a client, a pipeline) goes away first — through a
+//! batch writer, so that no call waits for the database to end.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,9 +10,19 @@ use quire_core::Interaction;
 use quire_store::Store;
 use serde_json::Value;
 
+use crate::batch::BatchWriter;
+
+/// The queue the log's entries are stored from.
+pub type Writer = BatchWriter<Interaction>;
+
+/// Starts the log's writer over `store`.
+pub fn writer(store: Arc<dyn Store>) -> Writer {
+    Writer::start("ai_interactions", store, 10_000, |store, batch| store.record_interactions(batch))
+}
+
 /// An interaction being made.
 pub struct Log {
-    store: Arc<dyn Store>,
+    writer: Arc<Writer>,
     started: Instant,
     entry: Option<Interaction>,
 }
@@ -49,8 +60,8 @@ pub fn prompt_text(messages: &[Message]) -> String {
 
 impl Log {
     /// Starts timing the call `entry` describes.
-    pub fn start(store: Arc<dyn Store>, entry: Interaction) -> Log {
-        Log { store, started: Instant::now(), entry: Some(entry) }
+    pub fn start(writer: Arc<Writer>, entry: Interaction) -> Log {
+        Log { writer, started: Instant::now(), entry: Some(entry) }
     }
 
     /// The entry, until it is closed.
@@ -78,27 +89,19 @@ impl Log {
         Some(e)
     }
 
-    /// Ends the interaction and records it; its id.
+    /// Ends the interaction and queues it; its id.
     pub async fn close(&mut self, status: &str, error: Option<String>, usage: Option<Usage>) -> Option<String> {
         let e = self.finish(status, error, usage)?;
-        record(&self.store, &e).await;
-        Some(e.id)
-    }
-}
-
-async fn record(store: &Arc<dyn Store>, e: &Interaction) {
-    if let Err(err) = store.record_interaction(e).await {
-        tracing::warn!(error = %err, interaction = %e.id, "could not log an AI interaction");
+        let id = e.id.clone();
+        self.writer.record(e).await;
+        Some(id)
     }
 }
 
 impl Drop for Log {
     fn drop(&mut self) {
         if let Some(e) = self.finish("cancelled", Some("the caller went away".into()), None) {
-            let store = self.store.clone();
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { record(&store, &e).await });
-            }
+            self.writer.try_record(e);
         }
     }
 }

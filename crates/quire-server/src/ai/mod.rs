@@ -102,10 +102,25 @@ pub struct Ai {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
     collab: Arc<quire_collab::Collab>,
+    log: Arc<log::Writer>,
     builtin: Built,
     /// Built providers by name (a changed setting, on any node, builds anew; an unchanged
     /// one keeps its circuit breaker).
     built: Mutex<HashMap<String, Cached>>,
+    /// The settings lately read, by slot: a generation reads two (the workspace's choice,
+    /// its provider), so they are kept for `SETTINGS_TTL`.
+    settings: Mutex<HashMap<String, Fresh>>,
+    /// Workspaces' choices, by the sealed setting they were opened from.
+    choices: Mutex<HashMap<String, (String, WorkspaceAi)>>,
+}
+
+/// How long a setting read is trusted: a change on another node is seen within this; on
+/// the node that made it, at once.
+pub const SETTINGS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+struct Fresh {
+    value: Option<String>,
+    read: std::time::Instant,
 }
 
 /// A provider built from the sealed setting it was read from.
@@ -205,11 +220,52 @@ impl Ai {
     pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, collab: Arc<quire_collab::Collab>) -> Ai {
         let b = Arc::new(Builtin);
         let builtin = Built { name: BUILTIN.into(), text: Some(b.clone()), image: Some(b.clone()), embedding: Some(b) };
-        Ai { store, keyring, collab, builtin, built: Mutex::new(HashMap::new()) }
+        Ai {
+            log: Arc::new(log::writer(store.clone())),
+            store,
+            keyring,
+            collab,
+            builtin,
+            built: Mutex::new(HashMap::new()),
+            settings: Mutex::new(HashMap::new()),
+            choices: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// An instance setting, read at most once per `SETTINGS_TTL`.
+    async fn setting(&self, slot: &str) -> Result<Option<String>> {
+        {
+            let cache = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(f) = cache.get(slot).filter(|f| f.read.elapsed() < SETTINGS_TTL) {
+                return Ok(f.value.clone());
+            }
+        }
+        let read = std::time::Instant::now();
+        let value = self.store.setting(slot).await?;
+        let mut cache = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        cache.insert(slot.to_string(), Fresh { value: value.clone(), read });
+        Ok(value)
+    }
+
+    /// Writes a setting and forgets what was read of it.
+    async fn put_setting(&self, slot: &str, sealed: &str) -> Result<()> {
+        self.store.put_setting(slot, sealed).await?;
+        self.settings.lock().unwrap_or_else(|e| e.into_inner()).remove(slot);
+        Ok(())
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// A new entry of the interactions log, timed from now.
+    pub fn log(&self, entry: quire_core::Interaction) -> log::Log {
+        log::Log::start(self.log.clone(), entry)
+    }
+
+    /// Stores what the interactions log still holds (when the process stops).
+    pub async fn shutdown(&self) {
+        self.log.shutdown().await;
     }
 
     /// The prompt template called `name`, at `version` or its latest; a message saying where
@@ -260,7 +316,7 @@ impl Ai {
         if name == BUILTIN {
             return Ok(self.builtin.clone());
         }
-        let Some(sealed) = self.store.setting(&format!("{PROVIDER_PREFIX}{name}")).await? else {
+        let Some(sealed) = self.setting(&format!("{PROVIDER_PREFIX}{name}")).await? else {
             return Err(Error::NotFound { what: "AI provider", id: name.to_string() });
         };
         Ok(self.cached(name, &sealed)?.1)
@@ -301,20 +357,23 @@ impl Ai {
             }
         }
         let json = serde_json::to_string(spec).map_err(|e| Error::Internal(e.to_string()))?;
-        self.store.put_setting(&slot, &self.keyring.seal(&slot, &json)).await?;
+        self.put_setting(&slot, &self.keyring.seal(&slot, &json)).await?;
         Ok(spec.info(name, &built))
     }
 
     /// The providers a workspace uses.
     pub async fn workspace(&self, workspace_id: &str) -> Result<WorkspaceAi> {
         let slot = format!("{WORKSPACE_PREFIX}{workspace_id}");
-        match self.store.setting(&slot).await? {
-            None => Ok(WorkspaceAi::default()),
-            Some(sealed) => {
-                let json = self.keyring.open(&slot, &sealed)?;
-                serde_json::from_str(&json).map_err(|e| Error::Internal(format!("setting {slot}: {e}")))
-            }
+        let Some(sealed) = self.setting(&slot).await? else { return Ok(WorkspaceAi::default()) };
+        let mut choices = self.choices.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, choice)) = choices.get(&slot).filter(|(s, _)| *s == sealed) {
+            return Ok(choice.clone());
         }
+        let json = self.keyring.open(&slot, &sealed)?;
+        let choice: WorkspaceAi =
+            serde_json::from_str(&json).map_err(|e| Error::Internal(format!("setting {slot}: {e}")))?;
+        choices.insert(slot, (sealed, choice.clone()));
+        Ok(choice)
     }
 
     /// Chooses a workspace's providers; each must exist and serve what it is chosen for.
@@ -335,7 +394,7 @@ impl Ai {
         }
         let slot = format!("{WORKSPACE_PREFIX}{workspace_id}");
         let json = serde_json::to_string(choice).map_err(|e| Error::Internal(e.to_string()))?;
-        self.store.put_setting(&slot, &self.keyring.seal(&slot, &json)).await?;
+        self.put_setting(&slot, &self.keyring.seal(&slot, &json)).await?;
         Ok(choice.clone())
     }
 

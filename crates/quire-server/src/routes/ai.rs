@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use quire_ai::prompt::{Surroundings, builtin_templates};
 use quire_ai::{AiError, AiErrorKind, Message, Section, TextEvent, TextRequest, TextStream};
 use quire_core::{Interaction, InteractionQuery, Page, Principal, Role};
@@ -233,7 +233,7 @@ pub async fn generate(
     entry.parameters =
         json!({ "temperature": request.temperature, "max_tokens": request.max_tokens, "model": request.model });
     entry.prompt = prompt_text(&request.messages);
-    let mut log = Log::start(app.store().clone(), entry);
+    let mut log = app.ai().log(entry);
     let stream = match provider.stream_text(&request).await {
         Ok(s) => s,
         Err(e) => {
@@ -244,6 +244,9 @@ pub async fn generate(
     let keep_alive = KeepAlive::new().interval(app.config().sse_keep_alive);
     Ok(Sse::new(events(stream, log, sections)).keep_alive(keep_alive).into_response())
 }
+
+/// The most text one `chunk` event gathers from deltas that arrived together.
+const MERGED_CHUNK_BYTES: usize = 16 * 1024;
 
 fn frame(name: &str, data: &Value) -> Result<SseEvent, Infallible> {
     Ok(SseEvent::default().event(name).data(data.to_string()))
@@ -256,17 +259,34 @@ fn events(stream: TextStream, log: Log, sections: Vec<Section>) -> impl Stream<I
         log: Log,
         sections: Vec<Section>,
         text: String,
+        /// What the provider sent after the deltas merged into the last chunk.
+        pending: Option<Option<Result<TextEvent, AiError>>>,
         over: bool,
     }
-    let state = State { stream, log, sections, text: String::new(), over: false };
+    let state = State { stream, log, sections, text: String::new(), pending: None, over: false };
     futures_util::stream::unfold(state, |mut s| async move {
         if s.over {
             return None;
         }
-        let item = s.stream.next().await;
+        let item = match s.pending.take() {
+            Some(item) => item,
+            None => s.stream.next().await,
+        };
         let event = match item {
-            Some(Ok(TextEvent::Delta(text))) => {
+            Some(Ok(TextEvent::Delta(mut text))) => {
                 s.log.first_chunk();
+                // Deltas that have already arrived go out as one chunk: the same text in
+                // fewer frames, and never a wait for one that has not.
+                while text.len() < MERGED_CHUNK_BYTES {
+                    match s.stream.next().now_or_never() {
+                        None => break,
+                        Some(Some(Ok(TextEvent::Delta(more)))) => text.push_str(&more),
+                        Some(other) => {
+                            s.pending = Some(other);
+                            break;
+                        }
+                    }
+                }
                 s.text.push_str(&text);
                 frame("chunk", &json!({ "text": text }))
             }

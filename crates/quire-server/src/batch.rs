@@ -1,0 +1,121 @@
+//! A queue whose entries a writer task stores in batches, off the request path: the audit
+//! trail and the AI interactions log. The queue is bounded (a full queue makes the caller
+//! wait up to a second, then the entry is counted as dropped), a batch is written as soon as
+//! the queue is empty (so one entry alone waits for nothing), and the queue is drained when
+//! the process stops normally.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use quire_store::Store;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Entries stored per transaction at most.
+const BATCH: usize = 500;
+/// How long the writer waits for an entry before it looks again.
+const IDLE: Duration = Duration::from_millis(250);
+
+/// How a batch is stored.
+pub type Write<T> = for<'a> fn(&'a dyn Store, &'a [T]) -> BoxFuture<'a, quire_core::Result<()>>;
+
+/// The queue and its writer.
+pub struct BatchWriter<T> {
+    /// What the entries are, for logs and metrics (`audit_entries`, `ai_interactions`).
+    what: &'static str,
+    sender: Mutex<Option<mpsc::Sender<T>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<T: Send + 'static> BatchWriter<T> {
+    /// Starts the writer over `store` with a queue of `capacity` entries.
+    pub fn start(what: &'static str, store: Arc<dyn Store>, capacity: usize, write: Write<T>) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let writer = tokio::spawn(write_batches(what, store, rx, write));
+        BatchWriter { what, sender: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)) }
+    }
+
+    /// Queues an entry; waits at most a second for room.
+    pub async fn record(&self, entry: T) {
+        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(sender) = sender else {
+            tracing::warn!(what = self.what, "an entry came after shutdown; not recorded");
+            return;
+        };
+        if let Err(e) = sender.send_timeout(entry, Duration::from_secs(1)).await {
+            metrics::counter!(format!("{}_dropped_total", self.what)).increment(1);
+            tracing::error!(what = self.what, error = %e, "the queue stayed full; an entry was dropped");
+        }
+    }
+
+    /// Queues an entry from code that cannot wait (a `Drop`): dropped, and counted, when the
+    /// queue is full.
+    pub fn try_record(&self, entry: T) {
+        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if sender.is_none_or(|s| s.try_send(entry).is_err()) {
+            metrics::counter!(format!("{}_dropped_total", self.what)).increment(1);
+            tracing::warn!(what = self.what, "an entry could not be queued; not recorded");
+        }
+    }
+
+    /// Closes the queue and waits until everything in it is stored.
+    pub async fn shutdown(&self) {
+        drop(self.sender.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
+    }
+}
+
+async fn write_batches<T>(what: &'static str, store: Arc<dyn Store>, mut rx: mpsc::Receiver<T>, write: Write<T>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let open = match tokio::time::timeout(IDLE, rx.recv()).await {
+            Ok(Some(entry)) => {
+                batch.push(entry);
+                true
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        // Take whatever else is already waiting, up to a batch.
+        while batch.len() < BATCH
+            && let Ok(entry) = rx.try_recv()
+        {
+            batch.push(entry);
+        }
+        if !batch.is_empty() && (batch.len() >= BATCH || !open || rx.is_empty()) {
+            store_batch(what, &*store, &mut batch, write).await;
+        }
+        if !open {
+            return;
+        }
+    }
+}
+
+/// Stores a batch, retrying with backoff while the database is away; gives up (and counts
+/// the loss) after about half a minute rather than holding entries forever.
+async fn store_batch<T>(what: &'static str, store: &dyn Store, batch: &mut Vec<T>, write: Write<T>) {
+    let mut wait = Duration::from_millis(100);
+    for attempt in 1..=8 {
+        match write(store, batch).await {
+            Ok(()) => {
+                metrics::counter!(format!("{what}_written_total")).increment(batch.len() as u64);
+                batch.clear();
+                return;
+            }
+            Err(e) if attempt < 8 => {
+                tracing::warn!(what, error = %e, attempt, "writing a batch failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::error!(what, error = %e, lost = batch.len(), "writing a batch failed for good");
+                metrics::counter!(format!("{what}_dropped_total")).increment(batch.len() as u64);
+                batch.clear();
+            }
+        }
+    }
+}
