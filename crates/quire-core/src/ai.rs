@@ -43,6 +43,23 @@ pub struct Interaction {
     pub created_at: time::OffsetDateTime,
 }
 
+/// A version of a workspace's own prompt template. `body` is the template as the AI layer
+/// defines and checks it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct StoredPrompt {
+    pub workspace_id: String,
+    pub name: String,
+    pub version: i32,
+    #[schema(value_type = Object)]
+    pub body: Value,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+}
+
+/// The most prompt template versions a workspace keeps, all names together.
+pub const MAX_PROMPT_VERSIONS: i64 = 1000;
+
 /// The most of a prompt an entry keeps.
 pub const MAX_LOGGED_PROMPT: usize = 64 * 1024;
 

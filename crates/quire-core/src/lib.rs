@@ -27,7 +27,7 @@ mod principal;
 mod time_ms;
 mod user;
 
-pub use ai::{Interaction, InteractionQuery, MAX_LOGGED_PROMPT};
+pub use ai::{Interaction, InteractionQuery, MAX_LOGGED_PROMPT, MAX_PROMPT_VERSIONS, StoredPrompt};
 pub use audit::{AuditEntry, AuditQuery};
 pub use blob::{Blob, BlobRef, MAX_BLOB_BYTES};
 pub use error::{Error, Result};

@@ -26,6 +26,7 @@ quire_store::for_each_backend!(
     ai_generator_refuses_what_no_retry_can_fix,
     image_generator_keeps_images_as_blobs,
     images_that_fail_the_gate_are_retried_then_fail,
+    workspaces_define_versioned_prompt_templates,
 );
 
 async fn workspace(api: &Api) -> String {
@@ -640,4 +641,115 @@ async fn images_that_fail_the_gate_are_retried_then_fail(b: Backend) {
     let log = logged(&api, &format!("workspace={ws}&kind=image&status=gate_failed"), 2).await;
     assert_eq!(log.body["items"].as_array().unwrap().len(), 2);
     assert_eq!((&log.body["items"][0]["provider"], &log.body["items"][0]["model"]), (&json!("sd"), &json!("fake-sd")));
+}
+
+async fn workspaces_define_versioned_prompt_templates(b: Backend) {
+    let (api, ws, _worker) = with_worker(b).await;
+    let brief = |prompt: &str| {
+        json!({"workspace": ws, "name": "acme.brief", "output": "text", "description": "Our brief",
+               "variables": [{"name": "request", "required": true, "max_chars": 2000}],
+               "system": "You write briefs for {{ workspace.name }}.", "prompt": prompt, "sections": ["problem", "goals"]})
+    };
+    let v1 = api.post("/api/v1/ai/templates", brief("Brief v1: {{ request }}")).await;
+    assert_eq!(v1.status, StatusCode::CREATED, "{}", v1.body);
+    assert_eq!(
+        (&v1.body["name"], &v1.body["version"], &v1.body["source"]),
+        (&json!("acme.brief"), &json!(1), &json!("workspace"))
+    );
+    assert!(v1.headers[header::LOCATION].to_str().unwrap().starts_with("/api/v1/ai/templates/acme.brief?workspace="));
+    let v2 = api.post("/api/v1/ai/templates", brief("Brief v2: {{ request }}")).await;
+    assert_eq!(v2.body["version"], 2, "{}", v2.body);
+
+    // Refusals: what the template uses must be declared, names are its own, sizes bounded.
+    for (body, status, code) in [
+        (brief("{{ requester }}"), StatusCode::UNPROCESSABLE_ENTITY, "invalid_template"),
+        (
+            json!({"workspace": ws, "name": "prd.draft", "output": "text", "prompt": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_template",
+        ),
+        (brief(&"x".repeat(40_000)), StatusCode::UNPROCESSABLE_ENTITY, "template_too_large"),
+        (
+            json!({"workspace": ws, "name": "a", "output": "video", "prompt": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+    ] {
+        let r = api.post("/api/v1/ai/templates", body.clone()).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (status, Some(code)), "{}", r.body);
+    }
+    let (viewer, token, _) = api.signup("viewer@example.com").await;
+    let r = api
+        .call(Method::PUT, &format!("/api/v1/workspaces/{ws}/members/{viewer}"), Some(json!({"role": "viewer"})), &[])
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = api.call_as(Some(&token), Method::POST, "/api/v1/ai/templates", Some(brief("x {{ request }}")), &[]).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+
+    // Listed beside the built-in ones; each version readable.
+    let list = api.get(&format!("/api/v1/ai/templates?workspace={ws}")).await;
+    let names: Vec<(String, u64, String)> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (t["name"].as_str().unwrap().into(), t["version"].as_u64().unwrap(), t["source"].as_str().unwrap().into())
+        })
+        .collect();
+    assert!(names.contains(&("prd.draft".into(), 1, "builtin".into())), "{names:?}");
+    assert!(
+        names.contains(&("acme.brief".into(), 1, "workspace".into()))
+            && names.contains(&("acme.brief".into(), 2, "workspace".into()))
+    );
+    let one = api.get(&format!("/api/v1/ai/templates/acme.brief?workspace={ws}&version=1")).await;
+    assert_eq!((one.status, &one.body["prompt"]), (StatusCode::OK, &json!("Brief v1: {{ request }}")));
+    let none = api.get(&format!("/api/v1/ai/templates/acme.brief?workspace={ws}&version=9")).await;
+    assert_error(&none, StatusCode::NOT_FOUND, "not_found");
+    let outsider = api
+        .call_as(
+            Some(&api.signup("out@example.com").await.1),
+            Method::GET,
+            &format!("/api/v1/ai/templates?workspace={ws}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_error(&outsider, StatusCode::NOT_FOUND, "not_found");
+
+    // Generation uses the latest, or the version asked for.
+    let (status, frames, _) = generate(
+        &api,
+        json!({"workspace": ws, "template": "acme.brief", "variables": {"request": "Faster checkout."}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(frames.last().unwrap().1["quality"]["passed"], true, "{:?}", frames.last());
+    let (_, _, _) = generate(
+        &api,
+        json!({"workspace": ws, "template": "acme.brief", "template_version": 1, "variables": {"request": "Older."}}),
+    )
+    .await;
+    let log = logged(&api, &format!("workspace={ws}"), 2).await;
+    let prompts: Vec<&str> =
+        log.body["items"].as_array().unwrap().iter().map(|e| e["prompt"].as_str().unwrap()).collect();
+    assert!(prompts.iter().any(|p| p.contains("Brief v2: Faster checkout.")), "{prompts:?}");
+    assert!(prompts.iter().any(|p| p.contains("Brief v1: Older.")), "{prompts:?}");
+    assert!(prompts[0].starts_with("[system] You write briefs for Studio."), "{prompts:?}");
+
+    // And so do pipelines.
+    let c = run_context(
+        &api,
+        json!({"workspace": ws, "type": "brief", "pipeline": ["ai_generator"],
+               "data": {"prompt_template": "acme.brief", "request": "Cut the steps to pay."}}),
+    )
+    .await;
+    assert_eq!(c["status"], "completed", "{c}");
+    assert_eq!(
+        (
+            &c["data"]["generation_parameters"]["prompt_template"],
+            &c["data"]["generation_parameters"]["prompt_template_version"]
+        ),
+        (&json!("acme.brief"), &json!(2))
+    );
+    assert_eq!(c["data"]["generated_content"]["problem"], "- Cut the steps to pay.", "{}", c["data"]);
 }

@@ -1,7 +1,8 @@
 //! The AI interactions log.
 
 use async_trait::async_trait;
-use quire_core::{Interaction, InteractionQuery, Page, Principal, Result};
+use quire_core::{Interaction, InteractionQuery, Page, Principal, Result, StoredPrompt};
+use serde_json::Value;
 
 #[async_trait]
 pub trait AiStore: Send + Sync {
@@ -9,6 +10,38 @@ pub trait AiStore: Send + Sync {
     async fn record_interactions(&self, entries: &[Interaction]) -> Result<()>;
     /// A page of a workspace's entries, newest first (its members only).
     async fn list_interactions(&self, who: &Principal, query: &InteractionQuery) -> Result<Page<Interaction>>;
+
+    /// Stores the next version of a workspace's prompt template `name` (its editors; the body
+    /// is checked by the caller). `LimitExceeded` past `MAX_PROMPT_VERSIONS`.
+    async fn create_prompt(&self, who: &Principal, workspace: &str, name: &str, body: &Value) -> Result<StoredPrompt>;
+    /// Every version of the workspace's prompt templates (its members), by name then version.
+    async fn list_prompts(&self, who: &Principal, workspace: &str) -> Result<Vec<StoredPrompt>>;
+    /// One version (the latest when `None`) of a workspace's template, for callers that
+    /// checked access.
+    async fn find_prompt(&self, workspace_id: &str, name: &str, version: Option<i32>) -> Result<Option<StoredPrompt>>;
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PromptRow {
+    workspace_id: String,
+    name: String,
+    version: i32,
+    body: String,
+    created_by: String,
+    created_at: i64,
+}
+
+impl From<PromptRow> for StoredPrompt {
+    fn from(r: PromptRow) -> Self {
+        StoredPrompt {
+            workspace_id: r.workspace_id,
+            name: r.name,
+            version: r.version,
+            body: serde_json::from_str(&r.body).unwrap_or(Value::Null),
+            created_by: r.created_by,
+            created_at: quire_core::timestamp_from_ms(r.created_at),
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -135,6 +168,85 @@ macro_rules! impl_ai_store {
                 items.truncate(q.limit as usize);
                 let next_cursor = if more { items.last().map(|i| i.id.clone()) } else { None };
                 Ok(quire_core::Page { items, next_cursor })
+            }
+
+            async fn create_prompt(
+                &self,
+                who: &quire_core::Principal,
+                workspace: &str,
+                name: &str,
+                body: &serde_json::Value,
+            ) -> quire_core::Result<quire_core::StoredPrompt> {
+                let (ws, role) = self.visible_workspace(who, workspace, Some(false)).await?;
+                $crate::sql::require(role, quire_core::Role::Editor, "create prompt templates")?;
+                let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM prompt_templates WHERE workspace_id = $1")
+                    .bind(&ws.id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                if count >= quire_core::MAX_PROMPT_VERSIONS {
+                    return Err(quire_core::Error::LimitExceeded(format!(
+                        "a workspace keeps at most {} prompt template versions",
+                        quire_core::MAX_PROMPT_VERSIONS
+                    )));
+                }
+                for _ in 0..$crate::sql::MAX_ATTEMPTS {
+                    let row: std::result::Result<$crate::ai::PromptRow, _> = sqlx::query_as(
+                        "INSERT INTO prompt_templates (workspace_id, name, version, body, created_by, created_at) \
+                         SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5 FROM prompt_templates \
+                         WHERE workspace_id = $1 AND name = $2 \
+                         RETURNING workspace_id, name, version, body, created_by, created_at",
+                    )
+                    .bind(&ws.id)
+                    .bind(name)
+                    .bind(body.to_string())
+                    .bind(who.actor())
+                    .bind(quire_core::now_ms())
+                    .fetch_one(&self.writer_pool())
+                    .await;
+                    match row.map_err($crate::rows::db_err) {
+                        Ok(row) => return Ok(row.into()),
+                        Err(quire_core::Error::Conflict(_)) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(quire_core::Error::Conflict("the template changed meanwhile; retry".into()))
+            }
+
+            async fn list_prompts(
+                &self,
+                who: &quire_core::Principal,
+                workspace: &str,
+            ) -> quire_core::Result<Vec<quire_core::StoredPrompt>> {
+                let (ws, _) = self.visible_workspace(who, workspace, Some(false)).await?;
+                let rows: Vec<$crate::ai::PromptRow> = sqlx::query_as(
+                    "SELECT workspace_id, name, version, body, created_by, created_at FROM prompt_templates \
+                     WHERE workspace_id = $1 ORDER BY name, version",
+                )
+                .bind(&ws.id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::rows::db_err)?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn find_prompt(
+                &self,
+                workspace_id: &str,
+                name: &str,
+                version: Option<i32>,
+            ) -> quire_core::Result<Option<quire_core::StoredPrompt>> {
+                let row: Option<$crate::ai::PromptRow> = sqlx::query_as(
+                    "SELECT workspace_id, name, version, body, created_by, created_at FROM prompt_templates \
+                     WHERE workspace_id = $1 AND name = $2 AND ($3 IS NULL OR version = $3) ORDER BY version DESC LIMIT 1",
+                )
+                .bind(workspace_id)
+                .bind(name)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::rows::db_err)?;
+                Ok(row.map(Into::into))
             }
         }
     };

@@ -37,6 +37,7 @@ quire_store::for_each_backend!(
     the_update_log_appends_and_compacts,
     ai_interactions_page_and_stay_in_their_workspace,
     blobs_are_kept_once_per_workspace_and_bounded,
+    prompt_templates_are_versioned_per_workspace,
 );
 
 /// Quire itself: may do anything, so these tests exercise storage, not access rules.
@@ -990,4 +991,33 @@ async fn blobs_are_kept_once_per_workspace_and_bounded(b: Backend) {
     assert!(matches!(s.get_blob(&w.id, &"cd".repeat(32)).await, Err(Error::NotFound { .. })));
     let big = quire_core::Blob { bytes: vec![0; quire_core::MAX_BLOB_BYTES + 1], ..blob.clone() };
     assert!(matches!(s.put_blob(&big).await, Err(Error::LimitExceeded(_))));
+}
+
+async fn prompt_templates_are_versioned_per_workspace(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let (_, owner) = user(s, "owner@example.com").await;
+    let (bob_id, bob) = user(s, "bob@example.com").await;
+    let w = s.create_workspace(&owner, ws("Studio")).await.unwrap();
+    let other = s.create_workspace(&owner, ws("Elsewhere")).await.unwrap();
+    let v1 = s.create_prompt(&owner, &w.slug, "acme.brief", &json!({"prompt": "one"})).await.unwrap();
+    let v2 = s.create_prompt(&owner, &w.id, "acme.brief", &json!({"prompt": "two"})).await.unwrap();
+    s.create_prompt(&owner, &w.id, "acme.alt", &json!({"prompt": "alt"})).await.unwrap();
+    s.create_prompt(&owner, &other.id, "acme.brief", &json!({"prompt": "theirs"})).await.unwrap();
+    assert_eq!((v1.version, v2.version, v2.workspace_id.as_str()), (1, 2, w.id.as_str()));
+    assert_eq!(v2.body, json!({"prompt": "two"}));
+    let listed: Vec<(String, i32)> =
+        s.list_prompts(&owner, &w.id).await.unwrap().into_iter().map(|p| (p.name, p.version)).collect();
+    assert_eq!(listed, [("acme.alt".into(), 1), ("acme.brief".into(), 1), ("acme.brief".into(), 2)]);
+    let latest = s.find_prompt(&w.id, "acme.brief", None).await.unwrap().unwrap();
+    assert_eq!((latest.version, &latest.body), (2, &json!({"prompt": "two"})));
+    let first = s.find_prompt(&w.id, "acme.brief", Some(1)).await.unwrap().unwrap();
+    assert_eq!(first.body, json!({"prompt": "one"}));
+    assert!(s.find_prompt(&w.id, "acme.brief", Some(3)).await.unwrap().is_none());
+    assert!(s.find_prompt(&w.id, "nope", None).await.unwrap().is_none());
+    // Outsiders see nothing; viewers read but do not write.
+    assert!(matches!(s.list_prompts(&bob, &w.id).await, Err(Error::NotFound { .. })));
+    s.set_member(&owner, &w.id, &bob_id.id, quire_core::Role::Viewer).await.unwrap();
+    assert_eq!(s.list_prompts(&bob, &w.id).await.unwrap().len(), 3);
+    assert!(matches!(s.create_prompt(&bob, &w.id, "x", &json!({})).await, Err(Error::Forbidden(_))));
 }

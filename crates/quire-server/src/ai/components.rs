@@ -92,16 +92,19 @@ struct Choice {
 }
 
 impl Choice {
-    fn read(
+    async fn read(
         ai: &Ai,
+        workspace_id: &str,
         data: &Map<String, Value>,
         default_template: &str,
         output: Output,
     ) -> Result<Choice, ComponentError> {
         let name = opt_str(data, "prompt_template")?.unwrap_or(default_template);
         let version = opt_u32(data, "prompt_template_version", 1..=u32::MAX)?;
-        let template =
-            ai.prompt_template(name, version).map_err(|m| ComponentError::permanent("template_not_found", m))?;
+        let template = ai
+            .prompt_template(workspace_id, name, version)
+            .await?
+            .map_err(|m| ComponentError::permanent("template_not_found", m))?;
         if template.output != output {
             let wants = if output == Output::Text { "ai_generator makes text" } else { "image_generator makes images" };
             return Err(invalid(format!("prompt template '{name}' does not fit: {wants}")));
@@ -291,7 +294,7 @@ impl Component for AiGenerator {
         let ctx = run.context();
         let data = run.data();
         let default = if ctx.kind == "prd" { "prd.draft" } else { "content.draft" };
-        let choice = Choice::read(&self.ai, data, default, Output::Text)?;
+        let choice = Choice::read(&self.ai, &ctx.workspace_id, data, default, Output::Text).await?;
         let values = choice.values(data)?;
         let around = surroundings(&self.ai, &run, outline(data)).await?;
         let rendered = choice
@@ -438,7 +441,7 @@ impl Component for ImageGenerator {
     async fn run(&self, run: Run) -> Result<Map<String, Value>, ComponentError> {
         let ctx = run.context();
         let data = run.data();
-        let choice = Choice::read(&self.ai, data, "moodboard.image", Output::Image)?;
+        let choice = Choice::read(&self.ai, &ctx.workspace_id, data, "moodboard.image", Output::Image).await?;
         let side = |key: &str| -> Result<u32, ComponentError> {
             let v = opt_u32(data, key, 64..=2048)?.unwrap_or(512);
             if v % 8 != 0 {

@@ -22,6 +22,8 @@ use quire_auth::Keyring;
 use quire_core::{Error, Result};
 use quire_store::Store;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 /// A remote provider, as an administrator defines it.
@@ -202,6 +204,15 @@ impl ProviderSpec {
     }
 }
 
+/// A stored template as the AI layer reads it, named and numbered by its row.
+pub(crate) fn stored_template(stored: &quire_core::StoredPrompt) -> Result<PromptTemplate> {
+    let mut t: PromptTemplate = serde_json::from_value(stored.body.clone())
+        .map_err(|e| Error::Internal(format!("prompt template {} v{}: {e}", stored.name, stored.version)))?;
+    t.name = stored.name.clone();
+    t.version = stored.version.max(0) as u32;
+    Ok(t)
+}
+
 fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 40
@@ -268,19 +279,55 @@ impl Ai {
         self.log.shutdown().await;
     }
 
-    /// The prompt template called `name`, at `version` or its latest; a message saying where
-    /// to look when there is none.
-    pub fn prompt_template(&self, name: &str, version: Option<u32>) -> std::result::Result<PromptTemplate, String> {
-        let mut matching: Vec<PromptTemplate> = builtin_templates().into_iter().filter(|t| t.name == name).collect();
-        matching.sort_by_key(|t| t.version);
-        let found = match version {
-            Some(v) => matching.into_iter().find(|t| t.version == v),
-            None => matching.pop(),
+    /// The prompt template called `name`, at `version` or its latest: a built-in one, or the
+    /// workspace's own. `Ok(Err(message))` says where to look when there is none.
+    pub async fn prompt_template(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<std::result::Result<PromptTemplate, String>> {
+        let mut builtin: Vec<PromptTemplate> = builtin_templates().into_iter().filter(|t| t.name == name).collect();
+        let found = if builtin.is_empty() {
+            let version = version.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
+            match self.store.find_prompt(workspace_id, name, version).await? {
+                Some(stored) => Some(stored_template(&stored)?),
+                None => None,
+            }
+        } else {
+            builtin.sort_by_key(|t| t.version);
+            match version {
+                Some(v) => builtin.into_iter().find(|t| t.version == v),
+                None => builtin.pop(),
+            }
         };
-        found.ok_or_else(|| {
+        Ok(found.ok_or_else(|| {
             let v = version.map(|v| format!(" version {v}")).unwrap_or_default();
             format!("no prompt template '{name}'{v}; GET /api/v1/ai/templates lists them")
-        })
+        }))
+    }
+
+    /// Every prompt template a workspace sees: the built-in ones, then every version of its
+    /// own (each with `source`, and for its own who made it and when).
+    pub async fn prompt_templates(&self, who: &quire_core::Principal, workspace: Option<&str>) -> Result<Vec<Value>> {
+        let mut out: Vec<Value> = builtin_templates()
+            .into_iter()
+            .map(|t| {
+                let mut v = serde_json::to_value(t).unwrap_or_default();
+                v["source"] = "builtin".into();
+                v
+            })
+            .collect();
+        if let Some(ws) = workspace {
+            for stored in self.store.list_prompts(who, ws).await? {
+                let mut v = serde_json::to_value(stored_template(&stored)?).unwrap_or_default();
+                v["source"] = "workspace".into();
+                v["created_by"] = stored.created_by.into();
+                v["created_at"] = serde_json::to_value(stored.created_at.format(&Rfc3339).ok()).unwrap_or_default();
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     /// What a prompt learns of a document: its kind, title and (for a PRD) its headings.

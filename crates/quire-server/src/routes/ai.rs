@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{FutureExt, Stream, StreamExt};
-use quire_ai::prompt::{Surroundings, builtin_templates};
+use quire_ai::prompt::{PromptTemplate, Surroundings, builtin_templates};
 use quire_ai::{AiError, AiErrorKind, Message, Section, TextEvent, TextRequest, TextStream};
 use quire_core::{Interaction, InteractionQuery, Page, Principal, Role};
 use serde::Deserialize;
@@ -44,11 +44,132 @@ pub async fn design_styles() -> Response {
     Json(json!({ "items": quire_ai::taxonomy::design_styles() })).into_response()
 }
 
-/// The prompt templates: name, version, declared variables, sources.
-#[utoipa::path(get, path = "/api/v1/ai/templates", tag = "ai",
-    responses((status = 200, description = "The prompt templates", body = Object)))]
-pub async fn templates(Actor(_who): Actor) -> Response {
-    Json(json!({ "items": builtin_templates() })).into_response()
+/// Query of `GET /api/v1/ai/templates`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListTemplates {
+    /// A workspace (id or slug) whose own templates are listed too.
+    workspace: Option<String>,
+}
+
+/// The prompt templates: Quire's (`source: builtin`), and with `workspace` every version of
+/// that workspace's own (`source: workspace`); name, version, declared variables, sources.
+#[utoipa::path(get, path = "/api/v1/ai/templates", tag = "ai", params(ListTemplates),
+    responses((status = 200, description = "The prompt templates", body = Object), (status = 404, body = ErrorBody)))]
+pub async fn templates(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Query(q): Query<ListTemplates>,
+) -> ApiResult<Response> {
+    let items = app.ai().prompt_templates(&who, q.workspace.as_deref()).await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+/// A workspace's own prompt template: stored as the next version of its name.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPromptTemplate {
+    /// The workspace (id or slug); optional as for contexts.
+    #[serde(default)]
+    workspace: Option<String>,
+    /// 1 to 64 letters, digits, '.', '_' or '-'; not a built-in template's name.
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// `text` or `image`.
+    #[schema(value_type = String)]
+    output: quire_ai::prompt::Output,
+    /// Each `{name, description, required, max_chars, choices}`.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    variables: Vec<quire_ai::prompt::Variable>,
+    #[serde(default)]
+    system: String,
+    /// minijinja; may use the declared variables, `document`, `workspace`, `sections` and
+    /// `taxonomy`.
+    prompt: String,
+    #[serde(default)]
+    negative_prompt: String,
+    /// Taxonomy keys of the draft's sections (text templates).
+    #[serde(default)]
+    sections: Vec<String>,
+}
+
+/// Define a prompt template of the workspace's own (its editors), or the next version of
+/// one. Checked before it is stored: it parses, uses only names it declares, stays within
+/// the limits. Pipelines name it with `prompt_template`, generation with `template`.
+#[utoipa::path(post, path = "/api/v1/ai/templates", tag = "ai", request_body = NewPromptTemplate,
+    responses((status = 201, description = "The stored template, with its version", body = Object,
+        headers(("Location" = String))),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn create_template(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Json(t): Json<NewPromptTemplate>,
+) -> ApiResult<Response> {
+    let ws = workspace_of(&app, &who, t.workspace).await?;
+    let template = PromptTemplate {
+        name: t.name,
+        version: 0,
+        description: t.description,
+        output: t.output,
+        variables: t.variables,
+        system: t.system,
+        prompt: t.prompt,
+        negative_prompt: t.negative_prompt,
+        sections: t.sections,
+    };
+    if builtin_templates().iter().any(|b| b.name == template.name) {
+        return Err(unprocessable(
+            "invalid_template",
+            format!("'{}' is a built-in template's name; give yours a name of its own", template.name),
+        ));
+    }
+    template.validate().map_err(|e| unprocessable(e.code, e.message))?;
+    let body = serde_json::to_value(&template).map_err(|e| quire_core::Error::Internal(e.to_string()))?;
+    let stored = app.store().create_prompt(&who, &ws, &template.name, &body).await?;
+    let made = crate::ai::stored_template(&stored)?;
+    let location =
+        format!("/api/v1/ai/templates/{}?workspace={}&version={}", made.name, stored.workspace_id, made.version);
+    let mut out = serde_json::to_value(&made).unwrap_or_default();
+    out["source"] = "workspace".into();
+    out["created_by"] = stored.created_by.into();
+    let mut res = (StatusCode::CREATED, Json(out)).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&location) {
+        res.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// Query of `GET /api/v1/ai/templates/{name}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GetTemplate {
+    /// The workspace whose template it is (id or slug); not needed for built-in ones.
+    workspace: Option<String>,
+    /// The version; the latest by default.
+    version: Option<u32>,
+}
+
+/// One prompt template: a built-in one, or a version of a workspace's own.
+#[utoipa::path(get, path = "/api/v1/ai/templates/{name}", tag = "ai", params(("name" = String, Path), GetTemplate),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get_template(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(name): Path<String>,
+    Query(q): Query<GetTemplate>,
+) -> ApiResult<Response> {
+    let ws = match &q.workspace {
+        Some(ws) => app.store().role_in_workspace(&who, ws).await?.0.id,
+        None => String::new(),
+    };
+    let found = app.ai().prompt_template(&ws, &name, q.version).await?;
+    let t = found.map_err(|m| ApiError::new(StatusCode::NOT_FOUND, "not_found", m))?;
+    Ok(Json(t).into_response())
 }
 
 /// Every AI provider of the instance (`quire-builtin` first), without secrets.
@@ -196,7 +317,8 @@ pub async fn generate(
         (Some(name), None) => {
             let t = app
                 .ai()
-                .prompt_template(name, body.template_version)
+                .prompt_template(&ws.id, name, body.template_version)
+                .await?
                 .map_err(|m| ApiError::new(StatusCode::NOT_FOUND, "not_found", m))?;
             if t.output != quire_ai::prompt::Output::Text {
                 return Err(unprocessable(
