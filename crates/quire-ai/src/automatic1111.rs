@@ -104,6 +104,10 @@ impl ImageProvider for Automatic1111 {
         &self.settings.name
     }
 
+    fn circuit(&self) -> Option<crate::resilience::Circuit> {
+        Some(self.remote.guard.circuit())
+    }
+
     async fn generate_images(&self, request: &ImageRequest, progress: Progress<'_>) -> Result<Images, AiError> {
         let body = self.body(request);
         let answer = tokio::select! {

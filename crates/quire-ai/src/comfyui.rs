@@ -291,6 +291,10 @@ impl ImageProvider for ComfyUi {
         &self.settings.name
     }
 
+    fn circuit(&self) -> Option<crate::resilience::Circuit> {
+        Some(self.remote.guard.circuit())
+    }
+
     async fn generate_images(&self, request: &ImageRequest, progress: Progress<'_>) -> Result<Images, AiError> {
         match tokio::time::timeout(self.settings.generation_timeout, self.run(request, progress)).await {
             Ok(result) => result,

@@ -133,6 +133,8 @@ impl Section {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub prompt_tokens: u32,
+    /// None for embeddings (OpenAI then sends only `prompt_tokens` and `total_tokens`).
+    #[serde(default)]
     pub completion_tokens: u32,
 }
 
@@ -210,6 +212,10 @@ pub struct Embeddings {
 pub trait TextProvider: Send + Sync {
     /// The provider's name, as errors and records show it.
     fn name(&self) -> &str;
+    /// The circuit breaker's state, for a provider behind one.
+    fn circuit(&self) -> Option<resilience::Circuit> {
+        None
+    }
     /// Starts generating; the stream yields the text as it comes and ends with `Done`.
     async fn stream_text(&self, request: &TextRequest) -> Result<TextStream, AiError>;
 }
@@ -224,6 +230,10 @@ pub fn no_progress(_: f32) {}
 #[async_trait]
 pub trait ImageProvider: Send + Sync {
     fn name(&self) -> &str;
+    /// The circuit breaker's state, for a provider behind one.
+    fn circuit(&self) -> Option<resilience::Circuit> {
+        None
+    }
     /// Generates `request.count` images; dropping the future stops waiting for them (and, where
     /// the server allows it, the work on the server).
     async fn generate_images(&self, request: &ImageRequest, progress: Progress<'_>) -> Result<Images, AiError>;

@@ -187,6 +187,10 @@ impl TextProvider for OpenAi {
         &self.settings.name
     }
 
+    fn circuit(&self) -> Option<crate::resilience::Circuit> {
+        Some(self.remote.guard.circuit())
+    }
+
     async fn stream_text(&self, request: &TextRequest) -> Result<TextStream, AiError> {
         let model = request.model.clone().unwrap_or_else(|| self.settings.text_model.clone());
         let mut body = json!({

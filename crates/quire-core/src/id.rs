@@ -9,6 +9,13 @@ pub fn new_id(prefix: &str) -> String {
     id
 }
 
+/// The smallest id of `prefix` made at `ms` (milliseconds since the epoch): every id made
+/// before sorts below it.
+pub fn first_id_at(prefix: &str, ms: i64) -> String {
+    let ulid = ulid::Ulid::from_parts(ms.max(0) as u64, 0);
+    format!("{prefix}_{}", ulid.to_string().to_ascii_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -19,5 +26,7 @@ mod tests {
         assert!(a.starts_with("doc_") && a.len() == 30, "{a}");
         assert_ne!(a, b);
         assert!(a < b, "{a} should sort before {b}");
+        let now = crate::now_ms();
+        assert!(super::first_id_at("doc", now - 1000) < a && a < super::first_id_at("doc", now + 1000));
     }
 }

@@ -32,7 +32,7 @@ pub use audit::{AuditEntry, AuditQuery};
 pub use blob::{Blob, BlobRef, MAX_BLOB_BYTES};
 pub use error::{Error, Result};
 pub use event::{Event, EventFilter};
-pub use id::new_id;
+pub use id::{first_id_at, new_id};
 pub use job::{
     Context, ContextError, ContextEvent, ContextQuery, ContextStatus, JobLimits, NewContext, NewTemplate, Outcome,
     Processing, Progress, Schedule, Template, WorkerInfo, WorkerJob, stable_hash,

@@ -74,6 +74,8 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
     /// How long audit entries are kept.
     pub audit_retention: Duration,
+    /// How long AI interactions are kept.
+    pub ai_log_retention: Duration,
     /// Audit entries waiting to be written, at most.
     pub audit_queue: usize,
     /// When set, `/metrics` answers only to `Authorization: Bearer <this>`.
@@ -98,6 +100,7 @@ impl Default for ServerConfig {
             redis_url: None,
             trust_proxy: false,
             audit_retention: Duration::from_secs(365 * 24 * 3600),
+            ai_log_retention: Duration::from_secs(90 * 24 * 3600),
             audit_queue: 10_000,
             metrics_token: None,
             max_ws_message_bytes: 16 * 1024 * 1024,
@@ -159,7 +162,7 @@ impl App {
         }
         app.follow_access_changes();
         app.0.auth.follow_revocations(app.shutdown_signal(), app.0.config.events_poll_interval);
-        app.expire_audit_hourly();
+        app.expire_logs_hourly();
         Ok(app)
     }
 
@@ -214,10 +217,12 @@ impl App {
         });
     }
 
-    /// Deletes audit entries past the retention, at start and then every hour.
-    fn expire_audit_hourly(&self) {
+    /// Deletes audit entries and AI interactions past their retention, at start and then
+    /// every hour.
+    fn expire_logs_hourly(&self) {
         let store = self.store().clone();
         let retention = self.config().audit_retention;
+        let ai_retention = self.config().ai_log_retention;
         let mut shutdown = self.shutdown_signal();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -229,6 +234,12 @@ impl App {
                             Ok(0) => {}
                             Ok(n) => tracing::info!(removed = n, "expired audit entries"),
                             Err(e) => tracing::warn!(error = %e, "expiring audit entries failed"),
+                        }
+                        let cut = quire_core::now_ms() - ai_retention.as_millis() as i64;
+                        match store.purge_interactions(cut).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(removed = n, "expired AI interactions"),
+                            Err(e) => tracing::warn!(error = %e, "expiring AI interactions failed"),
                         }
                     }
                     _ = shutdown.changed() => return,
@@ -357,6 +368,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::ai::put_provider))
         .routes(routes!(routes::ai::get_workspace_ai, routes::ai::put_workspace_ai))
         .routes(routes!(routes::ai::generate))
+        .routes(routes!(routes::ai::embeddings))
         .routes(routes!(routes::ai::interactions))
         .split_for_parts()
 }

@@ -53,7 +53,8 @@ pub fn parse_windows(spec: &str) -> Result<Vec<Window>, String> {
 pub enum RouteClass {
     /// Sign-up, sign-in and refresh: tighter, keyed by address.
     Auth,
-    /// AI generation: its own budget.
+    /// Calls to AI providers (generation, embeddings): their own budget. Reading templates,
+    /// providers or the log is `Default`.
     Ai,
     Default,
 }
@@ -67,7 +68,7 @@ impl RouteClass {
             None
         } else if route.starts_with("/api/v1/auth/") {
             Some(RouteClass::Auth)
-        } else if route.starts_with("/api/v1/ai/") {
+        } else if matches!(route, "/api/v1/ai/generate" | "/api/v1/ai/embeddings") {
             Some(RouteClass::Ai)
         } else {
             Some(RouteClass::Default)
@@ -281,6 +282,8 @@ mod tests {
     fn route_classes() {
         assert_eq!(RouteClass::of("/api/v1/auth/login"), Some(RouteClass::Auth));
         assert_eq!(RouteClass::of("/api/v1/ai/generate"), Some(RouteClass::Ai));
+        assert_eq!(RouteClass::of("/api/v1/ai/embeddings"), Some(RouteClass::Ai));
+        assert_eq!(RouteClass::of("/api/v1/ai/templates"), Some(RouteClass::Default));
         assert_eq!(RouteClass::of("/api/v1/documents/{id}"), Some(RouteClass::Default));
         assert_eq!(RouteClass::of("/healthz"), None);
         assert_eq!(RouteClass::of("/metrics"), None);

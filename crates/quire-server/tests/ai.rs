@@ -27,6 +27,8 @@ quire_store::for_each_backend!(
     image_generator_keeps_images_as_blobs,
     images_that_fail_the_gate_are_retried_then_fail,
     workspaces_define_versioned_prompt_templates,
+    a_failing_provider_opens_its_circuit_and_shows_in_readyz,
+    texts_are_embedded_and_logged,
 );
 
 async fn workspace(api: &Api) -> String {
@@ -241,13 +243,26 @@ async fn completions(
     axum::response::Response::builder().header("content-type", "text/event-stream").body(body).unwrap()
 }
 
+/// Embeddings as OpenAI answers them: `[i, 1]` for input i, listed last first.
+async fn embed(axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
+    let n = body["input"].as_array().map_or(1, Vec::len);
+    let data: Vec<Value> =
+        (0..n).rev().map(|i| json!({"object": "embedding", "index": i, "embedding": [i as f32, 1.0]})).collect();
+    axum::Json(
+        json!({"object": "list", "model": "fake-embed", "data": data, "usage": {"prompt_tokens": 7, "total_tokens": 7}}),
+    )
+}
+
 async fn fake(endless: bool) -> (Arc<Fake>, String) {
     fake_with(Fake { endless, ..Default::default() }).await
 }
 
 async fn fake_with(f: Fake) -> (Arc<Fake>, String) {
     let f = Arc::new(f);
-    let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(completions)).with_state(f.clone());
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", axum::routing::post(completions))
+        .route("/v1/embeddings", axum::routing::post(embed))
+        .with_state(f.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -752,4 +767,93 @@ async fn workspaces_define_versioned_prompt_templates(b: Backend) {
         (&json!("acme.brief"), &json!(2))
     );
     assert_eq!(c["data"]["generated_content"]["problem"], "- Cut the steps to pay.", "{}", c["data"]);
+}
+
+async fn a_failing_provider_opens_its_circuit_and_shows_in_readyz(b: Backend) {
+    let api = Api::new(b).await;
+    let ws = workspace(&api).await;
+    // Nothing listens on port 1: every call is refused at once.
+    let spec = json!({"kind": "openai", "base_url": "http://127.0.0.1:1/v1", "max_attempts": 1, "open_after": 2, "cool_down_secs": 600});
+    let r = api.call(Method::PUT, "/api/v1/ai/providers/dead", Some(spec), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let bad = json!({"kind": "openai", "base_url": "http://127.0.0.1:1/v1", "max_attempts": 0});
+    let r = api.call(Method::PUT, "/api/v1/ai/providers/worse", Some(bad), &[]).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("max_attempts"), "{}", r.body);
+
+    let body = json!({"workspace": ws, "provider": "dead", "messages": [{"role": "user", "content": "hi"}]});
+    let r = api.post("/api/v1/ai/generate", body.clone()).await;
+    assert_error(&r, StatusCode::BAD_GATEWAY, "provider_failed");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("dead"), "names the provider: {}", r.body);
+    let ready = api.get("/readyz").await;
+    assert_eq!((ready.status, &ready.body["status"]), (StatusCode::OK, &json!("degraded")), "{}", ready.body);
+    assert_eq!(ready.body["checks"]["ai.dead"]["status"], "degraded", "{}", ready.body);
+
+    let r = api.post("/api/v1/ai/generate", body.clone()).await;
+    assert_error(&r, StatusCode::BAD_GATEWAY, "provider_failed");
+    let ready = api.get("/readyz").await;
+    let check = &ready.body["checks"]["ai.dead"];
+    assert_eq!((&check["status"], &check["kind"]), (&json!("down"), &json!("ai-provider")), "{}", ready.body);
+    assert!(check["error"].as_str().unwrap().starts_with("circuit open after 2 failures"), "{check}");
+    assert_eq!(
+        (ready.status, &ready.body["status"]),
+        (StatusCode::OK, &json!("degraded")),
+        "AI never makes Quire unready"
+    );
+
+    // While open, calls fail at once without reaching the provider.
+    let r = api.post("/api/v1/ai/generate", body).await;
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "provider_failed");
+}
+
+async fn texts_are_embedded_and_logged(b: Backend) {
+    let api = Api::new(b).await;
+    let ws = workspace(&api).await;
+    let texts = ["offline sync for field teams", "field teams need offline sync", "quarterly revenue report"];
+    let r = api.post("/api/v1/ai/embeddings", json!({"workspace": ws, "input": texts})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (&r.body["provider"], &r.body["model"], &r.body["dimensions"]),
+        (&json!("quire-builtin"), &json!("quire-builtin"), &json!(512))
+    );
+    let v: Vec<Vec<f64>> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+        .collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    assert!((dot(&v[0], &v[0]) - 1.0).abs() < 1e-3, "normalised");
+    assert!(dot(&v[0], &v[1]) > dot(&v[0], &v[2]) + 0.3, "shared words are nearer");
+    let one = api.post("/api/v1/ai/embeddings", json!({"workspace": ws, "input": "just one"})).await;
+    assert_eq!(one.body["data"].as_array().unwrap().len(), 1);
+
+    // A remote provider, named in the call: vectors back in the inputs' order.
+    let (_fake, url) = fake(false).await;
+    let spec = json!({"kind": "openai", "base_url": url, "embedding_model": "fake-embed"});
+    assert_eq!(api.call(Method::PUT, "/api/v1/ai/providers/emb", Some(spec), &[]).await.status, StatusCode::OK);
+    let r =
+        api.post("/api/v1/ai/embeddings", json!({"workspace": ws, "input": ["a", "b", "c"], "provider": "emb"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"][2]["embedding"], json!([2.0, 1.0]));
+    assert_eq!((&r.body["model"], &r.body["usage"]["prompt_tokens"]), (&json!("fake-embed"), &json!(7)));
+    let log = logged(&api, &format!("workspace={ws}&kind=embedding"), 3).await;
+    let e = &log.body["items"][0];
+    assert_eq!(
+        (&e["provider"], &e["model"], &e["tokens_in"], &e["prompt"]),
+        (&json!("emb"), &json!("fake-embed"), &json!(7), &json!("a\n\nb\n\nc"))
+    );
+
+    for body in [
+        json!({"workspace": ws, "input": []}),
+        json!({"workspace": ws, "input": ["fine", "  "]}),
+        json!({"workspace": ws, "input": vec!["x"; 257]}),
+        json!({"workspace": ws, "input": "x".repeat(32_769)}),
+        json!({"workspace": ws, "input": 42}),
+    ] {
+        let r = api.post("/api/v1/ai/embeddings", body).await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    }
+    let r = api.post("/api/v1/ai/embeddings", json!({"workspace": ws, "input": "x", "provider": "nope"})).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
 }

@@ -456,6 +456,7 @@ async fn openapi_describes_exactly_the_served_routes() {
         "GET /readyz",
         "PATCH /api/v1/documents/{id}",
         "PATCH /api/v1/workspaces/{ws}",
+        "POST /api/v1/ai/embeddings",
         "POST /api/v1/ai/generate",
         "POST /api/v1/ai/templates",
         "POST /api/v1/auth/login",

@@ -10,6 +10,8 @@ pub trait AiStore: Send + Sync {
     async fn record_interactions(&self, entries: &[Interaction]) -> Result<()>;
     /// A page of a workspace's entries, newest first (its members only).
     async fn list_interactions(&self, who: &Principal, query: &InteractionQuery) -> Result<Page<Interaction>>;
+    /// Deletes entries made before `before_ms`, in slices; how many.
+    async fn purge_interactions(&self, before_ms: i64) -> Result<u64>;
 
     /// Stores the next version of a workspace's prompt template `name` (its editors; the body
     /// is checked by the caller). `LimitExceeded` past `MAX_PROMPT_VERSIONS`.
@@ -168,6 +170,27 @@ macro_rules! impl_ai_store {
                 items.truncate(q.limit as usize);
                 let next_cursor = if more { items.last().map(|i| i.id.clone()) } else { None };
                 Ok(quire_core::Page { items, next_cursor })
+            }
+
+            async fn purge_interactions(&self, before_ms: i64) -> quire_core::Result<u64> {
+                // Ids are `ai_` and a ULID, which sorts by time: the key finds them.
+                let cut = quire_core::first_id_at("ai", before_ms);
+                let mut total = 0;
+                loop {
+                    let done = sqlx::query(
+                        "DELETE FROM ai_interactions WHERE id IN \
+                         (SELECT id FROM ai_interactions WHERE id < $1 ORDER BY id LIMIT 5000)",
+                    )
+                    .bind(&cut)
+                    .execute(&self.writer_pool())
+                    .await
+                    .map_err($crate::rows::db_err)?
+                    .rows_affected();
+                    total += done;
+                    if done < 5000 {
+                        return Ok(total);
+                    }
+                }
             }
 
             async fn create_prompt(

@@ -38,6 +38,7 @@ quire_store::for_each_backend!(
     ai_interactions_page_and_stay_in_their_workspace,
     blobs_are_kept_once_per_workspace_and_bounded,
     prompt_templates_are_versioned_per_workspace,
+    old_ai_interactions_are_purged,
 );
 
 /// Quire itself: may do anything, so these tests exercise storage, not access rules.
@@ -1020,4 +1021,29 @@ async fn prompt_templates_are_versioned_per_workspace(b: Backend) {
     s.set_member(&owner, &w.id, &bob_id.id, quire_core::Role::Viewer).await.unwrap();
     assert_eq!(s.list_prompts(&bob, &w.id).await.unwrap().len(), 3);
     assert!(matches!(s.create_prompt(&bob, &w.id, "x", &json!({})).await, Err(Error::Forbidden(_))));
+}
+
+async fn old_ai_interactions_are_purged(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let w = s.create_workspace(&ME, ws("Studio")).await.unwrap();
+    let now = quire_core::now_ms();
+    let at = |ms: i64, i: usize| {
+        let mut e = interaction(&w.id, "ok", format!("p{i}"));
+        // An id made at `ms` (its ULID's time), as a call then would have had.
+        e.id = format!("{}{:02}", &quire_core::first_id_at("ai", ms)[..27], i);
+        e
+    };
+    let old: Vec<_> = (0..3).map(|i| at(now - 100 * 86_400_000, i)).collect();
+    let recent: Vec<_> = (0..2).map(|i| at(now - 1_000, i)).collect();
+    s.record_interactions(&old).await.unwrap();
+    s.record_interactions(&recent).await.unwrap();
+    assert_eq!(s.purge_interactions(now - 90 * 86_400_000).await.unwrap(), 3);
+    assert_eq!(s.purge_interactions(now - 90 * 86_400_000).await.unwrap(), 0);
+    let q =
+        quire_core::InteractionQuery::new(w.id.clone(), None, None, None, Some(10), None, &Default::default()).unwrap();
+    let left: Vec<String> = s.list_interactions(&ME, &q).await.unwrap().items.into_iter().map(|e| e.id).collect();
+    let mut kept: Vec<String> = recent.iter().map(|e| e.id.clone()).collect();
+    kept.reverse();
+    assert_eq!(left, kept, "only the recent ones stay");
 }

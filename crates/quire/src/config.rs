@@ -157,6 +157,9 @@ pub struct ServeArgs {
     /// Days audit entries are kept [default: 365]
     #[arg(long, env = "QUIRE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
     pub audit_retention_days: Option<u64>,
+    /// Days AI interactions (prompts, models, tokens) are kept [default: 90]
+    #[arg(long, env = "QUIRE_AI_LOG_RETENTION_DAYS", value_name = "DAYS")]
+    pub ai_log_retention_days: Option<u64>,
     /// A token Prometheus must send to read /metrics (Authorization: Bearer) [default: none,
     /// /metrics is open]
     #[arg(long, env = "QUIRE_METRICS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
@@ -228,6 +231,7 @@ struct FileSettings {
     redis_url: Option<String>,
     trust_proxy: Option<bool>,
     audit_retention_days: Option<u64>,
+    ai_log_retention_days: Option<u64>,
     public_url: Option<String>,
     metrics_token: Option<String>,
     oidc_issuer: Option<String>,
@@ -312,6 +316,9 @@ impl Settings {
             redis_url: args.redis_url.clone().or(file.redis_url.clone()),
             trust_proxy: args.trust_proxy.or(file.trust_proxy).unwrap_or(false),
             metrics_token: args.metrics_token.clone().or(file.metrics_token.clone()).filter(|t| !t.is_empty()),
+            ai_log_retention: Duration::from_secs(
+                args.ai_log_retention_days.or(file.ai_log_retention_days).unwrap_or(90).max(1) * 86_400,
+            ),
             audit_retention: Duration::from_secs(
                 args.audit_retention_days.or(file.audit_retention_days).unwrap_or(365).max(1) * 86_400,
             ),

@@ -47,6 +47,15 @@ pub struct ProviderSpec {
     pub image_model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding_model: Option<String>,
+    /// Tries per call, the first included (1 to 10; 3 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Calls failing in a row that open the provider's circuit (1 to 100; 5 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_after: Option<u32>,
+    /// Seconds an open circuit refuses calls before one tries again (1 to 3600; 30 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cool_down_secs: Option<u64>,
 }
 
 /// A provider as `GET /api/v1/ai/providers` shows it: what it serves, no secrets.
@@ -145,10 +154,25 @@ impl ProviderSpec {
             (None, None, None) => Credentials::None,
             _ => return Err(invalid("api_key", "give either api_key, or username and password, not both")),
         };
+        let mut guard = quire_ai::resilience::GuardSettings::default();
+        let within = |field: &str, v: Option<u64>, lo: u64, hi: u64| match v {
+            Some(v) if !(lo..=hi).contains(&v) => Err(invalid(field, format!("must be {lo} to {hi}"))),
+            _ => Ok(v),
+        };
+        if let Some(n) = within("max_attempts", self.max_attempts.map(u64::from), 1, 10)? {
+            guard.attempts = n as u32;
+        }
+        if let Some(n) = within("open_after", self.open_after.map(u64::from), 1, 100)? {
+            guard.open_after = n as u32;
+        }
+        if let Some(s) = within("cool_down_secs", self.cool_down_secs, 1, 3600)? {
+            guard.cool_down = std::time::Duration::from_secs(s);
+        }
         let mut built = Built { name: name.to_string(), ..Default::default() };
         match self.kind.as_str() {
             "openai" => {
                 let mut s = OpenAiSettings::new(name, &self.base_url);
+                s.guard = guard;
                 s.api_key = self.api_key.clone();
                 if let Some(m) = &self.text_model {
                     s.text_model = m.clone();
@@ -167,12 +191,14 @@ impl ProviderSpec {
             "automatic1111" => {
                 let mut s = Automatic1111Settings::new(name, &self.base_url);
                 s.credentials = credentials;
+                s.guard = guard;
                 s.model = self.image_model.clone();
                 built.image = Some(Arc::new(Automatic1111::new(s).map_err(err)?));
             }
             "comfyui" => {
                 let mut s = ComfyUiSettings::new(name, &self.base_url);
                 s.credentials = credentials;
+                s.guard = guard;
                 if let Some(m) = &self.image_model {
                     s.checkpoint = m.clone();
                 }
@@ -369,6 +395,20 @@ impl Ai {
         Ok(self.cached(name, &sealed)?.1)
     }
 
+    /// The circuit of every remote provider this process has built, by name.
+    pub fn circuits(&self) -> Vec<(String, quire_ai::resilience::Circuit)> {
+        let cache = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = cache
+            .iter()
+            .filter_map(|(name, c)| {
+                let circuit = c.built.text.as_ref().and_then(|p| p.circuit());
+                circuit.or_else(|| c.built.image.as_ref().and_then(|p| p.circuit())).map(|s| (name.clone(), s))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Every provider, the built-in one first.
     pub async fn providers(&self) -> Result<Vec<ProviderInfo>> {
         let mut out = vec![ProviderInfo {
@@ -459,6 +499,15 @@ impl Ai {
     pub async fn text_provider(&self, workspace_id: &str, named: Option<&str>) -> Result<Arc<dyn TextProvider>> {
         let built = self.chosen(workspace_id, named, |w| w.text).await?;
         built.text.ok_or_else(|| invalid("provider", format!("provider '{}' does not generate text", built.name)))
+    }
+
+    pub async fn embedding_provider(
+        &self,
+        workspace_id: &str,
+        named: Option<&str>,
+    ) -> Result<Arc<dyn EmbeddingProvider>> {
+        let built = self.chosen(workspace_id, named, |w| w.embedding).await?;
+        built.embedding.ok_or_else(|| invalid("provider", format!("provider '{}' does not embed", built.name)))
     }
 
     pub async fn image_provider(&self, workspace_id: &str, named: Option<&str>) -> Result<Arc<dyn ImageProvider>> {

@@ -449,6 +449,95 @@ fn events(stream: TextStream, log: Log, sections: Vec<Section>) -> impl Stream<I
     })
 }
 
+/// The most inputs one embeddings call takes, and the longest input.
+pub const MAX_EMBED_INPUTS: usize = 256;
+pub const MAX_EMBED_CHARS: usize = 32_768;
+
+/// Texts to embed: one, or a list.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum EmbedInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// An embeddings request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedRequest {
+    /// The workspace (id or slug); optional as for contexts.
+    #[serde(default)]
+    workspace: Option<String>,
+    /// 1 to 256 texts of at most 32,768 characters.
+    #[schema(value_type = Object)]
+    input: EmbedInput,
+    /// A provider other than the workspace's embedding provider.
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// Embed texts with the workspace's embedding provider: `{provider, model, dimensions, data:
+/// [{index, embedding}], usage}`, one vector per input in order. Logged as an interaction of
+/// kind `embedding`.
+#[utoipa::path(post, path = "/api/v1/ai/embeddings", tag = "ai", request_body = EmbedRequest,
+    responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
+pub async fn embeddings(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Json(body): Json<EmbedRequest>,
+) -> ApiResult<Response> {
+    let ws = workspace_of(&app, &who, body.workspace.clone()).await?;
+    let (ws, role) = app.store().role_in_workspace(&who, &ws).await?;
+    if role < Role::Editor {
+        return Err(quire_core::Error::Forbidden("embedding needs the editor role in the workspace".into()).into());
+    }
+    let inputs = match body.input {
+        EmbedInput::One(s) => vec![s],
+        EmbedInput::Many(v) => v,
+    };
+    if inputs.is_empty() || inputs.len() > MAX_EMBED_INPUTS {
+        return Err(unprocessable("invalid_request", format!("input: 1 to {MAX_EMBED_INPUTS} texts")));
+    }
+    if let Some(i) = inputs.iter().position(|t| t.trim().is_empty() || t.chars().count() > MAX_EMBED_CHARS) {
+        return Err(unprocessable(
+            "invalid_request",
+            format!("input[{i}]: a text is 1 to {MAX_EMBED_CHARS} characters, not blank"),
+        ));
+    }
+    let provider = app.ai().embedding_provider(&ws.id, body.provider.as_deref()).await?;
+    let mut entry = interaction(&ws.id, who.actor(), "embedding", provider.name());
+    entry.model = body.model.clone().unwrap_or_default();
+    entry.parameters = json!({ "model": body.model, "inputs": inputs.len() });
+    entry.prompt = inputs.join("\n\n");
+    let mut log = app.ai().log(entry);
+    let made = match provider.embed(body.model.as_deref(), &inputs).await {
+        Ok(made) => made,
+        Err(e) => {
+            log.close("failed", Some(e.to_string()), None).await;
+            return Err(provider_error(&e));
+        }
+    };
+    if let Some(e) = log.entry() {
+        e.model = made.model.clone();
+    }
+    log.close("ok", None, made.usage).await;
+    let dimensions = made.vectors.first().map_or(0, Vec::len);
+    let data: Vec<Value> =
+        made.vectors.into_iter().enumerate().map(|(index, v)| json!({ "index": index, "embedding": v })).collect();
+    Ok(Json(json!({
+        "provider": provider.name(),
+        "model": made.model,
+        "dimensions": dimensions,
+        "data": data,
+        "usage": made.usage,
+    }))
+    .into_response())
+}
+
 /// Query of `GET /api/v1/ai/interactions`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

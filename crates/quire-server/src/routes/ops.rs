@@ -29,16 +29,19 @@ pub async fn healthz() -> Json<Liveness> {
 pub struct Readiness {
     /// `healthy`, `degraded` (an optional dependency is failing) or `down`.
     pub status: &'static str,
-    pub checks: BTreeMap<&'static str, Check>,
+    /// By dependency: `database`, `redis`, and `ai.<provider>` for each remote AI provider
+    /// this process has called.
+    pub checks: BTreeMap<String, Check>,
 }
 
 /// One dependency's state.
 #[derive(Serialize, ToSchema)]
 pub struct Check {
-    /// `healthy` or `down`.
+    /// `healthy`, `degraded` (an AI provider failing lately) or `down`.
     pub status: &'static str,
-    /// What the dependency is, e.g. `sqlite` or `postgres`.
+    /// What the dependency is, e.g. `sqlite`, `postgres`, `redis` or `ai-provider`.
     pub kind: &'static str,
+    /// How long the check took (0 for AI providers, read from their circuit breaker).
     pub latency_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -61,7 +64,7 @@ pub async fn readyz(State(app): State<App>) -> Response {
         error: result.err(),
     };
     let mut status = if database.status == "healthy" { "healthy" } else { "down" };
-    let mut checks = BTreeMap::from([("database", database)]);
+    let mut checks = BTreeMap::from([("database".to_string(), database)]);
     // Redis holds only rate counters: without it requests still pass, so it degrades.
     let started = Instant::now();
     let redis = match tokio::time::timeout(Duration::from_secs(2), app.rate_counters().ping()).await {
@@ -78,7 +81,24 @@ pub async fn readyz(State(app): State<App>) -> Response {
             latency_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             error: result.err(),
         };
-        checks.insert("redis", check);
+        checks.insert("redis".into(), check);
+    }
+    // AI providers are optional: one whose circuit is open degrades readiness, no more.
+    for (name, circuit) in app.ai().circuits() {
+        use quire_ai::resilience::Circuit;
+        let (state, error) = match circuit {
+            Circuit::Closed { failures: 0 } => ("healthy", None),
+            Circuit::Closed { failures } => ("degraded", Some(format!("{failures} call(s) in a row failed"))),
+            Circuit::Trying => ("degraded", Some("trying the provider again after its circuit opened".to_string())),
+            Circuit::Open { until, failures, last_error } => {
+                let left = until.saturating_duration_since(Instant::now()).as_secs();
+                ("down", Some(format!("circuit open after {failures} failures ({last_error}); next try in {left} s")))
+            }
+        };
+        if state != "healthy" && status == "healthy" {
+            status = "degraded";
+        }
+        checks.insert(format!("ai.{name}"), Check { status: state, kind: "ai-provider", latency_ms: 0.0, error });
     }
     let code = if status == "down" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (code, Json(Readiness { status, checks })).into_response()
