@@ -29,6 +29,7 @@ quire_store::for_each_backend!(
     workspaces_define_versioned_prompt_templates,
     a_failing_provider_opens_its_circuit_and_shows_in_readyz,
     texts_are_embedded_and_logged,
+    the_instance_default_is_inherited_and_providers_in_use_stay,
 );
 
 async fn workspace(api: &Api) -> String {
@@ -855,5 +856,69 @@ async fn texts_are_embedded_and_logged(b: Backend) {
         assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     }
     let r = api.post("/api/v1/ai/embeddings", json!({"workspace": ws, "input": "x", "provider": "nope"})).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+}
+
+async fn the_instance_default_is_inherited_and_providers_in_use_stay(b: Backend) {
+    let auth = quire_auth::AuthConfig::default();
+    let api = Api::with_auth(b, Default::default(), common::relaxed(), auth.clone()).await;
+    // A second process on the same database, with the same keys.
+    let other = quire_server::App::new(api.app.store().clone(), common::relaxed(), auth).await.unwrap();
+    let ws = workspace(&api).await;
+    let (_fake, url) = fake(false).await;
+    let spec = json!({"kind": "openai", "base_url": url, "text_model": "fake-1"});
+    assert_eq!(api.call(Method::PUT, "/api/v1/ai/providers/house", Some(spec), &[]).await.status, StatusCode::OK);
+    assert_eq!(other.ai().workspace(&ws).await.unwrap().text, "quire-builtin", "read (and kept a moment) there");
+
+    // The instance's default reaches every workspace that chose nothing.
+    assert_eq!(api.get("/api/v1/ai/default").await.body, json!({}));
+    let r = api.call(Method::PUT, "/api/v1/ai/default", Some(json!({"text": "house"})), &[]).await;
+    assert_eq!((r.status, &r.body), (StatusCode::OK, &json!({"text": "house"})));
+    let mine = api.get(&format!("/api/v1/workspaces/{ws}/ai")).await.body;
+    assert_eq!(mine, json!({"text": "house", "image": "quire-builtin", "embedding": "quire-builtin", "chosen": {}}));
+    let (status, frames, _) =
+        generate(&api, json!({"workspace": ws, "messages": [{"role": "user", "content": "Hi"}]})).await;
+    assert_eq!((status, text_of(&frames)), (StatusCode::OK, "Hello there".to_string()));
+    // The other process sees the change within the settings' time to live.
+    let mut seen = false;
+    for _ in 0..60 {
+        if other.ai().workspace(&ws).await.unwrap().text == "house" {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the other process never saw the new default");
+
+    // A workspace's own choice wins for what it names.
+    let r = api
+        .call(Method::PUT, &format!("/api/v1/workspaces/{ws}/ai"), Some(json!({"text": "quire-builtin"})), &[])
+        .await;
+    assert_eq!((&r.body["text"], &r.body["chosen"]), (&json!("quire-builtin"), &json!({"text": "quire-builtin"})));
+    let r = api.call(Method::PUT, "/api/v1/ai/default", Some(json!({"embedding": "nope"})), &[]).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (_, token, _) = api.signup("member@example.com").await;
+    let r = api.call_as(Some(&token), Method::PUT, "/api/v1/ai/default", Some(json!({})), &[]).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    let r = api.call_as(Some(&token), Method::DELETE, "/api/v1/ai/providers/house", None, &[]).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+
+    // A provider still chosen stays; once no one chooses it, it goes.
+    let r = api.call(Method::DELETE, "/api/v1/ai/providers/house", None, &[]).await;
+    assert_error(&r, StatusCode::CONFLICT, "conflict");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("the instance's default"), "{}", r.body);
+    assert_eq!(api.call(Method::PUT, "/api/v1/ai/default", Some(json!({})), &[]).await.status, StatusCode::OK);
+    let r = api.call(Method::PUT, &format!("/api/v1/workspaces/{ws}/ai"), Some(json!({"text": "house"})), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = api.call(Method::DELETE, "/api/v1/ai/providers/house", None, &[]).await;
+    assert!(r.body["error"]["message"].as_str().unwrap().contains(&format!("workspace {ws}")), "{}", r.body);
+    let r = api.call(Method::PUT, &format!("/api/v1/workspaces/{ws}/ai"), Some(json!({})), &[]).await;
+    assert_eq!(r.body["text"], "quire-builtin");
+    let r = api.call(Method::DELETE, "/api/v1/ai/providers/house", None, &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let names: Vec<Value> =
+        api.get("/api/v1/ai/providers").await.body.as_array().unwrap().iter().map(|p| p["name"].clone()).collect();
+    assert_eq!(names, [json!("quire-builtin")]);
+    let r = api.call(Method::DELETE, "/api/v1/ai/providers/house", None, &[]).await;
     assert_error(&r, StatusCode::NOT_FOUND, "not_found");
 }

@@ -411,12 +411,14 @@ async fn openapi_describes_exactly_the_served_routes() {
     }
     described.sort();
     let expected = [
+        "DELETE /api/v1/ai/providers/{name}",
         "DELETE /api/v1/documents/{id}",
         "DELETE /api/v1/documents/{id}/shares/{user_id}",
         "DELETE /api/v1/workspaces/{ws}",
         "DELETE /api/v1/workspaces/{ws}/api-keys/{id}",
         "DELETE /api/v1/workspaces/{ws}/invitations/{id}",
         "DELETE /api/v1/workspaces/{ws}/members/{user_id}",
+        "GET /api/v1/ai/default",
         "GET /api/v1/ai/interactions",
         "GET /api/v1/ai/providers",
         "GET /api/v1/ai/templates",
@@ -476,6 +478,7 @@ async fn openapi_describes_exactly_the_served_routes() {
         "POST /api/v1/workspaces/{ws}/documents",
         "POST /api/v1/workspaces/{ws}/invitations",
         "POST /api/v1/workspaces/{ws}/restore",
+        "PUT /api/v1/ai/default",
         "PUT /api/v1/ai/providers/{name}",
         "PUT /api/v1/documents/{id}/content",
         "PUT /api/v1/documents/{id}/shares",

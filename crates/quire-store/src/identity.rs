@@ -92,6 +92,8 @@ pub trait IdentityStore: Send + Sync {
     async fn settings(&self) -> Result<Vec<(String, String)>>;
     /// Replaces a setting's value.
     async fn put_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// Removes a setting; whether it was there.
+    async fn delete_setting(&self, key: &str) -> Result<bool>;
     /// Stores `value` under `key` unless a value is there already; returns the stored one,
     /// so concurrent first starts of several processes agree.
     async fn init_setting(&self, key: &str, value: &str) -> Result<String>;

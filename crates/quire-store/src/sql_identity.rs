@@ -315,6 +315,15 @@ macro_rules! impl_identity_store {
                 Ok(())
             }
 
+            async fn delete_setting(&self, key: &str) -> quire_core::Result<bool> {
+                let done = sqlx::query("DELETE FROM instance_settings WHERE key = $1")
+                    .bind(key)
+                    .execute(&self.writer_pool())
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn init_setting(&self, key: &str, value: &str) -> quire_core::Result<String> {
                 sqlx::query("INSERT INTO instance_settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING")
                     .bind(key)

@@ -791,6 +791,11 @@ async fn settings_are_initialised_once(b: Backend) {
     assert_eq!(s.init_setting("jwt", "first").await.unwrap(), "first");
     assert_eq!(s.init_setting("jwt", "second").await.unwrap(), "first");
     assert_eq!(s.setting("jwt").await.unwrap().as_deref(), Some("first"));
+    s.put_setting("ai.default", "x").await.unwrap();
+    assert!(s.delete_setting("ai.default").await.unwrap());
+    assert!(!s.delete_setting("ai.default").await.unwrap(), "already gone");
+    assert_eq!(s.setting("ai.default").await.unwrap(), None);
+    assert_eq!(s.setting("jwt").await.unwrap().as_deref(), Some("first"), "only that one");
 }
 
 async fn the_audit_trail_pages_filters_and_expires(b: Backend) {

@@ -73,26 +73,38 @@ pub struct ProviderInfo {
     pub embedding_model: Option<String>,
 }
 
-/// The providers a workspace uses, by name (`quire-builtin` unless chosen).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// Providers chosen by name for some purposes: the instance's default, or a workspace's own.
+/// A purpose left out inherits (a workspace's from the instance's default, the default's
+/// from `quire-builtin`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct WorkspaceAi {
-    #[serde(default = "builtin_name")]
-    pub text: String,
-    #[serde(default = "builtin_name")]
-    pub image: String,
-    #[serde(default = "builtin_name")]
-    pub embedding: String,
+pub struct AiChoice {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<String>,
 }
 
-fn builtin_name() -> String {
-    BUILTIN.to_string()
-}
-
-impl Default for WorkspaceAi {
-    fn default() -> Self {
-        WorkspaceAi { text: builtin_name(), image: builtin_name(), embedding: builtin_name() }
+impl AiChoice {
+    fn purposes(&self) -> [(&'static str, &Option<String>); 3] {
+        [("text", &self.text), ("image", &self.image), ("embedding", &self.embedding)]
     }
+
+    fn uses(&self, provider: &str) -> bool {
+        self.purposes().iter().any(|(_, n)| n.as_deref() == Some(provider))
+    }
+}
+
+/// The providers a workspace uses, by name, and what it chose itself.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WorkspaceAi {
+    pub text: String,
+    pub image: String,
+    pub embedding: String,
+    /// The workspace's own choice; what it leaves out comes from the instance's default.
+    pub chosen: AiChoice,
 }
 
 /// One provider's capabilities.
@@ -106,6 +118,8 @@ pub struct Built {
 
 const PROVIDER_PREFIX: &str = "ai.provider.";
 const WORKSPACE_PREFIX: &str = "ai.workspace.";
+/// The instance's default choice of providers.
+const DEFAULT_SLOT: &str = "ai.default";
 /// The most remote providers an instance holds.
 pub const MAX_PROVIDERS: usize = 32;
 
@@ -121,8 +135,8 @@ pub struct Ai {
     /// The settings lately read, by slot: a generation reads two (the workspace's choice,
     /// its provider), so they are kept for `SETTINGS_TTL`.
     settings: Mutex<HashMap<String, Fresh>>,
-    /// Workspaces' choices, by the sealed setting they were opened from.
-    choices: Mutex<HashMap<String, (String, WorkspaceAi)>>,
+    /// Choices (the default's, workspaces'), by the sealed setting they were opened from.
+    choices: Mutex<HashMap<String, (String, AiChoice)>>,
 }
 
 /// How long a setting read is trusted: a change on another node is seen within this; on
@@ -448,24 +462,25 @@ impl Ai {
         Ok(spec.info(name, &built))
     }
 
-    /// The providers a workspace uses.
-    pub async fn workspace(&self, workspace_id: &str) -> Result<WorkspaceAi> {
-        let slot = format!("{WORKSPACE_PREFIX}{workspace_id}");
-        let Some(sealed) = self.setting(&slot).await? else { return Ok(WorkspaceAi::default()) };
+    /// The choice stored under `slot` (none: an empty one).
+    async fn choice(&self, slot: &str) -> Result<AiChoice> {
+        let Some(sealed) = self.setting(slot).await? else { return Ok(AiChoice::default()) };
         let mut choices = self.choices.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, choice)) = choices.get(&slot).filter(|(s, _)| *s == sealed) {
+        if let Some((_, choice)) = choices.get(slot).filter(|(s, _)| *s == sealed) {
             return Ok(choice.clone());
         }
-        let json = self.keyring.open(&slot, &sealed)?;
-        let choice: WorkspaceAi =
+        let json = self.keyring.open(slot, &sealed)?;
+        let choice: AiChoice =
             serde_json::from_str(&json).map_err(|e| Error::Internal(format!("setting {slot}: {e}")))?;
-        choices.insert(slot, (sealed, choice.clone()));
+        choices.insert(slot.to_string(), (sealed, choice.clone()));
         Ok(choice)
     }
 
-    /// Chooses a workspace's providers; each must exist and serve what it is chosen for.
-    pub async fn set_workspace(&self, workspace_id: &str, choice: &WorkspaceAi) -> Result<WorkspaceAi> {
-        for (field, name) in [("text", &choice.text), ("image", &choice.image), ("embedding", &choice.embedding)] {
+    /// Checks that every provider a choice names exists and serves what it is chosen for,
+    /// then stores it sealed under `slot`.
+    async fn put_choice(&self, slot: &str, choice: &AiChoice) -> Result<()> {
+        for (field, name) in choice.purposes() {
+            let Some(name) = name else { continue };
             let built = self
                 .provider(name)
                 .await
@@ -479,10 +494,72 @@ impl Ai {
                 return Err(invalid(field, format!("provider '{name}' does not serve {field} generation")));
             }
         }
-        let slot = format!("{WORKSPACE_PREFIX}{workspace_id}");
         let json = serde_json::to_string(choice).map_err(|e| Error::Internal(e.to_string()))?;
-        self.put_setting(&slot, &self.keyring.seal(&slot, &json)).await?;
+        self.put_setting(slot, &self.keyring.seal(slot, &json)).await
+    }
+
+    /// The instance's default providers (what workspaces that choose none use).
+    pub async fn default_choice(&self) -> Result<AiChoice> {
+        self.choice(DEFAULT_SLOT).await
+    }
+
+    /// Sets the instance's default providers.
+    pub async fn set_default(&self, choice: &AiChoice) -> Result<AiChoice> {
+        self.put_choice(DEFAULT_SLOT, choice).await?;
         Ok(choice.clone())
+    }
+
+    /// The providers a workspace uses: its own choice, else the instance's default, else
+    /// `quire-builtin`.
+    pub async fn workspace(&self, workspace_id: &str) -> Result<WorkspaceAi> {
+        let chosen = self.choice(&format!("{WORKSPACE_PREFIX}{workspace_id}")).await?;
+        let default = self.default_choice().await?;
+        let pick = |own: &Option<String>, default: &Option<String>| {
+            own.clone().or_else(|| default.clone()).unwrap_or_else(|| BUILTIN.to_string())
+        };
+        Ok(WorkspaceAi {
+            text: pick(&chosen.text, &default.text),
+            image: pick(&chosen.image, &default.image),
+            embedding: pick(&chosen.embedding, &default.embedding),
+            chosen,
+        })
+    }
+
+    /// Chooses a workspace's providers.
+    pub async fn set_workspace(&self, workspace_id: &str, choice: &AiChoice) -> Result<WorkspaceAi> {
+        self.put_choice(&format!("{WORKSPACE_PREFIX}{workspace_id}"), choice).await?;
+        self.workspace(workspace_id).await
+    }
+
+    /// Removes a provider no choice names (`Conflict` naming who still uses it).
+    pub async fn delete_provider(&self, name: &str) -> Result<()> {
+        let slot = format!("{PROVIDER_PREFIX}{name}");
+        let mut users = Vec::new();
+        for (key, _) in self.store.settings().await? {
+            if key == DEFAULT_SLOT || key.starts_with(WORKSPACE_PREFIX) {
+                // Read through, not from the cache: a choice made a moment ago on another
+                // process counts.
+                self.settings.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                if self.choice(&key).await?.uses(name) {
+                    users.push(
+                        key.strip_prefix(WORKSPACE_PREFIX)
+                            .map_or("the instance's default".into(), |w| format!("workspace {w}")),
+                    );
+                }
+            }
+        }
+        if !users.is_empty() {
+            return Err(Error::Conflict(format!(
+                "AI provider '{name}' is still chosen by {}; choose another there first",
+                users.join(", ")
+            )));
+        }
+        if !self.store.delete_setting(&slot).await? {
+            return Err(Error::NotFound { what: "AI provider", id: name.to_string() });
+        }
+        self.settings.lock().unwrap_or_else(|e| e.into_inner()).remove(&slot);
+        self.built.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        Ok(())
     }
 
     /// The provider a workspace uses for one purpose (`pick` reads it from the workspace's

@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::App;
 use crate::ai::log::{Log, interaction, prompt_text};
-use crate::ai::{ProviderInfo, ProviderSpec, WorkspaceAi};
+use crate::ai::{AiChoice, ProviderInfo, ProviderSpec, WorkspaceAi};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Actor, Json, Query};
 use crate::routes::contexts::workspace_of;
@@ -199,6 +199,49 @@ pub async fn put_provider(
     Ok(Json(app.ai().put_provider(&name, &spec).await?).into_response())
 }
 
+/// Remove a provider (instance administrators); refused while the instance's default or a
+/// workspace still chooses it.
+#[utoipa::path(delete, path = "/api/v1/ai/providers/{name}", tag = "ai",
+    params(("name" = String, Path, description = "The provider's name")),
+    responses((status = 204, description = "Removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn delete_provider(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    if !who.is_superuser() {
+        return Err(quire_core::Error::Forbidden("only instance administrators remove AI providers".into()).into());
+    }
+    app.ai().delete_provider(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The instance's default providers: what a workspace uses for a purpose it chose nothing
+/// for (`quire-builtin` for a purpose the default leaves out).
+#[utoipa::path(get, path = "/api/v1/ai/default", tag = "ai",
+    responses((status = 200, body = AiChoice), (status = 401, body = ErrorBody)))]
+pub async fn get_default(State(app): State<App>, Actor(who): Actor) -> ApiResult<Response> {
+    if who == Principal::Anonymous {
+        return Err(quire_core::Error::Unauthenticated("sign in to read the AI defaults".into()).into());
+    }
+    Ok(Json(app.ai().default_choice().await?).into_response())
+}
+
+/// Set the instance's default providers (instance administrators).
+#[utoipa::path(put, path = "/api/v1/ai/default", tag = "ai", request_body = AiChoice,
+    responses((status = 200, body = AiChoice), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_default(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Json(choice): Json<AiChoice>,
+) -> ApiResult<Response> {
+    if !who.is_superuser() {
+        return Err(quire_core::Error::Forbidden("only instance administrators set the AI defaults".into()).into());
+    }
+    Ok(Json(app.ai().set_default(&choice).await?).into_response())
+}
+
 /// The providers a workspace uses for text, images and embeddings.
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/ai", tag = "ai",
     params(("ws" = String, Path, description = "Workspace id or slug")),
@@ -213,7 +256,7 @@ pub async fn get_workspace_ai(
 }
 
 /// Choose a workspace's providers (its admins).
-#[utoipa::path(put, path = "/api/v1/workspaces/{ws}/ai", tag = "ai", request_body = WorkspaceAi,
+#[utoipa::path(put, path = "/api/v1/workspaces/{ws}/ai", tag = "ai", request_body = AiChoice,
     params(("ws" = String, Path, description = "Workspace id or slug")),
     responses((status = 200, body = WorkspaceAi), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
@@ -221,7 +264,7 @@ pub async fn put_workspace_ai(
     State(app): State<App>,
     Actor(who): Actor,
     Path(ws): Path<String>,
-    Json(choice): Json<WorkspaceAi>,
+    Json(choice): Json<AiChoice>,
 ) -> ApiResult<Response> {
     let (ws, role) = app.store().role_in_workspace(&who, &ws).await?;
     if role < Role::Admin {
