@@ -30,6 +30,7 @@ quire_store::for_each_backend!(
     a_failing_provider_opens_its_circuit_and_shows_in_readyz,
     texts_are_embedded_and_logged,
     the_instance_default_is_inherited_and_providers_in_use_stay,
+    cancelling_a_context_stops_its_generation,
 );
 
 async fn workspace(api: &Api) -> String {
@@ -352,6 +353,7 @@ async fn a_caller_that_goes_away_stops_the_provider(b: Backend) {
 async fn with_worker(b: Backend) -> (Api, String, quire_jobs::WorkerHandle) {
     let mut config = common::relaxed();
     config.jobs.poll_interval = Duration::from_millis(20);
+    config.jobs.cancel_check = Duration::from_millis(50);
     config.jobs.retry = quire_jobs::RetryPolicy { base: Duration::from_millis(10), max: Duration::from_millis(20) };
     let api = Api::with(b, Default::default(), config).await;
     let ws = workspace(&api).await;
@@ -921,4 +923,38 @@ async fn the_instance_default_is_inherited_and_providers_in_use_stay(b: Backend)
     assert_eq!(names, [json!("quire-builtin")]);
     let r = api.call(Method::DELETE, "/api/v1/ai/providers/house", None, &[]).await;
     assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+}
+
+async fn cancelling_a_context_stops_its_generation(b: Backend) {
+    let (api, ws, _worker) = with_worker(b).await;
+    let (fake, url) = fake(true).await; // streams until the client goes away
+    let spec = json!({"kind": "openai", "base_url": url});
+    assert_eq!(api.call(Method::PUT, "/api/v1/ai/providers/endless", Some(spec), &[]).await.status, StatusCode::OK);
+    let r = api
+        .post(
+            "/api/v1/contexts",
+            json!({"workspace": ws, "type": "article", "pipeline": ["ai_generator"],
+                   "data": {"title": "Forever", "provider": "endless"}}),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    // Wait until the provider is streaming (it counts the call), then cancel.
+    for _ in 0..300 {
+        if fake.calls.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1, "the generation started");
+    let r = api.post(&format!("/api/v1/contexts/{id}/cancel"), json!({})).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    for _ in 0..300 {
+        let c = api.get(&format!("/api/v1/contexts/{id}")).await.body;
+        let log = api.get(&format!("/api/v1/ai/interactions?workspace={ws}&context_id={id}")).await.body;
+        if c["status"] == "cancelled" && fake.left.load(Ordering::SeqCst) && log["items"][0]["status"] == "cancelled" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the context, the provider's connection or the log did not end as cancelled");
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use quire_ai::prompt::{Output, PromptTemplate, Surroundings};
+use quire_ai::prompt::{Output, PromptTemplate, Rendered, Surroundings};
 use quire_ai::{AiError, AiErrorKind, Section, TextEvent};
 use quire_jobs::{Component, ComponentError, ComponentInfo, Run};
 use serde_json::{Map, Value, json};
@@ -151,6 +151,23 @@ impl Choice {
         Ok(out)
     }
 
+    /// The template rendered with the context's data: the values, the surroundings, the
+    /// rendering.
+    async fn render(
+        &self,
+        ai: &Ai,
+        run: &Run,
+        outline: Option<Vec<Section>>,
+    ) -> Result<(BTreeMap<String, String>, Surroundings, Rendered), ComponentError> {
+        let values = self.values(run.data())?;
+        let around = surroundings(ai, run, outline).await?;
+        let rendered = self
+            .template
+            .render(&values, &around)
+            .map_err(|e| ComponentError::permanent(e.code, format!("{}: {}", e.code, e.message)))?;
+        Ok((values, around, rendered))
+    }
+
     /// `generation_parameters`: what was asked for, as sent.
     fn parameters(&self, provider: &str) -> Map<String, Value> {
         let mut p = Map::new();
@@ -168,6 +185,29 @@ impl Choice {
         }
         p
     }
+}
+
+/// The interactions-log entry of a component's provider call, with its context.
+#[allow(clippy::too_many_arguments)]
+fn call_log(
+    ai: &Ai,
+    run: &Run,
+    kind: &str,
+    provider: &str,
+    rendered: &Rendered,
+    choice: &Choice,
+    parameters: &Map<String, Value>,
+    prompt: String,
+) -> super::log::Log {
+    let ctx = run.context();
+    let mut entry = interaction(&ctx.workspace_id, &ctx.created_by, kind, provider);
+    entry.context_id = Some(ctx.id.clone());
+    entry.template = Some(rendered.template.clone());
+    entry.template_version = Some(rendered.version as i32);
+    entry.model = choice.model.clone().unwrap_or_default();
+    entry.parameters = Value::Object(parameters.clone());
+    entry.prompt = prompt;
+    ai.log(entry)
 }
 
 /// The outline a pipeline's template gives (`data.template.sections`): each section's
@@ -295,12 +335,7 @@ impl Component for AiGenerator {
         let data = run.data();
         let default = if ctx.kind == "prd" { "prd.draft" } else { "content.draft" };
         let choice = Choice::read(&self.ai, &ctx.workspace_id, data, default, Output::Text).await?;
-        let values = choice.values(data)?;
-        let around = surroundings(&self.ai, &run, outline(data)).await?;
-        let rendered = choice
-            .template
-            .render(&values, &around)
-            .map_err(|e| ComponentError::permanent(e.code, format!("{}: {}", e.code, e.message)))?;
+        let (values, around, rendered) = choice.render(&self.ai, &run, outline(data)).await?;
         let title = values.get("title").cloned().or_else(|| around.document.as_ref().map(|d| d.title.clone()));
         let mut request = rendered.text_request(title, values.get("request").map_or("", String::as_str));
         request.model = choice.model.clone();
@@ -309,14 +344,9 @@ impl Component for AiGenerator {
         let provider =
             self.ai.text_provider(&ctx.workspace_id, choice.provider.as_deref()).await.map_err(lookup_failed)?;
 
-        let mut entry = interaction(&ctx.workspace_id, &ctx.created_by, "text", provider.name());
-        entry.context_id = Some(ctx.id.clone());
-        entry.template = Some(rendered.template.clone());
-        entry.template_version = Some(rendered.version as i32);
-        entry.model = request.model.clone().unwrap_or_default();
-        entry.parameters = Value::Object(choice.parameters(provider.name()));
-        entry.prompt = prompt_text(&request.messages);
-        let mut log = self.ai.log(entry);
+        let parameters = choice.parameters(provider.name());
+        let prompt = prompt_text(&request.messages);
+        let mut log = call_log(&self.ai, &run, "text", provider.name(), &rendered, &choice, &parameters, prompt);
         run.log(
             "info",
             format!(
@@ -328,13 +358,7 @@ impl Component for AiGenerator {
         )
         .await;
 
-        let mut stream = match provider.stream_text(&request).await {
-            Ok(s) => s,
-            Err(e) => {
-                log.close("failed", Some(e.to_string()), None).await;
-                return Err(provider_failed(&e));
-            }
-        };
+        let mut stream = log.check(provider.stream_text(&request).await).await.map_err(|e| provider_failed(&e))?;
         let sections = &rendered.sections;
         let mut text = String::new();
         let mut reported = Instant::now();
@@ -357,10 +381,7 @@ impl Component for AiGenerator {
                     }
                 }
                 Some(Ok(TextEvent::Done { model, usage, .. })) => break (model, usage),
-                Some(Err(e)) => {
-                    log.close("failed", Some(e.to_string()), None).await;
-                    return Err(provider_failed(&e));
-                }
+                Some(Err(e)) => return Err(provider_failed(&log.failed(e).await)),
                 None => {
                     let message = format!("{}: the stream ended without its end", provider.name());
                     log.close("failed", Some(message.clone()), None).await;
@@ -368,9 +389,7 @@ impl Component for AiGenerator {
                 }
             }
         };
-        if let Some(e) = log.entry() {
-            e.model = model.clone();
-        }
+        log.answered_by(&model);
         if let Err(f) = quire_ai::gate::check_text(&text, sections, MAX_TEXT_CHARS) {
             log.close("gate_failed", Some(f.reason.clone()), usage).await;
             run.log("warn", format!("the quality gate refused the text ({}): {}", f.check, f.reason)).await;
@@ -382,7 +401,7 @@ impl Component for AiGenerator {
         let mut out = Map::new();
         out.insert("generated_content".into(), split_sections(&text, sections));
         out.insert("model_used".into(), model.into());
-        out.insert("generation_parameters".into(), Value::Object(choice.parameters(provider.name())));
+        out.insert("generation_parameters".into(), Value::Object(parameters));
         Ok(out)
     }
 }
@@ -455,12 +474,7 @@ impl Component for ImageGenerator {
             None | Some(Value::Null) => None,
             Some(v) => Some(v.as_u64().ok_or_else(|| invalid("data.seed must be a whole number from 0"))?),
         };
-        let values = choice.values(data)?;
-        let around = surroundings(&self.ai, &run, None).await?;
-        let rendered = choice
-            .template
-            .render(&values, &around)
-            .map_err(|e| ComponentError::permanent(e.code, format!("{}: {}", e.code, e.message)))?;
+        let (_, _, rendered) = choice.render(&self.ai, &run, None).await?;
         let mut request = rendered.image_request(width, height, count, seed);
         request.model = choice.model.clone();
         let provider =
@@ -476,21 +490,15 @@ impl Component for ImageGenerator {
         if let Some(style) = &request.style {
             parameters.insert("style".into(), style.clone().into());
         }
-        let mut entry = interaction(&ctx.workspace_id, &ctx.created_by, "image", provider.name());
-        entry.context_id = Some(ctx.id.clone());
-        entry.template = Some(rendered.template.clone());
-        entry.template_version = Some(rendered.version as i32);
-        entry.model = request.model.clone().unwrap_or_default();
-        entry.parameters = Value::Object(parameters.clone());
-        entry.prompt = match &request.negative_prompt {
+        let prompt = match &request.negative_prompt {
             Some(n) => format!("{}\n\n[negative] {n}", request.prompt),
             None => request.prompt.clone(),
         };
+        let mut log = call_log(&self.ai, &run, "image", provider.name(), &rendered, &choice, &parameters, prompt);
         parameters.insert("prompt".into(), request.prompt.clone().into());
         if let Some(n) = &request.negative_prompt {
             parameters.insert("negative_prompt".into(), n.clone().into());
         }
-        let mut log = self.ai.log(entry);
         run.log("info", format!("painting {count} image(s) of {width}x{height} with {}", provider.name())).await;
 
         // The provider reports progress as it goes; it is recorded at most every 250 ms.
@@ -513,16 +521,8 @@ impl Component for ImageGenerator {
                 }
             }
         };
-        let made = match result {
-            Ok(made) => made,
-            Err(e) => {
-                log.close("failed", Some(e.to_string()), None).await;
-                return Err(provider_failed(&e));
-            }
-        };
-        if let Some(e) = log.entry() {
-            e.model = made.model.clone();
-        }
+        let made = log.check(result).await.map_err(|e| provider_failed(&e))?;
+        log.answered_by(&made.model);
         if made.images.is_empty() {
             let reason = format!("{} returned no image", provider.name());
             log.close("gate_failed", Some(reason.clone()), None).await;

@@ -69,6 +69,27 @@ impl Log {
         self.entry.as_mut()
     }
 
+    /// Closes the interaction as `failed` with `e`; `e`.
+    pub async fn failed(&mut self, e: quire_ai::AiError) -> quire_ai::AiError {
+        self.close("failed", Some(e.to_string()), None).await;
+        e
+    }
+
+    /// `result` as it is, the interaction closed as `failed` when it is an error.
+    pub async fn check<T>(&mut self, result: Result<T, quire_ai::AiError>) -> Result<T, quire_ai::AiError> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.failed(e).await),
+        }
+    }
+
+    /// Notes the model that answered.
+    pub fn answered_by(&mut self, model: &str) {
+        if let Some(e) = self.entry.as_mut() {
+            e.model = model.to_string();
+        }
+    }
+
     /// Notes the first chunk's time (once).
     pub fn first_chunk(&mut self) {
         let at = self.started.elapsed().as_millis() as i64;

@@ -399,13 +399,7 @@ pub async fn generate(
         json!({ "temperature": request.temperature, "max_tokens": request.max_tokens, "model": request.model });
     entry.prompt = prompt_text(&request.messages);
     let mut log = app.ai().log(entry);
-    let stream = match provider.stream_text(&request).await {
-        Ok(s) => s,
-        Err(e) => {
-            log.close("failed", Some(e.to_string()), None).await;
-            return Err(provider_error(&e));
-        }
-    };
+    let stream = log.check(provider.stream_text(&request).await).await.map_err(|e| provider_error(&e))?;
     let keep_alive = KeepAlive::new().interval(app.config().sse_keep_alive);
     Ok(Sse::new(events(stream, log, sections)).keep_alive(keep_alive).into_response())
 }
@@ -463,9 +457,7 @@ fn events(stream: TextStream, log: Log, sections: Vec<Section>) -> impl Stream<I
                     Err(f) => ("gate_failed", Some(f.reason.clone())),
                 };
                 let provider = s.log.entry().map(|e| e.provider.clone()).unwrap_or_default();
-                if let Some(e) = s.log.entry() {
-                    e.model = model.clone();
-                }
+                s.log.answered_by(&model);
                 let id = s.log.close(status, error, usage).await;
                 let quality = match gate {
                     Ok(()) => json!({ "passed": true }),
@@ -478,7 +470,7 @@ fn events(stream: TextStream, log: Log, sections: Vec<Section>) -> impl Stream<I
             }
             Some(Err(e)) => {
                 s.over = true;
-                s.log.close("failed", Some(e.to_string()), None).await;
+                let e = s.log.failed(e).await;
                 frame("error", &json!({ "error": { "code": "provider_failed", "message": e.to_string() } }))
             }
             None => {
@@ -557,16 +549,8 @@ pub async fn embeddings(
     entry.parameters = json!({ "model": body.model, "inputs": inputs.len() });
     entry.prompt = inputs.join("\n\n");
     let mut log = app.ai().log(entry);
-    let made = match provider.embed(body.model.as_deref(), &inputs).await {
-        Ok(made) => made,
-        Err(e) => {
-            log.close("failed", Some(e.to_string()), None).await;
-            return Err(provider_error(&e));
-        }
-    };
-    if let Some(e) = log.entry() {
-        e.model = made.model.clone();
-    }
+    let made = log.check(provider.embed(body.model.as_deref(), &inputs).await).await.map_err(|e| provider_error(&e))?;
+    log.answered_by(&made.model);
     log.close("ok", None, made.usage).await;
     let dimensions = made.vectors.first().map_or(0, Vec::len);
     let data: Vec<Value> =
