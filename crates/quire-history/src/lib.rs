@@ -13,10 +13,13 @@
 //! It also writes the version's message from the change ("Added section 'Risks'; edited
 //! 'Goals'"). [`diff`] gives unified and per-section diffs of any two versions.
 //!
-//! **Knows nothing of storage, HTTP or git.**
+//! [`repo::Repo`] keeps a workspace's versions as commits of a bare git repository.
+//!
+//! **Knows nothing of storage or HTTP.**
 
 pub mod diff;
 mod judge;
+pub mod repo;
 mod sections;
 
 pub use judge::{Change, Judgement, judge};
