@@ -17,6 +17,7 @@ mod audit;
 mod blob;
 mod error;
 mod event;
+mod history;
 mod id;
 mod job;
 mod limits;
@@ -32,6 +33,7 @@ pub use audit::{AuditEntry, AuditQuery};
 pub use blob::{Blob, BlobRef, MAX_BLOB_BYTES};
 pub use error::{Error, Result};
 pub use event::{Event, EventFilter};
+pub use history::{DocumentVersion, NewVersion};
 pub use id::{first_id_at, new_id};
 pub use job::{
     Context, ContextError, ContextEvent, ContextQuery, ContextStatus, JobLimits, NewContext, NewTemplate, Outcome,

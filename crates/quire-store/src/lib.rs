@@ -47,6 +47,8 @@ mod audit;
 mod blobs;
 #[macro_use]
 mod collab;
+#[macro_use]
+mod history;
 mod identity;
 #[macro_use]
 mod jobs;
@@ -60,6 +62,7 @@ pub use ai::AiStore;
 pub use audit::AuditStore;
 pub use blobs::BlobStore;
 pub use collab::{CollabStore, StoredDoc};
+pub use history::HistoryStore;
 pub use identity::{Credentials, IdentityStore, NewApiKey, NewSession, Rotation, SsoState, StoredApiKey};
 pub use jobs::{
     Finishing, JobStore, Lease, NewWorker, NextClaim, RunningUpdate, SYSTEM_WORKSPACE, Submitted, lease_lost,
@@ -119,7 +122,7 @@ pub fn redact_url(url: &str) -> String {
 /// may not see are reported as [`Error::NotFound`].
 #[async_trait]
 pub trait Store:
-    IdentityStore + AuditStore + CollabStore + JobStore + AiStore + BlobStore + Send + Sync + 'static
+    IdentityStore + AuditStore + CollabStore + JobStore + AiStore + BlobStore + HistoryStore + Send + Sync + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

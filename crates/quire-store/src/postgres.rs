@@ -301,5 +301,6 @@ impl_identity_store!(PgStore, Postgres);
 impl_audit_store!(PgStore, Postgres);
 impl_ai_store!(PgStore, Postgres);
 impl_blob_store!(PgStore);
+impl_history_store!(PgStore, Postgres);
 impl_collab_store!(PgStore, Postgres);
 impl_job_store!(PgStore, Postgres);

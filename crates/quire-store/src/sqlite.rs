@@ -111,5 +111,6 @@ impl_identity_store!(SqliteStore, Sqlite);
 impl_audit_store!(SqliteStore, Sqlite);
 impl_ai_store!(SqliteStore, Sqlite);
 impl_blob_store!(SqliteStore);
+impl_history_store!(SqliteStore, Sqlite);
 impl_collab_store!(SqliteStore, Sqlite);
 impl_job_store!(SqliteStore, Sqlite);

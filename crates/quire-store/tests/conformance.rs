@@ -39,6 +39,7 @@ quire_store::for_each_backend!(
     blobs_are_kept_once_per_workspace_and_bounded,
     prompt_templates_are_versioned_per_workspace,
     old_ai_interactions_are_purged,
+    document_versions_are_numbered_named_archived_and_replayed,
 );
 
 /// Quire itself: may do anything, so these tests exercise storage, not access rules.
@@ -1051,4 +1052,87 @@ async fn old_ai_interactions_are_purged(b: Backend) {
     let mut kept: Vec<String> = recent.iter().map(|e| e.id.clone()).collect();
     kept.reverse();
     assert_eq!(left, kept, "only the recent ones stay");
+}
+
+async fn document_versions_are_numbered_named_archived_and_replayed(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let w = s.create_workspace(&ME, ws("Studio")).await.unwrap();
+    let d = s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "Checkout")).await.unwrap();
+    let other = s.create_document(&ME, &w.id, doc(DocumentKind::Prd, "Search")).await.unwrap();
+    assert_eq!(s.latest_version(&d.id).await.unwrap(), None);
+    let last_event = s.last_event_id().await.unwrap();
+    let new = |doc: &str, version: &str, content: String| quire_core::NewVersion {
+        document_id: doc.into(),
+        workspace_id: w.id.clone(),
+        version: version.into(),
+        bump: "minor".into(),
+        message: format!("version {version}"),
+        authors: json!([{"id": "usr_1", "name": "Ada", "email": "ada@example.com"}]),
+        format: "md".into(),
+        content,
+        event: "prd.version.created".into(),
+    };
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let v =
+            s.add_version(&new(&d.id, &format!("1.{i}.0"), format!("# Checkout\n{}\n", "x".repeat(i)))).await.unwrap();
+        made.push(v);
+    }
+    s.add_version(&new(&other.id, "1.0.0", "# Search\n".into())).await.unwrap();
+    assert_eq!(made.iter().map(|v| v.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert!(matches!(s.add_version(&new(&d.id, "1.0.0", "dup".into())).await, Err(Error::Conflict(_))));
+    // Each is an event in the outbox.
+    let events = s
+        .events_after(
+            &ME,
+            last_event,
+            &quire_core::EventFilter { workspace_id: None, names: vec!["prd.version.created".into()] },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 6);
+    assert_eq!(events[0].data["version"], "1.0.0");
+    assert_eq!(events[0].data["id"], format!("{}@1.0.0", d.id));
+
+    let (latest, content) = s.latest_version(&d.id).await.unwrap().unwrap();
+    assert_eq!((latest.version.as_str(), content.as_str()), ("1.4.0", "# Checkout\nxxxx\n"));
+    let page = s.list_versions(&d.id, None, 2).await.unwrap();
+    assert_eq!(page.iter().map(|v| v.version.as_str()).collect::<Vec<_>>(), ["1.4.0", "1.3.0"]);
+    let next = s.list_versions(&d.id, Some(page[1].seq), 10).await.unwrap();
+    assert_eq!(next.iter().map(|v| v.seq).collect::<Vec<_>>(), [3, 2, 1]);
+    assert_eq!(next[0].authors[0]["name"], "Ada");
+
+    s.set_version_commit(&d.id, 2, "abc123").await.unwrap();
+    let named = s.name_version(&d.id, "1.1.0", Some("Sent to legal")).await.unwrap();
+    assert_eq!((named.name.as_deref(), named.commit.as_deref()), (Some("Sent to legal"), Some("abc123")));
+    assert!(matches!(s.name_version(&d.id, "9.9.9", None).await, Err(Error::NotFound { .. })));
+
+    // Past the limit, older contents are packed and still read back whole.
+    assert_eq!(s.archive_versions(&d.id, 2).await.unwrap(), 3);
+    assert_eq!(s.archive_versions(&d.id, 2).await.unwrap(), 0, "already packed");
+    let (old, text) = s.get_version(&d.id, "1.1.0").await.unwrap().unwrap();
+    assert_eq!((old.archived, text.as_str(), old.name.as_deref()), (true, "# Checkout\nx\n", Some("Sent to legal")));
+    let (recent, _) = s.get_version(&d.id, "1.4.0").await.unwrap().unwrap();
+    assert!(!recent.archived);
+    assert_eq!(s.list_versions(&d.id, None, 10).await.unwrap().iter().filter(|v| v.archived).count(), 3);
+    assert_eq!(s.get_version(&d.id, "7.0.0").await.unwrap(), None);
+
+    // Replayed in the order they were made, in pages; the uncommitted ones found.
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.versions_in_order(&w.id, after.clone(), 4).await.unwrap();
+        let Some((last, _)) = page.last() else { break };
+        after = Some(((last.created_at.unix_timestamp_nanos() / 1_000_000) as i64, last.document_id.clone(), last.seq));
+        all.extend(page);
+    }
+    assert_eq!(all.len(), 6);
+    assert_eq!(
+        all.iter().filter(|(v, _)| v.document_id == d.id).map(|(v, _)| v.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(all[1].1, "# Checkout\nx\n", "archived contents come back whole");
+    assert_eq!(s.uncommitted_versions(&w.id, 100).await.unwrap().len(), 5, "all but the one committed");
 }
