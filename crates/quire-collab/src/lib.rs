@@ -134,11 +134,18 @@ impl Room {
     }
 }
 
+/// Told of every change stored on this process (not of those relayed from others), with who
+/// made it: version history debounces them.
+pub trait ChangeObserver: Send + Sync {
+    fn changed(&self, document_id: &str, by: &PresenceUser);
+}
+
 /// The engine: the open rooms and the store behind them.
 pub struct Collab {
     store: Arc<dyn Store>,
     config: CollabConfig,
     relay: std::sync::OnceLock<Arc<dyn Relay>>,
+    observer: std::sync::OnceLock<Arc<dyn ChangeObserver>>,
     full_encodes: AtomicU64,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     next_session: AtomicU64,
@@ -179,6 +186,7 @@ impl Collab {
             store,
             config,
             relay: std::sync::OnceLock::new(),
+            observer: std::sync::OnceLock::new(),
             full_encodes: AtomicU64::new(0),
             rooms: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
@@ -188,6 +196,11 @@ impl Collab {
     /// Sends every change to other processes through `relay` from now on.
     pub fn set_relay(&self, relay: Arc<dyn Relay>) {
         let _ = self.relay.set(relay);
+    }
+
+    /// Tells `observer` of every change stored from now on.
+    pub fn set_observer(&self, observer: Arc<dyn ChangeObserver>) {
+        let _ = self.observer.set(observer);
     }
 
     fn publish(&self, document_id: &str, kind: RemoteKind, payload: &[u8]) {
@@ -293,6 +306,7 @@ impl Collab {
             collab: self.clone(),
             room: room.clone(),
             id: self.next_session.fetch_add(1, Ordering::Relaxed),
+            user: user.clone(),
             read_only,
             clients: HashSet::new(),
             left: false,
@@ -464,9 +478,9 @@ impl Collab {
     pub async fn edit(
         self: &Arc<Self>,
         document_id: &str,
+        writer: PresenceUser,
         change: impl FnOnce(&Doc) -> Result<()> + Send,
     ) -> Result<()> {
-        let writer = PresenceUser { id: "system".into(), name: "Quire".into() };
         let (mut session, _, _) = self.join(document_id, false, writer).await?;
         session.room.presence.lock().expect("presence").remove(&session.id);
         let update = {
@@ -527,6 +541,8 @@ pub struct Session {
     collab: Arc<Collab>,
     room: Arc<Room>,
     id: u64,
+    /// Who edits through it.
+    user: PresenceUser,
     read_only: bool,
     /// Awareness client ids this connection announced, removed when it leaves.
     clients: HashSet<yrs::block::ClientID>,
@@ -630,6 +646,9 @@ impl Session {
             let _ = self.room.tx.send(frame);
             st.pending >= self.collab.config.snapshot_every
         };
+        if let Some(observer) = self.collab.observer.get() {
+            observer.changed(&self.room.id, &self.user);
+        }
         if compact {
             let collab = self.collab.clone();
             let room = self.room.clone();

@@ -113,7 +113,13 @@ quire_store::for_each_backend!(
     a_join_storm_encodes_the_document_once,
     content_is_replaced_by_its_difference,
     awareness_changes_in_one_window_go_out_as_one_message,
+    the_observer_hears_of_each_stored_change_and_who_made_it,
 );
+
+/// Quire itself, as the writer of `Collab::edit`.
+fn quire() -> quire_core::PresenceUser {
+    quire_core::PresenceUser { id: "system".into(), name: "Quire".into() }
+}
 
 async fn clients_converge_and_late_joiners_catch_up(b: Backend) {
     let t = b.open(Default::default()).await;
@@ -305,7 +311,7 @@ async fn content_is_replaced_by_its_difference(b: Backend) {
         {"type": "paragraph", "content": [{"type": "text", "text": "Bold", "marks": [{"type": "bold"}]}, {"type": "text", "text": " claim"}]},
         para("Goals: halve it."),
     ]});
-    collab.edit("doc_8", |d| write_json(d, DocumentKind::Prd, &first)).await.unwrap();
+    collab.edit("doc_8", quire(), |d| write_json(d, DocumentKind::Prd, &first)).await.unwrap();
     editor.drain().await;
     // The editor's replica now holds exactly that, in the layout TipTap binds to.
     assert_eq!(read_json(editor.awareness.doc(), DocumentKind::Prd), first);
@@ -320,7 +326,7 @@ async fn content_is_replaced_by_its_difference(b: Backend) {
     // Change one paragraph: the heading and the last paragraph are the same objects after.
     let mut second = first.clone();
     second["content"][1] = para("Problem: checkout takes 9 s.");
-    collab.edit("doc_8", |d| write_json(d, DocumentKind::Prd, &second)).await.unwrap();
+    collab.edit("doc_8", quire(), |d| write_json(d, DocumentKind::Prd, &second)).await.unwrap();
     editor.drain().await;
     assert_eq!(read_json(editor.awareness.doc(), DocumentKind::Prd), second);
     assert_eq!(head_id(editor.awareness.doc()), before, "an unchanged block is kept, not rewritten");
@@ -328,18 +334,18 @@ async fn content_is_replaced_by_its_difference(b: Backend) {
     assert_eq!(text, "Checkout\n\nProblem: checkout takes 9 s.\n\nBold claim\n\nGoals: halve it.");
     // Writing the same content again changes nothing at all.
     let logged = t.store.load_doc("doc_8").await.unwrap().updates.len();
-    collab.edit("doc_8", |d| write_json(d, DocumentKind::Prd, &second)).await.unwrap();
+    collab.edit("doc_8", quire(), |d| write_json(d, DocumentKind::Prd, &second)).await.unwrap();
     assert_eq!(t.store.load_doc("doc_8").await.unwrap().updates.len(), logged);
-    collab.edit("doc_8", |d| write_json(d, DocumentKind::Prd, &text_to_json("One\n\nTwo"))).await.unwrap();
+    collab.edit("doc_8", quire(), |d| write_json(d, DocumentKind::Prd, &text_to_json("One\n\nTwo"))).await.unwrap();
     assert_eq!(collab.read("doc_8", |d| read_text(d, DocumentKind::Prd)).await.unwrap(), "One\n\nTwo");
     assert!(write_json(&Doc::new(), DocumentKind::Prd, &json!({"type": "paragraph"})).is_err());
 
     // Board configurations are JSON objects in a map: keys change one by one.
     let config = json!({"board": "orangepi5", "kernel": {"branch": "current"}, "extras": ["wifi"]});
-    collab.edit("doc_9", |d| write_json(d, DocumentKind::BoardConfig, &config)).await.unwrap();
+    collab.edit("doc_9", quire(), |d| write_json(d, DocumentKind::BoardConfig, &config)).await.unwrap();
     assert_eq!(collab.read("doc_9", |d| read_json(d, DocumentKind::BoardConfig)).await.unwrap(), config);
     let changed = json!({"board": "orangepi5", "kernel": {"branch": "edge"}});
-    collab.edit("doc_9", |d| write_json(d, DocumentKind::BoardConfig, &changed)).await.unwrap();
+    collab.edit("doc_9", quire(), |d| write_json(d, DocumentKind::BoardConfig, &changed)).await.unwrap();
     assert_eq!(collab.read("doc_9", |d| read_json(d, DocumentKind::BoardConfig)).await.unwrap(), changed);
     assert!(write_json(&Doc::new(), DocumentKind::BoardConfig, &json!([1])).is_err());
 }
@@ -381,4 +387,33 @@ async fn awareness_changes_in_one_window_go_out_as_one_message(b: Backend) {
     a.awareness.set_local_state_raw(r#"{"user":"a2"}"#);
     a.send(Message::Awareness(a.awareness.update().unwrap())).await;
     assert_eq!(b2.drain().await, vec![r#"{"user":"a"}"#.to_string(), r#"{"user":"a2"}"#.to_string()]);
+}
+
+async fn the_observer_hears_of_each_stored_change_and_who_made_it(b: Backend) {
+    #[derive(Default)]
+    struct Heard(std::sync::Mutex<Vec<(String, String)>>);
+    impl quire_collab::ChangeObserver for Heard {
+        fn changed(&self, document_id: &str, by: &quire_core::PresenceUser) {
+            self.0.lock().unwrap().push((document_id.to_string(), by.id.clone()));
+        }
+    }
+    let t = b.open(Default::default()).await;
+    let collab = Collab::new(t.store.clone(), CollabConfig::default());
+    let heard = Arc::new(Heard::default());
+    collab.set_observer(heard.clone());
+    let mut ada = Client::connect_as(&collab, "doc_o", false, "usr_ada").await;
+    let mut viewer = Client::connect_as(&collab, "doc_o", true, "usr_view").await;
+    ada.type_text("Hi").await;
+    viewer.type_text("nope").await; // refused: nothing stored, nothing heard
+    let bob = quire_core::PresenceUser { id: "usr_bob".into(), name: "Bob".into() };
+    let content = serde_json::json!({"type": "doc", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "Set"}]}]});
+    collab
+        .edit("doc_o", bob, |d| quire_collab::content::write_json(d, quire_core::DocumentKind::Prd, &content))
+        .await
+        .unwrap();
+    let heard = heard.0.lock().unwrap().clone();
+    assert!(heard.iter().all(|(d, _)| d == "doc_o"));
+    let who: std::collections::BTreeSet<&str> = heard.iter().map(|(_, u)| u.as_str()).collect();
+    assert_eq!(who, ["usr_ada", "usr_bob"].into_iter().collect(), "{heard:?}");
+    assert_eq!(heard.last().unwrap().1, "usr_bob");
 }

@@ -152,14 +152,19 @@ const READ_BUFFER: usize = 4 * 1024;
 /// Most broadcast frames written to one socket before it is flushed.
 const BATCH: usize = 64;
 
-async fn run(app: App, mut socket: Socket, who: Principal, doc: Document, role: Role, expires: Option<u64>) {
-    let user = match &who {
+/// Who a principal is to the other editors of a document.
+pub(crate) async fn presence_user(app: &App, who: &Principal) -> PresenceUser {
+    match who {
         Principal::User { id, .. } => {
             let name = app.store().user_by_id(id).await.ok().flatten().map_or_else(|| id.clone(), |u| u.name);
             PresenceUser { id: id.clone(), name }
         }
         other => PresenceUser { id: other.actor().to_string(), name: "API key".into() },
-    };
+    }
+}
+
+async fn run(app: App, mut socket: Socket, who: Principal, doc: Document, role: Role, expires: Option<u64>) {
+    let user = presence_user(&app, &who).await;
     let (mut session, first, mut feed) = match app.collab().join(&doc.id, role < Role::Editor, user).await {
         Ok(joined) => joined,
         Err(e) => {
@@ -375,6 +380,7 @@ pub async fn write_content(
         body.content
     };
     let kind = doc.kind;
-    app.collab().edit(&doc.id, move |d| quire_collab::content::write_json(d, kind, &content)).await?;
+    let writer = presence_user(&app, &who).await;
+    app.collab().edit(&doc.id, writer, move |d| quire_collab::content::write_json(d, kind, &content)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
