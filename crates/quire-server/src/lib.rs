@@ -44,6 +44,7 @@ pub mod audit;
 pub mod batch;
 pub mod error;
 pub mod extract;
+pub mod history;
 pub mod metrics;
 pub mod ratelimit;
 pub mod relay;
@@ -86,6 +87,7 @@ pub struct ServerConfig {
     pub collab: quire_collab::CollabConfig,
     /// The pipeline engine's settings.
     pub jobs: quire_jobs::EngineConfig,
+    pub history: history::HistoryConfig,
 }
 
 impl Default for ServerConfig {
@@ -106,6 +108,7 @@ impl Default for ServerConfig {
             max_ws_message_bytes: 16 * 1024 * 1024,
             collab: quire_collab::CollabConfig::default(),
             jobs: quire_jobs::EngineConfig::default(),
+            history: history::HistoryConfig::default(),
         }
     }
 }
@@ -122,6 +125,7 @@ struct AppInner {
     collab: Arc<quire_collab::Collab>,
     engine: quire_jobs::Engine,
     ai: Arc<ai::Ai>,
+    history: Arc<history::History>,
     access: tokio::sync::broadcast::Sender<routes::collab::AccessChange>,
     config: ServerConfig,
     shutdown: watch::Sender<bool>,
@@ -140,7 +144,11 @@ impl App {
         let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
         let access = tokio::sync::broadcast::channel(1024).0;
         let ai = Arc::new(ai::Ai::new(store.clone(), auth.config().keyring.clone(), collab.clone()));
-        let engine = quire_jobs::Engine::new(store.clone(), registry(ai.clone()), config.jobs.clone());
+        let history =
+            history::History::new(store.clone(), collab.clone(), config.history.clone(), config.jobs.limits.clone());
+        collab.set_observer(history.clone());
+        let engine =
+            quire_jobs::Engine::new(store.clone(), registry(ai.clone(), history.clone()), engine_config(&config.jobs));
         engine.prepare().await?;
         let app = App(Arc::new(AppInner {
             store,
@@ -150,6 +158,7 @@ impl App {
             collab,
             engine,
             ai,
+            history,
             access,
             config,
             shutdown: watch::channel(false).0,
@@ -185,6 +194,11 @@ impl App {
     /// The pipeline engine: submits contexts; `quire serve` starts its workers.
     pub fn engine(&self) -> &quire_jobs::Engine {
         &self.0.engine
+    }
+
+    /// Version history: documents' versions, their repositories.
+    pub fn history(&self) -> &Arc<history::History> {
+        &self.0.history
     }
 
     /// AI providers and the workspaces' choice of them.
@@ -270,10 +284,21 @@ impl App {
 
 /// The components this instance's pipelines can use; `quire serve` and `quire worker` build
 /// the same registry, so every worker can run what the API accepts.
-pub fn registry(ai: Arc<ai::Ai>) -> quire_jobs::Registry {
+pub fn registry(ai: Arc<ai::Ai>, history: Arc<history::History>) -> quire_jobs::Registry {
     let mut r = quire_jobs::components::builtin();
     ai::components::register(&mut r, ai);
+    r.register(history::VersionComponent { history });
     r
+}
+
+/// The engine's settings with the `history` queue limited to one context at a time across
+/// the cluster (the one writer of every repository), unless configured otherwise.
+pub fn engine_config(jobs: &quire_jobs::EngineConfig) -> quire_jobs::EngineConfig {
+    let mut jobs = jobs.clone();
+    if !jobs.queue_limits.iter().any(|(q, _)| q == history::QUEUE) {
+        jobs.queue_limits.push((history::QUEUE.to_string(), 1));
+    }
+    jobs
 }
 
 /// The registry of a process that runs workers without serving (`quire worker`), and the AI
@@ -287,8 +312,10 @@ pub fn worker_registry(
 ) -> (quire_jobs::Registry, Arc<ai::Ai>) {
     let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
     collab.spawn_janitor(shutdown);
+    let history =
+        history::History::new(store.clone(), collab.clone(), config.history.clone(), config.jobs.limits.clone());
     let ai = Arc::new(ai::Ai::new(store, keyring, collab));
-    (registry(ai.clone()), ai)
+    (registry(ai.clone(), history), ai)
 }
 
 #[derive(OpenApi)]
@@ -348,6 +375,11 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(documents::list, documents::create))
         .routes(routes!(documents::get, documents::update, documents::delete))
         .routes(routes!(documents::restore))
+        .routes(routes!(routes::history::list_versions))
+        .routes(routes!(routes::history::get_version, routes::history::name_version))
+        .routes(routes!(routes::history::restore_version))
+        .routes(routes!(routes::history::diff_versions))
+        .routes(routes!(routes::history::changelog))
         .routes(routes!(events::stream_events))
         .routes(routes!(contexts::list, contexts::submit))
         .routes(routes!(contexts::submit_batch))

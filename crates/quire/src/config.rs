@@ -75,7 +75,7 @@ pub struct JobArgs {
     #[arg(long, env = "QUIRE_WORKER_CONCURRENCY", value_name = "N")]
     pub worker_concurrency: Option<usize>,
     /// Queues the worker takes contexts from, in order of preference, comma-separated
-    /// [default: default]
+    /// [default: default,history — `history` makes document versions, one at a time]
     #[arg(long, env = "QUIRE_WORKER_QUEUES", value_name = "QUEUES", value_delimiter = ',')]
     pub worker_queues: Option<Vec<String>>,
     /// Seconds a worker's claim on a context holds without a heartbeat; a dead worker's
@@ -430,6 +430,8 @@ impl Settings {
         if limits.max_workspaces < 1 || limits.max_documents_per_workspace < 1 || limits.max_title_chars < 1 {
             return Err("limits must be at least 1".into());
         }
+        let mut server = server;
+        server.history.dir = data_dir.join("history");
         Ok(Settings {
             data_dir,
             database_url,
@@ -493,7 +495,7 @@ fn jobs(args: &JobArgs, file: &FileSettings) -> Result<(quire_jobs::EngineConfig
         .worker_queues
         .clone()
         .or(file.worker_queues.clone())
-        .unwrap_or(worker.queues.clone())
+        .unwrap_or_else(|| vec!["default".into(), quire_server::history::QUEUE.into()])
         .into_iter()
         .map(|q| q.trim().to_string())
         .filter(|q| !q.is_empty())

@@ -285,7 +285,7 @@ fn run_worker(settings: Settings) -> Result<(), String> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let keyring = std::sync::Arc::new(settings.keyring()?);
         let (registry, ai) = quire_server::worker_registry(store.clone(), keyring, &settings.server, stopped.clone());
-        let engine = quire_jobs::Engine::new(store.clone(), registry, settings.server.jobs.clone());
+        let engine = quire_jobs::Engine::new(store.clone(), registry, quire_server::engine_config(&settings.server.jobs));
         engine.prepare().await.map_err(|e| e.to_string())?;
         let worker = engine
             .start_worker(settings.worker.clone(), stopped)

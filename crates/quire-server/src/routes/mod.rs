@@ -10,6 +10,7 @@ pub mod collab;
 pub mod contexts;
 pub mod documents;
 pub mod events;
+pub mod history;
 pub mod ops;
 pub mod workspaces;
 

@@ -1,0 +1,224 @@
+//! A document's versions: list, read, diff, restore, name, and the changelog.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use quire_core::{DocumentVersion, Page, Role};
+use quire_history::{Format, Semver, diff};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::App;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Actor, Json, Query};
+use crate::history::{History, format_of};
+
+fn unprocessable(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+}
+
+/// A version number from a path or query, checked.
+fn number(v: &str) -> Result<Semver, ApiError> {
+    v.parse::<Semver>().map_err(|e| unprocessable(e.to_string()))
+}
+
+fn not_found(document: &str, version: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("document {document} has no version {version}; GET /api/v1/documents/{document}/versions lists them"),
+    )
+}
+
+/// Query of `GET /api/v1/documents/{id}/versions`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListVersions {
+    /// 1 to 200; 50 by default.
+    limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
+}
+
+/// A document's versions, newest first: number, message, authors, commit, name.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/versions", tag = "documents", params(("id" = String, Path), ListVersions),
+    responses((status = 200, body = Page<DocumentVersion>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn list_versions(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(id): Path<String>,
+    Query(q): Query<ListVersions>,
+) -> ApiResult<Response> {
+    let (doc, _) = app.store().role_on_document(&who, &id).await?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(unprocessable("limit: must be 1 to 200"));
+    }
+    let before = match &q.cursor {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_cursor", format!("'{c}' is not a versions cursor"))
+        })?),
+    };
+    let mut items = app.store().list_versions(&doc.id, before, limit + 1).await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|v| v.seq.to_string())
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next_cursor }).into_response())
+}
+
+/// One version and its content (Markdown for a PRD, JSON otherwise).
+#[utoipa::path(get, path = "/api/v1/documents/{id}/versions/{version}", tag = "documents",
+    params(("id" = String, Path), ("version" = String, Path, description = "major.minor.patch")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get_version(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (doc, _) = app.store().role_on_document(&who, &id).await?;
+    let v = number(&version)?.to_string();
+    let (found, content) = app.store().get_version(&doc.id, &v).await?.ok_or_else(|| not_found(&doc.id, &v))?;
+    Ok(Json(json!({ "version": found, "content": content })).into_response())
+}
+
+/// Naming a version.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NameVersion {
+    /// 1 to 100 characters; `null` clears the name.
+    name: Option<String>,
+}
+
+/// Name (or tag) a version, or clear its name (editors).
+#[utoipa::path(patch, path = "/api/v1/documents/{id}/versions/{version}", tag = "documents", request_body = NameVersion,
+    params(("id" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = DocumentVersion), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn name_version(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path((id, version)): Path<(String, String)>,
+    Json(body): Json<NameVersion>,
+) -> ApiResult<Response> {
+    let (doc, role) = app.store().role_on_document(&who, &id).await?;
+    if role < Role::Editor {
+        return Err(quire_core::Error::Forbidden("naming versions needs the editor role".into()).into());
+    }
+    let v = number(&version)?.to_string();
+    let name = body.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    if name.is_some_and(|n| n.chars().count() > 100) {
+        return Err(unprocessable("name: at most 100 characters"));
+    }
+    match app.store().name_version(&doc.id, &v, name).await {
+        Ok(named) => Ok(Json(named).into_response()),
+        Err(quire_core::Error::NotFound { .. }) => Err(not_found(&doc.id, &v)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Query of `GET /api/v1/documents/{id}/diff`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// A version number, or `current`.
+    from: String,
+    /// A version number, or `current` (the default).
+    to: Option<String>,
+}
+
+/// The difference between two versions (or a version and the current content): a unified
+/// diff of the document's file, and the sections added, removed or edited, each with its own.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/diff", tag = "documents", params(("id" = String, Path), DiffQuery),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn diff_versions(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(id): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> ApiResult<Response> {
+    let (doc, _) = app.store().role_on_document(&who, &id).await?;
+    let to = q.to.unwrap_or_else(|| "current".into());
+    let mut texts = Vec::with_capacity(2);
+    for side in [&q.from, &to] {
+        let text = if side == "current" {
+            app.history().current(&doc).await?
+        } else {
+            let v = number(side)?.to_string();
+            app.store().get_version(&doc.id, &v).await?.ok_or_else(|| not_found(&doc.id, &v))?.1
+        };
+        texts.push(text);
+    }
+    let format = format_of(doc.kind);
+    let file = History::file_of(&doc.id, format);
+    let unified = diff::unified(&texts[0], &texts[1], &format!("a/{file}@{}", q.from), &format!("b/{file}@{to}"));
+    let sections = diff::by_section(format, &texts[0], &texts[1]);
+    Ok(Json(json!({ "from": q.from, "to": to, "unified": unified, "sections": sections })).into_response())
+}
+
+/// Restore a version (editors): the document's content becomes that version's again, live
+/// for everyone editing it, and that makes a new version ("Restored version 1.2.0"). History
+/// is never rewritten. 409 when the document already equals it.
+#[utoipa::path(post, path = "/api/v1/documents/{id}/versions/{version}/restore", tag = "documents",
+    params(("id" = String, Path), ("version" = String, Path)),
+    responses((status = 201, body = DocumentVersion), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn restore_version(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (doc, role) = app.store().role_on_document(&who, &id).await?;
+    if role < Role::Editor {
+        return Err(quire_core::Error::Forbidden("restoring versions needs the editor role".into()).into());
+    }
+    let v = number(&version)?.to_string();
+    let (_, text) = app.store().get_version(&doc.id, &v).await?.ok_or_else(|| not_found(&doc.id, &v))?;
+    let content = match format_of(doc.kind) {
+        Format::Markdown => quire_collab::markdown::from_markdown(&text),
+        Format::Json => serde_json::from_str(&text)
+            .map_err(|e| quire_core::Error::Internal(format!("version {v} is not JSON: {e}")))?,
+    };
+    let kind = doc.kind;
+    let writer = crate::routes::collab::presence_user(&app, &who).await;
+    let author = writer.id.clone();
+    app.collab().edit(&doc.id, writer, move |d| quire_collab::content::write_json(d, kind, &content)).await?;
+    let made = app.history().version(&doc.id, &[author], Some(format!("Restored version {v}"))).await?;
+    match made {
+        Some(made) => Ok((StatusCode::CREATED, Json(made)).into_response()),
+        None => {
+            Err(ApiError::new(StatusCode::CONFLICT, "conflict", format!("the document already equals version {v}")))
+        }
+    }
+}
+
+/// The document's changelog as Markdown: each version, newest first, with its date, name,
+/// message and authors.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/changelog", tag = "documents", params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/markdown", body = String), (status = 404, body = ErrorBody)))]
+pub async fn changelog(State(app): State<App>, Actor(who): Actor, Path(id): Path<String>) -> ApiResult<Response> {
+    let (doc, _) = app.store().role_on_document(&who, &id).await?;
+    let mut out = format!("# Changelog: {}\n", doc.title);
+    let mut before = None;
+    loop {
+        let page = app.store().list_versions(&doc.id, before, 500).await?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.seq);
+        for v in &page {
+            let date = v.created_at.date();
+            let name = v.name.as_ref().map(|n| format!(" — {n}")).unwrap_or_default();
+            let authors: Vec<&str> =
+                v.authors.as_array().into_iter().flatten().filter_map(|a| a["name"].as_str()).collect();
+            let by = if authors.is_empty() { String::new() } else { format!(" ({})", authors.join(", ")) };
+            out.push_str(&format!("\n## {} — {date}{name}\n\n- {}{by}\n", v.version, v.message));
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], out).into_response())
+}

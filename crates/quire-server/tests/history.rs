@@ -1,0 +1,278 @@
+//! Version history over HTTP, on SQLite and PostgreSQL: edits become versions after the
+//! debounce (major, minor, patch or none), each a commit and an event; diffs, restores, names,
+//! the changelog, archived versions, and a lost repository rebuilt.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::{Api, assert_error};
+use quire_history::repo::Repo;
+use quire_store::testing::Backend;
+use serde_json::{Value, json};
+
+quire_store::for_each_backend!(
+    edits_become_versions_with_bumps_messages_commits_and_events,
+    versions_are_diffed_restored_named_and_listed_in_a_changelog,
+    restoring_any_version_then_diffing_it_is_empty,
+    archived_versions_stay_readable_and_a_lost_repository_is_rebuilt,
+);
+
+struct Setup {
+    api: Api,
+    ws: String,
+    doc: String,
+    _worker: quire_jobs::WorkerHandle,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(b: Backend, keep: i64) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::relaxed();
+    config.jobs.poll_interval = Duration::from_millis(20);
+    config.history.debounce = Duration::from_millis(50);
+    config.history.keep = keep;
+    config.history.dir = dir.path().to_path_buf();
+    let api = Api::with(b, Default::default(), config).await;
+    let ws = api.post("/api/v1/workspaces", json!({"name": "Product"})).await.body["id"].as_str().unwrap().to_string();
+    let doc =
+        api.post(&format!("/api/v1/workspaces/{ws}/documents"), json!({"kind": "prd", "title": "Checkout"})).await;
+    let doc = doc.body["id"].as_str().unwrap().to_string();
+    let worker = quire_jobs::WorkerConfig {
+        queues: vec!["default".into(), quire_server::history::QUEUE.into()],
+        schedules: false,
+        grace: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let worker = api.app.engine().start_worker(worker, api.app.shutdown_signal()).await.unwrap();
+    Setup { api, ws, doc, _worker: worker, _dir: dir }
+}
+
+impl Setup {
+    async fn write(&self, markdown: &str) {
+        let body = json!({"format": "markdown", "content": markdown});
+        let r = self.api.call(Method::PUT, &format!("/api/v1/documents/{}/content", self.doc), Some(body), &[]).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    }
+
+    async fn versions(&self) -> Vec<Value> {
+        let r = self.api.get(&format!("/api/v1/documents/{}/versions", self.doc)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["items"].as_array().unwrap().clone()
+    }
+
+    /// The newest version once there are `n` and it is committed (the commit follows the
+    /// version's record by a moment).
+    async fn until_versions(&self, n: usize) -> Value {
+        for _ in 0..500 {
+            let v = self.versions().await;
+            if v.len() >= n && v[0]["commit"].is_string() {
+                assert_eq!(v.len(), n, "one version per settled change: {v:?}");
+                return v[0].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never {n} versions: {:?}", self.versions().await);
+    }
+
+    /// Writes and waits for the version it makes.
+    async fn version(&self, markdown: &str) -> Value {
+        let n = self.versions().await.len();
+        self.write(markdown).await;
+        self.until_versions(n + 1).await
+    }
+
+    async fn diff(&self, from: &str, to: &str) -> Value {
+        let r = self.api.get(&format!("/api/v1/documents/{}/diff?from={from}&to={to}", self.doc)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body
+    }
+}
+
+const V1: &str = "# Checkout\n\n## Problem\n\nPaying takes six steps and half the users give up.\n";
+
+async fn edits_become_versions_with_bumps_messages_commits_and_events(b: Backend) {
+    let s = setup(b, 50).await;
+    let last_event = s.api.app.store().last_event_id().await.unwrap();
+    let first = s.version(V1).await;
+    assert_eq!(
+        (&first["version"], &first["bump"], &first["message"]),
+        (&json!("1.0.0"), &json!("major"), &json!("First version"))
+    );
+    assert_eq!(first["authors"][0]["email"], "admin@example.com");
+    assert_eq!(first["commit"].as_str().map(str::len), Some(40), "{first}");
+
+    let v2 = format!("{V1}\n## Risks\n\nFraud may rise.\n");
+    let second = s.version(&v2).await;
+    assert_eq!((&second["version"], &second["message"]), (&json!("2.0.0"), &json!("Added section 'Risks'")));
+    let typo = v2.replace("six steps", "6 steps");
+    let third = s.version(&typo).await;
+    assert_eq!(
+        (&third["version"], &third["bump"], &third["message"]),
+        (&json!("2.0.1"), &json!("patch"), &json!("Edited 'Problem'"))
+    );
+    let more = typo.replace("Fraud may rise.", "Fraud may rise; card testing attacks grow with one-click payment.");
+    let fourth = s.version(&more).await;
+    assert_eq!((&fourth["version"], &fourth["bump"]), (&json!("2.1.0"), &json!("minor")));
+
+    // The same content again makes nothing, however often it is written.
+    s.write(&more).await;
+    s.write(&more).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(s.versions().await.len(), 4);
+
+    // Each version is a commit of the document's file, and an event.
+    let repo = Repo::open_or_init(&s.api.app.history().repo_path(&s.ws)).unwrap();
+    let log = repo.log(10).unwrap();
+    assert_eq!(log.len(), 4);
+    assert_eq!(log[0].1, "Checkout 2.1.0: Edited 'Risks'");
+    assert_eq!(log[0].0, fourth["commit"].as_str().unwrap());
+    let file = repo.read(first["commit"].as_str().unwrap(), &format!("documents/{}.md", s.doc)).unwrap().unwrap();
+    assert_eq!(String::from_utf8(file).unwrap(), V1);
+    let filter = quire_core::EventFilter { workspace_id: None, names: vec!["prd.version.created".into()] };
+    let events =
+        s.api.app.store().events_after(&quire_core::Principal::System, last_event, &filter, 100).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.data["version"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["1.0.0", "2.0.0", "2.0.1", "2.1.0"]
+    );
+}
+
+async fn versions_are_diffed_restored_named_and_listed_in_a_changelog(b: Backend) {
+    let s = setup(b, 50).await;
+    s.version(V1).await;
+    let v2 = format!("{V1}\n## Risks\n\nFraud may rise.\n");
+    s.version(&v2).await;
+    let d = s.diff("1.0.0", "2.0.0").await;
+    assert!(d["unified"].as_str().unwrap().contains("+## Risks"), "{d}");
+    assert_eq!(d["sections"], json!([{"section": "Risks", "change": "added", "diff": d["sections"][0]["diff"]}]));
+    let same = s.diff("current", "current").await;
+    assert_eq!((&same["unified"], &same["sections"]), (&json!(""), &json!([])));
+    assert_eq!(s.diff("2.0.0", "current").await["unified"], "", "current is 2.0.0");
+
+    let r = s.api.post(&format!("/api/v1/documents/{}/versions/1.0.0/restore", s.doc), json!({})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!((&r.body["version"], &r.body["message"]), (&json!("3.0.0"), &json!("Restored version 1.0.0")));
+    assert_eq!(s.diff("1.0.0", "current").await["unified"], "", "the content is 1.0.0's again");
+    let again = s.api.post(&format!("/api/v1/documents/{}/versions/1.0.0/restore", s.doc), json!({})).await;
+    assert_error(&again, StatusCode::CONFLICT, "conflict");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.versions().await.len(), 3, "the restore's own edit makes no second version");
+
+    let path = format!("/api/v1/documents/{}/versions/1.0.0", s.doc);
+    let named = s.api.call(Method::PATCH, &path, Some(json!({"name": "Kickoff"})), &[]).await;
+    assert_eq!((named.status, &named.body["name"]), (StatusCode::OK, &json!("Kickoff")));
+    let one = s.api.get(&path).await;
+    assert_eq!((&one.body["version"]["name"], &one.body["content"]), (&json!("Kickoff"), &json!(V1)));
+    let log = s.api.get(&format!("/api/v1/documents/{}/changelog", s.doc)).await;
+    let md = log.body.as_str().unwrap();
+    assert!(md.starts_with("# Changelog: Checkout\n\n## 3.0.0 — "), "{md}");
+    assert!(md.contains(" — Kickoff\n\n- First version (admin)\n"), "{md}");
+    assert!(md.find("## 3.0.0").unwrap() < md.find("## 2.0.0").unwrap());
+
+    // Refusals.
+    for (path, status, code) in [
+        (format!("/api/v1/documents/{}/versions/1.2", s.doc), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (format!("/api/v1/documents/{}/versions/9.9.9", s.doc), StatusCode::NOT_FOUND, "not_found"),
+        (format!("/api/v1/documents/{}/diff?from=1.0.0&to=8.0.0", s.doc), StatusCode::NOT_FOUND, "not_found"),
+        (format!("/api/v1/documents/{}/versions?cursor=abc", s.doc), StatusCode::BAD_REQUEST, "bad_cursor"),
+        (format!("/api/v1/documents/{}/versions?limit=0", s.doc), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        ("/api/v1/documents/doc_missing/versions".to_string(), StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        let r = s.api.get(&path).await;
+        assert_error(&r, status, code);
+    }
+    let long = s.api.call(Method::PATCH, &path, Some(json!({"name": "x".repeat(101)})), &[]).await;
+    assert_error(&long, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (viewer, token, _) = s.api.signup("viewer@example.com").await;
+    let r = s
+        .api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/workspaces/{}/members/{viewer}", s.ws),
+            Some(json!({"role": "viewer"})),
+            &[],
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = s.api.call_as(Some(&token), Method::GET, &format!("/api/v1/documents/{}/versions", s.doc), None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "viewers read the history");
+    let r = s
+        .api
+        .call_as(Some(&token), Method::POST, &format!("/api/v1/documents/{}/versions/2.0.0/restore", s.doc), None, &[])
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    // Pages.
+    let page = s.api.get(&format!("/api/v1/documents/{}/versions?limit=2", s.doc)).await;
+    let next = page.body["next_cursor"].as_str().unwrap();
+    let rest = s.api.get(&format!("/api/v1/documents/{}/versions?limit=2&cursor={next}", s.doc)).await;
+    assert_eq!(rest.body["items"][0]["version"], "1.0.0");
+    assert_eq!(rest.body["next_cursor"], Value::Null);
+}
+
+async fn restoring_any_version_then_diffing_it_is_empty(b: Backend) {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    let s = setup(b, 50).await;
+    // Documents generated as the property tests of quire-history do: headings, paragraphs
+    // and lists in any mix.
+    let block = prop_oneof![
+        "[A-Z][a-z]{2,9}".prop_map(|h| format!("## {h}\n")),
+        "[A-Z][a-z ]{3,40}[a-z]\\.".prop_map(|p| format!("{p}\n")),
+        prop::collection::vec("[a-z][a-z ]{1,20}[a-z]", 1..4)
+            .prop_map(|items| items.iter().map(|i| format!("- {i}\n")).collect::<String>()),
+    ];
+    let doc = prop::collection::vec(block, 1..8).prop_map(|blocks| format!("# Checkout\n\n{}", blocks.join("\n")));
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut made = Vec::new();
+    for _ in 0..6 {
+        let text = doc.new_tree(&mut runner).unwrap().current();
+        let n = s.versions().await.len();
+        s.write(&text).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let now = s.versions().await;
+        if now.len() > n {
+            made.push(now[0]["version"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(made.len() >= 3, "generated documents differ: {made:?}");
+    for v in made.iter().rev().chain(made.iter()) {
+        let r = s.api.post(&format!("/api/v1/documents/{}/versions/{v}/restore", s.doc), json!({})).await;
+        assert!(r.status == StatusCode::CREATED || r.status == StatusCode::CONFLICT, "{v}: {}", r.body);
+        let d = s.diff(v, "current").await;
+        assert_eq!((&d["unified"], &d["sections"]), (&json!(""), &json!([])), "restored {v}");
+    }
+}
+
+async fn archived_versions_stay_readable_and_a_lost_repository_is_rebuilt(b: Backend) {
+    let s = setup(b, 2).await;
+    let mut texts = Vec::new();
+    for i in 1..=4 {
+        let text = format!("# Checkout\n\n## Part {i}\n\nText of part {i}.\n");
+        s.version(&text).await;
+        texts.push(text);
+    }
+    let all = s.versions().await;
+    let archived: Vec<bool> = all.iter().map(|v| v["archived"].as_bool().unwrap()).collect();
+    assert_eq!(archived, [false, false, true, true], "past the two kept whole, compressed");
+    let oldest = s.api.get(&format!("/api/v1/documents/{}/versions/1.0.0", s.doc)).await;
+    assert_eq!(oldest.body["content"], json!(texts[0]), "read back whole");
+    assert!(s.diff("1.0.0", "4.0.0").await["unified"].as_str().unwrap().contains("+## Part 4"));
+
+    // The repository is lost: rebuilt from the database, every version a commit again.
+    let path = s.api.app.history().repo_path(&s.ws);
+    std::fs::remove_dir_all(&path).unwrap();
+    assert!(!s.api.app.history().has_repo(&s.ws));
+    assert_eq!(s.api.app.history().rebuild(&s.ws).await.unwrap(), 4);
+    let repo = Repo::open_or_init(&path).unwrap();
+    let log = repo.log(10).unwrap();
+    assert_eq!(log.len(), 4);
+    let listed = s.versions().await;
+    assert_eq!(listed[0]["commit"], json!(log[0].0), "versions point at the new commits");
+    let file = repo.read(listed[3]["commit"].as_str().unwrap(), &format!("documents/{}.md", s.doc)).unwrap().unwrap();
+    assert_eq!(String::from_utf8(file).unwrap(), texts[0]);
+    // Editing goes on in the rebuilt repository.
+    s.version("# Checkout\n\n## Part 5\n\nText.\n").await;
+    assert_eq!(repo.log(10).unwrap().len(), 5);
+}
