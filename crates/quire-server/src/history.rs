@@ -108,6 +108,13 @@ impl History {
         })
     }
 
+    /// The service for a command-line tool (no server, no debounce): over `store`, reading
+    /// documents through rooms of its own.
+    pub fn for_tools(store: Arc<dyn Store>, config: &crate::ServerConfig) -> Arc<History> {
+        let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
+        History::new(store, collab, config.history.clone(), config.jobs.limits.clone())
+    }
+
     pub fn config(&self) -> &HistoryConfig {
         &self.config
     }

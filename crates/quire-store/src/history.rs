@@ -42,6 +42,8 @@ pub trait HistoryStore: Send + Sync {
     /// Versions recorded but not committed yet, oldest first (a writer that stopped between
     /// the two).
     async fn uncommitted_versions(&self, workspace_id: &str, limit: u32) -> Result<Vec<(DocumentVersion, String)>>;
+    /// The workspaces that have versions.
+    async fn versioned_workspaces(&self) -> Result<Vec<String>>;
 }
 
 pub(crate) fn pack(text: &str) -> Vec<u8> {
@@ -313,6 +315,15 @@ macro_rules! impl_history_store {
                 .await
                 .map_err($crate::rows::db_err)?;
                 rows.into_iter().map($crate::history::VersionRow::split).collect()
+            }
+
+            async fn versioned_workspaces(&self) -> quire_core::Result<Vec<String>> {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as("SELECT DISTINCT workspace_id FROM document_versions ORDER BY workspace_id")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err($crate::rows::db_err)?;
+                Ok(rows.into_iter().map(|r| r.0).collect())
             }
 
             async fn uncommitted_versions(

@@ -1135,4 +1135,5 @@ async fn document_versions_are_numbered_named_archived_and_replayed(b: Backend) 
     );
     assert_eq!(all[1].1, "# Checkout\nx\n", "archived contents come back whole");
     assert_eq!(s.uncommitted_versions(&w.id, 100).await.unwrap().len(), 5, "all but the one committed");
+    assert_eq!(s.versioned_workspaces().await.unwrap(), vec![w.id.clone()]);
 }

@@ -38,6 +38,23 @@ enum Command {
     /// Manage the keys that seal secrets at rest
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Documents' version history
+    #[command(subcommand)]
+    History(HistoryCommand),
+}
+
+#[derive(Subcommand)]
+enum HistoryCommand {
+    /// Rebuild workspaces' git repositories from the versions in the database (after a
+    /// repository was lost or damaged): the old one is set aside, every version committed
+    /// again in order. Run it while no worker takes the history queue.
+    Rebuild {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// One workspace (its id) [default: every workspace with versions]
+        #[arg(long)]
+        workspace: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -92,6 +109,9 @@ fn main() -> ExitCode {
         Command::Keys(KeysCommand::Seal { common, setting }) => {
             Settings::for_common(common).and_then(|s| seal_setting(s, &setting))
         }
+        Command::History(HistoryCommand::Rebuild { common, workspace }) => {
+            Settings::for_common(common).and_then(|s| rebuild_history(s, workspace))
+        }
         Command::User(UserCommand::Create { common, email, name, admin }) => {
             Settings::for_common(common).and_then(|s| create_user(s, &email, &name, admin))
         }
@@ -103,6 +123,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `quire history rebuild`.
+fn rebuild_history(settings: Settings, workspace: Option<String>) -> Result<(), String> {
+    let runtime = runtime()?;
+    runtime.block_on(async move {
+        let store = open_store(&settings).await?;
+        let history = quire_server::history::History::for_tools(store.clone(), &settings.server);
+        let workspaces = match workspace {
+            Some(w) => vec![w],
+            None => store.versioned_workspaces().await.map_err(|e| e.to_string())?,
+        };
+        if workspaces.is_empty() {
+            println!("no workspace has versions yet; nothing to rebuild");
+        }
+        for ws in workspaces {
+            let n = history.rebuild(&ws).await.map_err(|e| format!("workspace {ws}: {e}"))?;
+            println!("{ws}: {n} versions committed to {}", history.repo_path(&ws).display());
+        }
+        store.close().await;
+        Ok(())
+    })
 }
 
 /// `quire user create`: reads the password, creates the account, prints it as JSON.

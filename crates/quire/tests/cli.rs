@@ -385,6 +385,52 @@ fn user_create_makes_the_first_administrator_who_can_sign_in() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Out of the box, an edit becomes a version committed under the data directory, and
+/// `quire history rebuild` makes a lost repository again from the database.
+#[test]
+fn edits_are_versioned_in_the_data_directory_and_a_lost_repository_is_rebuilt() {
+    let dir = temp_dir();
+    let data = dir.join("data");
+    let data = data.to_str().unwrap();
+    let server = Server::start(&["--data-dir", data], &[]);
+    let signup = r#"{"email":"ada@example.com","password":"correct horse battery","name":"Ada"}"#;
+    let (status, body) = server.request("POST", "/api/v1/auth/signup", Some(signup));
+    assert_eq!(status, 201, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_string();
+    let (_, workspaces) = server.request_as(Some(&token), "GET", "/api/v1/workspaces", None);
+    let ws = workspaces["items"][0]["id"].as_str().unwrap().to_string();
+    let (_, doc) = server.request_as(
+        Some(&token),
+        "POST",
+        &format!("/api/v1/workspaces/{ws}/documents"),
+        Some(r#"{"kind":"prd","title":"Plan"}"#),
+    );
+    let doc = doc["id"].as_str().unwrap().to_string();
+    let content = r##"{"format":"markdown","content":"# Plan\n\n## Goals\n\nShip it.\n"}"##;
+    let (status, _) =
+        server.request_as(Some(&token), "PUT", &format!("/api/v1/documents/{doc}/content"), Some(content));
+    assert_eq!(status, 204);
+    let mut versions = Value::Null;
+    for _ in 0..100 {
+        versions = server.request_as(Some(&token), "GET", &format!("/api/v1/documents/{doc}/versions"), None).1;
+        if versions["items"][0]["commit"].is_string() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(versions["items"][0]["version"], "1.0.0", "{versions}");
+    let repo = Path::new(data).join("history").join(format!("{ws}.git"));
+    assert!(repo.join("HEAD").exists(), "the repository lives in the data directory");
+    server.stop();
+
+    std::fs::remove_dir_all(&repo).unwrap();
+    let (ok, out, err) = run(&["history", "rebuild", "--data-dir", data], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("{ws}: 1 versions committed")), "{out}");
+    assert!(repo.join("HEAD").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Two processes sharing Redis share one budget per caller: five requests allowed in all,
 /// whichever process serves them.
 #[test]
