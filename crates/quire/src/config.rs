@@ -89,6 +89,17 @@ pub struct JobArgs {
     /// e.g. builds=2,images=1 [default: no limits]
     #[arg(long, env = "QUIRE_QUEUE_LIMITS", value_name = "LIMITS")]
     pub queue_limits: Option<String>,
+    /// Milliseconds after a document's last edit its version is made [default: 500]
+    #[arg(long, env = "QUIRE_HISTORY_DEBOUNCE_MS", value_name = "MS")]
+    pub history_debounce_ms: Option<u64>,
+    /// A change of at most this many characters is a patch version; more is a minor one
+    /// [default: 20]
+    #[arg(long, env = "QUIRE_HISTORY_PATCH_CHARS", value_name = "N")]
+    pub history_patch_chars: Option<usize>,
+    /// Versions per document kept whole; older ones are stored compressed (still read and
+    /// diffed) [default: 50]
+    #[arg(long, env = "QUIRE_HISTORY_KEEP", value_name = "N")]
+    pub history_keep: Option<i64>,
 }
 
 /// Settings of `quire worker`.
@@ -247,6 +258,9 @@ struct FileSettings {
     worker_queues: Option<Vec<String>>,
     job_lease_secs: Option<u64>,
     job_retention_days: Option<u64>,
+    history_debounce_ms: Option<u64>,
+    history_patch_chars: Option<usize>,
+    history_keep: Option<i64>,
     queue_limits: Option<String>,
 }
 
@@ -380,7 +394,8 @@ impl Settings {
         }
         let run_workers = args.workers.or(file.workers).unwrap_or(true);
         let (jobs, worker) = jobs(&args.jobs, &file)?;
-        let server = ServerConfig { jobs, ..server };
+        let history = history(&args.jobs, &file)?;
+        let server = ServerConfig { jobs, history, ..server };
         let mut settings = Self::resolve(args.common, file, addr, server)?;
         settings.auth = auth;
         settings.run_workers = run_workers;
@@ -392,8 +407,10 @@ impl Settings {
     pub fn for_worker(args: WorkerArgs) -> Result<Settings, String> {
         let file = read_file(args.common.config.as_deref())?;
         let (jobs, worker) = jobs(&args.jobs, &file)?;
+        let history = history(&args.jobs, &file)?;
         let addr = file.addr.unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
-        let mut settings = Self::resolve(args.common, file, addr, ServerConfig { jobs, ..ServerConfig::default() })?;
+        let server = ServerConfig { jobs, history, ..ServerConfig::default() };
+        let mut settings = Self::resolve(args.common, file, addr, server)?;
         settings.worker = worker;
         Ok(settings)
     }
@@ -516,6 +533,26 @@ fn jobs(args: &JobArgs, file: &FileSettings) -> Result<(quire_jobs::EngineConfig
     Ok((engine, quire_jobs::WorkerConfig { queues, concurrency, ..worker }))
 }
 
+/// Version history's settings (its folder is set with the data directory).
+fn history(args: &JobArgs, file: &FileSettings) -> Result<quire_server::history::HistoryConfig, String> {
+    let d = quire_server::history::HistoryConfig::default();
+    let debounce = args.history_debounce_ms.or(file.history_debounce_ms).map_or(d.debounce, Duration::from_millis);
+    if debounce > Duration::from_secs(60) {
+        return Err("history_debounce_ms must be at most 60000".into());
+    }
+    let keep = args.history_keep.or(file.history_keep).unwrap_or(d.keep);
+    if keep < 1 {
+        return Err("history_keep must be at least 1".into());
+    }
+    let patch_max_chars = args.history_patch_chars.or(file.history_patch_chars).unwrap_or(d.thresholds.patch_max_chars);
+    Ok(quire_server::history::HistoryConfig {
+        debounce,
+        keep,
+        thresholds: quire_history::Thresholds { patch_max_chars },
+        ..d
+    })
+}
+
 /// `builds=2,images=1` → `[("builds", 2), ("images", 1)]`.
 fn parse_queue_limits(spec: &str) -> Result<Vec<(String, u32)>, String> {
     spec.split(',')
@@ -571,6 +608,29 @@ mod tests {
         assert_eq!(s.database_url, "sqlite:///tmp/x/quire.db");
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.limits, Limits::default());
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn history_settings_come_from_the_file_and_flags() {
+        let path = write("h.toml", "data_dir = \"/tmp/h\"\nhistory_keep = 7\nhistory_patch_chars = 5\n");
+        let args = ServeArgs {
+            common: CommonArgs { config: Some(path.clone()), ..Default::default() },
+            jobs: JobArgs { history_debounce_ms: Some(250), history_keep: Some(9), ..Default::default() },
+            ..Default::default()
+        };
+        let s = Settings::for_serve(args).unwrap();
+        let h = &s.server.history;
+        assert_eq!(
+            (h.keep, h.thresholds.patch_max_chars, h.debounce, h.dir.as_path()),
+            (9, 5, Duration::from_millis(250), std::path::Path::new("/tmp/h/history"))
+        );
+        let w = Settings::for_worker(WorkerArgs {
+            common: CommonArgs { config: Some(path.clone()), ..Default::default() },
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((w.server.history.keep, w.worker.queues.join(",")), (7, "default,history".to_string()));
         std::fs::remove_file(path).unwrap();
     }
 

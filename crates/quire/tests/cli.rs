@@ -165,6 +165,9 @@ fn serve_help_documents_every_setting() {
         ("--max-body-bytes", "QUIRE_MAX_BODY_BYTES"),
         ("--max-workspaces", "QUIRE_MAX_WORKSPACES"),
         ("--max-documents-per-workspace", "QUIRE_MAX_DOCUMENTS_PER_WORKSPACE"),
+        ("--history-debounce-ms", "QUIRE_HISTORY_DEBOUNCE_MS"),
+        ("--history-patch-chars", "QUIRE_HISTORY_PATCH_CHARS"),
+        ("--history-keep", "QUIRE_HISTORY_KEEP"),
     ] {
         assert!(help.contains(flag) && help.contains(&format!("env: {env}")), "{flag}/{env} missing from:\n{help}");
     }
@@ -246,6 +249,10 @@ fn bad_settings_fail_with_a_message_that_says_what_to_fix() {
     assert!(!ok && err.contains("worker_concurrency must be 1 to 1024"), "{err}");
     let (ok, _, err) = run(&["worker", "--job-lease-secs", "1"], &[]);
     assert!(!ok && err.contains("job_lease_secs must be at least 3"), "{err}");
+    let (ok, _, err) = run(&["worker", "--history-keep", "0"], &[]);
+    assert!(!ok && err.contains("history_keep must be at least 1"), "{err}");
+    let (ok, _, err) = run(&["serve"], &[("QUIRE_HISTORY_DEBOUNCE_MS", "90000")]);
+    assert!(!ok && err.contains("history_debounce_ms must be at most 60000"), "{err}");
     // A taken port is named, with the setting that changes it.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
