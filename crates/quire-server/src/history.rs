@@ -28,6 +28,9 @@ use serde_json::{Map, Value, json};
 
 /// The queue version contexts run on, one at a time.
 pub const QUEUE: &str = "history";
+/// Instance settings: a workspace's remote, and how its last push went.
+const REMOTE_PREFIX: &str = "history.remote.";
+const PUSH_PREFIX: &str = "history.push.";
 
 /// Version history's settings.
 #[derive(Debug, Clone)]
@@ -234,7 +237,98 @@ impl History {
             }
         }
         self.store.archive_versions(&doc.id, self.config.keep).await?;
+        if self.remote(&doc.workspace_id).await?.is_some() {
+            self.request_push(&doc.workspace_id).await?;
+        }
         Ok(Some(version))
+    }
+
+    /// The remote a workspace's repository is pushed to, if any.
+    pub async fn remote(&self, workspace_id: &str) -> Result<Option<String>> {
+        self.store.setting(&format!("{REMOTE_PREFIX}{workspace_id}")).await
+    }
+
+    /// Sets (or, with `None`, removes) the remote a workspace's repository is pushed to: a
+    /// path or a `file://` URL of a git repository.
+    pub async fn set_remote(&self, workspace_id: &str, url: Option<&str>) -> Result<()> {
+        let slot = format!("{REMOTE_PREFIX}{workspace_id}");
+        match url {
+            None => {
+                self.store.delete_setting(&slot).await?;
+                self.store.delete_setting(&format!("{PUSH_PREFIX}{workspace_id}")).await?;
+            }
+            Some(url) => {
+                let path = url.strip_prefix("file://").unwrap_or(url);
+                if !Path::new(path).is_absolute() {
+                    return Err(Error::invalid(
+                        "url",
+                        "give an absolute path or a file:// URL of a git repository (this build pushes over no network \
+                         transport)",
+                    ));
+                }
+                self.store.put_setting(&slot, url).await?;
+                self.request_push(workspace_id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The last push of a workspace's repository: `{ok, error, at, remote}`.
+    pub async fn push_state(&self, workspace_id: &str) -> Result<Option<Value>> {
+        let state = self.store.setting(&format!("{PUSH_PREFIX}{workspace_id}")).await?;
+        Ok(state.and_then(|s| serde_json::from_str(&s).ok()))
+    }
+
+    /// Every workspace whose last push failed, with its error.
+    pub async fn failing_pushes(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for (key, value) in self.store.settings().await? {
+            if let Some(ws) = key.strip_prefix(PUSH_PREFIX) {
+                let state: Value = serde_json::from_str(&value).unwrap_or_default();
+                if state["ok"] == false {
+                    out.push((ws.to_string(), state["error"].as_str().unwrap_or_default().to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Asks for a push of the workspace's repository (on the history queue, so never at the
+    /// same time as a commit; retried with backoff while it fails).
+    async fn request_push(&self, workspace_id: &str) -> Result<()> {
+        let mut data = Map::new();
+        data.insert("workspace_id".into(), workspace_id.into());
+        let mut ctx = NewContext::new("history", &["push"], data);
+        ctx.queue = Some(QUEUE.into());
+        ctx.max_attempts = Some(20);
+        self.store
+            .submit_contexts(&Principal::System, workspace_id, vec![ctx], &self.limits, quire_core::now_ms())
+            .await?;
+        Ok(())
+    }
+
+    /// Pushes the workspace's repository to its remote and records how it went.
+    pub async fn push(&self, workspace_id: &str) -> Result<()> {
+        let Some(url) = self.remote(workspace_id).await? else { return Ok(()) };
+        let path = self.repo_path(workspace_id);
+        if !self.has_repo(workspace_id) {
+            return Ok(()); // nothing committed yet
+        }
+        let lock =
+            self.repos.lock().unwrap_or_else(|e| e.into_inner()).entry(workspace_id.to_string()).or_default().clone();
+        let target = url.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let _one_writer = lock.lock().unwrap_or_else(|e| e.into_inner());
+            Repo::open_or_init(&path)?.push(&target)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("the history writer stopped: {e}")))?;
+        let state = match &result {
+            Ok(()) => json!({ "ok": true, "remote": url, "at": quire_core::now_ms() }),
+            Err(e) => json!({ "ok": false, "remote": url, "at": quire_core::now_ms(), "error": e.to_string() }),
+        };
+        self.store.put_setting(&format!("{PUSH_PREFIX}{workspace_id}"), &state.to_string()).await?;
+        result.map_err(|e| Error::Unavailable(format!("pushing to {url}: {e}")))
     }
 
     /// Commits one recorded version and notes its commit; the hash.
@@ -383,5 +477,25 @@ impl Component for VersionComponent {
             }
         }
         Ok(out)
+    }
+}
+
+/// `push`: pushes a workspace's repository to its remote; retried while it fails.
+pub struct PushComponent {
+    pub history: Arc<History>,
+}
+
+#[async_trait]
+impl Component for PushComponent {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo::new("push", "Pushes a workspace's history repository to its remote", &["workspace_id"], &[])
+    }
+
+    async fn run(&self, run: Run) -> std::result::Result<Map<String, Value>, ComponentError> {
+        let Some(ws) = run.str("workspace_id") else {
+            return Err(ComponentError::permanent("invalid_input", "data.workspace_id is missing"));
+        };
+        self.history.push(ws).await.map_err(|e| ComponentError::retryable("push_failed", e.to_string()))?;
+        Ok(Map::new())
     }
 }

@@ -287,7 +287,7 @@ impl App {
 pub fn registry(ai: Arc<ai::Ai>, history: Arc<history::History>) -> quire_jobs::Registry {
     let mut r = quire_jobs::components::builtin();
     ai::components::register(&mut r, ai);
-    r.register(history::VersionComponent { history });
+    r.register(history::VersionComponent { history: history.clone() }).register(history::PushComponent { history });
     r
 }
 
@@ -380,6 +380,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::history::restore_version))
         .routes(routes!(routes::history::diff_versions))
         .routes(routes!(routes::history::changelog))
+        .routes(routes!(routes::history::get_remote, routes::history::put_remote, routes::history::delete_remote))
         .routes(routes!(events::stream_events))
         .routes(routes!(contexts::list, contexts::submit))
         .routes(routes!(contexts::submit_batch))

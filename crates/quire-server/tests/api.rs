@@ -416,6 +416,7 @@ async fn openapi_describes_exactly_the_served_routes() {
         "DELETE /api/v1/documents/{id}/shares/{user_id}",
         "DELETE /api/v1/workspaces/{ws}",
         "DELETE /api/v1/workspaces/{ws}/api-keys/{id}",
+        "DELETE /api/v1/workspaces/{ws}/history/remote",
         "DELETE /api/v1/workspaces/{ws}/invitations/{id}",
         "DELETE /api/v1/workspaces/{ws}/members/{user_id}",
         "GET /api/v1/ai/default",
@@ -454,6 +455,7 @@ async fn openapi_describes_exactly_the_served_routes() {
         "GET /api/v1/workspaces/{ws}/api-keys",
         "GET /api/v1/workspaces/{ws}/blobs/{sha256}",
         "GET /api/v1/workspaces/{ws}/documents",
+        "GET /api/v1/workspaces/{ws}/history/remote",
         "GET /api/v1/workspaces/{ws}/invitations",
         "GET /api/v1/workspaces/{ws}/members",
         "GET /collab/{document_id}",
@@ -489,6 +491,7 @@ async fn openapi_describes_exactly_the_served_routes() {
         "PUT /api/v1/documents/{id}/content",
         "PUT /api/v1/documents/{id}/shares",
         "PUT /api/v1/workspaces/{ws}/ai",
+        "PUT /api/v1/workspaces/{ws}/history/remote",
         "PUT /api/v1/workspaces/{ws}/members/{user_id}",
     ];
     assert_eq!(described, expected);

@@ -17,6 +17,7 @@ quire_store::for_each_backend!(
     versions_are_diffed_restored_named_and_listed_in_a_changelog,
     restoring_any_version_then_diffing_it_is_empty,
     archived_versions_stay_readable_and_a_lost_repository_is_rebuilt,
+    history_is_pushed_to_a_remote_and_a_failing_push_is_retried_and_shown,
 );
 
 struct Setup {
@@ -34,6 +35,7 @@ async fn setup(b: Backend, keep: i64) -> Setup {
     config.history.debounce = Duration::from_millis(50);
     config.history.keep = keep;
     config.history.dir = dir.path().to_path_buf();
+    config.jobs.retry = quire_jobs::RetryPolicy { base: Duration::from_millis(20), max: Duration::from_millis(100) };
     let api = Api::with(b, Default::default(), config).await;
     let ws = api.post("/api/v1/workspaces", json!({"name": "Product"})).await.body["id"].as_str().unwrap().to_string();
     let doc =
@@ -275,4 +277,62 @@ async fn archived_versions_stay_readable_and_a_lost_repository_is_rebuilt(b: Bac
     // Editing goes on in the rebuilt repository.
     s.version("# Checkout\n\n## Part 5\n\nText.\n").await;
     assert_eq!(repo.log(10).unwrap().len(), 5);
+}
+
+async fn history_is_pushed_to_a_remote_and_a_failing_push_is_retried_and_shown(b: Backend) {
+    let s = setup(b, 50).await;
+    let remote = s._dir.path().join("remote.git");
+    Repo::open_or_init(&remote).unwrap();
+    let path = format!("/api/v1/workspaces/{}/history/remote", s.ws);
+    let bad = s.api.call(Method::PUT, &path, Some(json!({"url": "relative/repo.git"})), &[]).await;
+    assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let r = s.api.call(Method::PUT, &path, Some(json!({"url": remote.to_str().unwrap()})), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let head = |p: &std::path::Path| Repo::open_or_init(p).ok().and_then(|r| r.head().ok().flatten());
+    let first = s.version(V1).await;
+    let mut pushed = false;
+    for _ in 0..300 {
+        if head(&remote).as_deref() == first["commit"].as_str() {
+            pushed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(pushed, "the version reached the remote");
+    assert_eq!(s.api.get(&path).await.body["last_push"]["ok"], true);
+
+    // The remote breaks: edits go on, the push fails, is retried, and /readyz says so.
+    std::fs::remove_dir_all(&remote).unwrap();
+    std::fs::write(&remote, "not a repository").unwrap();
+    let second = s.version(&format!("{V1}\n## Risks\n\nFraud.\n")).await;
+    let mut shown = Value::Null;
+    for _ in 0..300 {
+        let ready = s.api.get("/readyz").await.body;
+        if ready["checks"]["history.push"]["status"] == "down" {
+            shown = ready;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(shown["status"], "degraded", "{shown}");
+    assert!(shown["checks"]["history.push"]["error"].as_str().unwrap().starts_with(&format!("{}: ", s.ws)), "{shown}");
+    assert_eq!(s.api.get(&path).await.body["last_push"]["ok"], false);
+
+    // Mended, the retry gets through and readiness is whole again.
+    std::fs::remove_file(&remote).unwrap();
+    Repo::open_or_init(&remote).unwrap();
+    let mut mended = false;
+    for _ in 0..500 {
+        let ready = s.api.get("/readyz").await.body;
+        if head(&remote).as_deref() == second["commit"].as_str() && ready["checks"].get("history.push").is_none() {
+            mended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(mended, "the retried push reached the remote");
+    let r = s.api.call(Method::DELETE, &path, None, &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(s.api.get(&path).await.body, json!({"url": null, "last_push": null}));
 }

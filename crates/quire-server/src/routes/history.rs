@@ -222,3 +222,55 @@ pub async fn changelog(State(app): State<App>, Actor(who): Actor, Path(id): Path
     }
     Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], out).into_response())
 }
+
+/// Where a workspace's history is pushed.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Remote {
+    /// An absolute path or `file://` URL of a git repository (a bare one, typically).
+    url: String,
+}
+
+/// The remote a workspace's history repository is pushed to, and how the last push went.
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/history/remote", tag = "workspaces",
+    params(("ws" = String, Path, description = "Workspace id or slug")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get_remote(State(app): State<App>, Actor(who): Actor, Path(ws): Path<String>) -> ApiResult<Response> {
+    let (ws, _) = app.store().role_in_workspace(&who, &ws).await?;
+    let url = app.history().remote(&ws.id).await?;
+    let last_push = app.history().push_state(&ws.id).await?;
+    Ok(Json(json!({ "url": url, "last_push": last_push })).into_response())
+}
+
+/// Push the workspace's history to a remote from now on (its admins): after every version,
+/// and now; a failed push is retried with backoff and shown in `/readyz`, never blocking edits.
+#[utoipa::path(put, path = "/api/v1/workspaces/{ws}/history/remote", tag = "workspaces", request_body = Remote,
+    params(("ws" = String, Path, description = "Workspace id or slug")),
+    responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn put_remote(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(ws): Path<String>,
+    Json(body): Json<Remote>,
+) -> ApiResult<Response> {
+    let (ws, role) = app.store().role_in_workspace(&who, &ws).await?;
+    if role < Role::Admin {
+        return Err(quire_core::Error::Forbidden("only the workspace's admins set its history remote".into()).into());
+    }
+    app.history().set_remote(&ws.id, Some(body.url.trim())).await?;
+    Ok(Json(json!({ "url": body.url.trim(), "last_push": app.history().push_state(&ws.id).await? })).into_response())
+}
+
+/// Stop pushing the workspace's history (its admins).
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/history/remote", tag = "workspaces",
+    params(("ws" = String, Path, description = "Workspace id or slug")),
+    responses((status = 204, description = "No remote any more"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_remote(State(app): State<App>, Actor(who): Actor, Path(ws): Path<String>) -> ApiResult<Response> {
+    let (ws, role) = app.store().role_in_workspace(&who, &ws).await?;
+    if role < Role::Admin {
+        return Err(quire_core::Error::Forbidden("only the workspace's admins set its history remote".into()).into());
+    }
+    app.history().set_remote(&ws.id, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -83,6 +83,19 @@ pub async fn readyz(State(app): State<App>) -> Response {
         };
         checks.insert("redis".into(), check);
     }
+    // A history push that keeps failing degrades readiness (edits go on; it is retried).
+    if let Ok(failing) = app.history().failing_pushes().await
+        && !failing.is_empty()
+    {
+        if status == "healthy" {
+            status = "degraded";
+        }
+        let error = failing.iter().map(|(ws, e)| format!("{ws}: {e}")).collect::<Vec<_>>().join("; ");
+        checks.insert(
+            "history.push".into(),
+            Check { status: "down", kind: "git-remote", latency_ms: 0.0, error: Some(error) },
+        );
+    }
     // AI providers are optional: one whose circuit is open degrades readiness, no more.
     for (name, circuit) in app.ai().circuits() {
         use quire_ai::resilience::Circuit;
