@@ -223,6 +223,15 @@ pub async fn changelog(State(app): State<App>, Actor(who): Actor, Path(id): Path
     Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], out).into_response())
 }
 
+/// The workspace `ws`, when `who` is one of its admins.
+async fn admin_of(app: &App, who: &quire_core::Principal, ws: &str) -> Result<quire_core::Workspace, ApiError> {
+    let (ws, role) = app.store().role_in_workspace(who, ws).await?;
+    if role < Role::Admin {
+        return Err(quire_core::Error::Forbidden("only the workspace's admins set its history remote".into()).into());
+    }
+    Ok(ws)
+}
+
 /// Where a workspace's history is pushed.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -254,10 +263,7 @@ pub async fn put_remote(
     Path(ws): Path<String>,
     Json(body): Json<Remote>,
 ) -> ApiResult<Response> {
-    let (ws, role) = app.store().role_in_workspace(&who, &ws).await?;
-    if role < Role::Admin {
-        return Err(quire_core::Error::Forbidden("only the workspace's admins set its history remote".into()).into());
-    }
+    let ws = admin_of(&app, &who, &ws).await?;
     app.history().set_remote(&ws.id, Some(body.url.trim())).await?;
     Ok(Json(json!({ "url": body.url.trim(), "last_push": app.history().push_state(&ws.id).await? })).into_response())
 }
@@ -267,10 +273,7 @@ pub async fn put_remote(
     params(("ws" = String, Path, description = "Workspace id or slug")),
     responses((status = 204, description = "No remote any more"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_remote(State(app): State<App>, Actor(who): Actor, Path(ws): Path<String>) -> ApiResult<Response> {
-    let (ws, role) = app.store().role_in_workspace(&who, &ws).await?;
-    if role < Role::Admin {
-        return Err(quire_core::Error::Forbidden("only the workspace's admins set its history remote".into()).into());
-    }
+    let ws = admin_of(&app, &who, &ws).await?;
     app.history().set_remote(&ws.id, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
