@@ -227,6 +227,9 @@ impl History {
             event: format!("{}.version.created", doc.kind.as_str()),
         };
         let mut version = self.store.add_version(&new).await?;
+        // Older contents are compressed before the commit is noted, so that a committed
+        // version's neighbours are already as they stay.
+        self.store.archive_versions(&doc.id, self.config.keep).await?;
         // Versions recorded but not committed (a writer stopped between the two) go first, so
         // the repository keeps their order.
         for (v, content) in self.store.uncommitted_versions(&doc.workspace_id, 1000).await? {
@@ -236,7 +239,6 @@ impl History {
                 version.commit = Some(hash);
             }
         }
-        self.store.archive_versions(&doc.id, self.config.keep).await?;
         if self.remote(&doc.workspace_id).await?.is_some() {
             self.request_push(&doc.workspace_id).await?;
         }

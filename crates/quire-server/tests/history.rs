@@ -292,7 +292,7 @@ async fn history_is_pushed_to_a_remote_and_a_failing_push_is_retried_and_shown(b
     let head = |p: &std::path::Path| Repo::open_or_init(p).ok().and_then(|r| r.head().ok().flatten());
     let first = s.version(V1).await;
     let mut pushed = false;
-    for _ in 0..300 {
+    for _ in 0..1000 {
         if head(&remote).as_deref() == first["commit"].as_str() {
             pushed = true;
             break;
@@ -307,7 +307,7 @@ async fn history_is_pushed_to_a_remote_and_a_failing_push_is_retried_and_shown(b
     std::fs::write(&remote, "not a repository").unwrap();
     let second = s.version(&format!("{V1}\n## Risks\n\nFraud.\n")).await;
     let mut shown = Value::Null;
-    for _ in 0..300 {
+    for _ in 0..1000 {
         let ready = s.api.get("/readyz").await.body;
         if ready["checks"]["history.push"]["status"] == "down" {
             shown = ready;
@@ -323,7 +323,7 @@ async fn history_is_pushed_to_a_remote_and_a_failing_push_is_retried_and_shown(b
     std::fs::remove_file(&remote).unwrap();
     Repo::open_or_init(&remote).unwrap();
     let mut mended = false;
-    for _ in 0..500 {
+    for _ in 0..1000 {
         let ready = s.api.get("/readyz").await.body;
         if head(&remote).as_deref() == second["commit"].as_str() && ready["checks"].get("history.push").is_none() {
             mended = true;
