@@ -112,28 +112,6 @@ macro_rules! version_columns {
     };
 }
 
-/// A listed version: every column but the content, and whether it is archived.
-pub(crate) type LightRow =
-    (String, i64, String, String, String, String, String, Option<String>, Option<String>, String, i64, i64, bool);
-
-pub(crate) fn light(r: LightRow) -> DocumentVersion {
-    DocumentVersion {
-        document_id: r.0,
-        seq: r.1,
-        workspace_id: r.2,
-        version: r.3,
-        bump: r.4,
-        message: r.5,
-        authors: serde_json::from_str(&r.6).unwrap_or(serde_json::Value::Null),
-        name: r.7,
-        commit: r.8,
-        format: r.9,
-        size: r.10,
-        created_at: quire_core::timestamp_from_ms(r.11),
-        archived: r.12,
-    }
-}
-
 macro_rules! impl_history_store {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
@@ -213,10 +191,12 @@ macro_rules! impl_history_store {
                 before_seq: Option<i64>,
                 limit: u32,
             ) -> quire_core::Result<Vec<quire_core::DocumentVersion>> {
-                let rows: Vec<$crate::history::LightRow> = sqlx::query_as(
+                // Without the contents (a listing never reads them): an empty one for a whole
+                // version, none for an archived one.
+                let rows: Vec<$crate::history::VersionRow> = sqlx::query_as(
                     "SELECT document_id, seq, workspace_id, version, bump, message, authors, name, commit_hash, format, \
-                     size, created_at, content IS NULL FROM document_versions \
-                     WHERE document_id = $1 AND ($2 IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3",
+                     CASE WHEN content IS NULL THEN NULL ELSE '' END AS content, NULL AS packed, size, created_at \
+                     FROM document_versions WHERE document_id = $1 AND ($2 IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3",
                 )
                 .bind(document_id)
                 .bind(before_seq)
@@ -224,7 +204,7 @@ macro_rules! impl_history_store {
                 .fetch_all(&self.pool)
                 .await
                 .map_err($crate::rows::db_err)?;
-                Ok(rows.into_iter().map($crate::history::light).collect())
+                rows.into_iter().map(|r| r.split().map(|(v, _)| v)).collect()
             }
 
             async fn get_version(
