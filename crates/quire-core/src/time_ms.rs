@@ -5,6 +5,11 @@
 pub type Timestamp = time::OffsetDateTime;
 
 /// Milliseconds since the Unix epoch, now.
+/// A time as milliseconds since the epoch (how times are stored).
+pub fn ms_of(t: &time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }

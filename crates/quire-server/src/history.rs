@@ -355,7 +355,7 @@ impl History {
         let message =
             format!("{title} {}: {}\n\nDocument: {}\nVersion: {}\n", v.version, v.message, v.document_id, v.version);
         let content = content.to_string();
-        let at_ms = (v.created_at.unix_timestamp_nanos() / 1_000_000) as i64;
+        let at_ms = quire_core::ms_of(&v.created_at);
         let hash = tokio::task::spawn_blocking(move || {
             let _one_writer = lock.lock().unwrap_or_else(|e| e.into_inner());
             let repo = Repo::open_or_init(&path)?;
@@ -389,8 +389,7 @@ impl History {
         loop {
             let page = self.store.versions_in_order(workspace_id, after.clone(), 500).await?;
             let Some((last, _)) = page.last() else { break };
-            after =
-                Some(((last.created_at.unix_timestamp_nanos() / 1_000_000) as i64, last.document_id.clone(), last.seq));
+            after = Some((quire_core::ms_of(&last.created_at), last.document_id.clone(), last.seq));
             for (v, content) in &page {
                 let title = match titles.get(&v.document_id) {
                     Some(t) => t.clone(),

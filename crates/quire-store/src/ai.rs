@@ -132,7 +132,7 @@ macro_rules! impl_ai_store {
                         .push_bind(e.first_chunk_ms)
                         .push_bind(e.status.clone())
                         .push_bind(e.error.clone())
-                        .push_bind((e.created_at.unix_timestamp_nanos() / 1_000_000) as i64);
+                        .push_bind(quire_core::ms_of(&e.created_at));
                 });
                 qb.build().execute(&self.writer_pool()).await.map_err($crate::rows::db_err)?;
                 Ok(())

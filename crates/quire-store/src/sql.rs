@@ -105,9 +105,7 @@ pub(crate) fn check_revision(if_match: Option<i64>, current: i64) -> quire_core:
     }
 }
 
-pub(crate) fn ms_of(t: &time::OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
+pub(crate) use quire_core::ms_of;
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {

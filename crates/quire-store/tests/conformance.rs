@@ -1125,7 +1125,7 @@ async fn document_versions_are_numbered_named_archived_and_replayed(b: Backend) 
     loop {
         let page = s.versions_in_order(&w.id, after.clone(), 4).await.unwrap();
         let Some((last, _)) = page.last() else { break };
-        after = Some(((last.created_at.unix_timestamp_nanos() / 1_000_000) as i64, last.document_id.clone(), last.seq));
+        after = Some((quire_core::ms_of(&last.created_at), last.document_id.clone(), last.seq));
         all.extend(page);
     }
     assert_eq!(all.len(), 6);
