@@ -313,6 +313,22 @@ fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
 
+/// The workspace a call to a provider is for (named, or the caller's only one), when the
+/// caller may edit in it: provider calls cost.
+async fn editor_workspace(
+    app: &App,
+    who: &Principal,
+    named: Option<String>,
+    doing: &str,
+) -> ApiResult<quire_core::Workspace> {
+    let ws = workspace_of(app, who, named).await?;
+    let (ws, role) = app.store().role_in_workspace(who, &ws).await?;
+    if role < Role::Editor {
+        return Err(quire_core::Error::Forbidden(format!("{doing} needs the editor role in the workspace")).into());
+    }
+    Ok(ws)
+}
+
 /// A provider failure as HTTP: 504 for a timeout, 503 while its circuit is open, else 502.
 fn provider_error(e: &AiError) -> ApiError {
     let status = match e.kind {
@@ -340,11 +356,7 @@ pub async fn generate(
     Actor(who): Actor,
     Json(body): Json<GenerateRequest>,
 ) -> ApiResult<Response> {
-    let ws = workspace_of(&app, &who, body.workspace.clone()).await?;
-    let (ws, role) = app.store().role_in_workspace(&who, &ws).await?;
-    if role < Role::Editor {
-        return Err(quire_core::Error::Forbidden("generating needs the editor role in the workspace".into()).into());
-    }
+    let ws = editor_workspace(&app, &who, body.workspace.clone(), "generating").await?;
     if let Some(t) = body.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
         return Err(unprocessable("invalid_request", format!("temperature: {t} is not from 0 to 2")));
     }
@@ -525,11 +537,7 @@ pub async fn embeddings(
     Actor(who): Actor,
     Json(body): Json<EmbedRequest>,
 ) -> ApiResult<Response> {
-    let ws = workspace_of(&app, &who, body.workspace.clone()).await?;
-    let (ws, role) = app.store().role_in_workspace(&who, &ws).await?;
-    if role < Role::Editor {
-        return Err(quire_core::Error::Forbidden("embedding needs the editor role in the workspace".into()).into());
-    }
+    let ws = editor_workspace(&app, &who, body.workspace.clone(), "embedding").await?;
     let inputs = match body.input {
         EmbedInput::One(s) => vec![s],
         EmbedInput::Many(v) => v,
