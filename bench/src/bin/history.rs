@@ -52,6 +52,7 @@ async fn run(backend: Backend, n: usize) {
         collab.clone(),
         config.history.clone(),
         config.jobs.limits.clone(),
+        std::sync::Arc::new(quire_auth::Keyring::ephemeral()),
     );
     let writer = PresenceUser { id: "usr_bench".into(), name: "Bench".into() };
 

@@ -15,12 +15,19 @@
 //!
 //! [`repo::Repo`] keeps a workspace's versions as commits of a bare git repository.
 //!
-//! **Knows nothing of storage or HTTP.**
+//! Pushes go over git's smart HTTP protocol through Quire's own HTTP client (`http`), so
+//! `https://` remotes need no TLS library in libgit2.
+//!
+//! **Knows nothing of storage or Quire's API.**
 
 pub mod diff;
+mod http;
 mod judge;
+pub mod remote;
 pub mod repo;
 mod sections;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use judge::{Change, Judgement, judge};
 pub use sections::{Section, sections};

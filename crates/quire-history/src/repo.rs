@@ -5,6 +5,8 @@ use std::path::Path;
 
 use git2::{FileMode, ObjectType, Oid, Repository, Signature, Time};
 
+pub use crate::http::Credentials;
+
 /// The branch versions are committed on.
 pub const BRANCH: &str = "refs/heads/main";
 
@@ -132,8 +134,16 @@ impl Repo {
         Ok(out)
     }
 
-    /// Pushes `main` to `url` (a path or a `file://` URL).
-    pub fn push(&self, url: &str) -> Result<(), RepoError> {
+    /// Pushes `main` to `url`: a path, a `file://` URL, or an `http(s)://` URL of a smart
+    /// HTTP git server (with `credentials`, if it asks for them).
+    pub fn push(&self, url: &str, credentials: Option<&Credentials>) -> Result<(), RepoError> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            crate::http::register().map_err(RepoError)?;
+        }
+        crate::http::with_credentials(credentials, || self.push_to(url))
+    }
+
+    fn push_to(&self, url: &str) -> Result<(), RepoError> {
         let mut remote = self.repo.remote_anonymous(url)?;
         let refspec = format!("+{BRANCH}:{BRANCH}");
         let mut rejected: Option<String> = None;
@@ -223,14 +233,50 @@ mod tests {
         git2::Repository::init_bare(&remote_path).unwrap();
         let hash =
             repo.commit(&Commit { path: "a.md", content: b"x\n", authors: &[], at_ms: 0, message: "one" }).unwrap();
-        repo.push(remote_path.to_str().unwrap()).unwrap();
+        repo.push(remote_path.to_str().unwrap(), None).unwrap();
         let remote = Repo::open_or_init(&remote_path).unwrap();
         assert_eq!(remote.head().unwrap(), Some(hash.clone()));
         let next =
             repo.commit(&Commit { path: "a.md", content: b"y\n", authors: &[], at_ms: 1000, message: "two" }).unwrap();
-        repo.push(&format!("file://{}", remote_path.display())).unwrap();
+        repo.push(&format!("file://{}", remote_path.display()), None).unwrap();
         assert_eq!(remote.head().unwrap(), Some(next));
-        let e = repo.push(dir.path().join("nowhere").to_str().unwrap()).unwrap_err();
+        let e = repo.push(dir.path().join("nowhere").to_str().unwrap(), None).unwrap_err();
         assert!(e.to_string().starts_with("history repository: "), "{e}");
+    }
+
+    #[test]
+    fn main_pushes_over_smart_http_with_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::open_or_init(&dir.path().join("local.git")).unwrap();
+        let served = dir.path().join("served");
+        git2::Repository::init_bare(served.join("team.git")).unwrap();
+        let server = crate::testing::GitHttpServer::start(&served, Some(("ada", "s3cret-token"))).unwrap();
+        let url = format!("{}/team.git", server.url);
+        let hash =
+            repo.commit(&Commit { path: "a.md", content: b"x\n", authors: &[], at_ms: 0, message: "one" }).unwrap();
+
+        let e = repo.push(&url, None).unwrap_err().to_string();
+        assert!(e.contains("asks for credentials") && e.contains("401"), "{e}");
+        let wrong = Credentials { username: "ada".into(), password: "wrong".into() };
+        let e = repo.push(&url, Some(&wrong)).unwrap_err().to_string();
+        assert!(e.contains("401") && !e.contains("wrong"), "the password stays out of errors: {e}");
+        assert_eq!(server.pushes(), 0);
+        assert_eq!(server.refused(), 2);
+
+        let right = Credentials { username: "ada".into(), password: "s3cret-token".into() };
+        repo.push(&url, Some(&right)).unwrap();
+        let remote = Repo::open_or_init(&served.join("team.git")).unwrap();
+        assert_eq!(remote.head().unwrap(), Some(hash));
+        let next =
+            repo.commit(&Commit { path: "a.md", content: b"y\n", authors: &[], at_ms: 1000, message: "two" }).unwrap();
+        repo.push(&format!("{url}/"), Some(&right)).unwrap();
+        assert_eq!(remote.head().unwrap(), Some(next));
+        assert_eq!(server.pushes(), 2);
+
+        let e = repo.push(&format!("{}/missing.git", server.url), Some(&right)).unwrap_err().to_string();
+        assert!(e.contains("no git repository") || e.contains("404"), "{e}");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let e = repo.push(&format!("http://{closed}/team.git"), Some(&right)).unwrap_err().to_string();
+        assert!(e.contains(&closed.to_string()), "{e}");
     }
 }

@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use quire_core::{
     Document, DocumentKind, DocumentVersion, Error, NewContext, NewVersion, PresenceUser, Principal, Result,
 };
+use quire_history::remote::Remote;
 use quire_history::repo::{Commit, Person, Repo};
 use quire_history::{Format, Semver, Thresholds, judge};
 use quire_jobs::{Component, ComponentError, ComponentInfo, Run};
@@ -28,7 +29,8 @@ use serde_json::{Map, Value, json};
 
 /// The queue version contexts run on, one at a time.
 pub const QUEUE: &str = "history";
-/// Instance settings: a workspace's remote, and how its last push went.
+/// Instance settings: a workspace's remote (sealed: it holds credentials), and how its last
+/// push went.
 const REMOTE_PREFIX: &str = "history.remote.";
 const PUSH_PREFIX: &str = "history.push.";
 
@@ -86,6 +88,7 @@ pub struct History {
     collab: Arc<quire_collab::Collab>,
     config: HistoryConfig,
     limits: quire_core::JobLimits,
+    keyring: Arc<quire_auth::Keyring>,
     pending: Mutex<HashMap<String, Pending>>,
     /// One writer per repository within this process (the `history` queue makes it one
     /// across processes).
@@ -99,12 +102,14 @@ impl History {
         collab: Arc<quire_collab::Collab>,
         config: HistoryConfig,
         limits: quire_core::JobLimits,
+        keyring: Arc<quire_auth::Keyring>,
     ) -> Arc<History> {
         Arc::new_cyclic(|me| History {
             store,
             collab,
             config,
             limits,
+            keyring,
             pending: Mutex::new(HashMap::new()),
             repos: Mutex::new(HashMap::new()),
             me: me.clone(),
@@ -113,9 +118,13 @@ impl History {
 
     /// The service for a command-line tool (no server, no debounce): over `store`, reading
     /// documents through rooms of its own.
-    pub fn for_tools(store: Arc<dyn Store>, config: &crate::ServerConfig) -> Arc<History> {
+    pub fn for_tools(
+        store: Arc<dyn Store>,
+        keyring: Arc<quire_auth::Keyring>,
+        config: &crate::ServerConfig,
+    ) -> Arc<History> {
         let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
-        History::new(store, collab, config.history.clone(), config.jobs.limits.clone())
+        History::new(store, collab, config.history.clone(), config.jobs.limits.clone(), keyring)
     }
 
     pub fn config(&self) -> &HistoryConfig {
@@ -245,30 +254,37 @@ impl History {
         Ok(Some(version))
     }
 
-    /// The remote a workspace's repository is pushed to, if any.
-    pub async fn remote(&self, workspace_id: &str) -> Result<Option<String>> {
-        self.store.setting(&format!("{REMOTE_PREFIX}{workspace_id}")).await
+    /// A setting of the history's, opened if it is sealed (the remote always is; `quire keys
+    /// rotate` seals the others too).
+    async fn setting(&self, slot: &str) -> Result<Option<String>> {
+        self.store.setting(slot).await?.map(|v| self.opened(slot, v)).transpose()
     }
 
-    /// Sets (or, with `None`, removes) the remote a workspace's repository is pushed to: a
-    /// path or a `file://` URL of a git repository.
-    pub async fn set_remote(&self, workspace_id: &str, url: Option<&str>) -> Result<()> {
+    fn opened(&self, slot: &str, value: String) -> Result<String> {
+        if quire_auth::Keyring::is_sealed(&value) { self.keyring.open(slot, &value) } else { Ok(value) }
+    }
+
+    /// The remote a workspace's repository is pushed to, if any, with its credentials.
+    pub async fn remote(&self, workspace_id: &str) -> Result<Option<Remote>> {
         let slot = format!("{REMOTE_PREFIX}{workspace_id}");
-        match url {
+        let Some(value) = self.setting(&slot).await? else { return Ok(None) };
+        // A remote set before remotes held credentials is its bare URL.
+        let remote = serde_json::from_str(&value).unwrap_or(Remote { url: value, credentials: None });
+        Ok(Some(remote))
+    }
+
+    /// Sets (or, with `None`, removes) the remote a workspace's repository is pushed to,
+    /// sealed with the instance's secret keys, and asks for a push.
+    pub async fn set_remote(&self, workspace_id: &str, remote: Option<&Remote>) -> Result<()> {
+        let slot = format!("{REMOTE_PREFIX}{workspace_id}");
+        match remote {
             None => {
                 self.store.delete_setting(&slot).await?;
                 self.store.delete_setting(&format!("{PUSH_PREFIX}{workspace_id}")).await?;
             }
-            Some(url) => {
-                let path = url.strip_prefix("file://").unwrap_or(url);
-                if !Path::new(path).is_absolute() {
-                    return Err(Error::invalid(
-                        "url",
-                        "give an absolute path or a file:// URL of a git repository (this build pushes over no network \
-                         transport)",
-                    ));
-                }
-                self.store.put_setting(&slot, url).await?;
+            Some(remote) => {
+                let json = serde_json::to_string(remote).map_err(|e| Error::Internal(e.to_string()))?;
+                self.store.put_setting(&slot, &self.keyring.seal(&slot, &json)).await?;
                 self.request_push(workspace_id).await?;
             }
         }
@@ -277,7 +293,7 @@ impl History {
 
     /// The last push of a workspace's repository: `{ok, error, at, remote}`.
     pub async fn push_state(&self, workspace_id: &str) -> Result<Option<Value>> {
-        let state = self.store.setting(&format!("{PUSH_PREFIX}{workspace_id}")).await?;
+        let state = self.setting(&format!("{PUSH_PREFIX}{workspace_id}")).await?;
         Ok(state.and_then(|s| serde_json::from_str(&s).ok()))
     }
 
@@ -286,7 +302,7 @@ impl History {
         let mut out = Vec::new();
         for (key, value) in self.store.settings().await? {
             if let Some(ws) = key.strip_prefix(PUSH_PREFIX) {
-                let state: Value = serde_json::from_str(&value).unwrap_or_default();
+                let state: Value = serde_json::from_str(&self.opened(&key, value)?).unwrap_or_default();
                 if state["ok"] == false {
                     out.push((ws.to_string(), state["error"].as_str().unwrap_or_default().to_string()));
                 }
@@ -311,17 +327,17 @@ impl History {
 
     /// Pushes the workspace's repository to its remote and records how it went.
     pub async fn push(&self, workspace_id: &str) -> Result<()> {
-        let Some(url) = self.remote(workspace_id).await? else { return Ok(()) };
+        let Some(remote) = self.remote(workspace_id).await? else { return Ok(()) };
+        let url = remote.url.clone();
         let path = self.repo_path(workspace_id);
         if !self.has_repo(workspace_id) {
             return Ok(()); // nothing committed yet
         }
         let lock =
             self.repos.lock().unwrap_or_else(|e| e.into_inner()).entry(workspace_id.to_string()).or_default().clone();
-        let target = url.clone();
         let result = tokio::task::spawn_blocking(move || {
             let _one_writer = lock.lock().unwrap_or_else(|e| e.into_inner());
-            Repo::open_or_init(&path)?.push(&target)
+            Repo::open_or_init(&path)?.push(&remote.url, remote.credentials.as_ref())
         })
         .await
         .map_err(|e| Error::Internal(format!("the history writer stopped: {e}")))?;

@@ -144,8 +144,13 @@ impl App {
         let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
         let access = tokio::sync::broadcast::channel(1024).0;
         let ai = Arc::new(ai::Ai::new(store.clone(), auth.config().keyring.clone(), collab.clone()));
-        let history =
-            history::History::new(store.clone(), collab.clone(), config.history.clone(), config.jobs.limits.clone());
+        let history = history::History::new(
+            store.clone(),
+            collab.clone(),
+            config.history.clone(),
+            config.jobs.limits.clone(),
+            auth.config().keyring.clone(),
+        );
         collab.set_observer(history.clone());
         let engine =
             quire_jobs::Engine::new(store.clone(), registry(ai.clone(), history.clone()), engine_config(&config.jobs));
@@ -312,8 +317,13 @@ pub fn worker_registry(
 ) -> (quire_jobs::Registry, Arc<ai::Ai>) {
     let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
     collab.spawn_janitor(shutdown);
-    let history =
-        history::History::new(store.clone(), collab.clone(), config.history.clone(), config.jobs.limits.clone());
+    let history = history::History::new(
+        store.clone(),
+        collab.clone(),
+        config.history.clone(),
+        config.jobs.limits.clone(),
+        keyring.clone(),
+    );
     let ai = Arc::new(ai::Ai::new(store, keyring, collab));
     (registry(ai.clone(), history), ai)
 }

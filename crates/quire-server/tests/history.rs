@@ -18,6 +18,7 @@ quire_store::for_each_backend!(
     restoring_any_version_then_diffing_it_is_empty,
     archived_versions_stay_readable_and_a_lost_repository_is_rebuilt,
     history_is_pushed_to_a_remote_and_a_failing_push_is_retried_and_shown,
+    history_is_pushed_over_http_with_sealed_credentials,
 );
 
 struct Setup {
@@ -336,5 +337,79 @@ async fn history_is_pushed_to_a_remote_and_a_failing_push_is_retried_and_shown(b
     assert!(mended, "the retried push reached the remote");
     let r = s.api.call(Method::DELETE, &path, None, &[]).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(s.api.get(&path).await.body, json!({"url": null, "last_push": null}));
+    assert_eq!(
+        s.api.get(&path).await.body,
+        json!({"url": null, "username": null, "has_password": false, "last_push": null})
+    );
+}
+
+/// Polls `check` until it holds (about 20 s at most).
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..1000 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+async fn history_is_pushed_over_http_with_sealed_credentials(b: Backend) {
+    let s = setup(b, 50).await;
+    let served = s._dir.path().join("served");
+    Repo::open_or_init(&served.join("team.git")).unwrap();
+    let server = quire_history::testing::GitHttpServer::start(&served, Some(("ada", "tok-right"))).unwrap();
+    let url = format!("{}/team.git", server.url);
+    let path = format!("/api/v1/workspaces/{}/history/remote", s.ws);
+    let put = |body: Value| s.api.call(Method::PUT, &path, Some(body), &[]);
+
+    for (body, field) in [
+        (json!({"url": "git@github.com:team/plans.git"}), "url"),
+        (json!({"url": url, "username": "ada"}), "password"),
+        (json!({"url": "/srv/plans.git", "password": "x"}), "password"),
+    ] {
+        let r = put(body).await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+        assert!(r.body.to_string().contains(field), "{}", r.body);
+    }
+    let r = put(json!({"url": url, "username": "ada", "password": "tok-wrong"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["url"], json!(url));
+    assert_eq!((&r.body["username"], &r.body["has_password"]), (&json!("ada"), &json!(true)));
+    assert!(!r.body.to_string().contains("tok-wrong"), "the password is never shown: {}", r.body);
+    let stored = s.api.app.store().setting(&format!("history.remote.{}", s.ws)).await.unwrap().unwrap();
+    assert!(stored.starts_with("enc:v1:") && !stored.contains("tok-"), "sealed at rest: {stored}");
+
+    // Refused credentials: the version is made, the push fails and /readyz says why.
+    let first = s.version(V1).await;
+    let remote = served.join("team.git");
+    let head = || Repo::open_or_init(&remote).unwrap().head().unwrap();
+    let mut shown = Value::Null;
+    assert!(
+        eventually(async || {
+            shown = s.api.get("/readyz").await.body;
+            shown["checks"]["history.push"]["status"] == "down"
+        })
+        .await,
+        "{shown}"
+    );
+    let error = shown["checks"]["history.push"]["error"].as_str().unwrap();
+    assert!(error.contains("401") && !error.contains("tok-"), "{error}");
+    assert!(server.refused() >= 1 && server.pushes() == 0);
+    assert_eq!(head(), None);
+
+    // Credentials written into the URL are taken out of it and sealed; the retry gets through.
+    let with_token = url.replacen("http://", "http://ada:tok-right@", 1);
+    let r = put(json!({"url": with_token})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!((&r.body["url"], &r.body["username"]), (&json!(url), &json!("ada")));
+    assert!(
+        eventually(async || head().as_deref() == first["commit"].as_str()
+            && s.api.get("/readyz").await.body["checks"].get("history.push").is_none())
+        .await,
+        "the push with the right credentials reached the server"
+    );
+    let second = s.version(&format!("{V1}\n## Risks\n\nFraud.\n")).await;
+    assert!(eventually(async || head().as_deref() == second["commit"].as_str()).await, "every version is pushed");
+    assert!(server.pushes() >= 2);
 }

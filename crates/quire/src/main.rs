@@ -130,7 +130,8 @@ fn rebuild_history(settings: Settings, workspace: Option<String>) -> Result<(), 
     let runtime = runtime()?;
     runtime.block_on(async move {
         let store = open_store(&settings).await?;
-        let history = quire_server::history::History::for_tools(store.clone(), &settings.server);
+        let keyring = std::sync::Arc::new(settings.keyring()?);
+        let history = quire_server::history::History::for_tools(store.clone(), keyring, &settings.server);
         let workspaces = match workspace {
             Some(w) => vec![w],
             None => store.versioned_workspaces().await.map_err(|e| e.to_string())?,

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use quire_core::{DocumentVersion, Page, Role};
 use quire_history::{Format, Semver, diff};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::App;
@@ -233,22 +233,42 @@ async fn admin_of(app: &App, who: &quire_core::Principal, ws: &str) -> Result<qu
 }
 
 /// Where a workspace's history is pushed.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Remote {
-    /// An absolute path or `file://` URL of a git repository (a bare one, typically).
+    /// The `https://` (or `http://`) URL of a repository on a git server (GitHub, GitLab,
+    /// Gitea, …), or an absolute path or `file://` URL of one on this machine.
     url: String,
+    /// The account pushed as; with a token alone, `x-access-token`.
+    #[serde(default)]
+    username: Option<String>,
+    /// Its password or, better, an access token allowed to push. Stored sealed with the
+    /// instance's secret keys and never shown again.
+    #[serde(default)]
+    password: Option<String>,
 }
 
-/// The remote a workspace's history repository is pushed to, and how the last push went.
+/// What the API shows of a remote: never its password.
+async fn remote_json(app: &App, workspace_id: &str) -> Result<Value, ApiError> {
+    let remote = app.history().remote(workspace_id).await?;
+    let last_push = app.history().push_state(workspace_id).await?;
+    let credentials = remote.as_ref().and_then(|r| r.credentials.as_ref());
+    Ok(json!({
+        "url": remote.as_ref().map(|r| r.url.as_str()),
+        "username": credentials.map(|c| c.username.as_str()),
+        "has_password": credentials.is_some(),
+        "last_push": last_push,
+    }))
+}
+
+/// The remote a workspace's history repository is pushed to (its URL and username; never
+/// its password), and how the last push went.
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/history/remote", tag = "workspaces",
     params(("ws" = String, Path, description = "Workspace id or slug")),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_remote(State(app): State<App>, Actor(who): Actor, Path(ws): Path<String>) -> ApiResult<Response> {
     let (ws, _) = app.store().role_in_workspace(&who, &ws).await?;
-    let url = app.history().remote(&ws.id).await?;
-    let last_push = app.history().push_state(&ws.id).await?;
-    Ok(Json(json!({ "url": url, "last_push": last_push })).into_response())
+    Ok(Json(remote_json(&app, &ws.id).await?).into_response())
 }
 
 /// Push the workspace's history to a remote from now on (its admins): after every version,
@@ -264,8 +284,10 @@ pub async fn put_remote(
     Json(body): Json<Remote>,
 ) -> ApiResult<Response> {
     let ws = admin_of(&app, &who, &ws).await?;
-    app.history().set_remote(&ws.id, Some(body.url.trim())).await?;
-    Ok(Json(json!({ "url": body.url.trim(), "last_push": app.history().push_state(&ws.id).await? })).into_response())
+    let remote = quire_history::remote::Remote::parse(&body.url, body.username.as_deref(), body.password.as_deref())
+        .map_err(|r| quire_core::Error::invalid(r.field, r.message))?;
+    app.history().set_remote(&ws.id, Some(&remote)).await?;
+    Ok(Json(remote_json(&app, &ws.id).await?).into_response())
 }
 
 /// Stop pushing the workspace's history (its admins).
