@@ -77,9 +77,10 @@ pub enum RemoteKind {
 }
 
 /// Carries a room's changes to the other processes (Redis pub/sub when configured). Each
-/// process hands what it receives to [`Collab::apply_remote`].
+/// process hands what it receives to [`Collab::apply_remote`]. An update travels with who
+/// made it (`by`), so that every process knows a document's editors.
 pub trait Relay: Send + Sync {
-    fn publish(&self, document_id: &str, kind: RemoteKind, payload: &[u8]);
+    fn publish(&self, document_id: &str, kind: RemoteKind, by: Option<&PresenceUser>, payload: &[u8]);
 }
 
 /// A message for the other clients of a room, encoded once.
@@ -134,10 +135,11 @@ impl Room {
     }
 }
 
-/// Told of every change stored on this process (not of those relayed from others), with who
-/// made it: version history debounces them.
+/// Told of every change to a document, with who made it: those stored by this process
+/// (`here`) and those relayed from others (whether or not the document is open here).
+/// Version history debounces them.
 pub trait ChangeObserver: Send + Sync {
-    fn changed(&self, document_id: &str, by: &PresenceUser);
+    fn changed(&self, document_id: &str, by: &PresenceUser, here: bool);
 }
 
 /// The engine: the open rooms and the store behind them.
@@ -203,16 +205,19 @@ impl Collab {
         let _ = self.observer.set(observer);
     }
 
-    fn publish(&self, document_id: &str, kind: RemoteKind, payload: &[u8]) {
+    fn publish(&self, document_id: &str, kind: RemoteKind, by: Option<&PresenceUser>, payload: &[u8]) {
         if let Some(relay) = self.relay.get() {
-            relay.publish(document_id, kind, payload);
+            relay.publish(document_id, kind, by, payload);
         }
     }
 
     /// Applies a change another process made to a document open here, and relays it to
     /// the local clients. (The other process stored it; a document not open here will read
-    /// it from the store when it opens.)
-    pub async fn apply_remote(&self, document_id: &str, kind: RemoteKind, payload: &[u8]) {
+    /// it from the store when it opens.) The observer hears of every relayed update.
+    pub async fn apply_remote(&self, document_id: &str, kind: RemoteKind, by: Option<&PresenceUser>, payload: &[u8]) {
+        if let (RemoteKind::Update, Some(by), Some(observer)) = (kind, by, self.observer.get()) {
+            observer.changed(document_id, by, false);
+        }
         let Some(room) = self.rooms.lock().expect("rooms").get(document_id).cloned() else { return };
         let mut state = room.state.lock().await;
         let Some(st) = state.as_mut() else { return };
@@ -641,13 +646,13 @@ impl Session {
                 .map_err(|e| Error::invalid("update", e.to_string()))?;
             st.pending += 1;
             st.full_state = None;
-            self.collab.publish(&self.room.id, RemoteKind::Update, &bytes);
+            self.collab.publish(&self.room.id, RemoteKind::Update, Some(&self.user), &bytes);
             let frame = Frame { origin: self.id, bytes: encode(&Message::Sync(SyncMessage::Update(bytes))) };
             let _ = self.room.tx.send(frame);
             st.pending >= self.collab.config.snapshot_every
         };
         if let Some(observer) = self.collab.observer.get() {
-            observer.changed(&self.room.id, &self.user);
+            observer.changed(&self.room.id, &self.user, true);
         }
         if compact {
             let collab = self.collab.clone();
@@ -676,7 +681,7 @@ impl Session {
         }
         let mut state = self.room.state.lock().await;
         let st = state.as_mut().expect("joined rooms are loaded");
-        self.collab.publish(&self.room.id, RemoteKind::Awareness, &update.encode_v1());
+        self.collab.publish(&self.room.id, RemoteKind::Awareness, None, &update.encode_v1());
         let clients: Vec<_> = update.clients.keys().copied().collect();
         st.awareness.apply_update(update).map_err(|e| Error::invalid("awareness", e.to_string()))?;
         self.collab.awareness_changed(&self.room, st, self.id, clients);
@@ -702,7 +707,7 @@ impl Session {
                 }
                 let clients: Vec<_> = self.clients.iter().copied().collect();
                 if let Ok(update) = st.awareness.update_with_clients(clients.clone()) {
-                    self.collab.publish(&self.room.id, RemoteKind::Awareness, &update.encode_v1());
+                    self.collab.publish(&self.room.id, RemoteKind::Awareness, None, &update.encode_v1());
                     self.collab.awareness_changed(&self.room, st, self.id, clients);
                 }
             }

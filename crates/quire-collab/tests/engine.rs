@@ -114,6 +114,7 @@ quire_store::for_each_backend!(
     content_is_replaced_by_its_difference,
     awareness_changes_in_one_window_go_out_as_one_message,
     the_observer_hears_of_each_stored_change_and_who_made_it,
+    relayed_updates_reach_the_other_process_with_who_made_them,
 );
 
 /// Quire itself, as the writer of `Collab::edit`.
@@ -393,7 +394,8 @@ async fn the_observer_hears_of_each_stored_change_and_who_made_it(b: Backend) {
     #[derive(Default)]
     struct Heard(std::sync::Mutex<Vec<(String, String)>>);
     impl quire_collab::ChangeObserver for Heard {
-        fn changed(&self, document_id: &str, by: &quire_core::PresenceUser) {
+        fn changed(&self, document_id: &str, by: &quire_core::PresenceUser, here: bool) {
+            assert!(here, "no relay here: every change is this process's");
             self.0.lock().unwrap().push((document_id.to_string(), by.id.clone()));
         }
     }
@@ -416,4 +418,54 @@ async fn the_observer_hears_of_each_stored_change_and_who_made_it(b: Backend) {
     let who: std::collections::BTreeSet<&str> = heard.iter().map(|(_, u)| u.as_str()).collect();
     assert_eq!(who, ["usr_ada", "usr_bob"].into_iter().collect(), "{heard:?}");
     assert_eq!(heard.last().unwrap().1, "usr_bob");
+}
+
+async fn relayed_updates_reach_the_other_process_with_who_made_them(b: Backend) {
+    /// Hands what one process publishes to the other, as Redis would.
+    struct Link(std::sync::OnceLock<Arc<Collab>>);
+    impl quire_collab::Relay for Link {
+        fn publish(
+            &self,
+            document_id: &str,
+            kind: quire_collab::RemoteKind,
+            by: Option<&quire_core::PresenceUser>,
+            payload: &[u8],
+        ) {
+            let (other, doc, by, payload) =
+                (self.0.get().unwrap().clone(), document_id.to_string(), by.cloned(), payload.to_vec());
+            tokio::spawn(async move { other.apply_remote(&doc, kind, by.as_ref(), &payload).await });
+        }
+    }
+    #[derive(Default)]
+    struct Heard(std::sync::Mutex<Vec<(String, String, bool)>>);
+    impl quire_collab::ChangeObserver for Heard {
+        fn changed(&self, document_id: &str, by: &quire_core::PresenceUser, here: bool) {
+            self.0.lock().unwrap().push((document_id.to_string(), by.id.clone(), here));
+        }
+    }
+    let t = b.open(Default::default()).await;
+    let (one, two) =
+        (Collab::new(t.store.clone(), CollabConfig::default()), Collab::new(t.store.clone(), CollabConfig::default()));
+    let link = Arc::new(Link(Default::default()));
+    link.0.set(two.clone()).ok().unwrap();
+    one.set_relay(link);
+    let heard = Arc::new(Heard::default());
+    two.set_observer(heard.clone());
+    // The document is not even open on the second process: it still hears who changed it.
+    let mut ada = Client::connect_as(&one, "doc_r", false, "usr_ada").await;
+    ada.type_text("Hi").await;
+    let mut heard_now = Vec::new();
+    for _ in 0..200 {
+        heard_now = heard.0.lock().unwrap().clone();
+        if !heard_now.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(heard_now, vec![("doc_r".to_string(), "usr_ada".to_string(), false)]);
+    // Presence travels without an author and is not a change.
+    ada.awareness.set_local_state_raw(r#"{"user":"ada"}"#);
+    ada.send(Message::Awareness(ada.awareness.update().unwrap())).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(heard.0.lock().unwrap().len(), 1);
 }

@@ -77,10 +77,15 @@ pub fn render(kind: DocumentKind, content: &Value) -> String {
     }
 }
 
-/// Edits waiting for their debounce.
+/// Edits waiting for their debounce: made on any process (relayed ones reset the debounce
+/// too, so a version waits for the whole cluster to settle), with their authors.
 struct Pending {
     last: Instant,
     authors: BTreeSet<String>,
+    /// Whether an edit was stored by this process: only then does this process ask for the
+    /// version (every process that stored one does; the first to run makes it, carrying
+    /// every author, and the others find nothing new).
+    here: bool,
 }
 
 pub struct History {
@@ -162,16 +167,15 @@ impl History {
                 tokio::time::sleep_until(due.into()).await;
                 continue;
             }
-            let authors = {
+            let settled = {
                 let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
                 match pending.get(&document_id) {
-                    Some(p) if p.last + self.config.debounce <= Instant::now() => {
-                        pending.remove(&document_id).map(|p| p.authors).unwrap_or_default()
-                    }
+                    Some(p) if p.last + self.config.debounce <= Instant::now() => pending.remove(&document_id),
                     _ => continue,
                 }
             };
-            if let Err(e) = self.request(&document_id, authors).await {
+            let Some(settled) = settled.filter(|p| p.here) else { return };
+            if let Err(e) = self.request(&document_id, settled.authors).await {
                 tracing::warn!(document = %document_id, error = %e, "could not ask for a version");
             }
             return;
@@ -434,17 +438,18 @@ impl History {
 }
 
 impl quire_collab::ChangeObserver for History {
-    fn changed(&self, document_id: &str, by: &PresenceUser) {
+    fn changed(&self, document_id: &str, by: &PresenceUser, here: bool) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         match pending.get_mut(document_id) {
             Some(p) => {
                 p.last = now;
                 p.authors.insert(by.id.clone());
+                p.here |= here;
             }
             None => {
-                pending
-                    .insert(document_id.to_string(), Pending { last: now, authors: BTreeSet::from([by.id.clone()]) });
+                let authors = BTreeSet::from([by.id.clone()]);
+                pending.insert(document_id.to_string(), Pending { last: now, authors, here });
                 if let (Some(me), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) {
                     rt.spawn(me.settle(document_id.to_string()));
                 }

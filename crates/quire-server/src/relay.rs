@@ -2,12 +2,16 @@
 //! (`quire:collab:<document id>`), and what other processes publish is applied to the rooms
 //! open here. Updates were stored by the process that accepted them, so a lost message only
 //! delays a client until it reconnects; it never loses data.
+//!
+//! A message is `<16 bytes: node><kind><payload>`; kind 1 is an update, 2 awareness, 3 an
+//! update with who made it (`<u16 id length><id><u16 name length><name><update>`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use quire_collab::{Collab, Relay, RemoteKind};
+use quire_core::PresenceUser;
 use tokio::sync::mpsc;
 
 const PREFIX: &str = "quire:collab:";
@@ -19,12 +23,50 @@ pub struct RedisRelay {
 }
 
 impl Relay for RedisRelay {
-    fn publish(&self, document_id: &str, kind: RemoteKind, payload: &[u8]) {
+    fn publish(&self, document_id: &str, kind: RemoteKind, by: Option<&PresenceUser>, payload: &[u8]) {
         let mut message = Vec::with_capacity(17 + payload.len());
         message.extend_from_slice(&self.node);
-        message.push(kind as u8);
-        message.extend_from_slice(payload);
+        encode(&mut message, kind, by, payload);
         let _ = self.queue.send((format!("{PREFIX}{document_id}"), message));
+    }
+}
+
+/// The kind of an update that names who made it.
+const UPDATE_BY: u8 = 3;
+
+/// Appends a message's kind, author and payload (what follows the node).
+fn encode(message: &mut Vec<u8>, kind: RemoteKind, by: Option<&PresenceUser>, payload: &[u8]) {
+    match (kind, by) {
+        (RemoteKind::Update, Some(by)) => {
+            message.push(UPDATE_BY);
+            for part in [&by.id, &by.name] {
+                let part = &part.as_bytes()[..part.len().min(u16::MAX as usize)];
+                message.extend_from_slice(&(part.len() as u16).to_be_bytes());
+                message.extend_from_slice(part);
+            }
+        }
+        _ => message.push(kind as u8),
+    }
+    message.extend_from_slice(payload);
+}
+
+/// A message's kind, author and payload (what follows the node).
+fn decode(message: &[u8]) -> Option<(RemoteKind, Option<PresenceUser>, &[u8])> {
+    let (&kind, mut rest) = message.split_first()?;
+    let mut part = || {
+        let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+        let text = String::from_utf8_lossy(rest.get(2..2 + len)?).into_owned();
+        rest = &rest[2 + len..];
+        Some(text)
+    };
+    match kind {
+        1 => Some((RemoteKind::Update, None, rest)),
+        2 => Some((RemoteKind::Awareness, None, rest)),
+        UPDATE_BY => {
+            let (id, name) = (part()?, part()?);
+            Some((RemoteKind::Update, Some(PresenceUser { id, name }), rest))
+        }
+        _ => None,
     }
 }
 
@@ -67,13 +109,9 @@ pub async fn start(
                     if payload.len() < 17 || payload[..16] == node {
                         continue;
                     }
-                    let kind = match payload[16] {
-                        1 => RemoteKind::Update,
-                        2 => RemoteKind::Awareness,
-                        _ => continue,
-                    };
+                    let Some((kind, by, update)) = decode(&payload[16..]) else { continue };
                     let Some(document) = msg.get_channel_name().strip_prefix(PREFIX) else { continue };
-                    collab.apply_remote(document, kind, &payload[17..]).await;
+                    collab.apply_remote(document, kind, by.as_ref(), update).await;
                 }
                 Ok::<_, redis::RedisError>(())
             };
@@ -90,4 +128,25 @@ pub async fn start(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_their_kind_author_and_payload() {
+        let ada = PresenceUser { id: "usr_ada".into(), name: "Ada Lovelace".into() };
+        for (kind, by) in [(RemoteKind::Update, Some(&ada)), (RemoteKind::Update, None), (RemoteKind::Awareness, None)]
+        {
+            let mut m = Vec::new();
+            encode(&mut m, kind, by, b"\x01\x02payload");
+            let (k, who, payload) = decode(&m).unwrap();
+            assert_eq!((k, who.as_ref(), payload), (kind, by, &b"\x01\x02payload"[..]));
+        }
+        let mut m = Vec::new();
+        encode(&mut m, RemoteKind::Update, Some(&ada), b"");
+        assert!(decode(&m[..5]).is_none(), "a cut message is dropped, not misread");
+        assert!(decode(&[9, 1, 2]).is_none(), "an unknown kind is dropped");
+    }
 }

@@ -413,3 +413,59 @@ async fn history_is_pushed_over_http_with_sealed_credentials(b: Backend) {
     assert!(eventually(async || head().as_deref() == second["commit"].as_str()).await, "every version is pushed");
     assert!(server.pushes() >= 2);
 }
+
+/// Two nodes of one instance (one PostgreSQL database, Redis between them): Ada edits on the
+/// first and Bob on the second within one debounce. Each node hears of the other's edits, so
+/// the one version waits for both and names them both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_names_its_authors_from_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::relaxed();
+    config.redis_url = Some("redis://127.0.0.1:6379".into());
+    config.jobs.poll_interval = Duration::from_millis(20);
+    config.history.debounce = Duration::from_millis(300);
+    config.history.dir = dir.path().to_path_buf();
+    let one = Api::with(Backend::Postgres, Default::default(), config.clone()).await;
+    let two = one.another_node(config).await;
+    let ws = one.post("/api/v1/workspaces", json!({"name": "Product"})).await.body["id"].as_str().unwrap().to_string();
+    let doc =
+        one.post(&format!("/api/v1/workspaces/{ws}/documents"), json!({"kind": "prd", "title": "Checkout"})).await;
+    let doc = doc.body["id"].as_str().unwrap().to_string();
+    let (bob, bob_token, _) = one.signup("bob@example.com").await;
+    let member = Some(json!({"role": "editor"}));
+    let r = one.call(Method::PUT, &format!("/api/v1/workspaces/{ws}/members/{bob}"), member, &[]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let worker = quire_jobs::WorkerConfig {
+        queues: vec![quire_server::history::QUEUE.into()],
+        schedules: false,
+        grace: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let _worker = one.app.engine().start_worker(worker, one.app.shutdown_signal()).await.unwrap();
+
+    let content = format!("/api/v1/documents/{doc}/content");
+    let body = |text: &str| Some(json!({"format": "markdown", "content": text}));
+    let r = one.call(Method::PUT, &content, body(V1), &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let both = format!("{V1}\n## Risks\n\nFraud.\n");
+    let r = two.call_as(Some(&bob_token), Method::PUT, &content, body(&both), &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    let versions = format!("/api/v1/documents/{doc}/versions");
+    for _ in 0..500 {
+        if one.get(&versions).await.body["items"][0]["commit"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Both nodes asked for the version; the second found nothing new.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let listed = one.get(&versions).await.body;
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "one version for one settled change: {listed}");
+    let emails: Vec<&str> =
+        items[0]["authors"].as_array().unwrap().iter().filter_map(|a| a["email"].as_str()).collect();
+    assert_eq!(emails, ["admin@example.com", "bob@example.com"], "{listed}");
+    let at = one.get(&format!("{versions}/{}", items[0]["version"].as_str().unwrap())).await;
+    assert_eq!(at.body["content"], json!(both));
+}

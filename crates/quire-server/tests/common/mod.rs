@@ -18,7 +18,8 @@ pub struct Api {
     pub app: App,
     /// The first account's access token: the instance administrator.
     pub admin: String,
-    _store: TestStore,
+    /// The store, owned by the first node (other nodes share it).
+    _store: Option<TestStore>,
 }
 
 /// The default configuration with generous rate limits.
@@ -48,9 +49,17 @@ impl Api {
     pub async fn with_auth(b: Backend, options: StoreOptions, config: ServerConfig, auth: AuthConfig) -> Api {
         let t = b.open(options).await;
         let app = App::new(t.store.clone(), config, auth).await.unwrap();
-        let mut api = Api { router: quire_server::router(app.clone()), app, admin: String::new(), _store: t };
+        let mut api = Api { router: quire_server::router(app.clone()), app, admin: String::new(), _store: Some(t) };
         api.admin = api.signup("admin@example.com").await.1;
         api
+    }
+
+    /// Another node of the same instance: its own app (rooms, history, relay) over this
+    /// one's store, called as the same administrator. Lives no longer than this one.
+    pub async fn another_node(&self, config: ServerConfig) -> Api {
+        let auth = self.app.auth().config().clone();
+        let app = App::new(self.app.store().clone(), config, auth).await.unwrap();
+        Api { router: quire_server::router(app.clone()), app, admin: self.admin.clone(), _store: None }
     }
 
     /// Signs up an account; returns its id, access token and refresh token.
