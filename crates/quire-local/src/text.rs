@@ -1,0 +1,393 @@
+//! The `local` text provider: a GGUF chat model run by llama.cpp on this machine's CPU.
+//!
+//! The model's own chat template and tokenizer (both in the GGUF file) turn the messages
+//! into its prompt. Each generation runs on a blocking thread with a context of its own and
+//! hands its text to the stream as it comes (never a split UTF-8 character, never part of a
+//! stop sequence); it stops as soon as the stream is dropped. At most one generation per
+//! core runs at once; the others wait for a slot.
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use quire_ai::{AiError, AiErrorKind, Speaker, TextEvent, TextProvider, TextRequest, TextStream, Usage};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::{LocalError, backend};
+
+/// Tokens written when a request does not say.
+const DEFAULT_MAX_TOKENS: u32 = 512;
+/// The longest context a generation opens (the model's own limit if smaller).
+const MAX_CONTEXT: u32 = 8192;
+/// Prompt tokens decoded per step.
+const BATCH: usize = 512;
+
+/// A loaded chat model.
+pub struct LocalText {
+    provider: String,
+    model_name: String,
+    model: Arc<LlamaModel>,
+    template: LlamaChatTemplate,
+    context_limit: u32,
+    cores: usize,
+    slots: Arc<Semaphore>,
+    /// llama.cpp may change a model while it makes a context: one at a time.
+    opening: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for LocalText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalText").field("provider", &self.provider).field("model", &self.model_name).finish()
+    }
+}
+
+impl LocalText {
+    /// Loads the GGUF chat model at `path` (blocking: a second or so for a small model) as
+    /// provider `provider`. A damaged, truncated or foreign file is refused with the reason.
+    pub fn load(provider: &str, path: &Path) -> Result<LocalText, LocalError> {
+        let header = crate::gguf::read_header(path).map_err(|e| LocalError(e.to_string()))?;
+        let model_name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "local".into());
+        let model = LlamaModel::load_from_file(backend()?, path, &LlamaModelParams::default()).map_err(|e| {
+            LocalError(format!(
+                "{}: llama.cpp cannot load it ({e}): the file is damaged or truncated, or its architecture ({}) is not \
+                 one llama.cpp runs",
+                path.display(),
+                header.architecture().unwrap_or("unknown")
+            ))
+        })?;
+        // The model's own template; llama.cpp recognises the common ones (ChatML, Llama,
+        // Mistral, Gemma, …). A model without one is prompted in ChatML.
+        let template = model
+            .chat_template(None)
+            .or_else(|_| LlamaChatTemplate::new("chatml"))
+            .map_err(|e| LocalError(format!("{}: its chat template cannot be read: {e}", path.display())))?;
+        let context_limit = model.n_ctx_train().clamp(256, MAX_CONTEXT);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(LocalText {
+            provider: provider.to_string(),
+            model_name,
+            model: Arc::new(model),
+            template,
+            context_limit,
+            cores,
+            slots: Arc::new(Semaphore::new(cores)),
+            opening: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// The model's name, as results show it (the file's name without `.gguf`).
+    pub fn model_name(&self) -> &str {
+        &self.model_name
+    }
+
+    /// Lets at most `n` generations run at once (one per core by default).
+    pub fn with_slots(mut self, n: usize) -> Self {
+        self.cores = n.max(1);
+        self.slots = Arc::new(Semaphore::new(self.cores));
+        self
+    }
+
+    /// Generations running now.
+    pub fn running(&self) -> usize {
+        self.cores - self.slots.available_permits()
+    }
+
+    fn error(&self, kind: AiErrorKind, message: impl Into<String>) -> AiError {
+        AiError::new(&self.provider, kind, message)
+    }
+
+    /// The prompt the model's chat template makes of the messages.
+    pub fn prompt(&self, request: &TextRequest) -> Result<String, AiError> {
+        let mut chat = Vec::with_capacity(request.messages.len());
+        for m in &request.messages {
+            let role = match m.role {
+                Speaker::System => "system",
+                Speaker::User => "user",
+                Speaker::Assistant => "assistant",
+            };
+            chat.push(
+                LlamaChatMessage::new(role.into(), m.content.clone())
+                    .map_err(|_| self.error(AiErrorKind::Rejected, "a message holds a NUL character"))?,
+            );
+        }
+        self.model
+            .apply_chat_template(&self.template, &chat, true)
+            .map_err(|e| self.error(AiErrorKind::Rejected, format!("the model's chat template failed: {e}")))
+    }
+}
+
+#[async_trait]
+impl TextProvider for LocalText {
+    fn name(&self) -> &str {
+        &self.provider
+    }
+
+    async fn stream_text(&self, request: &TextRequest) -> Result<TextStream, AiError> {
+        if let Some(asked) = request.model.as_deref().filter(|m| *m != self.model_name) {
+            return Err(self.error(
+                AiErrorKind::Rejected,
+                format!("this provider runs the local model '{}', not '{asked}'", self.model_name),
+            ));
+        }
+        let prompt = self.prompt(request)?;
+        // The template wrote the special tokens (the beginning of text among them) itself.
+        let tokens = self.model.vocab().tokenize(prompt.as_bytes(), false, true);
+        if tokens.is_empty() {
+            return Err(self.error(AiErrorKind::Rejected, "the prompt is empty"));
+        }
+        let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).max(1);
+        if tokens.len() as u32 + 1 >= self.context_limit {
+            return Err(self.error(
+                AiErrorKind::Rejected,
+                format!("the prompt is {} tokens; this model reads at most {}", tokens.len(), self.context_limit - 1),
+            ));
+        }
+        // Wait for a slot (one generation per core).
+        let permit =
+            self.slots.clone().acquire_owned().await.map_err(|_| self.error(AiErrorKind::Unavailable, "stopped"))?;
+        let running = self.cores - self.slots.available_permits();
+        let job = Job {
+            provider: self.provider.clone(),
+            model_name: self.model_name.clone(),
+            model: self.model.clone(),
+            opening: self.opening.clone(),
+            tokens,
+            max_tokens,
+            context: self.context_limit,
+            threads: (self.cores / running.max(1)).max(1) as i32,
+            temperature: request.temperature.unwrap_or(0.7),
+            stop: request.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
+        };
+        let (tx, rx) = mpsc::channel(64);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let sender = tx.clone();
+            if let Err(e) = job.run(&tx) {
+                let _ = sender.blocking_send(Err(e));
+            }
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        Ok(Box::pin(stream))
+    }
+}
+
+/// One generation, on a blocking thread.
+struct Job {
+    provider: String,
+    model_name: String,
+    model: Arc<LlamaModel>,
+    opening: Arc<Mutex<()>>,
+    tokens: Vec<llama_cpp_2::token::LlamaToken>,
+    max_tokens: u32,
+    context: u32,
+    threads: i32,
+    temperature: f32,
+    stop: Vec<String>,
+}
+
+type Sender = mpsc::Sender<Result<TextEvent, AiError>>;
+
+impl Job {
+    fn error(&self, message: impl Into<String>) -> AiError {
+        AiError::new(&self.provider, AiErrorKind::Unavailable, message)
+    }
+
+    fn run(&self, tx: &Sender) -> Result<(), AiError> {
+        let n_ctx = (self.tokens.len() as u32 + self.max_tokens + 1).min(self.context);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(BATCH as u32)
+            .with_n_threads(self.threads)
+            .with_n_threads_batch(self.threads);
+        let mut ctx = {
+            let _one = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+            self.model
+                .new_context(backend().map_err(|e| self.error(e.0))?, params)
+                .map_err(|e| self.error(format!("cannot open a context for the model: {e}")))?
+        };
+        // The prompt, a batch at a time; logits for its last token only.
+        let mut batch = LlamaBatch::new(BATCH, 1);
+        let last = self.tokens.len() - 1;
+        for (chunk_index, chunk) in self.tokens.chunks(BATCH).enumerate() {
+            if tx.is_closed() {
+                return Ok(());
+            }
+            batch.clear();
+            for (i, token) in chunk.iter().enumerate() {
+                let pos = chunk_index * BATCH + i;
+                batch.add(*token, pos as i32, &[0], pos == last).map_err(|e| self.error(e.to_string()))?;
+            }
+            ctx.decode(&mut batch).map_err(|e| self.error(format!("reading the prompt failed: {e}")))?;
+        }
+        // A light repetition penalty keeps small models out of loops.
+        let n_vocab = self.model.n_vocab();
+        let mut sampler = if self.temperature <= 0.0 {
+            LlamaSampler::chain_simple([LlamaSampler::penalties(n_vocab, 64, 1.1, 0.0, 0.0), LlamaSampler::greedy()])
+        } else {
+            LlamaSampler::chain_simple([
+                LlamaSampler::penalties(n_vocab, 64, 1.1, 0.0, 0.0),
+                LlamaSampler::top_k(40),
+                LlamaSampler::top_p(0.95, 1),
+                LlamaSampler::temp(self.temperature),
+                LlamaSampler::dist(seed()),
+            ])
+        };
+        let mut text = Text::new(&self.stop);
+        let mut pos = self.tokens.len() as i32;
+        let mut written = 0u32;
+        let mut decoder = Utf8::default();
+        let vocab = self.model.vocab();
+        let finish = loop {
+            // Samples and accepts (the penalties remember it).
+            let token = sampler.sample(&ctx, batch.n_tokens() - 1);
+            if vocab.is_eog(token) {
+                break "stop";
+            }
+            written += 1;
+            let bytes = vocab.token_to_piece(token, false, None);
+            let piece = decoder.push(&bytes);
+            let (out, stopped) = text.push(&piece);
+            if !out.is_empty() && tx.blocking_send(Ok(TextEvent::Delta(out))).is_err() {
+                return Ok(()); // the caller went away
+            }
+            if stopped {
+                break "stop";
+            }
+            if written >= self.max_tokens || pos as u32 + 1 >= n_ctx {
+                break "length";
+            }
+            batch.clear();
+            batch.add(token, pos, &[0], true).map_err(|e| self.error(e.to_string()))?;
+            pos += 1;
+            ctx.decode(&mut batch).map_err(|e| self.error(format!("generation failed: {e}")))?;
+        };
+        let rest = text.finish(&decoder.finish());
+        if !rest.is_empty() && tx.blocking_send(Ok(TextEvent::Delta(rest))).is_err() {
+            return Ok(());
+        }
+        let usage = Usage { prompt_tokens: self.tokens.len() as u32, completion_tokens: written };
+        let _ = tx.blocking_send(Ok(TextEvent::Done {
+            model: self.model_name.clone(),
+            usage: Some(usage),
+            finish_reason: Some(finish.into()),
+        }));
+        Ok(())
+    }
+}
+
+fn seed() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    u32::from_le_bytes(b)
+}
+
+/// Bytes to text: whole UTF-8 characters only, the rest kept for the next piece.
+#[derive(Default)]
+struct Utf8 {
+    pending: Vec<u8>,
+}
+
+impl Utf8 {
+    fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let valid = match std::str::from_utf8(&self.pending) {
+            Ok(_) => self.pending.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            // Bytes that can never be UTF-8: shown as replacement characters.
+            Err(_) => {
+                let s = String::from_utf8_lossy(&self.pending).into_owned();
+                self.pending.clear();
+                return s;
+            }
+        };
+        let out = String::from_utf8_lossy(&self.pending[..valid]).into_owned();
+        self.pending.drain(..valid);
+        out
+    }
+
+    fn finish(self) -> String {
+        String::from_utf8_lossy(&self.pending).into_owned()
+    }
+}
+
+/// The generated text as it may be shown: held back while it could be the start of a stop
+/// sequence, cut where one appears.
+struct Text<'a> {
+    stop: &'a [String],
+    held: String,
+}
+
+impl<'a> Text<'a> {
+    fn new(stop: &'a [String]) -> Self {
+        Text { stop, held: String::new() }
+    }
+
+    /// What can be shown now, and whether a stop sequence ended the text.
+    fn push(&mut self, piece: &str) -> (String, bool) {
+        self.held.push_str(piece);
+        if let Some(at) = self.stop.iter().filter_map(|s| self.held.find(s.as_str())).min() {
+            let out = self.held[..at].to_string();
+            self.held.clear();
+            return (out, true);
+        }
+        // Keep the longest end of the text that begins some stop sequence.
+        let keep = self
+            .stop
+            .iter()
+            .flat_map(|s| (1..s.len()).filter(|n| s.is_char_boundary(*n)).map(move |n| &s[..n]))
+            .filter(|prefix| self.held.ends_with(prefix))
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        let cut = self.held.len() - keep;
+        let out = self.held[..cut].to_string();
+        self.held.drain(..cut);
+        (out, false)
+    }
+
+    fn finish(mut self, tail: &str) -> String {
+        let (mut out, stopped) = self.push(tail);
+        if !stopped {
+            out.push_str(&self.held);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_is_never_split() {
+        let mut d = Utf8::default();
+        let e = "é".as_bytes();
+        assert_eq!(d.push(&e[..1]), "");
+        assert_eq!(d.push(&e[1..]), "é");
+        assert_eq!(d.push(b"ok "), "ok ");
+        assert_eq!(d.push(&[0xF0, 0x9F]), "");
+        assert_eq!(d.finish(), "\u{FFFD}");
+    }
+
+    #[test]
+    fn stop_sequences_are_never_shown() {
+        let stop = vec!["</s>".to_string(), "\n\n##".to_string()];
+        let mut t = Text::new(&stop);
+        assert_eq!(t.push("Hello <"), ("Hello ".into(), false));
+        assert_eq!(t.push("b>"), ("<b>".into(), false), "not a stop after all");
+        assert_eq!(t.push(" end</"), (" end".into(), false));
+        assert_eq!(t.push("s> more"), ("".into(), true));
+        let mut t = Text::new(&stop);
+        assert_eq!(t.push("Goals\n\n"), ("Goals".into(), false));
+        assert_eq!(t.finish(""), "\n\n", "held text is shown at the end");
+        let none: Vec<String> = Vec::new();
+        let mut t = Text::new(&none);
+        assert_eq!(t.push("all of it"), ("all of it".into(), false));
+    }
+}
