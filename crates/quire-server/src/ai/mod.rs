@@ -1,12 +1,15 @@
 //! The AI service: which provider serves a workspace, and one logged, gated call to it.
 //!
-//! `quire-builtin` is always there and is the default. Instance administrators add remote
+//! `quire-builtin` is always there. `local` (models run in this process, `local.rs`) is there
+//! when a local model is, and is then the default text provider; otherwise `quire-builtin`
+//! is the default. Instance administrators add remote
 //! providers (OpenAI-compatible, Automatic1111, ComfyUI) with `PUT /api/v1/ai/providers/{name}`;
 //! each is stored as an instance setting `ai.provider.<name>`, sealed with the instance's
 //! secret keys (its API key never leaves it), and built once per node. A workspace picks its
 //! providers with `PUT /api/v1/workspaces/{ws}/ai` (setting `ai.workspace.<id>`).
 
 pub mod components;
+pub mod local;
 pub mod log;
 
 use std::collections::HashMap;
@@ -129,6 +132,7 @@ pub struct Ai {
     collab: Arc<quire_collab::Collab>,
     log: Arc<log::Writer>,
     builtin: Built,
+    local: local::Local,
     /// Built providers by name (a changed setting, on any node, builds anew; an unchanged
     /// one keeps its circuit breaker).
     built: Mutex<HashMap<String, Cached>>,
@@ -257,18 +261,24 @@ fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 40
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && name != BUILTIN;
+        && name != BUILTIN
+        && name != local::LOCAL;
     if ok {
         Ok(())
     } else {
-        Err(invalid("name", "a provider's name is 1 to 40 of a-z, 0-9 and '-', and not quire-builtin"))
+        Err(invalid("name", "a provider's name is 1 to 40 of a-z, 0-9 and '-', and not quire-builtin or local"))
     }
 }
 
 impl Ai {
     /// The service over `store`; `keyring` opens the providers' sealed settings, `collab`
-    /// reads the documents that enrich prompts.
-    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, collab: Arc<quire_collab::Collab>) -> Ai {
+    /// reads the documents that enrich prompts, `local` says where local models are.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keyring: Arc<Keyring>,
+        collab: Arc<quire_collab::Collab>,
+        local: local::LocalConfig,
+    ) -> Ai {
         let b = Arc::new(Builtin);
         let builtin = Built { name: BUILTIN.into(), text: Some(b.clone()), image: Some(b.clone()), embedding: Some(b) };
         Ai {
@@ -277,6 +287,7 @@ impl Ai {
             keyring,
             collab,
             builtin,
+            local: local::Local::new(local),
             built: Mutex::new(HashMap::new()),
             settings: Mutex::new(HashMap::new()),
             choices: Mutex::new(HashMap::new()),
@@ -403,6 +414,13 @@ impl Ai {
         if name == BUILTIN {
             return Ok(self.builtin.clone());
         }
+        if name == local::LOCAL {
+            if !self.local.has_text() {
+                return Err(Error::NotFound { what: "AI provider", id: name.to_string() });
+            }
+            let text: Arc<dyn TextProvider> = self.local.text().await?;
+            return Ok(Built { name: name.to_string(), text: Some(text), ..Default::default() });
+        }
         let Some(sealed) = self.setting(&format!("{PROVIDER_PREFIX}{name}")).await? else {
             return Err(Error::NotFound { what: "AI provider", id: name.to_string() });
         };
@@ -437,6 +455,7 @@ impl Ai {
             image_model: Some(BUILTIN.into()),
             embedding_model: Some(BUILTIN.into()),
         }];
+        out.extend(self.local.info());
         for (slot, sealed) in self.store.settings().await? {
             if let Some(name) = slot.strip_prefix(PROVIDER_PREFIX) {
                 let (spec, built) = self.cached(name, &sealed)?;
@@ -510,17 +529,18 @@ impl Ai {
     }
 
     /// The providers a workspace uses: its own choice, else the instance's default, else
-    /// `quire-builtin`.
+    /// `local` for text where a local chat model is there, else `quire-builtin`.
     pub async fn workspace(&self, workspace_id: &str) -> Result<WorkspaceAi> {
         let chosen = self.choice(&format!("{WORKSPACE_PREFIX}{workspace_id}")).await?;
         let default = self.default_choice().await?;
-        let pick = |own: &Option<String>, default: &Option<String>| {
-            own.clone().or_else(|| default.clone()).unwrap_or_else(|| BUILTIN.to_string())
+        let pick = |own: &Option<String>, default: &Option<String>, fallback: &str| {
+            own.clone().or_else(|| default.clone()).unwrap_or_else(|| fallback.to_string())
         };
+        let text = if self.local.has_text() { local::LOCAL } else { BUILTIN };
         Ok(WorkspaceAi {
-            text: pick(&chosen.text, &default.text),
-            image: pick(&chosen.image, &default.image),
-            embedding: pick(&chosen.embedding, &default.embedding),
+            text: pick(&chosen.text, &default.text, text),
+            image: pick(&chosen.image, &default.image, BUILTIN),
+            embedding: pick(&chosen.embedding, &default.embedding, BUILTIN),
             chosen,
         })
     }

@@ -1,0 +1,89 @@
+//! The `local` provider over HTTP: with a local chat model in the models folder it is listed,
+//! becomes the default text provider and drafts with the real model (SmolLM2-135M-Instruct,
+//! from the shared models cache); without one, or with a damaged one, `quire-builtin` stays
+//! the default.
+
+mod common;
+
+use axum::http::{StatusCode, header};
+use common::{Api, assert_error};
+use quire_local::catalog::DEFAULT_TEXT;
+use quire_server::ai::local::LocalConfig;
+use quire_store::testing::Backend;
+use serde_json::{Value, json};
+
+quire_store::for_each_backend!(
+    a_local_model_is_the_default_and_drafts_for_real,
+    without_a_sound_local_model_the_builtin_provider_stays_the_default,
+);
+
+async fn api_with(b: Backend, local: LocalConfig) -> Api {
+    let config = quire_server::ServerConfig { local_models: local, ..common::relaxed() };
+    Api::with(b, Default::default(), config).await
+}
+
+async fn workspace(api: &Api) -> String {
+    let r = api.post("/api/v1/workspaces", json!({"name": "Studio"})).await;
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+async fn a_local_model_is_the_default_and_drafts_for_real(b: Backend) {
+    let models = quire_local::fetch::shared_cache().unwrap();
+    let api = api_with(b, LocalConfig { dir: Some(models), text: None }).await;
+    let ws = workspace(&api).await;
+
+    let providers = api.get("/api/v1/ai/providers").await.body;
+    let local = providers.as_array().unwrap().iter().find(|p| p["name"] == "local").cloned();
+    let local = local.unwrap_or_else(|| panic!("local is listed: {providers}"));
+    assert_eq!(
+        (&local["kind"], &local["text"], &local["text_model"]),
+        (&json!("local"), &json!(true), &json!("SmolLM2-135M-Instruct.Q4_1"))
+    );
+    let chosen = api.get(&format!("/api/v1/workspaces/{ws}/ai")).await.body;
+    assert_eq!((&chosen["text"], &chosen["image"]), (&json!("local"), &json!("quire-builtin")), "{chosen}");
+
+    let body =
+        json!({"workspace": ws, "messages": [{"role": "user", "content": "Name three fruits."}], "max_tokens": 16});
+    let r = api.post("/api/v1/ai/generate", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "text/event-stream");
+    let frames: Vec<(String, Value)> = r
+        .body
+        .as_str()
+        .unwrap()
+        .split("\n\n")
+        .filter_map(|f| {
+            let event = f.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = f.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((event.to_string(), serde_json::from_str(data).unwrap()))
+        })
+        .collect();
+    let chunks = frames.iter().filter(|(e, _)| e == "chunk").count();
+    assert!(chunks >= 2, "streamed: {frames:?}");
+    let (last, done) = frames.last().unwrap();
+    assert_eq!(last, "done", "{frames:?}");
+    assert_eq!((&done["provider"], &done["model"]), (&json!("local"), &json!("SmolLM2-135M-Instruct.Q4_1")), "{done}");
+    assert!((1..=16).contains(&done["usage"]["completion_tokens"].as_u64().unwrap()), "{done}");
+
+    // The name is Quire's own.
+    let spec = json!({"kind": "openai", "base_url": "http://127.0.0.1:9"});
+    let r = api.call(axum::http::Method::PUT, "/api/v1/ai/providers/local", Some(spec), &[]).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+}
+
+async fn without_a_sound_local_model_the_builtin_provider_stays_the_default(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let api = api_with(b, LocalConfig { dir: Some(dir.path().to_path_buf()), text: None }).await;
+    let ws = workspace(&api).await;
+    assert_eq!(api.get(&format!("/api/v1/workspaces/{ws}/ai")).await.body["text"], json!("quire-builtin"));
+    // A damaged model is not taken for one (and names why in `quire models list`).
+    std::fs::write(dir.path().join(DEFAULT_TEXT), b"GGUF\x03\x00\x00\x00 and nothing else").unwrap();
+    let api = api_with(b, LocalConfig { dir: Some(dir.path().to_path_buf()), text: None }).await;
+    let ws2 = workspace(&api).await;
+    assert_eq!(api.get(&format!("/api/v1/workspaces/{ws2}/ai")).await.body["text"], json!("quire-builtin"));
+    let providers = api.get("/api/v1/ai/providers").await.body.to_string();
+    assert!(!providers.contains("\"local\""), "{providers}");
+    let body = json!({"workspace": ws2, "provider": "local", "messages": [{"role": "user", "content": "Hi"}]});
+    let r = api.post("/api/v1/ai/generate", body).await;
+    assert!(r.status.is_client_error(), "{} {}", r.status, r.body);
+}
