@@ -220,3 +220,100 @@ pub(crate) mod tests {
         assert!(e.reason.contains("cannot be read"), "{e}");
     }
 }
+
+/// A metadata value to write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Put {
+    U32(u32),
+    F32(f32),
+    Bool(bool),
+    Text(String),
+    Texts(Vec<String>),
+    I32s(Vec<i32>),
+}
+
+/// A tensor to write: its name, its shape as PyTorch gives it (outermost first) and its
+/// values (f32; written as GGML type F32).
+pub struct Tensor {
+    pub name: String,
+    pub shape: Vec<u64>,
+    pub data: Vec<f32>,
+}
+
+const ALIGNMENT: u64 = 32;
+
+/// Writes a GGUF version 3 file: `metadata`, then `tensors` (dimensions in GGML's order,
+/// innermost first; data aligned to 32 bytes).
+pub fn write(path: &Path, metadata: &[(&str, Put)], tensors: &[Tensor]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let string = |w: &mut dyn Write, s: &str| -> std::io::Result<()> {
+        w.write_all(&(s.len() as u64).to_le_bytes())?;
+        w.write_all(s.as_bytes())
+    };
+    w.write_all(b"GGUF")?;
+    w.write_all(&3u32.to_le_bytes())?;
+    w.write_all(&(tensors.len() as u64).to_le_bytes())?;
+    w.write_all(&(metadata.len() as u64).to_le_bytes())?;
+    for (key, value) in metadata {
+        string(&mut w, key)?;
+        match value {
+            Put::U32(v) => {
+                w.write_all(&4u32.to_le_bytes())?;
+                w.write_all(&v.to_le_bytes())?;
+            }
+            Put::F32(v) => {
+                w.write_all(&6u32.to_le_bytes())?;
+                w.write_all(&v.to_le_bytes())?;
+            }
+            Put::Bool(v) => {
+                w.write_all(&7u32.to_le_bytes())?;
+                w.write_all(&[*v as u8])?;
+            }
+            Put::Text(v) => {
+                w.write_all(&8u32.to_le_bytes())?;
+                string(&mut w, v)?;
+            }
+            Put::Texts(items) => {
+                w.write_all(&9u32.to_le_bytes())?;
+                w.write_all(&8u32.to_le_bytes())?;
+                w.write_all(&(items.len() as u64).to_le_bytes())?;
+                for item in items {
+                    string(&mut w, item)?;
+                }
+            }
+            Put::I32s(items) => {
+                w.write_all(&9u32.to_le_bytes())?;
+                w.write_all(&5u32.to_le_bytes())?;
+                w.write_all(&(items.len() as u64).to_le_bytes())?;
+                for item in items {
+                    w.write_all(&item.to_le_bytes())?;
+                }
+            }
+        }
+    }
+    let padded = |n: u64| n.div_ceil(ALIGNMENT) * ALIGNMENT;
+    let mut offset = 0u64;
+    for t in tensors {
+        string(&mut w, &t.name)?;
+        w.write_all(&(t.shape.len() as u32).to_le_bytes())?;
+        for d in t.shape.iter().rev() {
+            w.write_all(&d.to_le_bytes())?;
+        }
+        w.write_all(&0u32.to_le_bytes())?; // F32
+        w.write_all(&offset.to_le_bytes())?;
+        offset += padded(t.data.len() as u64 * 4);
+    }
+    w.flush()?;
+    let mut written = w.get_ref().metadata()?.len();
+    let zeros = [0u8; ALIGNMENT as usize];
+    w.write_all(&zeros[..(padded(written) - written) as usize])?;
+    for t in tensors {
+        for v in &t.data {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        written = t.data.len() as u64 * 4;
+        w.write_all(&zeros[..(padded(written) - written) as usize])?;
+    }
+    w.flush()
+}

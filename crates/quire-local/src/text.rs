@@ -17,9 +17,9 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use quire_ai::{AiError, AiErrorKind, Speaker, TextEvent, TextProvider, TextRequest, TextStream, Usage};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
-use crate::{LocalError, backend};
+use crate::{LocalError, Slots, backend};
 
 /// Tokens written when a request does not say.
 const DEFAULT_MAX_TOKENS: u32 = 512;
@@ -35,8 +35,7 @@ pub struct LocalText {
     model: Arc<LlamaModel>,
     template: LlamaChatTemplate,
     context_limit: u32,
-    cores: usize,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     /// llama.cpp may change a model while it makes a context: one at a time.
     opening: Arc<Mutex<()>>,
 }
@@ -68,15 +67,13 @@ impl LocalText {
             .or_else(|_| LlamaChatTemplate::new("chatml"))
             .map_err(|e| LocalError(format!("{}: its chat template cannot be read: {e}", path.display())))?;
         let context_limit = model.n_ctx_train().clamp(256, MAX_CONTEXT);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(LocalText {
             provider: provider.to_string(),
             model_name,
             model: Arc::new(model),
             template,
             context_limit,
-            cores,
-            slots: Arc::new(Semaphore::new(cores)),
+            slots: Slots::shared(),
             opening: Arc::new(Mutex::new(())),
         })
     }
@@ -86,16 +83,10 @@ impl LocalText {
         &self.model_name
     }
 
-    /// Lets at most `n` generations run at once (one per core by default).
-    pub fn with_slots(mut self, n: usize) -> Self {
-        self.cores = n.max(1);
-        self.slots = Arc::new(Semaphore::new(self.cores));
+    /// Runs on `slots` rather than the process's shared ones.
+    pub fn with_slots(mut self, slots: Slots) -> Self {
+        self.slots = slots;
         self
-    }
-
-    /// Generations running now.
-    pub fn running(&self) -> usize {
-        self.cores - self.slots.available_permits()
     }
 
     fn error(&self, kind: AiErrorKind, message: impl Into<String>) -> AiError {
@@ -149,9 +140,7 @@ impl TextProvider for LocalText {
             ));
         }
         // Wait for a slot (one generation per core).
-        let permit =
-            self.slots.clone().acquire_owned().await.map_err(|_| self.error(AiErrorKind::Unavailable, "stopped"))?;
-        let running = self.cores - self.slots.available_permits();
+        let (permit, threads) = self.slots.take().await;
         let job = Job {
             provider: self.provider.clone(),
             model_name: self.model_name.clone(),
@@ -160,7 +149,7 @@ impl TextProvider for LocalText {
             tokens,
             max_tokens,
             context: self.context_limit,
-            threads: (self.cores / running.max(1)).max(1) as i32,
+            threads,
             temperature: request.temperature.unwrap_or(0.7),
             stop: request.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
         };

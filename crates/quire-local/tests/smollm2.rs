@@ -81,10 +81,11 @@ async fn stop_sequences_end_the_text_and_are_not_shown() {
 
 #[tokio::test]
 async fn a_dropped_stream_stops_the_generation_and_frees_its_slot() {
-    let local = Arc::new(LocalText::load("local", &models().join(DEFAULT_TEXT)).unwrap().with_slots(1));
+    let slots = quire_local::Slots::new(1);
+    let local = Arc::new(LocalText::load("local", &models().join(DEFAULT_TEXT)).unwrap().with_slots(slots.clone()));
     let mut stream = local.stream_text(&ask("Write a long story about a lighthouse.", 4000)).await.unwrap();
     assert!(matches!(stream.next().await, Some(Ok(TextEvent::Delta(_)))));
-    assert_eq!(local.running(), 1);
+    assert_eq!(slots.running(), 1);
     // The one slot is taken: a second generation waits for it.
     let waiting = {
         let local = local.clone();

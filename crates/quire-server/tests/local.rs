@@ -1,7 +1,7 @@
-//! The `local` provider over HTTP: with a local chat model in the models folder it is listed,
-//! becomes the default text provider and drafts with the real model (SmolLM2-135M-Instruct,
-//! from the shared models cache); without one, or with a damaged one, `quire-builtin` stays
-//! the default.
+//! The `local` provider over HTTP: with local models in the models folder it is listed,
+//! becomes the default text and embedding provider and drafts and embeds with the real models
+//! (SmolLM2-135M-Instruct, all-MiniLM-L6-v2, from the shared models cache); without them, or
+//! with a damaged one, `quire-builtin` stays the default.
 
 mod common;
 
@@ -29,7 +29,7 @@ async fn workspace(api: &Api) -> String {
 
 async fn a_local_model_is_the_default_and_drafts_for_real(b: Backend) {
     let models = quire_local::fetch::shared_cache().unwrap();
-    let api = api_with(b, LocalConfig { dir: Some(models), text: None }).await;
+    let api = api_with(b, LocalConfig { dir: Some(models), ..Default::default() }).await;
     let ws = workspace(&api).await;
 
     let providers = api.get("/api/v1/ai/providers").await.body;
@@ -39,8 +39,30 @@ async fn a_local_model_is_the_default_and_drafts_for_real(b: Backend) {
         (&local["kind"], &local["text"], &local["text_model"]),
         (&json!("local"), &json!(true), &json!("SmolLM2-135M-Instruct.Q4_1"))
     );
+    assert_eq!((&local["embedding"], &local["embedding_model"]), (&json!(true), &json!("all-MiniLM-L6-v2")));
     let chosen = api.get(&format!("/api/v1/workspaces/{ws}/ai")).await.body;
-    assert_eq!((&chosen["text"], &chosen["image"]), (&json!("local"), &json!("quire-builtin")), "{chosen}");
+    assert_eq!(
+        (&chosen["text"], &chosen["embedding"], &chosen["image"]),
+        (&json!("local"), &json!("local"), &json!("quire-builtin")),
+        "{chosen}"
+    );
+
+    let texts = ["offline sync for field teams", "field teams need to sync when offline", "quarterly revenue report"];
+    let r = api.post("/api/v1/ai/embeddings", json!({"workspace": ws, "input": texts})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (&r.body["provider"], &r.body["model"], &r.body["dimensions"]),
+        (&json!("local"), &json!("all-MiniLM-L6-v2"), &json!(384))
+    );
+    let v: Vec<Vec<f64>> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+        .collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    assert!((dot(&v[0], &v[0]) - 1.0).abs() < 1e-3, "normalised");
+    assert!(dot(&v[0], &v[1]) > dot(&v[0], &v[2]) + 0.2, "meaning, not just words, is near");
 
     let body =
         json!({"workspace": ws, "messages": [{"role": "user", "content": "Name three fruits."}], "max_tokens": 16});
@@ -73,12 +95,12 @@ async fn a_local_model_is_the_default_and_drafts_for_real(b: Backend) {
 
 async fn without_a_sound_local_model_the_builtin_provider_stays_the_default(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let api = api_with(b, LocalConfig { dir: Some(dir.path().to_path_buf()), text: None }).await;
+    let api = api_with(b, LocalConfig { dir: Some(dir.path().to_path_buf()), ..Default::default() }).await;
     let ws = workspace(&api).await;
     assert_eq!(api.get(&format!("/api/v1/workspaces/{ws}/ai")).await.body["text"], json!("quire-builtin"));
     // A damaged model is not taken for one (and names why in `quire models list`).
     std::fs::write(dir.path().join(DEFAULT_TEXT), b"GGUF\x03\x00\x00\x00 and nothing else").unwrap();
-    let api = api_with(b, LocalConfig { dir: Some(dir.path().to_path_buf()), text: None }).await;
+    let api = api_with(b, LocalConfig { dir: Some(dir.path().to_path_buf()), ..Default::default() }).await;
     let ws2 = workspace(&api).await;
     assert_eq!(api.get(&format!("/api/v1/workspaces/{ws2}/ai")).await.body["text"], json!("quire-builtin"));
     let providers = api.get("/api/v1/ai/providers").await.body.to_string();

@@ -74,6 +74,10 @@ pub struct CommonArgs {
     /// models folder holds
     #[arg(long, env = "QUIRE_TEXT_MODEL", value_name = "FILE")]
     pub text_model: Option<PathBuf>,
+    /// An embedding model to run locally, by path: a Hugging Face BERT-family folder
+    /// (config.json, *.safetensors, tokenizer.json) or a GGUF file, over the models folder's
+    #[arg(long, env = "QUIRE_EMBEDDING_MODEL", value_name = "PATH")]
+    pub embedding_model: Option<PathBuf>,
 }
 
 /// Settings of the pipeline workers (`quire serve` and `quire worker`).
@@ -243,6 +247,7 @@ struct FileSettings {
     max_metadata_bytes: Option<usize>,
     models_dir: Option<PathBuf>,
     text_model: Option<PathBuf>,
+    embedding_model: Option<PathBuf>,
     fetch_models: Option<bool>,
     addr: Option<SocketAddr>,
     max_body_bytes: Option<usize>,
@@ -472,6 +477,7 @@ impl Settings {
         server.local_models = quire_server::ai::local::LocalConfig {
             dir: Some(args.models_dir.or(file.models_dir).unwrap_or_else(|| data_dir.join("models"))),
             text: args.text_model.or(file.text_model),
+            embedding: args.embedding_model.or(file.embedding_model),
         };
         Ok(Settings {
             data_dir,

@@ -163,10 +163,17 @@ fn fetch_models(settings: Settings) -> Result<(), String> {
 fn list_models(settings: Settings) -> Result<(), String> {
     let dir = models_dir(&settings);
     let mut found = quire_local::catalog::scan(&dir);
-    if let Some(path) = &settings.server.local_models.text {
+    let named = [
+        ("--text-model", &settings.server.local_models.text),
+        ("--embedding-model", &settings.server.local_models.embedding),
+    ];
+    for (flag, path) in named {
+        let Some(path) = path else { continue };
         match quire_local::catalog::inspect(path) {
             Some(f) => found.push(f),
-            None => return Err(format!("--text-model {}: no GGUF model there", path.display())),
+            None => {
+                return Err(format!("{flag} {}: no model there (a GGUF file, or a BERT-family folder)", path.display()));
+            }
         }
     }
     if found.is_empty() {
@@ -192,7 +199,11 @@ fn list_models(settings: Settings) -> Result<(), String> {
 /// start; a failure is logged with its fix and changes nothing else).
 fn fetch_models_in_background(settings: &Settings) {
     let dir = models_dir(settings);
-    if !settings.fetch_models || !quire_local::fetch::any_missing(&dir) || settings.server.local_models.text.is_some() {
+    let named = &settings.server.local_models;
+    if !settings.fetch_models
+        || !quire_local::fetch::any_missing(&dir)
+        || (named.text.is_some() && named.embedding.is_some())
+    {
         return;
     }
     tokio::task::spawn_blocking(move || {

@@ -132,7 +132,7 @@ pub struct Ai {
     collab: Arc<quire_collab::Collab>,
     log: Arc<log::Writer>,
     builtin: Built,
-    local: local::Local,
+    local: Arc<local::Local>,
     /// Built providers by name (a changed setting, on any node, builds anew; an unchanged
     /// one keeps its circuit breaker).
     built: Mutex<HashMap<String, Cached>>,
@@ -287,7 +287,7 @@ impl Ai {
             keyring,
             collab,
             builtin,
-            local: local::Local::new(local),
+            local: Arc::new(local::Local::new(local)),
             built: Mutex::new(HashMap::new()),
             settings: Mutex::new(HashMap::new()),
             choices: Mutex::new(HashMap::new()),
@@ -415,11 +415,20 @@ impl Ai {
             return Ok(self.builtin.clone());
         }
         if name == local::LOCAL {
-            if !self.local.has_text() {
+            use quire_local::catalog::Kind;
+            let (has_text, has_embedding) = (self.local.has(Kind::Text), self.local.has(Kind::Embedding));
+            if !has_text && !has_embedding {
                 return Err(Error::NotFound { what: "AI provider", id: name.to_string() });
             }
-            let text: Arc<dyn TextProvider> = self.local.text().await?;
-            return Ok(Built { name: name.to_string(), text: Some(text), ..Default::default() });
+            // Each model is loaded at its first call.
+            let mut built = Built { name: name.to_string(), ..Default::default() };
+            if has_text {
+                built.text = Some(Arc::new(local::LazyText(self.local.clone())));
+            }
+            if has_embedding {
+                built.embedding = Some(Arc::new(local::LazyEmbedding(self.local.clone())));
+            }
+            return Ok(built);
         }
         let Some(sealed) = self.setting(&format!("{PROVIDER_PREFIX}{name}")).await? else {
             return Err(Error::NotFound { what: "AI provider", id: name.to_string() });
@@ -529,18 +538,23 @@ impl Ai {
     }
 
     /// The providers a workspace uses: its own choice, else the instance's default, else
-    /// `local` for text where a local chat model is there, else `quire-builtin`.
+    /// `local` for text and embeddings where a local model of the kind is there, else
+    /// `quire-builtin`.
     pub async fn workspace(&self, workspace_id: &str) -> Result<WorkspaceAi> {
         let chosen = self.choice(&format!("{WORKSPACE_PREFIX}{workspace_id}")).await?;
         let default = self.default_choice().await?;
         let pick = |own: &Option<String>, default: &Option<String>, fallback: &str| {
             own.clone().or_else(|| default.clone()).unwrap_or_else(|| fallback.to_string())
         };
-        let text = if self.local.has_text() { local::LOCAL } else { BUILTIN };
+        let local_or_builtin = |kind| if self.local.has(kind) { local::LOCAL } else { BUILTIN };
         Ok(WorkspaceAi {
-            text: pick(&chosen.text, &default.text, text),
+            text: pick(&chosen.text, &default.text, local_or_builtin(quire_local::catalog::Kind::Text)),
             image: pick(&chosen.image, &default.image, BUILTIN),
-            embedding: pick(&chosen.embedding, &default.embedding, BUILTIN),
+            embedding: pick(
+                &chosen.embedding,
+                &default.embedding,
+                local_or_builtin(quire_local::catalog::Kind::Embedding),
+            ),
             chosen,
         })
     }
