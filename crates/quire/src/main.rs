@@ -172,7 +172,10 @@ fn list_models(settings: Settings) -> Result<(), String> {
         match quire_local::catalog::inspect(path) {
             Some(f) => found.push(f),
             None => {
-                return Err(format!("{flag} {}: no model there (a GGUF file, or a BERT-family folder)", path.display()));
+                return Err(format!(
+                    "{flag} {}: no model there (a GGUF file, or a BERT-family folder)",
+                    path.display()
+                ));
             }
         }
     }
