@@ -141,7 +141,7 @@ fn python() -> PathBuf {
 /// The llama-cpp-python server on a free port, once it answers.
 async fn start_peer(model: &std::path::Path, threads: usize) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(python())
+    let mut child = Command::new(python())
         .args(["-m", "llama_cpp.server", "--host", "127.0.0.1", "--port", &port.to_string(), "--n_ctx", "2048"])
         .args(["--n_threads", &threads.to_string(), "--n_threads_batch", &threads.to_string(), "--model"])
         .arg(model)
@@ -156,6 +156,8 @@ async fn start_peer(model: &std::path::Path, threads: usize) -> (std::process::C
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("llama-cpp-python's server did not start");
 }
 
