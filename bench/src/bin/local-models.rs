@@ -7,6 +7,11 @@
 //! * all-MiniLM-L6-v2: sentences embedded per second by Quire and by sentence-transformers on
 //!   the CPU, the same sentences, each side's model loaded before the clock starts.
 //!
+//! * PRD drafts by SmolLM2 for 20 fixed requests with the built-in `prd.draft` template and
+//!   the taxonomy's outline, written whole (one prompt) and section by section (what the
+//!   `local` provider does for a small model): how many pass the quality gate, and how long
+//!   a draft takes.
+//!
 //! `cargo run --release -p quire-bench --bin local-models [-- RUNS]` (default 5). The Python
 //! peers come from a virtual environment (`QUIRE_BENCH_PYTHON`, default
 //! `~/.cache/quire-bench-venv/bin/python`) holding `llama-cpp-python[server]` and
@@ -209,6 +214,107 @@ print(len(texts) / (time.perf_counter() - t))
     String::from_utf8_lossy(&out.stdout).trim().parse().expect("sentence-transformers printed its rate")
 }
 
+/// The 20 requests drafts are measured on.
+const REQUESTS: [(&str, &str); 20] = [
+    ("Offline notes", "Field teams lose notes when offline. The app must sync edits when the connection returns."),
+    (
+        "One-tap checkout",
+        "Checkout takes six steps and half of mobile buyers give up. Returning buyers should pay in one tap.",
+    ),
+    (
+        "Shared moodboards",
+        "Designers email screenshots to clients. Clients should comment on a shared moodboard instead.",
+    ),
+    (
+        "Firmware builds",
+        "Engineers build STM32 firmware by hand. Builds should run on every push with logs streamed live.",
+    ),
+    (
+        "Support inbox",
+        "Support agents miss urgent tickets in a shared inbox. Urgent tickets must reach an agent within five minutes.",
+    ),
+    ("Expense reports", "Employees wait weeks for expense refunds. Managers should approve expenses from their phone."),
+    (
+        "Clinic booking",
+        "Patients phone the clinic to book. They should book and cancel appointments online at any hour.",
+    ),
+    (
+        "Warehouse picking",
+        "Pickers walk twice the distance they need to. The app should order picks by shelf location.",
+    ),
+    (
+        "Course feedback",
+        "Teachers collect feedback on paper. Students should rate each lesson anonymously in a minute.",
+    ),
+    (
+        "Energy dashboard",
+        "Facility managers cannot see which building wastes power. A dashboard should show hourly use per building.",
+    ),
+    (
+        "Recipe planner",
+        "Families throw away food they forgot. The planner should suggest meals from what is in the fridge.",
+    ),
+    ("Contract search", "Lawyers search contracts by file name. They need full-text search across every clause."),
+    (
+        "Volunteer shifts",
+        "Charities fill volunteer shifts by group email. Volunteers should claim shifts and get reminders.",
+    ),
+    ("Fleet tracking", "Dispatchers phone drivers to learn where they are. They should see every van on a live map."),
+    (
+        "Release notes",
+        "Release notes are written by hand from commit logs. They should be drafted from merged pull requests.",
+    ),
+    (
+        "Library loans",
+        "Readers cannot tell whether a book is on the shelf. The catalogue should show live availability.",
+    ),
+    (
+        "Sales forecasts",
+        "Sales leads forecast in spreadsheets that disagree. One forecast should update from the CRM every night.",
+    ),
+    (
+        "Hotel housekeeping",
+        "Housekeepers learn which rooms to clean from a printed list. The list should update as guests check out.",
+    ),
+    ("Password resets", "A third of helpdesk calls are password resets. Users should reset their own password safely."),
+    ("Event check-in", "Queues at event entrances last half an hour. Attendees should check in by scanning a code."),
+];
+
+/// Drafts each request whole and section by section; passes of the gate and seconds per
+/// draft, for each way.
+async fn drafts(model: &quire_local::text::LocalText) -> [(usize, f64); 2] {
+    let template = quire_ai::prompt::builtin_templates().into_iter().find(|t| t.name == "prd.draft").unwrap();
+    let outline = quire_ai::taxonomy::prd_outline();
+    let mut out = [(0, 0.0); 2];
+    for (way, sectioned) in [false, true].into_iter().enumerate() {
+        for (title, request) in REQUESTS {
+            let values = [("request".to_string(), request.to_string()), ("title".to_string(), title.to_string())];
+            let around = quire_ai::prompt::Surroundings { outline: Some(outline.clone()), ..Default::default() };
+            let rendered = template.render(&values.into_iter().collect(), &around).unwrap();
+            let mut req = rendered.text_request(Some(title.into()), request);
+            req.max_tokens = Some(1024);
+            req.temperature = Some(0.0);
+            if !sectioned {
+                req.outline = None;
+            }
+            let t = Instant::now();
+            let mut stream = model.stream_text(&req).await.unwrap();
+            let mut text = String::new();
+            while let Some(e) = stream.next().await {
+                if let TextEvent::Delta(d) = e.unwrap() {
+                    text.push_str(&d);
+                }
+            }
+            out[way].1 += t.elapsed().as_secs_f64();
+            if quire_ai::gate::check_text(&text, &rendered.sections, 100_000).is_ok() {
+                out[way].0 += 1;
+            }
+        }
+        out[way].1 /= REQUESTS.len() as f64;
+    }
+    out
+}
+
 #[tokio::main]
 async fn main() {
     let runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5);
@@ -229,6 +335,7 @@ async fn main() {
     }
     let _ = peer.kill();
     let _ = peer.wait();
+    let [whole, sectioned] = drafts(&quire).await;
     let rate = |v: &[Run], f: fn(&Run) -> f64| median(v.iter().map(f).collect());
     let (qp, qg) = (rate(&ours, Run::prompt_rate), rate(&ours, Run::generation_rate));
     let (pp, pg) = (rate(&theirs, Run::prompt_rate), rate(&theirs, Run::generation_rate));
@@ -237,6 +344,10 @@ async fn main() {
     println!("  {:<34} {qp:>12.0} {qg:>16.1}", "Quire (local provider, in-process)");
     println!("  {:<34} {pp:>12.0} {pg:>16.1}", "llama-cpp-python server");
     println!("  {:<34} {:>11.2}× {:>15.2}×", "ratio (goal ≥ 0.9×)", qp / pp, qg / pg);
+    println!("\nPRD drafts by SmolLM2 (prd.draft, the taxonomy's outline), {} requests:", REQUESTS.len());
+    println!("  {:<34} {:>14} {:>12}", "", "pass the gate", "s per draft");
+    println!("  {:<34} {:>11}/{} {:>12.1}", "whole document, one prompt", whole.0, REQUESTS.len(), whole.1);
+    println!("  {:<34} {:>11}/{} {:>12.1}", "section by section (local)", sectioned.0, REQUESTS.len(), sectioned.1);
 
     let texts = sentences();
     let embedder = quire_local::embed::LocalEmbeddings::load("local", &models.join(DEFAULT_EMBEDDING)).unwrap();

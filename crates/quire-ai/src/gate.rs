@@ -36,8 +36,12 @@ impl Section {
     }
 }
 
-/// Checks a generated text: at least one word, at most `max_chars`, and a heading for every
-/// required section — the section's title, or its key with spaces.
+/// Words a required section needs under its heading.
+pub const MIN_SECTION_WORDS: usize = 2;
+
+/// Checks a generated text: at least one word, at most `max_chars`, a heading for every
+/// required section — the section's title, or its key with spaces — and at least
+/// [`MIN_SECTION_WORDS`] words under it.
 pub fn check_text(text: &str, sections: &[Section], max_chars: usize) -> Result<(), GateFailure> {
     if !text.chars().any(char::is_alphanumeric) {
         return Err(fail("empty", "the text is empty"));
@@ -55,7 +59,44 @@ pub fn check_text(text: &str, sections: &[Section], max_chars: usize) -> Result<
     if !missing.is_empty() {
         return Err(fail("missing_sections", format!("required sections missing: {}", missing.join(", "))));
     }
+    let empty: Vec<&str> = sections
+        .iter()
+        .filter(|s| s.required && words_under(text, s) < MIN_SECTION_WORDS)
+        .map(|s| s.title.as_str())
+        .collect();
+    if !empty.is_empty() {
+        return Err(fail(
+            "empty_sections",
+            format!("required sections with fewer than {MIN_SECTION_WORDS} words: {}", empty.join(", ")),
+        ));
+    }
     Ok(())
+}
+
+/// Words under the first heading that is `section`'s, its sub-sections included (up to the
+/// next heading of its level or above).
+fn words_under(text: &str, section: &Section) -> usize {
+    let mut level = None;
+    let mut words = 0;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let depth = trimmed.chars().take_while(|c| *c == '#').count();
+        if depth > 0 {
+            match level {
+                Some(l) if depth <= l => break,
+                Some(_) => {}
+                None => {
+                    let heading = trimmed[depth..].trim().trim_end_matches(':').to_lowercase();
+                    level = section.is_titled(&heading).then_some(depth);
+                    continue;
+                }
+            }
+        }
+        if level.is_some() {
+            words += trimmed.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count();
+        }
+    }
+    words
 }
 
 /// How far a provider may round the size asked for (Stable Diffusion works in multiples of 8
@@ -105,19 +146,30 @@ mod tests {
         let sections = crate::taxonomy::prd_outline();
         assert_eq!(check_text("  \n# \n", &sections, 100).unwrap_err().check, "empty");
         assert_eq!(check_text("word ".repeat(30).as_str(), &[], 100).unwrap_err().check, "too_long");
-        let partial = "# PRD\n## Problem\nx\n## Goals\ny\n### User Stories:\nz\n";
+        let partial =
+            "# PRD\n## Problem\nx y z\n## Goals\nfaster checkout now\n### User Stories:\n- as a buyer I pay\n";
         assert_eq!(
             check_text(partial, &sections, 10_000).unwrap_err().reason,
             "required sections missing: Functional requirements, Success metrics"
         );
-        let whole = format!("{partial}## 4. Functional requirements\n- a\n## Success metrics\n- b\n");
+        let whole =
+            format!("{partial}## 4. Functional requirements\n- one tap pay\n## Success metrics\n- 20% more orders\n");
         check_text(&whole, &sections, 10_000).unwrap();
+        // A required section needs a few words under its heading.
+        let thin = whole.replace("- one tap pay", "- ok").replace("- 20% more orders", "");
+        assert_eq!(
+            check_text(&thin, &sections, 10_000).unwrap_err().reason,
+            "required sections with fewer than 2 words: Functional requirements, Success metrics"
+        );
         check_text("just text", &[], 100).unwrap();
         // A template's own section: by its title, or by its key.
         let own = [Section::of_template("body", Some("Main points"), Some("Cover them"))];
         assert_eq!(check_text("## Intro\nx", &own, 100).unwrap_err().reason, "required sections missing: Main points");
-        check_text("## The main points\nx", &own, 100).unwrap();
-        check_text("## Body\nx", &own, 100).unwrap();
+        check_text("## The main points\nx y z", &own, 100).unwrap();
+        // Words in a section's sub-sections count; the next section's do not.
+        check_text("## Body\n### One\nDetail here.\n## After\nmore words", &own, 100).unwrap();
+        assert!(check_text("## Body\n## After\nmany more words", &own, 100).is_err());
+        check_text("## Body\nx y z", &own, 100).unwrap();
     }
 
     #[test]

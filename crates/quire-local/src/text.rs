@@ -16,6 +16,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
 use quire_ai::{AiError, AiErrorKind, Speaker, TextEvent, TextProvider, TextRequest, TextStream, Usage};
 use tokio::sync::mpsc;
 
@@ -113,6 +114,74 @@ impl LocalText {
     }
 }
 
+/// Models below this many parameters draft a document section by section.
+const SMALL_MODEL: u64 = 3_000_000_000;
+/// Tokens one section may take.
+const SECTION_TOKENS: u32 = 160;
+
+impl LocalText {
+    /// The prompt's tokens, checked against the model's context.
+    fn tokens(&self, prompt: &str) -> Result<Vec<LlamaToken>, AiError> {
+        // The template wrote the special tokens (the beginning of text among them) itself.
+        let tokens = self.model.vocab().tokenize(prompt.as_bytes(), false, true);
+        if tokens.is_empty() {
+            return Err(self.error(AiErrorKind::Rejected, "the prompt is empty"));
+        }
+        if tokens.len() as u32 + 1 >= self.context_limit {
+            return Err(self.error(
+                AiErrorKind::Rejected,
+                format!("the prompt is {} tokens; this model reads at most {}", tokens.len(), self.context_limit - 1),
+            ));
+        }
+        Ok(tokens)
+    }
+
+    /// What to generate: the request as it is, or — for a small model given an outline —
+    /// one focused request per section, each answer begun as a list so that it stays one.
+    fn parts(&self, request: &TextRequest) -> Result<Vec<Part>, AiError> {
+        let stop: Vec<String> = request.stop.iter().filter(|s| !s.is_empty()).cloned().collect();
+        let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).max(1);
+        let outline = request.outline.as_ref().filter(|o| !o.sections.is_empty());
+        let Some(outline) = outline.filter(|_| self.model.n_params() < SMALL_MODEL) else {
+            let tokens = self.tokens(&self.prompt(request)?)?;
+            return Ok(vec![Part { lead: String::new(), tokens, max_tokens, stop }]);
+        };
+        let product = outline.title.clone().unwrap_or_else(|| "the product".into());
+        let system = "You are a senior product manager writing one section of a product requirements document. \
+                      Write only that section's content as 3 to 5 short, specific bullet points about this product. \
+                      No heading, no introduction, no closing remarks.";
+        let mut parts = Vec::with_capacity(outline.sections.len());
+        let mut lead = outline.title.as_ref().map(|t| format!("# {t}\n\n")).unwrap_or_default();
+        let per_section = (max_tokens / outline.sections.len() as u32).clamp(16, SECTION_TOKENS);
+        for section in &outline.sections {
+            let ask = if section.prompt.is_empty() {
+                format!("Write the \"{}\" section.", section.title)
+            } else {
+                format!("Write the \"{}\" section: {}", section.title, section.prompt)
+            };
+            let messages = vec![
+                quire_ai::Message::system(system),
+                quire_ai::Message::user(format!(
+                    "Product: {product}\nWhat the team asked for: {}\n\n{ask}",
+                    outline.request
+                )),
+            ];
+            let prompt = self.prompt(&TextRequest { messages, ..Default::default() })? + "- ";
+            let mut stop = stop.clone();
+            stop.extend(["\n#".to_string(), "\n\n\n".to_string()]);
+            lead.push_str(&format!("## {}\n\n- ", section.title));
+            parts.push(Part {
+                lead: std::mem::take(&mut lead),
+                tokens: self.tokens(&prompt)?,
+                max_tokens: per_section,
+                stop,
+            });
+            lead = "\n\n".into();
+        }
+        Ok(parts)
+    }
+}
+
 #[async_trait]
 impl TextProvider for LocalText {
     fn name(&self) -> &str {
@@ -126,32 +195,18 @@ impl TextProvider for LocalText {
                 format!("this provider runs the local model '{}', not '{asked}'", self.model_name),
             ));
         }
-        let prompt = self.prompt(request)?;
-        // The template wrote the special tokens (the beginning of text among them) itself.
-        let tokens = self.model.vocab().tokenize(prompt.as_bytes(), false, true);
-        if tokens.is_empty() {
-            return Err(self.error(AiErrorKind::Rejected, "the prompt is empty"));
-        }
-        let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).max(1);
-        if tokens.len() as u32 + 1 >= self.context_limit {
-            return Err(self.error(
-                AiErrorKind::Rejected,
-                format!("the prompt is {} tokens; this model reads at most {}", tokens.len(), self.context_limit - 1),
-            ));
-        }
-        // Wait for a slot (one generation per core).
+        let parts = self.parts(request)?;
+        // Wait for a slot (one job per core).
         let (permit, threads) = self.slots.take().await;
         let job = Job {
             provider: self.provider.clone(),
             model_name: self.model_name.clone(),
             model: self.model.clone(),
             opening: self.opening.clone(),
-            tokens,
-            max_tokens,
+            parts,
             context: self.context_limit,
             threads,
             temperature: request.temperature.unwrap_or(0.7),
-            stop: request.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
         };
         let (tx, rx) = mpsc::channel(64);
         tokio::task::spawn_blocking(move || {
@@ -166,21 +221,35 @@ impl TextProvider for LocalText {
     }
 }
 
-/// One generation, on a blocking thread.
+/// One generation of a job: the text written before it (a section's heading), its prompt.
+struct Part {
+    lead: String,
+    tokens: Vec<LlamaToken>,
+    max_tokens: u32,
+    stop: Vec<String>,
+}
+
+/// One request's generations, on a blocking thread.
 struct Job {
     provider: String,
     model_name: String,
     model: Arc<LlamaModel>,
     opening: Arc<Mutex<()>>,
-    tokens: Vec<llama_cpp_2::token::LlamaToken>,
-    max_tokens: u32,
+    parts: Vec<Part>,
     context: u32,
     threads: i32,
     temperature: f32,
-    stop: Vec<String>,
 }
 
 type Sender = mpsc::Sender<Result<TextEvent, AiError>>;
+
+/// How a part ended.
+enum Ended {
+    /// `stop` or `length`, with the tokens written.
+    Finished(&'static str, u32),
+    /// The caller went away.
+    Abandoned,
+}
 
 impl Job {
     fn error(&self, message: impl Into<String>) -> AiError {
@@ -188,7 +257,32 @@ impl Job {
     }
 
     fn run(&self, tx: &Sender) -> Result<(), AiError> {
-        let n_ctx = (self.tokens.len() as u32 + self.max_tokens + 1).min(self.context);
+        let (mut prompt, mut written, mut finish) = (0, 0, "stop");
+        for part in &self.parts {
+            if !part.lead.is_empty() && tx.blocking_send(Ok(TextEvent::Delta(part.lead.clone()))).is_err() {
+                return Ok(());
+            }
+            match self.generate(part, tx)? {
+                Ended::Abandoned => return Ok(()),
+                Ended::Finished(why, n) => {
+                    prompt += part.tokens.len() as u32;
+                    written += n;
+                    if why == "length" {
+                        finish = why;
+                    }
+                }
+            }
+        }
+        let _ = tx.blocking_send(Ok(TextEvent::Done {
+            model: self.model_name.clone(),
+            usage: Some(Usage { prompt_tokens: prompt, completion_tokens: written }),
+            finish_reason: Some(finish.into()),
+        }));
+        Ok(())
+    }
+
+    fn generate(&self, part: &Part, tx: &Sender) -> Result<Ended, AiError> {
+        let n_ctx = (part.tokens.len() as u32 + part.max_tokens + 1).min(self.context);
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(BATCH as u32)
@@ -202,10 +296,10 @@ impl Job {
         };
         // The prompt, a batch at a time; logits for its last token only.
         let mut batch = LlamaBatch::new(BATCH, 1);
-        let last = self.tokens.len() - 1;
-        for (chunk_index, chunk) in self.tokens.chunks(BATCH).enumerate() {
+        let last = part.tokens.len() - 1;
+        for (chunk_index, chunk) in part.tokens.chunks(BATCH).enumerate() {
             if tx.is_closed() {
-                return Ok(());
+                return Ok(Ended::Abandoned);
             }
             batch.clear();
             for (i, token) in chunk.iter().enumerate() {
@@ -227,8 +321,8 @@ impl Job {
                 LlamaSampler::dist(seed()),
             ])
         };
-        let mut text = Text::new(&self.stop);
-        let mut pos = self.tokens.len() as i32;
+        let mut text = if part.lead.ends_with("- ") { Text::lines(&part.stop) } else { Text::new(&part.stop) };
+        let mut pos = part.tokens.len() as i32;
         let mut written = 0u32;
         let mut decoder = Utf8::default();
         let vocab = self.model.vocab();
@@ -243,12 +337,12 @@ impl Job {
             let piece = decoder.push(&bytes);
             let (out, stopped) = text.push(&piece);
             if !out.is_empty() && tx.blocking_send(Ok(TextEvent::Delta(out))).is_err() {
-                return Ok(()); // the caller went away
+                return Ok(Ended::Abandoned);
             }
             if stopped {
                 break "stop";
             }
-            if written >= self.max_tokens || pos as u32 + 1 >= n_ctx {
+            if written >= part.max_tokens || pos as u32 + 1 >= n_ctx {
                 break "length";
             }
             batch.clear();
@@ -256,17 +350,12 @@ impl Job {
             pos += 1;
             ctx.decode(&mut batch).map_err(|e| self.error(format!("generation failed: {e}")))?;
         };
-        let rest = text.finish(&decoder.finish());
+        let rest = text.finish(&decoder.finish(), finish == "length");
+        let rest = if part.lead.ends_with("- ") { rest.trim_end().to_string() } else { rest };
         if !rest.is_empty() && tx.blocking_send(Ok(TextEvent::Delta(rest))).is_err() {
-            return Ok(());
+            return Ok(Ended::Abandoned);
         }
-        let usage = Usage { prompt_tokens: self.tokens.len() as u32, completion_tokens: written };
-        let _ = tx.blocking_send(Ok(TextEvent::Done {
-            model: self.model_name.clone(),
-            usage: Some(usage),
-            finish_reason: Some(finish.into()),
-        }));
-        Ok(())
+        Ok(Ended::Finished(finish, written))
     }
 }
 
@@ -310,11 +399,18 @@ impl Utf8 {
 struct Text<'a> {
     stop: &'a [String],
     held: String,
+    /// Shown a whole line at a time (a section's list), so that a cut-off line can be left out.
+    lines: bool,
+    shown_line: bool,
 }
 
 impl<'a> Text<'a> {
     fn new(stop: &'a [String]) -> Self {
-        Text { stop, held: String::new() }
+        Text { stop, held: String::new(), lines: false, shown_line: false }
+    }
+
+    fn lines(stop: &'a [String]) -> Self {
+        Text { lines: true, ..Text::new(stop) }
     }
 
     /// What can be shown now, and whether a stop sequence ended the text.
@@ -334,17 +430,30 @@ impl<'a> Text<'a> {
             .map(str::len)
             .max()
             .unwrap_or(0);
-        let cut = self.held.len() - keep;
+        let mut cut = self.held.len() - keep;
+        if self.lines {
+            cut = self.held[..cut].rfind('\n').map_or(0, |i| i + 1);
+            self.shown_line |= cut > 0;
+        }
         let out = self.held[..cut].to_string();
         self.held.drain(..cut);
         (out, false)
     }
 
-    fn finish(mut self, tail: &str) -> String {
+    /// The rest, once generation ended; `cut_off` when it ended at the length limit (a line
+    /// left unfinished is then dropped, or, if it is the only one, kept to its last sentence).
+    fn finish(mut self, tail: &str, cut_off: bool) -> String {
         let (mut out, stopped) = self.push(tail);
-        if !stopped {
-            out.push_str(&self.held);
+        if stopped {
+            return out;
         }
+        let rest = std::mem::take(&mut self.held);
+        let rest = match (self.lines && cut_off, self.shown_line || out.contains('\n')) {
+            (false, _) => rest.as_str(),
+            (true, true) => "",
+            (true, false) => rest.rfind(". ").or(rest.rfind('.')).map_or(rest.as_str(), |i| &rest[..=i]),
+        };
+        out.push_str(rest);
         out
     }
 }
@@ -374,9 +483,24 @@ mod tests {
         assert_eq!(t.push("s> more"), ("".into(), true));
         let mut t = Text::new(&stop);
         assert_eq!(t.push("Goals\n\n"), ("Goals".into(), false));
-        assert_eq!(t.finish(""), "\n\n", "held text is shown at the end");
+        assert_eq!(t.finish("", false), "\n\n", "held text is shown at the end");
         let none: Vec<String> = Vec::new();
         let mut t = Text::new(&none);
         assert_eq!(t.push("all of it"), ("all of it".into(), false));
+    }
+
+    #[test]
+    fn lists_are_shown_a_line_at_a_time_and_a_cut_off_line_is_left_out() {
+        let none: Vec<String> = Vec::new();
+        let mut t = Text::lines(&none);
+        assert_eq!(t.push("Sync on reconnect"), ("".into(), false));
+        assert_eq!(t.push(".\n- Keep every"), ("Sync on reconnect.\n".into(), false));
+        assert_eq!(t.finish(" edit wh", true), "", "the unfinished line is dropped");
+        let mut t = Text::lines(&none);
+        t.push("Only one line. It runs on and on wi");
+        assert_eq!(t.finish("thout end", true), "Only one line.", "kept to its last sentence");
+        let mut t = Text::lines(&none);
+        t.push("A whole list\n- ending well");
+        assert_eq!(t.finish("", false), "- ending well", "a list that ended is shown whole");
     }
 }

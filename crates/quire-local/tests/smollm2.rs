@@ -127,3 +127,30 @@ async fn damaged_model_files_are_refused_with_the_reason() {
     let e = local.stream_text(&long).await.err().unwrap();
     assert!(e.message.contains("at most"), "{e}");
 }
+
+#[tokio::test]
+async fn a_small_model_drafts_an_outline_section_by_section() {
+    let local = model();
+    let outline = quire_ai::Outline {
+        title: Some("Offline notes".into()),
+        request: "Field teams lose notes when offline. The app must sync edits when the connection returns.".into(),
+        sections: ["problem", "goals", "risks"].map(quire_ai::Section::from_key).to_vec(),
+    };
+    let request = TextRequest {
+        messages: vec![Message::user("Draft a PRD.")],
+        outline: Some(outline.clone()),
+        temperature: Some(0.0),
+        max_tokens: Some(300),
+        ..Default::default()
+    };
+    let events = collect(&local, &request).await;
+    let text = text_of(&events);
+    assert!(text.starts_with("# Offline notes\n\n## Problem\n\n- "), "{text}");
+    let at = |h: &str| text.find(h).unwrap_or_else(|| panic!("{h} in {text}"));
+    assert!(at("## Problem") < at("## Goals") && at("## Goals") < at("## Risks"), "in the outline's order: {text}");
+    assert_eq!(text.matches("\n## ").count(), 3, "no heading of the model's own: {text}");
+    quire_ai::gate::check_text(&text, &outline.sections, 100_000).unwrap_or_else(|f| panic!("{f:?}: {text}"));
+    let Some(TextEvent::Done { usage, .. }) = events.last() else { panic!() };
+    let usage = usage.unwrap();
+    assert!(usage.completion_tokens <= 300 && usage.prompt_tokens > 100, "{usage:?}");
+}
