@@ -39,23 +39,12 @@ async fn workspace(api: &Api) -> String {
     r.body["id"].as_str().unwrap().to_string()
 }
 
-/// The events of an SSE body: (event, data).
-fn frames(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter_map(|f| {
-            let event = f.lines().find_map(|l| l.strip_prefix("event: "))?;
-            let data = f.lines().find_map(|l| l.strip_prefix("data: "))?;
-            Some((event.to_string(), serde_json::from_str(data).unwrap()))
-        })
-        .collect()
-}
-
 async fn generate(api: &Api, body: Value) -> (StatusCode, Vec<(String, Value)>, Value) {
     let r = api.post("/api/v1/ai/generate", body).await;
     match &r.body {
         Value::String(s) => {
             assert_eq!(r.headers[header::CONTENT_TYPE], "text/event-stream");
-            (r.status, frames(s), Value::Null)
+            (r.status, common::frames(s), Value::Null)
         }
         other => (r.status, Vec::new(), other.clone()),
     }
@@ -819,15 +808,9 @@ async fn texts_are_embedded_and_logged(b: Backend) {
         (&r.body["provider"], &r.body["model"], &r.body["dimensions"]),
         (&json!("quire-builtin"), &json!("quire-builtin"), &json!(512))
     );
-    let v: Vec<Vec<f64>> = r.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
-        .collect();
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    assert!((dot(&v[0], &v[0]) - 1.0).abs() < 1e-3, "normalised");
-    assert!(dot(&v[0], &v[1]) > dot(&v[0], &v[2]) + 0.3, "shared words are nearer");
+    let v = common::embedding_vectors(&r.body);
+    assert!((common::dot(&v[0], &v[0]) - 1.0).abs() < 1e-3, "normalised");
+    assert!(common::dot(&v[0], &v[1]) > common::dot(&v[0], &v[2]) + 0.3, "shared words are nearer");
     let one = api.post("/api/v1/ai/embeddings", json!({"workspace": ws, "input": "just one"})).await;
     assert_eq!(one.body["data"].as_array().unwrap().len(), 1);
 

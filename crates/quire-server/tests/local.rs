@@ -10,7 +10,7 @@ use common::{Api, assert_error};
 use quire_local::catalog::DEFAULT_TEXT;
 use quire_server::ai::local::LocalConfig;
 use quire_store::testing::Backend;
-use serde_json::{Value, json};
+use serde_json::json;
 
 quire_store::for_each_backend!(
     a_local_model_is_the_default_and_drafts_for_real,
@@ -54,32 +54,16 @@ async fn a_local_model_is_the_default_and_drafts_for_real(b: Backend) {
         (&r.body["provider"], &r.body["model"], &r.body["dimensions"]),
         (&json!("local"), &json!("all-MiniLM-L6-v2"), &json!(384))
     );
-    let v: Vec<Vec<f64>> = r.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
-        .collect();
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    assert!((dot(&v[0], &v[0]) - 1.0).abs() < 1e-3, "normalised");
-    assert!(dot(&v[0], &v[1]) > dot(&v[0], &v[2]) + 0.2, "meaning, not just words, is near");
+    let v = common::embedding_vectors(&r.body);
+    assert!((common::dot(&v[0], &v[0]) - 1.0).abs() < 1e-3, "normalised");
+    assert!(common::dot(&v[0], &v[1]) > common::dot(&v[0], &v[2]) + 0.2, "meaning, not just words, is near");
 
     let body =
         json!({"workspace": ws, "messages": [{"role": "user", "content": "Name three fruits."}], "max_tokens": 16});
     let r = api.post("/api/v1/ai/generate", body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.headers[header::CONTENT_TYPE], "text/event-stream");
-    let frames: Vec<(String, Value)> = r
-        .body
-        .as_str()
-        .unwrap()
-        .split("\n\n")
-        .filter_map(|f| {
-            let event = f.lines().find_map(|l| l.strip_prefix("event: "))?;
-            let data = f.lines().find_map(|l| l.strip_prefix("data: "))?;
-            Some((event.to_string(), serde_json::from_str(data).unwrap()))
-        })
-        .collect();
+    let frames = common::frames(r.body.as_str().unwrap());
     let chunks = frames.iter().filter(|(e, _)| e == "chunk").count();
     assert!(chunks >= 2, "streamed: {frames:?}");
     let (last, done) = frames.last().unwrap();

@@ -142,3 +142,28 @@ pub fn assert_error(r: &Reply, status: StatusCode, code: &str) {
 pub fn etag(r: &Reply) -> String {
     r.headers[header::ETAG].to_str().unwrap().to_string()
 }
+
+/// The events of an SSE body: (event, data).
+pub fn frames(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter_map(|f| {
+            let event = f.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = f.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((event.to_string(), serde_json::from_str(data).unwrap()))
+        })
+        .collect()
+}
+
+/// The vectors of an embeddings response, in order.
+pub fn embedding_vectors(body: &Value) -> Vec<Vec<f64>> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+        .collect()
+}
+
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
