@@ -116,8 +116,9 @@ impl LocalText {
 
 /// Models below this many parameters draft a document section by section.
 const SMALL_MODEL: u64 = 3_000_000_000;
-/// Tokens one section may take.
+/// Tokens one section may take at most, and takes when the request sets no limit.
 const SECTION_TOKENS: u32 = 160;
+const SECTION_TOKENS_DEFAULT: u32 = 120;
 
 impl LocalText {
     /// The prompt's tokens, checked against the model's context.
@@ -152,7 +153,10 @@ impl LocalText {
                       No heading, no introduction, no closing remarks.";
         let mut parts = Vec::with_capacity(outline.sections.len());
         let mut lead = outline.title.as_ref().map(|t| format!("# {t}\n\n")).unwrap_or_default();
-        let per_section = (max_tokens / outline.sections.len() as u32).clamp(16, SECTION_TOKENS);
+        let per_section = match request.max_tokens {
+            Some(m) => (m / outline.sections.len() as u32).clamp(16, SECTION_TOKENS),
+            None => SECTION_TOKENS_DEFAULT,
+        };
         for section in &outline.sections {
             let ask = if section.prompt.is_empty() {
                 format!("Write the \"{}\" section.", section.title)
@@ -258,11 +262,14 @@ impl Job {
 
     fn run(&self, tx: &Sender) -> Result<(), AiError> {
         let (mut prompt, mut written, mut finish) = (0, 0, "stop");
+        let mut out = Out { tx, newlines: 0 };
         for part in &self.parts {
-            if !part.lead.is_empty() && tx.blocking_send(Ok(TextEvent::Delta(part.lead.clone()))).is_err() {
+            // A section's heading follows the text before it after exactly one blank line.
+            let skip = part.lead.chars().take_while(|c| *c == '\n').count().min(out.newlines);
+            if !out.send(part.lead[skip..].to_string()) {
                 return Ok(());
             }
-            match self.generate(part, tx)? {
+            match self.generate(part, &mut out)? {
                 Ended::Abandoned => return Ok(()),
                 Ended::Finished(why, n) => {
                     prompt += part.tokens.len() as u32;
@@ -281,7 +288,8 @@ impl Job {
         Ok(())
     }
 
-    fn generate(&self, part: &Part, tx: &Sender) -> Result<Ended, AiError> {
+    fn generate(&self, part: &Part, out: &mut Out<'_>) -> Result<Ended, AiError> {
+        let tx = out.tx;
         let n_ctx = (part.tokens.len() as u32 + part.max_tokens + 1).min(self.context);
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
@@ -335,8 +343,8 @@ impl Job {
             written += 1;
             let bytes = vocab.token_to_piece(token, false, None);
             let piece = decoder.push(&bytes);
-            let (out, stopped) = text.push(&piece);
-            if !out.is_empty() && tx.blocking_send(Ok(TextEvent::Delta(out))).is_err() {
+            let (shown, stopped) = text.push(&piece);
+            if !out.send(shown) {
                 return Ok(Ended::Abandoned);
             }
             if stopped {
@@ -352,10 +360,28 @@ impl Job {
         };
         let rest = text.finish(&decoder.finish(), finish == "length");
         let rest = if part.lead.ends_with("- ") { rest.trim_end().to_string() } else { rest };
-        if !rest.is_empty() && tx.blocking_send(Ok(TextEvent::Delta(rest))).is_err() {
+        if !out.send(rest) {
             return Ok(Ended::Abandoned);
         }
         Ok(Ended::Finished(finish, written))
+    }
+}
+
+/// Where a job's text goes, remembering how many line breaks it ends with.
+struct Out<'a> {
+    tx: &'a Sender,
+    newlines: usize,
+}
+
+impl Out<'_> {
+    /// Sends `text` (nothing when empty); false when the caller went away.
+    fn send(&mut self, text: String) -> bool {
+        if text.is_empty() {
+            return true;
+        }
+        let trailing = text.chars().rev().take_while(|c| *c == '\n').count();
+        self.newlines = if trailing == text.chars().count() { self.newlines + trailing } else { trailing };
+        self.tx.blocking_send(Ok(TextEvent::Delta(text))).is_ok()
     }
 }
 

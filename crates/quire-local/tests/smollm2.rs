@@ -149,6 +149,7 @@ async fn a_small_model_drafts_an_outline_section_by_section() {
     let at = |h: &str| text.find(h).unwrap_or_else(|| panic!("{h} in {text}"));
     assert!(at("## Problem") < at("## Goals") && at("## Goals") < at("## Risks"), "in the outline's order: {text}");
     assert_eq!(text.matches("\n## ").count(), 3, "no heading of the model's own: {text}");
+    assert!(!text.contains("\n\n\n"), "one blank line between sections: {text:?}");
     quire_ai::gate::check_text(&text, &outline.sections, 100_000).unwrap_or_else(|f| panic!("{f:?}: {text}"));
     let Some(TextEvent::Done { usage, .. }) = events.last() else { panic!() };
     let usage = usage.unwrap();
