@@ -14,28 +14,66 @@ use crate::gguf::{self, Put, Tensor};
 /// The converted file, kept in the model's folder.
 pub const CONVERTED: &str = "quire-f32.gguf";
 
-/// The GGUF file for the model folder `dir`, made in the folder once (and again when the
-/// weights or the configuration change).
+/// Where a model whose folder cannot be written to (a read-only mount) has its converted
+/// file: `$XDG_CACHE_HOME/quire/converted`, else `~/.cache/quire/converted`.
+pub fn default_cache() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("quire").join("converted")
+}
+
+/// The GGUF file for the model folder `dir`, made once (and again when the weights or the
+/// configuration change): in the folder, or in [`default_cache`] when the folder cannot be
+/// written to.
 pub fn converted(dir: &Path) -> Result<PathBuf, LocalError> {
-    let out = dir.join(CONVERTED);
+    converted_in(dir, &default_cache())
+}
+
+/// [`converted`], with `cache` as the place for models in folders that cannot be written to.
+pub fn converted_in(dir: &Path, cache: &Path) -> Result<PathBuf, LocalError> {
     let newest_source = weights(dir)?
         .iter()
         .chain([dir.join("config.json")].iter())
         .filter_map(|p| p.metadata().and_then(|m| m.modified()).ok())
         .max();
-    let fresh = out.metadata().and_then(|m| m.modified()).ok().zip(newest_source).is_some_and(|(o, s)| o >= s);
-    if !fresh {
-        // One conversion at a time in this process; another process writes its own file.
-        static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
-        if out.metadata().and_then(|m| m.modified()).ok().zip(newest_source).is_some_and(|(o, s)| o >= s) {
+    let fresh = |out: &Path| {
+        let made = out.metadata().ok().filter(|m| m.is_file()).and_then(|m| m.modified().ok());
+        made.zip(newest_source).is_some_and(|(o, s)| o >= s)
+    };
+    // The same folder always has the same file in the cache.
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let hash = canonical
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let places =
+        [(dir.to_path_buf(), CONVERTED.to_string()), (cache.to_path_buf(), format!("{name}-{hash:016x}.gguf"))];
+    if let Some((folder, file)) = places.iter().find(|(f, n)| fresh(&f.join(n))) {
+        return Ok(folder.join(file));
+    }
+    // One conversion at a time in this process; another process writes its own file.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut refused = Vec::new();
+    for (folder, file) in &places {
+        let out = folder.join(file);
+        if fresh(&out) {
             return Ok(out);
         }
-        let partial = dir.join(format!(".{CONVERTED}.{}", std::process::id()));
+        let partial = folder.join(format!(".{file}.{}", std::process::id()));
+        // Can it be written here? (Checked before the conversion's work.)
+        if let Err(e) = std::fs::create_dir_all(folder).and_then(|_| std::fs::File::create(&partial)) {
+            refused.push(format!("{}: {e}", folder.display()));
+            continue;
+        }
         write(dir, &partial)?;
         std::fs::rename(&partial, &out).map_err(|e| LocalError(format!("{}: {e}", out.display())))?;
+        return Ok(out);
     }
-    Ok(out)
+    Err(LocalError(format!("nowhere to write the converted model: {}", refused.join("; "))))
 }
 
 fn weights(dir: &Path) -> Result<Vec<PathBuf>, LocalError> {

@@ -55,3 +55,25 @@ async fn another_model_name_is_refused() {
     assert_eq!(e.kind, AiErrorKind::Rejected);
     assert!(e.message.contains("all-MiniLM-L6-v2"), "{e}");
 }
+
+#[tokio::test]
+async fn a_model_folder_that_cannot_be_written_is_converted_into_the_cache() {
+    let source = quire_local::fetch::shared_cache().unwrap().join(DEFAULT_EMBEDDING);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("mounted-minilm");
+    std::fs::create_dir_all(folder.join("1_Pooling")).unwrap();
+    for file in ["config.json", "model.safetensors", "tokenizer.json", "1_Pooling/config.json"] {
+        std::fs::copy(source.join(file), folder.join(file)).unwrap();
+    }
+    // Where the converted file would go is taken (as good as unwritable, even for root).
+    std::fs::create_dir(folder.join(quire_local::convert::CONVERTED)).unwrap();
+    let cache = dir.path().join("cache");
+    let out = quire_local::convert::converted_in(&folder, &cache).unwrap();
+    assert!(
+        out.starts_with(&cache) && out.file_name().unwrap().to_string_lossy().starts_with("mounted-minilm-"),
+        "{out:?}"
+    );
+    assert_eq!(quire_local::convert::converted_in(&folder, &cache).unwrap(), out, "made once, then found");
+    let header = quire_local::gguf::read_header(&out).unwrap();
+    assert_eq!(header.architecture(), Some("bert"));
+}
