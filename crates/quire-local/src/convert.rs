@@ -70,8 +70,13 @@ pub fn converted_in(dir: &Path, cache: &Path) -> Result<PathBuf, LocalError> {
             continue;
         }
         write(dir, &partial)?;
-        std::fs::rename(&partial, &out).map_err(|e| LocalError(format!("{}: {e}", out.display())))?;
-        return Ok(out);
+        match std::fs::rename(&partial, &out) {
+            Ok(()) => return Ok(out),
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                refused.push(format!("{}: {e}", out.display()));
+            }
+        }
     }
     Err(LocalError(format!("nowhere to write the converted model: {}", refused.join("; "))))
 }

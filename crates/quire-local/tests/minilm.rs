@@ -65,8 +65,11 @@ async fn a_model_folder_that_cannot_be_written_is_converted_into_the_cache() {
     for file in ["config.json", "model.safetensors", "tokenizer.json", "1_Pooling/config.json"] {
         std::fs::copy(source.join(file), folder.join(file)).unwrap();
     }
-    // Where the converted file would go is taken (as good as unwritable, even for root).
-    std::fs::create_dir(folder.join(quire_local::convert::CONVERTED)).unwrap();
+    // The folder refuses the converted file (as a read-only mount would; root writes
+    // anywhere, so its names are taken by folders instead), and a folder is no conversion.
+    let converted = quire_local::convert::CONVERTED;
+    std::fs::create_dir(folder.join(converted)).unwrap();
+    std::fs::create_dir(folder.join(format!(".{converted}.{}", std::process::id()))).unwrap();
     let cache = dir.path().join("cache");
     let out = quire_local::convert::converted_in(&folder, &cache).unwrap();
     assert!(
