@@ -515,7 +515,7 @@ impl Auth {
     pub async fn rotate_secrets(store: &dyn Store, keyring: &Keyring) -> Result<usize> {
         let mut done = 0;
         for (slot, value) in store.settings().await? {
-            let plain = if Keyring::is_sealed(&value) { keyring.open(&slot, &value)? } else { value };
+            let plain = keyring.open_or_plain(&slot, &value)?;
             store.put_setting(&slot, &keyring.seal(&slot, &plain)).await?;
             done += 1;
         }

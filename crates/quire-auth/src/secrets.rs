@@ -84,6 +84,12 @@ impl Keyring {
         format!("{PREFIX}{id}:{}", URL_SAFE_NO_PAD.encode(out))
     }
 
+    /// A stored value as plain text: opened when sealed, as it is when stored before it was
+    /// (or a setting that holds no secret).
+    pub fn open_or_plain(&self, slot: &str, value: &str) -> Result<String> {
+        if Keyring::is_sealed(value) { self.open(slot, value) } else { Ok(value.to_string()) }
+    }
+
     /// Opens a value sealed for `slot`. Says plainly which key is missing or wrong.
     pub fn open(&self, slot: &str, sealed: &str) -> Result<String> {
         let rest =
@@ -128,6 +134,9 @@ mod tests {
         let mut tampered = sealed.clone();
         tampered.pop();
         assert!(ring.open("auth.jwt", &tampered).is_err());
+        assert_eq!(ring.open_or_plain("auth.jwt", &sealed).unwrap(), "s3cret");
+        assert_eq!(ring.open_or_plain("auth.jwt", "plain").unwrap(), "plain", "plain text passes through");
+        assert!(ring.open_or_plain("other.slot", &sealed).is_err());
     }
 
     #[test]

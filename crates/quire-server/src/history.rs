@@ -261,11 +261,7 @@ impl History {
     /// A setting of the history's, opened if it is sealed (the remote always is; `quire keys
     /// rotate` seals the others too).
     async fn setting(&self, slot: &str) -> Result<Option<String>> {
-        self.store.setting(slot).await?.map(|v| self.opened(slot, v)).transpose()
-    }
-
-    fn opened(&self, slot: &str, value: String) -> Result<String> {
-        if quire_auth::Keyring::is_sealed(&value) { self.keyring.open(slot, &value) } else { Ok(value) }
+        self.store.setting(slot).await?.map(|v| self.keyring.open_or_plain(slot, &v)).transpose()
     }
 
     /// The remote a workspace's repository is pushed to, if any, with its credentials.
@@ -306,7 +302,7 @@ impl History {
         let mut out = Vec::new();
         for (key, value) in self.store.settings().await? {
             if let Some(ws) = key.strip_prefix(PUSH_PREFIX) {
-                let state: Value = serde_json::from_str(&self.opened(&key, value)?).unwrap_or_default();
+                let state: Value = serde_json::from_str(&self.keyring.open_or_plain(&key, &value)?).unwrap_or_default();
                 if state["ok"] == false {
                     out.push((ws.to_string(), state["error"].as_str().unwrap_or_default().to_string()));
                 }

@@ -296,11 +296,7 @@ const SEALABLE: [&str; 3] = ["oidc_client_secret", "github_client_secret", "metr
 
 /// Opens sealed secret settings; plain ones pass through.
 fn unseal(keyring: &quire_auth::Keyring, setting: &str, value: &str) -> Result<String, String> {
-    if quire_auth::Keyring::is_sealed(value) {
-        keyring.open(&format!("config.{setting}"), value).map_err(|e| format!("{setting}: {e}"))
-    } else {
-        Ok(value.to_string())
-    }
+    keyring.open_or_plain(&format!("config.{setting}"), value).map_err(|e| format!("{setting}: {e}"))
 }
 
 /// `quire keys rotate`.
