@@ -37,14 +37,26 @@ pub struct Found {
     pub problem: Option<String>,
 }
 
+/// A GGUF file's header as read: its path, length and modification time, and what it holds.
+type Seen = (PathBuf, u64, Option<std::time::SystemTime>, Found);
+
 /// What a path holds, if it is a model: a GGUF file, or a folder with `config.json`,
 /// `*.safetensors` and a tokenizer (a Hugging Face BERT-family model).
 pub fn inspect(path: &Path) -> Option<Found> {
     let name = path.file_name()?.to_string_lossy().to_string();
     if path.is_file() && name.to_ascii_lowercase().ends_with(".gguf") {
-        let bytes = path.metadata().map(|m| m.len()).unwrap_or(0);
+        let meta = path.metadata().ok();
+        let bytes = meta.as_ref().map_or(0, |m| m.len());
+        // A header is read once per file version: the folder is looked at again every few
+        // seconds, and a chat model's header holds its whole vocabulary.
+        static SEEN: std::sync::Mutex<Vec<Seen>> = std::sync::Mutex::new(Vec::new());
+        let modified = meta.and_then(|m| m.modified().ok());
+        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((.., found)) = seen.iter().find(|(p, b, m, _)| p == path && *b == bytes && *m == modified) {
+            return Some(found.clone());
+        }
         let stem = name[..name.len() - 5].to_string();
-        return Some(match gguf::read_header(path) {
+        let found = match gguf::read_header(path) {
             Ok(h) => {
                 let arch = h.architecture().unwrap_or("unknown").to_string();
                 let kind = if ENCODERS.contains(&arch.as_str()) { Kind::Embedding } else { Kind::Text };
@@ -58,7 +70,10 @@ pub fn inspect(path: &Path) -> Option<Found> {
                 architecture: "unknown".into(),
                 problem: Some(e.reason),
             },
-        });
+        };
+        seen.retain(|(p, ..)| p != path);
+        seen.push((path.to_path_buf(), bytes, modified, found.clone()));
+        return Some(found);
     }
     if path.is_dir() && path.join("config.json").is_file() {
         let config: serde_json::Value =
@@ -148,5 +163,9 @@ mod tests {
         assert_eq!(choose(d, Kind::Text).unwrap().name, "Chat");
         assert_eq!(choose(d, Kind::Embedding).unwrap().name, DEFAULT_EMBEDDING, "the fetched one first");
         assert!(choose(&d.join("nowhere"), Kind::Text).is_none());
+        // A file mended in place is read again.
+        std::fs::write(d.join("broken.gguf"), header(&[("general.architecture", 8, string("qwen2"))])).unwrap();
+        let mended = inspect(&d.join("broken.gguf")).unwrap();
+        assert_eq!((mended.problem, mended.architecture.as_str()), (None, "qwen2"));
     }
 }
