@@ -37,7 +37,7 @@ mod worker;
 
 pub use component::{Component, ComponentError, ComponentInfo, Registry, Run};
 pub use schedule::{Scheduler, next_after};
-pub use worker::{WorkerConfig, WorkerHandle};
+pub use worker::{WorkerConfig, WorkerHandle, WorkerStats};
 
 /// Where the engine reads the time. Tests substitute a [`ManualClock`] to check retry
 /// timing and schedules without sleeping.

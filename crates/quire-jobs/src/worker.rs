@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -43,12 +43,49 @@ impl Default for WorkerConfig {
 /// [`WorkerHandle::join`] waits until it has.
 pub struct WorkerHandle {
     pub id: String,
+    stats: Arc<WorkerStats>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl WorkerHandle {
     pub async fn join(self) {
         let _ = self.task.await;
+    }
+
+    /// What the worker's loop has done so far.
+    pub fn stats(&self) -> &WorkerStats {
+        &self.stats
+    }
+}
+
+/// Counts of a worker's loop, also exported as the metrics `jobs_claims_total` (claims
+/// asked of the store) and `jobs_worker_wakeups_total` (times the loop woke up). An idle
+/// worker wakes once per poll interval and per heartbeat, and claims once per poll.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    claims: AtomicU64,
+    wakeups: AtomicU64,
+}
+
+impl WorkerStats {
+    /// Claims asked of the store (whether or not they found anything).
+    pub fn claims(&self) -> u64 {
+        self.claims.load(Ordering::Relaxed)
+    }
+
+    /// Times the loop woke up to look again.
+    pub fn wakeups(&self) -> u64 {
+        self.wakeups.load(Ordering::Relaxed)
+    }
+
+    fn claimed(&self) {
+        self.claims.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("jobs_claims_total").increment(1);
+    }
+
+    fn woke(&self) {
+        self.wakeups.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("jobs_worker_wakeups_total").increment(1);
     }
 }
 
@@ -73,13 +110,20 @@ pub(crate) async fn start(
     };
     engine.store().register_worker(&worker, engine.clock().now_ms()).await?;
     tracing::info!(worker = %id, queues = ?config.queues, concurrency = config.concurrency, "worker started");
-    let task = tokio::spawn(run(engine, id.clone(), config, shutdown));
-    Ok(WorkerHandle { id, task })
+    let stats = Arc::new(WorkerStats::default());
+    let task = tokio::spawn(run(engine, id.clone(), config, shutdown, stats.clone()));
+    Ok(WorkerHandle { id, stats, task })
 }
 
 /// The worker's loop: claim while there are free slots, then wait for a wake-up (a new
 /// context, a finished one, a tick) and go round again.
-async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: watch::Receiver<bool>) {
+async fn run(
+    engine: Engine,
+    id: String,
+    config: WorkerConfig,
+    mut shutdown: watch::Receiver<bool>,
+    stats: Arc<WorkerStats>,
+) {
     let store = engine.store().clone();
     let lease_ms = engine.config().lease.as_millis() as i64;
     let mut signal = store.job_signal();
@@ -105,6 +149,7 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
         let free = config.concurrency.saturating_sub(running.len());
         let mut full_batch = false;
         if free > 0 {
+            stats.claimed();
             match store.claim_contexts(&id, &config.queues, free as u32, lease_ms, engine.clock().now_ms()).await {
                 Ok(claimed) => {
                     failures = 0;
@@ -164,6 +209,7 @@ async fn run(engine: Engine, id: String, config: WorkerConfig, mut shutdown: wat
             }
             _ = shutdown.changed() => {}
         }
+        stats.woke();
     }
     // Stopping: let running contexts finish for a while (heartbeating), then hand back the rest.
     let deadline = tokio::time::sleep(config.grace);

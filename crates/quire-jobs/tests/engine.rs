@@ -38,6 +38,7 @@ quire_store::for_each_backend!(
     finishing_claims_the_next_context_at_once,
     ends_finished_together_commit_once_and_claim_one_each,
     a_busy_worker_finishes_contexts_together,
+    an_idle_worker_claims_once_per_poll,
 );
 
 const SYS: Principal = Principal::System;
@@ -870,4 +871,27 @@ async fn other_postgres_processes_hear_of_new_contexts() {
             .unwrap();
         heard.borrow_and_update();
     }
+}
+
+/// An idle worker with the default settings looks for work once per poll interval: its own
+/// empty claims do not wake it (they once did, thousands of times a second). It still hears
+/// of a new context at once.
+async fn an_idle_worker_claims_once_per_poll(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let engine = Engine::new(s.t.store.clone(), registry(), EngineConfig::default());
+    let config = WorkerConfig { schedules: false, grace: Duration::from_millis(300), ..Default::default() };
+    let w = engine.start_worker(config, s.stop.subscribe()).await.unwrap();
+    // It is running: a context submitted now completes.
+    let first = s.submit(with("test", &["noop"], json!({}))).await;
+    s.until(&first.id, "completed", |c| c.status == ContextStatus::Completed).await;
+    let (claims, wakeups) = (w.stats().claims(), w.stats().wakeups());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_claims = w.stats().claims() - claims;
+    let idle_wakeups = w.stats().wakeups() - wakeups;
+    assert!(idle_claims <= 5, "{idle_claims} claims in 3 idle seconds with a 1 s poll");
+    assert!(idle_wakeups <= 8, "{idle_wakeups} wake-ups in 3 idle seconds");
+    // And a context submitted while it idles is still taken.
+    let second = s.submit(with("test", &["noop"], json!({}))).await;
+    s.until(&second.id, "completed", |c| c.status == ContextStatus::Completed).await;
+    assert!(w.stats().claims() > claims + idle_claims, "the new context was claimed");
 }

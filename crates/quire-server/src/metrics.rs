@@ -35,6 +35,11 @@ fn registry() -> &'static Registry {
             metrics::Unit::Seconds,
             "Time to the response head, by method, matched route and status"
         );
+        metrics::describe_counter!(
+            "jobs_claims_total",
+            "Claims workers asked of the job store (an idle worker: one per poll)"
+        );
+        metrics::describe_counter!("jobs_worker_wakeups_total", "Times a worker's loop woke up to look for work");
         let process = metrics_process::Collector::default();
         process.describe();
         Registry { handle, process }

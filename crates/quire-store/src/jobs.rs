@@ -488,6 +488,25 @@ macro_rules! impl_job_store {
                 row.row.try_into().map(Some)
             }
 
+            /// Whether any context of `queues` is due by `now`: a read, so that an idle
+            /// worker's poll takes no write lock and commits nothing.
+            async fn any_due(&self, queues: &[String], now: i64) -> quire_core::Result<bool> {
+                for queue in queues {
+                    let due: Option<i32> = sqlx::query_scalar(
+                        "SELECT 1 FROM jobs WHERE queue = $1 AND status IN ('pending', 'retrying') AND run_at <= $2 LIMIT 1",
+                    )
+                    .bind(queue)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                    if due.is_some() {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+
             /// Claims from one queue within `tx`; the claims' `processing` events are added
             /// to `events` for the caller to insert with its own.
             #[allow(clippy::too_many_arguments)]
@@ -1080,7 +1099,7 @@ macro_rules! impl_job_store {
                 lease_ms: i64,
                 now: i64,
             ) -> quire_core::Result<Vec<quire_core::Context>> {
-                if max == 0 {
+                if max == 0 || !self.any_due(queues, now).await? {
                     return Ok(Vec::new());
                 }
                 let mut tx = self.begin_write().await?;
@@ -1094,7 +1113,13 @@ macro_rules! impl_job_store {
                     claimed.extend(self.claim_from(&mut tx, worker_id, queue, left, lease_ms, now, &mut events).await?);
                 }
                 Self::insert_events(&mut tx, events, now).await?;
-                self.commit_jobs(tx).await?;
+                if claimed.is_empty() {
+                    // Nothing changed: waking this process's workers (and, on PostgreSQL,
+                    // every other process's) would only make them claim nothing again.
+                    tx.commit().await.map_err($crate::rows::db_err)?;
+                } else {
+                    self.commit_jobs(tx).await?;
+                }
                 Ok(claimed)
             }
 

@@ -40,7 +40,9 @@ impl PgStore {
     const MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
     /// Serialises event inserts until commit; taken last in a transaction, held briefly.
     const OUTBOX_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7420)");
-    const OUTBOX_NOTIFY: Option<&'static str> = Some("SELECT pg_notify('quire_events', '')");
+    /// The payload names the schema: processes of another Quire sharing the database (in
+    /// another schema) are not woken.
+    const OUTBOX_NOTIFY: Option<&'static str> = Some("SELECT pg_notify('quire_events', current_schema())");
     /// Claimers pass over rows another claimer's transaction holds instead of waiting.
     const CLAIM_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     /// Serialises claims on a queue with a concurrency limit, so the running count holds.
@@ -254,7 +256,7 @@ async fn notify_jobs(pool: PgPool, changed: std::sync::Arc<tokio::sync::Notify>)
             }
             continue;
         }
-        if let Err(e) = sqlx::query("SELECT pg_notify('quire_jobs', '')").execute(&pool).await {
+        if let Err(e) = sqlx::query("SELECT pg_notify('quire_jobs', current_schema())").execute(&pool).await {
             tracing::warn!(error = %e, "notifying other processes of context changes failed; they will poll");
         }
         tokio::time::sleep(NOTIFY_EVERY).await;
@@ -275,8 +277,13 @@ async fn listen(
         let session = async {
             let mut listener = PgListener::connect_with(&pool).await?;
             listener.listen_all([CHANNEL, JOBS_CHANNEL]).await?;
+            let schema: String = sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&pool).await?;
             loop {
                 let n = listener.recv().await?;
+                if n.payload() != schema {
+                    // Another schema's Quire.
+                    continue;
+                }
                 let target = if n.channel() == JOBS_CHANNEL { &jobs } else { &signal };
                 target.send_modify(|n| *n = n.wrapping_add(1));
             }
