@@ -267,16 +267,10 @@ impl Auth {
     ) -> Result<SignedIn> {
         quire_core::check_password(password)?;
         // The very first account needs no invitation: someone has to be able to start.
-        if self.config.signup == SignupMode::InviteOnly && self.store.user_count().await? > 0 {
-            let open = match invitation {
-                Some(token) => self.store.invitation_is_open(&token_hash(token)).await?,
-                None => false,
-            };
-            if !open {
-                return Err(Error::Forbidden(
-                    "sign-up on this instance is by invitation; ask an admin for an invitation link".into(),
-                ));
-            }
+        if self.config.signup == SignupMode::InviteOnly && invitation.is_none() && self.store.user_count().await? > 0 {
+            return Err(Error::Forbidden(
+                "sign-up on this instance is by invitation; ask an admin for an invitation link".into(),
+            ));
         }
         let new = NewUser {
             email: email.into(),
@@ -284,13 +278,18 @@ impl Auth {
             password_hash: Some(hash_password(password).await?),
             admin: false,
         };
-        let (user, first) = self.store.create_user(new).await?;
+        // With an invitation, the account and its membership are made together or not at
+        // all: an invitation refused (unknown, used, expired or for another address)
+        // leaves no account behind.
+        let (user, first) = match invitation {
+            Some(token) => self.store.create_invited_user(new, &token_hash(token)).await.map_err(|e| match e {
+                Error::NotFound { what: "invitation", id } => Error::Forbidden(id),
+                other => other,
+            })?,
+            None => self.store.create_user(new).await?,
+        };
         if first {
             self.welcome_first(&user).await?;
-        }
-        let who = Principal::User { id: user.id.clone(), admin: user.admin, session: None };
-        if let Some(token) = invitation {
-            self.store.accept_invitation(&who, &token_hash(token)).await?;
         }
         let mut signed = self.start_session(user, client).await?;
         signed.first = first;
@@ -551,7 +550,7 @@ impl Auth {
     }
 
     /// Begins a single sign-on; returns the provider URL to send the browser to.
-    pub async fn sso_start(&self, provider: &str, redirect: &str) -> Result<String> {
+    pub async fn sso_start(&self, provider: &str, redirect: &str) -> Result<sso::Started> {
         self.sso.start(&*self.store, provider, redirect).await
     }
 
@@ -564,9 +563,10 @@ impl Auth {
         provider: &str,
         code: &str,
         state: &str,
+        browser_state: Option<&str>,
         client: &ClientInfo,
     ) -> Result<(SignedIn, String)> {
-        let (id, redirect) = self.sso.finish(&*self.store, provider, code, state).await?;
+        let (id, redirect) = self.sso.finish(&*self.store, provider, code, state, browser_state).await?;
         let user = match self.store.user_by_identity(&id.provider, &id.subject).await? {
             Some(user) => user,
             None => {

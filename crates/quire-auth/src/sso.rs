@@ -168,10 +168,11 @@ impl Sso {
         Ok((d, keys))
     }
 
-    /// Begins a sign-in: remembers it and returns the provider URL to send the browser to.
+    /// Begins a sign-in: remembers it and returns the provider URL to send the browser to,
+    /// and the state the browser must keep (as a cookie) to finish it.
     /// `redirect` (a path in Quire) is where the browser lands afterwards.
-    pub async fn start(&self, store: &dyn Store, provider: &str, redirect: &str) -> Result<String> {
-        let redirect = if redirect.starts_with('/') && !redirect.starts_with("//") { redirect } else { "/" };
+    pub async fn start(&self, store: &dyn Store, provider: &str, redirect: &str) -> Result<Started> {
+        let redirect = local_path(redirect).unwrap_or("/");
         let state = crate::random_token("", 24);
         let verifier = crate::random_token("", 32);
         let nonce = crate::random_token("", 16);
@@ -212,18 +213,30 @@ impl Sso {
             .append_pair("nonce", &nonce)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
-        Ok(url.into())
+        Ok(Started { url: url.into(), state, max_age: STATE_TTL })
     }
 
     /// Completes a sign-in from the provider's callback: checks the state, exchanges the
     /// code, and returns who signed in and where the browser goes next.
+    ///
+    /// `browser_state` is the state the browser kept from [`Sso::start`] (a cookie): a
+    /// callback carrying another state, or none, was not started in this browser (someone
+    /// signing a victim into the attacker's account, "login CSRF") and is refused.
     pub async fn finish(
         &self,
         store: &dyn Store,
         provider: &str,
         code: &str,
         state: &str,
+        browser_state: Option<&str>,
     ) -> Result<(ExternalIdentity, String)> {
+        let bound = browser_state
+            .is_some_and(|b| aws_lc_rs::constant_time::verify_slices_are_equal(b.as_bytes(), state.as_bytes()).is_ok());
+        if !bound {
+            return Err(Error::Unauthenticated(
+                "this sign-in was not started in this browser (or its cookie expired); start again".into(),
+            ));
+        }
         let saved = store
             .take_sso_state(&crate::token_hash(state))
             .await?
@@ -360,5 +373,53 @@ impl Sso {
             email_verified: primary.is_some(),
             name: user.name.or(Some(user.login)),
         })
+    }
+}
+
+/// A sign-in begun: where the browser goes, and the state it keeps until the callback.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub url: String,
+    pub state: String,
+    /// How long the sign-in may take.
+    pub max_age: Duration,
+}
+
+/// `redirect` if it is a path on this site, for the browser to land on after signing in.
+/// Anything a browser could read as another site is refused: `//host`, `/\host` (browsers
+/// treat `\` as `/`), and control characters or spaces (browsers drop tabs and newlines, so
+/// `/<tab>/host` becomes `//host`).
+pub fn local_path(redirect: &str) -> Option<&str> {
+    let rest = redirect.strip_prefix('/')?;
+    let bad = |c: char| c == '\\' || c.is_control() || c.is_whitespace();
+    if rest.starts_with('/') || redirect.chars().any(bad) {
+        return None;
+    }
+    Some(redirect)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_paths_on_this_site_are_landed_on() {
+        for ok in ["/", "/documents", "/w/abc?tab=history#top", "/a/b%2Fc"] {
+            assert_eq!(local_path(ok), Some(ok), "{ok}");
+        }
+        let refused = [
+            "",
+            "documents",
+            "//evil.com",
+            "/\\evil.com",
+            "/\t/evil.com",
+            "/\n/evil.com",
+            "/ /evil.com",
+            "https://evil.com",
+            "\\\\evil.com",
+        ];
+        for bad in refused {
+            assert_eq!(local_path(bad), None, "{bad:?}");
+        }
     }
 }

@@ -210,6 +210,14 @@ async fn invite_only_signup(b: Backend) {
         .await;
     assert_eq!(inv.status, StatusCode::CREATED, "{}", inv.body);
     let token = inv.body["token"].as_str().unwrap();
+    // Another address cannot take it, and trying leaves no account behind.
+    let other =
+        json!({"email": "other@example.com", "password": "correct horse battery", "name": "O", "invitation": token});
+    let mismatched = api.call_as(None, Method::POST, "/api/v1/auth/signup", Some(other), &[]).await;
+    assert_error(&mismatched, StatusCode::FORBIDDEN, "forbidden");
+    let login = json!({"email": "other@example.com", "password": "correct horse battery"});
+    let no_account = api.call_as(None, Method::POST, "/api/v1/auth/login", Some(login), &[]).await;
+    assert_error(&no_account, StatusCode::UNAUTHORIZED, "unauthenticated");
     let joined = api.call_as(None, Method::POST, "/api/v1/auth/signup", Some(body(Some(token))), &[]).await;
     assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
     let access = joined.body["access_token"].as_str().unwrap();

@@ -240,17 +240,43 @@ async fn api_with(b: Backend, fake: &Fake) -> Api {
     Api::with_auth(b, StoreOptions::default(), common::relaxed(), AuthConfig { sso, ..AuthConfig::default() }).await
 }
 
+/// The cookies the browser of these tests was given when it started each sign-in, by the
+/// sign-in's state: a callback carries the one its own start set, as a browser's would.
+static BROWSER: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
 /// Starts a sign-in and returns the provider URL Quire redirected to.
 async fn start(api: &Api, provider: &str, redirect: &str) -> String {
     let r = api
         .call_as(None, Method::GET, &format!("/api/v1/auth/sso/{provider}/start?redirect={redirect}"), None, &[])
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    r.headers[header::LOCATION].to_str().unwrap().to_string()
+    let to = r.headers[header::LOCATION].to_str().unwrap().to_string();
+    let set = r.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("Path=/api/v1/auth/sso"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_string();
+    BROWSER.lock().unwrap().push((reqwest_free_parse(&to)["state"].clone(), cookie));
+    to
 }
 
+/// The provider sends the browser back to Quire, with the cookie its start set.
 async fn callback(api: &Api, path: &str) -> Reply {
-    api.send(Request::get(path).body(axum::body::Body::empty()).unwrap()).await
+    let state =
+        path.split_once('?').map(|(_, q)| reqwest_free_parse(&format!("x?{q}"))).and_then(|q| q.get("state").cloned());
+    let cookie = state.and_then(|s| BROWSER.lock().unwrap().iter().find(|(st, _)| *st == s).map(|(_, c)| c.clone()));
+    let mut req = Request::get(path);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    api.send(req.body(axum::body::Body::empty()).unwrap()).await
+}
+
+/// The same callback arriving in a browser that did not start the sign-in.
+async fn callback_elsewhere(api: &Api, path: &str, cookie: Option<&str>) -> Reply {
+    let mut req = Request::get(path);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    api.send(req.body(axum::body::Body::empty()).unwrap()).await
 }
 
 /// The user id a callback's session cookie belongs to.
@@ -328,6 +354,34 @@ async fn openid_connect_links_by_verified_email(b: Backend) {
     .await;
     assert_eq!(new.headers[header::LOCATION], "/", "only paths inside Quire");
     assert_ne!(who(&api, &new).await, ada_id);
+    // Paths a browser would read as another site land on / too.
+    for evil in ["/%5Cevil.example", "/%09/evil.example", "/%0A/evil.example"] {
+        let to = start(&api, "oidc", evil).await;
+        let back = callback(
+            &api,
+            &consent(&fake, &to, json!({"sub": "kc-ada", "email": "ada@example.com", "email_verified": true})),
+        )
+        .await;
+        assert_eq!(back.headers[header::LOCATION], "/", "{evil}");
+    }
+    // A callback opened in a browser that did not start the sign-in (an attacker's own
+    // sign-in, sent to a victim) is refused, with another sign-in's cookie too.
+    let to = start(&api, "oidc", "/").await;
+    let path = consent(&fake, &to, json!({"sub": "kc-mallory", "email": "m@example.com", "email_verified": true}));
+    assert_error(&callback_elsewhere(&api, &path, None).await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let other = start(&api, "oidc", "/").await;
+    let other_cookie = format!("quire_sso_state={}", reqwest_free_parse(&other)["state"]);
+    let crossed = callback_elsewhere(&api, &path, Some(&other_cookie)).await;
+    assert_error(&crossed, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert!(
+        crossed.headers.get_all(header::SET_COOKIE).iter().all(|c| !c.to_str().unwrap().starts_with("quire_access="))
+    );
+    // The browser that started it still finishes it, and its state cookie is cleared.
+    let done = callback(&api, &path).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(
+        done.headers.get_all(header::SET_COOKIE).iter().any(|c| c.to_str().unwrap().starts_with("quire_sso_state=;"))
+    );
 
     // Refusals.
     let to = start(&api, "oidc", "/").await;

@@ -65,6 +65,10 @@ pub trait IdentityStore: Send + Sync {
     /// Creates an account. The first account of the instance becomes its administrator;
     /// the flag in the result says whether this was the first.
     async fn create_user(&self, new: NewUser) -> Result<(User, bool)>;
+    /// Creates an account that joins an invitation's workspace, in one transaction: when
+    /// the invitation is unknown, used, expired (`NotFound`) or for another address
+    /// (`Forbidden`), no account is created.
+    async fn create_invited_user(&self, new: NewUser, token_hash: &str) -> Result<(User, bool)>;
     async fn user_by_email(&self, email: &str) -> Result<Option<Credentials>>;
     /// How many accounts exist.
     async fn user_count(&self) -> Result<i64>;

@@ -7,6 +7,13 @@ macro_rules! member_select {
     };
 }
 
+/// An invitation found open for the address that takes it.
+pub(crate) struct OpenInvitation {
+    pub id: String,
+    pub workspace_id: String,
+    pub role: quire_core::Role,
+}
+
 macro_rules! impl_identity_store {
     ($store:ty, $db:ty) => {
         impl $store {
@@ -53,19 +60,19 @@ macro_rules! impl_identity_store {
                 }
                 Ok(())
             }
-        }
 
-        #[async_trait::async_trait]
-        impl $crate::IdentityStore for $store {
-            async fn create_user(&self, new: quire_core::NewUser) -> quire_core::Result<(quire_core::User, bool)> {
-                let new = new.validate()?;
-                let mut tx = self.begin_write().await?;
+            /// Inserts an account in `tx` (the first of the instance becomes its
+            /// administrator) with its `user.created` event; says whether it was the first.
+            async fn insert_user(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                new: &quire_core::NewUser,
+            ) -> quire_core::Result<(quire_core::User, bool)> {
                 if let Some(lock) = Self::OUTBOX_LOCK {
                     // Also makes "the first account" exact across processes.
-                    sqlx::query(lock).execute(&mut *tx).await.map_err($crate::rows::db_err)?;
+                    sqlx::query(lock).execute(&mut **tx).await.map_err($crate::rows::db_err)?;
                 }
                 let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await
                     .map_err($crate::rows::db_err)?;
                 let first = count == 0;
@@ -81,7 +88,7 @@ macro_rules! impl_identity_store {
                 .bind(&new.password_hash)
                 .bind(new.admin || first)
                 .bind(now)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await
                 .map_err(|e| match $crate::rows::db_err(e) {
                     quire_core::Error::Conflict(_) => quire_core::Error::Conflict(format!(
@@ -92,7 +99,102 @@ macro_rules! impl_identity_store {
                 })?;
                 let user: quire_core::User = row.into();
                 let data = serde_json::json!({ "user": user });
-                Self::append_raw(&mut tx, &quire_core::Principal::System, "user.created", None, None, data).await?;
+                Self::append_raw(tx, &quire_core::Principal::System, "user.created", None, None, data).await?;
+                Ok((user, first))
+            }
+
+            /// The unexpired, unaccepted invitation with this token, if it may be taken by
+            /// `email`: `NotFound` when there is none, `Forbidden` when it names another
+            /// address.
+            async fn open_invitation(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                token_hash: &str,
+                email: &str,
+            ) -> quire_core::Result<$crate::sql_identity::OpenInvitation> {
+                use quire_core::Error;
+                let found: Option<(String, String, Option<String>, String)> = sqlx::query_as(
+                    "SELECT id, workspace_id, email, role FROM invitations \
+                     WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind(quire_core::now_ms())
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                let Some((id, workspace_id, invited, role)) = found else {
+                    return Err(Error::NotFound { what: "invitation", id: "this invitation is unknown, used or expired; ask for a new one".into() });
+                };
+                if invited.as_ref().is_some_and(|e| e != email) {
+                    return Err(Error::Forbidden("this invitation is for another email address".into()));
+                }
+                Ok($crate::sql_identity::OpenInvitation { id, workspace_id, role: role.parse()? })
+            }
+
+            /// Makes `user_id` a member of the invitation's workspace (never lowering a role
+            /// already held) and marks the invitation accepted, in `tx`.
+            async fn join_by_invitation(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                who: &quire_core::Principal,
+                user_id: &str,
+                invitation: $crate::sql_identity::OpenInvitation,
+            ) -> quire_core::Result<String> {
+                let now = quire_core::now_ms();
+                let $crate::sql_identity::OpenInvitation { id, workspace_id: ws_id, role: offered } = invitation;
+                let held: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+                    .bind(&ws_id)
+                    .bind(user_id)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                let held = held.map(|r| r.parse::<quire_core::Role>()).transpose()?;
+                let role = held.max(Some(offered)).unwrap_or(offered);
+                sqlx::query(
+                    "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+                )
+                .bind(&ws_id)
+                .bind(user_id)
+                .bind(role.as_str())
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                sqlx::query("UPDATE invitations SET accepted_at = $1, accepted_by = $2 WHERE id = $3")
+                    .bind(now)
+                    .bind(user_id)
+                    .bind(&id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                let data = serde_json::json!({ "user_id": user_id, "role": role, "invitation": id });
+                Self::append_raw(tx, who, "workspace.member.updated", Some(&ws_id), None, data).await?;
+                Ok(ws_id)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::IdentityStore for $store {
+            async fn create_user(&self, new: quire_core::NewUser) -> quire_core::Result<(quire_core::User, bool)> {
+                let new = new.validate()?;
+                let mut tx = self.begin_write().await?;
+                let created = Self::insert_user(&mut tx, &new).await?;
+                self.commit(tx).await?;
+                Ok(created)
+            }
+
+            async fn create_invited_user(
+                &self,
+                new: quire_core::NewUser,
+                token_hash: &str,
+            ) -> quire_core::Result<(quire_core::User, bool)> {
+                let new = new.validate()?;
+                let mut tx = self.begin_write().await?;
+                // The invitation is checked before the account exists, in the same
+                // transaction: a refused invitation leaves no account behind.
+                let invitation = Self::open_invitation(&mut tx, token_hash, &new.email).await?;
+                let (user, first) = Self::insert_user(&mut tx, &new).await?;
+                let who = quire_core::Principal::User { id: user.id.clone(), admin: user.admin, session: None };
+                Self::join_by_invitation(&mut tx, &who, &user.id, invitation).await?;
                 self.commit(tx).await?;
                 Ok((user, first))
             }
@@ -469,52 +571,9 @@ macro_rules! impl_identity_store {
                     return Err(Error::Unauthenticated("sign in (or sign up) to accept an invitation".into()));
                 };
                 let user = self.user_by_id(user_id).await?.ok_or_else(|| Error::not_found("user", user_id))?;
-                let now = quire_core::now_ms();
                 let mut tx = self.begin_write().await?;
-                let found: Option<(String, String, Option<String>, String)> = sqlx::query_as(
-                    "SELECT id, workspace_id, email, role FROM invitations \
-                     WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2",
-                )
-                .bind(token_hash)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err($crate::rows::db_err)?;
-                let Some((id, ws_id, email, role)) = found else {
-                    return Err(Error::NotFound { what: "invitation", id: "this invitation is unknown, used or expired; ask for a new one".into() });
-                };
-                if email.as_ref().is_some_and(|e| *e != user.email) {
-                    return Err(Error::Forbidden("this invitation is for another email address".into()));
-                }
-                let offered: quire_core::Role = role.parse()?;
-                let held: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
-                    .bind(&ws_id)
-                    .bind(user_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err($crate::rows::db_err)?;
-                let held = held.map(|r| r.parse::<quire_core::Role>()).transpose()?;
-                let role = held.max(Some(offered)).unwrap_or(offered);
-                sqlx::query(
-                    "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
-                )
-                .bind(&ws_id)
-                .bind(user_id)
-                .bind(role.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err($crate::rows::db_err)?;
-                sqlx::query("UPDATE invitations SET accepted_at = $1, accepted_by = $2 WHERE id = $3")
-                    .bind(now)
-                    .bind(user_id)
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::rows::db_err)?;
-                let data = serde_json::json!({ "user_id": user_id, "role": role, "invitation": id });
-                Self::append_raw(&mut tx, who, "workspace.member.updated", Some(&ws_id), None, data).await?;
+                let invitation = Self::open_invitation(&mut tx, token_hash, &user.email).await?;
+                let ws_id = Self::join_by_invitation(&mut tx, who, user_id, invitation).await?;
                 self.commit(tx).await?;
                 self.fetch_member(&ws_id, user_id).await?.ok_or_else(|| Error::not_found("member", user_id))
             }

@@ -783,6 +783,19 @@ async fn invitations_admit_the_invited(b: Backend) {
     let open = s.create_invitation(&owner, &w.id, None, Role::Viewer, "tok4", far).await.unwrap();
     s.revoke_invitation(&owner, &w.id, &open.id).await.unwrap();
     assert!(!s.invitation_is_open("tok4").await.unwrap());
+    // Signing up with an invitation: checked before the account exists, in one transaction.
+    let newcomer = |email: &str| NewUser { email: email.into(), name: "N".into(), password_hash: None, admin: false };
+    s.create_invitation(&owner, &w.id, Some("bo@example.com".into()), Role::Editor, "tok5", far).await.unwrap();
+    assert!(is_forbidden(s.create_invited_user(newcomer("mallory@example.com"), "tok5").await));
+    assert!(s.user_by_email("mallory@example.com").await.unwrap().is_none(), "a refused invitation leaves no account");
+    assert!(is_not_found(s.create_invited_user(newcomer("mallory@example.com"), "nope").await));
+    assert!(s.user_by_email("mallory@example.com").await.unwrap().is_none());
+    assert!(s.invitation_is_open("tok5").await.unwrap(), "still open for its address");
+    let (bo, first) = s.create_invited_user(newcomer("Bo@example.com"), "tok5").await.unwrap();
+    assert!(!first);
+    let members = s.list_members(&owner, &w.id).await.unwrap();
+    assert!(members.iter().any(|m| m.user_id == bo.id && m.role == Role::Editor), "{members:?}");
+    assert!(!s.invitation_is_open("tok5").await.unwrap(), "used");
 }
 
 async fn settings_are_initialised_once(b: Backend) {

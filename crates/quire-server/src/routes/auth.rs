@@ -297,9 +297,17 @@ pub async fn sso_start(
     Path(provider): Path<String>,
     crate::extract::Query(q): crate::extract::Query<SsoStart>,
 ) -> ApiResult<Response> {
-    let url = app.auth().sso_start(&provider, q.redirect.as_deref().unwrap_or("/")).await?;
-    see_other(&url)
+    let started = app.auth().sso_start(&provider, q.redirect.as_deref().unwrap_or("/")).await?;
+    let mut res = see_other(&started.url)?;
+    // The state is bound to this browser: the callback must come back with this cookie.
+    let max_age = started.max_age.as_secs();
+    set_cookie(&mut res, SSO_STATE_COOKIE, &started.state, SSO_PATH, max_age, true, app.config().cookie_secure);
+    Ok(res)
 }
+
+/// The cookie binding a single sign-on in progress to the browser that started it.
+pub const SSO_STATE_COOKIE: &str = "quire_sso_state";
+const SSO_PATH: &str = "/api/v1/auth/sso";
 
 /// Query of the provider's callback.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -322,6 +330,7 @@ pub async fn sso_callback(
     State(app): State<App>,
     Path(provider): Path<String>,
     Client(client): Client,
+    headers: axum::http::HeaderMap,
     crate::extract::Query(q): crate::extract::Query<SsoCallback>,
 ) -> ApiResult<Response> {
     if let Some(error) = q.error {
@@ -335,8 +344,10 @@ pub async fn sso_callback(
     let (Some(code), Some(state)) = (q.code, q.state) else {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "the callback needs code and state"));
     };
-    let (signed, redirect) = app.auth().sso_finish(&provider, &code, &state, &client).await?;
+    let browser_state = crate::extract::cookie(&headers, SSO_STATE_COOKIE);
+    let (signed, redirect) = app.auth().sso_finish(&provider, &code, &state, browser_state, &client).await?;
     let mut res = signed_in(&app, signed, true, StatusCode::SEE_OTHER);
+    set_cookie(&mut res, SSO_STATE_COOKIE, "", SSO_PATH, 0, true, app.config().cookie_secure);
     res.headers_mut()
         .insert(header::LOCATION, HeaderValue::from_str(&redirect).unwrap_or(HeaderValue::from_static("/")));
     Ok(res)
