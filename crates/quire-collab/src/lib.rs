@@ -14,6 +14,7 @@
 //! It knows nothing of HTTP or WebSockets: the server moves the bytes.
 
 pub mod content;
+pub mod limits;
 pub mod markdown;
 
 use std::collections::{HashMap, HashSet};
@@ -51,6 +52,8 @@ pub struct CollabConfig {
     /// message (each client's latest state), so that a room of N clients each moving their
     /// cursor costs one send per client per window instead of N. Zero sends each at once.
     pub awareness_batch: Duration,
+    /// What one client may ask of a room.
+    pub session: limits::SessionLimits,
 }
 
 impl Default for CollabConfig {
@@ -63,6 +66,7 @@ impl Default for CollabConfig {
             awareness_timeout: Duration::from_secs(30),
             offline_kept: Duration::from_secs(600),
             awareness_batch: Duration::from_millis(20),
+            session: limits::SessionLimits::default(),
         }
     }
 }
@@ -103,6 +107,9 @@ struct RoomState {
     full_state: Option<Bytes>,
     /// Awareness clients changed since the last broadcast (see `awareness_batch`).
     awareness_changed: HashSet<yrs::block::ClientID>,
+    /// Which session (and user) announced each awareness client id of this process: only
+    /// it, or a later connection of the same user (a reconnecting tab), may change it.
+    awareness_owners: HashMap<yrs::block::ClientID, (u64, String)>,
 }
 
 /// What the room knows of one session's presence.
@@ -149,6 +156,7 @@ pub struct Collab {
     relay: std::sync::OnceLock<Arc<dyn Relay>>,
     observer: std::sync::OnceLock<Arc<dyn ChangeObserver>>,
     full_encodes: AtomicU64,
+    diff_encodes: AtomicU64,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     next_session: AtomicU64,
 }
@@ -190,6 +198,7 @@ impl Collab {
             relay: std::sync::OnceLock::new(),
             observer: std::sync::OnceLock::new(),
             full_encodes: AtomicU64::new(0),
+            diff_encodes: AtomicU64::new(0),
             rooms: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
         })
@@ -276,6 +285,12 @@ impl Collab {
         self.full_encodes.load(Ordering::Relaxed)
     }
 
+    /// How often a document was encoded for a client that had part of it (sync step 1 with
+    /// a state vector).
+    pub fn diff_encodes(&self) -> u64 {
+        self.diff_encodes.load(Ordering::Relaxed)
+    }
+
     /// Rooms in memory now.
     pub fn open_rooms(&self) -> usize {
         self.rooms.lock().expect("rooms").len()
@@ -314,6 +329,7 @@ impl Collab {
             user: user.clone(),
             read_only,
             clients: HashSet::new(),
+            budgets: limits::Budgets::new(&self.config.session),
             left: false,
         };
         let mut state = room.state.lock().await;
@@ -329,6 +345,7 @@ impl Collab {
                 pending: stored.updates.len(),
                 full_state: None,
                 awareness_changed: HashSet::new(),
+                awareness_owners: HashMap::new(),
             });
         }
         let st = state.as_ref().expect("loaded above");
@@ -551,6 +568,8 @@ pub struct Session {
     read_only: bool,
     /// Awareness client ids this connection announced, removed when it leaves.
     clients: HashSet<yrs::block::ClientID>,
+    /// What it may still ask.
+    budgets: limits::Budgets,
     left: bool,
 }
 
@@ -577,7 +596,14 @@ impl Session {
         let mut decoder = DecoderV1::from(data);
         let reader = MessageReader::new(&mut decoder);
         let mut replies = Vec::new();
-        for message in reader {
+        for (n, message) in reader.enumerate() {
+            if n >= self.budgets.limits.messages_per_frame {
+                return Err(Error::TooManyRequests {
+                    message: format!("more than {} messages in one frame", self.budgets.limits.messages_per_frame),
+                    retry_after_secs: 0,
+                });
+            }
+            self.budgets.message()?;
             let message = message.map_err(protocol_error)?;
             self.handle_message(message, &mut replies).await?;
         }
@@ -587,6 +613,7 @@ impl Session {
     async fn handle_message(&mut self, message: Message, replies: &mut Vec<Bytes>) -> Result<()> {
         match message {
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                self.budgets.sync_request()?;
                 let mut state = self.room.state.lock().await;
                 let st = state.as_mut().expect("joined rooms are loaded");
                 if sv.is_empty() {
@@ -602,11 +629,13 @@ impl Session {
                     };
                     replies.push(full);
                 } else {
+                    self.collab.diff_encodes.fetch_add(1, Ordering::Relaxed);
                     let update = st.awareness.doc().transact().encode_state_as_update_v1(&sv);
                     replies.push(encode(&Message::Sync(SyncMessage::SyncStep2(update))));
                 }
             }
             Message::Sync(SyncMessage::SyncStep2(bytes)) | Message::Sync(SyncMessage::Update(bytes)) => {
+                self.budgets.update_bytes(bytes.len())?;
                 let update = Update::decode_v1(&bytes).map_err(protocol_error)?;
                 if update.is_empty() {
                     // A client with nothing new answers sync step 1 with an empty update.
@@ -622,6 +651,7 @@ impl Session {
             }
             Message::Awareness(update) => self.presence(update).await?,
             Message::AwarenessQuery => {
+                self.budgets.sync_request()?;
                 let state = self.room.state.lock().await;
                 let st = state.as_ref().expect("joined rooms are loaded");
                 let update = st.awareness.update().map_err(|e| Error::Internal(e.to_string()))?;
@@ -666,12 +696,35 @@ impl Session {
         Ok(())
     }
 
-    async fn presence(&mut self, update: AwarenessUpdate) -> Result<()> {
+    async fn presence(&mut self, mut update: AwarenessUpdate) -> Result<()> {
+        let limits = &self.budgets.limits;
+        if let Some((client, _)) = update.clients.iter().find(|(_, e)| e.json.len() > limits.awareness_state_bytes) {
+            return Err(Error::invalid(
+                "awareness",
+                format!("client {client}'s state is over the limit of {} bytes", limits.awareness_state_bytes),
+            ));
+        }
+        let mut state = self.room.state.lock().await;
+        let st = state.as_mut().expect("joined rooms are loaded");
+        // Only the connection that announced a client id (or the same user's next one, a
+        // reconnecting tab) may change or remove its state: anyone else's is left alone.
+        update.clients.retain(|client, _| match st.awareness_owners.get(client) {
+            Some((session, user)) => *session == self.id || *user == self.user.id,
+            None => true,
+        });
         for (client, entry) in &update.clients {
             if &*entry.json == "null" {
                 self.clients.remove(client);
+                st.awareness_owners.remove(client);
             } else {
+                if !self.clients.contains(client) && self.clients.len() >= limits.awareness_clients {
+                    return Err(Error::invalid(
+                        "awareness",
+                        format!("one connection may announce at most {} awareness clients", limits.awareness_clients),
+                    ));
+                }
                 self.clients.insert(*client);
+                st.awareness_owners.insert(*client, (self.id, self.user.id.clone()));
                 if let Some(activity) = activity_of(&entry.json)
                     && let Some(seen) = self.room.presence.lock().expect("presence").get_mut(&self.id)
                 {
@@ -679,8 +732,9 @@ impl Session {
                 }
             }
         }
-        let mut state = self.room.state.lock().await;
-        let st = state.as_mut().expect("joined rooms are loaded");
+        if update.clients.is_empty() {
+            return Ok(());
+        }
         self.collab.publish(&self.room.id, RemoteKind::Awareness, None, &update.encode_v1());
         let clients: Vec<_> = update.clients.keys().copied().collect();
         st.awareness.apply_update(update).map_err(|e| Error::invalid("awareness", e.to_string()))?;
@@ -702,11 +756,17 @@ impl Session {
         if !self.clients.is_empty() {
             let mut state = self.room.state.lock().await;
             if let Some(st) = state.as_mut() {
+                // Client ids another connection took over (the same user's reconnected tab)
+                // are theirs now.
+                self.clients.retain(|c| st.awareness_owners.get(c).is_none_or(|(session, _)| *session == self.id));
                 for client in &self.clients {
                     st.awareness.remove_state(*client);
+                    st.awareness_owners.remove(client);
                 }
                 let clients: Vec<_> = self.clients.iter().copied().collect();
-                if let Ok(update) = st.awareness.update_with_clients(clients.clone()) {
+                if !clients.is_empty()
+                    && let Ok(update) = st.awareness.update_with_clients(clients.clone())
+                {
                     self.collab.publish(&self.room.id, RemoteKind::Awareness, None, &update.encode_v1());
                     self.collab.awareness_changed(&self.room, st, self.id, clients);
                 }

@@ -127,7 +127,12 @@ pub async fn send_all(socket: &mut Socket, messages: impl IntoIterator<Item = By
 }
 
 /// Closes with `code` and `reason`.
-pub async fn close(socket: &mut Socket, code: u16, reason: &'static str) {
-    let frame = CloseFrame { code: code.into(), reason: reason.into() };
+pub async fn close(socket: &mut Socket, code: u16, reason: &str) {
+    // A close frame's reason is at most 123 bytes.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = CloseFrame { code: code.into(), reason: reason[..end].to_string().into() };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }

@@ -120,6 +120,9 @@ quire_store::for_each_backend!(
     real_yjs_clients_converge_reconnect_and_respect_roles,
     content_over_rest_reaches_open_editors,
     large_documents_arrive_in_fragments_and_plain_requests_are_refused,
+    cookie_sockets_are_refused_to_other_sites,
+    one_socket_cannot_make_the_server_work_without_bound,
+    awareness_states_belong_to_their_connection,
 );
 
 async fn setup(api: &Api) -> (String, String) {
@@ -290,9 +293,11 @@ async fn two_nodes_relay_through_redis() {
     presence.set_local_state_raw(r#"{"user":{"name":"On node 1"}}"#);
     a.send(Message::Awareness(presence.update().unwrap())).await;
     let mut c = Peer::connect(&node2, &doc, &api.admin).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    // Queries are spaced out: a client may ask for the room's presence about twice a second.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut seen = false;
     while !seen && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(300)).await;
         c.send(Message::AwarenessQuery).await;
         let got = c.ws.next().await;
         if let Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(data))) = got {
@@ -369,4 +374,119 @@ async fn large_documents_arrive_in_fragments_and_plain_requests_are_refused(b: B
     let old = [("connection", "Upgrade"), ("upgrade", "websocket"), ("sec-websocket-version", "8")];
     let refused = api.call(Method::GET, &path, None, &old).await;
     common::assert_error(&refused, StatusCode::UPGRADE_REQUIRED, "unsupported_websocket_version");
+}
+
+/// A page on another site cannot open a socket with the browser's session cookie (WebSockets
+/// are outside CORS): the upgrade's `Origin` must be Quire's own or a CORS origin. A token
+/// in the URL is not sent by the browser on its own, so it needs no such check.
+async fn cookie_sockets_are_refused_to_other_sites(b: Backend) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let config = quire_server::ServerConfig { cors_origins: vec!["https://app.example".into()], ..common::relaxed() };
+    let api = Api::with(b, Default::default(), config).await;
+    let addr = serve(&api).await;
+    let (_, doc) = setup(&api).await;
+    let cookie = format!("{}={}", quire_server::routes::auth::ACCESS_COOKIE, api.admin);
+    let open = |origin: Option<&'static str>, cookie: String| {
+        let url = format!("ws://{addr}/collab/{doc}");
+        async move {
+            let mut req = url.into_client_request().unwrap();
+            req.headers_mut().insert("cookie", cookie.parse().unwrap());
+            if let Some(o) = origin {
+                req.headers_mut().insert("origin", o.parse().unwrap());
+            }
+            match tokio_tungstenite::connect_async(req).await {
+                Ok(_) => "open".to_string(),
+                Err(e) => e.to_string(),
+            }
+        }
+    };
+    let evil = open(Some("https://evil.example"), cookie.clone()).await;
+    assert!(evil.contains("403"), "{evil}");
+    assert_eq!(open(Some("https://app.example"), cookie.clone()).await, "open", "a CORS origin");
+    let own: &'static str = Box::leak(format!("http://{addr}").into_boxed_str());
+    assert_eq!(open(Some(own), cookie.clone()).await, "open", "Quire's own pages");
+    assert_eq!(open(None, cookie.clone()).await, "open", "not a browser");
+    // A token in the URL is not something a browser adds by itself: any page may use one.
+    let mut req = format!("ws://{addr}/collab/{doc}?token={}", api.admin).into_client_request().unwrap();
+    req.headers_mut().insert("origin", "https://evil.example".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.is_ok());
+}
+
+/// A frame packed with requests that each make the server encode the whole document (sync
+/// step 1 with a non-empty state vector) or the room's presence (awareness queries) is
+/// refused with 4429 before the server does that work many times over, even for a viewer;
+/// so is a stream of messages faster than the per-second limit.
+async fn one_socket_cannot_make_the_server_work_without_bound(b: Backend) {
+    let api = Api::new(b).await;
+    let addr = serve(&api).await;
+    let (ws, doc) = setup(&api).await;
+    let mut editor = Peer::connect(&addr, &doc, &api.admin).await;
+    editor.type_text(&"x".repeat(10_000)).await;
+    let (_, viewer) = member(&api, &ws, "viewer@example.com", "viewer").await;
+
+    let mut sv = yrs::StateVector::default();
+    sv.set_max(yrs::block::ClientID::new(12345), 1);
+    let step1 = Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1();
+    let before = api.app.collab().diff_encodes();
+    let mut flood = Peer::connect(&addr, &doc, &viewer).await;
+    flood.ws.send(Ws::Binary(step1.repeat(50_000).into())).await.unwrap();
+    assert_eq!(flood.pump(Duration::from_secs(10)).await, Some(4429));
+    let queries = Message::AwarenessQuery.encode_v1();
+    let mut flood = Peer::connect(&addr, &doc, &viewer).await;
+    flood.ws.send(Ws::Binary(queries.repeat(1_000_000).into())).await.unwrap();
+    assert_eq!(flood.pump(Duration::from_secs(10)).await, Some(4429));
+    // One request per frame, too fast: the same.
+    let mut flood = Peer::connect(&addr, &doc, &viewer).await;
+    for _ in 0..30 {
+        if flood.ws.send(Ws::Binary(step1.clone().into())).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(flood.pump(Duration::from_secs(10)).await, Some(4429));
+    let encodes = api.app.collab().diff_encodes() - before;
+    assert!(encodes <= 40, "{encodes} encodings of the document: a storm (it was 50,000)");
+    // Well-behaved clients are untouched.
+    editor.type_text("!").await;
+    let mut reader = Peer::connect(&addr, &doc, &viewer).await;
+    assert_eq!(reader.until_text(&format!("{}!", "x".repeat(10_000))).await.len(), 10_001);
+}
+
+/// A connection may set and remove only the awareness states it announced itself: a viewer
+/// cannot overwrite or delete an editor's cursor, nor announce states without limit.
+async fn awareness_states_belong_to_their_connection(b: Backend) {
+    use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+    let api = Api::new(b).await;
+    let addr = serve(&api).await;
+    let (ws, doc) = setup(&api).await;
+    let entry = |clock: u32, json: &str| AwarenessUpdateEntry { clock, json: json.into() };
+    let update = |pairs: Vec<(u64, AwarenessUpdateEntry)>| {
+        Message::Awareness(AwarenessUpdate {
+            clients: pairs.into_iter().map(|(c, e)| (yrs::block::ClientID::new(c), e)).collect(),
+        })
+    };
+    let mut editor = Peer::connect(&addr, &doc, &api.admin).await;
+    editor.send(update(vec![(111, entry(1, r#"{"user":{"name":"Ada"}}"#))])).await;
+    let (_, viewer) = member(&api, &ws, "viewer@example.com", "viewer").await;
+    let mut mallory = Peer::connect(&addr, &doc, &viewer).await;
+    // Overwriting and deleting Ada's state: ignored.
+    mallory.send(update(vec![(111, entry(5, r#"{"user":{"name":"Mallory"}}"#))])).await;
+    mallory.send(update(vec![(111, entry(6, "null"))])).await;
+    // A state of its own is fine and seen by others (a positive signal to wait for).
+    mallory.send(update(vec![(222, entry(1, r#"{"user":{"name":"Viewer"}}"#))])).await;
+    let mut watcher = Peer::connect(&addr, &doc, &api.admin).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut presence = String::new();
+    while !presence.contains("Viewer") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        watcher.send(Message::AwarenessQuery).await;
+        if let Ok(Some(Ok(Ws::Binary(data)))) = tokio::time::timeout(Duration::from_secs(2), watcher.ws.next()).await {
+            presence = String::from_utf8_lossy(&data).into_owned();
+        }
+    }
+    assert!(presence.contains("Viewer"), "{presence}");
+    assert!(presence.contains("Ada") && !presence.contains("Mallory"), "{presence}");
+    // Announcing many client ids from one connection ends it.
+    let many: Vec<_> = (1000..1010).map(|c| (c, entry(1, "{}"))).collect();
+    mallory.send(update(many)).await;
+    assert_eq!(mallory.pump(Duration::from_secs(10)).await, Some(1003));
 }

@@ -22,6 +22,9 @@ use crate::ws::{Socket, Upgrade, close, send_all};
 pub const CLOSE_EXPIRED: u16 = 4401;
 pub const CLOSE_NO_ACCESS: u16 = 4403;
 pub const CLOSE_BEHIND: u16 = 4408;
+/// The client sent more than its limits allow (messages per frame or per second, sync
+/// requests, update bytes); it may reconnect, more slowly.
+pub const CLOSE_TOO_MUCH: u16 = 4429;
 
 /// Query of `GET /collab/{document_id}`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -103,6 +106,27 @@ fn credential(params: &CollabParams, headers: &HeaderMap) -> Option<String> {
     })
 }
 
+/// Whether the socket's credential is the session cookie (no token given otherwise).
+fn by_cookie(params: &CollabParams, headers: &HeaderMap) -> bool {
+    params.token.is_none()
+        && !headers.contains_key(header::AUTHORIZATION)
+        && cookie(headers, crate::routes::auth::ACCESS_COOKIE).is_some()
+}
+
+/// Whether a cookie-authenticated upgrade comes from a page Quire trusts: no `Origin` (not a
+/// browser), the origin of the host it was sent to, of the public URL, or a CORS origin.
+fn origin_allowed(app: &App, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let origin = origin.trim_end_matches('/');
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let same_host =
+        host.is_some_and(|h| origin.split_once("://").is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(h)));
+    let public = app.auth().config().sso.public_url.trim_end_matches('/');
+    same_host
+        || origin.eq_ignore_ascii_case(public)
+        || app.config().cors_origins.iter().any(|o| o.trim().trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
 /// Open the document's y-websocket session. Editors (and above) write; viewers read, and
 /// their updates are dropped with a `read-only` auth message. The socket closes with 4401
 /// when the credential expires, 4403 when access is withdrawn, 4408 when the client fell too
@@ -119,6 +143,16 @@ pub async fn collab_socket(
     headers: HeaderMap,
     ws: Upgrade,
 ) -> ApiResult<Response> {
+    if by_cookie(&params, &headers) && !origin_allowed(&app, &headers) {
+        // A page on another site cannot ride on the browser's cookie (WebSockets are not
+        // covered by CORS, so the origin is checked here).
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_refused",
+            "this page's origin may not open collaboration sockets with the session cookie; \
+             add it to the CORS origins (--cors-origins) or connect with ?token=",
+        ));
+    }
     let (who, expires) = match credential(&params, &headers) {
         Some(token) => app.auth().authenticate_until(&token).await.map_err(|e| match e {
             quire_core::Error::Unauthenticated(m) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", m),
@@ -191,6 +225,12 @@ async fn run(app: App, mut socket: Socket, who: Principal, doc: Document, role: 
                         if send_all(&mut socket, replies).await.is_err() {
                             break;
                         }
+                    }
+                    Err(quire_core::Error::TooManyRequests { message, .. }) => {
+                        tracing::info!(document = %doc.id, %message, "closing a socket that asked too much");
+                        metrics::counter!("collab_sockets_refused_total", "reason" => "limits").increment(1);
+                        close(&mut socket, CLOSE_TOO_MUCH, &message).await;
+                        break;
                     }
                     Err(quire_core::Error::Invalid { message, .. }) => {
                         tracing::info!(document = %doc.id, %message, "closing a socket that sent a bad message");
