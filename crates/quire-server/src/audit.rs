@@ -41,7 +41,7 @@ pub async fn audit(State(app): State<App>, req: Request, next: Next) -> Response
     let method = req.method().clone();
     let action_route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let resource = req.uri().path().to_owned();
-    let ip = crate::client_ip(&req, app.config().trust_proxy);
+    let ip = crate::client_ip(&req, app.config().trusted_proxies);
     let user_agent = req
         .headers()
         .get(axum::http::header::USER_AGENT)

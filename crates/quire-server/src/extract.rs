@@ -124,7 +124,7 @@ impl FromRequestParts<crate::App> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, app: &crate::App) -> Result<Self, Self::Rejection> {
-        let ip = crate::client_ip_of(&parts.headers, &parts.extensions, app.config().trust_proxy);
+        let ip = crate::client_ip_of(&parts.headers, &parts.extensions, app.config().trusted_proxies);
         let user_agent =
             parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
         Ok(Client(quire_auth::ClientInfo { ip, user_agent }))

@@ -47,6 +47,7 @@ pub mod extract;
 pub mod history;
 pub mod metrics;
 pub mod ratelimit;
+pub mod redact;
 pub mod relay;
 pub mod routes;
 pub mod ws;
@@ -71,8 +72,10 @@ pub struct ServerConfig {
     pub rate_limits: ratelimit::RateLimits,
     /// Redis for counters shared by every node; `None` keeps them in memory.
     pub redis_url: Option<String>,
-    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
-    pub trust_proxy: bool,
+    /// How many proxies stand in front of Quire, each appending the address it saw to
+    /// `X-Forwarded-For`: the client is the entry the outermost one added (that many from
+    /// the right). 0 (the default) ignores the header and takes the connection's peer.
+    pub trusted_proxies: usize,
     /// How long audit entries are kept.
     pub audit_retention: Duration,
     /// How long AI interactions are kept.
@@ -102,7 +105,7 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             rate_limits: ratelimit::RateLimits::default(),
             redis_url: None,
-            trust_proxy: false,
+            trusted_proxies: 0,
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             ai_log_retention: Duration::from_secs(90 * 24 * 3600),
             audit_queue: 10_000,
@@ -144,7 +147,11 @@ impl App {
             None => ratelimit::Counters::memory(),
         };
         let auditor = audit::start(store.clone(), config.audit_queue);
-        let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
+        let mut collab_config = config.collab.clone();
+        // A client may send one message as large as the socket allows at once.
+        let burst = &mut collab_config.session.update_bytes_burst;
+        *burst = (*burst).max(config.max_ws_message_bytes);
+        let collab = quire_collab::Collab::new(store.clone(), collab_config);
         let access = tokio::sync::broadcast::channel(1024).0;
         let ai = Arc::new(ai::Ai::new(
             store.clone(),
@@ -457,7 +464,8 @@ pub fn router(app: App) -> Router {
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+                    let uri = redact::uri(req.uri());
+                    tracing::info_span!("request", method = %req.method(), uri = %uri, request_id = %id)
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
@@ -473,23 +481,31 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// The client's address: the first `X-Forwarded-For` entry when the proxy is trusted, else
-/// the peer of the connection.
-pub(crate) fn client_ip<B>(req: &axum::http::Request<B>, trust_proxy: bool) -> Option<String> {
-    client_ip_of(req.headers(), req.extensions(), trust_proxy)
+/// The client's address: with `trusted_proxies` proxies in front, the `X-Forwarded-For`
+/// entry the outermost of them added (entries to its left are whatever the client wrote);
+/// otherwise, or when the header has fewer entries, the peer of the connection.
+pub(crate) fn client_ip<B>(req: &axum::http::Request<B>, trusted_proxies: usize) -> Option<String> {
+    client_ip_of(req.headers(), req.extensions(), trusted_proxies)
 }
 
 pub(crate) fn client_ip_of(
     headers: &axum::http::HeaderMap,
     ext: &axum::http::Extensions,
-    trust_proxy: bool,
+    trusted_proxies: usize,
 ) -> Option<String> {
-    if trust_proxy
-        && let Some(first) =
-            headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next())
-        && !first.trim().is_empty()
-    {
-        return Some(first.trim().to_string());
+    if trusted_proxies > 0 {
+        let entries: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        if let Some(i) = entries.len().checked_sub(trusted_proxies)
+            && let Ok(ip) = entries[i].parse::<std::net::IpAddr>()
+        {
+            return Some(ip.to_string());
+        }
     }
     ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string())
 }
@@ -610,4 +626,35 @@ pub async fn serve(
     // Every request has finished: store what the audit queue still holds.
     app.auditor().shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod client_address_tests {
+    use axum::extract::ConnectInfo;
+    use axum::http::{Extensions, HeaderMap};
+
+    fn ip(forwarded: &[&str], proxies: usize) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        for f in forwarded {
+            headers.append("x-forwarded-for", f.parse().unwrap());
+        }
+        let mut ext = Extensions::new();
+        ext.insert(ConnectInfo(std::net::SocketAddr::from(([10, 0, 0, 9], 443))));
+        super::client_ip_of(&headers, &ext, proxies)
+    }
+
+    #[test]
+    fn the_client_is_the_entry_the_trusted_proxy_added() {
+        // The client wrote "6.6.6.6" itself; the one proxy appended what it saw.
+        assert_eq!(ip(&["6.6.6.6, 203.0.113.7"], 1).as_deref(), Some("203.0.113.7"));
+        // Two proxies: the outer one's entry is second from the right.
+        assert_eq!(ip(&["6.6.6.6, 203.0.113.7, 10.1.1.1"], 2).as_deref(), Some("203.0.113.7"));
+        // Entries split over several headers count as one list.
+        assert_eq!(ip(&["6.6.6.6", "203.0.113.7"], 1).as_deref(), Some("203.0.113.7"));
+        // Not trusted, too few entries, or not an address: the connection's peer.
+        assert_eq!(ip(&["203.0.113.7"], 0).as_deref(), Some("10.0.0.9"));
+        assert_eq!(ip(&["203.0.113.7"], 2).as_deref(), Some("10.0.0.9"));
+        assert_eq!(ip(&["not-an-ip"], 1).as_deref(), Some("10.0.0.9"));
+        assert_eq!(ip(&[], 1).as_deref(), Some("10.0.0.9"));
+    }
 }

@@ -229,7 +229,7 @@ pub async fn limit(State(app): State<App>, req: Request, next: Next) -> Response
         return next.run(req).await;
     }
     let who = req.extensions().get::<Principal>().cloned().unwrap_or(Principal::Anonymous);
-    let ip = crate::client_ip(&req, app.config().trust_proxy);
+    let ip = crate::client_ip(&req, app.config().trusted_proxies);
     // Sign-in routes are counted by address: the caller has no identity yet.
     let key = if class == RouteClass::Auth { caller_key(&Principal::Anonymous, ip) } else { caller_key(&who, ip) };
     let decision = match decide(app.rate_counters(), windows, class, &key).await {

@@ -519,3 +519,45 @@ async fn metrics_may_require_a_token_of_their_own() {
     // Health checks stay open.
     assert_eq!(api.call_as(None, Method::GET, "/readyz", None, &[]).await.status, StatusCode::OK);
 }
+
+/// What the request log writes: a buffer a `tracing` subscriber fills for one future.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A credential sent in the query (`/collab/{doc}?token=…`, an SSO callback's `code`) or in a
+/// header never reaches the request log; the rest of the URI does.
+#[tokio::test]
+async fn request_logs_carry_no_credentials() {
+    use tracing::instrument::WithSubscriber;
+    let api = Api::new(Backend::Sqlite).await;
+    let logs = LogBuffer::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let key = "qk_verysecretapikeyvalue";
+    let req = Request::get(format!("/api/v1/workspaces?limit=7&token={key}&code=oauth-code-123"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", api.admin))
+        .header(header::COOKIE, "quire_session=cookie-secret-456")
+        .body(Body::empty())
+        .unwrap();
+    // The listing refuses parameters it does not know (400); the log line is what matters.
+    api.send(req).with_subscriber(subscriber).await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("/api/v1/workspaces?limit=7&token=[redacted]&code=[redacted]"), "{text}");
+    for secret in [key, "oauth-code-123", "cookie-secret-456", api.admin.as_str()] {
+        assert!(!text.contains(secret), "{secret} was logged: {text}");
+    }
+}

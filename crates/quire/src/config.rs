@@ -145,6 +145,10 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes; larger ones get 413 [default: 1048576]
     #[arg(long, env = "QUIRE_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Largest collaboration (WebSocket) message a client may send, in bytes; larger ones
+    /// close the socket [default: 16777216]
+    #[arg(long, env = "QUIRE_MAX_WS_MESSAGE_BYTES", value_name = "BYTES")]
+    pub max_ws_message_bytes: Option<usize>,
     /// How often an idle event stream re-reads the outbox, in milliseconds [default: 2000]
     #[arg(long, env = "QUIRE_EVENTS_POLL_INTERVAL_MS", value_name = "MS")]
     pub events_poll_interval_ms: Option<u64>,
@@ -179,9 +183,10 @@ pub struct ServeArgs {
     /// redis://127.0.0.1:6379 [default: none, counters in memory]
     #[arg(long, env = "QUIRE_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
-    /// Take client addresses from X-Forwarded-For; only behind a proxy that sets it [default: false]
-    #[arg(long, env = "QUIRE_TRUST_PROXY", value_name = "BOOL")]
-    pub trust_proxy: Option<bool>,
+    /// Proxies in front of Quire that append to X-Forwarded-For; the client address is the
+    /// entry the outermost one added (N from the right) [default: 0, the connection's peer]
+    #[arg(long, env = "QUIRE_TRUSTED_PROXIES", value_name = "N")]
+    pub trusted_proxies: Option<usize>,
     /// Days audit entries are kept [default: 365]
     #[arg(long, env = "QUIRE_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
     pub audit_retention_days: Option<u64>,
@@ -251,6 +256,7 @@ struct FileSettings {
     fetch_models: Option<bool>,
     addr: Option<SocketAddr>,
     max_body_bytes: Option<usize>,
+    max_ws_message_bytes: Option<usize>,
     events_poll_interval_ms: Option<u64>,
     signup: Option<Signup>,
     access_token_ttl_secs: Option<u64>,
@@ -261,7 +267,7 @@ struct FileSettings {
     rate_limit_auth: Option<String>,
     rate_limit_ai: Option<String>,
     redis_url: Option<String>,
-    trust_proxy: Option<bool>,
+    trusted_proxies: Option<usize>,
     audit_retention_days: Option<u64>,
     ai_log_retention_days: Option<u64>,
     public_url: Option<String>,
@@ -327,6 +333,10 @@ impl Settings {
         let poll_ms = args.events_poll_interval_ms.or(file.events_poll_interval_ms);
         let server = ServerConfig {
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(defaults.max_body_bytes),
+            max_ws_message_bytes: args
+                .max_ws_message_bytes
+                .or(file.max_ws_message_bytes)
+                .unwrap_or(defaults.max_ws_message_bytes),
             events_poll_interval: poll_ms.map(Duration::from_millis).unwrap_or(defaults.events_poll_interval),
             cookie_secure: args.cookie_secure.or(file.cookie_secure).unwrap_or(false),
             cors_origins: args.cors_origins.clone().or(file.cors_origins.clone()).unwrap_or_default(),
@@ -351,7 +361,7 @@ impl Settings {
                 }
             },
             redis_url: args.redis_url.clone().or(file.redis_url.clone()),
-            trust_proxy: args.trust_proxy.or(file.trust_proxy).unwrap_or(false),
+            trusted_proxies: args.trusted_proxies.or(file.trusted_proxies).unwrap_or(0),
             metrics_token: args.metrics_token.clone().or(file.metrics_token.clone()).filter(|t| !t.is_empty()),
             ai_log_retention: Duration::from_secs(
                 args.ai_log_retention_days.or(file.ai_log_retention_days).unwrap_or(90).max(1) * 86_400,
@@ -361,6 +371,9 @@ impl Settings {
             ),
             ..defaults
         };
+        if server.max_ws_message_bytes < 1024 {
+            return Err("max_ws_message_bytes must be at least 1024 (set --max-ws-message-bytes)".into());
+        }
         if server.max_body_bytes == 0 {
             return Err("max_body_bytes must be at least 1".into());
         }
@@ -671,6 +684,12 @@ mod tests {
         assert_eq!(s.addr, "127.0.0.1:7420".parse().unwrap());
         assert_eq!(s.database_url, "sqlite://quire-data/quire.db");
         assert_eq!(s.server.max_body_bytes, 1024 * 1024);
+        assert_eq!(s.server.max_ws_message_bytes, 16 * 1024 * 1024);
+        let small = ServeArgs { max_ws_message_bytes: Some(10), ..Default::default() };
+        let err = Settings::for_serve(small).unwrap_err();
+        assert!(err.contains("--max-ws-message-bytes"), "{err}");
+        let set = ServeArgs { max_ws_message_bytes: Some(1 << 20), ..Default::default() };
+        assert_eq!(Settings::for_serve(set).unwrap().server.max_ws_message_bytes, 1 << 20);
     }
 
     #[test]
