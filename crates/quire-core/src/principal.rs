@@ -76,6 +76,11 @@ impl Principal {
     }
 
     /// Whether this principal may do anything anywhere (Quire itself or an instance admin).
+    /// Quire itself (its CLI, schedules and services), not any account or key.
+    pub fn is_system(&self) -> bool {
+        matches!(self, Principal::System)
+    }
+
     pub fn is_superuser(&self) -> bool {
         matches!(self, Principal::System | Principal::User { admin: true, .. })
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use quire_core::{Context, JobLimits, Progress};
+use quire_core::{Context, JobLimits, Principal, Progress};
 use quire_store::{Lease, RunningUpdate, Store};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -23,6 +23,20 @@ pub struct ComponentInfo {
     pub reads: Vec<String>,
     /// Keys it adds to `data`.
     pub writes: Vec<String>,
+    /// Who may put it in a pipeline: `users` (anyone who may submit contexts to the
+    /// workspace) or `system` (Quire itself: schedules, version history).
+    pub submitted_by: Submitters,
+}
+
+/// Who may submit a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Submitters {
+    /// Anyone who may submit contexts to the workspace.
+    Users,
+    /// Only Quire itself (its schedules and services): the component acts beyond what a
+    /// workspace's members may ask for (the whole instance, another service's queue).
+    System,
 }
 
 impl ComponentInfo {
@@ -32,7 +46,14 @@ impl ComponentInfo {
             description: description.into(),
             reads: reads.iter().map(|s| s.to_string()).collect(),
             writes: writes.iter().map(|s| s.to_string()).collect(),
+            submitted_by: Submitters::Users,
         }
+    }
+
+    /// The same component, submitted by Quire itself only.
+    pub fn system_only(mut self) -> ComponentInfo {
+        self.submitted_by = Submitters::System;
+        self
     }
 }
 
@@ -105,15 +126,26 @@ impl Registry {
         self.components.values().map(|c| c.info()).collect()
     }
 
-    /// `Invalid` naming the first pipeline entry no component answers to.
-    pub fn check(&self, pipeline: &[String]) -> quire_core::Result<()> {
+    /// `Invalid` naming the first pipeline entry no component answers to; `Forbidden` for a
+    /// system component when `who` is not Quire itself.
+    pub fn check(&self, pipeline: &[String], who: &Principal) -> quire_core::Result<()> {
         for (i, name) in pipeline.iter().enumerate() {
-            if !self.components.contains_key(name) {
-                let known: Vec<&str> = self.components.keys().map(String::as_str).collect();
+            let Some(component) = self.components.get(name) else {
+                let known: Vec<&str> = self
+                    .components
+                    .iter()
+                    .filter(|(_, c)| who.is_system() || c.info().submitted_by == Submitters::Users)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
                 return Err(quire_core::Error::invalid(
                     format!("pipeline[{i}]"),
                     format!("unknown component '{name}'; this instance has: {}", known.join(", ")),
                 ));
+            };
+            if !who.is_system() && component.info().submitted_by == Submitters::System {
+                return Err(quire_core::Error::Forbidden(format!(
+                    "pipeline[{i}]: the component '{name}' is run by Quire itself and cannot be submitted"
+                )));
             }
         }
         Ok(())

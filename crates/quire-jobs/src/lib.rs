@@ -35,7 +35,7 @@ pub mod components;
 mod schedule;
 mod worker;
 
-pub use component::{Component, ComponentError, ComponentInfo, Registry, Run};
+pub use component::{Component, ComponentError, ComponentInfo, Registry, Run, Submitters};
 pub use schedule::{Scheduler, next_after};
 pub use worker::{WorkerConfig, WorkerHandle, WorkerStats};
 
@@ -122,6 +122,9 @@ pub struct EngineConfig {
     /// Most contexts of a queue running at once across every worker, by queue; `prepare`
     /// stores them (queues not named keep what is stored).
     pub queue_limits: Vec<(String, u32)>,
+    /// Queues only Quire itself submits to (its services' own, such as version history):
+    /// a user's context there could hold up every workspace's work.
+    pub system_queues: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -135,6 +138,7 @@ impl Default for EngineConfig {
             component_timeout: Duration::from_secs(3600),
             retention: Duration::from_secs(30 * 24 * 3600),
             queue_limits: Vec::new(),
+            system_queues: Vec::new(),
         }
     }
 }
@@ -191,22 +195,35 @@ impl Engine {
         }
         if self.registry().get(components::CLEANUP).is_some() {
             let mut data = serde_json::Map::new();
-            data.insert("retention_days".into(), (self.config().retention.as_secs() / 86_400).max(1).into());
+            let days = (self.config().retention.as_secs() / 86_400).clamp(1, components::MAX_RETENTION_DAYS);
+            data.insert("retention_days".into(), days.into());
             self.schedule("cleanup.contexts", "0 3 * * *", "maintenance", &[components::CLEANUP], data).await?;
         }
         Ok(())
     }
 
-    /// Submits contexts to a workspace after checking that every component exists here.
+    /// Submits contexts to a workspace after checking that every component exists here and
+    /// that `who` may submit it and use the queue (system components and queues are Quire's).
     pub async fn submit(&self, who: &Principal, workspace: &str, new: Vec<NewContext>) -> Result<Vec<Submitted>> {
         let many = new.len() > 1;
+        let at = |i: usize, field: &str| if many { format!("contexts[{i}].{field}") } else { field.to_string() };
         for (i, n) in new.iter().enumerate() {
-            self.registry().check(&n.pipeline).map_err(|e| match e {
-                quire_core::Error::Invalid { field, message } if many => {
-                    quire_core::Error::invalid(format!("contexts[{i}].{field}"), message)
+            self.registry().check(&n.pipeline, who).map_err(|e| match e {
+                quire_core::Error::Invalid { field, message } => quire_core::Error::invalid(at(i, &field), message),
+                quire_core::Error::Forbidden(message) if many => {
+                    quire_core::Error::Forbidden(format!("contexts[{i}].{message}"))
                 }
                 e => e,
             })?;
+            if let Some(queue) = &n.queue
+                && !who.is_system()
+                && self.config().system_queues.contains(queue)
+            {
+                return Err(quire_core::Error::Forbidden(format!(
+                    "{}: the queue '{queue}' is Quire's own; submit to 'default' or a queue of yours",
+                    at(i, "queue")
+                )));
+            }
         }
         self.store().submit_contexts(who, workspace, new, &self.config().limits, self.clock().now_ms()).await
     }
@@ -221,7 +238,7 @@ impl Engine {
         pipeline: &[&str],
         data: serde_json::Map<String, serde_json::Value>,
     ) -> Result<()> {
-        self.registry().check(&pipeline.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        self.registry().check(&pipeline.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &Principal::System)?;
         let next = next_after(cron, self.clock().now_ms())?;
         let schedule = quire_core::Schedule {
             name: name.into(),

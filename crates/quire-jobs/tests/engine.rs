@@ -39,6 +39,7 @@ quire_store::for_each_backend!(
     ends_finished_together_commit_once_and_claim_one_each,
     a_busy_worker_finishes_contexts_together,
     an_idle_worker_claims_once_per_poll,
+    cleanup_refuses_retentions_that_would_purge_everything,
 );
 
 const SYS: Principal = Principal::System;
@@ -894,4 +895,17 @@ async fn an_idle_worker_claims_once_per_poll(b: Backend) {
     let second = s.submit(with("test", &["noop"], json!({}))).await;
     s.until(&second.id, "completed", |c| c.status == ContextStatus::Completed).await;
     assert!(w.stats().claims() > claims + idle_claims, "the new context was claimed");
+}
+
+/// `retention_days` is multiplied into milliseconds: a huge one once wrapped around and
+/// purged every finished context. It is refused, and nothing is purged.
+async fn cleanup_refuses_retentions_that_would_purge_everything(b: Backend) {
+    let s = setup(b, registry(), None).await;
+    let _w = s.worker().await;
+    let done = s.submit(with("test", &["noop"], json!({}))).await;
+    s.until(&done.id, "completed", |c| c.status == ContextStatus::Completed).await;
+    let purge = s.submit(with("maintenance", &["cleanup"], json!({ "retention_days": 213503982334u64 }))).await;
+    let failed = s.until(&purge.id, "failed", |c| c.status == ContextStatus::Failed).await;
+    assert_eq!(failed.error.as_ref().map(|e| e.code.as_str()), Some("invalid_input"), "{failed:?}");
+    assert_eq!(s.t.store.get_context(&SYS, &done.id).await.unwrap().status, ContextStatus::Completed, "still there");
 }

@@ -468,6 +468,7 @@ impl Component for VersionComponent {
             &["document_id", "authors"],
             &["version", "message", "commit"],
         )
+        .system_only()
     }
 
     async fn run(&self, run: Run) -> std::result::Result<Map<String, Value>, ComponentError> {
@@ -480,7 +481,19 @@ impl Component for VersionComponent {
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
             .unwrap_or_default();
-        let made = self.history.version(id, &authors, None).await?;
+        // A context acts inside its own workspace only.
+        let made = match self.history.store.get_document(&Principal::System, id, false).await {
+            Ok(doc) if doc.workspace_id != run.context().workspace_id => {
+                return Err(ComponentError::permanent(
+                    "invalid_input",
+                    "the document is not in this context's workspace",
+                ));
+            }
+            Ok(_) => self.history.version(id, &authors, None).await?,
+            // Deleted since: nothing to version.
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
         let mut out = Map::new();
         match made {
             Some(v) => {
@@ -506,13 +519,13 @@ pub struct PushComponent {
 #[async_trait]
 impl Component for PushComponent {
     fn info(&self) -> ComponentInfo {
-        ComponentInfo::new("push", "Pushes a workspace's history repository to its remote", &["workspace_id"], &[])
+        ComponentInfo::new("push", "Pushes the context's workspace's history repository to its remote", &[], &[])
+            .system_only()
     }
 
     async fn run(&self, run: Run) -> std::result::Result<Map<String, Value>, ComponentError> {
-        let Some(ws) = run.str("workspace_id") else {
-            return Err(ComponentError::permanent("invalid_input", "data.workspace_id is missing"));
-        };
+        // The context's own workspace, whatever its data says.
+        let ws = run.context().workspace_id.as_str();
         self.history.push(ws).await.map_err(|e| ComponentError::retryable("push_failed", e.to_string()))?;
         Ok(Map::new())
     }

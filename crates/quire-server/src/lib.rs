@@ -312,11 +312,15 @@ pub fn registry(ai: Arc<ai::Ai>, history: Arc<history::History>) -> quire_jobs::
 }
 
 /// The engine's settings with the `history` queue limited to one context at a time across
-/// the cluster (the one writer of every repository), unless configured otherwise.
+/// the cluster (the one writer of every repository), unless configured otherwise, and closed
+/// to users' contexts.
 pub fn engine_config(jobs: &quire_jobs::EngineConfig) -> quire_jobs::EngineConfig {
     let mut jobs = jobs.clone();
     if !jobs.queue_limits.iter().any(|(q, _)| q == history::QUEUE) {
         jobs.queue_limits.push((history::QUEUE.to_string(), 1));
+    }
+    if !jobs.system_queues.iter().any(|q| q == history::QUEUE) {
+        jobs.system_queues.push(history::QUEUE.to_string());
     }
     jobs
 }

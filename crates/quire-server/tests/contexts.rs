@@ -20,6 +20,7 @@ quire_store::for_each_backend!(
     cancel_and_retry_over_http,
     templates_components_and_workers,
     contexts_belong_to_their_workspace,
+    pipelines_stay_inside_their_workspace,
 );
 
 struct Setup {
@@ -274,6 +275,9 @@ async fn templates_components_and_workers(b: Backend) {
     for n in ["cleanup", "noop", "template", "transformer", "wait"] {
         assert!(names.contains(&n), "{names:?}");
     }
+    let by =
+        |name: &str| r.body.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["submitted_by"].clone();
+    assert_eq!((by("noop"), by("cleanup"), by("version")), (json!("users"), json!("system"), json!("system")));
     let r = s.api.call_as(None, Method::GET, "/api/v1/components", None, &[]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
@@ -315,4 +319,93 @@ async fn contexts_belong_to_their_workspace(b: Backend) {
 
 async fn call(api: &Api, token: &str, method: Method, uri: String, body: Option<Value>) -> Reply {
     api.call_as(Some(token), method, &uri, body, &[]).await
+}
+
+/// Two users, each the owner of a workspace: neither may submit Quire's own components
+/// (the instance-wide clean-up, versions, pushes) or use its queues, and a system
+/// component given another workspace's document refuses it.
+async fn pipelines_stay_inside_their_workspace(b: Backend) {
+    let s = setup(b).await;
+    let (_, alice, _) = s.api.signup("alice@example.com").await;
+    let (_, bob, _) = s.api.signup("bob@example.com").await;
+    let mk = |token: String, name: &'static str| {
+        let api = &s.api;
+        async move {
+            let r = call(api, &token, Method::POST, "/api/v1/workspaces".into(), Some(json!({"name": name}))).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let (ws_a, ws_b) = (mk(alice.clone(), "Alice's").await, mk(bob.clone(), "Bob's").await);
+    let doc_b = call(
+        &s.api,
+        &bob,
+        Method::POST,
+        format!("/api/v1/workspaces/{ws_b}/documents"),
+        Some(json!({"kind": "prd", "title": "Secret plan"})),
+    )
+    .await;
+    let doc_b = doc_b.body["id"].as_str().unwrap().to_string();
+    // Bob's finished context, which an instance-wide clean-up would purge.
+    let mine = call(
+        &s.api,
+        &bob,
+        Method::POST,
+        "/api/v1/contexts".into(),
+        Some(json!({"workspace": ws_b, "type": "a", "pipeline": ["noop"]})),
+    )
+    .await;
+    let mine = mine.body["id"].as_str().unwrap().to_string();
+    s.until(&mine, "completed").await;
+
+    let submit = |body: Value| call(&s.api, &alice, Method::POST, "/api/v1/contexts".into(), Some(body));
+    let cleanup = submit(
+        json!({"workspace": ws_a, "type": "x", "pipeline": ["cleanup"], "data": {"retention_days": 213503982334u64}}),
+    )
+    .await;
+    assert_error(&cleanup, StatusCode::FORBIDDEN, "forbidden");
+    assert!(
+        cleanup.body["error"]["message"].as_str().unwrap().contains("'cleanup' is run by Quire itself"),
+        "{}",
+        cleanup.body
+    );
+    let version = submit(json!({"workspace": ws_a, "type": "x", "pipeline": ["version"],
+        "data": {"document_id": doc_b, "authors": ["usr_forged"]}}))
+    .await;
+    assert_error(&version, StatusCode::FORBIDDEN, "forbidden");
+    let push =
+        submit(json!({"workspace": ws_a, "type": "x", "pipeline": ["push"], "data": {"workspace_id": ws_b}})).await;
+    assert_error(&push, StatusCode::FORBIDDEN, "forbidden");
+    let queue = submit(json!({"workspace": ws_a, "type": "x", "pipeline": ["wait"], "queue": "history", "priority": 100, "data": {"wait_ms": 3600000}})).await;
+    assert_error(&queue, StatusCode::FORBIDDEN, "forbidden");
+    assert!(queue.body["error"]["message"].as_str().unwrap().contains("queue 'history'"), "{}", queue.body);
+    let batch = call(
+        &s.api,
+        &alice,
+        Method::POST,
+        "/api/v1/contexts/batch".into(),
+        Some(json!({"workspace": ws_a,
+        "contexts": [{"type": "x", "pipeline": ["noop"]}, {"type": "x", "pipeline": ["noop", "cleanup"]}]})),
+    )
+    .await;
+    assert_error(&batch, StatusCode::FORBIDDEN, "forbidden");
+    assert!(batch.body["error"]["message"].as_str().unwrap().starts_with("contexts[1].pipeline[1]"), "{}", batch.body);
+    // What users may run still runs.
+    let ok = submit(json!({"workspace": ws_a, "type": "x", "pipeline": ["noop"]})).await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.body);
+    s.until(ok.body["id"].as_str().unwrap(), "completed").await;
+    // Bob's context is still there.
+    assert_eq!(call(&s.api, &bob, Method::GET, format!("/api/v1/contexts/{mine}"), None).await.status, StatusCode::OK);
+
+    // Quire's own version component, pointed at another workspace's document, refuses it.
+    let mut data = serde_json::Map::new();
+    data.insert("document_id".into(), json!(doc_b));
+    let forged = quire_core::NewContext::new("x", &["version"], data);
+    let (ctx, _) =
+        s.api.app.engine().submit(&quire_core::Principal::System, &ws_a, vec![forged]).await.unwrap().remove(0);
+    let failed = s.until(&ctx.id, "failed").await;
+    assert!(failed["error"]["message"].as_str().unwrap().contains("not in this context's workspace"), "{failed}");
+    let versions = call(&s.api, &bob, Method::GET, format!("/api/v1/documents/{doc_b}/versions"), None).await;
+    assert_eq!(versions.status, StatusCode::OK);
+    assert!(versions.body["items"].as_array().unwrap().is_empty(), "{}", versions.body);
 }

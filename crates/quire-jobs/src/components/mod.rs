@@ -15,6 +15,10 @@ pub use transformer::{Transformer, render_markdown};
 /// The clean-up component's name (run nightly by the `cleanup.contexts` schedule).
 pub const CLEANUP: &str = "cleanup";
 
+/// The longest retention the clean-up accepts (a century): days are multiplied into
+/// milliseconds, which must not overflow.
+pub const MAX_RETENTION_DAYS: u64 = 36_500;
+
 /// A registry holding every built-in component.
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
@@ -134,15 +138,24 @@ impl Component for Cleanup {
     fn info(&self) -> ComponentInfo {
         ComponentInfo::new(
             CLEANUP,
-            "Deletes contexts that ended more than retention_days days ago, and long-gone workers",
+            "Deletes contexts of every workspace that ended more than retention_days days ago, and long-gone workers",
             &["retention_days"],
             &["purged_contexts"],
         )
+        .system_only()
     }
 
     async fn run(&self, run: Run) -> Result<Map<String, Value>, ComponentError> {
-        let days = run.data().get("retention_days").and_then(Value::as_u64).unwrap_or(30).max(1);
-        let before = run.now_ms() - (days * 86_400_000) as i64;
+        let days = match run.data().get("retention_days") {
+            None => 30,
+            Some(v) => v.as_u64().filter(|d| (1..=MAX_RETENTION_DAYS).contains(d)).ok_or_else(|| {
+                ComponentError::permanent(
+                    "invalid_input",
+                    format!("retention_days must be a whole number from 1 to {MAX_RETENTION_DAYS}"),
+                )
+            })?,
+        };
+        let before = run.now_ms().saturating_sub((days * 86_400_000) as i64);
         let purged = run.store().purge_contexts(before).await?;
         run.log("info", format!("deleted {purged} contexts that ended more than {days} days ago")).await;
         let mut out = Map::new();
