@@ -33,19 +33,32 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-thread_local! {
-    static CREDENTIALS: RefCell<Option<Credentials>> = const { RefCell::new(None) };
+/// What one push hands the transport: its credentials and which addresses it may reach.
+#[derive(Clone)]
+struct PushSettings {
+    credentials: Option<Credentials>,
+    outbound: quire_net::Outbound,
 }
 
-/// Runs `f` (a push on this thread) with `credentials` given to the HTTP transport.
-pub(crate) fn with_credentials<T>(credentials: Option<&Credentials>, f: impl FnOnce() -> T) -> T {
+thread_local! {
+    static PUSH: RefCell<Option<PushSettings>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a push on this thread) with `credentials` given to the HTTP transport, which
+/// connects only where `outbound` permits.
+pub(crate) fn with_settings<T>(
+    credentials: Option<&Credentials>,
+    outbound: &quire_net::Outbound,
+    f: impl FnOnce() -> T,
+) -> T {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            CREDENTIALS.with(|c| c.borrow_mut().take());
+            PUSH.with(|c| c.borrow_mut().take());
         }
     }
-    CREDENTIALS.with(|c| *c.borrow_mut() = credentials.cloned());
+    let settings = PushSettings { credentials: credentials.cloned(), outbound: outbound.clone() };
+    PUSH.with(|c| *c.borrow_mut() = Some(settings));
     let _reset = Reset;
     f()
 }
@@ -66,17 +79,22 @@ pub(crate) fn register() -> Result<(), String> {
 }
 
 fn factory(remote: &git2::Remote<'_>) -> Result<Transport, git2::Error> {
-    let credentials = CREDENTIALS.with(|c| c.borrow().clone());
+    // A push outside `with_settings` (none is made) would reach public addresses only.
+    let settings = PUSH.with(|c| c.borrow().clone());
+    let (credentials, outbound) = match settings {
+        Some(s) => (s.credentials, s.outbound),
+        None => (None, quire_net::Outbound::public_only()),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| git2::Error::from_str(&format!("starting the HTTP client: {e}")))?;
-    let client = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(300))
-        .user_agent(concat!("git/2.0 (quire ", env!("CARGO_PKG_VERSION"), ")"))
-        .build()
-        .map_err(|e| git2::Error::from_str(&format!("starting the HTTP client: {e}")))?;
+        .user_agent(concat!("git/2.0 (quire ", env!("CARGO_PKG_VERSION"), ")"));
+    let client =
+        outbound.client(builder).map_err(|e| git2::Error::from_str(&format!("starting the HTTP client: {e}")))?;
     let shared = Arc::new(Shared { runtime, client, credentials });
     Transport::smart(remote, true, HttpSubtransport { shared })
 }

@@ -38,6 +38,12 @@ fn refuse(field: &'static str, message: impl Into<String>) -> Refused {
 }
 
 impl Remote {
+    /// Whether it is a path or `file://` URL on this machine (not a git server).
+    pub fn is_local(&self) -> bool {
+        let lower = self.url.to_ascii_lowercase();
+        !(lower.starts_with("http://") || lower.starts_with("https://"))
+    }
+
     /// Checks a remote as given: an `https://` or `http://` URL of a git server (credentials
     /// written into the URL are taken out of it), an absolute path or a `file://` URL.
     /// `password` alone is a token, sent with the username [`TOKEN_USERNAME`].

@@ -135,12 +135,19 @@ impl Repo {
     }
 
     /// Pushes `main` to `url`: a path, a `file://` URL, or an `http(s)://` URL of a smart
-    /// HTTP git server (with `credentials`, if it asks for them).
-    pub fn push(&self, url: &str, credentials: Option<&Credentials>) -> Result<(), RepoError> {
+    /// HTTP git server (with `credentials`, if it asks for them) at an address `outbound`
+    /// permits (checked for the URL, every address its name resolves to, and redirects).
+    pub fn push(
+        &self,
+        url: &str,
+        credentials: Option<&Credentials>,
+        outbound: &quire_net::Outbound,
+    ) -> Result<(), RepoError> {
         if url.starts_with("http://") || url.starts_with("https://") {
+            outbound.check(url).map_err(|r| RepoError(r.0))?;
             crate::http::register().map_err(RepoError)?;
         }
-        crate::http::with_credentials(credentials, || self.push_to(url))
+        crate::http::with_settings(credentials, outbound, || self.push_to(url))
     }
 
     fn push_to(&self, url: &str) -> Result<(), RepoError> {
@@ -168,6 +175,11 @@ impl Repo {
 
 #[cfg(test)]
 mod tests {
+    /// The test git servers listen on loopback, which pushes must be allowed to reach.
+    fn local() -> quire_net::Outbound {
+        quire_net::Outbound::parse("127.0.0.1").unwrap()
+    }
+
     use super::*;
 
     fn person(name: &str) -> Person {
@@ -233,14 +245,14 @@ mod tests {
         git2::Repository::init_bare(&remote_path).unwrap();
         let hash =
             repo.commit(&Commit { path: "a.md", content: b"x\n", authors: &[], at_ms: 0, message: "one" }).unwrap();
-        repo.push(remote_path.to_str().unwrap(), None).unwrap();
+        repo.push(remote_path.to_str().unwrap(), None, &local()).unwrap();
         let remote = Repo::open_or_init(&remote_path).unwrap();
         assert_eq!(remote.head().unwrap(), Some(hash.clone()));
         let next =
             repo.commit(&Commit { path: "a.md", content: b"y\n", authors: &[], at_ms: 1000, message: "two" }).unwrap();
-        repo.push(&format!("file://{}", remote_path.display()), None).unwrap();
+        repo.push(&format!("file://{}", remote_path.display()), None, &local()).unwrap();
         assert_eq!(remote.head().unwrap(), Some(next));
-        let e = repo.push(dir.path().join("nowhere").to_str().unwrap(), None).unwrap_err();
+        let e = repo.push(dir.path().join("nowhere").to_str().unwrap(), None, &local()).unwrap_err();
         assert!(e.to_string().starts_with("history repository: "), "{e}");
     }
 
@@ -255,28 +267,31 @@ mod tests {
         let hash =
             repo.commit(&Commit { path: "a.md", content: b"x\n", authors: &[], at_ms: 0, message: "one" }).unwrap();
 
-        let e = repo.push(&url, None).unwrap_err().to_string();
+        // Loopback is refused unless the instance allows it.
+        let right = Credentials { username: "ada".into(), password: "s3cret-token".into() };
+        let e = repo.push(&url, Some(&right), &quire_net::Outbound::public_only()).unwrap_err().to_string();
+        assert!(e.contains(quire_net::SETTING), "{e}");
+        let e = repo.push(&url, None, &local()).unwrap_err().to_string();
         assert!(e.contains("asks for credentials") && e.contains("401"), "{e}");
         let wrong = Credentials { username: "ada".into(), password: "wrong".into() };
-        let e = repo.push(&url, Some(&wrong)).unwrap_err().to_string();
+        let e = repo.push(&url, Some(&wrong), &local()).unwrap_err().to_string();
         assert!(e.contains("401") && !e.contains("wrong"), "the password stays out of errors: {e}");
         assert_eq!(server.pushes(), 0);
         assert_eq!(server.refused(), 2);
 
-        let right = Credentials { username: "ada".into(), password: "s3cret-token".into() };
-        repo.push(&url, Some(&right)).unwrap();
+        repo.push(&url, Some(&right), &local()).unwrap();
         let remote = Repo::open_or_init(&served.join("team.git")).unwrap();
         assert_eq!(remote.head().unwrap(), Some(hash));
         let next =
             repo.commit(&Commit { path: "a.md", content: b"y\n", authors: &[], at_ms: 1000, message: "two" }).unwrap();
-        repo.push(&format!("{url}/"), Some(&right)).unwrap();
+        repo.push(&format!("{url}/"), Some(&right), &local()).unwrap();
         assert_eq!(remote.head().unwrap(), Some(next));
         assert_eq!(server.pushes(), 2);
 
-        let e = repo.push(&format!("{}/missing.git", server.url), Some(&right)).unwrap_err().to_string();
+        let e = repo.push(&format!("{}/missing.git", server.url), Some(&right), &local()).unwrap_err().to_string();
         assert!(e.contains("no git repository") || e.contains("404"), "{e}");
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let e = repo.push(&format!("http://{closed}/team.git"), Some(&right)).unwrap_err().to_string();
+        let e = repo.push(&format!("http://{closed}/team.git"), Some(&right), &local()).unwrap_err().to_string();
         assert!(e.contains(&closed.to_string()), "{e}");
     }
 }

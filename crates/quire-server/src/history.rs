@@ -44,6 +44,9 @@ pub struct HistoryConfig {
     /// Versions per document kept whole; older ones are compressed (still read and diffed).
     pub keep: i64,
     pub thresholds: Thresholds,
+    /// Which addresses pushes to `http(s)://` remotes may reach (the instance's
+    /// [`ServerConfig::outbound`](crate::ServerConfig::outbound)).
+    pub outbound: quire_net::Outbound,
 }
 
 impl Default for HistoryConfig {
@@ -53,6 +56,7 @@ impl Default for HistoryConfig {
             debounce: Duration::from_millis(500),
             keep: 50,
             thresholds: Thresholds::default(),
+            outbound: quire_net::Outbound::public_only(),
         }
     }
 }
@@ -129,7 +133,7 @@ impl History {
         config: &crate::ServerConfig,
     ) -> Arc<History> {
         let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
-        History::new(store, collab, config.history.clone(), config.jobs.limits.clone(), keyring)
+        History::new(store, collab, config.history_config(), config.jobs.limits.clone(), keyring)
     }
 
     pub fn config(&self) -> &HistoryConfig {
@@ -335,9 +339,10 @@ impl History {
         }
         let lock =
             self.repos.lock().unwrap_or_else(|e| e.into_inner()).entry(workspace_id.to_string()).or_default().clone();
+        let outbound = self.config.outbound.clone();
         let result = tokio::task::spawn_blocking(move || {
             let _one_writer = lock.lock().unwrap_or_else(|e| e.into_inner());
-            Repo::open_or_init(&path)?.push(&remote.url, remote.credentials.as_ref())
+            Repo::open_or_init(&path)?.push(&remote.url, remote.credentials.as_ref(), &outbound)
         })
         .await
         .map_err(|e| Error::Internal(format!("the history writer stopped: {e}")))?;

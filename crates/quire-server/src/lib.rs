@@ -93,6 +93,16 @@ pub struct ServerConfig {
     pub history: history::HistoryConfig,
     /// Where local models are (none by default; the CLI looks in `<data dir>/models`).
     pub local_models: ai::local::LocalConfig,
+    /// Which addresses requests to URLs that users configure (git remotes; later webhooks
+    /// and integrations) may reach: public ones, and the networks an instance admin allows.
+    pub outbound: quire_net::Outbound,
+}
+
+impl ServerConfig {
+    /// Version history's settings, with the instance's outbound policy.
+    pub fn history_config(&self) -> history::HistoryConfig {
+        history::HistoryConfig { outbound: self.outbound.clone(), ..self.history.clone() }
+    }
 }
 
 impl Default for ServerConfig {
@@ -115,6 +125,7 @@ impl Default for ServerConfig {
             jobs: quire_jobs::EngineConfig::default(),
             history: history::HistoryConfig::default(),
             local_models: ai::local::LocalConfig::default(),
+            outbound: quire_net::Outbound::public_only(),
         }
     }
 }
@@ -162,7 +173,7 @@ impl App {
         let history = history::History::new(
             store.clone(),
             collab.clone(),
-            config.history.clone(),
+            config.history_config(),
             config.jobs.limits.clone(),
             auth.config().keyring.clone(),
         );
@@ -339,7 +350,7 @@ pub fn worker_registry(
     let history = history::History::new(
         store.clone(),
         collab.clone(),
-        config.history.clone(),
+        config.history_config(),
         config.jobs.limits.clone(),
         keyring.clone(),
     );

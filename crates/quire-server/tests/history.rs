@@ -19,6 +19,7 @@ quire_store::for_each_backend!(
     archived_versions_stay_readable_and_a_lost_repository_is_rebuilt,
     history_is_pushed_to_a_remote_and_a_failing_push_is_retried_and_shown,
     history_is_pushed_over_http_with_sealed_credentials,
+    history_remotes_cannot_reach_into_the_machine,
 );
 
 struct Setup {
@@ -29,9 +30,15 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
+/// The tests' git servers listen on loopback, which pushes must be allowed to reach.
 async fn setup(b: Backend, keep: i64) -> Setup {
+    setup_with(b, keep, quire_net::Outbound::parse("127.0.0.1").unwrap()).await
+}
+
+async fn setup_with(b: Backend, keep: i64, outbound: quire_net::Outbound) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::relaxed();
+    config.outbound = outbound;
     config.jobs.poll_interval = Duration::from_millis(20);
     config.history.debounce = Duration::from_millis(50);
     config.history.keep = keep;
@@ -468,4 +475,62 @@ async fn a_version_names_its_authors_from_every_node() {
     assert_eq!(emails, ["admin@example.com", "bob@example.com"], "{listed}");
     let at = one.get(&format!("{versions}/{}", items[0]["version"].as_str().unwrap())).await;
     assert_eq!(at.body["content"], json!(both));
+}
+
+/// A workspace admin (not an instance admin) cannot point the history remote into the
+/// machine: no paths (another workspace's repository is one), no loopback, private or
+/// metadata addresses written out, and a name that resolves to loopback is refused at
+/// every push, so the server behind it never hears from Quire. Anonymous readiness
+/// checks name no workspace and no remote.
+async fn history_remotes_cannot_reach_into_the_machine(b: Backend) {
+    let s = setup_with(b, 50, quire_net::Outbound::public_only()).await;
+    let (uid, mallory, _) = s.api.signup("mallory@example.com").await;
+    let member = format!("/api/v1/workspaces/{}/members/{uid}", s.ws);
+    let r = s.api.call(Method::PUT, &member, Some(json!({"role": "admin"})), &[]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let path = format!("/api/v1/workspaces/{}/history/remote", s.ws);
+    let put = |body: Value| s.api.call_as(Some(&mallory), Method::PUT, &path, Some(body), &[]);
+
+    let other = s.api.app.history().repo_path("wsp_other");
+    for url in [other.to_str().unwrap().to_string(), format!("file://{}", other.display())] {
+        let r = put(json!({"url": url})).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    }
+    for url in [
+        "http://127.0.0.1:6379/x.git",
+        "http://[::1]:6379/x.git",
+        "http://169.254.169.254/latest/meta-data.git",
+        "http://10.0.0.5/team.git",
+        "http://2130706433/x.git",
+    ] {
+        let r = put(json!({"url": url})).await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+        assert!(r.body["error"]["message"].as_str().unwrap().contains("--outbound-allow"), "{url}: {}", r.body);
+    }
+
+    let served = s._dir.path().join("served");
+    Repo::open_or_init(&served.join("team.git")).unwrap();
+    let server = quire_history::testing::GitHttpServer::start(&served, None).unwrap();
+    let by_name = format!("{}/team.git", server.url.replace("127.0.0.1", "localhost"));
+    let r = put(json!({"url": by_name})).await;
+    assert_eq!(r.status, StatusCode::OK, "a name is resolved when pushing: {}", r.body);
+    s.version(V1).await;
+    let mut last = Value::Null;
+    assert!(
+        eventually(async || {
+            last = s.api.call_as(Some(&mallory), Method::GET, &path, None, &[]).await.body;
+            last["last_push"]["ok"] == false
+        })
+        .await,
+        "{last}"
+    );
+    assert!(last["last_push"]["error"].as_str().unwrap().contains("--outbound-allow"), "{last}");
+    assert_eq!((server.pushes(), server.refused()), (0, 0), "nothing reached the server");
+
+    let anonymous = s.api.call_as(None, Method::GET, "/readyz", None, &[]).await;
+    assert_eq!(anonymous.body, json!({"status": "degraded"}));
+    let as_member = s.api.call_as(Some(&mallory), Method::GET, "/readyz", None, &[]).await;
+    assert_eq!(as_member.body, json!({"status": "degraded"}), "workspace admins see no other tenant's remote");
+    let as_admin = s.api.get("/readyz").await;
+    assert!(as_admin.body["checks"]["history.push"]["error"].as_str().unwrap().contains(&s.ws), "{}", as_admin.body);
 }

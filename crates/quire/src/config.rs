@@ -112,6 +112,12 @@ pub struct JobArgs {
     /// diffed) [default: 50]
     #[arg(long, env = "QUIRE_HISTORY_KEEP", value_name = "N")]
     pub history_keep: Option<i64>,
+    /// Networks (beyond the public internet) that URLs users configure, such as a
+    /// workspace's git remote, may reach: addresses or CIDRs, comma-separated, e.g.
+    /// 10.0.0.0/8 for an internal git server [default: none — loopback, private, link-local
+    /// and metadata addresses are refused]
+    #[arg(long, env = "QUIRE_OUTBOUND_ALLOW", value_name = "NETWORKS")]
+    pub outbound_allow: Option<String>,
 }
 
 /// Settings of `quire worker`.
@@ -288,6 +294,7 @@ struct FileSettings {
     history_debounce_ms: Option<u64>,
     history_patch_chars: Option<usize>,
     history_keep: Option<i64>,
+    outbound_allow: Option<String>,
     queue_limits: Option<String>,
 }
 
@@ -432,7 +439,8 @@ impl Settings {
         let fetch_models = args.fetch_models.or(file.fetch_models).unwrap_or(true);
         let (jobs, worker) = jobs(&args.jobs, &file)?;
         let history = history(&args.jobs, &file)?;
-        let server = ServerConfig { jobs, history, ..server };
+        let outbound = outbound(&args.jobs, &file)?;
+        let server = ServerConfig { jobs, history, outbound, ..server };
         let mut settings = Self::resolve(args.common, file, addr, server)?;
         settings.auth = auth;
         settings.run_workers = run_workers;
@@ -446,8 +454,9 @@ impl Settings {
         let file = read_file(args.common.config.as_deref())?;
         let (jobs, worker) = jobs(&args.jobs, &file)?;
         let history = history(&args.jobs, &file)?;
+        let outbound = outbound(&args.jobs, &file)?;
         let addr = file.addr.unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
-        let server = ServerConfig { jobs, history, ..ServerConfig::default() };
+        let server = ServerConfig { jobs, history, outbound, ..ServerConfig::default() };
         let mut settings = Self::resolve(args.common, file, addr, server)?;
         settings.worker = worker;
         Ok(settings)
@@ -575,6 +584,12 @@ fn jobs(args: &JobArgs, file: &FileSettings) -> Result<(quire_jobs::EngineConfig
         ..engine
     };
     Ok((engine, quire_jobs::WorkerConfig { queues, concurrency, ..worker }))
+}
+
+/// Where requests to URLs users configure may go, beyond public addresses.
+fn outbound(args: &JobArgs, file: &FileSettings) -> Result<quire_net::Outbound, String> {
+    let list = args.outbound_allow.as_deref().or(file.outbound_allow.as_deref()).unwrap_or("");
+    quire_net::Outbound::parse(list).map_err(|e| format!("outbound_allow: {e} (set --outbound-allow)"))
 }
 
 /// Version history's settings (its folder is set with the data directory).

@@ -286,6 +286,19 @@ pub async fn put_remote(
     let ws = admin_of(&app, &who, &ws).await?;
     let remote = quire_history::remote::Remote::parse(&body.url, body.username.as_deref(), body.password.as_deref())
         .map_err(|r| quire_core::Error::invalid(r.field, r.message))?;
+    if remote.is_local() && !who.is_superuser() {
+        // A path on this machine could be another workspace's repository under the data
+        // directory, force-pushed over.
+        return Err(quire_core::Error::Forbidden(
+            "only an instance admin may push history to a path on this machine; give an https:// URL of a git server"
+                .into(),
+        )
+        .into());
+    }
+    if !remote.is_local() {
+        // Refused addresses written out are refused now; names are checked at each push.
+        app.config().outbound.check(&remote.url).map_err(|r| quire_core::Error::invalid("url", r.0))?;
+    }
     app.history().set_remote(&ws.id, Some(&remote)).await?;
     Ok(Json(remote_json(&app, &ws.id).await?).into_response())
 }

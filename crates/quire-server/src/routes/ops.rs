@@ -29,9 +29,11 @@ pub async fn healthz() -> Json<Liveness> {
 pub struct Readiness {
     /// `healthy`, `degraded` (an optional dependency is failing) or `down`.
     pub status: &'static str,
-    /// By dependency: `database`, `redis`, and `ai.<provider>` for each remote AI provider
-    /// this process has called.
-    pub checks: BTreeMap<String, Check>,
+    /// By dependency: `database`, `redis`, `history.push` while a workspace's pushes fail,
+    /// and `ai.<provider>` for each remote AI provider this process has called. Shown to
+    /// instance admins only (they name workspaces and remotes); others see the status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<BTreeMap<String, Check>>,
 }
 
 /// One dependency's state.
@@ -47,10 +49,11 @@ pub struct Check {
     pub error: Option<String>,
 }
 
-/// Readiness: 200 when Quire can serve, 503 when a required dependency is down.
+/// Readiness: 200 when Quire can serve, 503 when a required dependency is down. The checks
+/// behind the status are shown to an instance admin's token only.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
-pub async fn readyz(State(app): State<App>) -> Response {
+pub async fn readyz(State(app): State<App>, crate::extract::MaybeActor(who): crate::extract::MaybeActor) -> Response {
     let store = app.store();
     let started = Instant::now();
     let result = match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
@@ -114,6 +117,7 @@ pub async fn readyz(State(app): State<App>) -> Response {
         checks.insert(format!("ai.{name}"), Check { status: state, kind: "ai-provider", latency_ms: 0.0, error });
     }
     let code = if status == "down" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let checks = who.is_superuser().then_some(checks);
     (code, Json(Readiness { status, checks })).into_response()
 }
 
