@@ -98,8 +98,6 @@ pub struct Frame {
 
 struct RoomState {
     awareness: Awareness,
-    /// The last update sequence number stored for this document.
-    seq: i64,
     /// Updates applied since the last snapshot.
     pending: usize,
     /// The answer to a client that has nothing yet (sync step 2 with the whole document),
@@ -338,10 +336,8 @@ impl Collab {
             let stored = self.store.load_doc(document_id).await?;
             let doc = Doc::new();
             load_into(&doc, &stored)?;
-            let seq = stored.updates.last().map_or(stored.through_seq, |u| u.0);
             *state = Some(RoomState {
                 awareness: Awareness::new(doc),
-                seq,
                 pending: stored.updates.len(),
                 full_state: None,
                 awareness_changed: HashSet::new(),
@@ -369,19 +365,25 @@ impl Collab {
         Ok((session, first, rx))
     }
 
-    /// Folds a room's log into a snapshot when enough updates piled up (or `force`).
+    /// Folds a room's log into a snapshot when enough updates piled up (or `force`). What
+    /// is folded is what the store holds, read at once (snapshot and log), not the room's
+    /// copy: that copy may lack updates other processes stored whose relay has not arrived,
+    /// and the snapshot replaces every update it claims to cover.
     async fn compact(&self, room: &Room, force: bool) -> Result<()> {
-        let (snapshot, seq) = {
+        {
             let mut state = room.state.lock().await;
             let Some(st) = state.as_mut() else { return Ok(()) };
             if st.pending == 0 || (!force && st.pending < self.config.snapshot_every) {
                 return Ok(());
             }
             st.pending = 0;
-            let txn = st.awareness.doc().transact();
-            (txn.encode_state_as_update_v1(&StateVector::default()), st.seq)
-        };
-        self.store.save_doc_snapshot(&room.id, &snapshot, seq).await
+        }
+        let stored = self.store.load_doc(&room.id).await?;
+        let Some(&(through, _)) = stored.updates.last() else { return Ok(()) };
+        let folded = Doc::new();
+        load_into(&folded, &stored)?;
+        let snapshot = folded.transact().encode_state_as_update_v1(&StateVector::default());
+        self.store.save_doc_snapshot(&room.id, &snapshot, through).await
     }
 
     /// Who is on a document: one entry per user (their liveliest connection), recent leavers
@@ -668,7 +670,7 @@ impl Session {
             let mut state = self.room.state.lock().await;
             let st = state.as_mut().expect("joined rooms are loaded");
             // Durable before anyone sees it; the room lock keeps log order = apply order.
-            st.seq = self.collab.store.append_doc_update(&self.room.id, &bytes).await?;
+            self.collab.store.append_doc_update(&self.room.id, &bytes).await?;
             st.awareness
                 .doc()
                 .transact_mut()

@@ -47,6 +47,9 @@ impl PgStore {
     const CLAIM_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     /// Serialises claims on a queue with a concurrency limit, so the running count holds.
     const QUEUE_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7421, hashtext($1))");
+    /// Serialises a document's log appends and its compaction, so that no update can take a
+    /// sequence number a snapshot already covers.
+    const DOC_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7422, hashtext($1))");
     /// Statements that update several of a worker's rows lock them first, in id order.
     const ROW_LOCK: &'static str = " FOR UPDATE";
 

@@ -33,6 +33,8 @@ impl SqliteStore {
     /// The one writer makes claims atomic: nothing to skip, nothing to lock.
     const CLAIM_SKIP_LOCKED: &'static str = "";
     const QUEUE_LOCK: Option<&'static str> = None;
+    /// One writer: a write transaction already excludes every other.
+    const DOC_LOCK: Option<&'static str> = None;
     const ROW_LOCK: &'static str = "";
 
     /// Opens (creating if needed, with its directory) the database file `url` names.
