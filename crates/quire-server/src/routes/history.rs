@@ -158,8 +158,14 @@ pub async fn diff_versions(
     }
     let format = format_of(doc.kind);
     let file = History::file_of(&doc.id, format);
-    let unified = diff::unified(&texts[0], &texts[1], &format!("a/{file}@{}", q.from), &format!("b/{file}@{to}"));
-    let sections = diff::by_section(format, &texts[0], &texts[1]);
+    let (from_name, to_name) = (format!("a/{file}@{}", q.from), format!("b/{file}@{to}"));
+    // Diffing is CPU work of up to diff::DEADLINE per part: off the async threads.
+    let (unified, sections) = tokio::task::spawn_blocking(move || {
+        let unified = diff::unified(&texts[0], &texts[1], &from_name, &to_name);
+        (unified, diff::by_section(format, &texts[0], &texts[1]))
+    })
+    .await
+    .map_err(|e| quire_core::Error::Internal(format!("the diff stopped: {e}")))?;
     Ok(Json(json!({ "from": q.from, "to": to, "unified": unified, "sections": sections })).into_response())
 }
 
