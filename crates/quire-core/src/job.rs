@@ -135,6 +135,9 @@ pub struct Context {
     /// Attempts started so far, and the most allowed before the context fails.
     pub attempts: i32,
     pub max_attempts: i32,
+    /// How many times a worker has claimed it (never reset): the fence of a worker's lease.
+    #[serde(skip)]
+    pub claims: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     /// Earliest time a worker may take it (a delayed context, or a retry's backoff).

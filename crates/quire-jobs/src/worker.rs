@@ -351,7 +351,7 @@ async fn run_context(
 ) -> Vec<Context> {
     let store = engine.store().clone();
     let clock = engine.clock().clone();
-    let lease = Lease { context_id: ctx.id.clone(), worker_id: worker, attempt: ctx.attempts };
+    let lease = Lease { context_id: ctx.id.clone(), worker_id: worker, attempt: ctx.attempts, claim: ctx.claims };
     let lost = Arc::new(AtomicBool::new(false));
     let mut processing = ctx.processing.clone().unwrap_or_default();
     let start = processing.start_time.map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64).unwrap_or(clock.now_ms());

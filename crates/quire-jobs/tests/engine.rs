@@ -451,7 +451,7 @@ async fn lapsed_leases_are_claimed_again_and_fenced(b: Backend) {
     assert_eq!((back.status, back.error.unwrap().code.as_str()), (ContextStatus::Retrying, "worker_lost"));
     let b_ = store.claim_contexts("wrk_b", &q, 1, 1_000, t0 + 1_001).await.unwrap();
     assert_eq!((b_[0].id.as_str(), b_[0].attempts), (ctx.id.as_str(), 2), "a lapsed lease is claimed again");
-    let stale = Lease { context_id: ctx.id.clone(), worker_id: "wrk_a".into(), attempt: 1 };
+    let stale = Lease { context_id: ctx.id.clone(), worker_id: "wrk_a".into(), attempt: 1, claim: 1 };
     let update = RunningUpdate { events: vec![("log".into(), json!({"message": "late"}))], ..Default::default() };
     let limits = Default::default();
     assert!(matches!(store.update_running(&stale, update, &limits, t0 + 1_100).await, Err(Error::Conflict(_))));
@@ -464,6 +464,19 @@ async fn lapsed_leases_are_claimed_again_and_fenced(b: Backend) {
     assert!(store.claim_contexts("wrk_c", &q, 1, 1_000, t0 + 2_200).await.unwrap().is_empty());
     let c = store.get_context(&SYS, &ctx.id).await.unwrap();
     assert_eq!((c.status, c.error.unwrap().code.as_str()), (ContextStatus::Failed, "worker_lost"));
+
+    // A retry starts the attempts again; the worker that lost the first attempt claims it
+    // anew. Its old hold (attempt 1, like the new one) still records nothing.
+    let retried = store.retry_context(&SYS, &ctx.id, false).await.unwrap();
+    assert_eq!(retried.attempts, 0);
+    let again = store.claim_contexts("wrk_a", &q, 1, 60_000, quire_core::now_ms()).await.unwrap();
+    assert_eq!((again[0].id.as_str(), again[0].attempts), (ctx.id.as_str(), 1));
+    assert_eq!(again[0].claims, 3, "claimed by a, then b, then a again");
+    let update = RunningUpdate { events: vec![("log".into(), json!({"message": "late"}))], ..Default::default() };
+    let r = store.update_running(&stale, update, &limits, quire_core::now_ms()).await;
+    assert!(matches!(r, Err(Error::Conflict(_))), "an old lease does not match a later claim: {r:?}");
+    let fresh = Lease { context_id: ctx.id.clone(), worker_id: "wrk_a".into(), attempt: 1, claim: again[0].claims };
+    store.update_running(&fresh, RunningUpdate::default(), &limits, quire_core::now_ms()).await.unwrap();
 }
 
 async fn queue_limits_hold_across_claimers(b: Backend) {
@@ -494,7 +507,7 @@ async fn queue_limits_hold_across_claimers(b: Backend) {
     }
     assert_eq!(held.len(), 2, "the queue's limit holds");
     let (worker_id, first) = &held[0];
-    let lease = Lease { context_id: first.id.clone(), worker_id: worker_id.clone(), attempt: 1 };
+    let lease = Lease { context_id: first.id.clone(), worker_id: worker_id.clone(), attempt: 1, claim: 1 };
     let next = NextClaim { queues: q.clone(), max: 5, lease_ms: 30_000 };
     let then = store
         .finish_context(&lease, Outcome::Completed, Processing::default(), Default::default(), Some(&next), now)
@@ -717,14 +730,14 @@ async fn finishing_claims_the_next_context_at_once(b: Backend) {
     let first = store.claim_contexts("wrk_a", &q, 1, 30_000, now).await.unwrap().remove(0);
     assert_eq!(first.id, ids[0]);
     let next = NextClaim { queues: q.clone(), max: 1, lease_ms: 30_000 };
-    let lease = Lease { context_id: first.id.clone(), worker_id: "wrk_a".into(), attempt: 1 };
+    let lease = Lease { context_id: first.id.clone(), worker_id: "wrk_a".into(), attempt: 1, claim: 1 };
     let last = RunningUpdate {
         data: Some(obj(json!({"result": 42}))),
         events: vec![("log".into(), json!({"message": "done"}))],
         ..Default::default()
     };
     // A stale lease finishes nothing and claims nothing.
-    let stale = Lease { attempt: 7, ..lease.clone() };
+    let stale = Lease { attempt: 7, claim: 7, ..lease.clone() };
     let r = store
         .finish_context(&stale, Outcome::Completed, Processing::default(), Default::default(), Some(&next), now)
         .await;
@@ -759,7 +772,7 @@ async fn ends_finished_together_commit_once_and_claim_one_each(b: Backend) {
     let held = store.claim_contexts("wrk_a", &q, 4, 30_000, now).await.unwrap();
     assert_eq!(held.len(), 4);
     let end = |ctx: &Context, attempt: i32, outcome: Outcome, n: i64| Finishing {
-        lease: Lease { context_id: ctx.id.clone(), worker_id: "wrk_a".into(), attempt },
+        lease: Lease { context_id: ctx.id.clone(), worker_id: "wrk_a".into(), attempt, claim: attempt.into() },
         outcome,
         processing: Processing::default(),
         last: RunningUpdate {

@@ -26,7 +26,12 @@ use tokio::sync::watch;
 pub struct Lease {
     pub context_id: String,
     pub worker_id: String,
+    /// The attempt's number, for events and logs.
     pub attempt: i32,
+    /// The context's claim count when this worker claimed it: the fence. It only ever grows
+    /// (a retry resets `attempts`, a stopping worker gives one back), so an old holder of
+    /// the same context never matches a later claim.
+    pub claim: i64,
 }
 
 /// What a running pipeline records between components. Fields left `None` are unchanged.
@@ -204,7 +209,7 @@ pub trait JobStore: Send + Sync {
 macro_rules! job_columns {
     () => {
         "id, workspace_id, kind, queue, status, pipeline, data, processing, progress, error, priority, attempts, \
-         max_attempts, run_at, cancel_requested, idempotency_key, created_by, created_at, updated_at"
+         max_attempts, run_at, cancel_requested, idempotency_key, created_by, created_at, updated_at, claims"
     };
 }
 
@@ -235,6 +240,7 @@ pub(crate) struct JobRow {
     created_by: String,
     created_at: i64,
     updated_at: i64,
+    claims: i64,
 }
 
 pub(crate) fn json_col<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
@@ -258,6 +264,7 @@ impl TryFrom<JobRow> for Context {
             queue: r.queue,
             attempts: r.attempts,
             max_attempts: r.max_attempts,
+            claims: r.claims,
             idempotency_key: r.idempotency_key,
             run_at: quire_core::timestamp_from_ms(r.run_at),
             cancel_requested: r.cancel_requested,
@@ -555,7 +562,7 @@ macro_rules! impl_job_store {
                 let sql = format!(
                     concat!(
                         "UPDATE jobs SET status = 'processing', lease_owner = $1, lease_until = $4 + $5, ",
-                        "attempts = attempts + 1, event_seq = event_seq + 1, updated_at = $4 ",
+                        "attempts = attempts + 1, claims = claims + 1, event_seq = event_seq + 1, updated_at = $4 ",
                         "WHERE id IN (SELECT id FROM jobs WHERE queue = $2 AND status IN ('pending', 'retrying') ",
                         "AND run_at <= $4 ORDER BY priority DESC, run_at, id LIMIT $3{}) RETURNING event_seq, ",
                         job_columns!()
@@ -1187,11 +1194,11 @@ macro_rules! impl_job_store {
                 }
                 let mut tx = self.begin_write().await?;
                 let seq: Option<i64> = sqlx::query_scalar(
-                    "SELECT event_seq FROM jobs WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'processing'",
+                    "SELECT event_seq FROM jobs WHERE id = $1 AND lease_owner = $2 AND claims = $3 AND status = 'processing'",
                 )
                 .bind(&lease.context_id)
                 .bind(&lease.worker_id)
-                .bind(lease.attempt)
+                .bind(lease.claim)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err($crate::rows::db_err)?;
@@ -1210,11 +1217,11 @@ macro_rules! impl_job_store {
                 let matched: Option<i64> = sqlx::query_scalar(
                     "UPDATE jobs SET data = COALESCE($4, data), processing = COALESCE($5, processing), \
                      progress = COALESCE($6, progress), event_seq = event_seq + $7, updated_at = $8 \
-                     WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'processing' RETURNING event_seq",
+                     WHERE id = $1 AND lease_owner = $2 AND claims = $3 AND status = 'processing' RETURNING event_seq",
                 )
                 .bind(&lease.context_id)
                 .bind(&lease.worker_id)
-                .bind(lease.attempt)
+                .bind(lease.claim)
                 .bind(data)
                 .bind(update.processing.map(|p| serde_json::json!(p).to_string()))
                 .bind(update.progress.map(|p| serde_json::json!(p).to_string()))
@@ -1263,11 +1270,11 @@ macro_rules! impl_job_store {
                         "UPDATE jobs SET status = $4, error = COALESCE($5, error), run_at = COALESCE($6, run_at), finished_at = $7, ",
                         "processing = $8, lease_owner = NULL, lease_until = NULL, event_seq = event_seq + $10, updated_at = $9, ",
                         "data = COALESCE($11, data) ",
-                        "WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'processing' RETURNING event_seq"
+                        "WHERE id = $1 AND lease_owner = $2 AND claims = $3 AND status = 'processing' RETURNING event_seq"
                     ))
                     .bind(&end.lease.context_id)
                     .bind(&end.lease.worker_id)
-                    .bind(end.lease.attempt)
+                    .bind(end.lease.claim)
                     .bind(end.status)
                     .bind(&end.error)
                     .bind(end.run_at)

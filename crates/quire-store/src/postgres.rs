@@ -153,22 +153,22 @@ impl PgStore {
         b: &crate::jobs::FinishBatch<'_>,
     ) -> Result<Option<(Vec<bool>, Vec<quire_core::Context>)>> {
         const SQL: &str = concat!(
-            "WITH f AS (SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::int8[], $6::int8[], ",
-            "$7::text[], $8::text[], $9::int8[]) AS f(id, attempt, status, error, run_at, finished, processing, data, n_events)), ",
+            "WITH f AS (SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::int8[], ",
+            "$7::text[], $8::text[], $9::int8[]) AS f(id, claim, status, error, run_at, finished, processing, data, n_events)), ",
             // Locked by id alone (only the primary key can serve that), and the lease checked on
             // the locked row: with the lease in an UPDATE's own WHERE the planner may scan a
             // partial index full of entries for rows long finished.
-            "locked AS (SELECT id, lease_owner, attempts, status FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE), ",
+            "locked AS (SELECT id, lease_owner, claims, status FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE), ",
             "fin AS (UPDATE jobs j SET status = f.status, error = COALESCE(f.error, j.error), run_at = COALESCE(f.run_at, j.run_at), ",
             "finished_at = f.finished, processing = f.processing, lease_owner = NULL, lease_until = NULL, ",
             "event_seq = j.event_seq + f.n_events, updated_at = $10, data = COALESCE(f.data, j.data) ",
             "FROM locked l JOIN f ON f.id = l.id WHERE j.id = l.id AND l.lease_owner = $11 ",
-            "AND l.attempts = f.attempt AND l.status = 'processing' RETURNING j.id, j.event_seq, f.n_events), ",
+            "AND l.claims = f.claim AND l.status = 'processing' RETURNING j.id, j.event_seq, f.n_events), ",
             "fin_events AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) ",
             "SELECT fin.id, fin.event_seq - fin.n_events + e.ord, e.kind, e.data, $10 FROM fin ",
             "JOIN unnest($12::text[], $13::int8[], $14::text[], $15::text[]) AS e(id, ord, kind, data) ON e.id = fin.id), ",
             "nxt AS (UPDATE jobs SET status = 'processing', lease_owner = $11, lease_until = $10 + $16, ",
-            "attempts = attempts + 1, event_seq = event_seq + 1, updated_at = $10 ",
+            "attempts = attempts + 1, claims = claims + 1, event_seq = event_seq + 1, updated_at = $10 ",
             "WHERE id IN (SELECT id FROM jobs WHERE queue = $17 AND status IN ('pending', 'retrying') AND run_at <= $10 ",
             "ORDER BY priority DESC, run_at, id LIMIT LEAST($18, (SELECT count(*) FROM fin)) FOR UPDATE SKIP LOCKED) RETURNING *), ",
             "nxt_events AS (INSERT INTO job_events (job_id, seq, kind, data, created_at) ",
@@ -178,7 +178,7 @@ impl PgStore {
             job_columns!(),
             // A finished row only has to say that its lease held: its id, not its data.
             " FROM nxt UNION ALL SELECT FALSE, event_seq, id, '', '', '', '', '[]', '{}', NULL, NULL, NULL, 0, 0, 0, 0, ",
-            "FALSE, NULL, '', 0, 0 FROM fin"
+            "FALSE, NULL, '', 0, 0, 0 FROM fin"
         );
         #[derive(sqlx::FromRow)]
         struct Row {
@@ -199,7 +199,7 @@ impl PgStore {
         let worker = &ends[0].lease.worker_id;
         let rows: Vec<Row> = sqlx::query_as(SQL)
             .bind(ends.iter().map(|e| e.lease.context_id.as_str()).collect::<Vec<_>>())
-            .bind(ends.iter().map(|e| e.lease.attempt).collect::<Vec<_>>())
+            .bind(ends.iter().map(|e| e.lease.claim).collect::<Vec<_>>())
             .bind(ends.iter().map(|e| e.status).collect::<Vec<_>>())
             .bind(ends.iter().map(|e| e.error.as_deref()).collect::<Vec<_>>())
             .bind(ends.iter().map(|e| e.run_at).collect::<Vec<_>>())
