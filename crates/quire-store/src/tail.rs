@@ -24,6 +24,9 @@ pub struct EventTail {
     store: Arc<dyn Store>,
     who: Principal,
     after: i64,
+    /// How far the outbox has been read: past `after` when the rows after it did not match
+    /// the filter (or `who` may not see them), so that they are not read again.
+    scanned: i64,
     filter: EventFilter,
     poll: Duration,
     buffer: VecDeque<Event>,
@@ -34,10 +37,11 @@ impl EventTail {
     /// A tail of the events after id `after` that match `filter`, as `who` may see them.
     pub fn new(store: Arc<dyn Store>, who: Principal, after: i64, filter: EventFilter, poll: Duration) -> EventTail {
         let signal = store.event_signal();
-        EventTail { store, who, after, filter, poll, buffer: VecDeque::new(), signal }
+        EventTail { store, who, after, scanned: after, filter, poll, buffer: VecDeque::new(), signal }
     }
 
-    /// The id of the last event returned (or the starting point).
+    /// Where to resume: the id of the last event returned, or past it when the events
+    /// after it were all read and none was for this tail.
     pub fn position(&self) -> i64 {
         self.after
     }
@@ -50,14 +54,13 @@ impl EventTail {
                 self.after = event.id;
                 return event;
             }
+            // Everything up to `scanned` has been handed out or was not for this tail.
+            self.after = self.after.max(self.scanned);
             // Ticks from before this read are covered by it.
             self.signal.mark_unchanged();
-            match self.store.events_after(&self.who, self.after, &self.filter, BATCH).await {
-                Ok(events) if !events.is_empty() => {
-                    self.buffer.extend(events);
-                    continue;
-                }
-                Ok(_) => {}
+            match self.read().await {
+                Ok(true) => continue,
+                Ok(false) => self.after = self.after.max(self.scanned),
                 Err(e) => tracing::warn!(error = %e, "reading the event outbox failed; retrying"),
             }
             tokio::select! {
@@ -70,5 +73,23 @@ impl EventTail {
                 _ = tokio::time::sleep(self.poll) => {}
             }
         }
+    }
+
+    /// Reads the next events for this tail into the buffer; `true` when there were any.
+    /// The outbox's last id is read first: ids become visible in increasing order, so when
+    /// the read is not cut short by its limit, every row up to that id has been looked at,
+    /// and those that did not match are never read again. (Without this, a tail filtered to
+    /// one workspace read the whole instance's traffic since its last event on every commit.)
+    async fn read(&mut self) -> quire_core::Result<bool> {
+        let high = self.store.last_event_id().await?;
+        let events = self.store.events_after(&self.who, self.scanned, &self.filter, BATCH).await?;
+        let last = events.last().map(|e| e.id);
+        self.scanned = match last {
+            Some(last) if events.len() == BATCH as usize => last,
+            last => self.scanned.max(high).max(last.unwrap_or_default()),
+        };
+        let any = !events.is_empty();
+        self.buffer.extend(events);
+        Ok(any)
     }
 }

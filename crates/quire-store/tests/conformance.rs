@@ -25,6 +25,7 @@ quire_store::for_each_backend!(
     failed_writes_leave_no_event,
     migrations_are_idempotent,
     a_tail_follows_the_outbox_live,
+    a_tail_moves_past_what_it_filters_out,
     consumer_offsets_only_move_forward,
     users_and_the_first_admin,
     membership_scopes_every_read_and_write,
@@ -497,6 +498,32 @@ async fn a_tail_follows_the_outbox_live(b: Backend) {
     let names: Vec<_> = events.iter().map(|(_, n)| n.as_str()).collect();
     assert_eq!(names, ["prd.created", "prd.updated", "prd.deleted"]);
     assert_eq!(position, events[2].0);
+}
+
+/// Rows a tail's filter leaves out are read once: the tail moves past them, instead of
+/// reading all of them again on every commit until an event for it comes.
+async fn a_tail_moves_past_what_it_filters_out(b: Backend) {
+    let t = open(b).await;
+    let s = &t.store;
+    let mine = s.create_workspace(&ME, ws("Mine")).await.unwrap();
+    let busy = s.create_workspace(&ME, ws("Busy")).await.unwrap();
+    let start = s.last_event_id().await.unwrap();
+    let filter = EventFilter { workspace_id: Some(mine.id.clone()), names: Vec::new() };
+    let mut tail = quire_store::EventTail::new(s.clone(), ME, start, filter, std::time::Duration::from_secs(60));
+    for i in 0..20 {
+        s.create_document(&ME, &busy.id, doc(DocumentKind::Prd, &format!("Elsewhere {i}"))).await.unwrap();
+    }
+    let high = s.last_event_id().await.unwrap();
+    assert!(high > start);
+    // Nothing for this tail: it waits (and is dropped), having read past the other workspace.
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(300), tail.next()).await;
+    assert!(waited.is_err(), "no event of 'Mine' was written");
+    assert!(tail.position() >= high, "the tail stayed at {} below {high}", tail.position());
+    // An event for it still comes, and position follows it.
+    let d = s.create_document(&ME, &mine.id, doc(DocumentKind::Prd, "Here")).await.unwrap();
+    let e = tokio::time::timeout(std::time::Duration::from_secs(10), tail.next()).await.expect("delivered");
+    assert_eq!((e.name.as_str(), e.document_id.as_deref()), ("prd.created", Some(d.id.as_str())));
+    assert_eq!(tail.position(), e.id);
 }
 
 async fn consumer_offsets_only_move_forward(b: Backend) {
