@@ -47,7 +47,9 @@ pub struct AuthConfig {
     pub invitation_ttl: Duration,
     pub signup: SignupMode,
     /// Failed sign-ins allowed per email and address within `login_window` (default 5 in
-    /// 15 minutes); twice as many per email from anywhere.
+    /// 15 minutes). Ten times as many per email from all addresses together, a limit that
+    /// does not apply to an address the account has signed in from before: someone
+    /// guessing from elsewhere cannot lock its owner out.
     pub login_failures: u32,
     pub login_window: Duration,
     /// Single sign-on providers.
@@ -272,6 +274,16 @@ impl Auth {
                 "sign-up on this instance is by invitation; ask an admin for an invitation link".into(),
             ));
         }
+        // A sign-up refused because the email is taken tells that the address has an
+        // account; an address that collects such answers is throttled like one guessing
+        // passwords, so the sign-up form is no way to list who uses Quire.
+        let probe = format!("signup|{}", client.ip.as_deref().unwrap_or("-"));
+        if let Some(wait) = self.throttle.blocked(&probe, self.config.login_failures) {
+            return Err(Error::TooManyRequests {
+                message: "too many sign-ups with emails that already have accounts; wait before trying again".into(),
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
         let new = NewUser {
             email: email.into(),
             name: name.into(),
@@ -286,7 +298,11 @@ impl Auth {
                 Error::NotFound { what: "invitation", id } => Error::Forbidden(id),
                 other => other,
             })?,
-            None => self.store.create_user(new).await?,
+            None => self.store.create_user(new).await.inspect_err(|e| {
+                if matches!(e, Error::Conflict(_)) {
+                    self.throttle.fail(&probe);
+                }
+            })?,
         };
         if first {
             self.welcome_first(&user).await?;
@@ -296,12 +312,16 @@ impl Auth {
         Ok(signed)
     }
 
-    /// Signs in with email and password. Wrong guesses are throttled per email and address.
+    /// Signs in with email and password. Wrong guesses are throttled per email and address,
+    /// and per email from all addresses except those it has signed in from before.
     pub async fn login(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SignedIn> {
         let email = email.trim().to_lowercase();
-        let keys = [format!("{email}|{}", client.ip.as_deref().unwrap_or("-")), email.clone()];
-        let limits = [self.config.login_failures, self.config.login_failures * 2];
-        for (key, limit) in keys.iter().zip(limits) {
+        let pair = format!("{email}|{}", client.ip.as_deref().unwrap_or("-"));
+        let account = format!("account:{email}");
+        let keys = [pair.clone(), account];
+        let limits = [self.config.login_failures, self.config.login_failures.saturating_mul(10)];
+        let known = self.throttle.is_known(&pair);
+        for (key, limit) in keys.iter().zip(limits).take(if known { 1 } else { 2 }) {
             if let Some(wait) = self.throttle.blocked(key, limit) {
                 return Err(Error::TooManyRequests {
                     message: "too many failed sign-ins; wait before trying again".into(),
@@ -314,9 +334,9 @@ impl Auth {
         let ok = verify_password(password, &hash).await && found.as_ref().is_some_and(|c| c.password_hash.is_some());
         match (ok, found) {
             (true, Some(creds)) => {
-                for key in &keys {
-                    self.throttle.clear(key);
-                }
+                // The account's own count is left as it is: one right guess from one
+                // address must not reset what others are guessing.
+                self.throttle.clear(&pair);
                 self.start_session(creds.user, client).await
             }
             _ => {
@@ -341,6 +361,8 @@ impl Auth {
             refresh_hash: token_hash(&refresh_token),
         };
         self.store.create_session(session, expires_at).await?;
+        // Sign-ins from here are the account owner's: the account-wide throttle spares them.
+        self.throttle.remember(&format!("{}|{}", user.email.to_lowercase(), client.ip.as_deref().unwrap_or("-")));
         let access_token = self.access_token(&user, &session_id)?;
         Ok(SignedIn {
             user,
@@ -451,7 +473,19 @@ impl Auth {
         if !secrets_equal(presented.as_bytes(), stored.key_hash.as_bytes()) {
             return Err(invalid());
         }
-        let key = stored.key;
+        // A key acts for its creator: it stops when they leave the workspace, and acts with
+        // no more than their role today (an instance administrator's keys keep theirs).
+        let role = match (stored.creator_admin, stored.creator_role) {
+            (true, _) => stored.key.role,
+            (false, Some(creator)) => stored.key.role.min(creator),
+            (false, None) => {
+                return Err(Error::Unauthenticated(
+                    "this API key's creator is no longer a member of its workspace; a member must create a new key"
+                        .into(),
+                ));
+            }
+        };
+        let key = ApiKey { role, ..stored.key };
         let due = {
             let mut touched = self.key_touched.lock().expect("key cache");
             let due = touched.get(&key.id).is_none_or(|t| t.elapsed() > Duration::from_secs(60));

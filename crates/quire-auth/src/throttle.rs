@@ -1,6 +1,6 @@
 //! Counting failures per key in a sliding window, in memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 pub struct Throttle {
     window: Duration,
     failures: Mutex<HashMap<String, Vec<Instant>>>,
+    /// Keys that have succeeded before (an email and the address it signed in from).
+    known: Mutex<HashSet<String>>,
 }
 
 impl Throttle {
     pub fn new(window: Duration) -> Throttle {
-        Throttle { window, failures: Mutex::new(HashMap::new()) }
+        Throttle { window, failures: Mutex::new(HashMap::new()), known: Mutex::new(HashSet::new()) }
     }
 
     /// How long `key` must wait when it has `limit` failures in the window already.
@@ -40,6 +42,20 @@ impl Throttle {
 
     pub fn clear(&self, key: &str) {
         self.failures.lock().expect("throttle").remove(key);
+    }
+
+    /// Notes that `key` succeeded (kept for the process's life, at most 100,000 keys).
+    pub fn remember(&self, key: &str) {
+        let mut known = self.known.lock().expect("throttle");
+        if known.len() >= 100_000 {
+            known.clear();
+        }
+        known.insert(key.to_string());
+    }
+
+    /// Whether `key` has succeeded before.
+    pub fn is_known(&self, key: &str) -> bool {
+        self.known.lock().expect("throttle").contains(key)
     }
 }
 

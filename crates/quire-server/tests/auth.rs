@@ -14,9 +14,12 @@ use serde_json::{Value, json};
 quire_store::for_each_backend!(
     sign_in_refresh_and_sign_out,
     guessing_is_throttled,
+    guessing_from_elsewhere_cannot_lock_the_owner_out,
+    signing_up_cannot_list_accounts,
     cookie_sessions_need_the_csrf_token,
     invite_only_signup,
     api_keys_act_for_programs,
+    api_keys_follow_their_creator,
     every_route_against_every_caller,
 );
 
@@ -140,6 +143,58 @@ async fn guessing_is_throttled(b: Backend) {
         api.call_as(None, Method::POST, "/api/v1/auth/login", Some(right), &[]).await.status,
         StatusCode::TOO_MANY_REQUESTS
     );
+}
+
+async fn guessing_from_elsewhere_cannot_lock_the_owner_out(b: Backend) {
+    let config = quire_server::ServerConfig { trusted_proxies: 1, ..common::relaxed() };
+    let api = Api::with(b, StoreOptions::default(), config).await;
+    let login = |password: &str| json!({"email": "ada@example.com", "password": password});
+    let post = |body: Value, ip: String| {
+        let api = &api;
+        async move {
+            let headers = [("x-forwarded-for", ip.as_str())];
+            api.call_as(None, Method::POST, "/api/v1/auth/login", Some(body), &headers).await.status.as_u16()
+        }
+    };
+    let signup = json!({"email": "ada@example.com", "password": "correct horse battery", "name": "Ada"});
+    let home = [("x-forwarded-for", "198.51.100.7")];
+    let r = api.call_as(None, Method::POST, "/api/v1/auth/signup", Some(signup), &home).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // Fifty wrong guesses from ten addresses: each address is stopped after five.
+    for i in 1..=10 {
+        let ip = format!("203.0.113.{i}");
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            seen.push(post(login("not the password"), ip.clone()).await);
+        }
+        assert_eq!(seen, [401, 401, 401, 401, 401, 429], "from {ip}");
+    }
+    // The owner, from where she has signed in before, is not locked out.
+    assert_eq!(post(login("correct horse battery"), "198.51.100.7".into()).await, 200);
+    // A new address waits: the account as a whole has seen too many wrong guesses.
+    assert_eq!(post(login("correct horse battery"), "192.0.2.1".into()).await, 429);
+}
+
+async fn signing_up_cannot_list_accounts(b: Backend) {
+    let api = Api::new(b).await;
+    for i in 0..3 {
+        api.signup(&format!("user{i}@example.com")).await;
+    }
+    let attempt = |email: String| {
+        let api = &api;
+        async move {
+            let body = json!({"email": email, "password": "correct horse battery", "name": "Probe"});
+            api.call_as(None, Method::POST, "/api/v1/auth/signup", Some(body), &[]).await
+        }
+    };
+    // Five answers that an email is taken, then the address waits, whatever it asks next.
+    for i in 0..5 {
+        assert_error(&attempt(format!("user{}@example.com", i % 3)).await, StatusCode::CONFLICT, "conflict");
+    }
+    let limited = attempt("user0@example.com".into()).await;
+    assert_error(&limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(limited.headers.contains_key(header::RETRY_AFTER));
+    assert_error(&attempt("nobody@example.com".into()).await, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 }
 
 fn cookies(r: &Reply) -> Vec<String> {
@@ -278,6 +333,47 @@ async fn api_keys_act_for_programs(b: Backend) {
         StatusCode::UNAUTHORIZED,
         "invalid_token",
     );
+}
+
+/// A key acts for the member who made it: with no more than their role today, and not at
+/// all once they have left the workspace.
+async fn api_keys_follow_their_creator(b: Backend) {
+    let api = Api::new(b).await;
+    let ws = api.post("/api/v1/workspaces", json!({"name": "Team"})).await.body["id"].as_str().unwrap().to_string();
+    let (bob_id, bob, _) = api.signup("bob@example.com").await;
+    let member = format!("/api/v1/workspaces/{ws}/members/{bob_id}");
+    assert_eq!(api.call(Method::PUT, &member, Some(json!({"role": "admin"})), &[]).await.status, StatusCode::OK);
+    let created = api
+        .call_as(
+            Some(&bob),
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/api-keys"),
+            Some(json!({"name": "Bob's CI", "role": "editor"})),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let key = created.body["secret"].as_str().unwrap().to_string();
+    let write = |title: &'static str| {
+        let (api, key, ws) = (&api, key.clone(), ws.clone());
+        async move {
+            let body = json!({"kind": "prd", "title": title});
+            api.call_as(Some(&key), Method::POST, &format!("/api/v1/workspaces/{ws}/documents"), Some(body), &[]).await
+        }
+    };
+    assert_eq!(write("As editor").await.status, StatusCode::CREATED);
+
+    // Bob becomes a viewer: his key may read, not write.
+    assert_eq!(api.call(Method::PUT, &member, Some(json!({"role": "viewer"})), &[]).await.status, StatusCode::OK);
+    let me = api.call_as(Some(&key), Method::GET, "/api/v1/me", None, &[]).await;
+    assert_eq!(me.body["api_key"]["role"], "viewer", "{}", me.body);
+    assert_error(&write("As viewer").await, StatusCode::FORBIDDEN, "forbidden");
+
+    // Bob leaves: the key stops.
+    assert_eq!(api.call(Method::DELETE, &member, None, &[]).await.status, StatusCode::NO_CONTENT);
+    let gone = api.call_as(Some(&key), Method::GET, "/api/v1/me", None, &[]).await;
+    assert_error(&gone, StatusCode::UNAUTHORIZED, "invalid_token");
+    assert!(gone.body["error"]["message"].as_str().unwrap().contains("no longer a member"), "{}", gone.body);
 }
 
 /// A route, its body and extra header, and the status each caller gets (in `callers` order).

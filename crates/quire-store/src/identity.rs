@@ -46,6 +46,10 @@ pub struct SsoState {
 pub struct StoredApiKey {
     pub key: ApiKey,
     pub key_hash: String,
+    /// The creator's role in the key's workspace today; `None` when they are no longer in it.
+    pub creator_role: Option<quire_core::Role>,
+    /// Whether the creator is an instance administrator today.
+    pub creator_admin: bool,
 }
 
 /// A new API key; the secret is hashed before it gets here.
@@ -132,7 +136,8 @@ pub trait IdentityStore: Send + Sync {
     async fn create_api_key(&self, who: &Principal, workspace: &str, key: NewApiKey) -> Result<ApiKey>;
     async fn list_api_keys(&self, who: &Principal, workspace: &str) -> Result<Vec<ApiKey>>;
     async fn revoke_api_key(&self, who: &Principal, workspace: &str, id: &str) -> Result<ApiKey>;
-    /// A live (unrevoked) key by its visible prefix, with its hash.
+    /// A live (unrevoked) key by its visible prefix, with its hash and what its creator is
+    /// today.
     async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<StoredApiKey>>;
     async fn touch_api_key(&self, id: &str, at_ms: i64) -> Result<()>;
 

@@ -239,6 +239,19 @@ pub(crate) struct KeyWithHashRow {
     #[sqlx(flatten)]
     pub key: ApiKeyRow,
     pub key_hash: String,
+    pub creator_role: Option<String>,
+    pub creator_admin: Option<bool>,
+}
+
+impl KeyWithHashRow {
+    pub(crate) fn into_stored(self) -> Result<crate::StoredApiKey> {
+        Ok(crate::StoredApiKey {
+            key: self.key.try_into()?,
+            key_hash: self.key_hash,
+            creator_role: self.creator_role.as_deref().map(role).transpose()?,
+            creator_admin: self.creator_admin.unwrap_or(false),
+        })
+    }
 }
 
 fn role(stored: &str) -> Result<quire_core::Role> {

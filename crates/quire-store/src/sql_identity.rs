@@ -718,13 +718,16 @@ macro_rules! impl_identity_store {
 
             async fn api_key_by_prefix(&self, prefix: &str) -> quire_core::Result<Option<$crate::StoredApiKey>> {
                 let row = sqlx::query_as::<_, $crate::rows::KeyWithHashRow>(concat!(
-                    "SELECT ", api_key_columns!(), ", key_hash FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL"
+                    "SELECT ", api_key_columns!(), ", key_hash, \
+                     (SELECT m.role FROM memberships m WHERE m.workspace_id = api_keys.workspace_id AND m.user_id = api_keys.created_by) AS creator_role, \
+                     (SELECT u.admin FROM users u WHERE u.id = api_keys.created_by) AS creator_admin \
+                     FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL"
                 ))
                 .bind(prefix)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err($crate::rows::db_err)?;
-                row.map(|r| Ok($crate::StoredApiKey { key: r.key.try_into()?, key_hash: r.key_hash })).transpose()
+                row.map($crate::rows::KeyWithHashRow::into_stored).transpose()
             }
 
             async fn touch_api_key(&self, id: &str, at_ms: i64) -> quire_core::Result<()> {
