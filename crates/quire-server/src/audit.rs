@@ -75,7 +75,7 @@ pub async fn audit(State(app): State<App>, req: Request, next: Next) -> Response
     let res = next.run(req).await;
     let status = res.status();
     let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS);
-    if !(state_changing || refused) {
+    if !(state_changing || refused) || res.extensions().get::<crate::ratelimit::RepeatedRefusal>().is_some() {
         return res;
     }
     let actor = res.extensions().get::<Principal>().map_or_else(|| "anonymous".to_owned(), |p| p.actor().to_owned());

@@ -117,6 +117,19 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeActor {
     }
 }
 
+/// When the request's credential expires (Unix seconds; `None` for API keys and anonymous
+/// requests), for responses that outlive the request (event streams).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expires(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Expires {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Expires>().copied().unwrap_or_default())
+    }
+}
+
 /// Where the request came from: the peer address and the user agent.
 pub struct Client(pub quire_auth::ClientInfo);
 

@@ -86,6 +86,9 @@ pub struct ServerConfig {
     pub metrics_token: Option<String>,
     /// Largest WebSocket message a collaboration client may send.
     pub max_ws_message_bytes: usize,
+    /// Event streams and collaboration sockets one user or API key may hold open on one
+    /// node at once; past it, opening another answers 429.
+    pub max_connections_per_caller: usize,
     /// The collaboration engine's settings.
     pub collab: quire_collab::CollabConfig,
     /// The pipeline engine's settings.
@@ -121,6 +124,7 @@ impl Default for ServerConfig {
             audit_queue: 10_000,
             metrics_token: None,
             max_ws_message_bytes: 16 * 1024 * 1024,
+            max_connections_per_caller: 100,
             collab: quire_collab::CollabConfig::default(),
             jobs: quire_jobs::EngineConfig::default(),
             history: history::HistoryConfig::default(),
@@ -144,6 +148,7 @@ struct AppInner {
     ai: Arc<ai::Ai>,
     history: Arc<history::History>,
     access: tokio::sync::broadcast::Sender<routes::collab::AccessChange>,
+    connections: Arc<Connections>,
     config: ServerConfig,
     shutdown: watch::Sender<bool>,
 }
@@ -191,6 +196,7 @@ impl App {
             ai,
             history,
             access,
+            connections: Arc::default(),
             config,
             shutdown: watch::channel(false).0,
         }));
@@ -240,6 +246,20 @@ impl App {
     /// Changes of membership, shares, sessions and deletions, for open sockets to recheck.
     pub fn access_changes(&self) -> tokio::sync::broadcast::Receiver<routes::collab::AccessChange> {
         self.0.access.subscribe()
+    }
+
+    /// Resolves when `who`'s credential ends — its access token expires (`expires`, Unix
+    /// seconds), its session is signed out, its API key is revoked — or the server stops,
+    /// and says why. Long-lived responses (event streams) end then, as collaboration sockets
+    /// do; the client's reconnection is then authenticated afresh.
+    pub fn credential_ended(
+        &self,
+        who: Principal,
+        expires: Option<u64>,
+    ) -> impl std::future::Future<Output = &'static str> + Send + 'static {
+        let mut access = self.access_changes();
+        let mut shutdown = self.shutdown_signal();
+        async move { ended(&who, expires, &mut access, &mut shutdown).await }
     }
 
     fn follow_access_changes(&self) {
@@ -452,6 +472,35 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().1
 }
 
+/// See [`App::credential_ended`].
+async fn ended(
+    who: &Principal,
+    expires: Option<u64>,
+    access: &mut tokio::sync::broadcast::Receiver<routes::collab::AccessChange>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> &'static str {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let left = expires.map_or(Duration::from_secs(u64::MAX / 4), |e| Duration::from_secs(e.saturating_sub(now)));
+    let expiry = tokio::time::sleep(left);
+    tokio::pin!(expiry);
+    loop {
+        tokio::select! {
+            _ = &mut expiry => return "the access token expired",
+            _ = shutdown.changed() => return "the server is stopping",
+            change = access.recv() => match change {
+                Ok(c) if c.revokes(who) => return "the API key was revoked",
+                Ok(c) if matches!(who, Principal::User { session: Some(sid), .. } if c.sessions.contains(sid)) => {
+                    return "the session was signed out";
+                }
+                Ok(_) => {}
+                // Changes were missed: the client reconnects and is checked again.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return "access changes were missed",
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return "the server is stopping",
+            },
+        }
+    }
+}
+
 /// Every route, with its middleware: request ids, tracing, metrics, panics as JSON 500s,
 /// the body limit and the acting principal.
 pub fn router(app: App) -> Router {
@@ -548,6 +597,54 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
+/// The event streams and collaboration sockets open on this node, per caller.
+#[derive(Default)]
+struct Connections(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One open stream or socket; dropping it (when the connection ends) gives the place back.
+pub(crate) struct ConnectionSlot {
+    connections: Arc<Connections>,
+    caller: String,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.connections.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.caller) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.caller);
+            }
+        }
+    }
+}
+
+impl App {
+    /// Takes a place for one more long-lived connection of `who`, or answers 429 when they
+    /// hold `max_connections_per_caller` already: a caller cannot exhaust a node's memory
+    /// and file descriptors with streams nobody reads.
+    pub(crate) fn open_connection(&self, who: &Principal) -> Result<ConnectionSlot, ApiError> {
+        let max = self.config().max_connections_per_caller;
+        let caller = who.actor().to_owned();
+        let mut open = self.0.connections.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(caller.clone()).or_default();
+        if *n >= max {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "{max} event streams and collaboration sockets are open for you already; close one (another \
+                     tab or program) first"
+                ),
+            );
+            e.retry_after = Some(5);
+            return Err(e);
+        }
+        *n += 1;
+        Ok(ConnectionSlot { connections: self.0.connections.clone(), caller })
+    }
+}
+
 /// Puts the acting principal on the request: from `Authorization: Bearer` (an access token
 /// or an API key), else from the session cookie (state-changing requests must then echo the
 /// CSRF cookie in `X-CSRF-Token`), else anonymous. A bad bearer credential is a 401 at once;
@@ -558,6 +655,7 @@ async fn authenticate(axum::extract::State(app): axum::extract::State<App>, mut 
         return next.run(req).await;
     }
     let headers = req.headers();
+    let mut expires = None;
     let principal = if let Some(value) = headers.get(header::AUTHORIZATION) {
         let Some(token) =
             value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
@@ -569,16 +667,24 @@ async fn authenticate(axum::extract::State(app): axum::extract::State<App>, mut 
             )
             .into_response();
         };
-        match app.auth().authenticate(token.trim()).await {
-            Ok(p) => p,
+        match app.auth().authenticate_until(token.trim()).await {
+            Ok((p, until)) => {
+                expires = until;
+                p
+            }
             Err(quire_core::Error::Unauthenticated(m)) => {
+                let ip = client_ip(&req, app.config().trusted_proxies);
+                if let Some(limited) = ratelimit::refused_credential(&app, ip).await {
+                    return limited;
+                }
                 return ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", m).into_response();
             }
             Err(e) => return ApiError::from(e).into_response(),
         }
     } else if let Some(token) = extract::cookie(headers, routes::auth::ACCESS_COOKIE) {
-        match app.auth().authenticate(token).await {
-            Ok(p) => {
+        match app.auth().authenticate_until(token).await {
+            Ok((p, until)) => {
+                expires = until;
                 if !req.method().is_safe() && !routes::auth::csrf_ok(req.headers()) {
                     return ApiError::new(
                         StatusCode::FORBIDDEN,
@@ -595,6 +701,7 @@ async fn authenticate(axum::extract::State(app): axum::extract::State<App>, mut 
         Principal::Anonymous
     };
     req.extensions_mut().insert(principal.clone());
+    req.extensions_mut().insert(extract::Expires(expires));
     let mut res = next.run(req).await;
     // For the audit layer outside this one.
     res.extensions_mut().insert(principal);

@@ -174,7 +174,14 @@ struct Decision {
     limit: u64,
     remaining: u64,
     reset: u64,
+    /// Refused, and not for the first time in any window it exceeds.
+    repeat: bool,
 }
+
+/// On a 429 that repeats one already answered in the same window: the audit trail records
+/// the first refusal, not each of a flood.
+#[derive(Debug, Clone, Copy)]
+pub struct RepeatedRefusal;
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
@@ -187,19 +194,22 @@ async fn decide(counters: &Counters, windows: &[Window], class: RouteClass, who:
         .map(|w| (format!("quire:rl:{}:{who}:{}:{}", class.name(), w.secs, now / w.secs), w.secs))
         .collect();
     let counts = counters.hit(&keys).await?;
-    let mut decision = Decision { allowed: true, limit: 0, remaining: u64::MAX, reset: 0 };
+    let mut decision = Decision { allowed: true, limit: 0, remaining: u64::MAX, reset: 0, repeat: false };
+    let mut first_refusal = false;
     for (w, count) in windows.iter().zip(counts) {
         let remaining = w.limit.saturating_sub(count);
         let reset = (now / w.secs + 1) * w.secs;
         if count > w.limit {
+            first_refusal |= count == w.limit + 1;
             // Over in this window: the caller waits for the latest reset among exceeded windows.
             if decision.allowed || reset > decision.reset {
-                decision = Decision { allowed: false, limit: w.limit, remaining: 0, reset };
+                decision = Decision { allowed: false, limit: w.limit, remaining: 0, reset, repeat: false };
             }
         } else if decision.allowed && remaining < decision.remaining {
-            decision = Decision { allowed: true, limit: w.limit, remaining, reset };
+            decision = Decision { allowed: true, limit: w.limit, remaining, reset, repeat: false };
         }
     }
+    decision.repeat = !decision.allowed && !first_refusal;
     Ok(decision)
 }
 
@@ -239,23 +249,56 @@ pub async fn limit(State(app): State<App>, req: Request, next: Next) -> Response
             return next.run(req).await;
         }
     };
-    let mut res = if decision.allowed {
-        next.run(req).await
-    } else {
-        let wait = decision.reset.saturating_sub(now_secs()).max(1);
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("rate limit of {} requests reached; retry in {wait} s", decision.limit),
-        );
-        e.retry_after = Some(wait);
-        e.into_response()
-    };
+    let mut res = if decision.allowed { next.run(req).await } else { refusal(&decision) };
+    report(&mut res, &decision);
+    res
+}
+
+/// The 429 for a refused decision.
+fn refusal(decision: &Decision) -> Response {
+    let wait = decision.reset.saturating_sub(now_secs()).max(1);
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("rate limit of {} requests reached; retry in {wait} s", decision.limit),
+    );
+    e.retry_after = Some(wait);
+    let mut res = e.into_response();
+    if decision.repeat {
+        res.extensions_mut().insert(RepeatedRefusal);
+    }
+    res
+}
+
+fn report(res: &mut Response, decision: &Decision) {
     let headers = res.headers_mut();
     headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
     headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
     headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset));
-    res
+}
+
+/// Counts a refused bearer credential against its address, on the sign-in budget: a caller
+/// guessing tokens is slowed as one guessing passwords is. `Some` is the 429 to answer
+/// instead of the 401 once the budget is spent. Authentication runs before the per-route
+/// limit, so without this a flood of bad tokens was never limited (and each was audited).
+pub(crate) async fn refused_credential(app: &App, ip: Option<String>) -> Option<Response> {
+    let windows = &app.config().rate_limits.auth;
+    if windows.is_empty() {
+        return None;
+    }
+    let key = format!("bad-credential:{}", caller_key(&Principal::Anonymous, ip));
+    match decide(app.rate_counters(), windows, RouteClass::Auth, &key).await {
+        Ok(d) if !d.allowed => {
+            let mut res = refusal(&d);
+            report(&mut res, &d);
+            Some(res)
+        }
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "rate limit counters unavailable; not counting a refused credential");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ quire_store::for_each_backend!(
     limits_are_enforced,
     events_stream_live_and_resume,
     readiness_reports_the_database,
+    event_streams_end_with_their_credential,
+    streams_and_sockets_per_caller_are_capped,
 );
 
 async fn workspace_crud_with_etags(b: Backend) {
@@ -560,4 +562,97 @@ async fn request_logs_carry_no_credentials() {
     for secret in [key, "oauth-code-123", "cookie-secret-456", api.admin.as_str()] {
         assert!(!text.contains(secret), "{secret} was logged: {text}");
     }
+}
+
+/// Reads an SSE body until its text holds `needle` (or 10 s pass); returns the body.
+async fn read_until(body: &mut Body, needle: &str) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains(needle) {
+        let frame = tokio::time::timeout_at(deadline, body.frame()).await.expect("in time");
+        let Some(Ok(frame)) = frame else { panic!("the stream ended before {needle}: {seen}") };
+        if let Some(data) = frame.data_ref() {
+            seen.push_str(&String::from_utf8_lossy(data));
+        }
+    }
+    seen
+}
+
+/// Whether the SSE body ends within 10 s.
+async fn ends(body: &mut Body) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return false,
+            Ok(None) | Ok(Some(Err(_))) => return true,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// The event stream ends when its credential does: an API key revoked, a session signed
+/// out, an access token expired (the client's reconnection then gets 401).
+async fn event_streams_end_with_their_credential(b: Backend) {
+    let auth = quire_auth::AuthConfig { access_ttl: Duration::from_secs(2), ..Default::default() };
+    let api = Api::with_auth(b, Default::default(), common::relaxed(), auth).await;
+    let ws = api.post("/api/v1/workspaces", json!({"name": "Streams"})).await.body["id"].as_str().unwrap().to_string();
+    let key = api.post(&format!("/api/v1/workspaces/{ws}/api-keys"), json!({"name": "feed", "role": "viewer"})).await;
+    let (secret, key_id) =
+        (key.body["secret"].as_str().unwrap().to_string(), key.body["api_key"]["id"].as_str().unwrap().to_string());
+    let open = |token: String| {
+        let router = api.router.clone();
+        async move {
+            let req = Request::get("/api/v1/events?after=0").header(header::AUTHORIZATION, format!("Bearer {token}"));
+            let res = router.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            res.into_body()
+        }
+    };
+    // Revoking the key ends its stream, once the stream is shown to be live.
+    let mut by_key = open(secret.clone()).await;
+    read_until(&mut by_key, "workspace.created").await;
+    let revoked = api.call(Method::DELETE, &format!("/api/v1/workspaces/{ws}/api-keys/{key_id}"), None, &[]).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    assert!(ends(&mut by_key).await, "the revoked key's stream ended");
+    // Signing out ends the session's stream.
+    let (_, token, _) = api.signup("streamer@example.com").await;
+    let mut by_session = open(token.clone()).await;
+    let own = api.call_as(Some(&token), Method::POST, "/api/v1/workspaces", Some(json!({"name": "Mine"})), &[]).await;
+    assert_eq!(own.status, StatusCode::CREATED, "{}", own.body);
+    read_until(&mut by_session, "workspace.created").await;
+    let out = api.call_as(Some(&token), Method::POST, "/api/v1/auth/logout", None, &[]).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    assert!(ends(&mut by_session).await, "the signed-out session's stream ended");
+    // An access token's stream ends when the token expires (2 s here).
+    let (_, short, _) = api.signup("brief@example.com").await;
+    let mut by_token = open(short).await;
+    assert!(ends(&mut by_token).await, "the expired token's stream ended");
+}
+
+/// One caller holds at most `max_connections_per_caller` streams (and sockets: see
+/// collab.rs); closing one frees its place, and other callers have places of their own.
+async fn streams_and_sockets_per_caller_are_capped(b: Backend) {
+    let config = quire_server::ServerConfig { max_connections_per_caller: 2, ..common::relaxed() };
+    let api = Api::with(b, Default::default(), config).await;
+    let open = |token: String| {
+        let router = api.router.clone();
+        async move {
+            let req = Request::get("/api/v1/events").header(header::AUTHORIZATION, format!("Bearer {token}"));
+            router.oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
+        }
+    };
+    let first = open(api.admin.clone()).await;
+    let second = open(api.admin.clone()).await;
+    assert_eq!((first.status(), second.status()), (StatusCode::OK, StatusCode::OK));
+    let third = open(api.admin.clone()).await;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers().contains_key(header::RETRY_AFTER));
+    let body: Value = serde_json::from_slice(&third.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    // Someone else is not held back by it.
+    let (_, other, _) = api.signup("other@example.com").await;
+    assert_eq!(open(other).await.status(), StatusCode::OK);
+    // Closing a stream gives its place back.
+    drop(first);
+    assert_eq!(open(api.admin.clone()).await.status(), StatusCode::OK);
 }

@@ -36,7 +36,15 @@ async fn changes_and_refusals_are_recorded(b: Backend) {
     assert_eq!(refused.status, StatusCode::NOT_FOUND, "not hers: she may not know it exists");
     let denied = api.call_as(Some(&ada), Method::GET, "/api/v1/users", None, &[]).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
-    let bad = api.call_as(Some("forged.token.here"), Method::GET, "/api/v1/workspaces", None, &[]).await;
+    let bad = api
+        .call_as(
+            Some("forged.token.here"),
+            Method::GET,
+            "/api/v1/workspaces",
+            None,
+            &[("user-agent", "=HYPERLINK(\"http://evil.example\",\"open\")")],
+        )
+        .await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     api.get("/api/v1/workspaces").await; // a successful read: not audited
 
@@ -92,6 +100,13 @@ async fn changes_and_refusals_are_recorded(b: Backend) {
     let text = csv.body.as_str().unwrap();
     assert!(text.starts_with("id,at,actor,action,resource,status"));
     assert_eq!(text.lines().count(), 4, "a header and three rows");
+    // A cell a spreadsheet would run as a formula is written as text.
+    let all_csv = api.get("/api/v1/audit?format=csv&limit=200").await;
+    let rows: Vec<csv::StringRecord> =
+        csv::Reader::from_reader(all_csv.body.as_str().unwrap().as_bytes()).records().map(Result::unwrap).collect();
+    let agents: Vec<&str> = rows.iter().map(|r| &r[7]).collect();
+    assert!(agents.contains(&"'=HYPERLINK(\"http://evil.example\",\"open\")"), "{agents:?}");
+    assert!(rows.iter().all(|r| r.iter().all(|c| !c.starts_with(['=', '+', '-', '@']))), "{rows:?}");
 }
 
 async fn the_queue_is_drained_on_shutdown(b: Backend) {

@@ -123,6 +123,7 @@ quire_store::for_each_backend!(
     cookie_sockets_are_refused_to_other_sites,
     one_socket_cannot_make_the_server_work_without_bound,
     awareness_states_belong_to_their_connection,
+    sockets_per_caller_are_capped,
 );
 
 async fn setup(api: &Api) -> (String, String) {
@@ -489,4 +490,30 @@ async fn awareness_states_belong_to_their_connection(b: Backend) {
     let many: Vec<_> = (1000..1010).map(|c| (c, entry(1, "{}"))).collect();
     mallory.send(update(many)).await;
     assert_eq!(mallory.pump(Duration::from_secs(10)).await, Some(1003));
+}
+
+/// Sockets count against the caller's connections like event streams: one more than the
+/// setting allows is refused before the upgrade, and a closed one frees its place.
+async fn sockets_per_caller_are_capped(b: Backend) {
+    let config = quire_server::ServerConfig { max_connections_per_caller: 2, ..common::relaxed() };
+    let api = Api::with(b, Default::default(), config).await;
+    let addr = serve(&api).await;
+    let (_, doc) = setup(&api).await;
+    let url = format!("ws://{addr}/collab/{doc}?token={}", api.admin);
+    let first = Peer::connect(&addr, &doc, &api.admin).await;
+    let _second = Peer::connect(&addr, &doc, &api.admin).await;
+    let refused = tokio_tungstenite::connect_async(url.clone()).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("429"), "{refused}");
+    let mut first = first.ws;
+    first.close(None).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio_tungstenite::connect_async(url.clone()).await {
+            Ok(_) => break,
+            Err(e) if e.to_string().contains("429") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("a closed socket's place was not given back: {e}"),
+        }
+    }
 }

@@ -53,3 +53,38 @@ async fn limits_answer_429_with_retry_after_and_count_callers_apart() {
     }
     assert_eq!(statuses, [200, 200, 429]);
 }
+
+/// Guessing bearer tokens is limited by address like guessing passwords, and a flood of
+/// refusals leaves one audit entry per kind of answer, not one per request.
+#[tokio::test]
+async fn bad_tokens_are_rate_limited_and_a_flood_is_audited_once() {
+    let rate_limits = RateLimits {
+        default: parse_windows("off").unwrap(),
+        auth: parse_windows("3/h").unwrap(),
+        ai: parse_windows("off").unwrap(),
+    };
+    let api =
+        Api::with(Backend::Sqlite, StoreOptions::default(), ServerConfig { rate_limits, ..ServerConfig::default() })
+            .await;
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let r = api.call_as(Some(&format!("guess.{i}.token")), Method::GET, "/api/v1/workspaces", None, &[]).await;
+        statuses.push(r.status.as_u16());
+    }
+    assert_eq!(statuses[..4], [401, 401, 401, 429], "{statuses:?}");
+    assert!(statuses[4..].iter().all(|s| *s == 429), "{statuses:?}");
+    // The harness's own token still works: the budget is for refused credentials.
+    assert_eq!(api.get("/api/v1/workspaces").await.status, StatusCode::OK);
+
+    api.app.auditor().shutdown().await;
+    let page = api
+        .app
+        .store()
+        .list_audit(&quire_core::Principal::System, &quire_core::AuditQuery { limit: 200, ..Default::default() })
+        .await
+        .unwrap();
+    let refused: Vec<u16> =
+        page.items.iter().filter(|e| e.action == "GET /api/v1/workspaces").map(|e| e.status).collect();
+    assert_eq!(refused.iter().filter(|s| **s == 401).count(), 3, "{refused:?}");
+    assert_eq!(refused.iter().filter(|s| **s == 429).count(), 1, "{refused:?}");
+}

@@ -155,6 +155,10 @@ pub struct ServeArgs {
     /// close the socket [default: 16777216]
     #[arg(long, env = "QUIRE_MAX_WS_MESSAGE_BYTES", value_name = "BYTES")]
     pub max_ws_message_bytes: Option<usize>,
+    /// Event streams and collaboration sockets one user or API key may hold open on this
+    /// node; one more is answered 429 [default: 100]
+    #[arg(long, env = "QUIRE_MAX_CONNECTIONS_PER_CALLER", value_name = "N")]
+    pub max_connections_per_caller: Option<usize>,
     /// How often an idle event stream re-reads the outbox, in milliseconds [default: 2000]
     #[arg(long, env = "QUIRE_EVENTS_POLL_INTERVAL_MS", value_name = "MS")]
     pub events_poll_interval_ms: Option<u64>,
@@ -263,6 +267,7 @@ struct FileSettings {
     addr: Option<SocketAddr>,
     max_body_bytes: Option<usize>,
     max_ws_message_bytes: Option<usize>,
+    max_connections_per_caller: Option<usize>,
     events_poll_interval_ms: Option<u64>,
     signup: Option<Signup>,
     access_token_ttl_secs: Option<u64>,
@@ -344,6 +349,10 @@ impl Settings {
                 .max_ws_message_bytes
                 .or(file.max_ws_message_bytes)
                 .unwrap_or(defaults.max_ws_message_bytes),
+            max_connections_per_caller: args
+                .max_connections_per_caller
+                .or(file.max_connections_per_caller)
+                .unwrap_or(defaults.max_connections_per_caller),
             events_poll_interval: poll_ms.map(Duration::from_millis).unwrap_or(defaults.events_poll_interval),
             cookie_secure: args.cookie_secure.or(file.cookie_secure).unwrap_or(false),
             cors_origins: args.cors_origins.clone().or(file.cors_origins.clone()).unwrap_or_default(),
@@ -378,6 +387,9 @@ impl Settings {
             ),
             ..defaults
         };
+        if server.max_connections_per_caller == 0 {
+            return Err("max_connections_per_caller must be at least 1 (set --max-connections-per-caller)".into());
+        }
         if server.max_ws_message_bytes < 1024 {
             return Err("max_ws_message_bytes must be at least 1024 (set --max-ws-message-bytes)".into());
         }

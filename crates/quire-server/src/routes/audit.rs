@@ -116,6 +116,13 @@ pub async fn list_audit(
     Ok(res)
 }
 
+/// A cell a spreadsheet shows as text: one that begins with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return would be run as a formula (a user agent or a path is the caller's to
+/// write), so it gets a leading `'`, as OWASP advises for CSV exports.
+fn inert(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell.to_string() }
+}
+
 fn to_csv(rows: &[AuditEntry]) -> Result<Vec<u8>, String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let fail = |e: csv::Error| e.to_string();
@@ -138,14 +145,14 @@ fn to_csv(rows: &[AuditEntry]) -> Result<Vec<u8>, String> {
         w.write_record([
             r.id.to_string(),
             at,
-            r.actor.clone(),
-            r.action.clone(),
-            r.resource.clone(),
+            inert(&r.actor),
+            inert(&r.action),
+            inert(&r.resource),
             r.status.to_string(),
-            r.ip.clone().unwrap_or_default(),
-            r.user_agent.clone().unwrap_or_default(),
-            r.request_id.clone().unwrap_or_default(),
-            r.summary.to_string(),
+            inert(r.ip.as_deref().unwrap_or_default()),
+            inert(r.user_agent.as_deref().unwrap_or_default()),
+            inert(r.request_id.as_deref().unwrap_or_default()),
+            inert(&r.summary.to_string()),
             r.duration_ms.to_string(),
         ])
         .map_err(fail)?;

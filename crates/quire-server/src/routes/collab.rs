@@ -47,6 +47,8 @@ pub struct AccessChange {
     pub key_id: Option<String>,
     /// The whole workspace or document went away.
     pub deleted: bool,
+    /// A member was added, changed or removed (`user_id` says who).
+    pub member_changed: bool,
 }
 
 impl AccessChange {
@@ -73,12 +75,24 @@ impl AccessChange {
                 .unwrap_or_default(),
             key_id: e.data["key_id"].as_str().map(String::from),
             deleted: e.name.ends_with(".deleted"),
+            member_changed: e.name.starts_with("workspace.member."),
         }
     }
 
-    /// Whether this ends `who`'s access outright (their API key was revoked).
-    fn revokes(&self, who: &Principal) -> bool {
-        matches!(who, Principal::ApiKey { id, .. } if self.key_id.as_deref() == Some(id.as_str()))
+    /// Whether this ends `who`'s access outright: their API key was revoked, or the key's
+    /// creator left its workspace or changed role there (a key acts with no more than its
+    /// creator's role; a client reconnects to act with what the key may do now).
+    pub(crate) fn revokes(&self, who: &Principal) -> bool {
+        match who {
+            Principal::ApiKey { id, workspace_id, created_by, .. } => {
+                self.key_id.as_deref() == Some(id.as_str())
+                    || (self.member_changed
+                        && created_by.is_some()
+                        && self.user_id.as_deref() == created_by.as_deref()
+                        && self.workspace_id.as_deref() == Some(workspace_id.as_str()))
+            }
+            _ => false,
+        }
     }
 
     /// Whether `who` on `doc` must be looked at again.
@@ -168,6 +182,7 @@ pub async fn collab_socket(
         ));
     }
     let (doc, role) = app.store().role_on_document(&who, &document_id).await?;
+    let slot = app.open_connection(&who)?;
     let max = app.config().max_ws_message_bytes;
     // A small read buffer: the default (128 KiB) is allocated per socket and zero-filled on
     // every read attempt, which made an idle socket cost 150 KiB and a broadcast to 500
@@ -178,7 +193,10 @@ pub async fn collab_socket(
         .max_frame_size(Some(max))
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0);
-    Ok(ws.on_upgrade(config, move |socket| run(app, socket, who, doc, role, expires)))
+    Ok(ws.on_upgrade(config, move |socket| async move {
+        let _open = slot; // given back when the socket ends
+        run(app, socket, who, doc, role, expires).await
+    }))
 }
 
 const READ_BUFFER: usize = 4 * 1024;

@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use futures_util::stream::{self, Stream};
 use quire_core::{
     Context, ContextEvent, ContextQuery, NewContext, NewTemplate, Page, PageRequest, Principal, Template, WorkerInfo,
@@ -221,6 +222,7 @@ pub struct StreamContextEvents {
 pub async fn events(
     State(app): State<App>,
     Actor(who): Actor,
+    crate::extract::Expires(expires): crate::extract::Expires,
     Path(id): Path<String>,
     Query(p): Query<StreamContextEvents>,
     headers: HeaderMap,
@@ -238,7 +240,13 @@ pub async fn events(
     // Refuse at once (404) what the caller may not see, rather than inside the stream.
     app.store().get_context(&who, &id).await?;
     let keep_alive = KeepAlive::new().interval(app.config().sse_keep_alive);
-    Ok(Sse::new(context_stream(app, who, id, after.max(0))).keep_alive(keep_alive).into_response())
+    let slot = app.open_connection(&who)?;
+    let ended = app.credential_ended(who.clone(), expires);
+    let events = context_stream(app, who, id, after.max(0)).take_until(ended).map(move |event| {
+        let _open = &slot; // held as long as the stream is
+        event
+    });
+    Ok(Sse::new(events).keep_alive(keep_alive).into_response())
 }
 
 struct Follow {

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use futures_util::stream::{self, Stream};
 use quire_core::{Event, EventFilter, Principal};
 use quire_store::EventTail;
@@ -41,6 +42,7 @@ pub struct StreamEvents {
 pub async fn stream_events(
     State(app): State<App>,
     Actor(who): Actor,
+    crate::extract::Expires(expires): crate::extract::Expires,
     Query(p): Query<StreamEvents>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -62,7 +64,13 @@ pub async fn stream_events(
             .unwrap_or_default(),
     };
     let keep_alive = KeepAlive::new().interval(app.config().sse_keep_alive);
-    Ok(Sse::new(event_stream(app, who, after, filter)).keep_alive(keep_alive).into_response())
+    let slot = app.open_connection(&who)?;
+    let ended = app.credential_ended(who.clone(), expires);
+    let events = event_stream(app, who, after, filter).take_until(ended).map(move |event| {
+        let _open = &slot; // held as long as the stream is
+        event
+    });
+    Ok(Sse::new(events).keep_alive(keep_alive).into_response())
 }
 
 /// The outbox tail as an SSE body that ends when the server shuts down.
