@@ -157,7 +157,8 @@ pub struct Context {
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContext {
-    /// The workspace (id or slug). Optional for API keys and for members of one workspace.
+    /// The workspace (id or slug). Left out: an API key's own, or the caller's default (the
+    /// first workspace they joined).
     #[serde(default)]
     pub workspace: Option<String>,
     #[serde(rename = "type")]

@@ -160,18 +160,28 @@ async fn bad_submissions_are_refused_with_reasons(b: Backend) {
     let huge = "x".repeat(1024 * 1024);
     let r = post(json!({"workspace": s.ws, "type": "a", "pipeline": ["noop"], "data": {"blob": huge}})).await;
     assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
-    // With one workspace the caller need not name it; with none or two they must.
+    // Left unnamed, the workspace is the caller's default: the first they joined. With none,
+    // a 422 says so, on the field.
     let (_, user, _) = s.api.signup("solo@example.com").await;
     let submit = json!({"type": "a", "pipeline": ["noop"]});
     let r = call(&s.api, &user, Method::POST, "/api/v1/contexts".into(), Some(submit.clone())).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
-    call(&s.api, &user, Method::POST, "/api/v1/workspaces".into(), Some(json!({"name": "Solo"}))).await;
+    assert_eq!(r.body["error"]["field"], "workspace", "{}", r.body);
+    let solo = call(&s.api, &user, Method::POST, "/api/v1/workspaces".into(), Some(json!({"name": "Solo"}))).await;
     let r = call(&s.api, &user, Method::POST, "/api/v1/contexts".into(), Some(submit.clone())).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
-    call(&s.api, &user, Method::POST, "/api/v1/workspaces".into(), Some(json!({"name": "Duo"}))).await;
+    assert_eq!(r.body["workspace_id"], solo.body["id"]);
+    let duo = call(&s.api, &user, Method::POST, "/api/v1/workspaces".into(), Some(json!({"name": "Duo"}))).await;
+    let r = call(&s.api, &user, Method::POST, "/api/v1/contexts".into(), Some(submit.clone())).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.body["workspace_id"], solo.body["id"], "still the first one joined");
+    // Once the first is deleted, the next one joined is the default.
+    let gone =
+        call(&s.api, &user, Method::DELETE, format!("/api/v1/workspaces/{}", solo.body["id"].as_str().unwrap()), None)
+            .await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.body);
     let r = call(&s.api, &user, Method::POST, "/api/v1/contexts".into(), Some(submit)).await;
-    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("several workspaces"));
+    assert_eq!(r.body["workspace_id"], duo.body["id"]);
     let r = s.api.get("/api/v1/contexts/ctx_nope").await;
     assert_error(&r, StatusCode::NOT_FOUND, "not_found");
     let r = s.api.call_as(None, Method::GET, "/api/v1/contexts", None, &[]).await;

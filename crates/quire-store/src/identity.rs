@@ -77,6 +77,8 @@ pub trait IdentityStore: Send + Sync {
     /// How many accounts exist.
     async fn user_count(&self) -> Result<i64>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>>;
+    /// A user's default workspace: the first they joined that still exists.
+    async fn default_workspace(&self, user_id: &str) -> Result<Option<String>>;
     /// Every account (instance administrators only).
     async fn list_users(&self, who: &Principal) -> Result<Vec<User>>;
     async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()>;

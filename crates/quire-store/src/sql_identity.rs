@@ -215,6 +215,17 @@ macro_rules! impl_identity_store {
                 sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await.map_err($crate::rows::db_err)
             }
 
+            async fn default_workspace(&self, user_id: &str) -> quire_core::Result<Option<String>> {
+                sqlx::query_scalar(
+                    "SELECT w.id FROM memberships m JOIN workspaces w ON w.id = m.workspace_id \
+                     WHERE m.user_id = $1 AND w.deleted_at IS NULL ORDER BY m.created_at, w.id LIMIT 1",
+                )
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::rows::db_err)
+            }
+
             async fn user_by_id(&self, id: &str) -> quire_core::Result<Option<quire_core::User>> {
                 let row = sqlx::query_as::<_, $crate::rows::UserRow>(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
                     .bind(id)

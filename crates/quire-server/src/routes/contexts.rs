@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Actor, Json, Query};
 
 /// The workspace a request acts in: the one named, else the API key's, else the caller's
-/// only workspace.
+/// default (the first workspace they joined that still exists).
 pub(crate) async fn workspace_of(app: &App, who: &Principal, named: Option<String>) -> ApiResult<String> {
     if let Some(ws) = named.filter(|w| !w.is_empty()) {
         return Ok(ws);
@@ -30,21 +30,20 @@ pub(crate) async fn workspace_of(app: &App, who: &Principal, named: Option<Strin
     if let Principal::ApiKey { workspace_id, .. } = who {
         return Ok(workspace_id.clone());
     }
-    let query = quire_core::WorkspaceQuery::new(None, None, Some(2), None, false, app.store().limits())?;
-    let mine = app.store().list_workspaces(who, &query).await?;
-    match mine.items.as_slice() {
-        [only] => Ok(only.id.clone()),
-        [] => Err(ApiError::new(
+    let default = match who.user_id() {
+        Some(user) => app.store().default_workspace(user).await?,
+        None => None,
+    };
+    default.ok_or_else(|| {
+        let mut e = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
-            "workspace: you belong to no workspace",
-        )),
-        _ => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-            "workspace: you belong to several workspaces; name one (its id or slug) in 'workspace'",
-        )),
-    }
+            "you belong to no workspace: create one (POST /api/v1/workspaces) or accept an invitation, then name it \
+             (its id or slug) in 'workspace'",
+        );
+        e.field = Some("workspace".into());
+        e
+    })
 }
 
 /// 202 with the context and its `Location`; 200 (and `Idempotent-Replayed: true`) when an
@@ -317,7 +316,7 @@ const STREAM_SPACING: Duration = Duration::from_millis(25);
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListTemplates {
-    /// The workspace (id or slug); optional for API keys and members of one workspace.
+    /// The workspace (id or slug); the API key's or the caller's default when left out.
     workspace: Option<String>,
 }
 
@@ -337,7 +336,7 @@ pub async fn list_templates(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateRequest {
-    /// The workspace (id or slug); optional for API keys and members of one workspace.
+    /// The workspace (id or slug); the API key's or the caller's default when left out.
     #[serde(default)]
     workspace: Option<String>,
     /// A new version of this template (give its id); a new template when absent.
