@@ -45,6 +45,4 @@ pub struct NewVersion {
     pub authors: Value,
     pub format: String,
     pub content: String,
-    /// The outbox event recorded with it (`prd.version.created`).
-    pub event: String,
 }

@@ -241,7 +241,6 @@ impl History {
             authors: Value::Array(authors),
             format: format.extension().into(),
             content: text,
-            event: format!("{}.version.created", doc.kind.as_str()),
         };
         let mut version = self.store.add_version(&new).await?;
         // Older contents are compressed before the commit is noted, so that a committed

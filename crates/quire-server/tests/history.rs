@@ -147,6 +147,9 @@ async fn edits_become_versions_with_bumps_messages_commits_and_events(b: Backend
         events.iter().map(|e| e.data["version"].as_str().unwrap()).collect::<Vec<_>>(),
         ["1.0.0", "2.0.0", "2.0.1", "2.1.0"]
     );
+    // Each event names the commit its version became.
+    let commits: Vec<&str> = log.iter().rev().map(|(hash, _)| hash.as_str()).collect();
+    assert_eq!(events.iter().map(|e| e.data["commit"].as_str().unwrap_or("none")).collect::<Vec<_>>(), commits);
 }
 
 async fn versions_are_diffed_restored_named_and_listed_in_a_changelog(b: Backend) {

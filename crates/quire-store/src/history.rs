@@ -9,10 +9,12 @@ use quire_core::{DocumentVersion, NewVersion, Result};
 
 #[async_trait]
 pub trait HistoryStore: Send + Sync {
-    /// Records the next version of a document (its `seq` one more than the last) with its
-    /// outbox event, in one transaction. `Conflict` when that version number exists.
+    /// Records the next version of a document (its `seq` one more than the last).
+    /// `Conflict` when that version number exists.
     async fn add_version(&self, v: &NewVersion) -> Result<DocumentVersion>;
-    /// Notes the commit a version became.
+    /// Notes the commit a version became and, in the same transaction, announces the
+    /// version whole with a `<kind>.version.created` event (`prd.version.created`, …). Once
+    /// per version: a version already committed is left as it is.
     async fn set_version_commit(&self, document_id: &str, seq: i64, commit: &str) -> Result<()>;
     /// A document's newest version and its content.
     async fn latest_version(&self, document_id: &str) -> Result<Option<(DocumentVersion, String)>>;
@@ -145,29 +147,42 @@ macro_rules! impl_history_store {
                 .await
                 .map_err($crate::rows::db_err)?;
                 let (version, _) = row.split()?;
-                let mut data = serde_json::to_value(&version).unwrap_or_default();
-                data["id"] = serde_json::Value::String(format!("{}@{}", version.document_id, version.version));
-                Self::append_raw(
-                    &mut tx,
-                    &quire_core::Principal::System,
-                    &v.event,
-                    Some(&v.workspace_id),
-                    Some(&v.document_id),
-                    data,
-                )
-                .await?;
                 self.commit(tx).await?;
                 Ok(version)
             }
 
             async fn set_version_commit(&self, document_id: &str, seq: i64, commit: &str) -> quire_core::Result<()> {
-                sqlx::query("UPDATE document_versions SET commit_hash = $3 WHERE document_id = $1 AND seq = $2")
+                let mut tx = self.begin_write().await?;
+                let row: Option<$crate::history::VersionRow> = sqlx::query_as(concat!(
+                    "UPDATE document_versions SET commit_hash = $3 WHERE document_id = $1 AND seq = $2 \
+                     AND commit_hash IS NULL RETURNING ",
+                    version_columns!()
+                ))
+                .bind(document_id)
+                .bind(seq)
+                .bind(commit)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                let Some(row) = row else { return Ok(()) };
+                let (version, _) = row.split()?;
+                let kind: String = sqlx::query_scalar("SELECT kind FROM documents WHERE id = $1")
                     .bind(document_id)
-                    .bind(seq)
-                    .bind(commit)
-                    .execute(&self.writer_pool())
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err($crate::rows::db_err)?;
+                let mut data = serde_json::to_value(&version).unwrap_or_default();
+                data["id"] = serde_json::Value::String(format!("{}@{}", version.document_id, version.version));
+                Self::append_raw(
+                    &mut tx,
+                    &quire_core::Principal::System,
+                    &format!("{kind}.version.created"),
+                    Some(&version.workspace_id),
+                    Some(document_id),
+                    data,
+                )
+                .await?;
+                self.commit(tx).await?;
                 Ok(())
             }
 

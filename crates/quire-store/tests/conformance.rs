@@ -1111,7 +1111,6 @@ async fn document_versions_are_numbered_named_archived_and_replayed(b: Backend) 
         authors: json!([{"id": "usr_1", "name": "Ada", "email": "ada@example.com"}]),
         format: "md".into(),
         content,
-        event: "prd.version.created".into(),
     };
     let mut made = Vec::new();
     for i in 0..5 {
@@ -1122,19 +1121,26 @@ async fn document_versions_are_numbered_named_archived_and_replayed(b: Backend) 
     s.add_version(&new(&other.id, "1.0.0", "# Search\n".into())).await.unwrap();
     assert_eq!(made.iter().map(|v| v.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
     assert!(matches!(s.add_version(&new(&d.id, "1.0.0", "dup".into())).await, Err(Error::Conflict(_))));
-    // Each is an event in the outbox.
-    let events = s
-        .events_after(
+    // A version is announced when its commit is noted, with the commit; once.
+    let versions_created = || async {
+        s.events_after(
             &ME,
             last_event,
             &quire_core::EventFilter { workspace_id: None, names: vec!["prd.version.created".into()] },
             100,
         )
         .await
-        .unwrap();
-    assert_eq!(events.len(), 6);
+        .unwrap()
+    };
+    assert!(versions_created().await.is_empty(), "not committed yet");
+    s.set_version_commit(&d.id, 1, "c0ffee").await.unwrap();
+    s.set_version_commit(&d.id, 1, "c0ffee").await.unwrap();
+    let events = versions_created().await;
+    assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].data["version"], "1.0.0");
+    assert_eq!(events[0].data["commit"], "c0ffee");
     assert_eq!(events[0].data["id"], format!("{}@1.0.0", d.id));
+    assert_eq!(events[0].document_id.as_deref(), Some(d.id.as_str()));
 
     let (latest, content) = s.latest_version(&d.id).await.unwrap().unwrap();
     assert_eq!((latest.version.as_str(), content.as_str()), ("1.4.0", "# Checkout\nxxxx\n"));
@@ -1174,6 +1180,6 @@ async fn document_versions_are_numbered_named_archived_and_replayed(b: Backend) 
         [1, 2, 3, 4, 5]
     );
     assert_eq!(all[1].1, "# Checkout\nx\n", "archived contents come back whole");
-    assert_eq!(s.uncommitted_versions(&w.id, 100).await.unwrap().len(), 5, "all but the one committed");
+    assert_eq!(s.uncommitted_versions(&w.id, 100).await.unwrap().len(), 4, "all but the two committed");
     assert_eq!(s.versioned_workspaces().await.unwrap(), vec![w.id.clone()]);
 }
