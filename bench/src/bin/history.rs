@@ -81,7 +81,6 @@ async fn run(backend: Backend, n: usize) {
             authors: serde_json::json!([]),
             format: "md".into(),
             content: markdown(i),
-            event: "prd.version.created".into(),
         };
         store.add_version(&v).await.unwrap();
     }

@@ -54,7 +54,12 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ("unsupported_media_type", "send the body as JSON with 'Content-Type: application/json'".to_string())
         }
-        StatusCode::UNPROCESSABLE_ENTITY => ("invalid_request", r.body_text()),
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            let (field, message) = data_error(&r).unwrap_or_else(|| (None, r.body_text()));
+            let mut e = ApiError::new(status, "invalid_request", message);
+            e.field = field;
+            return e;
+        }
         _ => ("invalid_json", r.body_text()),
     };
     // A body that hit the limit while being read surfaces as a 400 with a length error.
@@ -66,6 +71,40 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         );
     }
     ApiError::new(status, code, message)
+}
+
+/// The field a body's value was refused for (its path, `metadata.owner`; or the field named
+/// unknown or missing), and a message that says what was wrong with it.
+fn data_error(r: &JsonRejection) -> Option<(Option<String>, String)> {
+    let mut source = std::error::Error::source(r);
+    while let Some(e) = source {
+        if let Some(e) = e.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>() {
+            let inner = e.inner().to_string();
+            // serde's words for a named field: "unknown field `colour`, expected …".
+            let named = ["unknown field `", "missing field `"]
+                .iter()
+                .find_map(|p| inner.strip_prefix(p))
+                .and_then(|rest| rest.split('`').next());
+            let path = e.path().to_string();
+            // An unknown field's path ends with it; a missing one's is its parent's.
+            let field = match (path.as_str(), named) {
+                (".", None) => None,
+                (".", Some(name)) => Some(name.to_string()),
+                (path, Some(name)) if path != name && !path.ends_with(&format!(".{name}")) => {
+                    Some(format!("{path}.{name}"))
+                }
+                (path, _) => Some(path.to_string()),
+            };
+            let inner = inner.split(" at line ").next().unwrap_or(&inner).to_string();
+            let message = match &field {
+                Some(f) if named.is_none() => format!("{f}: {inner}"),
+                _ => inner,
+            };
+            return Some((field, message));
+        }
+        source = e.source();
+    }
+    None
 }
 
 /// Query parameters, or a 400 `invalid_query` that names the problem.

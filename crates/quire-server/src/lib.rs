@@ -401,7 +401,7 @@ struct ApiDoc;
 /// The router and the OpenAPI document it is described by, built from the same list.
 fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
     use routes::{access, auth, contexts, documents, events, ops, workspaces};
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::signup))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
@@ -464,7 +464,107 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::ai::generate))
         .routes(routes!(routes::ai::embeddings))
         .routes(routes!(routes::ai::interactions))
-        .split_for_parts()
+        .split_for_parts();
+    (router, complete(doc))
+}
+
+/// Operations that take no principal's credential (sign-in itself, health; `/metrics` has a
+/// token of its own).
+const PUBLIC_OPERATIONS: [&str; 9] =
+    ["signup", "login", "refresh", "sso_providers", "sso_start", "sso_callback", "healthz", "readyz", "metrics"];
+
+/// What the route annotations leave out of the document: how to authenticate (so the API
+/// console can send a token), a description for every response (OpenAPI requires one), and
+/// the license's SPDX identifier.
+fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+    let mut bearer = Http::new(HttpAuthScheme::Bearer);
+    bearer.bearer_format = Some("an access token (JWT) or an API key (qk_…)".into());
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+    components.add_security_scheme(
+        "cookie",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            routes::auth::ACCESS_COOKIE,
+            "The session cookie a sign-in with \"cookie\": true sets; state-changing requests also send the \
+             quire_csrf cookie's value in X-CSRF-Token",
+        ))),
+    );
+    components.add_security_scheme(
+        "token",
+        SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+            "token",
+            "An access token or API key in the query, for WebSocket clients that cannot set headers",
+        ))),
+    );
+    doc.security = Some(vec![
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("cookie", Vec::<String>::new()),
+    ]);
+    if let Some(license) = doc.info.license.as_mut() {
+        license.identifier = Some("AGPL-3.0-or-later".into());
+    }
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ];
+        for op in operations.into_iter().flatten() {
+            match op.operation_id.as_deref() {
+                Some(id) if PUBLIC_OPERATIONS.contains(&id) => op.security = Some(vec![SecurityRequirement::default()]),
+                Some("collab_socket") => {
+                    op.security = Some(
+                        ["token", "bearer", "cookie"]
+                            .into_iter()
+                            .map(|s| SecurityRequirement::new(s, Vec::<String>::new()))
+                            .collect(),
+                    );
+                }
+                _ => {}
+            }
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let utoipa::openapi::RefOr::T(r) = response
+                    && r.description.is_empty()
+                {
+                    r.description = describe(status).into();
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// What a status means in Quire's API, for responses whose route says no more.
+fn describe(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "Created",
+        "202" => "Accepted: the work goes on in the background",
+        "204" => "Done; no body",
+        "304" => "Not modified since the ETag sent in If-None-Match",
+        "400" => {
+            "A malformed request: invalid JSON, query or header (`invalid_json`, `invalid_query`, `invalid_cursor`)"
+        }
+        "401" => "No credential, or one that is not valid (`unauthenticated`, `invalid_token`)",
+        "403" => "The caller's role does not allow this (`forbidden`, `csrf_failed`)",
+        "404" => "Not found, or not visible to the caller",
+        "409" => "In conflict with the current state (`conflict`)",
+        "412" => "The If-Match ETag is stale: fetch again and reapply (`precondition_failed`)",
+        "413" => "Larger than the server's limit (`payload_too_large`)",
+        "415" => "Not sent as JSON (`unsupported_media_type`)",
+        "422" => "A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`)",
+        "429" => "Too many requests; Retry-After says when to try again (`rate_limited`)",
+        "502" => "An upstream service (an AI provider) answered with an error",
+        "503" => "A service Quire needs is not available (`unavailable`)",
+        "504" => "An upstream service (an AI provider) did not answer in time",
+        _ => "See the error body",
+    }
 }
 
 /// The OpenAPI document, as served at `/api/openapi.json`.

@@ -228,29 +228,13 @@ async fn access_is_checked_and_withdrawn_live(b: Backend) {
     assert_eq!(admin.pump(Duration::from_secs(5)).await, Some(4403));
 }
 
-/// The Node clients' folder, with its packages installed (`npm ci` on first use).
-fn node_clients() -> std::path::PathBuf {
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node");
-    let _guard = INSTALL.lock().unwrap();
-    if !dir.join("node_modules/y-websocket").exists() {
-        let status = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm is needed for the y-websocket client tests (apt-get install nodejs npm)");
-        assert!(status.success(), "npm ci in {} failed", dir.display());
-    }
-    dir
-}
-
 /// The reference client, unchanged: yjs and y-websocket from npm, in Node.
 async fn real_yjs_clients_converge_reconnect_and_respect_roles(b: Backend) {
     let api = Api::new(b).await;
     let addr = serve(&api).await;
     let (ws, doc) = setup(&api).await;
     let (_, viewer) = member(&api, &ws, "viewer@example.com", "viewer").await;
-    let dir = node_clients();
+    let dir = common::node_clients();
     let mut cmd = std::process::Command::new("node");
     cmd.arg("clients.mjs").arg(format!("ws://{addr}/collab")).arg(&doc).arg(&api.admin).arg(&viewer).current_dir(&dir);
     let out =

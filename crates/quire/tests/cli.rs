@@ -841,3 +841,97 @@ fn local_models_are_fetched_listed_and_draft_out_of_the_box() {
     server.stop();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The README's shell examples, run as written and in order against a fresh `quire serve`:
+/// every `curl` must succeed (`--fail-with-body`), placeholders (`eyJ…`, `doc_…`, `ctx_…`)
+/// are filled from what earlier commands printed, and streams (`curl -N`) are read for a
+/// few seconds. The CLI's way to make the first account is the alternative to the API's,
+/// so it runs against a data directory of its own.
+#[test]
+fn readme_examples_work_in_order() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, l) if l.starts_with("```sh") => current = Some(String::new()),
+            (Some(_), l) if l.starts_with("```") => blocks.push(current.take().unwrap()),
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(blocks.len() >= 6, "the README's examples were not found");
+    let dir = temp_dir();
+    let mut api_script = String::new();
+    for block in &blocks {
+        if block.starts_with("cargo run -p quire -- serve") || block.starts_with("cargo test") {
+            continue; // the set-up commands: this test is what they start
+        }
+        if let Some(args) = block.strip_prefix("cargo run -p quire -- ") {
+            let data = dir.join("cli-data");
+            let mut cmd = Command::new(BIN);
+            cmd.args(args.split_whitespace())
+                .env("QUIRE_DATA_DIR", &data)
+                .env("QUIRE_NEW_PASSWORD", "correct horse battery");
+            let out = cmd.output().unwrap();
+            assert!(out.status.success(), "`{}`: {}", block.trim(), String::from_utf8_lossy(&out.stderr));
+            continue;
+        }
+        api_script.push_str(block);
+    }
+    let data = dir.join("data");
+    let server = Server::start(&["--data-dir", data.to_str().unwrap()], &[]);
+    // Placeholders become the last value printed with that beginning.
+    let mut script = String::new();
+    let mut rest = api_script.replace("127.0.0.1:7420", &server.addr);
+    while let Some(at) = rest.find('…') {
+        let before = &rest[..at];
+        let start = before.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+        let prefix = &before[start..];
+        script.push_str(&before[..start]);
+        if prefix.is_empty() {
+            script.push('…'); // an ellipsis in a string, not a placeholder
+        } else {
+            script.push_str(&format!("$(last {prefix})"));
+        }
+        rest = rest[at + '…'.len_utf8()..].to_string();
+    }
+    script.push_str(&rest);
+    let out_file = dir.join("out.txt");
+    let prelude = r#"set -eu
+curl() {
+  rc=0
+  stream=0
+  for a in "$@"; do [ "$a" = "-N" ] && stream=1; done
+  if [ $stream = 1 ]; then limit=3; else limit=30; fi
+  command curl -sS --fail-with-body --max-time $limit "$@" >> "$OUT" || rc=$?
+  echo >> "$OUT"
+  # A stream is cut off by --max-time (28): that is how it ends here.
+  if [ $rc -ne 0 ] && ! { [ $rc -eq 28 ] && [ $stream = 1 ]; }; then
+    echo "curl $* failed with $rc; it printed:" >&2
+    tail -c 3000 "$OUT" >&2
+    exit 1
+  fi
+}
+last() { grep -o "$1[A-Za-z0-9_.-]*" "$OUT" | tail -n 1; }
+"#;
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("{prelude}{script}"))
+        .env("OUT", &out_file)
+        .output()
+        .expect("bash and curl run the README's examples");
+    let printed = std::fs::read_to_string(&out_file).unwrap_or_default();
+    assert!(out.status.success(), "{}\n--- script:\n{script}", String::from_utf8_lossy(&out.stderr));
+    // What the examples say they do, they did.
+    assert!(printed.contains("\"title\":\"Checkout redesign\""), "{printed}");
+    assert!(printed.contains("## Goals\n\n- Pay in one step"), "the content written is read back: {printed}");
+    assert!(printed.contains("event: prd.created"), "the event stream showed the document: {printed}");
+    assert!(printed.contains("\"status\":\"completed\""), "the pipeline's context completed: {printed}");
+    assert!(printed.contains("event: done"), "the AI draft streamed to its end: {printed}");
+    server.stop();
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -349,9 +349,22 @@ pub struct ContentParams {
 #[serde(deny_unknown_fields)]
 pub struct ContentBody {
     /// `json`, `text` (PRDs: blank-line-separated paragraphs) or `markdown` (PRDs).
+    #[schema(example = "markdown")]
     pub format: String,
-    #[schema(value_type = Object)]
+    /// A string for `text` and `markdown`; for `json`, the document as `GET …/content`
+    /// answers it (ProseMirror JSON for a PRD, the board or configuration object otherwise).
+    #[schema(schema_with = content_schema)]
     pub content: serde_json::Value,
+}
+
+fn content_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).description(Some("`text` or `markdown` content")))
+        .item(ObjectBuilder::new().schema_type(Type::Object).description(Some("`json` content")))
+        .examples([serde_json::json!("# Checkout redesign\n\n## Goals\n\n- Pay in one step\n")])
+        .build();
+    Schema::OneOf(one_of).into()
 }
 
 fn check_format(format: &str, kind: quire_core::DocumentKind) -> ApiResult<()> {

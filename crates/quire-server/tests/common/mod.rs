@@ -167,3 +167,21 @@ pub fn embedding_vectors(body: &Value) -> Vec<Vec<f64>> {
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
+
+/// The Node tools' folder (`tests/node`: the Yjs clients, the OpenAPI validator), with its
+/// packages installed (`npm ci` when one is missing).
+pub fn node_clients() -> std::path::PathBuf {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node");
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let needed = ["y-websocket", "yjs", "ws", "@apidevtools/swagger-parser"];
+    if needed.iter().any(|p| !dir.join("node_modules").join(p).exists()) {
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm is needed for the Node client tests (apt-get install nodejs npm)");
+        assert!(status.success(), "npm ci in {} failed", dir.display());
+    }
+    dir
+}
