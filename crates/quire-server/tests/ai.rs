@@ -22,6 +22,7 @@ quire_store::for_each_backend!(
     a_remote_provider_is_sealed_chosen_and_streamed,
     a_caller_that_goes_away_stops_the_provider,
     pipelines_draft_with_ai_generator,
+    the_seeds_article_runs_in_the_seeds_shape,
     a_draft_that_fails_the_gate_is_retried_then_fails_with_the_reason,
     ai_generator_refuses_what_no_retry_can_fix,
     image_generator_keeps_images_as_blobs,
@@ -356,14 +357,16 @@ async fn run_context(api: &Api, body: Value) -> Value {
     let r = api.post("/api/v1/contexts", body).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
-    for _ in 0..1000 {
+    // A deadline for a loaded machine, not a measure: most contexts end in milliseconds.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while tokio::time::Instant::now() < deadline {
         let c = api.get(&format!("/api/v1/contexts/{id}")).await.body;
         if ["completed", "failed", "cancelled"].contains(&c["status"].as_str().unwrap()) {
             return c;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("context {id} never ended");
+    panic!("context {id} did not end within 120 s");
 }
 
 async fn pipelines_draft_with_ai_generator(b: Backend) {
@@ -449,14 +452,126 @@ async fn pipelines_draft_with_ai_generator(b: Backend) {
     );
     assert_eq!(
         data["generated_content"],
-        json!({"introduction": "Services talk over gRPC.", "body": "### One\nDetail.", "conclusion": "Ship small."})
+        json!({"introduction": "Services talk over gRPC.", "body": [{"heading": "One", "content": "Detail."}],
+               "conclusion": "Ship small."})
     );
+    let defaults = &data["generation_parameters"];
+    assert_eq!((&defaults["temperature"], &defaults["max_tokens"]), (&json!(0.7), &json!(2000)), "{defaults}");
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
     let log = logged(&api, &format!("workspace={ws}&context_id={}", c["id"].as_str().unwrap()), 1).await;
     let prompt = log.body["items"][0]["prompt"].as_str().unwrap();
     assert!(prompt.contains("Write a technical piece titled \"Microservices\" for developers."), "{prompt}");
     assert!(prompt.contains("Cover these terms: gRPC, tracing."), "{prompt}");
     assert!(prompt.contains("## Introduction\nIntroduce the topic with technical context"), "{prompt}");
+}
+
+/// Every field path of a JSON value with the kind of value there (`data.body[].heading:
+/// string`); list items share one path, so lengths do not matter but shapes do.
+fn paths(v: &Value) -> std::collections::BTreeSet<String> {
+    fn walk(v: &Value, at: String, out: &mut std::collections::BTreeSet<String>) {
+        let kind = match v {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(items) => {
+                for item in items {
+                    walk(item, format!("{at}[]"), out);
+                }
+                "array"
+            }
+            Value::Object(fields) => {
+                for (k, item) in fields {
+                    walk(item, if at.is_empty() { k.clone() } else { format!("{at}.{k}") }, out);
+                }
+                "object"
+            }
+        };
+        out.insert(format!("{at}: {kind}"));
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(v, String::new(), &mut out);
+    out
+}
+
+/// Seed 004's example article, submitted as the seed submits it, through `template`,
+/// `ai_generator` (a provider that answers with the seed's text) and `transformer`: each
+/// stage has every field path the seed's has, `data` no others but the template, provider
+/// and prompt template it records, and the text is the seed's to the character.
+async fn the_seeds_article_runs_in_the_seeds_shape(b: Backend) {
+    let fixture: Value =
+        serde_json::from_str(include_str!("fixtures/seed_004_article.json")).expect("the seed's stages");
+    let stages = &fixture["stages"];
+    let (api, ws, _worker) = with_worker(b).await;
+    let reply = [
+        "## Introduction\n\nMicroservices architecture has revolutionized...\n\n## Body\n\n",
+        "### Key Principles\n\nThe fundamental principles include...\n\n",
+        "### Implementation Strategies\n\nWhen implementing microservices...\n\n",
+        "### Common Challenges\n\nOrganizations often face challenges such as...\n\n",
+        "## Conclusion\n\nBy following these best practices, developers can...",
+    ];
+    let (_fake, url) =
+        fake_with(Fake { reply: reply.iter().map(|s| s.to_string()).collect(), ..Default::default() }).await;
+    let spec = json!({"kind": "openai", "base_url": url, "text_model": "gpt-4"});
+    assert_eq!(api.call(Method::PUT, "/api/v1/ai/providers/writer", Some(spec), &[]).await.status, StatusCode::OK);
+    let chosen =
+        api.call(Method::PUT, &format!("/api/v1/workspaces/{ws}/ai"), Some(json!({"text": "writer"})), &[]).await;
+    assert_eq!(chosen.status, StatusCode::OK, "{}", chosen.body);
+
+    let initial = &stages["initial"];
+    let submit =
+        |pipeline: Value| json!({"workspace": ws, "type": "article", "pipeline": pipeline, "data": initial["data"]});
+    let contains = |ours: &Value, seed: &Value, what: &str| {
+        let (ours, seed) = (paths(ours), paths(seed));
+        let missing: Vec<&String> = seed.difference(&ours).collect();
+        assert!(missing.is_empty(), "{what}: the seed's {missing:?} are missing from {ours:?}");
+    };
+    // What Quire adds to the seed's data: which template version and which provider and
+    // prompt template made it.
+    let provenance = [
+        "template.name: string",
+        "template.version: number",
+        "generation_parameters.provider: string",
+        "generation_parameters.prompt_template: string",
+        "generation_parameters.prompt_template_version: number",
+    ]
+    .map(String::from);
+    let same_data = |ours: &Value, seed: &Value, what: &str| {
+        contains(ours, seed, what);
+        let extra: Vec<String> =
+            paths(ours).difference(&paths(seed)).filter(|p| !provenance.contains(p)).cloned().collect();
+        assert!(extra.is_empty(), "{what}: data the seed does not have: {extra:?}");
+    };
+
+    let r = api.post("/api/v1/contexts", submit(initial["pipeline"].clone())).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    contains(&r.body, initial, "the submitted context");
+    same_data(&r.body["data"], &initial["data"], "the submitted data");
+
+    let stage = run_context(&api, submit(json!(["template"]))).await;
+    same_data(&stage["data"], &stages["after_template"]["data"], "after template");
+    let template = &stages["after_template"]["data"]["template"];
+    assert_eq!(
+        (&stage["data"]["template"]["id"], &stage["data"]["template"]["sections"]),
+        (&template["id"], &template["sections"])
+    );
+
+    let stage = run_context(&api, submit(json!(["template", "ai_generator"]))).await;
+    let seed = &stages["after_ai_generator"]["data"];
+    same_data(&stage["data"], seed, "after ai_generator");
+    assert_eq!(stage["data"]["generated_content"], seed["generated_content"]);
+    assert_eq!(stage["data"]["model_used"], "fake-1", "the model that answered, as it named itself");
+    let parameters = &stage["data"]["generation_parameters"];
+    assert_eq!((&parameters["temperature"], &parameters["max_tokens"]), (&json!(0.7), &json!(2000)));
+
+    let done = run_context(&api, submit(initial["pipeline"].clone())).await;
+    let seed = &stages["final"];
+    assert_eq!(done["status"], "completed", "{done}");
+    contains(&done, seed, "the completed context");
+    same_data(&done["data"], &seed["data"], "the completed data");
+    assert_eq!(done["data"]["formatted_content"]["content"], seed["data"]["formatted_content"]["content"]);
+    assert_eq!(done["data"]["formatted_content"]["format"], "markdown");
+    assert_eq!(paths(&done["processing"]), paths(&seed["processing"]), "processing says what the seed's does, no more");
 }
 
 async fn a_draft_that_fails_the_gate_is_retried_then_fails_with_the_reason(b: Backend) {

@@ -247,11 +247,52 @@ async fn surroundings(ai: &Ai, run: &Run, outline: Option<Vec<Section>>) -> Resu
     Ok(around)
 }
 
+/// The outline's sections written in parts (`sections: n` with n > 1 in `data.template`).
+fn parted(data: &Map<String, Value>) -> Vec<String> {
+    let Some(sections) = data.get("template").and_then(|t| t.get("sections")).and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    sections
+        .iter()
+        .filter(|s| s.get("sections").and_then(Value::as_u64).is_some_and(|n| n > 1))
+        .filter_map(|s| s.get("type").and_then(Value::as_str).map(String::from))
+        .collect()
+}
+
+/// A section written in parts as seed 004 gives it: `[{"heading", "content"}]`, one item per
+/// level-3 heading. Text before the first one is a part under the section's own title.
+fn headed_parts(text: &str, title: &str) -> Value {
+    let mut parts = Vec::new();
+    let mut heading = title.to_string();
+    let mut buffer = String::new();
+    let mut push = |heading: &str, buffer: &mut String| {
+        let content = buffer.trim();
+        if !content.is_empty() {
+            parts.push(json!({ "heading": heading, "content": content }));
+        }
+        buffer.clear();
+    };
+    for line in text.lines() {
+        match line.strip_prefix("### ") {
+            Some(h) => {
+                push(&heading, &mut buffer);
+                heading = h.trim().trim_end_matches(':').trim_end().to_string();
+            }
+            None => {
+                buffer.push_str(line);
+                buffer.push('\n');
+            }
+        }
+    }
+    push(&heading, &mut buffer);
+    Value::Array(parts)
+}
+
 /// Generated Markdown as `generated_content`: with an outline, an object of each section's
-/// text by its key (a heading the outline lacks keeps its own, slugged); without one, the
-/// text itself. A leading `# title` line is dropped either way (the transformer writes the
-/// title).
-pub fn split_sections(text: &str, outline: &[Section]) -> Value {
+/// text by its key (a heading the outline lacks keeps its own, slugged), a section in
+/// `parted` as a list of its `{heading, content}` parts; without one, the text itself. A
+/// leading `# title` line is dropped either way (the transformer writes the title).
+pub fn split_sections(text: &str, outline: &[Section], parted: &[String]) -> Value {
     let text = text.trim();
     let body = match text.strip_prefix("# ") {
         Some(rest) => rest.split_once('\n').map_or("", |(_, b)| b),
@@ -296,8 +337,20 @@ pub fn split_sections(text: &str, outline: &[Section]) -> Value {
         }
     }
     flush(&current, &mut buffer);
+    for key in parted {
+        if let Some(Value::String(text)) = out.get(key) {
+            let title = outline.iter().find(|s| &s.key == key).map_or(key.as_str(), |s| s.title.as_str());
+            let parts = headed_parts(text, title);
+            out.insert(key.clone(), parts);
+        }
+    }
     Value::Object(out)
 }
+
+/// The temperature a generation uses when its data names none (seed 004's example).
+pub const DEFAULT_TEMPERATURE: f32 = 0.7;
+/// The most tokens a generation writes when its data names no limit (seed 004's example).
+pub const DEFAULT_MAX_TOKENS: u32 = 2000;
 
 /// `ai_generator`: text from a prompt template, streamed from the workspace's provider.
 pub struct AiGenerator {
@@ -334,7 +387,10 @@ impl Component for AiGenerator {
         let ctx = run.context();
         let data = run.data();
         let default = if ctx.kind == "prd" { "prd.draft" } else { "content.draft" };
-        let choice = Choice::read(&self.ai, &ctx.workspace_id, data, default, Output::Text).await?;
+        let mut choice = Choice::read(&self.ai, &ctx.workspace_id, data, default, Output::Text).await?;
+        // Sent and recorded always, so that generation_parameters says what was used.
+        choice.temperature.get_or_insert(DEFAULT_TEMPERATURE);
+        choice.max_tokens.get_or_insert(DEFAULT_MAX_TOKENS);
         let (values, around, rendered) = choice.render(&self.ai, &run, outline(data)).await?;
         let title = values.get("title").cloned().or_else(|| around.document.as_ref().map(|d| d.title.clone()));
         let mut request = rendered.text_request(title, values.get("request").map_or("", String::as_str));
@@ -399,7 +455,7 @@ impl Component for AiGenerator {
         let words = word_count(&text);
         run.progress(100.0, format!("{model} wrote {words} words")).await;
         let mut out = Map::new();
-        out.insert("generated_content".into(), split_sections(&text, sections));
+        out.insert("generated_content".into(), split_sections(&text, sections, &parted(data)));
         out.insert("model_used".into(), model.into());
         out.insert("generation_parameters".into(), Value::Object(parameters));
         Ok(out)
@@ -578,7 +634,7 @@ mod tests {
         let text = "# Microservices\n\nA preamble.\n\n## Introduction\nHello.\n\n## The main points\n### One\nFirst.\n\n\
                     ## Appendix: extras\nMore.\n## Conclusion:\nBye.\n";
         assert_eq!(
-            split_sections(text, &outline),
+            split_sections(text, &outline, &[]),
             json!({
                 "introduction": "Hello.",
                 "body": "### One\nFirst.",
@@ -586,8 +642,21 @@ mod tests {
                 "conclusion": "Bye."
             })
         );
-        assert_eq!(split_sections("# T\nJust text.\n", &[]), json!("Just text."));
-        assert_eq!(split_sections("No title.", &[]), json!("No title."));
+        assert_eq!(split_sections("# T\nJust text.\n", &[], &[]), json!("Just text."));
+        assert_eq!(split_sections("No title.", &[], &[]), json!("No title."));
+        // A section written in parts is a list of them, as seed 004 gives `body`.
+        let text = "## Introduction\nHi.\n## Main points\nLead-in.\n### Key Principles\nFirst.\n\n### Common Challenges:\nSecond.\n";
+        assert_eq!(
+            split_sections(text, &outline, &["body".into()]),
+            json!({
+                "introduction": "Hi.",
+                "body": [
+                    {"heading": "Main points", "content": "Lead-in."},
+                    {"heading": "Key Principles", "content": "First."},
+                    {"heading": "Common Challenges", "content": "Second."}
+                ]
+            })
+        );
     }
 
     #[test]
