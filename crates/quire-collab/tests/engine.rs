@@ -208,8 +208,8 @@ async fn presence_is_relayed_and_removed_on_leave(b: Backend) {
 
 async fn idle_rooms_are_snapshotted_and_evicted(b: Backend) {
     let t = b.open(Default::default()).await;
-    let config =
-        CollabConfig { snapshot_every: 3, idle_timeout: Duration::from_millis(100), ..CollabConfig::default() };
+    // Long enough that "not idle yet", checked at once, holds on a loaded machine.
+    let config = CollabConfig { snapshot_every: 3, idle_timeout: Duration::from_secs(1), ..CollabConfig::default() };
     let collab = Collab::new(t.store.clone(), config);
     let mut a = Client::connect(&collab, "doc_5", false).await;
     for i in 0..4 {
@@ -226,8 +226,13 @@ async fn idle_rooms_are_snapshotted_and_evicted(b: Backend) {
     assert!(stored.snapshot.is_some() && stored.updates.len() <= 1, "{stored:?}");
     a.session.leave().await;
     assert_eq!(collab.evict_idle().await, 0, "not idle long enough yet");
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(collab.evict_idle().await, 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut evicted = 0;
+    while evicted == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        evicted = collab.evict_idle().await;
+    }
+    assert_eq!(evicted, 1, "evicted once idle");
     assert_eq!(collab.open_rooms(), 0);
     let stored = t.store.load_doc("doc_5").await.unwrap();
     assert!(stored.updates.is_empty(), "everything folded into the snapshot on eviction");
@@ -242,9 +247,11 @@ async fn idle_rooms_are_snapshotted_and_evicted(b: Backend) {
 async fn presence_shows_who_is_here_and_what_they_do(b: Backend) {
     use quire_core::{ActivityKind, PresenceStatus};
     let t = b.open(Default::default()).await;
+    // Long enough that "online", checked at once, holds on a loaded machine; the changes
+    // that follow are waited for.
     let config = CollabConfig {
-        away_after: Duration::from_millis(300),
-        awareness_timeout: Duration::from_millis(300),
+        away_after: Duration::from_secs(1),
+        awareness_timeout: Duration::from_secs(1),
         ..CollabConfig::default()
     };
     let collab = Collab::new(t.store.clone(), config);
@@ -266,14 +273,20 @@ async fn presence_shows_who_is_here_and_what_they_do(b: Backend) {
     let activity = here[0].activity.clone().expect("Ada said what she does");
     assert_eq!((activity.kind, activity.resource.as_deref()), (ActivityKind::Editing, Some("goals")));
     // Quiet for a while: away. Left: offline, still listed.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(collab.presence("doc_6").iter().all(|p| p.status == PresenceStatus::Away));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !collab.presence("doc_6").iter().all(|p| p.status == PresenceStatus::Away) {
+        assert!(tokio::time::Instant::now() < deadline, "never away: {:?}", collab.presence("doc_6"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     bo.session.leave().await;
     let bo_now = collab.presence("doc_6").into_iter().find(|p| p.user.id == "usr_bo").unwrap();
     assert_eq!(bo_now.status, PresenceStatus::Offline);
     // An awareness state not renewed expires, and the others are told.
-    let seen = carl.drain().await;
-    assert!(seen.iter().any(|s| s == "null"), "Ada's stale state was removed: {seen:?}");
+    let mut seen = Vec::new();
+    while !seen.iter().any(|s| s == "null") {
+        assert!(tokio::time::Instant::now() < deadline, "Ada's stale state was never removed: {seen:?}");
+        seen.extend(carl.drain().await);
+    }
     let again = Client::connect_as(&collab, "doc_6", false, "usr_dee").await;
     assert!(!again.awareness.iter().any(|(_, s)| s.data.as_deref().is_some_and(|d| d.contains("Ada"))));
 }

@@ -65,6 +65,8 @@ impl WorkerHandle {
 pub struct WorkerStats {
     claims: AtomicU64,
     wakeups: AtomicU64,
+    commits: AtomicU64,
+    ends: AtomicU64,
 }
 
 impl WorkerStats {
@@ -76,6 +78,21 @@ impl WorkerStats {
     /// Times the loop woke up to look again.
     pub fn wakeups(&self) -> u64 {
         self.wakeups.load(Ordering::Relaxed)
+    }
+
+    /// Commits that recorded ends of attempts (a group commit records several).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Ends of attempts recorded.
+    pub fn ends(&self) -> u64 {
+        self.ends.load(Ordering::Relaxed)
+    }
+
+    fn committed(&self, ends: usize) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.ends.fetch_add(ends as u64, Ordering::Relaxed);
     }
 
     fn claimed(&self) {
@@ -138,7 +155,7 @@ async fn run(
     }
     let next = NextClaim { queues: config.queues.clone(), max: 0, lease_ms };
     let (finish, finishing) = mpsc::unbounded_channel();
-    let finisher = tokio::spawn(finisher(engine.clone(), finishing, next, shutdown.clone()));
+    let finisher = tokio::spawn(finisher(engine.clone(), finishing, next, shutdown.clone(), stats.clone()));
     let mut failures = 0u32;
     let idle = tokio::time::sleep(engine.config().poll_interval);
     tokio::pin!(idle);
@@ -217,7 +234,11 @@ async fn run(
     while !tasks.is_empty() {
         tokio::select! {
             _ = tasks.join_next() => {}
-            _ = heartbeat.tick() => { let _ = store.heartbeat_worker(&id, lease_ms, engine.clock().now_ms()).await; }
+            _ = heartbeat.tick() => {
+                if let Err(e) = store.heartbeat_worker(&id, lease_ms, engine.clock().now_ms()).await {
+                    tracing::warn!(worker = %id, error = %e, "a heartbeat while stopping failed; leases may lapse");
+                }
+            }
             _ = &mut deadline => break,
         }
     }
@@ -267,6 +288,7 @@ async fn finisher(
     mut ends: mpsc::UnboundedReceiver<Ending>,
     mut next: NextClaim,
     shutdown: watch::Receiver<bool>,
+    stats: Arc<WorkerStats>,
 ) {
     // One commit at a time: measured, two in flight made smaller batches and a lower rate.
     while let Some(first) = ends.recv().await {
@@ -274,6 +296,7 @@ async fn finisher(
         while let Ok(more) = ends.try_recv() {
             batch.push(more);
         }
+        stats.committed(batch.len());
         next.max = if *shutdown.borrow() { 0 } else { batch.len() as u32 };
         finish_batch(&engine, batch, &next).await;
     }

@@ -132,6 +132,20 @@ impl Component for Stamp {
     }
 }
 
+/// Waits until as many contexts as its barrier counts run it, then lets them all go.
+struct Together(Arc<tokio::sync::Barrier>);
+
+#[async_trait]
+impl Component for Together {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo::new("together", "Ends with the others of its barrier", &[], &[])
+    }
+    async fn run(&self, _run: Run) -> Result<Map<String, Value>, ComponentError> {
+        self.0.wait().await;
+        Ok(Map::new())
+    }
+}
+
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
 }
@@ -622,9 +636,8 @@ async fn user(s: &Setup, email: &str) -> (quire_core::User, Principal) {
 async fn contexts_are_scoped_to_their_workspace(b: Backend) {
     let s = setup(b, registry(), None).await;
     let (_, _root) = user(&s, "root@example.com").await; // the first user is the instance admin
-    let (owner_u, owner) = user(&s, "owner@example.com").await;
+    let (_, owner) = user(&s, "owner@example.com").await;
     let (bob_u, bob) = user(&s, "bob@example.com").await;
-    let _ = owner_u;
     let store = &s.t.store;
     let ws = store.create_workspace(&owner, NewWorkspace { name: "Team".into(), ..Default::default() }).await.unwrap();
     let mine = s.engine.submit(&owner, &ws.id, vec![with("test", &["noop"], json!({}))]).await.unwrap().remove(0).0;
@@ -836,17 +849,21 @@ async fn ends_finished_together_commit_once_and_claim_one_each(b: Backend) {
 async fn a_busy_worker_finishes_contexts_together(b: Backend) {
     let runs = Arc::new(AtomicUsize::new(0));
     let mut r = registry();
-    r.register(Stamp(runs.clone()));
+    // Eight at a time end together: each waits for the other seven.
+    r.register(Stamp(runs.clone())).register(Together(Arc::new(tokio::sync::Barrier::new(8))));
     let s = setup(b, r, None).await;
     let mut ids = Vec::new();
     for i in 0..40 {
-        ids.push(s.submit(with("test", &["stamp", "noop"], json!({ "i": i }))).await.id);
+        ids.push(s.submit(with("test", &["stamp", "together"], json!({ "i": i }))).await.id);
     }
-    let _w = s.worker_with(WorkerConfig { concurrency: 8, ..Default::default() }).await;
+    let w = s.worker_with(WorkerConfig { concurrency: 8, ..Default::default() }).await;
     for id in &ids {
         s.until(id, "completed", |c| c.status == ContextStatus::Completed).await;
     }
     assert_eq!(runs.load(Ordering::SeqCst), 40, "each ran once");
+    // Ends that arrive while a commit is in flight share the next one.
+    assert_eq!(w.stats().ends(), 40);
+    assert!(w.stats().commits() <= 20, "{} commits for 40 ends arriving eight at a time", w.stats().commits());
     for id in &ids {
         let (_, events) = s.t.store.context_events(&SYS, id, 0, 100).await.unwrap();
         let kinds: Vec<String> = events
@@ -876,6 +893,17 @@ async fn other_postgres_processes_hear_of_new_contexts() {
     let s = setup(Backend::Postgres, registry(), None).await;
     let other = quire_store::connect(&s.t.url, StoreOptions::default()).await.unwrap();
     let mut heard = other.job_signal();
+    heard.borrow_and_update();
+    // The other process LISTENs from a connection of its own, which may not be up yet: the
+    // first round submits until it is heard; from then on every submission must be.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        s.submit(with("test", &["noop"], json!({ "round": "first" }))).await;
+        if tokio::time::timeout(Duration::from_millis(500), heard.changed()).await.is_ok() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the other process never started listening");
+    }
     heard.borrow_and_update();
     for round in 0..3 {
         s.submit(with("test", &["noop"], json!({ "round": round }))).await;

@@ -385,10 +385,14 @@ impl Out<'_> {
     }
 }
 
+/// A sampling seed: random, or (should the system's generator fail) the clock's nanoseconds,
+/// so that two drafts still differ.
 fn seed() -> u32 {
     let mut b = [0u8; 4];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    u32::from_le_bytes(b)
+    match aws_lc_rs::rand::fill(&mut b) {
+        Ok(()) => u32::from_le_bytes(b),
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos()),
+    }
 }
 
 /// Bytes to text: whole UTF-8 characters only, the rest kept for the next piece.

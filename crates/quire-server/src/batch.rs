@@ -119,3 +119,44 @@ async fn store_batch<T>(what: &'static str, store: &dyn Store, batch: &mut Vec<T
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures_util::FutureExt;
+    use quire_store::testing::Backend;
+
+    use super::*;
+
+    static STORED: AtomicUsize = AtomicUsize::new(0);
+
+    /// A slow store: each batch takes 20 ms, so that entries are still queued at shutdown.
+    fn slow<'a>(_: &'a dyn Store, batch: &'a [u32]) -> BoxFuture<'a, quire_core::Result<()>> {
+        async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            STORED.fetch_add(batch.len(), Ordering::SeqCst);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    #[tokio::test]
+    async fn shutdown_stores_what_is_still_queued() {
+        let t = Backend::Sqlite.open(Default::default()).await;
+        let writer = BatchWriter::start("test_entries", t.store.clone(), 10_000, slow);
+        for i in 0..2_000 {
+            writer.record(i).await;
+            if i % 10 == 0 {
+                // Small batches: most entries are still waiting when shutdown begins.
+                tokio::task::yield_now().await;
+            }
+        }
+        let queued = 2_000 - STORED.load(Ordering::SeqCst);
+        assert!(queued > 0, "everything was stored before shutdown: this test would prove nothing");
+        writer.shutdown().await;
+        assert_eq!(STORED.load(Ordering::SeqCst), 2_000, "{queued} entries were queued at shutdown");
+        writer.record(9).await; // after shutdown: refused, not stored, no panic
+        assert_eq!(STORED.load(Ordering::SeqCst), 2_000);
+    }
+}

@@ -31,16 +31,20 @@ struct Peer {
     ws: Socket,
     /// Reasons the server gave for refusing updates.
     denied: Vec<String>,
+    /// The server's SyncStep2 (the answer to this client's SyncStep1) has arrived.
+    synced: bool,
 }
 
 impl Peer {
     async fn connect(addr: &str, doc_id: &str, token: &str) -> Peer {
         let (ws, _) =
             tokio_tungstenite::connect_async(format!("ws://{addr}/collab/{doc_id}?token={token}")).await.unwrap();
-        let mut p = Peer { doc: Doc::new(), ws, denied: Vec::new() };
+        let mut p = Peer { doc: Doc::new(), ws, denied: Vec::new(), synced: false };
         let sv = p.doc.transact().state_vector();
         p.send(Message::Sync(SyncMessage::SyncStep1(sv))).await;
-        p.pump(Duration::from_millis(300)).await;
+        // Synced once the server has answered with what this client lacks.
+        p.until(|p| p.synced).await;
+        assert!(p.synced, "the server never answered the client's SyncStep1");
         p
     }
 
@@ -62,7 +66,11 @@ impl Peer {
                                 let diff = self.doc.transact().encode_state_as_update_v1(&sv);
                                 self.send(Message::Sync(SyncMessage::SyncStep2(diff))).await;
                             }
-                            Message::Sync(SyncMessage::SyncStep2(u)) | Message::Sync(SyncMessage::Update(u)) => {
+                            Message::Sync(SyncMessage::SyncStep2(u)) => {
+                                self.doc.transact_mut().apply_update(Update::decode_v1(&u).unwrap()).unwrap();
+                                self.synced = true;
+                            }
+                            Message::Sync(SyncMessage::Update(u)) => {
                                 self.doc.transact_mut().apply_update(Update::decode_v1(&u).unwrap()).unwrap();
                             }
                             Message::Auth(Some(reason)) => self.denied.push(reason),
@@ -339,18 +347,21 @@ async fn large_documents_arrive_in_fragments_and_plain_requests_are_refused(b: B
     for _ in 0..10 {
         writer.type_text(&chunk).await;
     }
-    writer.pump(Duration::from_millis(300)).await;
-    assert_eq!(writer.text().len(), 1_024_000);
 
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_frame_size(Some(64 * 1024 + 14))
         .max_message_size(Some(8 << 20));
     let url = format!("ws://{addr}/collab/{doc}?token={}", api.admin);
     let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await.unwrap();
-    let mut reader = Peer { doc: Doc::new(), ws, denied: Vec::new() };
+    let mut reader = Peer { doc: Doc::new(), ws, denied: Vec::new(), synced: false };
     let sv = reader.doc.transact().state_vector();
     reader.send(Message::Sync(SyncMessage::SyncStep1(sv))).await;
-    assert_eq!(reader.pump(Duration::from_millis(1500)).await, None, "no frame was too large");
+    // What the reader gets is the server's copy: all of it, in frames it accepts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while reader.text().len() < 1_024_000 && tokio::time::Instant::now() < deadline {
+        assert_eq!(reader.pump(Duration::from_millis(50)).await, None, "no frame was too large");
+    }
+    assert_eq!(reader.text().len(), 1_024_000, "the server holds the whole document");
     assert_eq!(reader.text(), writer.text());
 
     let path = format!("/collab/{doc}");
@@ -461,7 +472,9 @@ async fn awareness_states_belong_to_their_connection(b: Backend) {
     let mut watcher = Peer::connect(&addr, &doc, &api.admin).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut presence = String::new();
-    while !presence.contains("Viewer") && tokio::time::Instant::now() < deadline {
+    // The answer to a query lists every state; a broadcast frame in between lists only the
+    // states that changed, so frames are read until one shows both.
+    while !(presence.contains("Viewer") && presence.contains("Ada")) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(600)).await;
         watcher.send(Message::AwarenessQuery).await;
         if let Ok(Some(Ok(Ws::Binary(data)))) = tokio::time::timeout(Duration::from_secs(2), watcher.ws.next()).await {
