@@ -47,7 +47,7 @@ async fn run(backend: Backend, n: usize) {
     config.history.dir = dir.clone();
     config.history.thresholds.patch_max_chars = 0; // every edit a version
     let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
-    let history = quire_server::history::History::new(
+    let history = quire_app::history::History::new(
         store.clone(),
         collab.clone(),
         config.history.clone(),

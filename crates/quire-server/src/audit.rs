@@ -1,5 +1,5 @@
 //! The audit trail (seed 001 §5.2): a middleware notes every state-changing request and every
-//! refused one; a [`BatchWriter`](crate::batch::BatchWriter) stores them in batches, off the
+//! refused one; a [`BatchWriter`](quire_app::batch::BatchWriter) stores them in batches, off the
 //! request path.
 
 use std::time::Instant;
@@ -18,7 +18,7 @@ use crate::App;
 use crate::error::ApiError;
 
 /// The audit queue and its writer.
-pub type Auditor = crate::batch::BatchWriter<AuditEntry>;
+pub type Auditor = quire_app::batch::BatchWriter<AuditEntry>;
 
 /// Starts the audit writer over `store` with a queue of `capacity` entries.
 pub fn start(store: std::sync::Arc<dyn Store>, capacity: usize) -> Auditor {

@@ -1,6 +1,8 @@
-//! Quire's HTTP layer: a thin axum router over the engine crates.
+//! Quire's HTTP layer: a thin axum router over the application services (`quire-app`) and
+//! the engine crates.
 //!
-//! The handlers in [`routes`] translate HTTP into [`Store`] calls and back; everything about
+//! The handlers in [`routes`] translate HTTP into calls on the services and the [`Store`]
+//! and back; everything about
 //! transport lives here and nowhere else: JSON error mapping ([`error::ApiError`], the one
 //! place errors become statuses), extractors that never answer in plain text, ETags and
 //! conditional requests, the SSE tail of the event outbox, Prometheus metrics, request ids
@@ -39,20 +41,18 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub mod ai;
 pub mod audit;
-pub mod batch;
 pub mod error;
 pub mod extract;
-pub mod history;
 pub mod metrics;
 pub mod ratelimit;
 pub mod redact;
-pub mod relay;
 pub mod routes;
 pub mod ws;
 
 use error::ApiError;
+use quire_app::pipelines::{engine_config, registry};
+use quire_app::{ai, history};
 
 /// Transport settings. Storage limits live in [`quire_core::Limits`], held by the store.
 #[derive(Debug, Clone)]
@@ -202,13 +202,18 @@ impl App {
         }));
         app.0.collab.spawn_janitor(app.shutdown_signal());
         if let Some(url) = &app.0.config.redis_url {
-            relay::start(app.0.collab.clone(), url, app.shutdown_signal())
+            quire_app::relay::start(app.0.collab.clone(), url, app.shutdown_signal())
                 .await
                 .map_err(quire_core::Error::Unavailable)?;
         }
         app.follow_access_changes();
         app.0.auth.follow_revocations(app.shutdown_signal(), app.0.config.events_poll_interval);
-        app.expire_logs_hourly();
+        quire_app::maintenance::expire_logs_hourly(
+            app.store().clone(),
+            app.config().audit_retention,
+            app.config().ai_log_retention,
+            app.shutdown_signal(),
+        );
         Ok(app)
     }
 
@@ -282,37 +287,6 @@ impl App {
         });
     }
 
-    /// Deletes audit entries and AI interactions past their retention, at start and then
-    /// every hour.
-    fn expire_logs_hourly(&self) {
-        let store = self.store().clone();
-        let retention = self.config().audit_retention;
-        let ai_retention = self.config().ai_log_retention;
-        let mut shutdown = self.shutdown_signal();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(3600));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        let cut = quire_core::now_ms() - retention.as_millis() as i64;
-                        match store.purge_audit(cut).await {
-                            Ok(0) => {}
-                            Ok(n) => tracing::info!(removed = n, "expired audit entries"),
-                            Err(e) => tracing::warn!(error = %e, "expiring audit entries failed"),
-                        }
-                        let cut = quire_core::now_ms() - ai_retention.as_millis() as i64;
-                        match store.purge_interactions(cut).await {
-                            Ok(0) => {}
-                            Ok(n) => tracing::info!(removed = n, "expired AI interactions"),
-                            Err(e) => tracing::warn!(error = %e, "expiring AI interactions failed"),
-                        }
-                    }
-                    _ = shutdown.changed() => return,
-                }
-            }
-        });
-    }
-
     /// The rate limit counters (in memory, or Redis).
     pub fn rate_counters(&self) -> &ratelimit::Counters {
         &self.0.counters
@@ -333,49 +307,16 @@ impl App {
     }
 }
 
-/// The components this instance's pipelines can use; `quire serve` and `quire worker` build
-/// the same registry, so every worker can run what the API accepts.
-pub fn registry(ai: Arc<ai::Ai>, history: Arc<history::History>) -> quire_jobs::Registry {
-    let mut r = quire_jobs::components::builtin();
-    ai::components::register(&mut r, ai);
-    r.register(history::VersionComponent { history: history.clone() }).register(history::PushComponent { history });
-    r
-}
-
-/// The engine's settings with the `history` queue limited to one context at a time across
-/// the cluster (the one writer of every repository), unless configured otherwise, and closed
-/// to users' contexts.
-pub fn engine_config(jobs: &quire_jobs::EngineConfig) -> quire_jobs::EngineConfig {
-    let mut jobs = jobs.clone();
-    if !jobs.queue_limits.iter().any(|(q, _)| q == history::QUEUE) {
-        jobs.queue_limits.push((history::QUEUE.to_string(), 1));
+impl ServerConfig {
+    /// What `quire worker` builds its services from.
+    pub fn worker_services(&self) -> quire_app::pipelines::WorkerServices {
+        quire_app::pipelines::WorkerServices {
+            collab: self.collab.clone(),
+            history: self.history_config(),
+            limits: self.jobs.limits.clone(),
+            local_models: self.local_models.clone(),
+        }
     }
-    if !jobs.system_queues.iter().any(|q| q == history::QUEUE) {
-        jobs.system_queues.push(history::QUEUE.to_string());
-    }
-    jobs
-}
-
-/// The registry of a process that runs workers without serving (`quire worker`), and the AI
-/// service its components use (of its own, reading documents through rooms of its own, left
-/// when idle until `shutdown`; call its `shutdown` once the workers stopped).
-pub fn worker_registry(
-    store: Arc<dyn Store>,
-    keyring: Arc<quire_auth::Keyring>,
-    config: &ServerConfig,
-    shutdown: watch::Receiver<bool>,
-) -> (quire_jobs::Registry, Arc<ai::Ai>) {
-    let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
-    collab.spawn_janitor(shutdown);
-    let history = history::History::new(
-        store.clone(),
-        collab.clone(),
-        config.history_config(),
-        config.jobs.limits.clone(),
-        keyring.clone(),
-    );
-    let ai = Arc::new(ai::Ai::new(store, keyring, collab, config.local_models.clone()));
-    (registry(ai.clone(), history), ai)
 }
 
 #[derive(OpenApi)]

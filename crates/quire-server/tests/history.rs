@@ -50,7 +50,7 @@ async fn setup_with(b: Backend, keep: i64, outbound: quire_net::Outbound) -> Set
         api.post(&format!("/api/v1/workspaces/{ws}/documents"), json!({"kind": "prd", "title": "Checkout"})).await;
     let doc = doc.body["id"].as_str().unwrap().to_string();
     let worker = quire_jobs::WorkerConfig {
-        queues: vec!["default".into(), quire_server::history::QUEUE.into()],
+        queues: vec!["default".into(), quire_app::history::QUEUE.into()],
         schedules: false,
         grace: Duration::from_millis(200),
         ..Default::default()
@@ -446,7 +446,7 @@ async fn a_version_names_its_authors_from_every_node() {
     let r = one.call(Method::PUT, &format!("/api/v1/workspaces/{ws}/members/{bob}"), member, &[]).await;
     assert!(r.status.is_success(), "{}", r.body);
     let worker = quire_jobs::WorkerConfig {
-        queues: vec![quire_server::history::QUEUE.into()],
+        queues: vec![quire_app::history::QUEUE.into()],
         schedules: false,
         grace: Duration::from_millis(200),
         ..Default::default()

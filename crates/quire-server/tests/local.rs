@@ -7,8 +7,8 @@ mod common;
 
 use axum::http::{StatusCode, header};
 use common::{Api, assert_error};
+use quire_app::ai::local::LocalConfig;
 use quire_local::catalog::DEFAULT_TEXT;
-use quire_server::ai::local::LocalConfig;
 use quire_store::testing::Backend;
 use serde_json::json;
 

@@ -508,7 +508,7 @@ impl Settings {
         }
         let mut server = server;
         server.history.dir = data_dir.join("history");
-        server.local_models = quire_server::ai::local::LocalConfig {
+        server.local_models = quire_app::ai::local::LocalConfig {
             dir: Some(args.models_dir.or(file.models_dir).unwrap_or_else(|| data_dir.join("models"))),
             text: args.text_model.or(file.text_model),
             embedding: args.embedding_model.or(file.embedding_model),
@@ -577,7 +577,7 @@ fn jobs(args: &JobArgs, file: &FileSettings) -> Result<(quire_jobs::EngineConfig
         .worker_queues
         .clone()
         .or(file.worker_queues.clone())
-        .unwrap_or_else(|| vec!["default".into(), quire_server::history::QUEUE.into()])
+        .unwrap_or_else(|| vec!["default".into(), quire_app::history::QUEUE.into()])
         .into_iter()
         .map(|q| q.trim().to_string())
         .filter(|q| !q.is_empty())
@@ -605,8 +605,8 @@ fn outbound(args: &JobArgs, file: &FileSettings) -> Result<quire_net::Outbound, 
 }
 
 /// Version history's settings (its folder is set with the data directory).
-fn history(args: &JobArgs, file: &FileSettings) -> Result<quire_server::history::HistoryConfig, String> {
-    let d = quire_server::history::HistoryConfig::default();
+fn history(args: &JobArgs, file: &FileSettings) -> Result<quire_app::history::HistoryConfig, String> {
+    let d = quire_app::history::HistoryConfig::default();
     let debounce = args.history_debounce_ms.or(file.history_debounce_ms).map_or(d.debounce, Duration::from_millis);
     if debounce > Duration::from_secs(60) {
         return Err("history_debounce_ms must be at most 60000".into());
@@ -616,7 +616,7 @@ fn history(args: &JobArgs, file: &FileSettings) -> Result<quire_server::history:
         return Err("history_keep must be at least 1".into());
     }
     let patch_max_chars = args.history_patch_chars.or(file.history_patch_chars).unwrap_or(d.thresholds.patch_max_chars);
-    Ok(quire_server::history::HistoryConfig {
+    Ok(quire_app::history::HistoryConfig {
         debounce,
         keep,
         thresholds: quire_history::Thresholds { patch_max_chars },

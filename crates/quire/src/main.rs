@@ -227,7 +227,13 @@ fn rebuild_history(settings: Settings, workspace: Option<String>) -> Result<(), 
     runtime.block_on(async move {
         let store = open_store(&settings).await?;
         let keyring = std::sync::Arc::new(settings.keyring()?);
-        let history = quire_server::history::History::for_tools(store.clone(), keyring, &settings.server);
+        let history = quire_app::history::History::for_tools(
+            store.clone(),
+            keyring,
+            settings.server.collab.clone(),
+            settings.server.history_config(),
+            settings.server.jobs.limits.clone(),
+        );
         let workspaces = match workspace {
             Some(w) => vec![w],
             None => store.versioned_workspaces().await.map_err(|e| e.to_string())?,
@@ -420,8 +426,8 @@ fn run_worker(settings: Settings) -> Result<(), String> {
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let keyring = std::sync::Arc::new(settings.keyring()?);
-        let (registry, ai) = quire_server::worker_registry(store.clone(), keyring, &settings.server, stopped.clone());
-        let engine = quire_jobs::Engine::new(store.clone(), registry, quire_server::engine_config(&settings.server.jobs));
+        let (registry, ai) = quire_app::pipelines::worker_registry(store.clone(), keyring, settings.server.worker_services(), stopped.clone());
+        let engine = quire_jobs::Engine::new(store.clone(), registry, quire_app::pipelines::engine_config(&settings.server.jobs));
         engine.prepare().await.map_err(|e| e.to_string())?;
         let worker = engine
             .start_worker(settings.worker.clone(), stopped)

@@ -17,11 +17,11 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::App;
-use crate::ai::log::{Log, interaction, prompt_text};
-use crate::ai::{AiChoice, ProviderInfo, ProviderSpec, WorkspaceAi};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Actor, Json, Query};
 use crate::routes::contexts::workspace_of;
+use quire_app::ai::log::{Log, interaction, prompt_text};
+use quire_app::ai::{AiChoice, ProviderInfo, ProviderSpec, WorkspaceAi};
 
 /// The sections of a PRD, each with its prompt fragment and whether drafts need it.
 #[utoipa::path(get, path = "/api/v1/taxonomy/prd-sections", tag = "ai",
@@ -130,7 +130,7 @@ pub async fn create_template(
     template.validate().map_err(|e| unprocessable(e.code, e.message))?;
     let body = serde_json::to_value(&template).map_err(|e| quire_core::Error::Internal(e.to_string()))?;
     let stored = app.store().create_prompt(&who, &ws, &template.name, &body).await?;
-    let made = crate::ai::stored_template(&stored)?;
+    let made = quire_app::ai::stored_template(&stored)?;
     let location =
         format!("/api/v1/ai/templates/{}?workspace={}&version={}", made.name, stored.workspace_id, made.version);
     let mut out = serde_json::to_value(&made).unwrap_or_default();
@@ -463,7 +463,7 @@ fn events(stream: TextStream, log: Log, sections: Vec<Section>) -> impl Stream<I
             }
             Some(Ok(TextEvent::Done { model, usage, finish_reason })) => {
                 s.over = true;
-                let gate = quire_ai::gate::check_text(&s.text, &s.sections, crate::ai::components::MAX_TEXT_CHARS);
+                let gate = quire_ai::gate::check_text(&s.text, &s.sections, quire_app::ai::components::MAX_TEXT_CHARS);
                 let (status, error) = match &gate {
                     Ok(()) => ("ok", None),
                     Err(f) => ("gate_failed", Some(f.reason.clone())),

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::App;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Actor, Json, Query};
-use crate::history::{History, format_of};
+use quire_app::history::{History, format_of};
 
 fn unprocessable(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)

@@ -249,7 +249,7 @@ impl ProviderSpec {
 }
 
 /// A stored template as the AI layer reads it, named and numbered by its row.
-pub(crate) fn stored_template(stored: &quire_core::StoredPrompt) -> Result<PromptTemplate> {
+pub fn stored_template(stored: &quire_core::StoredPrompt) -> Result<PromptTemplate> {
     let mut t: PromptTemplate = serde_json::from_value(stored.body.clone())
         .map_err(|e| Error::Internal(format!("prompt template {} v{}: {e}", stored.name, stored.version)))?;
     t.name = stored.name.clone();

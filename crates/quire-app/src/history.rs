@@ -44,8 +44,8 @@ pub struct HistoryConfig {
     /// Versions per document kept whole; older ones are compressed (still read and diffed).
     pub keep: i64,
     pub thresholds: Thresholds,
-    /// Which addresses pushes to `http(s)://` remotes may reach (the instance's
-    /// [`ServerConfig::outbound`](crate::ServerConfig::outbound)).
+    /// Which addresses pushes to `http(s)://` remotes may reach (the instance's outbound
+    /// policy, `--outbound-allow`).
     pub outbound: quire_net::Outbound,
 }
 
@@ -130,10 +130,12 @@ impl History {
     pub fn for_tools(
         store: Arc<dyn Store>,
         keyring: Arc<quire_auth::Keyring>,
-        config: &crate::ServerConfig,
+        collab: quire_collab::CollabConfig,
+        config: HistoryConfig,
+        limits: quire_core::JobLimits,
     ) -> Arc<History> {
-        let collab = quire_collab::Collab::new(store.clone(), config.collab.clone());
-        History::new(store, collab, config.history_config(), config.jobs.limits.clone(), keyring)
+        let collab = quire_collab::Collab::new(store.clone(), collab);
+        History::new(store, collab, config, limits, keyring)
     }
 
     pub fn config(&self) -> &HistoryConfig {

@@ -1,0 +1,22 @@
+//! Quire's application services: what ties the engine crates (store, collaboration, jobs,
+//! AI, history) together into the capabilities the products use, one module per
+//! capability. Nothing here knows of HTTP: `quire-server` turns requests into calls on
+//! these services, and `quire worker` runs their pipeline components without a server.
+//!
+//! - [`ai`] — AI providers and each workspace's choice of them, prompt templates, the
+//!   interactions log, local models, and the `ai_generator` / `image_generator` components.
+//! - [`history`] — version history: when an edit becomes a version, its commit in the
+//!   workspace's git repository, pushes to a remote, and the `version` / `push` components.
+//! - [`pipelines`] — the component registry every worker and the API share, and the engine
+//!   settings Quire's own queues need.
+//! - [`maintenance`] — background tasks of a server: expiring old audit entries and AI
+//!   interactions.
+//! - [`relay`] — collaboration across processes through Redis.
+//! - [`batch`] — a queue stored in batches off the request path (the audit trail, the AI log).
+
+pub mod ai;
+pub mod batch;
+pub mod history;
+pub mod maintenance;
+pub mod pipelines;
+pub mod relay;

@@ -1,0 +1,57 @@
+//! The pipeline components this instance can run, and the engine settings Quire's own
+//! queues need. `quire serve` and `quire worker` build the same registry, so every worker can
+//! run what the API accepts.
+
+use std::sync::Arc;
+
+use quire_store::Store;
+use tokio::sync::watch;
+
+use crate::{ai, history};
+
+/// The built-in components, the AI components and version history's.
+pub fn registry(ai: Arc<ai::Ai>, history: Arc<history::History>) -> quire_jobs::Registry {
+    let mut r = quire_jobs::components::builtin();
+    ai::components::register(&mut r, ai);
+    r.register(history::VersionComponent { history: history.clone() }).register(history::PushComponent { history });
+    r
+}
+
+/// The engine's settings with the `history` queue limited to one context at a time across
+/// the cluster (the one writer of every repository), unless configured otherwise, and closed
+/// to users' contexts.
+pub fn engine_config(jobs: &quire_jobs::EngineConfig) -> quire_jobs::EngineConfig {
+    let mut jobs = jobs.clone();
+    if !jobs.queue_limits.iter().any(|(q, _)| q == history::QUEUE) {
+        jobs.queue_limits.push((history::QUEUE.to_string(), 1));
+    }
+    if !jobs.system_queues.iter().any(|q| q == history::QUEUE) {
+        jobs.system_queues.push(history::QUEUE.to_string());
+    }
+    jobs
+}
+
+/// What a process that runs workers without serving needs to build its services.
+pub struct WorkerServices {
+    pub collab: quire_collab::CollabConfig,
+    pub history: history::HistoryConfig,
+    pub limits: quire_core::JobLimits,
+    pub local_models: ai::local::LocalConfig,
+}
+
+/// The registry of a process that runs workers without serving (`quire worker`), and the AI
+/// service its components use (of its own, reading documents through rooms of its own, left
+/// when idle until `shutdown`; call its `shutdown` once the workers stopped).
+pub fn worker_registry(
+    store: Arc<dyn Store>,
+    keyring: Arc<quire_auth::Keyring>,
+    services: WorkerServices,
+    shutdown: watch::Receiver<bool>,
+) -> (quire_jobs::Registry, Arc<ai::Ai>) {
+    let collab = quire_collab::Collab::new(store.clone(), services.collab);
+    collab.spawn_janitor(shutdown);
+    let history =
+        history::History::new(store.clone(), collab.clone(), services.history, services.limits, keyring.clone());
+    let ai = Arc::new(ai::Ai::new(store, keyring, collab, services.local_models));
+    (registry(ai.clone(), history), ai)
+}
