@@ -124,7 +124,36 @@ fn environment() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_fuel(Some(FUEL));
+    // Fuel counts instructions, not bytes: a namespace carried through a loop can double a
+    // string on each turn (`ns.s = ns.s ~ ns.s`) until memory runs out. Prompts need no
+    // state across a loop's turns.
+    env.remove_global("namespace");
     env
+}
+
+/// Whether a template's expressions use `*`: with a string or a list it repeats them (a
+/// fuzzed template asked for the sections two million times and ran for minutes), and
+/// prompts have no arithmetic to do. Text outside `{{ }}` and `{% %}` may use it freely.
+fn multiplies(source: &str) -> bool {
+    let mut rest = source;
+    while let Some(start) = rest.find(['{']) {
+        let after = &rest[start + 1..];
+        let close = match after.chars().next() {
+            Some('{') => "}}",
+            Some('%') => "%}",
+            _ => {
+                rest = after;
+                continue;
+            }
+        };
+        let body = &after[1..];
+        let end = body.find(close).unwrap_or(body.len());
+        if body[..end].contains('*') {
+            return true;
+        }
+        rest = &body[end..];
+    }
+    false
 }
 
 fn sources(t: &PromptTemplate) -> [(&'static str, &str); 3] {
@@ -185,6 +214,12 @@ impl PromptTemplate {
                     format!("section '{key}' is not in the taxonomy (GET /api/v1/taxonomy/prd-sections)"),
                 ));
             }
+        }
+        if let Some((field, _)) = sources(self).into_iter().find(|(_, s)| multiplies(s)) {
+            return Err(refuse(
+                "invalid_template",
+                format!("{field}: '*' is not allowed in a template's expressions (it repeats text and lists)"),
+            ));
         }
         let env = environment();
         for (field, source) in sources(self) {
@@ -474,6 +509,24 @@ mod tests {
         );
         assert!(img.negative_prompt.as_deref().unwrap().starts_with("clutter, bright colours"));
         assert_eq!(img.image_request(512, 512, 1, None).style.as_deref(), Some("japandi"));
+    }
+
+    /// Found by fuzzing: `{{ sections * 2e6 }}` repeated the outline two million times
+    /// (minutes of work and gigabytes) within the fuel; a namespace could double a string on
+    /// each turn of a loop. Both are refused when the template is defined.
+    #[test]
+    fn templates_cannot_make_unbounded_text() {
+        let with = |prompt: &str| PromptTemplate { prompt: prompt.into(), ..template("content.draft") };
+        for bad in ["{{ sections * 2000000 }}", "{% for s in sections * 9 %}x{% endfor %}", "{{ 'x' * 99999999 }}"] {
+            let e = with(bad).validate().unwrap_err();
+            assert_eq!(e.code, "invalid_template", "{bad}");
+            assert!(e.message.contains("'*' is not allowed"), "{bad}: {e}");
+        }
+        let doubling =
+            "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}";
+        assert_eq!(with(doubling).validate().unwrap_err().code, "invalid_template", "no namespace");
+        // '*' in the text itself is Markdown, and fine.
+        with("Write **bold** points about {{ title }} * and more").validate().unwrap();
     }
 
     #[test]

@@ -167,6 +167,14 @@ fn protocol_error(e: impl std::fmt::Display) -> Error {
     Error::invalid("message", format!("not a valid y-websocket message: {e}"))
 }
 
+/// Runs a decoder of client bytes, a panic in it as a refused message: yrs asserts on some
+/// malformed input (an awareness client id over 53 bits, found by fuzzing) instead of
+/// returning an error, which ended the socket's task without its cleanup.
+fn decode_guarded<T>(decode: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
+        .map_err(|_| protocol_error("the message could not be decoded"))
+}
+
 /// Applies stored state to a fresh document.
 fn load_into(doc: &Doc, stored: &quire_store::StoredDoc) -> Result<()> {
     let mut txn = doc.transact_mut();
@@ -599,10 +607,12 @@ impl Session {
             seen.last_seen_at = time::OffsetDateTime::now_utc();
         }
         let mut decoder = DecoderV1::from(data);
-        let reader = MessageReader::new(&mut decoder);
+        let mut reader = MessageReader::new(&mut decoder);
         let mut replies = Vec::new();
-        for (n, message) in reader.enumerate() {
-            if n >= self.budgets.limits.messages_per_frame {
+        let mut n = 0;
+        while let Some(message) = decode_guarded(|| reader.next())? {
+            n += 1;
+            if n > self.budgets.limits.messages_per_frame {
                 return Err(Error::TooManyRequests {
                     message: format!("more than {} messages in one frame", self.budgets.limits.messages_per_frame),
                     retry_after_secs: 0,
@@ -641,7 +651,7 @@ impl Session {
             }
             Message::Sync(SyncMessage::SyncStep2(bytes)) | Message::Sync(SyncMessage::Update(bytes)) => {
                 self.budgets.update_bytes(bytes.len())?;
-                let update = Update::decode_v1(&bytes).map_err(protocol_error)?;
+                let update = decode_guarded(|| Update::decode_v1(&bytes))?.map_err(protocol_error)?;
                 if update.is_empty() {
                     // A client with nothing new answers sync step 1 with an empty update.
                     return Ok(());

@@ -14,35 +14,155 @@ fn marks_of(node: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Text as Markdown that reads back as the same text: the characters that would start
+/// emphasis, code, links, HTML or entities are backslash-escaped.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '<' | '&') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A code span that holds `text` whatever backticks it contains: a fence longer than its
+/// longest run, with spaces inside when it begins or ends with a backtick.
+fn code_span(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    if text.starts_with('`')
+        || text.ends_with('`')
+        || (text.starts_with(' ') && text.ends_with(' ') && !text.trim().is_empty())
+    {
+        format!("{fence} {text} {fence}")
+    } else {
+        format!("{fence}{text}{fence}")
+    }
+}
+
+/// A line of a paragraph that would start another block (`# `, `> `, `- `, `+ `, `1. `,
+/// a rule or a setext underline) with its marker escaped, so that it stays text.
+fn escape_line_start(line: &str) -> String {
+    let trimmed = line.trim_start_matches(' ');
+    let indent = &line[..line.len() - trimmed.len()];
+    let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
+    if trimmed.starts_with(['#', '>', '-', '+', '=']) {
+        format!("{indent}\\{trimmed}")
+    } else if digits > 0 && trimmed[digits..].starts_with(['.', ')']) {
+        format!("{indent}{}\\{}", &trimmed[..digits], &trimmed[digits..])
+    } else {
+        line.to_string()
+    }
+}
+
+/// A mark with delimiters, outermost first as written: link, strike, italic, bold (code is
+/// a span of its own, innermost).
+#[derive(Debug, Clone, PartialEq)]
+enum Mark {
+    Link(String),
+    Strike,
+    Italic,
+    Bold,
+}
+
+impl Mark {
+    fn opening(&self) -> &'static str {
+        match self {
+            Mark::Link(_) => "[",
+            Mark::Strike => "~~",
+            Mark::Italic => "*",
+            Mark::Bold => "**",
+        }
+    }
+
+    fn closing(&self) -> String {
+        match self {
+            Mark::Link(href) => format!("]({href})"),
+            other => other.opening().to_string(),
+        }
+    }
+}
+
+fn marks_in_order(node: &Value) -> Vec<Mark> {
+    let names = marks_of(node);
+    let mut out = Vec::new();
+    if let Some(link) = node["marks"].as_array().and_then(|m| m.iter().find(|m| m["type"] == "link")) {
+        out.push(Mark::Link(link["attrs"]["href"].as_str().unwrap_or_default().to_string()));
+    }
+    for (name, mark) in [("strike", Mark::Strike), ("italic", Mark::Italic), ("bold", Mark::Bold)] {
+        if names.iter().any(|m| m == name) {
+            out.push(mark);
+        }
+    }
+    out
+}
+
+/// Closes the marks open past the first `keep`, innermost first, with the whitespace the
+/// text ended in moved after the delimiters (`**a **` would not read back as bold).
+fn close_marks(out: &mut String, open: &mut Vec<Mark>, keep: usize) {
+    if open.len() <= keep {
+        return;
+    }
+    let tail = out.split_off(out.trim_end().len());
+    while open.len() > keep {
+        let mark = open.pop().expect("more than keep");
+        out.push_str(&mark.closing());
+    }
+    out.push_str(&tail);
+}
+
+/// Inline content as Markdown. Marks that go on across text nodes stay open across them, so
+/// `**bold *and italic***` is written as one run, and whitespace at a run's edges is kept
+/// outside its delimiters.
 fn inline(nodes: &[Value]) -> String {
     let mut out = String::new();
+    let mut open: Vec<Mark> = Vec::new();
     for n in nodes {
         match n["type"].as_str() {
             Some("text") => {
-                let mut t = n["text"].as_str().unwrap_or_default().to_string();
-                let marks = marks_of(n);
-                if marks.iter().any(|m| m == "code") {
-                    t = format!("`{t}`");
+                let raw = n["text"].as_str().unwrap_or_default();
+                let code = marks_of(n).iter().any(|m| m == "code");
+                let wanted = marks_in_order(n);
+                let core = raw.trim();
+                if core.is_empty() && !code {
+                    // Whitespace alone changes no mark: it goes where it falls.
+                    out.push_str(&escape(raw));
+                    continue;
                 }
-                if marks.iter().any(|m| m == "bold") {
-                    t = format!("**{t}**");
+                // Marks already open stay open (whatever their usual order), so that nesting
+                // is written as it was read: `**a *b***`, not `**a*****b***`.
+                let keep = open.iter().take_while(|m| wanted.contains(m)).count();
+                close_marks(&mut out, &mut open, keep);
+                let opening: Vec<Mark> = wanted.into_iter().filter(|m| !open.contains(m)).collect();
+                let (lead, rest) = if code { ("", raw) } else { raw.split_at(raw.len() - raw.trim_start().len()) };
+                let (body, trail) = if code { (rest, "") } else { rest.split_at(rest.trim_end().len()) };
+                out.push_str(&escape(lead));
+                for mark in &opening {
+                    out.push_str(mark.opening());
+                    open.push(mark.clone());
                 }
-                if marks.iter().any(|m| m == "italic") {
-                    t = format!("*{t}*");
-                }
-                if marks.iter().any(|m| m == "strike") {
-                    t = format!("~~{t}~~");
-                }
-                if let Some(link) = n["marks"].as_array().and_then(|m| m.iter().find(|m| m["type"] == "link")) {
-                    t = format!("[{t}]({})", link["attrs"]["href"].as_str().unwrap_or_default());
-                }
-                out.push_str(&t);
+                out.push_str(&if code { code_span(body) } else { escape(body) });
+                out.push_str(&escape(trail));
             }
-            Some("hardBreak") => out.push_str("  \n"),
-            Some("image") => out.push_str(&image(n)),
-            _ => out.push_str(&inline(n["content"].as_array().map(Vec::as_slice).unwrap_or_default())),
+            Some("hardBreak") => {
+                close_marks(&mut out, &mut open, 0);
+                // Spaces before a line break do not read back: the break's own two are all.
+                out.truncate(out.trim_end_matches([' ', '\t']).len());
+                out.push_str("  \n");
+            }
+            Some("image") => {
+                close_marks(&mut out, &mut open, 0);
+                out.push_str(&image(n));
+            }
+            _ => {
+                close_marks(&mut out, &mut open, 0);
+                out.push_str(&inline(n["content"].as_array().map(Vec::as_slice).unwrap_or_default()));
+            }
         }
     }
+    close_marks(&mut out, &mut open, 0);
     out
 }
 
@@ -73,31 +193,63 @@ fn table_row(row: &Value) -> (String, usize) {
     (format!("| {} |", cells.join(" | ")), cells.len())
 }
 
-fn block(node: &Value, out: &mut Vec<String>, prefix: &str) {
+/// Sibling blocks in order. A list right after a list of the same kind takes the other
+/// marker (`*` for `-`, `)` for `.`): with the same one, the two would read back as one list.
+fn blocks(nodes: &[Value], out: &mut Vec<String>, prefix: &str) {
+    let mut previous: Option<&str> = None;
+    let mut alternate = false;
+    for node in nodes {
+        let kind = node["type"].as_str();
+        let is_list = matches!(kind, Some("bulletList" | "orderedList" | "taskList"));
+        let follows_same = is_list
+            && (previous == kind
+                || (kind == Some("taskList") && previous == Some("bulletList"))
+                || (kind == Some("bulletList") && previous == Some("taskList")));
+        alternate = follows_same && !alternate;
+        block(node, out, prefix, alternate);
+        previous = kind;
+    }
+}
+
+fn block(node: &Value, out: &mut Vec<String>, prefix: &str, alternate: bool) {
     let content = node["content"].as_array().map(Vec::as_slice).unwrap_or_default();
     match node["type"].as_str().unwrap_or_default() {
         "heading" => {
             let level = node["attrs"]["level"].as_u64().unwrap_or(1).clamp(1, 6) as usize;
-            out.push(format!("{prefix}{} {}", "#".repeat(level), inline(content)));
+            out.push(format!("{prefix}{} {}", "#".repeat(level), inline(content).trim_matches([' ', '\t'])));
         }
         "bulletList" | "orderedList" | "taskList" => {
             let ordered = node["type"] == "orderedList";
             let mut items = Vec::new();
             for (i, item) in content.iter().enumerate() {
+                let bullet = if alternate { "*" } else { "-" };
                 let marker = if ordered {
-                    format!("{}. ", i + 1)
+                    format!("{}{} ", i + 1, if alternate { ")" } else { "." })
                 } else if item["type"] == "taskItem" {
-                    if item["attrs"]["checked"] == true { "- [x] " } else { "- [ ] " }.to_string()
+                    format!("{bullet} [{}] ", if item["attrs"]["checked"] == true { "x" } else { " " })
                 } else {
-                    "- ".to_string()
+                    format!("{bullet} ")
                 };
                 let mut inner = Vec::new();
-                for b in item["content"].as_array().map(Vec::as_slice).unwrap_or_default() {
-                    block(b, &mut inner, "");
-                }
+                let children = item["content"].as_array().map(Vec::as_slice).unwrap_or_default();
+                blocks(children, &mut inner, "");
                 let pad = " ".repeat(marker.len());
-                let text = inner
-                    .join("\n")
+                if inner.is_empty() {
+                    // An empty item is its marker alone, which reads back as an empty item.
+                    items.push(format!("{prefix}{}", marker.trim_end()));
+                    continue;
+                }
+                // A nested list follows its paragraph directly; other blocks after a blank
+                // line (two paragraphs on adjacent lines would read back as one).
+                let mut joined = String::new();
+                for (i, (text, child)) in inner.iter().zip(children).enumerate() {
+                    if i > 0 {
+                        let list = matches!(child["type"].as_str(), Some("bulletList" | "orderedList" | "taskList"));
+                        joined.push_str(if list { "\n" } else { "\n\n" });
+                    }
+                    joined.push_str(text);
+                }
+                let text = joined
                     .lines()
                     .enumerate()
                     .map(|(j, l)| if j == 0 { format!("{prefix}{marker}{l}") } else { format!("{prefix}{pad}{l}") })
@@ -109,21 +261,31 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str) {
         }
         "blockquote" => {
             let mut inner = Vec::new();
-            for b in content {
-                block(b, &mut inner, "");
+            blocks(content, &mut inner, "");
+            if inner.iter().all(|b| b.trim().is_empty()) {
+                // An empty quote is its marker alone, which reads back as an empty quote.
+                out.push(format!("{prefix}>"));
+                return;
             }
             out.push(
                 inner
                     .join("\n\n")
                     .lines()
-                    .map(|l| format!("{prefix}> {l}").trim_end().to_string())
+                    // A blank line is `>` alone; others keep their ends (a hard break's spaces).
+                    .map(|l| if l.trim().is_empty() { format!("{prefix}>") } else { format!("{prefix}> {l}") })
                     .collect::<Vec<_>>()
                     .join("\n"),
             );
         }
         "codeBlock" => {
             let lang = node["attrs"]["language"].as_str().unwrap_or_default();
-            out.push(format!("{prefix}```{lang}\n{}\n```", inline(content)));
+            // The code as it is, in a fence longer than any run of backticks inside it.
+            let code: String = content.iter().filter_map(|t| t["text"].as_str()).collect();
+            // Backticks, unless the language has one (it may not, after a backtick fence).
+            let mark = if lang.contains('`') { '~' } else { '`' };
+            let longest = code.split(|c| c != mark).map(str::len).max().unwrap_or(0);
+            let fence = mark.to_string().repeat(longest.max(2) + 1);
+            out.push(format!("{prefix}{fence}{lang}\n{code}\n{fence}"));
         }
         "horizontalRule" => out.push(format!("{prefix}---")),
         "image" => out.push(format!("{prefix}{}", image(node))),
@@ -138,17 +300,22 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str) {
             }
             out.push(lines.join("\n"));
         }
-        _ => out.push(format!("{prefix}{}", inline(content))),
+        _ => {
+            // Spaces at a paragraph's ends do not read back (and four at its start would
+            // make it code).
+            let text = inline(content);
+            let text = text.trim_matches([' ', '\t']);
+            let lines: Vec<String> = text.split('\n').map(escape_line_start).collect();
+            out.push(format!("{prefix}{}", lines.join("\n")));
+        }
     }
 }
 
 /// The Markdown of a ProseMirror document.
 pub fn to_markdown(doc: &Value) -> String {
-    let mut blocks = Vec::new();
-    for b in doc["content"].as_array().map(Vec::as_slice).unwrap_or_default() {
-        block(b, &mut blocks, "");
-    }
-    let mut md = blocks.join("\n\n");
+    let mut out = Vec::new();
+    blocks(doc["content"].as_array().map(Vec::as_slice).unwrap_or_default(), &mut out, "");
+    let mut md = out.join("\n\n");
     if !md.is_empty() {
         md.push('\n');
     }
@@ -157,6 +324,8 @@ pub fn to_markdown(doc: &Value) -> String {
 
 /// The ProseMirror document of some Markdown.
 pub fn from_markdown(md: &str) -> Value {
+    // Line endings as one: a lone CR ends a line in Markdown, and code kept it in its text.
+    let md = &md.replace("\r\n", "\n").replace('\r', "\n");
     // A stack of open nodes; the root is the document.
     let mut stack: Vec<Value> = vec![json!({"type": "doc", "content": []})];
     let mut marks: Vec<Value> = Vec::new();
@@ -370,6 +539,55 @@ fn merge_text(mut node: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (fuzz/fuzz_targets/content_writers.rs): text that looks like
+    /// Markdown was written as Markdown, and an empty list item as nothing, so that what
+    /// Quire wrote read back as another document.
+    #[test]
+    fn what_is_written_reads_back_as_written() {
+        let text = |t: &str| json!({"type": "doc", "content": [{"type": "paragraph", "content": [{"type": "text", "text": t}]}]});
+        for literal in [
+            "-",
+            "- not a list",
+            "# not a heading",
+            "> no quote",
+            "1. not a list",
+            "3) nor this",
+            "+",
+            "===",
+            "*not italic*",
+            "_nor this_",
+            "`no code`",
+            "[no](link)",
+            "<b>no html</b>",
+            "&amp; stays",
+            "a \\ b",
+            "~~no~~",
+        ] {
+            let doc = text(literal);
+            let md = to_markdown(&doc);
+            assert_eq!(from_markdown(&md), doc, "{literal:?} was written as {md:?}");
+        }
+        let block = json!({"type": "doc", "content": [{"type": "codeBlock", "attrs": {"language": "md"},
+            "content": [{"type": "text", "text": "a \\] *b* ```\nc"}]}]});
+        assert_eq!(from_markdown(&to_markdown(&block)), block, "code is written as it is: {}", to_markdown(&block));
+        let code = json!({"type": "doc", "content": [{"type": "paragraph", "content": [
+            {"type": "text", "text": "a `tick`", "marks": [{"type": "code"}]}]}]});
+        assert_eq!(from_markdown(&to_markdown(&code)), code);
+        // Two lists in a row stay two.
+        let two = from_markdown("- a\n\n* b\n\n1. c\n\n1) d\n");
+        assert_eq!(two["content"].as_array().unwrap().len(), 4, "{two}");
+        assert_eq!(from_markdown(&to_markdown(&two)), two, "{}", to_markdown(&two));
+        // An empty list item or quote stays one.
+        for md in ["-\n", "-\n-\n", "-\u{b}", "\u{1}\n>", ">\n", "\t\0\r", "a  \r\nb", "- t\n\n\tu", "> a  \nb", "~~~`"]
+        {
+            let once = to_markdown(&from_markdown(md));
+            assert_eq!(to_markdown(&from_markdown(&once)), once, "{md:?}");
+        }
+        let empty = from_markdown("-\n");
+        assert_eq!(empty["content"][0]["type"], "bulletList");
+        assert_eq!(to_markdown(&empty), "-\n");
+    }
 
     #[test]
     fn markdown_round_trips_through_prosemirror_json() {

@@ -242,6 +242,12 @@ async fn idle_rooms_are_snapshotted_and_evicted(b: Backend) {
     let mut s = again.session;
     assert!(s.handle(&[0, 9, 1, 0]).await.is_err(), "an unknown sync message");
     assert!(s.handle(&[0, 2, 3, 255, 255, 255]).await.is_err(), "an update that does not decode");
+    // Found by fuzzing: an awareness client id over 53 bits made yrs panic in the decoder,
+    // which ended the socket's task without its cleanup. It is a refused message now, and
+    // the session goes on.
+    let over_53_bits = [1, 10, 7, 255, 255, 255, 255, 255, 255, 255, 33, 0, 91, 0];
+    assert!(s.handle(&over_53_bits).await.is_err(), "a client id out of range");
+    assert!(s.handle(&[3]).await.is_ok(), "the session still answers");
 }
 
 async fn presence_shows_who_is_here_and_what_they_do(b: Backend) {
