@@ -116,13 +116,6 @@ async fn the_queue_is_drained_on_shutdown(b: Backend) {
     }
     // Shutting down stores what is queued (batch.rs tests it with entries still queued;
     // here, that the app's audit queue is the one drained).
-    api.app.auditor().shutdown().await;
-    let page = api
-        .app
-        .store()
-        .list_audit(&quire_core::Principal::System, &quire_core::AuditQuery { limit: 100, ..Default::default() })
-        .await
-        .unwrap();
-    let creates = page.items.iter().filter(|e| e.action == "POST /api/v1/workspaces").count();
+    let creates = api.drained_audit().await.iter().filter(|e| e.action == "POST /api/v1/workspaces").count();
     assert_eq!(creates, 20);
 }

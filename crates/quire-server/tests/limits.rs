@@ -76,15 +76,8 @@ async fn bad_tokens_are_rate_limited_and_a_flood_is_audited_once() {
     // The harness's own token still works: the budget is for refused credentials.
     assert_eq!(api.get("/api/v1/workspaces").await.status, StatusCode::OK);
 
-    api.app.auditor().shutdown().await;
-    let page = api
-        .app
-        .store()
-        .list_audit(&quire_core::Principal::System, &quire_core::AuditQuery { limit: 200, ..Default::default() })
-        .await
-        .unwrap();
-    let refused: Vec<u16> =
-        page.items.iter().filter(|e| e.action == "GET /api/v1/workspaces").map(|e| e.status).collect();
+    let audited = api.drained_audit().await;
+    let refused: Vec<u16> = audited.iter().filter(|e| e.action == "GET /api/v1/workspaces").map(|e| e.status).collect();
     assert_eq!(refused.iter().filter(|s| **s == 401).count(), 3, "{refused:?}");
     assert_eq!(refused.iter().filter(|s| **s == 429).count(), 1, "{refused:?}");
 }

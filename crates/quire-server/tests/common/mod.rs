@@ -127,6 +127,13 @@ impl Api {
         self.call(Method::GET, uri, None, &[]).await
     }
 
+    /// Drains the audit queue (as a shutdown does), then reads the trail from the store.
+    pub async fn drained_audit(&self) -> Vec<quire_core::AuditEntry> {
+        self.app.auditor().shutdown().await;
+        let query = quire_core::AuditQuery { limit: 500, ..Default::default() };
+        self.app.store().list_audit(&quire_core::Principal::System, &query).await.unwrap().items
+    }
+
     pub async fn post(&self, uri: &str, body: Value) -> Reply {
         self.call(Method::POST, uri, Some(body), &[]).await
     }
