@@ -285,7 +285,8 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str, alternate: bool) {
             let mark = if lang.contains('`') { '~' } else { '`' };
             let longest = code.split(|c| c != mark).map(str::len).max().unwrap_or(0);
             let fence = mark.to_string().repeat(longest.max(2) + 1);
-            out.push(format!("{prefix}{fence}{lang}\n{code}\n{fence}"));
+            // The info string takes backslash escapes, as text does.
+            out.push(format!("{prefix}{fence}{}\n{code}\n{fence}", escape(lang)));
         }
         "horizontalRule" => out.push(format!("{prefix}---")),
         "image" => out.push(format!("{prefix}{}", image(node))),
