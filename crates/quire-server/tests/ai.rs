@@ -341,6 +341,12 @@ async fn a_caller_that_goes_away_stops_the_provider(b: Backend) {
 
 /// An API with a worker that retries at once.
 async fn with_worker(b: Backend) -> (Api, String, quire_jobs::WorkerHandle) {
+    // RUST_LOG=warn shows what the worker and the store say (already set up: fine).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init()
+        .ok();
     let mut config = common::relaxed();
     config.jobs.poll_interval = Duration::from_millis(20);
     config.jobs.cancel_check = Duration::from_millis(50);
@@ -359,14 +365,17 @@ async fn run_context(api: &Api, body: Value) -> Value {
     let id = r.body["id"].as_str().unwrap().to_string();
     // A deadline for a loaded machine, not a measure: most contexts end in milliseconds.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut last = Value::Null;
     while tokio::time::Instant::now() < deadline {
-        let c = api.get(&format!("/api/v1/contexts/{id}")).await.body;
-        if ["completed", "failed", "cancelled"].contains(&c["status"].as_str().unwrap()) {
-            return c;
+        last = api.get(&format!("/api/v1/contexts/{id}")).await.body;
+        if ["completed", "failed", "cancelled"].contains(&last["status"].as_str().unwrap()) {
+            return last;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("context {id} did not end within 120 s");
+    let (_, events) = api.app.store().context_events(&quire_core::Principal::System, &id, 0, 100).await.unwrap();
+    let events: Vec<String> = events.iter().map(|e| format!("{} {}", e.kind, e.data)).collect();
+    panic!("context {id} did not end within 120 s: {last}; events: {events:#?}");
 }
 
 async fn pipelines_draft_with_ai_generator(b: Backend) {

@@ -70,10 +70,12 @@ pub async fn sqlite(options: StoreOptions) -> TestStore {
     TestStore { store, url, dir: Some(dir) }
 }
 
-/// A fresh, migrated PostgreSQL store in a schema of its own.
+/// A fresh, migrated PostgreSQL store in a schema of its own. Its pools are small (4, and
+/// up to 4 for generic plans): tests run side by side, each with its own store, and the
+/// server's `max_connections` (100 by default) is shared by all of them.
 pub async fn postgres(options: StoreOptions) -> TestStore {
     let url = empty_postgres_schema().await;
-    let store = crate::connect(&url, StoreOptions { max_connections: 8, ..options }).await.expect("open PostgreSQL");
+    let store = crate::connect(&url, StoreOptions { max_connections: 4, ..options }).await.expect("open PostgreSQL");
     store.migrate().await.expect("migrate PostgreSQL");
     TestStore { store, url, dir: None }
 }
