@@ -458,10 +458,16 @@ pub fn from_markdown(md: &str) -> Value {
                         content.extend(blocks);
                         node["content"] = Value::Array(content);
                     }
-                    if node["type"] == "codeBlock"
-                        && let Some(text) = node["content"][0]["text"].as_str()
-                    {
-                        node["content"][0]["text"] = json!(text.trim_end_matches('\n'));
+                    if node["type"] == "codeBlock" {
+                        // The parser gives a code block's text a line at a time: one text, its
+                        // last line break dropped (a fence or indentation ends it).
+                        let text: String = node["content"]
+                            .as_array()
+                            .map(|parts| parts.iter().filter_map(|t| t["text"].as_str()).collect())
+                            .unwrap_or_default();
+                        let text = text.trim_end_matches('\n');
+                        node["content"] =
+                            if text.is_empty() { json!([]) } else { json!([{"type": "text", "text": text}]) };
                     }
                     // A paragraph that is only an image is the image block (TipTap's `image`).
                     if node["type"] == "paragraph"
@@ -580,8 +586,22 @@ mod tests {
         assert_eq!(two["content"].as_array().unwrap().len(), 4, "{two}");
         assert_eq!(from_markdown(&to_markdown(&two)), two, "{}", to_markdown(&two));
         // An empty list item or quote stays one.
-        for md in ["-\n", "-\n-\n", "-\u{b}", "\u{1}\n>", ">\n", "\t\0\r", "a  \r\nb", "- t\n\n\tu", "> a  \nb", "~~~`"]
-        {
+        for md in [
+            "-\n",
+            "-\n-\n",
+            "-\u{b}",
+            "\u{1}\n>",
+            ">\n",
+            "\t\0\r",
+            "a  \r\nb",
+            "- t\n\n\tu",
+            "> a  \nb",
+            "~~~`",
+            "p\n\u{c}",
+            "**|*\u{15}***",
+            "```a\\\\b\n```",
+            "    y\n    \u{5}\n",
+        ] {
             let once = to_markdown(&from_markdown(md));
             assert_eq!(to_markdown(&from_markdown(&once)), once, "{md:?}");
         }
