@@ -207,6 +207,12 @@ fn blocks(nodes: &[Value], out: &mut Vec<String>, prefix: &str) {
                 || (kind == Some("bulletList") && previous == Some("taskList")));
         alternate = follows_same && !alternate;
         block(node, out, prefix, alternate);
+        // A block with nothing to write (an empty paragraph) is left out: its blank lines
+        // would read back as nothing anyway, and differently placed.
+        if out.last().is_some_and(|b| b.trim().is_empty()) {
+            out.pop();
+            continue;
+        }
         previous = kind;
     }
 }
@@ -305,7 +311,8 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str, alternate: bool) {
             // Spaces at a paragraph's ends do not read back (and four at its start would
             // make it code).
             let text = inline(content);
-            let text = text.trim_matches([' ', '\t']);
+            // A line break at a paragraph's very start or end breaks nothing.
+            let text = text.trim_matches([' ', '\t', '\n']);
             let lines: Vec<String> = text.split('\n').map(escape_line_start).collect();
             out.push(format!("{prefix}{}", lines.join("\n")));
         }
@@ -581,6 +588,12 @@ mod tests {
         let code = json!({"type": "doc", "content": [{"type": "paragraph", "content": [
             {"type": "text", "text": "a `tick`", "marks": [{"type": "code"}]}]}]});
         assert_eq!(from_markdown(&to_markdown(&code)), code);
+        // An empty paragraph writes nothing, not a blank line more.
+        let with_empty = json!({"type": "doc", "content": [
+            {"type": "paragraph", "content": [{"type": "text", "text": "a"}]},
+            {"type": "paragraph"},
+            {"type": "paragraph", "content": [{"type": "text", "text": "b"}]}]});
+        assert_eq!(to_markdown(&with_empty), "a\n\nb\n");
         // Two lists in a row stay two.
         let two = from_markdown("- a\n\n* b\n\n1. c\n\n1) d\n");
         assert_eq!(two["content"].as_array().unwrap().len(), 4, "{two}");
@@ -601,6 +614,7 @@ mod tests {
             "**|*\u{15}***",
             "```a\\\\b\n```",
             "    y\n    \u{5}\n",
+            "\\\n1",
         ] {
             let once = to_markdown(&from_markdown(md));
             assert_eq!(to_markdown(&from_markdown(&once)), once, "{md:?}");
