@@ -150,7 +150,10 @@ fn inline(nodes: &[Value]) -> String {
                 close_marks(&mut out, &mut open, 0);
                 // Spaces before a line break do not read back: the break's own two are all.
                 out.truncate(out.trim_end_matches([' ', '\t']).len());
-                out.push_str("  \n");
+                // Two breaks in a row would leave an empty line, which ends the paragraph.
+                if !out.ends_with('\n') {
+                    out.push_str("  \n");
+                }
             }
             Some("image") => {
                 close_marks(&mut out, &mut open, 0);
@@ -615,6 +618,7 @@ mod tests {
             "```a\\\\b\n```",
             "    y\n    \u{5}\n",
             "\\\n1",
+            "a\\\n\\\nb",
         ] {
             let once = to_markdown(&from_markdown(md));
             assert_eq!(to_markdown(&from_markdown(&once)), once, "{md:?}");
