@@ -225,7 +225,7 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str, alternate: bool) {
     match node["type"].as_str().unwrap_or_default() {
         "heading" => {
             let level = node["attrs"]["level"].as_u64().unwrap_or(1).clamp(1, 6) as usize;
-            out.push(format!("{prefix}{} {}", "#".repeat(level), inline(content).trim_matches([' ', '\t'])));
+            out.push(format!("{prefix}{} {}", "#".repeat(level), inline(content).trim()));
         }
         "bulletList" | "orderedList" | "taskList" => {
             let ordered = node["type"] == "orderedList";
@@ -311,11 +311,11 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str, alternate: bool) {
             out.push(lines.join("\n"));
         }
         _ => {
-            // Spaces at a paragraph's ends do not read back (and four at its start would
-            // make it code).
+            // Whitespace at a paragraph's ends does not read back (and four spaces at its
+            // start would make it code).
             let text = inline(content);
             // A line break at a paragraph's very start or end breaks nothing.
-            let text = text.trim_matches([' ', '\t', '\n']);
+            let text = text.trim();
             let lines: Vec<String> = text.split('\n').map(escape_line_start).collect();
             out.push(format!("{prefix}{}", lines.join("\n")));
         }
@@ -619,6 +619,7 @@ mod tests {
             "    y\n    \u{5}\n",
             "\\\n1",
             "a\\\n\\\nb",
+            "## \u{b}\u{b}x",
         ] {
             let once = to_markdown(&from_markdown(md));
             assert_eq!(to_markdown(&from_markdown(&once)), once, "{md:?}");
