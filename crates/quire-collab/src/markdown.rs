@@ -225,7 +225,7 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str, alternate: bool) {
     match node["type"].as_str().unwrap_or_default() {
         "heading" => {
             let level = node["attrs"]["level"].as_u64().unwrap_or(1).clamp(1, 6) as usize;
-            out.push(format!("{prefix}{} {}", "#".repeat(level), inline(content).trim()));
+            out.push(format!("{prefix}{} {}", "#".repeat(level), inline(content).replace("  \n", " ").trim()));
         }
         "bulletList" | "orderedList" | "taskList" => {
             let ordered = node["type"] == "orderedList";
@@ -297,7 +297,9 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str, alternate: bool) {
             // The info string takes backslash escapes, as text does.
             out.push(format!("{prefix}{fence}{}\n{code}\n{fence}", escape(lang)));
         }
-        "horizontalRule" => out.push(format!("{prefix}---")),
+        // Underscores: after a list's `- ` or `* `, a rule of dashes or stars would read back
+        // as a rule instead of the list item.
+        "horizontalRule" => out.push(format!("{prefix}___")),
         "image" => out.push(format!("{prefix}{}", image(node))),
         "table" => {
             let mut lines = Vec::new();
@@ -597,6 +599,13 @@ mod tests {
             {"type": "paragraph"},
             {"type": "paragraph", "content": [{"type": "text", "text": "b"}]}]});
         assert_eq!(to_markdown(&with_empty), "a\n\nb\n");
+        // A heading holds no line break: one in its content is written as a space.
+        let broken = json!({"type": "doc", "content": [{"type": "heading", "attrs": {"level": 2}, "content": [
+            {"type": "text", "text": "a", "marks": [{"type": "bold"}]}, {"type": "hardBreak"},
+            {"type": "text", "text": "b"}]}]});
+        let md = to_markdown(&broken);
+        assert_eq!(md, "## **a** b\n");
+        assert_eq!(to_markdown(&from_markdown(&md)), md);
         // Two lists in a row stay two.
         let two = from_markdown("- a\n\n* b\n\n1. c\n\n1) d\n");
         assert_eq!(two["content"].as_array().unwrap().len(), 4, "{two}");
@@ -620,6 +629,7 @@ mod tests {
             "\\\n1",
             "a\\\n\\\nb",
             "## \u{b}\u{b}x",
+            "- a\n- ---\n",
         ] {
             let once = to_markdown(&from_markdown(md));
             assert_eq!(to_markdown(&from_markdown(&once)), once, "{md:?}");
@@ -631,7 +641,7 @@ mod tests {
 
     #[test]
     fn markdown_round_trips_through_prosemirror_json() {
-        let md = "# Checkout\n\nThe **checkout** is *slow* and `sync`.\n\n## Goals\n\n- Halve the time\n- Keep [the API](https://example.com)\n\n1. First\n2. Second\n\n> Customers leave.\n\n```sql\nselect 1;\n```\n\n---\n";
+        let md = "# Checkout\n\nThe **checkout** is *slow* and `sync`.\n\n## Goals\n\n- Halve the time\n- Keep [the API](https://example.com)\n\n1. First\n2. Second\n\n> Customers leave.\n\n```sql\nselect 1;\n```\n\n___\n";
         let doc = from_markdown(md);
         assert_eq!(
             doc["content"][0],
