@@ -175,7 +175,14 @@ fn markdown_changes(old: &str, new: &str) -> Vec<Change> {
     changes
 }
 
-/// Every field path of a JSON value with its type: `build.flags[]` → array.
+/// Every field path of a JSON value with the kind of value there (`build.flags[]` → array);
+/// list items share one path, so lengths do not count, shapes do. The root is not a path.
+pub fn field_paths(value: &Value) -> BTreeMap<String, &'static str> {
+    let mut out = BTreeMap::new();
+    schema(value, "", &mut out);
+    out
+}
+
 fn schema(value: &Value, path: &str, out: &mut BTreeMap<String, &'static str>) {
     let kind = match value {
         Value::Null => "null",

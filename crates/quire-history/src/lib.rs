@@ -29,7 +29,7 @@ mod sections;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use judge::{Change, Judgement, judge};
+pub use judge::{Change, Judgement, field_paths, judge};
 pub use sections::{Section, sections};
 
 use serde::{Deserialize, Serialize};

@@ -475,32 +475,9 @@ async fn pipelines_draft_with_ai_generator(b: Backend) {
 }
 
 /// Every field path of a JSON value with the kind of value there (`data.body[].heading:
-/// string`); list items share one path, so lengths do not matter but shapes do.
+/// string`), as version history judges JSON documents by.
 fn paths(v: &Value) -> std::collections::BTreeSet<String> {
-    fn walk(v: &Value, at: String, out: &mut std::collections::BTreeSet<String>) {
-        let kind = match v {
-            Value::Null => "null",
-            Value::Bool(_) => "boolean",
-            Value::Number(_) => "number",
-            Value::String(_) => "string",
-            Value::Array(items) => {
-                for item in items {
-                    walk(item, format!("{at}[]"), out);
-                }
-                "array"
-            }
-            Value::Object(fields) => {
-                for (k, item) in fields {
-                    walk(item, if at.is_empty() { k.clone() } else { format!("{at}.{k}") }, out);
-                }
-                "object"
-            }
-        };
-        out.insert(format!("{at}: {kind}"));
-    }
-    let mut out = std::collections::BTreeSet::new();
-    walk(v, String::new(), &mut out);
-    out
+    quire_history::field_paths(v).into_iter().map(|(path, kind)| format!("{path}: {kind}")).collect()
 }
 
 /// Seed 004's example article, submitted as the seed submits it, through `template`,
