@@ -16,6 +16,7 @@
 pub mod content;
 pub mod limits;
 pub mod markdown;
+mod order;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -677,11 +678,23 @@ impl Session {
         Ok(())
     }
 
-    /// Stores, applies and relays a document update, in that order.
-    async fn apply(&mut self, update: Update, bytes: Vec<u8>) -> Result<()> {
+    /// Stores, applies and relays a document update, in that order, cut to what continues
+    /// the room's state (see `order`).
+    async fn apply(&mut self, mut update: Update, mut bytes: Vec<u8>) -> Result<()> {
         let compact = {
             let mut state = self.room.state.lock().await;
             let st = state.as_mut().expect("joined rooms are loaded");
+            let known = st.awareness.doc().transact().state_vector();
+            if let std::borrow::Cow::Owned(cut) =
+                decode_guarded(|| order::in_order(&bytes, &known))?.map_err(protocol_error)?
+            {
+                update = decode_guarded(|| Update::decode_v1(&cut))?.map_err(protocol_error)?;
+                tracing::debug!(document = %self.room.id, sent = bytes.len(), kept = cut.len(), "an update out of order was cut");
+                bytes = cut;
+                if update.is_empty() {
+                    return Ok(());
+                }
+            }
             // Durable before anyone sees it; the room lock keeps log order = apply order.
             self.collab.store.append_doc_update(&self.room.id, &bytes).await?;
             st.awareness

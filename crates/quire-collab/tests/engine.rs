@@ -115,6 +115,7 @@ quire_store::for_each_backend!(
     awareness_changes_in_one_window_go_out_as_one_message,
     the_observer_hears_of_each_stored_change_and_who_made_it,
     relayed_updates_reach_the_other_process_with_who_made_them,
+    changes_are_taken_in_their_authors_order,
 );
 
 /// Quire itself, as the writer of `Collab::edit`.
@@ -487,4 +488,43 @@ async fn relayed_updates_reach_the_other_process_with_who_made_them(b: Backend) 
     ada.send(Message::Awareness(ada.awareness.update().unwrap())).await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(heard.0.lock().unwrap().len(), 1);
+}
+
+/// Found by fuzzing: yrs takes an author's change ahead of the author's earlier ones and
+/// marks the hole; filling the hole past its end made it subtract past zero (an abort). A
+/// socket's changes are cut to what continues the room's state before they are stored.
+async fn changes_are_taken_in_their_authors_order(b: Backend) {
+    let t = b.open(Default::default()).await;
+    let collab = Collab::new(t.store.clone(), CollabConfig::default());
+    let mut editor = Client::connect(&collab, "doc_order", false).await;
+    // The author's replica: three changes; the room is sent the third first.
+    let author = Doc::with_client_id(77);
+    let body = author.get_or_insert_text("body");
+    let mut svs = Vec::new();
+    for (at, word) in [(0, "one "), (4, "two "), (0, "three ")] {
+        svs.push(author.transact().state_vector());
+        body.insert(&mut author.transact_mut(), at, word);
+    }
+    let third = author.transact().encode_state_as_update_v1(&svs[2]);
+    let first = author.transact().encode_state_as_update_v1(&svs[0]);
+    let first_only = {
+        let d = Doc::with_client_id(77);
+        d.get_or_insert_text("body").insert(&mut d.transact_mut(), 0, "one ");
+        d.transact().encode_state_as_update_v1(&Default::default())
+    };
+    // A merged update with a hole where "two " is: only what comes before the hole is taken.
+    let merged = yrs::merge_updates_v1([first_only.as_slice(), third.as_slice()]).unwrap();
+    assert!(editor.send(Message::Sync(SyncMessage::Update(third))).await.is_empty());
+    assert!(editor.send(Message::Sync(SyncMessage::Update(merged))).await.is_empty());
+    let read = |collab: Arc<Collab>| async move {
+        collab.read("doc_order", |doc| doc.get_or_insert_text("body").get_string(&doc.transact())).await.unwrap()
+    };
+    assert_eq!(read(collab.clone()).await, "one ");
+    let stored = t.store.load_doc("doc_order").await.unwrap().updates;
+    assert_eq!(stored.len(), 1, "the change ahead of its author's earlier ones is not stored");
+    // The author's whole run, in order, is taken, and the room reads as the author does.
+    editor.send(Message::Sync(SyncMessage::Update(first))).await;
+    assert_eq!(read(collab.clone()).await, body.get_string(&author.transact()));
+    let again = Collab::new(t.store.clone(), CollabConfig::default());
+    assert_eq!(read(again).await, "three one two ");
 }
