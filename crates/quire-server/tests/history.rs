@@ -86,6 +86,30 @@ impl Setup {
         panic!("never {n} versions: {:?}", self.versions().await);
     }
 
+    /// How many version requests of the workspace have run to the end (whether or not they
+    /// made a version): the positive signal a check that nothing happened waits for.
+    async fn requests_done(&self) -> usize {
+        let query = quire_core::ContextQuery {
+            workspace: Some(self.ws.clone()),
+            status: Some(quire_core::ContextStatus::Completed),
+            kind: Some("history".into()),
+            page: quire_core::PageRequest::parse(None, "-created_at", "type", Some(100), None, &Default::default())
+                .unwrap(),
+        };
+        self.api.app.store().list_contexts(&quire_core::Principal::System, &query).await.unwrap().items.len()
+    }
+
+    /// Waits until `n` version requests have run to the end.
+    async fn until_requests_done(&self, n: usize) {
+        for _ in 0..500 {
+            if self.requests_done().await >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never {n} version requests done: {}", self.requests_done().await);
+    }
+
     /// Writes and waits for the version it makes.
     async fn version(&self, markdown: &str) -> Value {
         let n = self.versions().await.len();
@@ -176,7 +200,8 @@ async fn versions_are_diffed_restored_named_and_listed_in_a_changelog(b: Backend
     assert_eq!(s.diff("1.0.0", "current").await["unified"], "", "the content is 1.0.0's again");
     let again = s.api.post(&format!("/api/v1/documents/{}/versions/1.0.0/restore", s.doc), json!({})).await;
     assert_error(&again, StatusCode::CONFLICT, "conflict");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The restore's edit asks for a version like any edit (after the two writes' requests).
+    s.until_requests_done(3).await;
     assert_eq!(s.versions().await.len(), 3, "the restore's own edit makes no second version");
 
     let path = format!("/api/v1/documents/{}/versions/1.0.0", s.doc);
@@ -245,11 +270,16 @@ async fn restoring_any_version_then_diffing_it_is_empty(b: Backend) {
     let doc = prop::collection::vec(block, 1..8).prop_map(|blocks| format!("# Checkout\n\n{}", blocks.join("\n")));
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let mut made = Vec::new();
+    let mut last = String::new();
     for _ in 0..6 {
         let text = doc.new_tree(&mut runner).unwrap().current();
-        let n = s.versions().await.len();
+        if text == last {
+            continue;
+        }
+        let (n, done) = (s.versions().await.len(), s.requests_done().await);
         s.write(&text).await;
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        s.until_requests_done(done + 1).await;
+        last = text;
         let now = s.versions().await;
         if now.len() > n {
             made.push(now[0]["version"].as_str().unwrap().to_string());
