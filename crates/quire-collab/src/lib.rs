@@ -153,7 +153,9 @@ pub struct Collab {
     store: Arc<dyn Store>,
     config: CollabConfig,
     relay: std::sync::OnceLock<Arc<dyn Relay>>,
-    observer: std::sync::OnceLock<Arc<dyn ChangeObserver>>,
+    /// Weak: the observer (version history) holds the engine, and a cycle would keep both,
+    /// and the store's connections, alive after the application is dropped.
+    observer: std::sync::OnceLock<std::sync::Weak<dyn ChangeObserver>>,
     full_encodes: AtomicU64,
     diff_encodes: AtomicU64,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
@@ -216,9 +218,13 @@ impl Collab {
         let _ = self.relay.set(relay);
     }
 
-    /// Tells `observer` of every change stored from now on.
-    pub fn set_observer(&self, observer: Arc<dyn ChangeObserver>) {
-        let _ = self.observer.set(observer);
+    /// Tells `observer` of every change stored from now on, while its owner keeps it.
+    pub fn set_observer(&self, observer: &Arc<dyn ChangeObserver>) {
+        let _ = self.observer.set(Arc::downgrade(observer));
+    }
+
+    fn observer(&self) -> Option<Arc<dyn ChangeObserver>> {
+        self.observer.get().and_then(std::sync::Weak::upgrade)
     }
 
     fn publish(&self, document_id: &str, kind: RemoteKind, by: Option<&PresenceUser>, payload: &[u8]) {
@@ -231,7 +237,7 @@ impl Collab {
     /// the local clients. (The other process stored it; a document not open here will read
     /// it from the store when it opens.) The observer hears of every relayed update.
     pub async fn apply_remote(&self, document_id: &str, kind: RemoteKind, by: Option<&PresenceUser>, payload: &[u8]) {
-        if let (RemoteKind::Update, Some(by), Some(observer)) = (kind, by, self.observer.get()) {
+        if let (RemoteKind::Update, Some(by), Some(observer)) = (kind, by, self.observer()) {
             observer.changed(document_id, by, false);
         }
         let Some(room) = self.rooms.lock().expect("rooms").get(document_id).cloned() else { return };
@@ -709,7 +715,7 @@ impl Session {
             let _ = self.room.tx.send(frame);
             st.pending >= self.collab.config.snapshot_every
         };
-        if let Some(observer) = self.collab.observer.get() {
+        if let Some(observer) = self.collab.observer() {
             observer.changed(&self.room.id, &self.user, true);
         }
         if compact {

@@ -422,7 +422,8 @@ async fn the_observer_hears_of_each_stored_change_and_who_made_it(b: Backend) {
     let t = b.open(Default::default()).await;
     let collab = Collab::new(t.store.clone(), CollabConfig::default());
     let heard = Arc::new(Heard::default());
-    collab.set_observer(heard.clone());
+    let observer: Arc<dyn quire_collab::ChangeObserver> = heard.clone();
+    collab.set_observer(&observer);
     let mut ada = Client::connect_as(&collab, "doc_o", false, "usr_ada").await;
     let mut viewer = Client::connect_as(&collab, "doc_o", true, "usr_view").await;
     ada.type_text("Hi").await;
@@ -470,7 +471,8 @@ async fn relayed_updates_reach_the_other_process_with_who_made_them(b: Backend) 
     link.0.set(two.clone()).ok().unwrap();
     one.set_relay(link);
     let heard = Arc::new(Heard::default());
-    two.set_observer(heard.clone());
+    let observer: Arc<dyn quire_collab::ChangeObserver> = heard.clone();
+    two.set_observer(&observer);
     // The document is not even open on the second process: it still hears who changed it.
     let mut ada = Client::connect_as(&one, "doc_r", false, "usr_ada").await;
     ada.type_text("Hi").await;
@@ -527,4 +529,23 @@ async fn changes_are_taken_in_their_authors_order(b: Backend) {
     assert_eq!(read(collab.clone()).await, body.get_string(&author.transact()));
     let again = Collab::new(t.store.clone(), CollabConfig::default());
     assert_eq!(read(again).await, "three one two ");
+}
+
+/// Version history observes the engine and holds it: the engine must not hold its observer
+/// back, or neither (nor the store's connections) is ever freed once the server is dropped.
+#[tokio::test]
+async fn an_observer_holding_the_engine_does_not_keep_it_alive() {
+    struct Holder(#[allow(dead_code)] Arc<Collab>);
+    impl quire_collab::ChangeObserver for Holder {
+        fn changed(&self, _: &str, _: &quire_core::PresenceUser, _: bool) {}
+    }
+    let t = Backend::Sqlite.open(Default::default()).await;
+    let collab = Collab::new(t.store.clone(), CollabConfig::default());
+    let observer: Arc<dyn quire_collab::ChangeObserver> = Arc::new(Holder(collab.clone()));
+    collab.set_observer(&observer);
+    let (engine, store) = (Arc::downgrade(&collab), Arc::downgrade(&t.store));
+    drop((collab, observer));
+    assert!(engine.upgrade().is_none(), "the engine outlived its owners");
+    drop(t);
+    assert!(store.upgrade().is_none(), "the store outlived its owners");
 }

@@ -182,7 +182,8 @@ impl App {
             config.jobs.limits.clone(),
             auth.config().keyring.clone(),
         );
-        collab.set_observer(history.clone());
+        let observer: Arc<dyn quire_collab::ChangeObserver> = history.clone();
+        collab.set_observer(&observer);
         let engine =
             quire_jobs::Engine::new(store.clone(), registry(ai.clone(), history.clone()), engine_config(&config.jobs));
         engine.prepare().await?;
