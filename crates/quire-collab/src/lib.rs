@@ -738,6 +738,13 @@ impl Session {
                 format!("client {client}'s state is over the limit of {} bytes", limits.awareness_state_bytes),
             ));
         }
+        // yrs counts a state's clock up by one when it removes the state (the client
+        // leaves), which overflowed on a clock a client sent at the top of its range (found
+        // by fuzzing; the abort took the server with it). Clients count from zero, one per
+        // change: half the range is more than any will reach.
+        if let Some((client, _)) = update.clients.iter().find(|(_, e)| e.clock > u32::MAX / 2) {
+            return Err(Error::invalid("awareness", format!("client {client}'s clock is out of range")));
+        }
         let mut state = self.room.state.lock().await;
         let st = state.as_mut().expect("joined rooms are loaded");
         // Only the connection that announced a client id (or the same user's next one, a

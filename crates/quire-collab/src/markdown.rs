@@ -225,7 +225,14 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str, alternate: bool) {
     match node["type"].as_str().unwrap_or_default() {
         "heading" => {
             let level = node["attrs"]["level"].as_u64().unwrap_or(1).clamp(1, 6) as usize;
-            out.push(format!("{prefix}{} {}", "#".repeat(level), inline(content).replace("  \n", " ").trim()));
+            let text = inline(content).replace("  \n", " ");
+            let text = text.trim();
+            // A run of `#` at the end would be read as the heading's closing sequence:
+            // its first one is escaped.
+            let body = text.trim_end_matches('#');
+            let text =
+                if body.len() < text.len() { format!("{body}\\{}", &text[body.len()..]) } else { text.to_string() };
+            out.push(format!("{prefix}{} {text}", "#".repeat(level)));
         }
         "bulletList" | "orderedList" | "taskList" => {
             let ordered = node["type"] == "orderedList";
@@ -593,6 +600,12 @@ mod tests {
         let code = json!({"type": "doc", "content": [{"type": "paragraph", "content": [
             {"type": "text", "text": "a `tick`", "marks": [{"type": "code"}]}]}]});
         assert_eq!(from_markdown(&to_markdown(&code)), code);
+        // A heading that ends in `#`s keeps them (a run at the end closes an ATX heading).
+        for title in ["a #", "a ##", "#", "C# #"] {
+            let doc = json!({"type": "doc", "content": [{"type": "heading", "attrs": {"level": 2},
+                "content": [{"type": "text", "text": title}]}]});
+            assert_eq!(from_markdown(&to_markdown(&doc)), doc, "{title:?} was written as {:?}", to_markdown(&doc));
+        }
         // An empty paragraph writes nothing, not a blank line more.
         let with_empty = json!({"type": "doc", "content": [
             {"type": "paragraph", "content": [{"type": "text", "text": "a"}]},

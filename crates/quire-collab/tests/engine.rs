@@ -249,6 +249,16 @@ async fn idle_rooms_are_snapshotted_and_evicted(b: Backend) {
     let over_53_bits = [1, 10, 7, 255, 255, 255, 255, 255, 255, 255, 33, 0, 91, 0];
     assert!(s.handle(&over_53_bits).await.is_err(), "a client id out of range");
     assert!(s.handle(&[3]).await.is_ok(), "the session still answers");
+    // Found by fuzzing: an awareness clock at the top of its range overflowed when the
+    // state was removed on leaving, an abort. It is refused; one in range is taken.
+    let awareness = |clock: u32| {
+        let entry = yrs::sync::awareness::AwarenessUpdateEntry { clock, json: r#"{"user":{"name":"A"}}"#.into() };
+        let clients = std::iter::once((yrs::block::ClientID::new(5), entry)).collect();
+        Message::Awareness(yrs::sync::AwarenessUpdate { clients }).encode_v1()
+    };
+    assert!(s.handle(&awareness(u32::MAX)).await.is_err(), "a clock out of range");
+    assert!(s.handle(&awareness(7)).await.is_ok(), "a clock in range");
+    s.leave().await;
 }
 
 async fn presence_shows_who_is_here_and_what_they_do(b: Backend) {
