@@ -701,6 +701,9 @@ impl Session {
                     return Ok(());
                 }
             }
+            if !order::clocks_in_range(&update) {
+                return Err(Error::invalid("update", "a change's clock is out of range"));
+            }
             // Durable before anyone sees it; the room lock keeps log order = apply order.
             self.collab.store.append_doc_update(&self.room.id, &bytes).await?;
             st.awareness

@@ -104,6 +104,19 @@ pub(crate) fn in_order<'a>(bytes: &'a [u8], known: &StateVector) -> Result<Cow<'
     Ok(Cow::Owned(out))
 }
 
+/// The highest clock a client's update may reach: yrs adds to clocks without checking
+/// (a delete set's range end, a pending delete set merged when a transaction commits, found
+/// by fuzzing as an overflow inside a destructor, an abort). Clients count from zero, one
+/// per inserted character: half the range is more than any document holds.
+pub(crate) const MAX_CLOCK: u32 = u32::MAX / 2;
+
+/// Whether every clock `update` inserts or deletes at is below [`MAX_CLOCK`].
+pub(crate) fn clocks_in_range(update: &yrs::Update) -> bool {
+    let within =
+        |set: &yrs::IdSet| set.iter().all(|(_, ranges)| ranges.iter().all(|r| r.start <= r.end && r.end <= MAX_CLOCK));
+    within(&update.insertions(true)) && within(update.delete_set())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +206,25 @@ mod tests {
         let rest = a.transact().encode_state_as_update_v1(&known);
         apply_in_order(&room, &rest);
         assert_eq!(text(&room), text(&a));
+    }
+
+    #[test]
+    fn clocks_past_half_their_range_are_out_of_range() {
+        let a = Doc::with_client_id(1);
+        let t = a.get_or_insert_text("t");
+        t.insert(&mut a.transact_mut(), 0, "hello");
+        t.remove_range(&mut a.transact_mut(), 0, 2);
+        let fine = Update::decode_v1(&a.transact().encode_state_as_update_v1(&Default::default())).unwrap();
+        assert!(clocks_in_range(&fine));
+        // A delete set (v1: one client, id 1, one range) from near the top of the range.
+        let mut far = vec![0u8];
+        far.write_var(1u32);
+        far.write_var(1u64);
+        far.write_var(1u32);
+        far.write_var(MAX_CLOCK);
+        far.write_var(5u32);
+        let far = Update::decode_v1(&far).unwrap();
+        assert!(!clocks_in_range(&far), "{far:?}");
     }
 
     #[test]
