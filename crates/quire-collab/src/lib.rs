@@ -178,6 +178,12 @@ fn decode_guarded<T>(decode: impl FnOnce() -> T) -> Result<T> {
         .map_err(|_| protocol_error("the message could not be decoded"))
 }
 
+// Documents are encoded with `encode_diff_v1`, never `encode_state_as_update_v1`: the latter
+// merges in changes still waiting for a missing dependency (yrs's pending update), and a
+// pending update that did not encode back (found by fuzzing) made that merge panic inside a
+// transaction, an abort. What waits is not part of the document: its author has it, and
+// the room relayed it as it came.
+
 /// Applies stored state to a fresh document.
 fn load_into(doc: &Doc, stored: &quire_store::StoredDoc) -> Result<()> {
     let mut txn = doc.transact_mut();
@@ -397,7 +403,7 @@ impl Collab {
         let Some(&(through, _)) = stored.updates.last() else { return Ok(()) };
         let folded = Doc::new();
         load_into(&folded, &stored)?;
-        let snapshot = folded.transact().encode_state_as_update_v1(&StateVector::default());
+        let snapshot = folded.transact().encode_diff_v1(&StateVector::default());
         self.store.save_doc_snapshot(&room.id, &snapshot, through).await
     }
 
@@ -528,7 +534,7 @@ impl Collab {
         let update = {
             let state = session.room.state.lock().await;
             let st = state.as_ref().expect("joined rooms are loaded");
-            let full = st.awareness.doc().transact().encode_state_as_update_v1(&StateVector::default());
+            let full = st.awareness.doc().transact().encode_diff_v1(&StateVector::default());
             drop(state);
             let scratch = Doc::new();
             scratch
@@ -643,7 +649,7 @@ impl Session {
                         Some(full) => full.clone(),
                         None => {
                             self.collab.full_encodes.fetch_add(1, Ordering::Relaxed);
-                            let update = st.awareness.doc().transact().encode_state_as_update_v1(&sv);
+                            let update = st.awareness.doc().transact().encode_diff_v1(&sv);
                             let full: Bytes = encode(&Message::Sync(SyncMessage::SyncStep2(update)));
                             st.full_state = Some(full.clone());
                             full
@@ -652,7 +658,7 @@ impl Session {
                     replies.push(full);
                 } else {
                     self.collab.diff_encodes.fetch_add(1, Ordering::Relaxed);
-                    let update = st.awareness.doc().transact().encode_state_as_update_v1(&sv);
+                    let update = st.awareness.doc().transact().encode_diff_v1(&sv);
                     replies.push(encode(&Message::Sync(SyncMessage::SyncStep2(update))));
                 }
             }

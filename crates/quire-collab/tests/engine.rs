@@ -116,6 +116,7 @@ quire_store::for_each_backend!(
     the_observer_hears_of_each_stored_change_and_who_made_it,
     relayed_updates_reach_the_other_process_with_who_made_them,
     changes_are_taken_in_their_authors_order,
+    changes_waiting_for_a_dependency_stay_out_of_the_document,
 );
 
 /// Quire itself, as the writer of `Collab::edit`.
@@ -558,4 +559,28 @@ async fn an_observer_holding_the_engine_does_not_keep_it_alive() {
     assert!(engine.upgrade().is_none(), "the engine outlived its owners");
     drop(t);
     assert!(store.upgrade().is_none(), "the store outlived its owners");
+}
+
+/// A change that builds on another author's change the room has not seen waits (yrs keeps
+/// it pending); it is not part of the document, so sync replies and snapshots leave it out.
+async fn changes_waiting_for_a_dependency_stay_out_of_the_document(b: Backend) {
+    let t = b.open(Default::default()).await;
+    let collab = Collab::new(t.store.clone(), CollabConfig::default());
+    let mut editor = Client::connect(&collab, "doc_wait", false).await;
+    // Author 1 writes "base"; author 2 appends to it. The room is sent author 2's change only.
+    let one = Doc::with_client_id(1);
+    one.get_or_insert_text("body").insert(&mut one.transact_mut(), 0, "base");
+    let two = Doc::with_client_id(2);
+    let base = one.transact().encode_state_as_update_v1(&Default::default());
+    two.transact_mut().apply_update(Update::decode_v1(&base).unwrap()).unwrap();
+    let sv = two.transact().state_vector();
+    two.get_or_insert_text("body").insert(&mut two.transact_mut(), 4, " and more");
+    let dependent = two.transact().encode_state_as_update_v1(&sv);
+    editor.send(Message::Sync(SyncMessage::Update(dependent))).await;
+    let late = Client::connect(&collab, "doc_wait", false).await;
+    assert_eq!(late.text(), "", "what waits is not sent as the document");
+    // Once the dependency arrives, both are in.
+    editor.send(Message::Sync(SyncMessage::Update(base))).await;
+    let later = Client::connect(&collab, "doc_wait", false).await;
+    assert_eq!(later.text(), "base and more");
 }
