@@ -57,6 +57,12 @@ fn escape_line_start(line: &str) -> String {
     }
 }
 
+/// A list item's marker with nothing after it (`-`, `*`, `1.`, `1)`): an empty item.
+fn is_marker_alone(line: &str) -> bool {
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    matches!(line, "-" | "*") || (digits > 0 && matches!(&line[digits..], "." | ")"))
+}
+
 /// A mark with delimiters, outermost first as written: link, strike, italic, bold (code is
 /// a span of its own, innermost).
 #[derive(Debug, Clone, PartialEq)]
@@ -343,12 +349,15 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str, alternate: bool) {
                     continue;
                 }
                 // A nested list follows its paragraph directly; other blocks after a blank
-                // line (two paragraphs on adjacent lines would read back as one).
+                // line (two paragraphs on adjacent lines would read back as one). So does a
+                // list whose first item is empty: an empty item cannot interrupt a paragraph,
+                // and its lone `-` would underline the paragraph into a heading.
                 let mut joined = String::new();
                 for (i, (text, child)) in inner.iter().zip(children).enumerate() {
                     if i > 0 {
                         let list = matches!(child["type"].as_str(), Some("bulletList" | "orderedList" | "taskList"));
-                        joined.push_str(if list { "\n" } else { "\n\n" });
+                        let starts_empty = text.lines().next().is_some_and(is_marker_alone);
+                        joined.push_str(if list && !starts_empty { "\n" } else { "\n\n" });
                     }
                     joined.push_str(text);
                 }
@@ -765,6 +774,22 @@ mod tests {
         let empty = from_markdown("-\n");
         assert_eq!(empty["content"][0]["type"], "bulletList");
         assert_eq!(to_markdown(&empty), "-\n");
+        // A nested list whose first item is empty, after its item's paragraph (found by
+        // fuzzing): written on the next line, its lone marker underlined the paragraph
+        // into a heading. Every kind of list and marker stays a list.
+        let paragraph = json!({"type": "paragraph", "content": [{"type": "text", "text": "a"}]});
+        let empty_item = json!({"type": "listItem"});
+        for kind in ["bulletList", "orderedList"] {
+            let doc = json!({"type": "doc", "content": [{"type": "bulletList", "content": [{"type": "listItem",
+                "content": [paragraph, {"type": kind, "content": [empty_item, {"type": "listItem", "content": [paragraph]}]}]}]}]});
+            let md = to_markdown(&doc);
+            let back = from_markdown(&md);
+            assert_eq!(
+                back["content"][0]["content"][0]["content"][1]["type"], kind,
+                "{kind} was written as {md:?}: {back}"
+            );
+            assert_eq!(to_markdown(&back), md);
+        }
     }
 
     #[test]
