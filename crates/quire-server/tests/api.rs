@@ -391,9 +391,16 @@ async fn openapi_describes_exactly_the_served_routes() {
     // Probing includes signing out, so it uses an account of its own.
     let (_, probe, _) = api.signup("probe@example.com").await;
     let mut described: Vec<String> = Vec::new();
+    // Operation ids are unique (OpenAPI requires it; clients generated from the document,
+    // the web app's among them, name operations by them and merge duplicates).
+    let mut ids = std::collections::HashMap::new();
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             described.push(format!("{} {path}", method.to_uppercase()));
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            if let Some(other) = ids.insert(id.to_string(), format!("{method} {path}")) {
+                panic!("operationId {id} names both {other} and {method} {path}");
+            }
             assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path} has no responses");
             let uri = path
                 .replace("{ws}", "ws_none")

@@ -99,7 +99,7 @@ pub struct NewPromptTemplate {
 /// Define a prompt template of the workspace's own (its editors), or the next version of
 /// one. Checked before it is stored: it parses, uses only names it declares, stays within
 /// the limits. Pipelines name it with `prompt_template`, generation with `template`.
-#[utoipa::path(post, path = "/api/v1/ai/templates", tag = "ai", request_body = NewPromptTemplate,
+#[utoipa::path(post, operation_id = "create_prompt_template", path = "/api/v1/ai/templates", tag = "ai", request_body = NewPromptTemplate,
     responses((status = 201, description = "The stored template, with its version", body = Object,
         headers(("Location" = String))),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -155,7 +155,7 @@ pub struct GetTemplate {
 }
 
 /// One prompt template: a built-in one, or a version of a workspace's own.
-#[utoipa::path(get, path = "/api/v1/ai/templates/{name}", tag = "ai", params(("name" = String, Path), GetTemplate),
+#[utoipa::path(get, operation_id = "get_prompt_template", path = "/api/v1/ai/templates/{name}", tag = "ai", params(("name" = String, Path), GetTemplate),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_template(
     State(app): State<App>,

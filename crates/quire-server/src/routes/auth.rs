@@ -84,6 +84,15 @@ pub struct CookieSession {
     pub expires_in: u64,
 }
 
+/// What signing in (or up, or refreshing) answers: tokens for a bearer session, or with
+/// `"cookie": true` (and on a refresh by cookie) a cookie session.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SignInAnswer {
+    Tokens(Tokens),
+    Cookie(CookieSession),
+}
+
 fn set_cookie(res: &mut Response, name: &str, value: &str, path: &str, max_age: u64, http_only: bool, secure: bool) {
     let mut c = format!("{name}={value}; Path={path}; Max-Age={max_age}; SameSite=Lax");
     if http_only {
@@ -106,7 +115,7 @@ fn signed_in(app: &App, signed: SignedIn, as_cookie: bool, status: StatusCode) -
             token_type: "Bearer",
             expires_in: signed.expires_in,
         };
-        let mut res = Json(tokens).into_response();
+        let mut res = Json(SignInAnswer::Tokens(tokens)).into_response();
         *res.status_mut() = status;
         res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return res;
@@ -114,8 +123,8 @@ fn signed_in(app: &App, signed: SignedIn, as_cookie: bool, status: StatusCode) -
     let secure = app.config().cookie_secure;
     let csrf = quire_auth::token_hash(&signed.refresh_token)[..32].to_string();
     let refresh_age = app.auth().config().refresh_ttl.as_secs();
-    let mut res = Json(CookieSession { user: signed.user, csrf_token: csrf.clone(), expires_in: signed.expires_in })
-        .into_response();
+    let session = CookieSession { user: signed.user, csrf_token: csrf.clone(), expires_in: signed.expires_in };
+    let mut res = Json(SignInAnswer::Cookie(session)).into_response();
     *res.status_mut() = status;
     set_cookie(&mut res, ACCESS_COOKIE, &signed.access_token, "/", signed.expires_in, true, secure);
     set_cookie(&mut res, REFRESH_COOKIE, &signed.refresh_token, "/api/v1/auth", refresh_age, true, secure);
@@ -127,7 +136,7 @@ fn signed_in(app: &App, signed: SignedIn, as_cookie: bool, status: StatusCode) -
 /// Create an account and sign in. The first account of an instance becomes its
 /// administrator and gets a workspace. Invite-only instances need `invitation`.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = Signup,
-    responses((status = 201, body = Tokens), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = SignInAnswer), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn signup(State(app): State<App>, Client(client): Client, Json(body): Json<Signup>) -> ApiResult<Response> {
     let signed =
         app.auth().signup(&body.email, &body.password, &body.name, body.invitation.as_deref(), &client).await?;
@@ -136,7 +145,7 @@ pub async fn signup(State(app): State<App>, Client(client): Client, Json(body): 
 
 /// Sign in with email and password. Repeated failures are throttled (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login,
-    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = SignInAnswer), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(State(app): State<App>, Client(client): Client, Json(body): Json<Login>) -> ApiResult<Response> {
     let signed = app.auth().login(&body.email, &body.password, &client).await?;
     Ok(signed_in(&app, signed, body.cookie, StatusCode::OK))
@@ -145,7 +154,7 @@ pub async fn login(State(app): State<App>, Client(client): Client, Json(body): J
 /// Exchange a refresh token for a new pair (the old one stops working). Presenting a used
 /// refresh token ends the session. In a cookie session the cookie is used (with CSRF).
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = Refresh,
-    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = SignInAnswer), (status = 401, body = ErrorBody)))]
 pub async fn refresh(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult<Response> {
     // The body is optional: a cookie session sends none.
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {

@@ -129,7 +129,7 @@ pub struct ListContexts {
 }
 
 /// List contexts, newest first, filtered by status and type.
-#[utoipa::path(get, path = "/api/v1/contexts", tag = "contexts", params(ListContexts),
+#[utoipa::path(get, operation_id = "list_contexts", path = "/api/v1/contexts", tag = "contexts", params(ListContexts),
     responses((status = 200, body = Page<Context>), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(State(app): State<App>, Actor(who): Actor, Query(p): Query<ListContexts>) -> ApiResult<Response> {
     let limits = app.store().limits();
@@ -143,7 +143,7 @@ pub async fn list(State(app): State<App>, Actor(who): Actor, Query(p): Query<Lis
 }
 
 /// Get a context: its status, data so far, processing record, progress and last error.
-#[utoipa::path(get, path = "/api/v1/contexts/{id}", tag = "contexts",
+#[utoipa::path(get, operation_id = "get_context", path = "/api/v1/contexts/{id}", tag = "contexts",
     params(("id" = String, Path, description = "Context id")),
     responses((status = 200, body = Context), (status = 404, body = ErrorBody)))]
 pub async fn get(State(app): State<App>, Actor(who): Actor, Path(id): Path<String>) -> ApiResult<Response> {
@@ -355,7 +355,7 @@ pub struct TemplateRequest {
 
 /// Store a template (version 1), or with `id` a new version of one. Versions are kept; the
 /// `template` component uses the latest unless a context names `template_version`.
-#[utoipa::path(post, path = "/api/v1/templates", tag = "contexts", request_body = TemplateRequest,
+#[utoipa::path(post, operation_id = "create_pipeline_template", path = "/api/v1/templates", tag = "contexts", request_body = TemplateRequest,
     responses((status = 201, body = Template, headers(("Location" = String))), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_template(
@@ -391,7 +391,7 @@ pub struct GetTemplate {
 }
 
 /// Get a template at its latest version or at `version`.
-#[utoipa::path(get, path = "/api/v1/templates/{id}", tag = "contexts",
+#[utoipa::path(get, operation_id = "get_pipeline_template", path = "/api/v1/templates/{id}", tag = "contexts",
     params(("id" = String, Path, description = "Template id"), GetTemplate),
     responses((status = 200, body = Template), (status = 404, body = ErrorBody)))]
 pub async fn get_template(

@@ -31,7 +31,7 @@ pub struct ListDocuments {
 }
 
 /// List a workspace's documents, a page at a time, filtered by kind and title.
-#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/documents", tag = "documents",
+#[utoipa::path(get, operation_id = "list_documents", path = "/api/v1/workspaces/{ws}/documents", tag = "documents",
     params(("ws" = String, Path, description = "Workspace id or slug"), ListDocuments),
     responses((status = 200, body = Page<Document>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
@@ -54,7 +54,7 @@ pub async fn list(
 }
 
 /// Create a document in a workspace. Emits `<kind>.created`, e.g. `prd.created`.
-#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/documents", tag = "documents", request_body = NewDocument,
+#[utoipa::path(post, operation_id = "create_document", path = "/api/v1/workspaces/{ws}/documents", tag = "documents", request_body = NewDocument,
     params(("ws" = String, Path, description = "Workspace id or slug")),
     responses((status = 201, body = Document, headers(("ETag" = String), ("Location" = String))), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -69,7 +69,7 @@ pub async fn create(
 }
 
 /// Get a document. Answers 304 to a matching `If-None-Match`.
-#[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents",
+#[utoipa::path(get, operation_id = "get_document", path = "/api/v1/documents/{id}", tag = "documents",
     params(("id" = String, Path, description = "Document id")),
     responses((status = 200, body = Document, headers(("ETag" = String))), (status = 304), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -87,7 +87,7 @@ pub async fn get(
 
 /// Change a document's title, or merge-patch its metadata (RFC 7386: `null` removes a key).
 /// Takes `If-Match`; emits `<kind>.updated` with the changed fields.
-#[utoipa::path(patch, path = "/api/v1/documents/{id}", tag = "documents", request_body = DocumentPatch,
+#[utoipa::path(patch, operation_id = "update_document", path = "/api/v1/documents/{id}", tag = "documents", request_body = DocumentPatch,
     params(("id" = String, Path, description = "Document id"),
         ("If-Match" = Option<String>, Header, description = "The ETag of your last read; 412 if stale")),
     responses((status = 200, body = Document, headers(("ETag" = String))), (status = 404, body = ErrorBody),
@@ -104,7 +104,7 @@ pub async fn update(
 }
 
 /// Soft-delete a document. Takes `If-Match`; emits `<kind>.deleted`.
-#[utoipa::path(delete, path = "/api/v1/documents/{id}", tag = "documents",
+#[utoipa::path(delete, operation_id = "delete_document", path = "/api/v1/documents/{id}", tag = "documents",
     params(("id" = String, Path, description = "Document id"),
         ("If-Match" = Option<String>, Header, description = "The ETag of your last read; 412 if stale")),
     responses((status = 200, body = Document), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
@@ -119,7 +119,7 @@ pub async fn delete(
 }
 
 /// Restore a deleted document (a live one is returned unchanged). Emits `<kind>.restored`.
-#[utoipa::path(post, path = "/api/v1/documents/{id}/restore", tag = "documents",
+#[utoipa::path(post, operation_id = "restore_document", path = "/api/v1/documents/{id}/restore", tag = "documents",
     params(("id" = String, Path, description = "Document id")),
     responses((status = 200, body = Document), (status = 404, body = ErrorBody)))]
 pub async fn restore(State(app): State<App>, Actor(who): Actor, Path(id): Path<String>) -> ApiResult<Response> {

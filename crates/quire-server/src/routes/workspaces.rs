@@ -29,7 +29,7 @@ pub struct ListWorkspaces {
 }
 
 /// List workspaces, a page at a time.
-#[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspaces", params(ListWorkspaces),
+#[utoipa::path(get, operation_id = "list_workspaces", path = "/api/v1/workspaces", tag = "workspaces", params(ListWorkspaces),
     responses((status = 200, body = Page<Workspace>), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(State(app): State<App>, Actor(who): Actor, Query(p): Query<ListWorkspaces>) -> ApiResult<Response> {
     let store = app.store();
@@ -38,7 +38,7 @@ pub async fn list(State(app): State<App>, Actor(who): Actor, Query(p): Query<Lis
 }
 
 /// Create a workspace. Emits `workspace.created`.
-#[utoipa::path(post, path = "/api/v1/workspaces", tag = "workspaces", request_body = NewWorkspace,
+#[utoipa::path(post, operation_id = "create_workspace", path = "/api/v1/workspaces", tag = "workspaces", request_body = NewWorkspace,
     responses((status = 201, body = Workspace, headers(("ETag" = String), ("Location" = String))),
         (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(State(app): State<App>, Actor(who): Actor, Json(new): Json<NewWorkspace>) -> ApiResult<Response> {
@@ -47,7 +47,7 @@ pub async fn create(State(app): State<App>, Actor(who): Actor, Json(new): Json<N
 }
 
 /// Get a workspace by id or slug. Answers 304 to a matching `If-None-Match`.
-#[utoipa::path(get, path = "/api/v1/workspaces/{ws}", tag = "workspaces",
+#[utoipa::path(get, operation_id = "get_workspace", path = "/api/v1/workspaces/{ws}", tag = "workspaces",
     params(("ws" = String, Path, description = "Workspace id or slug")),
     responses((status = 200, body = Workspace, headers(("ETag" = String))), (status = 304), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -64,7 +64,7 @@ pub async fn get(
 }
 
 /// Change a workspace's name, slug or description. Takes `If-Match`; emits `workspace.updated`.
-#[utoipa::path(patch, path = "/api/v1/workspaces/{ws}", tag = "workspaces", request_body = WorkspacePatch,
+#[utoipa::path(patch, operation_id = "update_workspace", path = "/api/v1/workspaces/{ws}", tag = "workspaces", request_body = WorkspacePatch,
     params(("ws" = String, Path, description = "Workspace id or slug"),
         ("If-Match" = Option<String>, Header, description = "The ETag of your last read; 412 if stale")),
     responses((status = 200, body = Workspace, headers(("ETag" = String))), (status = 404, body = ErrorBody),
@@ -82,7 +82,7 @@ pub async fn update(
 
 /// Soft-delete a workspace: it and its documents disappear until restored. Takes `If-Match`;
 /// emits `workspace.deleted`.
-#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}", tag = "workspaces",
+#[utoipa::path(delete, operation_id = "delete_workspace", path = "/api/v1/workspaces/{ws}", tag = "workspaces",
     params(("ws" = String, Path, description = "Workspace id or slug"),
         ("If-Match" = Option<String>, Header, description = "The ETag of your last read; 412 if stale")),
     responses((status = 200, body = Workspace), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
@@ -97,7 +97,7 @@ pub async fn delete(
 }
 
 /// Restore a deleted workspace (a live one is returned unchanged). Emits `workspace.restored`.
-#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/restore", tag = "workspaces",
+#[utoipa::path(post, operation_id = "restore_workspace", path = "/api/v1/workspaces/{ws}/restore", tag = "workspaces",
     params(("ws" = String, Path, description = "Workspace id or slug")),
     responses((status = 200, body = Workspace), (status = 404, body = ErrorBody)))]
 pub async fn restore(State(app): State<App>, Actor(who): Actor, Path(key): Path<String>) -> ApiResult<Response> {
