@@ -48,6 +48,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod redact;
 pub mod routes;
+pub mod web;
 pub mod ws;
 
 use error::ApiError;
@@ -551,7 +552,7 @@ pub fn router(app: App) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     routes
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", doc))
-        .fallback(no_route)
+        .fallback(web::serve)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(app.clone(), ratelimit::limit))
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
@@ -750,7 +751,7 @@ async fn authenticate(axum::extract::State(app): axum::extract::State<App>, mut 
     res
 }
 
-async fn no_route(req: Request) -> ApiError {
+pub(crate) async fn no_route(req: Request) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {} {}", req.method(), req.uri().path()))
 }
 

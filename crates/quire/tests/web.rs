@@ -1,0 +1,67 @@
+//! The web app as a person uses it: `web/`'s lint, type check and unit tests, then its
+//! screens in a real browser (Debian's Chromium, driven by playwright-core) against a
+//! `quire serve` on SQLite started as the README says. Screenshots of every screen are
+//! left in `CARGO_TARGET_TMPDIR/screenshots` for a person to look at.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod common;
+use common::*;
+
+fn web() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web")
+}
+
+/// Runs `program args` in `web/`; its output is shown when it fails.
+fn in_web(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(web())
+        .output()
+        .unwrap_or_else(|e| panic!("{program} could not start ({e}): the web app's tests need Node.js and npm"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed in web/:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_web_app_lints_type_checks_and_passes_its_unit_tests() {
+    // The web app's packages were installed when quire-web built it.
+    for script in ["lint", "typecheck", "test"] {
+        in_web("npm", &["run", "--silent", script]);
+    }
+}
+
+#[test]
+fn the_screens_work_in_a_real_browser() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "the browser tests need Chromium at {chromium} (Debian: apt-get install chromium)"
+    );
+    let dir = temp_dir();
+    let server = Server::start(&["--data-dir", dir.to_str().unwrap()], &[]);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let out = Command::new("node")
+        .arg("e2e/run.mjs")
+        .arg(format!("http://{}", server.addr))
+        .arg(&shots)
+        .env("CHROMIUM", &chromium)
+        .current_dir(web())
+        .output()
+        .expect("node runs the browser tests");
+    let report = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser tests failed (screenshots in {}):\n{report}", shots.display());
+    assert!(report.contains("all ok"), "{report}");
+    for screen in ["signin", "documents-empty", "document", "documents", "trash", "not-found", "documents-tablet"] {
+        let file = shots.join(format!("{screen}.png"));
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 5_000, "no screenshot of {screen} at {}", file.display());
+    }
+    server.stop();
+    std::fs::remove_dir_all(dir).unwrap();
+}

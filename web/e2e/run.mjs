@@ -1,0 +1,197 @@
+// The web app in a real browser (Debian's Chromium through playwright-core) against a
+// running `quire serve`: node e2e/run.mjs BASE_URL SCREENSHOT_DIR
+// Every step says what it checks; the first failure ends the run with a non-zero status.
+// Screenshots of each screen are written to SCREENSHOT_DIR for a person to look at.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const [base, shots = 'screenshots'] = process.argv.slice(2);
+if (!base) {
+  console.error('usage: node e2e/run.mjs BASE_URL [SCREENSHOT_DIR]');
+  process.exit(2);
+}
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking'],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+const page = await context.newPage();
+const problems = [];
+page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+page.on('console', (m) => m.type() === 'error' && !m.text().includes('401') && !m.text().includes('404') && problems.push(`console: ${m.text()}`));
+
+let step = '';
+async function check(name, f) {
+  step = name;
+  await f();
+  console.log(`ok - ${name}`);
+}
+const newDocument = () => page.getByRole('form', { name: 'New document' });
+const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const expectVisible = (locator, what) => locator.first().waitFor({ state: 'visible', timeout: 10_000 }).catch(() => {
+  throw new Error(`${what} is not shown`);
+});
+/** Waits until the list shows exactly `titles` (in that order with `ordered`). */
+async function expectRows(titles, { ordered = false } = {}) {
+  await page.waitForFunction(
+    ([want, ordered]) => {
+      const got = [...document.querySelectorAll('table.list tbody tr td:first-child')].map((td) => td.textContent.trim());
+      return ordered ? JSON.stringify(got) === JSON.stringify(want) : JSON.stringify(got.sort()) === JSON.stringify([...want].sort());
+    },
+    [titles, ordered],
+    { timeout: 10_000 },
+  ).catch(async () => {
+    const got = await page.locator('table.list tbody tr td:first-child').allTextContents();
+    throw new Error(`the list shows ${JSON.stringify(got)}, not ${JSON.stringify(titles)}`);
+  });
+}
+
+try {
+  await check('an anonymous visit lands on sign-in', async () => {
+    await page.goto(base + '/');
+    await page.waitForURL('**/signin');
+    await expectVisible(page.getByRole('heading', { name: 'Sign in' }), 'the sign-in heading');
+    await shot('signin');
+  });
+
+  await check('a wrong password says so and keeps the person on sign-in', async () => {
+    await page.getByLabel('Email').fill('nobody@example.com');
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expectVisible(page.getByRole('alert'), 'an error message');
+    const text = await page.getByRole('alert').first().textContent();
+    if (!/password|email/i.test(text)) throw new Error(`the error does not say what failed: ${text}`);
+  });
+
+  await check('signing up leads to the new workspace', async () => {
+    await page.getByRole('link', { name: 'Create an account' }).click();
+    await page.getByLabel('Name').fill('Ada Lovelace');
+    await page.getByLabel('Email').fill('ada@example.com');
+    await page.getByLabel('Password').fill('correct horse battery');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.waitForURL(/\/w\/[^/]+$/);
+    await expectVisible(page.getByText('No documents yet'), 'the empty list');
+    await expectVisible(page.getByText('ada@example.com'), 'the signed-in account');
+    await shot('documents-empty');
+  });
+  const workspace = page.url();
+
+  await check('a new document opens after it is created', async () => {
+    await page.getByRole('button', { name: 'New document' }).click();
+    await newDocument().getByLabel('Title').fill('Checkout redesign');
+    await shot('new-document');
+    await newDocument().getByRole('button', { name: 'Create', exact: true }).click();
+    await page.waitForURL(/\/d\/doc_/);
+    await expectVisible(page.getByRole('heading', { name: 'Checkout redesign' }), 'the document title');
+    await shot('document');
+  });
+
+  await check('documents of each kind are listed, searched and filtered', async () => {
+    await page.getByRole('link', { name: 'Documents' }).click();
+    for (const [title, kind] of [['Living room moodboard', 'Moodboard'], ['Sensor board', 'Board build']]) {
+      await page.getByRole('button', { name: 'New document' }).click();
+      await newDocument().getByLabel('Title').fill(title);
+      await newDocument().getByLabel('Kind').selectOption({ label: kind });
+      await newDocument().getByRole('button', { name: 'Create', exact: true }).click();
+      await page.waitForURL(/\/d\/doc_/);
+      await page.goto(workspace);
+    }
+    await expectRows(['Checkout redesign', 'Living room moodboard', 'Sensor board']);
+    await shot('documents');
+    await page.getByPlaceholder('Search by title').fill('check');
+    await expectRows(['Checkout redesign']);
+    await page.getByPlaceholder('Search by title').fill('');
+    await page.getByLabel('Kind').selectOption({ label: 'Moodboard' });
+    await expectRows(['Living room moodboard']);
+    await page.getByLabel('Kind').selectOption({ label: 'All kinds' });
+    await page.getByLabel('Sort').selectOption({ label: 'Title A–Z' });
+    await expectRows(['Checkout redesign', 'Living room moodboard', 'Sensor board'], { ordered: true });
+  });
+
+  await check('a deleted document goes to the trash and comes back', async () => {
+    await page.getByRole('button', { name: 'Delete Sensor board' }).click();
+    await expectRows(['Checkout redesign', 'Living room moodboard']);
+    await page.getByRole('tab', { name: 'Trash' }).click();
+    await expectRows(['Sensor board']);
+    await shot('trash');
+    await page.getByRole('button', { name: 'Restore Sensor board' }).click();
+    await expectVisible(page.getByText('The trash is empty'), 'the empty trash');
+    await page.getByRole('tab', { name: 'Documents' }).click();
+    await expectRows(['Checkout redesign', 'Living room moodboard', 'Sensor board']);
+  });
+
+  await check('pages of 25 go forward and back', async () => {
+    const ws = new URL(workspace).pathname.split('/')[2];
+    // Filling a second page through the API, with the page's own session.
+    await page.evaluate(async (ws) => {
+      const csrf = document.cookie.split('; ').find((c) => c.startsWith('quire_csrf='))?.split('=')[1] ?? '';
+      for (let i = 0; i < 25; i++) {
+        const r = await fetch(`/api/v1/workspaces/${ws}/documents`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+          body: JSON.stringify({ kind: 'prd', title: `Note ${String(i).padStart(2, '0')}` }),
+        });
+        if (!r.ok) throw new Error(`creating a document answered ${r.status}`);
+      }
+    }, ws);
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 25);
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 3);
+    await expectVisible(page.getByText('Page 2'), 'the page number');
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 25);
+    if (!(await page.getByRole('button', { name: 'Previous' }).isDisabled())) throw new Error('Previous is enabled on page 1');
+  });
+
+  await check('a workspace that does not exist says so', async () => {
+    await page.goto(base + '/w/no-such-workspace');
+    await expectVisible(page.getByRole('heading', { name: /Not found|You do not have access/ }), 'a not-found message');
+    await shot('not-found');
+  });
+
+  await check('a new workspace appears in the sidebar and opens', async () => {
+    await page.goto(workspace);
+    await page.getByRole('button', { name: 'New workspace' }).click();
+    await page.getByLabel('Workspace name').fill('Field Research');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await page.waitForURL('**/w/field-research');
+    await expectVisible(page.getByRole('link', { name: 'Field Research' }), 'the workspace in the sidebar');
+    await expectVisible(page.getByRole('heading', { name: 'Field Research' }), 'the workspace heading');
+  });
+
+  await check('the layout holds on a tablet', async () => {
+    await page.goto(workspace);
+    await page.setViewportSize({ width: 768, height: 1024 });
+    await expectVisible(page.getByRole('link', { name: 'Note 24' }), 'the documents');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    if (overflow > 0) throw new Error(`the page scrolls sideways by ${overflow}px on a tablet`);
+    await shot('documents-tablet');
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  await check('signing out ends the session; signing in returns to where the person was', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL('**/signin');
+    const target = new URL(workspace).pathname;
+    await page.goto(base + target);
+    await page.waitForURL(`**/signin?next=${encodeURIComponent(target)}`);
+    await page.getByLabel('Email').fill('ada@example.com');
+    await page.getByLabel('Password').fill('correct horse battery');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`**${target}`);
+    await expectVisible(page.getByRole('link', { name: 'Note 24' }), 'the documents after signing in');
+  });
+
+  if (problems.length) throw new Error(problems.join('\n'));
+  console.log('all ok');
+} catch (e) {
+  await shot('failure').catch(() => {});
+  console.error(`FAILED: ${step}: ${e.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
