@@ -30,7 +30,7 @@ async function check(name, f) {
   console.log(`ok - ${name}`);
 }
 const newDocument = () => page.getByRole('form', { name: 'New document' });
-const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const shot = (name, p = page) => p.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 const expectVisible = (locator, what) => locator.first().waitFor({ state: 'visible', timeout: 10_000 }).catch(() => {
   throw new Error(`${what} is not shown`);
 });
@@ -85,12 +85,141 @@ try {
     await shot('new-document');
     await newDocument().getByRole('button', { name: 'Create', exact: true }).click();
     await page.waitForURL(/\/d\/doc_/);
-    await expectVisible(page.getByRole('heading', { name: 'Checkout redesign' }), 'the document title');
+    await expectVisible(page.locator('#document-title'), 'the document title');
+    const title = await page.locator('#document-title').inputValue();
+    if (title !== 'Checkout redesign') throw new Error(`the title reads ${JSON.stringify(title)}`);
     await shot('document');
   });
 
+  const prd = page.url();
+  const prdId = new URL(prd).pathname.split('/').pop();
+  const editorOf = (p) => p.locator('.prose');
+  const savedIn = (p) => p.locator('.save-state[data-state="saved"]').waitFor({ timeout: 15_000 }).catch(async () => {
+    throw new Error(`the document never says saved (it says ${await p.locator('.save-state').textContent()})`);
+  });
+  /** The PRD's Markdown as the server has it. */
+  const serverMarkdown = () => page.evaluate(async (id) => {
+    const r = await fetch(`/api/v1/documents/${id}/content?format=markdown`);
+    return r.text();
+  }, prdId);
+  async function serverHas(text) {
+    for (let i = 0; i < 50; i++) {
+      if ((await serverMarkdown()).includes(text)) return;
+      await page.waitForTimeout(200);
+    }
+    throw new Error(`the server's copy lacks ${JSON.stringify(text)}: ${await serverMarkdown()}`);
+  }
+
+  await check('what is typed in a PRD is saved on the server, formatting included', async () => {
+    await editorOf(page).click();
+    await page.keyboard.type('# Goals');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('Cut checkout time in half.');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('[ ] Measure the current time');
+    await savedIn(page);
+    await serverHas('# Goals\n\nCut checkout time in half.');
+    await serverHas('- [ ] Measure the current time');
+    await expectVisible(page.locator('.outline').getByRole('button', { name: 'Goals' }), 'the heading in the outline');
+    await shot('editor');
+  });
+
+  // A teammate, in a browser of their own.
+  const grace = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page2 = await grace.newPage();
+  page2.on('pageerror', (e) => problems.push(`page error (second browser): ${e.message}`));
+
+  await check('a teammate opens the same PRD and sees the text', async () => {
+    const ws = new URL(workspace).pathname.split('/')[2];
+    await page2.goto(base + '/signup');
+    await page2.getByLabel('Name').fill('Grace Hopper');
+    await page2.getByLabel('Email').fill('grace@example.com');
+    await page2.getByLabel('Password').fill('correct horse battery');
+    await page2.getByRole('button', { name: 'Create account' }).click();
+    // Not the first account: no workspace of her own yet.
+    await expectVisible(page2.getByRole('heading', { name: 'No workspace yet' }), 'the word on having no workspace');
+    const graceId = await page2.evaluate(async () => (await (await fetch('/api/v1/me')).json()).user.id);
+    // Ada makes Grace an editor of her workspace.
+    const status = await page.evaluate(async ([ws, user]) => {
+      const csrf = document.cookie.split('; ').find((c) => c.startsWith('quire_csrf='))?.split('=')[1] ?? '';
+      const r = await fetch(`/api/v1/workspaces/${ws}/members/${user}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+        body: JSON.stringify({ role: 'editor' }),
+      });
+      return r.status;
+    }, [ws, graceId]);
+    if (status >= 300) throw new Error(`adding Grace answered ${status}`);
+    await page2.goto(prd);
+    await expectVisible(page2.locator('.prose h1', { hasText: 'Goals' }), 'the heading Ada typed');
+    await savedIn(page2);
+  });
+
+  await check('each sees the other in the presence bar and at their caret', async () => {
+    await editorOf(page2).locator('h1').click();
+    await page2.keyboard.press('End');
+    for (const [p, other] of [[page, 'Grace Hopper'], [page2, 'Ada Lovelace']]) {
+      await p.waitForFunction(() => document.querySelectorAll('.presence li').length === 2, null, { timeout: 10_000 }).catch(() => {
+        throw new Error('the presence bar does not show two people');
+      });
+      await expectVisible(p.locator(`.presence li[aria-label^="${other}"]`), `${other} in the presence bar`);
+    }
+    await expectVisible(page.locator('.collaboration-carets__label', { hasText: 'Grace Hopper' }), "Grace's caret in Ada's editor");
+    const where = await page.locator('.presence li[aria-label^="Grace Hopper"]').getAttribute('aria-label');
+    if (!where.includes('Goals')) throw new Error(`Grace's presence does not say where she is: ${where}`);
+    await shot('editor-two-people');
+  });
+
+  await check('both type at once and the texts converge', async () => {
+    await editorOf(page).locator('p', { hasText: 'Cut checkout' }).click();
+    await page.keyboard.press('End');
+    await editorOf(page2).locator('p', { hasText: 'Cut checkout' }).click();
+    await page2.keyboard.press('Home');
+    await Promise.all([
+      page.keyboard.type(' Ada was here.', { delay: 15 }),
+      page2.keyboard.type('Grace too. ', { delay: 15 }),
+    ]);
+    await Promise.all([savedIn(page), savedIn(page2)]);
+    // The text itself, without the collaborators' caret labels drawn into it.
+    const text = (p) => p.evaluate(() => {
+      const copy = document.querySelector('.prose').cloneNode(true);
+      copy.querySelectorAll('.collaboration-carets__caret').forEach((c) => c.remove());
+      return copy.textContent;
+    });
+    const texts = async () => Promise.all([text(page), text(page2)]);
+    for (let i = 0; ; i++) {
+      const [a, b] = await texts();
+      if (a === b && a.includes('Ada was here.') && a.includes('Grace too. ')) break;
+      if (i > 50) throw new Error(`the two editors differ:\n${a}\n---\n${b}`);
+      await page.waitForTimeout(100);
+    }
+    await serverHas('Grace too. Cut checkout time in half. Ada was here.');
+  });
+
+  await check('typed while offline, kept, and saved on reconnecting', async () => {
+    await grace.setOffline(true);
+    await page2.locator('.save-state[data-state="offline"]').waitFor({ timeout: 40_000 }).catch(() => {
+      throw new Error('the editor does not say it is offline');
+    });
+    await editorOf(page2).locator('h1').click();
+    await page2.keyboard.press('End');
+    await page2.keyboard.type(' and offline notes');
+    await shot('editor-offline', page2);
+    await grace.setOffline(false);
+    await savedIn(page2);
+    await serverHas('# Goals and offline notes');
+    await expectVisible(page.locator('.prose h1', { hasText: 'Goals and offline notes' }), "the offline edit in Ada's editor");
+  });
+
+  await check('a reload shows the text at once, from this browser and the server', async () => {
+    await page2.reload();
+    await expectVisible(page2.locator('.prose h1', { hasText: 'Goals and offline notes' }), 'the text after a reload');
+    await savedIn(page2);
+  });
+  await grace.close();
+
+  await page.goto(workspace);
   await check('documents of each kind are listed, searched and filtered', async () => {
-    await page.getByRole('link', { name: 'Documents' }).click();
     for (const [title, kind] of [['Living room moodboard', 'Moodboard'], ['Sensor board', 'Board build']]) {
       await page.getByRole('button', { name: 'New document' }).click();
       await newDocument().getByLabel('Title').fill(title);
@@ -175,7 +304,7 @@ try {
 
   await check('signing out ends the session; signing in returns to where the person was', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.waitForURL('**/signin');
+    await page.waitForURL(/\/signin/);
     const target = new URL(workspace).pathname;
     await page.goto(base + target);
     await page.waitForURL(`**/signin?next=${encodeURIComponent(target)}`);

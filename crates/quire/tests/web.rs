@@ -57,7 +57,19 @@ fn the_screens_work_in_a_real_browser() {
     let report = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the browser tests failed (screenshots in {}):\n{report}", shots.display());
     assert!(report.contains("all ok"), "{report}");
-    for screen in ["signin", "documents-empty", "document", "documents", "trash", "not-found", "documents-tablet"] {
+    for screen in [
+        "signin",
+        "documents-empty",
+        "new-document",
+        "document",
+        "editor",
+        "editor-two-people",
+        "editor-offline",
+        "documents",
+        "trash",
+        "not-found",
+        "documents-tablet",
+    ] {
         let file = shots.join(format!("{screen}.png"));
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         assert!(size > 5_000, "no screenshot of {screen} at {}", file.display());

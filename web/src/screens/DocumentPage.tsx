@@ -1,16 +1,101 @@
+import { lazy, Suspense, useState } from 'react';
 import { Link, useParams } from 'react-router';
-import { useQuery } from '@tanstack/react-query';
-import { api, unwrap } from '../api/client';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { api, unwrap, type Document } from '../api/client';
 import { Problem } from '../components/Problem';
+import { useMe } from '../session';
 import { ago, kindLabel } from './Documents';
 
-/** One document: its title, kind and content as it is now. */
+// The editor (TipTap, Yjs) loads with the first document opened, not with the lists.
+const PrdEditor = lazy(() => import('../editor/PrdEditor').then((m) => ({ default: m.PrdEditor })));
+
+/** One document: its title, and for a PRD the live editor. */
 export function DocumentPage() {
   const { ws = '', id = '' } = useParams();
+  const me = useMe();
   const doc = useQuery({
     queryKey: ['document', id],
     queryFn: () => unwrap(api.GET('/api/v1/documents/{id}', { params: { path: { id } } })),
   });
+  if (doc.isError) return <Problem error={doc.error} retry={() => doc.refetch()} />;
+  return (
+    <main className="page wide">
+      <nav className="crumbs" aria-label="Breadcrumb">
+        <Link to={`/w/${ws}`}>Documents</Link>
+        <span aria-hidden>/</span>
+        <span>{doc.data?.title || 'Untitled'}</span>
+      </nav>
+      {doc.data && (
+        <header className="document-header">
+          <Title key={doc.data.revision} doc={doc.data} />
+          <p className="muted">
+            <span className={`badge kind-${doc.data.kind}`}>{kindLabel(doc.data.kind)}</span> · changed{' '}
+            {ago(doc.data.updated_at)}
+          </p>
+        </header>
+      )}
+      {doc.data?.kind === 'prd' && me.data ? (
+        <Suspense fallback={<p className="muted">Opening the editor…</p>}>
+          <PrdEditor docId={id} userId={me.data.id} userName={me.data.name} />
+        </Suspense>
+      ) : (
+        doc.data && <TextView id={id} />
+      )}
+    </main>
+  );
+}
+
+/** The title, renamed in place: Enter or leaving the field saves, Escape puts it back. */
+function Title({ doc }: { doc: Document }) {
+  const [title, setTitle] = useState(doc.title);
+  const client = useQueryClient();
+  const rename = useMutation({
+    mutationFn: (t: string) =>
+      unwrap(
+        api.PATCH('/api/v1/documents/{id}', {
+          params: { path: { id: doc.id }, header: { 'If-Match': `"r${doc.revision}"` } },
+          body: { title: t },
+        }),
+      ),
+    onSuccess: (d) => client.setQueryData(['document', doc.id], d),
+    onError: () => client.invalidateQueries({ queryKey: ['document', doc.id] }),
+  });
+  const save = () => {
+    const t = title.trim();
+    if (t && t !== doc.title) rename.mutate(t);
+    else setTitle(doc.title);
+  };
+  return (
+    <div>
+      <label className="sr-only" htmlFor="document-title">
+        Title
+      </label>
+      <input
+        id="document-title"
+        className="title-input"
+        value={title}
+        maxLength={500}
+        onChange={(e) => setTitle(e.target.value)}
+        onBlur={save}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter') e.currentTarget.blur();
+          if (e.key === 'Escape') {
+            setTitle(doc.title);
+            e.currentTarget.blur();
+          }
+        }}
+      />
+      {rename.isError && (
+        <p className="error" role="alert">
+          {rename.error.message}
+        </p>
+      )}
+    </div>
+  );
+}
+
+/** Kinds without their own editor yet: the content as text. */
+function TextView({ id }: { id: string }) {
   const content = useQuery({
     queryKey: ['document-text', id],
     queryFn: async () => {
@@ -20,32 +105,7 @@ export function DocumentPage() {
       if (!response.ok) throw new Error(`Quire answered ${response.status} for this document's content.`);
       return response.text();
     },
-    enabled: doc.isSuccess,
   });
-  if (doc.isError) return <Problem error={doc.error} retry={() => doc.refetch()} />;
-  return (
-    <main className="page">
-      <nav className="crumbs" aria-label="Breadcrumb">
-        <Link to={`/w/${ws}`}>Documents</Link>
-        <span aria-hidden>/</span>
-        <span>{doc.data?.title}</span>
-      </nav>
-      <header className="page-header">
-        <div>
-          <h1>{doc.data?.title || 'Untitled'}</h1>
-          {doc.data && (
-            <p className="muted">
-              <span className={`badge kind-${doc.data.kind}`}>{kindLabel(doc.data.kind)}</span> · changed{' '}
-              {ago(doc.data.updated_at)}
-            </p>
-          )}
-        </div>
-      </header>
-      {content.isError ? (
-        <Problem error={content.error} retry={() => content.refetch()} />
-      ) : (
-        <article className="document-text">{content.data || <span className="muted">This document is empty.</span>}</article>
-      )}
-    </main>
-  );
+  if (content.isError) return <Problem error={content.error} retry={() => content.refetch()} />;
+  return <article className="document-text">{content.data || <span className="muted">This document is empty.</span>}</article>;
 }

@@ -1,0 +1,200 @@
+import { useEffect, useMemo, useSyncExternalStore } from 'react';
+import { EditorContent, useEditor, useEditorState, type Editor } from '@tiptap/react';
+import StarterKit from '@tiptap/starter-kit';
+import Collaboration from '@tiptap/extension-collaboration';
+import CollaborationCaret from '@tiptap/extension-collaboration-caret';
+import { TableKit } from '@tiptap/extension-table';
+import { TaskItem, TaskList } from '@tiptap/extension-list';
+import Image from '@tiptap/extension-image';
+import { useStore } from 'zustand';
+import { collabFor, retain, type Collab, type Peer, type SaveState } from './collab';
+import { Toolbar } from './Toolbar';
+
+/** A PRD, edited together live: the text, who is here, where each is, and its outline. */
+export function PrdEditor({ docId, userId, userName }: { docId: string; userId: string; userName: string }) {
+  // One connection per document and user, closed soon after the page leaves it.
+  const collab = useMemo(() => collabFor(docId, { id: userId, name: userName }), [docId, userId, userName]);
+  useEffect(() => retain(collab), [collab]);
+  return <LiveEditor key={docId} collab={collab} />;
+}
+
+function LiveEditor({ collab }: { collab: Collab }) {
+  const editor = useEditor(
+    {
+      extensions: [
+        // Undo and redo are the collaboration's own (each person undoes only their changes);
+        // underline has no Markdown, which PRDs are written to and read from.
+        StarterKit.configure({ undoRedo: false, underline: false, link: { openOnClick: false, autolink: true } }),
+        TaskList,
+        TaskItem.configure({ nested: true }),
+        TableKit.configure({ table: { resizable: false } }),
+        Image,
+        Collaboration.configure({ document: collab.doc, field: 'default' }),
+        CollaborationCaret.configure({
+          provider: collab.provider,
+          user: collab.provider.awareness.getLocalState()?.user,
+        }),
+      ],
+      editorProps: { attributes: { class: 'prose', 'aria-label': 'Document text', spellcheck: 'true' } },
+    },
+    [collab],
+  );
+
+  // Where the caret is, for others to see: the heading of the section it is in.
+  useEffect(() => {
+    if (!editor) return;
+    const update = () => {
+      collab.provider.awareness.setLocalStateField('section', sectionAt(editor));
+    };
+    editor.on('selectionUpdate', update);
+    return () => {
+      editor.off('selectionUpdate', update);
+    };
+  }, [editor, collab]);
+
+  const ended = useStore(collab.status, (s) => s.ended);
+  useEffect(() => {
+    editor?.setEditable(!ended);
+  }, [editor, ended]);
+
+  return (
+    <div className="editor-layout">
+      <div className="editor-main">
+        <div className="editor-bar">
+          {editor && <Toolbar editor={editor} />}
+          <div className="editor-bar-end">
+            <Presence collab={collab} />
+            <SaveBadge collab={collab} />
+          </div>
+        </div>
+        {ended && (
+          <p className="error" role="alert">
+            {ended}
+          </p>
+        )}
+        <EditorContent editor={editor} className="editor-page" />
+      </div>
+      {editor && <Outline editor={editor} />}
+    </div>
+  );
+}
+
+/** The heading text of the section the selection is in ('' before the first heading). */
+export function sectionAt(editor: Editor): string {
+  const { from } = editor.state.selection;
+  let section = '';
+  editor.state.doc.forEach((node, offset) => {
+    if (offset <= from && node.type.name === 'heading') section = node.textContent;
+  });
+  return section;
+}
+
+const saveWords: Record<SaveState, string> = {
+  loading: 'Loading…',
+  saved: 'Saved',
+  saving: 'Saving…',
+  offline: 'Offline — changes kept on this device',
+  ended: 'Not connected',
+};
+
+function SaveBadge({ collab }: { collab: Collab }) {
+  const save = useStore(collab.status, (s) => s.save);
+  return (
+    <span className={`save-state save-${save}`} role="status" aria-live="polite" data-state={save}>
+      {saveWords[save]}
+    </span>
+  );
+}
+
+/** The people on this document now (one entry per person, however many tabs). */
+function usePeers(collab: Collab): Peer[] {
+  const awareness = collab.provider.awareness;
+  const snapshot = useSyncExternalStore(
+    (notify) => {
+      awareness.on('change', notify);
+      return () => awareness.off('change', notify);
+    },
+    () => awarenessKey(awareness.getStates()),
+  );
+  return useMemo(() => {
+    void snapshot;
+    const byUser = new Map<string, Peer>();
+    awareness.getStates().forEach((state, clientId) => {
+      const u = state.user as { id?: string; name?: string; color?: string } | undefined;
+      if (!u?.id) return;
+      const peer = { clientId, id: u.id, name: u.name ?? 'Someone', color: u.color ?? '#888', section: state.section as string | undefined };
+      if (clientId === awareness.clientID || !byUser.has(u.id)) byUser.set(u.id, peer);
+    });
+    return [...byUser.values()].sort((a, b) => (a.clientId === awareness.clientID ? -1 : b.clientId === awareness.clientID ? 1 : a.name.localeCompare(b.name)));
+  }, [snapshot, awareness]);
+}
+
+function awarenessKey(states: Map<number, Record<string, unknown>>): string {
+  const parts: string[] = [];
+  states.forEach((s, id) => {
+    const u = s.user as { id?: string; name?: string } | undefined;
+    parts.push(`${id}:${u?.id}:${u?.name}:${s.section ?? ''}`);
+  });
+  return parts.sort().join('|');
+}
+
+function Presence({ collab }: { collab: Collab }) {
+  const peers = usePeers(collab);
+  const me = collab.provider.awareness.clientID;
+  return (
+    <ul className="presence" aria-label="People on this document">
+      {peers.map((p) => {
+        const where = p.section ? `editing “${p.section}”` : 'here';
+        const label = p.clientId === me ? `${p.name} (you)` : `${p.name}, ${where}`;
+        return (
+          <li key={p.id} title={label} aria-label={label} className="presence-person" style={{ background: p.color }}>
+            {initials(p.name)}
+          </li>
+        );
+      })}
+    </ul>
+  );
+}
+
+export function initials(name: string): string {
+  const words = name.trim().split(/\s+/).filter(Boolean);
+  return ((words[0]?.[0] ?? '?') + (words.length > 1 ? (words[words.length - 1]?.[0] ?? '') : '')).toUpperCase();
+}
+
+/** The document's headings, to jump to; and who is in each section now. */
+function Outline({ editor }: { editor: Editor }) {
+  const headings = useEditorState({
+    editor,
+    selector: ({ editor: e }) => {
+      const list: { level: number; text: string; pos: number }[] = [];
+      e.state.doc.forEach((node, offset) => {
+        if (node.type.name === 'heading') list.push({ level: node.attrs.level as number, text: node.textContent, pos: offset });
+      });
+      return list;
+    },
+    equalityFn: (a, b) => JSON.stringify(a) === JSON.stringify(b),
+  });
+  return (
+    <nav className="outline" aria-label="Outline">
+      <h2>Outline</h2>
+      {headings.length === 0 ? (
+        <p className="muted small-text">Headings you write appear here.</p>
+      ) : (
+        <ul>
+          {headings.map((h) => (
+            <li key={h.pos} style={{ paddingLeft: `${(h.level - 1) * 0.75}rem` }}>
+              <button
+                className="link-button"
+                onClick={() => {
+                  editor.chain().focus().setTextSelection(h.pos + 1).scrollIntoView().run();
+                }}
+              >
+                {h.text || 'Untitled section'}
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+    </nav>
+  );
+}
