@@ -461,8 +461,13 @@ pub fn from_markdown(md: &str) -> Value {
     };
     let options = Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH;
     let mut in_head = false;
+    // HTML is not kept; the parser gives an HTML block's indentation as text of its own.
+    let mut in_html = false;
     for event in Parser::new_ext(md, options) {
         match event {
+            Event::Start(Tag::HtmlBlock) => in_html = true,
+            Event::End(TagEnd::HtmlBlock) => in_html = false,
+            _ if in_html => {}
             Event::Start(tag) => {
                 let node = match tag {
                     Tag::Paragraph => Some(json!({"type": "paragraph"})),
@@ -771,6 +776,12 @@ mod tests {
             let once = to_markdown(&from_markdown(md));
             assert_eq!(to_markdown(&from_markdown(&once)), once, "{md:?}");
         }
+        // An indented HTML block between two lists (found by fuzzing): its indentation was
+        // read as text outside any paragraph.
+        let around_html = from_markdown("* b\n <p\n\n*\nx\n");
+        assert!(around_html["content"].as_array().unwrap().iter().all(|b| b["type"] != "text"), "{around_html}");
+        let once = to_markdown(&around_html);
+        assert_eq!(to_markdown(&from_markdown(&once)), once);
         let empty = from_markdown("-\n");
         assert_eq!(empty["content"][0]["type"], "bulletList");
         assert_eq!(to_markdown(&empty), "-\n");
