@@ -206,6 +206,10 @@ fn inline(nodes: &[Value]) -> String {
     let nodes = &flanking_safe(nodes)[..];
     let mut out = String::new();
     let mut open: Vec<Mark> = Vec::new();
+    // The last code span: where it starts in `out`, where it ends, and its text. Two spans
+    // written back to back would read back as one (their backtick runs join), so a span that
+    // follows another directly is written as one with it.
+    let mut last_code: Option<(usize, usize, String)> = None;
     for n in nodes {
         match n["type"].as_str() {
             Some("text") => {
@@ -236,7 +240,20 @@ fn inline(nodes: &[Value]) -> String {
                     out.push_str(mark.opening());
                     open.push(mark.clone());
                 }
-                out.push_str(&if code { code_span(body) } else { escape(body) });
+                if code {
+                    let joined = match last_code.take() {
+                        Some((start, end, before)) if end == out.len() => {
+                            out.truncate(start);
+                            before + body
+                        }
+                        _ => body.to_string(),
+                    };
+                    let start = out.len();
+                    out.push_str(&code_span(&joined));
+                    last_code = Some((start, out.len(), joined));
+                } else {
+                    out.push_str(&escape(body));
+                }
                 out.push_str(&escape(trail));
             }
             Some("hardBreak") => {
@@ -776,6 +793,16 @@ mod tests {
             let once = to_markdown(&from_markdown(md));
             assert_eq!(to_markdown(&from_markdown(&once)), once, "{md:?}");
         }
+        // Code spans side by side (found by fuzzing): their backtick runs joined into one.
+        for md in ["``\u{1b}``_`_`_", "`a``b`", "*`a`*`b`"] {
+            let once = to_markdown(&from_markdown(md));
+            assert_eq!(to_markdown(&from_markdown(&once)), once, "{md:?}");
+        }
+        let spans = json!({"type": "doc", "content": [{"type": "paragraph", "content": [
+            {"type": "text", "text": "a", "marks": [{"type": "code"}]},
+            {"type": "text", "text": "b", "marks": [{"type": "bold"}, {"type": "code"}]}]}]});
+        let md = to_markdown(&spans);
+        assert_eq!(to_markdown(&from_markdown(&md)), md, "{md:?}");
         // An indented HTML block between two lists (found by fuzzing): its indentation was
         // read as text outside any paragraph.
         let around_html = from_markdown("* b\n <p\n\n*\nx\n");
