@@ -30,7 +30,11 @@ async function check(name, f) {
   console.log(`ok - ${name}`);
 }
 const newDocument = () => page.getByRole('form', { name: 'New document' });
-const shot = (name, p = page) => p.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+/** A full-page screenshot, taken from the top (sticky bars drawn where they belong). */
+const shot = async (name, p = page) => {
+  await p.evaluate(() => window.scrollTo(0, 0));
+  await p.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+};
 const expectVisible = (locator, what) => locator.first().waitFor({ state: 'visible', timeout: 10_000 }).catch(() => {
   throw new Error(`${what} is not shown`);
 });
@@ -122,6 +126,94 @@ try {
     await serverHas('- [ ] Measure the current time');
     await expectVisible(page.locator('.outline').getByRole('button', { name: 'Goals' }), 'the heading in the outline');
     await shot('editor');
+  });
+
+  await check('every kind of block and mark the toolbar makes reaches the server', async () => {
+    const prompts = ['https://example.com/spec', '/favicon.svg'];
+    const answer = (d) => d.accept(prompts.shift());
+    page.on('dialog', answer);
+    const tool = (name) => page.getByRole('toolbar', { name: 'Formatting' }).getByRole('button', { name, exact: true }).click();
+    await editorOf(page).locator('li', { hasText: 'Measure the current time' }).click();
+    await page.keyboard.press('End');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Enter'); // out of the task list
+    await tool('Heading 2');
+    await page.keyboard.type('Design');
+    await page.keyboard.press('Enter');
+    await tool('Bold');
+    await page.keyboard.type('Bold');
+    await tool('Bold');
+    await page.keyboard.type(' and ');
+    await tool('Italic');
+    await page.keyboard.type('italic');
+    await tool('Italic');
+    await page.keyboard.type(' and ');
+    await tool('Strikethrough');
+    await page.keyboard.type('gone');
+    await tool('Strikethrough');
+    await page.keyboard.type(' and ');
+    await tool('Code');
+    await page.keyboard.type('code()');
+    await tool('Code');
+    await page.keyboard.type(' and the ');
+    await page.keyboard.type('spec');
+    await page.keyboard.press('Shift+ArrowLeft');
+    await page.keyboard.press('Shift+ArrowLeft');
+    await page.keyboard.press('Shift+ArrowLeft');
+    await page.keyboard.press('Shift+ArrowLeft');
+    await tool('Link');
+    await page.keyboard.press('End');
+    await page.keyboard.press('Enter');
+    await tool('Bullet list');
+    await page.keyboard.type('One');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('Nested');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Enter');
+    await tool('Numbered list');
+    await page.keyboard.type('First');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Enter');
+    await tool('Quote');
+    await page.keyboard.type('Customers leave at the card form.');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Enter');
+    await tool('Code block');
+    await page.keyboard.type('select 1;');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Enter');
+    await tool('Divider');
+    await tool('Image');
+    await page.keyboard.press('Enter'); // a paragraph after the selected image
+    await tool('Table');
+    await page.keyboard.type('Step');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('Seconds');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('Card form');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('41');
+    await savedIn(page);
+    page.off('dialog', answer);
+    for (const md of [
+      '## Design',
+      '**Bold** and *italic* and ~~gone~~ and `code()` and the [spec](https://example.com/spec)',
+      '- One\n  - Nested',
+      '1. First',
+      '> Customers leave at the card form.',
+      '```\nselect 1;\n```',
+      '___',
+      '![](/favicon.svg)',
+      '| Step | Seconds |',
+      '| Card form | 41 |',
+    ]) {
+      await serverHas(md);
+    }
+    await shot('editor-formatting');
   });
 
   // A teammate, in a browser of their own.
