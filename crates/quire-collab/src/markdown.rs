@@ -85,7 +85,7 @@ impl Mark {
 
     fn closing(&self) -> String {
         match self {
-            Mark::Link(href) => format!("]({href})"),
+            Mark::Link(href) => format!("]({})", destination(href)),
             other => other.opening().to_string(),
         }
     }
@@ -281,10 +281,34 @@ fn inline(nodes: &[Value]) -> String {
 
 fn image(node: &Value) -> String {
     let attr = |k: &str| node["attrs"][k].as_str().unwrap_or_default();
+    let src = destination(attr("src"));
     match attr("title") {
-        "" => format!("![{}]({})", attr("alt"), attr("src")),
-        title => format!("![{}]({} \"{}\")", attr("alt"), attr("src"), title.replace('"', "\\\"")),
+        "" => format!("![{}]({src})", attr("alt")),
+        title => format!("![{}]({src} \"{}\")", attr("alt"), title.replace('"', "\\\"")),
     }
+}
+
+/// A link's or image's address as a Markdown destination that reads back as the same
+/// address: backslashes, parentheses and angle brackets escaped; whitespace and control
+/// characters, which a destination cannot hold, percent-encoded (as in a URL).
+fn destination(href: &str) -> String {
+    let mut out = String::with_capacity(href.len());
+    for c in href.chars() {
+        match c {
+            '\\' | '(' | ')' | '<' | '>' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_whitespace() || c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// One table row in Markdown: the cells' text, pipes escaped.
@@ -792,6 +816,19 @@ mod tests {
         ] {
             let once = to_markdown(&from_markdown(md));
             assert_eq!(to_markdown(&from_markdown(&once)), once, "{md:?}");
+        }
+        // Addresses with backslashes, parentheses, spaces and line breaks (found by fuzzing:
+        // each round halved the backslashes).
+        for href in ["}\\\\sZ", "a(b)c", "has space", "line\nbreak", "<x>"] {
+            let doc = json!({"type": "doc", "content": [{"type": "paragraph", "content": [
+                {"type": "text", "text": "t", "marks": [{"type": "link", "attrs": {"href": href}}]},
+                {"type": "image", "attrs": {"src": href, "alt": "i"}}]}]});
+            let md = to_markdown(&doc);
+            let back = from_markdown(&md);
+            let expected = href.replace(' ', "%20").replace('\n', "%0A");
+            assert_eq!(back["content"][0]["content"][0]["marks"][0]["attrs"]["href"], expected.as_str(), "{md:?}");
+            assert_eq!(back["content"][0]["content"][1]["attrs"]["src"], expected.as_str(), "{md:?}");
+            assert_eq!(to_markdown(&back), md);
         }
         // Code spans side by side (found by fuzzing): their backtick runs joined into one.
         for md in ["``\u{1b}``_`_`_", "`a``b`", "*`a`*`b`"] {
