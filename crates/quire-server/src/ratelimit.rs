@@ -95,7 +95,8 @@ pub struct RateLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
-            default: parse_windows("100/min,1000/h,10000/day").expect("valid"),
+            // A person working in the web app all day makes thousands of calls.
+            default: parse_windows("300/min,6000/h,60000/day").expect("valid"),
             auth: parse_windows("20/min,200/h,2000/day").expect("valid"),
             ai: parse_windows("20/min,200/h,1000/day").expect("valid"),
         }

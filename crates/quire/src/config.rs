@@ -180,7 +180,7 @@ pub struct ServeArgs {
     #[arg(long, env = "QUIRE_CORS_ORIGINS", value_name = "ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
     /// Request limits per caller for most routes, COUNT/UNIT comma-separated (units s, min,
-    /// h, day), or off [default: 100/min,1000/h,10000/day]
+    /// h, day), or off [default: 300/min,6000/h,60000/day]
     #[arg(long, env = "QUIRE_RATE_LIMIT_DEFAULT", value_name = "LIMITS")]
     pub rate_limit_default: Option<String>,
     /// Limits per address for sign-up, sign-in and refresh [default: 20/min,200/h,2000/day]

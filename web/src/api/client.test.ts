@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, readCookie, refreshSession, sentence, unwrap } from './client';
+import { ApiError, readCookie, refreshSession, retryDelay, sentence, shouldRetry, unwrap } from './client';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -56,5 +56,24 @@ describe('sentence', () => {
     expect(sentence('an account with this email exists; sign in instead')).toBe('An account with this email exists; sign in instead.');
     expect(sentence('Done!')).toBe('Done!');
     expect(sentence('')).toBe('');
+  });
+});
+
+describe('retries', () => {
+  it('waits out a rate limit as the server says, then asks again', async () => {
+    const response = new Response('', { status: 429, headers: { 'retry-after': '7' } });
+    const error = { error: { code: 'rate_limited', message: 'rate limit of 300 requests reached; retry in 7 s' } };
+    const thrown = (await unwrap(Promise.resolve({ error, response })).catch((e) => e)) as ApiError;
+    expect(thrown.retryAfter).toBe(7);
+    expect(shouldRetry(0, thrown)).toBe(true);
+    expect(shouldRetry(3, thrown)).toBe(false);
+    expect(retryDelay(0, thrown)).toBe(7000);
+  });
+  it('does not ask again what will not change', () => {
+    expect(shouldRetry(0, new ApiError(404, 'not_found', 'x'))).toBe(false);
+    expect(shouldRetry(0, new ApiError(403, 'forbidden', 'x'))).toBe(false);
+    expect(shouldRetry(0, new ApiError(502, 'upstream', 'x'))).toBe(true);
+    expect(shouldRetry(0, new ApiError(0, 'network', 'x'))).toBe(true);
+    expect(retryDelay(1, new ApiError(502, 'upstream', 'x'))).toBe(2000);
   });
 });

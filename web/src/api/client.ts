@@ -15,12 +15,15 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly field?: string;
-  constructor(status: number, code: string, message: string, field?: string) {
+  /** Seconds to wait before asking again (a 429's or 503's `Retry-After`). */
+  readonly retryAfter?: number;
+  constructor(status: number, code: string, message: string, field?: string, retryAfter?: number) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.field = field;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -109,8 +112,26 @@ export async function unwrap<T>(call: Promise<{ data?: T; error?: unknown; respo
   const { data, error, response } = result;
   if (error !== undefined || !response.ok) {
     const detail = (error as { error?: { code?: string; message?: string; field?: string } } | undefined)?.error;
-    if (detail?.message) throw new ApiError(response.status, detail.code ?? 'error', sentence(detail.message), detail.field);
+    const wait = Number(response.headers.get('retry-after'));
+    const retryAfter = Number.isFinite(wait) && wait > 0 ? wait : undefined;
+    if (detail?.message) {
+      throw new ApiError(response.status, detail.code ?? 'error', sentence(detail.message), detail.field, retryAfter);
+    }
     throw new ApiError(response.status, 'http_' + response.status, `The server answered ${response.status}.`);
   }
   return data as T;
+}
+
+/** Whether a failed query is worth asking again: network trouble, 5xx, and a 429 (after
+ * its Retry-After); other 4xx answers will not change. */
+export function shouldRetry(count: number, error: unknown): boolean {
+  if (!(error instanceof ApiError)) return count < 2;
+  if (error.status === 429) return count < 3;
+  return (error.status === 0 || error.status >= 500) && count < 2;
+}
+
+/** How long to wait before the next try: the server's Retry-After, else a short backoff. */
+export function retryDelay(count: number, error: unknown): number {
+  if (error instanceof ApiError && error.retryAfter) return Math.min(error.retryAfter, 60) * 1000;
+  return Math.min(1000 * 2 ** count, 10_000);
 }

@@ -129,27 +129,13 @@ export function Documents() {
           <span className="sr-only">Search by title</span>
           <input type="search" placeholder="Search by title" value={search} onChange={(e) => setSearch(e.target.value)} />
         </label>
-        <label>
-          <span className="sr-only">Kind</span>
-          <select value={kind} onChange={(e) => set('kind', e.target.value)}>
-            <option value="">All kinds</option>
-            {kinds.map((k) => (
-              <option key={k.kind} value={k.kind}>
-                {k.label}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          <span className="sr-only">Sort</span>
-          <select value={sort} onChange={(e) => set('sort', e.target.value)}>
-            {sorts.map((s) => (
-              <option key={s.value} value={s.value}>
-                {s.label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Choice
+          label="Kind"
+          value={kind}
+          options={[{ value: '', label: 'All kinds' }, ...kinds.map((k) => ({ value: k.kind, label: k.label }))]}
+          onChange={(v) => set('kind', v)}
+        />
+        <Choice label="Sort" value={sort} options={sorts} onChange={(v) => set('sort', v)} />
       </div>
 
       {documents.isError ? (
@@ -232,6 +218,22 @@ export function Documents() {
         </button>
       </nav>
     </main>
+  );
+}
+
+/** A drop-down with a label for screen readers only. */
+function Choice(props: { label: string; value: string; options: { value: string; label: string }[]; onChange: (v: string) => void }) {
+  return (
+    <label>
+      <span className="sr-only">{props.label}</span>
+      <select value={props.value} onChange={(e) => props.onChange(e.target.value)}>
+        {props.options.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 
