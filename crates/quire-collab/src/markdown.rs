@@ -136,7 +136,10 @@ fn is_punctuation(c: char) -> bool {
 fn flanking_safe(nodes: &[Value]) -> Vec<Value> {
     const DELIMITED: [&str; 3] = ["bold", "italic", "strike"];
     let text = |n: &Value| (n["type"] == "text").then(|| n["text"].as_str().unwrap_or_default().to_string());
-    let blocks = |c: Option<char>| c.is_some_and(|c| !c.is_whitespace() && !is_punctuation(c));
+    // Only ASCII punctuation is surely punctuation to the reader: which other characters are
+    // (Unicode's P and S categories) is not known here, and one it takes for a letter (an
+    // unassigned code point, found by fuzzing) blocks a delimiter as a letter does.
+    let blocks = |c: Option<char>| c.is_some_and(|c| !c.is_whitespace() && !c.is_ascii_punctuation());
     let mut out: Vec<Value> = nodes.to_vec();
     let mut i = 0;
     while i < out.len() {
@@ -830,6 +833,11 @@ mod tests {
             assert_eq!(back["content"][0]["content"][1]["attrs"]["src"], expected.as_str(), "{md:?}");
             assert_eq!(to_markdown(&back), md);
         }
+        // A mark's punctuation against a character that is not known to be punctuation (an
+        // unassigned code point, found by fuzzing) goes outside the mark as against a letter.
+        let unknown = marked(&[("x\u{bde}", &[]), ("'in", &["italic"])]);
+        let md = to_markdown(&unknown);
+        assert_eq!(to_markdown(&from_markdown(&md)), md, "{md:?}");
         // Code spans side by side (found by fuzzing): their backtick runs joined into one.
         for md in ["``\u{1b}``_`_`_", "`a``b`", "*`a`*`b`"] {
             let once = to_markdown(&from_markdown(md));
