@@ -221,30 +221,57 @@ try {
   const page2 = await grace.newPage();
   page2.on('pageerror', (e) => problems.push(`page error (second browser): ${e.message}`));
 
-  await check('a teammate opens the same PRD and sees the text', async () => {
-    const ws = new URL(workspace).pathname.split('/')[2];
-    await page2.goto(base + '/signup');
+  await check('an invitation made in the settings brings a teammate in with her role', async () => {
+    await page.goto(workspace);
+    await page.getByRole('link', { name: 'Members and keys' }).click();
+    await expectVisible(page.getByRole('heading', { name: /settings$/ }), 'the settings page');
+    const invitations = page.getByRole('region', { name: 'Invitations' });
+    await invitations.getByPlaceholder('Email (optional)').fill('grace@example.com');
+    await invitations.getByLabel('Role for the invitee').selectOption({ label: 'Editor' });
+    await invitations.getByRole('button', { name: 'Create invitation' }).click();
+    const link = await invitations.getByLabel('Invitation link:').inputValue();
+    if (!link.includes('/join?token=')) throw new Error(`the invitation link is ${link}`);
+    await expectVisible(invitations.getByText('grace@example.com'), 'the open invitation');
+    await shot('settings');
+    await page2.goto(link);
+    await page2.getByRole('link', { name: 'Create an account to join' }).click();
     await page2.getByLabel('Name').fill('Grace Hopper');
     await page2.getByLabel('Email').fill('grace@example.com');
     await page2.getByLabel('Password').fill('correct horse battery');
     await page2.getByRole('button', { name: 'Create account' }).click();
-    // Not the first account: no workspace of her own yet.
-    await expectVisible(page2.getByRole('heading', { name: 'No workspace yet' }), 'the word on having no workspace');
-    const graceId = await page2.evaluate(async () => (await (await fetch('/api/v1/me')).json()).user.id);
-    // Ada makes Grace an editor of her workspace.
-    const status = await page.evaluate(async ([ws, user]) => {
-      const csrf = document.cookie.split('; ').find((c) => c.startsWith('quire_csrf='))?.split('=')[1] ?? '';
-      const r = await fetch(`/api/v1/workspaces/${ws}/members/${user}`, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
-        body: JSON.stringify({ role: 'editor' }),
-      });
-      return r.status;
-    }, [ws, graceId]);
-    if (status >= 300) throw new Error(`adding Grace answered ${status}`);
+    // She lands in the workspace she was invited to.
+    await page2.waitForURL(new RegExp(new URL(workspace).pathname + '$'));
+    await expectVisible(page2.getByRole('link', { name: 'Checkout redesign' }), "the workspace's documents");
+    await page.reload();
+    const row = page.getByRole('region', { name: 'Members' }).getByRole('row', { name: /Grace Hopper/ });
+    await expectVisible(row, 'Grace among the members');
+    const role = await row.getByLabel('Role of Grace Hopper').inputValue();
+    if (role !== 'editor') throw new Error(`Grace joined as ${role}`);
+  });
+
+  await check('an API key is shown once, works, and stops working when revoked', async () => {
+    await page.goto(workspace + '/settings');
+    const keys = page.getByRole('region', { name: 'API keys' });
+    await keys.getByPlaceholder('Key name, e.g. CI pipeline').fill('CI pipeline');
+    await keys.getByRole('button', { name: 'Create key' }).click();
+    const secret = await keys.getByLabel('New API key:').inputValue();
+    if (!secret.startsWith('qk_')) throw new Error(`the key reads ${secret}`);
+    const me = (key) => fetch(base + '/api/v1/me', { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status);
+    if ((await me(secret)) !== 200) throw new Error('the new key is refused');
+    await keys.getByRole('button', { name: 'Done' }).click();
+    if (await keys.getByLabel('New API key:').count()) throw new Error('the secret is still shown');
+    await keys.getByRole('button', { name: 'Revoke the key CI pipeline' }).click();
+    await keys.getByText('CI pipeline').waitFor({ state: 'detached', timeout: 10_000 });
+    if ((await me(secret)) !== 401) throw new Error('the revoked key still works');
+    await page.goto(prd);
+  });
+
+  await check('a teammate opens the same PRD and sees the text', async () => {
     await page2.goto(prd);
     await expectVisible(page2.locator('.prose h1', { hasText: 'Goals' }), 'the heading Ada typed');
     await savedIn(page2);
+    await page.goto(prd);
+    await savedIn(page);
   });
 
   await check('each sees the other in the presence bar and at their caret', async () => {

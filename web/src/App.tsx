@@ -7,6 +7,7 @@ import { Problem } from './components/Problem';
 import { AuthScreen } from './screens/Auth';
 import { Documents } from './screens/Documents';
 import { DocumentPage } from './screens/DocumentPage';
+import { Join, Settings } from './screens/Settings';
 import { meKey, safeNext, useMe } from './session';
 
 /** Signed-in screens: anyone else goes to sign in, and comes back here after. */
@@ -73,6 +74,8 @@ function NotFound() {
 }
 
 const router = createBrowserRouter([
+  // An invitation link works signed in or not.
+  { path: '/join', element: <Join /> },
   {
     element: <GuestOnly />,
     children: [
@@ -89,6 +92,7 @@ const router = createBrowserRouter([
           { path: '/', element: <Home /> },
           { path: '/w/:ws', element: <Documents /> },
           { path: '/w/:ws/d/:id', element: <DocumentPage /> },
+          { path: '/w/:ws/settings', element: <Settings /> },
           { path: '*', element: <NotFound /> },
         ],
       },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { safeNext } from './session';
-import { ago } from './screens/Documents';
+import { ago, until } from './screens/Documents';
 
 describe('safeNext', () => {
   it('keeps paths of this app', () => {
@@ -24,5 +24,15 @@ describe('ago', () => {
   });
   it('gives the date beyond a week', () => {
     expect(ago('2026-10-01T12:00:00Z', now)).toMatch(/2026/);
+  });
+});
+
+describe('until', () => {
+  const now = Date.parse('2026-12-03T12:00:00Z');
+  it('says how long until a time to come', () => {
+    expect(until('2026-12-10T12:00:00Z', now)).toBe('in 7 days');
+    expect(until('2026-12-03T17:00:00Z', now)).toBe('in 5 hours');
+    expect(until('2026-12-03T12:01:00Z', now)).toBe('in 1 minute');
+    expect(until('2026-12-03T11:00:00Z', now)).toBe('now');
   });
 });

@@ -57,6 +57,13 @@ fn escape_line_start(line: &str) -> String {
     }
 }
 
+/// Whether `line` reads as a thematic break: three or more of one of `-`, `*`, `_`, with
+/// nothing but spaces and tabs between.
+fn is_thematic_break(line: &str) -> bool {
+    let marks: Vec<char> = line.chars().filter(|c| !matches!(c, ' ' | '\t')).collect();
+    marks.len() >= 3 && ['-', '*', '_'].iter().any(|m| marks.iter().all(|c| c == m))
+}
+
 /// A list item's marker with nothing after it (`-`, `*`, `1.`, `1)`): an empty item.
 fn is_marker_alone(line: &str) -> bool {
     let digits = line.bytes().take_while(u8::is_ascii_digit).count();
@@ -412,10 +419,20 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str, alternate: bool) {
                     }
                     joined.push_str(text);
                 }
+                // An item that opens with a nested list on its marker's line may spell a
+                // thematic break (`- - -`, found by fuzzing): its content then starts on the
+                // next line (an item may begin with one blank line).
+                if is_thematic_break(&format!("{marker}{}", joined.lines().next().unwrap_or_default())) {
+                    joined.insert(0, '\n');
+                }
                 let text = joined
                     .lines()
                     .enumerate()
-                    .map(|(j, l)| if j == 0 { format!("{prefix}{marker}{l}") } else { format!("{prefix}{pad}{l}") })
+                    .map(|(j, l)| match (j, l.is_empty()) {
+                        (0, true) => format!("{prefix}{}", marker.trim_end()),
+                        (0, false) => format!("{prefix}{marker}{l}"),
+                        _ => format!("{prefix}{pad}{l}"),
+                    })
                     .collect::<Vec<_>>()
                     .join("\n");
                 items.push(text);
@@ -852,6 +869,14 @@ mod tests {
             italic("x \u{3}"), {"type": "hardBreak"}, italic("eb "), {"type": "hardBreak"}, italic("e \u{3}#")]}]});
         let md = to_markdown(&heading);
         assert_eq!(to_markdown(&from_markdown(&md)), md, "{md:?}");
+        // Lists nested on their items' first lines that spelled a rule (found by fuzzing).
+        for md in ["\n -\n \t-  -", "- - -\n", "* * *\n", "- * -\n"] {
+            let once = to_markdown(&from_markdown(md));
+            assert_eq!(to_markdown(&from_markdown(&once)), once, "{md:?} was written {once:?}");
+        }
+        let nested = from_markdown("-\n  - -\n");
+        assert_eq!(nested["content"][0]["type"], "bulletList", "{nested}");
+        assert_eq!(to_markdown(&nested), "-\n  - -\n");
         // Code spans side by side (found by fuzzing): their backtick runs joined into one.
         for md in ["``\u{1b}``_`_`_", "`a``b`", "*`a`*`b`"] {
             let once = to_markdown(&from_markdown(md));

@@ -35,6 +35,17 @@ export function ago(iso: string, now = Date.now()): string {
   return new Date(iso).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 }
 
+/** "in 3 days", "in 5 hours", for a time to come; "now" for one gone. */
+export function until(iso: string, now = Date.now()): string {
+  const minutes = Math.round((new Date(iso).getTime() - now) / 60_000);
+  if (minutes <= 0) return 'now';
+  if (minutes < 60) return `in ${minutes} minute${minutes === 1 ? '' : 's'}`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 48) return `in ${hours} hour${hours === 1 ? '' : 's'}`;
+  const days = Math.round(hours / 24);
+  return `in ${days} days`;
+}
+
 /** A workspace's documents: search by title, filter by kind, sort, pages, and the trash. */
 export function Documents() {
   const { ws = '' } = useParams();
@@ -112,7 +123,12 @@ export function Documents() {
           <h1>{workspace.data?.name ?? ' '}</h1>
           {workspace.data?.description && <p className="muted">{workspace.data.description}</p>}
         </div>
-        {!trash && <NewDocument ws={ws} onCreated={(d) => navigate(`/w/${ws}/d/${d.id}`)} />}
+        <div className="row">
+          <Link className="button secondary" to={`/w/${ws}/settings`}>
+            Members and keys
+          </Link>
+          {!trash && <NewDocument ws={ws} onCreated={(d) => navigate(`/w/${ws}/d/${d.id}`)} />}
+        </div>
       </header>
 
       <div className="tabs" role="tablist">
