@@ -157,8 +157,11 @@ fn flanking_safe(nodes: &[Value]) -> Vec<Value> {
         let marks = marks_of(&out[i]);
         let names = |n: Option<&Value>| n.map(marks_of).unwrap_or_default();
         let (before, after) = (i.checked_sub(1).and_then(|j| out.get(j)), out.get(i + 1));
-        let prev_char = before.and_then(text).and_then(|t| t.chars().last());
-        let next_char = after.and_then(text).and_then(|t| t.chars().next());
+        // A code span's written edge is its backtick, whatever its text.
+        let is_code = |n: &Value| marks_of(n).iter().any(|m| m == "code");
+        let prev_char =
+            before.and_then(|n| if is_code(n) { Some('`') } else { text(n).and_then(|t| t.chars().last()) });
+        let next_char = after.and_then(|n| if is_code(n) { Some('`') } else { text(n).and_then(|t| t.chars().next()) });
         let closing: Vec<&str> = DELIMITED
             .into_iter()
             .filter(|m| marks.iter().any(|x| x == m) && !names(after).iter().any(|x| x == m))
@@ -183,6 +186,20 @@ fn flanking_safe(nodes: &[Value]) -> Vec<Value> {
             }
             n
         };
+        if is_code(&out[i]) {
+            // A code span cannot move its backtick outside a mark: against a neighbour that
+            // blocks the delimiter, the span is written without that mark (found by fuzzing).
+            if !closing.is_empty() && blocks(next_char) {
+                out[i] = without(&out[i], &closing, &t);
+                continue;
+            }
+            if !opening.is_empty() && blocks(prev_char) {
+                out[i] = without(&out[i], &opening, &t);
+                continue;
+            }
+            i += 1;
+            continue;
+        }
         let tail = t.len() - t.trim_end_matches(is_punctuation).len();
         if !closing.is_empty() && tail > 0 && blocks(next_char) {
             let (body, punct) = t.split_at(t.len() - tail);
@@ -877,6 +894,12 @@ mod tests {
         let nested = from_markdown("-\n  - -\n");
         assert_eq!(nested["content"][0]["type"], "bulletList", "{nested}");
         assert_eq!(to_markdown(&nested), "-\n  - -\n");
+        // A mark opening on a code span right after a character that blocks its delimiter
+        // (found by fuzzing: `*_\0_**`f`\0**\0*`).
+        for md in ["*_\0_**`f`\0**\0*", "x**`f`**", "**`f`**x"] {
+            let once = to_markdown(&from_markdown(md));
+            assert_eq!(to_markdown(&from_markdown(&once)), once, "{md:?} was written {once:?}");
+        }
         // Code spans side by side (found by fuzzing): their backtick runs joined into one.
         for md in ["``\u{1b}``_`_`_", "`a``b`", "*`a`*`b`"] {
             let once = to_markdown(&from_markdown(md));
