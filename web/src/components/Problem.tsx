@@ -35,3 +35,13 @@ export function Problem({ error, retry }: { error: unknown; retry?: () => void }
     </div>
   );
 }
+
+/** A failed action's message, said where the action is; nothing when it did not fail. */
+export function ErrorText({ error }: { error: Error | null }) {
+  if (!error) return null;
+  return (
+    <p className="error" role="alert">
+      {error.message}
+    </p>
+  );
+}

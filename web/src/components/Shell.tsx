@@ -3,7 +3,7 @@ import { NavLink, Outlet, useNavigate } from 'react-router';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap, type Workspace } from '../api/client';
 import { useMe, useSignOut } from '../session';
-import { Problem } from './Problem';
+import { ErrorText, Problem } from './Problem';
 
 export const workspacesKey = ['workspaces'] as const;
 
@@ -105,11 +105,7 @@ function NewWorkspace({ onDone }: { onDone: (w?: Workspace) => void }) {
         onKeyDown={(e) => e.key === 'Escape' && onDone()}
         autoFocus
       />
-      {create.isError && (
-        <p className="error" role="alert">
-          {create.error.message}
-        </p>
-      )}
+      <ErrorText error={create.error} />
       <div className="row">
         <button className="primary small" type="submit" disabled={create.isPending}>
           Create

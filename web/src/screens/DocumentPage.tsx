@@ -2,7 +2,7 @@ import { lazy, Suspense, useState } from 'react';
 import { Link, useParams } from 'react-router';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap, type Document } from '../api/client';
-import { Problem } from '../components/Problem';
+import { ErrorText, Problem } from '../components/Problem';
 import { useMe } from '../session';
 import { ago, kindLabel } from './Documents';
 
@@ -85,11 +85,7 @@ function Title({ doc }: { doc: Document }) {
           }
         }}
       />
-      {rename.isError && (
-        <p className="error" role="alert">
-          {rename.error.message}
-        </p>
-      )}
+      <ErrorText error={rename.error} />
     </div>
   );
 }

@@ -2,7 +2,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router';
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap, type Document, type DocumentKind } from '../api/client';
-import { Problem } from '../components/Problem';
+import { ErrorText, Problem } from '../components/Problem';
 
 export const kinds: { kind: DocumentKind; label: string }[] = [
   { kind: 'prd', label: 'PRD' },
@@ -215,11 +215,7 @@ export function Documents() {
           </tbody>
         </table>
       )}
-      {change.isError && (
-        <p className="error" role="alert">
-          {change.error.message}
-        </p>
-      )}
+      <ErrorText error={change.error} />
       <nav className="pager" aria-label="Pages">
         <button className="secondary small" disabled={cursors.length < 2} onClick={() => setCursors((c) => c.slice(0, -1))}>
           Previous
@@ -297,11 +293,7 @@ function NewDocument({ ws, onCreated }: { ws: string; onCreated: (d: Document) =
           ))}
         </select>
       </label>
-      {create.isError && (
-        <p className="error" role="alert">
-          {create.error.message}
-        </p>
-      )}
+      <ErrorText error={create.error} />
       <div className="row">
         <button className="primary" type="submit" disabled={create.isPending || !title.trim()}>
           Create

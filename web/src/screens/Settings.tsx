@@ -2,7 +2,7 @@ import { useState, type FormEvent, type ReactNode } from 'react';
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap, type Schemas } from '../api/client';
-import { Problem } from '../components/Problem';
+import { ErrorText, Problem } from '../components/Problem';
 import { workspacesKey } from '../components/Shell';
 import { useMe } from '../session';
 import { ago, until } from './Documents';
@@ -136,11 +136,7 @@ function Members({ ws }: { ws: string }) {
           </tbody>
         </table>
       )}
-      {change.isError && (
-        <p className="error" role="alert">
-          {change.error.message}
-        </p>
-      )}
+      <ErrorText error={change.error} />
     </Section>
   );
 }
@@ -220,11 +216,7 @@ function Invitations({ ws }: { ws: string }) {
           Create invitation
         </button>
       </form>
-      {create.isError && (
-        <p className="error" role="alert">
-          {create.error.message}
-        </p>
-      )}
+      <ErrorText error={create.error} />
       {link && <ShownOnce label="Invitation link:" value={link} onDone={() => setLink(null)} />}
       {open.length > 0 && (
         <ul className="plain-list">
@@ -286,11 +278,7 @@ function ApiKeys({ ws }: { ws: string }) {
           Create key
         </button>
       </form>
-      {create.isError && (
-        <p className="error" role="alert">
-          {create.error.message}
-        </p>
-      )}
+      <ErrorText error={create.error} />
       {secret && <ShownOnce label="New API key:" value={secret} onDone={() => setSecret(null)} />}
       {active.length > 0 && (
         <ul className="plain-list">
@@ -342,11 +330,7 @@ export function Join() {
         ) : me.data ? (
           <>
             <p>You were invited to a workspace on Quire. Join it as {me.data.name}?</p>
-            {accept.isError && (
-              <p className="error" role="alert">
-                {accept.error.message}
-              </p>
-            )}
+            <ErrorText error={accept.error} />
             <button className="primary" onClick={() => accept.mutate()} disabled={accept.isPending}>
               Join
             </button>
