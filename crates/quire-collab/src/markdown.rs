@@ -15,11 +15,12 @@ fn marks_of(node: &Value) -> Vec<String> {
 }
 
 /// Text as Markdown that reads back as the same text: the characters that would start
-/// emphasis, code, links, HTML or entities are backslash-escaped.
+/// emphasis, code, links, HTML or entities are backslash-escaped, and so are pipes (lines
+/// with pipes above a line like `|-` read back as a table; found by fuzzing).
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if matches!(c, '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '<' | '&') {
+        if matches!(c, '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '<' | '&' | '|') {
             out.push('\\');
         }
         out.push(c);
@@ -339,6 +340,20 @@ fn destination(href: &str) -> String {
 }
 
 /// One table row in Markdown: the cells' text, pipes escaped.
+/// `|` escaped where it is not already.
+fn escape_bare_pipes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut escaped = false;
+    for c in text.chars() {
+        if c == '|' && !escaped {
+            out.push('\\');
+        }
+        escaped = c == '\\' && !escaped;
+        out.push(c);
+    }
+    out
+}
+
 /// Inline content on one line, as a heading or a table cell holds it: each line break is a
 /// space inside the marks around it (a break closes and reopens marks, and `*a*  \n*b*`
 /// made `*a* *b*`, which CommonMark may pair otherwise), and the ends are trimmed (they do
@@ -363,7 +378,8 @@ fn table_row(row: &Value) -> (String, usize) {
                 .iter()
                 .map(|p| one_line(p["content"].as_array().map(Vec::as_slice).unwrap_or_default()))
                 .collect();
-            text.join(" ").trim().replace('|', "\\|")
+            // Text escaped its pipes already; a code span's must be escaped in a table too.
+            escape_bare_pipes(text.join(" ").trim())
         })
         .collect();
     (format!("| {} |", cells.join(" | ")), cells.len())
@@ -898,6 +914,16 @@ mod tests {
         let nested = from_markdown("-\n  - -\n");
         assert_eq!(nested["content"][0]["type"], "bulletList", "{nested}");
         assert_eq!(to_markdown(&nested), "-\n  - -\n");
+        // Pipes in a paragraph over a line like `|-` read back as a table (found by fuzzing).
+        let piped = json!({"type": "doc", "content": [{"type": "paragraph", "content": [
+            {"type": "text", "text": "a |"}, {"type": "hardBreak"}, {"type": "text", "text": "|-"}]}]});
+        let md = to_markdown(&piped);
+        assert_eq!(from_markdown(&md), piped, "{md:?}");
+        let coded = json!({"type": "doc", "content": [{"type": "table", "content": [{"type": "tableRow", "content": [
+            {"type": "tableHeader", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "a|b", "marks": [{"type": "code"}]}]}]},
+            {"type": "tableHeader", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "c|d"}]}]}]}]}]});
+        let md = to_markdown(&coded);
+        assert_eq!(to_markdown(&from_markdown(&md)), md, "{md:?}");
         // Table cells whose text ends in a space or holds a line break (found by fuzzing).
         let cell =
             |content: Value| json!({"type": "tableCell", "content": [{"type": "paragraph", "content": content}]});
