@@ -437,7 +437,10 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str, alternate: bool) {
                 let mut inner = Vec::new();
                 let children = item["content"].as_array().map(Vec::as_slice).unwrap_or_default();
                 blocks(children, &mut inner, "");
-                let pad = " ".repeat(marker.len());
+                // Continuation lines line up with the item's content, which starts after the
+                // bullet: a task's `[ ] ` is content, and lines indented past it by four or
+                // more would read back as code (found by fuzzing).
+                let pad = " ".repeat(if item["type"] == "taskItem" { bullet.len() + 1 } else { marker.len() });
                 if inner.is_empty() {
                     // An empty item is its marker alone, which reads back as an empty item.
                     items.push(format!("{prefix}{}", marker.trim_end()));
@@ -914,6 +917,16 @@ mod tests {
         let nested = from_markdown("-\n  - -\n");
         assert_eq!(nested["content"][0]["type"], "bulletList", "{nested}");
         assert_eq!(to_markdown(&nested), "-\n  - -\n");
+        // A task's second paragraph, indented as if `[ ] ` were part of the marker, read back
+        // as code (found by fuzzing).
+        let task = json!({"type": "doc", "content": [{"type": "taskList", "content": [{"type": "taskItem",
+            "attrs": {"checked": false}, "content": [
+                {"type": "paragraph", "content": [{"type": "text", "text": "a"}]},
+                {"type": "paragraph", "content": [{"type": "text", "text": "b"}]}]}]}]});
+        let md = to_markdown(&task);
+        assert_eq!(from_markdown(&md), task, "{md:?}");
+        let once = to_markdown(&from_markdown("- [ ] \0\n\n      |"));
+        assert_eq!(to_markdown(&from_markdown(&once)), once);
         // Pipes in a paragraph over a line like `|-` read back as a table (found by fuzzing).
         let piped = json!({"type": "doc", "content": [{"type": "paragraph", "content": [
             {"type": "text", "text": "a |"}, {"type": "hardBreak"}, {"type": "text", "text": "|-"}]}]});
