@@ -310,9 +310,12 @@ fn inline(nodes: &[Value]) -> String {
 fn image(node: &Value) -> String {
     let attr = |k: &str| node["attrs"][k].as_str().unwrap_or_default();
     let src = destination(attr("src"));
+    // The alt text is text like any other: unescaped, `[` or `*` in it made more markup
+    // (found by fuzzing). A line break does not fit in it.
+    let alt = escape(&attr("alt").replace(['\n', '\r'], " "));
     match attr("title") {
-        "" => format!("![{}]({src})", attr("alt")),
-        title => format!("![{}]({src} \"{}\")", attr("alt"), title.replace('"', "\\\"")),
+        "" => format!("![{alt}]({src})"),
+        title => format!("![{alt}]({src} \"{}\")", title.replace('\\', "\\\\").replace('"', "\\\"")),
     }
 }
 
@@ -917,6 +920,15 @@ mod tests {
         let nested = from_markdown("-\n  - -\n");
         assert_eq!(nested["content"][0]["type"], "bulletList", "{nested}");
         assert_eq!(to_markdown(&nested), "-\n  - -\n");
+        // Image alt text and titles with markup characters (found by fuzzing).
+        for (alt, title) in [("a *b* [c]", ""), ("![x](y)", "t \"q\" \\ z"), ("`code`", "")] {
+            let doc = json!({"type": "doc", "content": [{"type": "image", "attrs": {"src": "/i.png", "alt": alt, "title": title}}]});
+            let md = to_markdown(&doc);
+            let back = from_markdown(&md);
+            assert_eq!(back["content"][0]["attrs"]["alt"], alt, "{md:?}");
+            assert_eq!(back["content"][0]["attrs"]["title"].as_str().unwrap_or_default(), title, "{md:?}");
+            assert_eq!(to_markdown(&back), md);
+        }
         // A task's second paragraph, indented as if `[ ] ` were part of the marker, read back
         // as code (found by fuzzing).
         let task = json!({"type": "doc", "content": [{"type": "taskList", "content": [{"type": "taskItem",
