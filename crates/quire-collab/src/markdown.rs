@@ -6,6 +6,7 @@
 
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use serde_json::{Value, json};
+use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
 fn marks_of(node: &Value) -> Vec<String> {
     node["marks"]
@@ -132,8 +133,13 @@ fn close_marks(out: &mut String, open: &mut Vec<Mark>, keep: usize) {
 /// outside its delimiters.
 /// Whether CommonMark counts `c` as punctuation beside a delimiter run (ASCII punctuation,
 /// and symbols and punctuation beyond ASCII).
+/// Punctuation as CommonMark's flanking rules see it: ASCII punctuation and Unicode's P and S
+/// categories (what pulldown-cmark reads by). A guess from `is_alphanumeric` took combining
+/// marks and unassigned code points for punctuation (found by fuzzing).
 fn is_punctuation(c: char) -> bool {
-    c.is_ascii_punctuation() || (!c.is_ascii() && !c.is_alphanumeric() && !c.is_whitespace() && !c.is_control())
+    c.is_ascii_punctuation()
+        || (!c.is_ascii()
+            && matches!(c.general_category_group(), GeneralCategoryGroup::Punctuation | GeneralCategoryGroup::Symbol))
 }
 
 /// The delimiters of a mark written with them (`*`, `**`, `~~`) can open only where the
@@ -144,10 +150,8 @@ fn is_punctuation(c: char) -> bool {
 fn flanking_safe(nodes: &[Value]) -> Vec<Value> {
     const DELIMITED: [&str; 3] = ["bold", "italic", "strike"];
     let text = |n: &Value| (n["type"] == "text").then(|| n["text"].as_str().unwrap_or_default().to_string());
-    // Only ASCII punctuation is surely punctuation to the reader: which other characters are
-    // (Unicode's P and S categories) is not known here, and one it takes for a letter (an
-    // unassigned code point, found by fuzzing) blocks a delimiter as a letter does.
-    let blocks = |c: Option<char>| c.is_some_and(|c| !c.is_whitespace() && !c.is_ascii_punctuation());
+    // Whitespace as pulldown-cmark reads it (`char::is_whitespace`).
+    let blocks = |c: Option<char>| c.is_some_and(|c| !c.is_whitespace() && !is_punctuation(c));
     let mut out: Vec<Value> = nodes.to_vec();
     let mut i = 0;
     while i < out.len() {
@@ -920,6 +924,13 @@ mod tests {
         let nested = from_markdown("-\n  - -\n");
         assert_eq!(nested["content"][0]["type"], "bulletList", "{nested}");
         assert_eq!(to_markdown(&nested), "-\n  - -\n");
+        // Marks ending in a combining mark before an unassigned code point (found by fuzzing):
+        // neither is punctuation to CommonMark.
+        let accent = marked(&[("in\0\u{595}", &["bold"]), ("\u{bde}ee", &[])]);
+        let md = to_markdown(&accent);
+        assert_eq!(to_markdown(&from_markdown(&md)), md, "{md:?}");
+        assert!(is_punctuation('€') && is_punctuation('«') && is_punctuation('!'));
+        assert!(!is_punctuation('\u{595}') && !is_punctuation('\u{bde}') && !is_punctuation('é'));
         // Image alt text and titles with markup characters (found by fuzzing).
         for (alt, title) in [("a *b* [c]", ""), ("![x](y)", "t \"q\" \\ z"), ("`code`", "")] {
             let doc = json!({"type": "doc", "content": [{"type": "image", "attrs": {"src": "/i.png", "alt": alt, "title": title}}]});
