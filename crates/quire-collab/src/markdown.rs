@@ -269,6 +269,10 @@ fn inline(nodes: &[Value]) -> String {
                     out.push_str(&escape(lead));
                 }
                 for mark in &opening {
+                    // A `!` right before a link's `[` would make it an image (found by fuzzing).
+                    if matches!(mark, Mark::Link(_)) && out.ends_with('!') && !out.ends_with("\\!") {
+                        out.insert(out.len() - 1, '\\');
+                    }
                     out.push_str(mark.opening());
                     open.push(mark.clone());
                 }
@@ -931,6 +935,12 @@ mod tests {
         assert_eq!(to_markdown(&from_markdown(&md)), md, "{md:?}");
         assert!(is_punctuation('€') && is_punctuation('«') && is_punctuation('!'));
         assert!(!is_punctuation('\u{595}') && !is_punctuation('\u{bde}') && !is_punctuation('é'));
+        // A `!` right before a link (found by fuzzing): not an image.
+        let bang = json!({"type": "doc", "content": [{"type": "paragraph", "content": [
+            {"type": "text", "text": "wow!"},
+            {"type": "text", "text": "site", "marks": [{"type": "link", "attrs": {"href": "https://example.com"}}]}]}]});
+        let md = to_markdown(&bang);
+        assert_eq!(from_markdown(&md), bang, "{md:?}");
         // Image alt text and titles with markup characters (found by fuzzing).
         for (alt, title) in [("a *b* [c]", ""), ("![x](y)", "t \"q\" \\ z"), ("`code`", "")] {
             let doc = json!({"type": "doc", "content": [{"type": "image", "attrs": {"src": "/i.png", "alt": alt, "title": title}}]});
