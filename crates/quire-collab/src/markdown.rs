@@ -8,6 +8,11 @@ use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, T
 use serde_json::{Value, json};
 use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
+/// Whether a text node is code (written as a code span).
+fn is_code(node: &Value) -> bool {
+    node["marks"].as_array().is_some_and(|ms| ms.iter().any(|m| m["type"] == "code"))
+}
+
 fn marks_of(node: &Value) -> Vec<String> {
     node["marks"]
         .as_array()
@@ -128,11 +133,6 @@ fn close_marks(out: &mut String, open: &mut Vec<Mark>, keep: usize) {
     out.push_str(&tail);
 }
 
-/// Inline content as Markdown. Marks that go on across text nodes stay open across them, so
-/// `**bold *and italic***` is written as one run, and whitespace at a run's edges is kept
-/// outside its delimiters.
-/// Whether CommonMark counts `c` as punctuation beside a delimiter run (ASCII punctuation,
-/// and symbols and punctuation beyond ASCII).
 /// Punctuation as CommonMark's flanking rules see it: ASCII punctuation and Unicode's P and S
 /// categories (what pulldown-cmark reads by). A guess from `is_alphanumeric` took combining
 /// marks and unassigned code points for punctuation (found by fuzzing).
@@ -163,7 +163,6 @@ fn flanking_safe(nodes: &[Value]) -> Vec<Value> {
         let names = |n: Option<&Value>| n.map(marks_of).unwrap_or_default();
         let (before, after) = (i.checked_sub(1).and_then(|j| out.get(j)), out.get(i + 1));
         // A code span's written edge is its backtick, whatever its text.
-        let is_code = |n: &Value| marks_of(n).iter().any(|m| m == "code");
         let prev_char =
             before.and_then(|n| if is_code(n) { Some('`') } else { text(n).and_then(|t| t.chars().last()) });
         let next_char = after.and_then(|n| if is_code(n) { Some('`') } else { text(n).and_then(|t| t.chars().next()) });
@@ -234,6 +233,9 @@ fn flanking_safe(nodes: &[Value]) -> Vec<Value> {
     out
 }
 
+/// Inline content as Markdown. Marks that go on across text nodes stay open across them, so
+/// `**bold *and italic***` is written as one run, and whitespace at a run's edges is kept
+/// outside its delimiters.
 fn inline(nodes: &[Value]) -> String {
     let nodes = &flanking_safe(nodes)[..];
     let mut out = String::new();
@@ -246,7 +248,7 @@ fn inline(nodes: &[Value]) -> String {
         match n["type"].as_str() {
             Some("text") => {
                 let raw = n["text"].as_str().unwrap_or_default();
-                let code = marks_of(n).iter().any(|m| m == "code");
+                let code = is_code(n);
                 let wanted = marks_in_order(n);
                 let core = raw.trim();
                 // A line's leading whitespace after a line break does not read back.
@@ -350,7 +352,6 @@ fn destination(href: &str) -> String {
     out
 }
 
-/// One table row in Markdown: the cells' text, pipes escaped.
 /// `|` escaped where it is not already.
 fn escape_bare_pipes(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -377,6 +378,7 @@ fn one_line(nodes: &[Value]) -> String {
     inline(&spaced).trim().to_string()
 }
 
+/// One table row in Markdown: the cells' text, pipes escaped.
 fn table_row(row: &Value) -> (String, usize) {
     let cells: Vec<String> = row["content"]
         .as_array()
