@@ -46,6 +46,8 @@ fn the_screens_work_in_a_real_browser() {
     let dir = temp_dir();
     let server = Server::start(&["--data-dir", dir.to_str().unwrap()], &[]);
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    // Only this run's screenshots (an old failure.png would mislead whoever looks).
+    let _ = std::fs::remove_dir_all(&shots);
     let out = Command::new("node")
         .arg("e2e/run.mjs")
         .arg(format!("http://{}", server.addr))

@@ -43,8 +43,11 @@ function LiveEditor({ collab }: { collab: Collab }) {
   // Where the caret is, for others to see: the heading of the section it is in.
   useEffect(() => {
     if (!editor) return;
+    // Only when it changes: every awareness change goes out to everyone on the document.
     const update = () => {
-      collab.provider.awareness.setLocalStateField('section', sectionAt(editor));
+      const awareness = collab.provider.awareness;
+      const section = sectionAt(editor);
+      if (awareness.getLocalState()?.section !== section) awareness.setLocalStateField('section', section);
     };
     editor.on('selectionUpdate', update);
     return () => {

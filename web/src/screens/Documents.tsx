@@ -2,6 +2,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router';
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap, type Document, type DocumentKind } from '../api/client';
+import { Choice } from '../components/Choice';
 import { ErrorText, Problem } from '../components/Problem';
 
 export const kinds: { kind: DocumentKind; label: string }[] = [
@@ -230,22 +231,6 @@ export function Documents() {
         </button>
       </nav>
     </main>
-  );
-}
-
-/** A drop-down with a label for screen readers only. */
-function Choice(props: { label: string; value: string; options: { value: string; label: string }[]; onChange: (v: string) => void }) {
-  return (
-    <label>
-      <span className="sr-only">{props.label}</span>
-      <select value={props.value} onChange={(e) => props.onChange(e.target.value)}>
-        {props.options.map((o) => (
-          <option key={o.value} value={o.value}>
-            {o.label}
-          </option>
-        ))}
-      </select>
-    </label>
   );
 }
 

@@ -2,6 +2,7 @@ import { useState, type FormEvent, type ReactNode } from 'react';
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap, type Schemas } from '../api/client';
+import { Choice } from '../components/Choice';
 import { ErrorText, Problem } from '../components/Problem';
 import { workspacesKey } from '../components/Shell';
 import { useMe } from '../session';
@@ -53,20 +54,8 @@ function Section({ title, intro, children }: { title: string; intro: string; chi
 }
 
 function RoleSelect({ value, onChange, label, without = [] }: { value: Role; onChange: (r: Role) => void; label: string; without?: Role[] }) {
-  return (
-    <label className="inline-label">
-      <span className="sr-only">{label}</span>
-      <select value={value} onChange={(e) => onChange(e.target.value as Role)}>
-        {roles
-          .filter((r) => !without.includes(r.role))
-          .map((r) => (
-            <option key={r.role} value={r.role}>
-              {r.label}
-            </option>
-          ))}
-      </select>
-    </label>
-  );
+  const options = roles.filter((r) => !without.includes(r.role)).map((r) => ({ value: r.role, label: r.label }));
+  return <Choice label={label} value={value} options={options} onChange={(v) => onChange(v as Role)} />;
 }
 
 function Members({ ws }: { ws: string }) {
