@@ -475,7 +475,12 @@ fn block(node: &Value, out: &mut Vec<String>, prefix: &str, alternate: bool) {
                 // An item that opens with a nested list on its marker's line may spell a
                 // thematic break (`- - -`, found by fuzzing): its content then starts on the
                 // next line (an item may begin with one blank line).
-                if is_thematic_break(&format!("{marker}{}", joined.lines().next().unwrap_or_default())) {
+                // So does a task whose first block is not a paragraph: after its check box a
+                // `# v` or a fence is read as the text of a paragraph (found by fuzzing).
+                let task_opens_otherwise = item["type"] == "taskItem" && children[0]["type"] != "paragraph";
+                if task_opens_otherwise
+                    || is_thematic_break(&format!("{marker}{}", joined.lines().next().unwrap_or_default()))
+                {
                     joined.insert(0, '\n');
                 }
                 let text = joined
@@ -960,6 +965,21 @@ mod tests {
                 {"type": "paragraph", "content": [{"type": "text", "text": "b"}]}]}]}]});
         let md = to_markdown(&task);
         assert_eq!(from_markdown(&md), task, "{md:?}");
+        // A task whose first block is not a paragraph: on its check box's line it read back
+        // as a paragraph's text (found by fuzzing).
+        for first in [
+            json!({"type": "heading", "attrs": {"level": 1}, "content": [{"type": "text", "text": "v"}]}),
+            json!({"type": "codeBlock", "content": [{"type": "text", "text": "x"}]}),
+            json!({"type": "blockquote", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "q"}]}]}),
+            json!({"type": "horizontalRule"}),
+        ] {
+            for checked in [false, true] {
+                let task = json!({"type": "doc", "content": [{"type": "taskList", "content": [{"type": "taskItem",
+                    "attrs": {"checked": checked}, "content": [first.clone()]}]}]});
+                let md = to_markdown(&task);
+                assert_eq!(from_markdown(&md), task, "{md:?}");
+            }
+        }
         let once = to_markdown(&from_markdown("- [ ] \0\n\n      |"));
         assert_eq!(to_markdown(&from_markdown(&once)), once);
         // Pipes in a paragraph over a line like `|-` read back as a table (found by fuzzing).
