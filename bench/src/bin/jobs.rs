@@ -109,6 +109,7 @@ async fn run_rate(backend: Backend, n: usize, concurrency: usize) -> (f64, f64) 
     reached.notified().await;
     // The last component has run; wait until its context is recorded completed.
     let query = quire_core::ContextQuery {
+        document: None,
         workspace: None,
         status: Some(quire_core::ContextStatus::Processing),
         kind: None,

@@ -7,6 +7,8 @@
 //!   interactions log, local models, and the `ai_generator` / `image_generator` components.
 //! - [`history`] — version history: when an edit becomes a version, its commit in the
 //!   workspace's git repository, pushes to a remote, and the `version` / `push` components.
+//! - [`drafts`] — AI drafts approved into their live documents, with a version and
+//!   `prd.approved`.
 //! - [`pipelines`] — the component registry every worker and the API share, and the engine
 //!   settings Quire's own queues need.
 //! - [`maintenance`] — background tasks of a server: expiring old audit entries and AI
@@ -16,6 +18,7 @@
 
 pub mod ai;
 pub mod batch;
+pub mod drafts;
 pub mod history;
 pub mod maintenance;
 pub mod pipelines;

@@ -151,6 +151,11 @@ pub struct Context {
     pub created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: time::OffsetDateTime,
+    /// When its result was approved into its document (an AI draft), and by whom.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub approved_at: Option<time::OffsetDateTime>,
+    #[serde(default)]
+    pub approved_by: Option<String>,
 }
 
 /// A context to submit.
@@ -320,6 +325,8 @@ pub struct ContextQuery {
     pub workspace: Option<String>,
     pub status: Option<ContextStatus>,
     pub kind: Option<String>,
+    /// Only those submitted with this `data.document_id`.
+    pub document: Option<String>,
     pub page: PageRequest,
 }
 

@@ -205,6 +205,25 @@ impl Run {
         self.record(RunningUpdate { progress: Some(progress), events: vec![event], ..Default::default() }).await;
     }
 
+    /// Reports progress together with the text written since the last report, as a `chunk`
+    /// event `{offset, text, component}` (`offset`: the characters written before it; 0 starts
+    /// the text anew, as a retried attempt does). Followers of the context's events see the
+    /// text grow as it is written, and one who comes back with `Last-Event-ID` loses none.
+    pub async fn progress_with_text(&self, percent: f32, message: impl Into<String>, offset: usize, text: &str) {
+        let message = message.into();
+        let percent = percent.clamp(0.0, 100.0);
+        let progress = Progress { percent, message: message.clone(), component: Some(self.component.clone()) };
+        let mut events = Vec::with_capacity(2);
+        if !text.is_empty() || offset == 0 {
+            events.push(("chunk".to_string(), json!({ "offset": offset, "text": text, "component": self.component })));
+        }
+        events.push((
+            "progress".to_string(),
+            json!({ "percent": percent, "message": message, "component": self.component }),
+        ));
+        self.record(RunningUpdate { progress: Some(progress), events, ..Default::default() }).await;
+    }
+
     /// Appends a log line (`level`: debug, info, warn or error) to the context's events.
     pub async fn log(&self, level: &str, message: impl Into<String>) {
         let mut message = message.into();

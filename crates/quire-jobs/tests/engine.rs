@@ -407,6 +407,7 @@ async fn idempotency_keys_return_the_first_context(b: Backend) {
     let err = s.engine.submit(&SYS, &s.ws, bad).await.unwrap_err();
     assert!(matches!(&err, Error::Invalid { field, .. } if field == "contexts[1].pipeline[0]"), "{err:?}");
     let q = ContextQuery {
+        document: None,
         workspace: Some(s.ws.clone()),
         status: None,
         kind: None,
@@ -648,6 +649,7 @@ async fn contexts_are_scoped_to_their_workspace(b: Backend) {
         let store = store.clone();
         async move {
             let q = ContextQuery {
+                document: None,
                 workspace: None,
                 status: None,
                 kind: None,

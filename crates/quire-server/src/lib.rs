@@ -148,6 +148,7 @@ struct AppInner {
     engine: quire_jobs::Engine,
     ai: Arc<ai::Ai>,
     history: Arc<history::History>,
+    drafts: quire_app::drafts::Drafts,
     access: tokio::sync::broadcast::Sender<routes::collab::AccessChange>,
     connections: Arc<Connections>,
     config: ServerConfig,
@@ -188,6 +189,7 @@ impl App {
         let engine =
             quire_jobs::Engine::new(store.clone(), registry(ai.clone(), history.clone()), engine_config(&config.jobs));
         engine.prepare().await?;
+        let drafts = quire_app::drafts::Drafts::new(store.clone(), collab.clone(), history.clone());
         let app = App(Arc::new(AppInner {
             store,
             auth,
@@ -197,6 +199,7 @@ impl App {
             engine,
             ai,
             history,
+            drafts,
             access,
             connections: Arc::default(),
             config,
@@ -243,6 +246,11 @@ impl App {
     /// Version history: documents' versions, their repositories.
     pub fn history(&self) -> &Arc<history::History> {
         &self.0.history
+    }
+
+    /// AI drafts approved into their documents.
+    pub fn drafts(&self) -> &quire_app::drafts::Drafts {
+        &self.0.drafts
     }
 
     /// AI providers and the workspaces' choice of them.
@@ -390,6 +398,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(contexts::get))
         .routes(routes!(contexts::cancel))
         .routes(routes!(contexts::retry))
+        .routes(routes!(contexts::approve))
         .routes(routes!(contexts::events))
         .routes(routes!(contexts::list_templates, contexts::create_template))
         .routes(routes!(contexts::get_template))

@@ -22,6 +22,7 @@ quire_store::for_each_backend!(
     a_remote_provider_is_sealed_chosen_and_streamed,
     a_caller_that_goes_away_stops_the_provider,
     pipelines_draft_with_ai_generator,
+    an_approved_draft_becomes_the_documents_content_with_a_version,
     the_seeds_article_runs_in_the_seeds_shape,
     a_draft_that_fails_the_gate_is_retried_then_fails_with_the_reason,
     ai_generator_refuses_what_no_retry_can_fix,
@@ -396,6 +397,10 @@ async fn pipelines_draft_with_ai_generator(b: Backend) {
     )
     .await;
     assert_eq!(c["status"], "completed", "{c}");
+    // A document's drafts are found by the document.
+    let drafts = api.get(&format!("/api/v1/contexts?workspace={ws}&document={doc}")).await;
+    assert_eq!(drafts.body["items"].as_array().map(|i| i.len()), Some(1), "{}", drafts.body);
+    assert_eq!(drafts.body["items"][0]["id"], c["id"]);
     let data = &c["data"];
     assert_eq!(data["model_used"], "quire-builtin");
     assert_eq!(
@@ -467,11 +472,87 @@ async fn pipelines_draft_with_ai_generator(b: Backend) {
     let defaults = &data["generation_parameters"];
     assert_eq!((&defaults["temperature"], &defaults["max_tokens"]), (&json!(0.7), &json!(2000)), "{defaults}");
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+    // The text streams as `chunk` events that put together make the whole reply.
+    let id = c["id"].as_str().unwrap();
+    let (_, events) = api.app.store().context_events(&quire_core::Principal::System, id, 0, 1000).await.unwrap();
+    let mut streamed = String::new();
+    for e in events.iter().filter(|e| e.kind == "chunk") {
+        let offset = e.data["offset"].as_u64().unwrap() as usize;
+        if offset == 0 {
+            streamed.clear();
+        }
+        assert_eq!(offset, streamed.chars().count(), "each chunk continues the text: {:?}", e.data);
+        assert_eq!(e.data["component"], "ai_generator");
+        streamed.push_str(e.data["text"].as_str().unwrap());
+    }
+    assert_eq!(streamed, reply.concat());
     let log = logged(&api, &format!("workspace={ws}&context_id={}", c["id"].as_str().unwrap()), 1).await;
     let prompt = log.body["items"][0]["prompt"].as_str().unwrap();
     assert!(prompt.contains("Write a technical piece titled \"Microservices\" for developers."), "{prompt}");
     assert!(prompt.contains("Cover these terms: gRPC, tracing."), "{prompt}");
     assert!(prompt.contains("## Introduction\nIntroduce the topic with technical context"), "{prompt}");
+}
+
+async fn an_approved_draft_becomes_the_documents_content_with_a_version(b: Backend) {
+    let (api, ws, _worker) = with_worker(b).await;
+    let doc = api.post(&format!("/api/v1/workspaces/{ws}/documents"), json!({"kind": "prd", "title": "Sync"})).await;
+    let doc = doc.body["id"].as_str().unwrap().to_string();
+    let draft = |data: Value| json!({"workspace": ws, "type": "prd", "pipeline": ["template", "ai_generator", "transformer"], "data": data});
+    let request = "Field teams lose notes when offline. It must sync edits when the connection returns.";
+    // Not yet complete: nothing to approve (a long wait keeps it pending).
+    let waiting = api
+        .post(
+            "/api/v1/contexts",
+            json!({"workspace": ws, "type": "prd", "pipeline": ["wait", "ai_generator"],
+            "data": {"wait_ms": 60_000, "request": request, "document_id": doc}}),
+        )
+        .await;
+    let early =
+        api.post(&format!("/api/v1/contexts/{}/approve", waiting.body["id"].as_str().unwrap()), json!({})).await;
+    assert_error(&early, StatusCode::CONFLICT, "conflict");
+    // A context that drafts no document has nothing to approve into.
+    let loose = run_context(&api, draft(json!({"request": request}))).await;
+    let r = api.post(&format!("/api/v1/contexts/{}/approve", loose["id"].as_str().unwrap()), json!({})).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+
+    let c = run_context(&api, draft(json!({"title": "Offline sync", "request": request, "document_id": doc}))).await;
+    assert_eq!(c["status"], "completed", "{c}");
+    let id = c["id"].as_str().unwrap();
+    // A viewer may read the draft but not approve it.
+    let (_, token, _) = api.signup("viewer@example.com").await;
+    let inv = api.post(&format!("/api/v1/workspaces/{ws}/invitations"), json!({"role": "viewer"})).await;
+    let accept = json!({"token": inv.body["token"]});
+    let r = api.call_as(Some(&token), Method::POST, "/api/v1/invitations/accept", Some(accept), &[]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = api.call_as(Some(&token), Method::POST, &format!("/api/v1/contexts/{id}/approve"), None, &[]).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+
+    let approved = api.post(&format!("/api/v1/contexts/{id}/approve"), json!({})).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    assert_eq!(approved.body["document_id"], doc.as_str());
+    let approver = approved.body["version"]["authors"][0]["id"].clone();
+    assert!(approver.is_string());
+    assert_eq!(approved.body["context"]["approved_by"], approver, "{}", approved.body);
+    let listed = api.get(&format!("/api/v1/contexts/{id}")).await;
+    assert!(listed.body["approved_at"].is_string(), "the context says it was approved: {}", listed.body);
+    let version = &approved.body["version"];
+    assert_eq!(version["version"], "1.0.0", "{}", approved.body);
+    assert_eq!(version["message"], "Approved the AI draft by quire-builtin");
+    let md = api.get(&format!("/api/v1/documents/{doc}/content?format=markdown")).await;
+    let md = md.body.as_str().unwrap();
+    assert!(md.starts_with("# Offline sync\n\n## Problem\n\n- Field teams lose notes"), "{md}");
+    // prd.approved is in the outbox, naming the draft and the version.
+    let event_id = approved.body["event_id"].as_i64().unwrap();
+    let filter = quire_core::EventFilter::default();
+    let all = api.app.store().events_after(&quire_core::Principal::System, event_id - 1, &filter, 10).await.unwrap();
+    let event = all.iter().find(|e| e.id == event_id).expect("the prd.approved event");
+    assert_eq!(event.name, "prd.approved");
+    assert_eq!((&event.data["context_id"], &event.data["version"]), (&json!(id), &json!("1.0.0")), "{:?}", event.data);
+    assert_eq!(event.document_id.as_deref(), Some(doc.as_str()));
+    // Approving the same draft again changes nothing and makes no version.
+    let again = api.post(&format!("/api/v1/contexts/{id}/approve"), json!({})).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body["version"], Value::Null);
 }
 
 /// Every field path of a JSON value with the kind of value there (`data.body[].heading:

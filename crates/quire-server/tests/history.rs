@@ -90,6 +90,7 @@ impl Setup {
     /// made a version): the positive signal a check that nothing happened waits for.
     async fn requests_done(&self) -> usize {
         let query = quire_core::ContextQuery {
+            document: None,
             workspace: Some(self.ws.clone()),
             status: Some(quire_core::ContextStatus::Completed),
             kind: Some("history".into()),

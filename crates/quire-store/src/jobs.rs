@@ -96,6 +96,17 @@ pub trait JobStore: Send + Sync {
     /// Replays a failed or cancelled context: from the component that failed (keeping what
     /// earlier components added), or with `from_start` from its submitted data.
     async fn retry_context(&self, who: &Principal, id: &str, from_start: bool) -> Result<Context>;
+    /// Records that `who` approved the completed context's result into `document_id`, with
+    /// the event `event` (`prd.approved`) carrying `data`, in one transaction. The caller
+    /// has checked the document and the role. Returns the context and the event's id.
+    async fn approve_context(
+        &self,
+        who: &Principal,
+        id: &str,
+        document_id: &str,
+        event: &str,
+        data: serde_json::Value,
+    ) -> Result<(Context, i64)>;
     /// The context and up to `limit` of its events after `after`.
     async fn context_events(
         &self,
@@ -209,7 +220,8 @@ pub trait JobStore: Send + Sync {
 macro_rules! job_columns {
     () => {
         "id, workspace_id, kind, queue, status, pipeline, data, processing, progress, error, priority, attempts, \
-         max_attempts, run_at, cancel_requested, idempotency_key, created_by, created_at, updated_at, claims"
+         max_attempts, run_at, cancel_requested, idempotency_key, created_by, created_at, updated_at, claims, \
+         approved_at, approved_by"
     };
 }
 
@@ -241,6 +253,8 @@ pub(crate) struct JobRow {
     created_at: i64,
     updated_at: i64,
     claims: i64,
+    approved_at: Option<i64>,
+    approved_by: Option<String>,
 }
 
 pub(crate) fn json_col<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
@@ -271,6 +285,8 @@ impl TryFrom<JobRow> for Context {
             created_by: r.created_by,
             created_at: quire_core::timestamp_from_ms(r.created_at),
             updated_at: quire_core::timestamp_from_ms(r.updated_at),
+            approved_at: r.approved_at.map(quire_core::timestamp_from_ms),
+            approved_by: r.approved_by,
         })
     }
 }
@@ -406,7 +422,7 @@ macro_rules! impl_job_store {
                 let ids: Vec<String> = news.iter().map(|_| quire_core::new_id("ctx")).collect();
                 let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO jobs (id, workspace_id, kind, queue, status, pipeline, input, data, priority, max_attempts, \
-                     run_at, idempotency_key, fingerprint, event_seq, created_by, created_at, updated_at) ",
+                     run_at, idempotency_key, fingerprint, event_seq, created_by, created_at, updated_at, document_id) ",
                 );
                 qb.push_values(news.iter().zip(&ids), |mut b, (new, id)| {
                     let data = serde_json::Value::Object(new.data.clone()).to_string();
@@ -427,7 +443,8 @@ macro_rules! impl_job_store {
                         .push("1")
                         .push_bind(who.actor().to_string())
                         .push_bind(now)
-                        .push_bind(now);
+                        .push_bind(now)
+                        .push_bind(new.data.get("document_id").and_then(serde_json::Value::as_str).map(String::from));
                 });
                 qb.push(concat!(" RETURNING ", job_columns!()));
                 let rows: Vec<$crate::jobs::JobRow> =
@@ -727,6 +744,34 @@ macro_rules! impl_job_store {
                 Err(quire_core::Error::Conflict("the idempotency key is being used by a concurrent request; retry".into()))
             }
 
+            async fn approve_context(
+                &self,
+                who: &quire_core::Principal,
+                id: &str,
+                document_id: &str,
+                event: &str,
+                data: serde_json::Value,
+            ) -> quire_core::Result<(quire_core::Context, i64)> {
+                let mut tx = self.begin_write().await?;
+                let row: Option<$crate::jobs::JobRow> = sqlx::query_as(concat!(
+                    "UPDATE jobs SET approved_at = $2, approved_by = $3 WHERE id = $1 AND status = 'completed' RETURNING ",
+                    job_columns!()
+                ))
+                .bind(id)
+                .bind(quire_core::now_ms())
+                .bind(who.actor().to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                let Some(row) = row else {
+                    return Err(quire_core::Error::Conflict(format!("context '{id}' is not complete")));
+                };
+                let ctx: quire_core::Context = row.try_into()?;
+                let event_id = Self::append_raw(&mut tx, who, event, Some(&ctx.workspace_id), Some(document_id), data).await?;
+                self.commit(tx).await?;
+                Ok((ctx, event_id))
+            }
+
             async fn get_context(&self, who: &quire_core::Principal, id: &str) -> quire_core::Result<quire_core::Context> {
                 Ok(self.visible_context(who, id).await?.0)
             }
@@ -759,6 +804,9 @@ macro_rules! impl_job_store {
                 }
                 if let Some(k) = &q.kind {
                     qb.push(" AND kind = ").push_bind(k.clone());
+                }
+                if let Some(d) = &q.document {
+                    qb.push(" AND document_id = ").push_bind(d.clone());
                 }
                 let col = match q.page.sort.field {
                     quire_core::SortField::CreatedAt => "created_at",

@@ -178,7 +178,7 @@ impl PgStore {
             job_columns!(),
             // A finished row only has to say that its lease held: its id, not its data.
             " FROM nxt UNION ALL SELECT FALSE, event_seq, id, '', '', '', '', '[]', '{}', NULL, NULL, NULL, 0, 0, 0, 0, ",
-            "FALSE, NULL, '', 0, 0, 0 FROM fin"
+            "FALSE, NULL, '', 0, 0, 0, NULL::int8, NULL::text FROM fin"
         );
         #[derive(sqlx::FromRow)]
         struct Row {

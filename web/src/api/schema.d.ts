@@ -344,7 +344,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List contexts, newest first, filtered by status and type. */
+        /** List contexts, newest first, filtered by status, type and document. */
         get: operations["list_contexts"];
         put?: never;
         /**
@@ -390,6 +390,28 @@ export interface paths {
         get: operations["get_context"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/contexts/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a completed AI draft into the document it was made for (`data.document_id`, a
+         *     PRD): the draft replaces the document's content as one change in the caller's name, live
+         *     for everyone editing it, makes a version ("Approved the AI draft by <model>") and raises
+         *     `prd.approved`. Needs the editor role; 409 while the draft is being written or when it failed.
+         */
+        post: operations["approve"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1240,6 +1262,18 @@ export interface components {
             role: components["schemas"]["Role"];
             workspace_id: string;
         };
+        /** @description What an approval did. */
+        Approval: {
+            /** @description The draft, with `approved_at` and `approved_by` set. */
+            context: components["schemas"]["Context"];
+            document_id: string;
+            /**
+             * Format: int64
+             * @description The id of the `prd.approved` event.
+             */
+            event_id: number;
+            version?: components["schemas"]["DocumentVersion"] | null;
+        };
         /** @description One audited request. */
         AuditEntry: {
             /** @description The method and route, e.g. `POST /api/v1/workspaces/{ws}/documents`. */
@@ -1322,6 +1356,12 @@ export interface components {
         };
         /** @description A context: one run of a pipeline over its data. */
         Context: {
+            /**
+             * Format: date-time
+             * @description When its result was approved into its document (an AI draft), and by whom.
+             */
+            approved_at?: string | null;
+            approved_by?: string | null;
             /**
              * Format: int32
              * @description Attempts started so far, and the most allowed before the context fails.
@@ -1775,6 +1815,12 @@ export interface components {
         /** @description One page of a listing. `next_cursor` is absent on the last page. */
         Page_Context: {
             items: {
+                /**
+                 * Format: date-time
+                 * @description When its result was approved into its document (an AI draft), and by whom.
+                 */
+                approved_at?: string | null;
+                approved_by?: string | null;
                 /**
                  * Format: int32
                  * @description Attempts started so far, and the most allowed before the context fails.
@@ -3187,6 +3233,8 @@ export interface operations {
                 status?: string;
                 /** @description The context type, e.g. `article`. */
                 type?: string;
+                /** @description Only those working on this document (submitted with it as `data.document_id`). */
+                document?: string;
                 /** @description `-created_at` (default), `created_at`, `updated_at`, `type`; `-` for descending. */
                 sort?: string;
                 /** @description Page size, 1 to 200 (default 50). */
@@ -3391,6 +3439,65 @@ export interface operations {
             };
             /** @description Not found, or not visible to the caller */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    approve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Context id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Approval"];
+                };
+            };
+            /** @description The caller's role does not allow this (`forbidden`, `csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description In conflict with the current state (`conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

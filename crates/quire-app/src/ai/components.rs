@@ -417,6 +417,10 @@ impl Component for AiGenerator {
         let mut stream = log.check(provider.stream_text(&request).await).await.map_err(|e| provider_failed(&e))?;
         let sections = &rendered.sections;
         let mut text = String::new();
+        // The text is streamed as `chunk` events with each progress report: `sent` bytes of
+        // it (`sent_chars` characters) have gone out. The first report starts it anew, so a
+        // retried attempt's follower drops the previous attempt's text.
+        let (mut sent, mut sent_chars) = (0usize, 0usize);
         let mut reported = Instant::now();
         let (model, usage) = loop {
             match stream.next().await {
@@ -433,7 +437,10 @@ impl Component for AiGenerator {
                     if reported.elapsed() >= PROGRESS_EVERY {
                         reported = Instant::now();
                         let (percent, message) = progress(&text, sections);
-                        run.progress(percent, message).await;
+                        let fresh = &text[sent..];
+                        run.progress_with_text(percent, message, sent_chars, fresh).await;
+                        sent_chars += fresh.chars().count();
+                        sent = text.len();
                     }
                 }
                 Some(Ok(TextEvent::Done { model, usage, .. })) => break (model, usage),
@@ -446,6 +453,8 @@ impl Component for AiGenerator {
             }
         };
         log.answered_by(&model);
+        let (percent, message) = progress(&text, sections);
+        run.progress_with_text(percent.min(99.0), message, sent_chars, &text[sent..]).await;
         if let Err(f) = quire_ai::gate::check_text(&text, sections, MAX_TEXT_CHARS) {
             log.close("gate_failed", Some(f.reason.clone()), usage).await;
             run.log("warn", format!("the quality gate refused the text ({}): {}", f.check, f.reason)).await;

@@ -120,6 +120,8 @@ pub struct ListContexts {
     /// The context type, e.g. `article`.
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// Only those working on this document (submitted with it as `data.document_id`).
+    document: Option<String>,
     /// `-created_at` (default), `created_at`, `updated_at`, `type`; `-` for descending.
     sort: Option<String>,
     /// Page size, 1 to 200 (default 50).
@@ -128,7 +130,7 @@ pub struct ListContexts {
     cursor: Option<String>,
 }
 
-/// List contexts, newest first, filtered by status and type.
+/// List contexts, newest first, filtered by status, type and document.
 #[utoipa::path(get, operation_id = "list_contexts", path = "/api/v1/contexts", tag = "contexts", params(ListContexts),
     responses((status = 200, body = Page<Context>), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(State(app): State<App>, Actor(who): Actor, Query(p): Query<ListContexts>) -> ApiResult<Response> {
@@ -137,6 +139,7 @@ pub async fn list(State(app): State<App>, Actor(who): Actor, Query(p): Query<Lis
         workspace: p.workspace,
         status: p.status.as_deref().map(str::parse).transpose()?,
         kind: p.kind.filter(|k| !k.is_empty()),
+        document: p.document.filter(|d| !d.is_empty()),
         page: PageRequest::parse(p.sort.as_deref(), "-created_at", "type", p.limit, p.cursor.as_deref(), limits)?,
     };
     Ok(Json(app.store().list_contexts(&who, &query).await?).into_response())
@@ -161,6 +164,19 @@ pub async fn cancel(State(app): State<App>, Actor(who): Actor, Path(id): Path<St
     let ctx = app.store().cancel_context(&who, &id).await?;
     let status = if ctx.cancel_requested { StatusCode::ACCEPTED } else { StatusCode::OK };
     Ok((status, Json(ctx)).into_response())
+}
+
+/// Approve a completed AI draft into the document it was made for (`data.document_id`, a
+/// PRD): the draft replaces the document's content as one change in the caller's name, live
+/// for everyone editing it, makes a version ("Approved the AI draft by <model>") and raises
+/// `prd.approved`. Needs the editor role; 409 while the draft is being written or when it failed.
+#[utoipa::path(post, path = "/api/v1/contexts/{id}/approve", tag = "contexts",
+    params(("id" = String, Path, description = "Context id")),
+    responses((status = 200, body = quire_app::drafts::Approval), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn approve(State(app): State<App>, Actor(who): Actor, Path(id): Path<String>) -> ApiResult<Response> {
+    let writer = crate::routes::collab::presence_user(&app, &who).await;
+    Ok(Json(app.drafts().approve(&who, writer, &id).await?).into_response())
 }
 
 /// Where a retry starts.
