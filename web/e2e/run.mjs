@@ -5,6 +5,7 @@
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { prdReply, startFakeOpenAI } from './fake-openai.mjs';
 
 const [base, shots = 'screenshots'] = process.argv.slice(2);
 if (!base) {
@@ -12,6 +13,11 @@ if (!base) {
   process.exit(2);
 }
 mkdirSync(shots, { recursive: true });
+// The AI provider the drafting steps use: a local server speaking OpenAI's protocol.
+const fake = await startFakeOpenAI([
+  prdReply('Offline notes', 'keeping every note'),
+  prdReply('Offline notes', 'a daily summary for dispatchers'),
+]);
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -335,6 +341,98 @@ try {
     await expectVisible(page2.locator('.prose h1', { hasText: 'Goals and offline notes' }), 'the text after a reload');
     await savedIn(page2);
   });
+
+  /** A JSON call to Quire's API with the page's own session. */
+  const apiCall = (p, method, path, body) =>
+    p.evaluate(
+      async ([method, path, body]) => {
+        const csrf = document.cookie.split('; ').find((c) => c.startsWith('quire_csrf='))?.split('=')[1] ?? '';
+        const r = await fetch(path, {
+          method,
+          headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        const text = await r.text();
+        return { status: r.status, body: text ? JSON.parse(text) : null };
+      },
+      [method, path, body],
+    );
+  const wsSlug = new URL(workspace).pathname.split('/')[2];
+  let draftDoc = '';
+  /** Waits until the draft on `p` is in `status` and its preview holds `text`. */
+  const draftShows = (p, status, text, timeout = 30_000) =>
+    p
+      .waitForFunction(
+        ([status, text]) => {
+          const d = document.querySelector(`.draft-panel .draft[data-status="${status}"]`);
+          return !!d && (d.querySelector('.draft-preview')?.textContent ?? '').includes(text);
+        },
+        [status, text],
+        { timeout },
+      )
+      .catch(async () => {
+        const got = await p.locator('.draft-panel').textContent().catch(() => 'no draft panel');
+        throw new Error(`the draft is not ${status} with ${JSON.stringify(text)}; the panel reads: ${got}`);
+      });
+
+  await check("a workspace's admin sets up an AI provider and the workspace drafts with it", async () => {
+    const put = await apiCall(page, 'PUT', '/api/v1/ai/providers/writer', { kind: 'openai', base_url: fake.url, text_model: 'fake-writer' });
+    if (put.status !== 200) throw new Error(`adding the provider answered ${put.status}: ${JSON.stringify(put.body)}`);
+    const chose = await apiCall(page, 'PUT', `/api/v1/workspaces/${wsSlug}/ai`, { text: 'writer' });
+    if (chose.status !== 200) throw new Error(`choosing it answered ${chose.status}: ${JSON.stringify(chose.body)}`);
+  });
+
+  await check('a new PRD opens on the drafting panel, and the draft streams into its preview', async () => {
+    await page.goto(workspace);
+    await page.getByRole('button', { name: 'New document' }).click();
+    await newDocument().getByLabel('Title').fill('Offline notes');
+    await newDocument().getByRole('button', { name: 'Create', exact: true }).click();
+    await page.waitForURL(/\/d\/doc_[^/?]+\?draft/);
+    draftDoc = new URL(page.url()).pathname.split('/').pop();
+    await expectVisible(page.getByRole('heading', { name: 'Draft with AI' }), 'the drafting panel');
+    await expectVisible(page.getByTestId('draft-provider').filter({ hasText: 'writer' }), 'the provider that will draft');
+    // Grace has the document open while Ada drafts.
+    await page2.goto(`${workspace}/d/${draftDoc}`);
+    await savedIn(page2);
+    await page.getByLabel('What should this PRD cover?').fill('Field teams lose notes when they work offline. Notes must sync when the connection returns.');
+    await shot('draft-prompt');
+    await page.getByRole('button', { name: 'Generate draft' }).click();
+    // Text in the preview while the draft is still being written: it streams.
+    await draftShows(page, 'processing', 'Field teams lose their notes');
+    await shot('draft-streaming');
+    await draftShows(page, 'completed', 'Which devices must be supported at launch');
+    await expectVisible(page.getByTestId('draft-provider').filter({ hasText: 'fake-writer' }), 'the model that wrote it');
+    await shot('draft-ready');
+  });
+
+  await check('editing the request regenerates the draft, and a reload mid-generation finds it', async () => {
+    fake.hold();
+    await page.getByRole('button', { name: 'Edit the request and regenerate' }).click();
+    const request = page.getByLabel('What should this PRD cover?');
+    if (!(await request.inputValue()).startsWith('Field teams lose notes')) throw new Error('the request is not kept for editing');
+    await request.fill('Field teams lose notes offline. Dispatchers need a daily summary of what was synced.');
+    await page.getByRole('button', { name: 'Regenerate' }).click();
+    await draftShows(page, 'processing', 'a daily summary for dispatchers');
+    await page.reload();
+    await draftShows(page, 'processing', 'a daily summary for dispatchers');
+    fake.open();
+    await draftShows(page, 'completed', 'Which devices must be supported at launch');
+    if (fake.calls() !== 2) throw new Error(`the provider was called ${fake.calls()} times, not twice`);
+  });
+
+  await check('approving puts the draft into the document, live for a teammate, with a version', async () => {
+    await page.getByRole('button', { name: 'Approve into the document' }).click();
+    await page.getByRole('heading', { name: 'Draft with AI' }).waitFor({ state: 'detached', timeout: 15_000 }).catch(() => {
+      throw new Error('the drafting panel stays open after approving');
+    });
+    await expectVisible(page.locator('.editor-page .prose h2', { hasText: 'Success metrics' }), "the draft in Ada's editor");
+    await expectVisible(page2.locator('.editor-page .prose h2', { hasText: 'Success metrics' }), "the draft in Grace's editor");
+    await expectVisible(page2.locator('.editor-page .prose', { hasText: 'a daily summary for dispatchers' }), 'the regenerated text');
+    await shot('draft-approved-teammate', page2);
+    const versions = await apiCall(page, 'GET', `/api/v1/documents/${draftDoc}/versions`);
+    const messages = (versions.body?.items ?? []).map((v) => v.message);
+    if (!messages.includes('Approved the AI draft by fake-writer')) throw new Error(`no version of the approval: ${JSON.stringify(messages)}`);
+  });
   await grace.close();
 
   await page.goto(workspace);
@@ -347,7 +445,7 @@ try {
       await page.waitForURL(/\/d\/doc_/);
       await page.goto(workspace);
     }
-    await expectRows(['Checkout redesign', 'Living room moodboard', 'Sensor board']);
+    await expectRows(['Checkout redesign', 'Living room moodboard', 'Offline notes', 'Sensor board']);
     await shot('documents');
     await page.getByPlaceholder('Search by title').fill('check');
     await expectRows(['Checkout redesign']);
@@ -356,19 +454,19 @@ try {
     await expectRows(['Living room moodboard']);
     await page.getByLabel('Kind').selectOption({ label: 'All kinds' });
     await page.getByLabel('Sort').selectOption({ label: 'Title A–Z' });
-    await expectRows(['Checkout redesign', 'Living room moodboard', 'Sensor board'], { ordered: true });
+    await expectRows(['Checkout redesign', 'Living room moodboard', 'Offline notes', 'Sensor board'], { ordered: true });
   });
 
   await check('a deleted document goes to the trash and comes back', async () => {
     await page.getByRole('button', { name: 'Delete Sensor board' }).click();
-    await expectRows(['Checkout redesign', 'Living room moodboard']);
+    await expectRows(['Checkout redesign', 'Living room moodboard', 'Offline notes']);
     await page.getByRole('tab', { name: 'Trash' }).click();
     await expectRows(['Sensor board']);
     await shot('trash');
     await page.getByRole('button', { name: 'Restore Sensor board' }).click();
     await expectVisible(page.getByText('The trash is empty'), 'the empty trash');
     await page.getByRole('tab', { name: 'Documents' }).click();
-    await expectRows(['Checkout redesign', 'Living room moodboard', 'Sensor board']);
+    await expectRows(['Checkout redesign', 'Living room moodboard', 'Offline notes', 'Sensor board']);
   });
 
   await check('pages of 25 go forward and back', async () => {
@@ -388,7 +486,7 @@ try {
     await page.reload();
     await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 25);
     await page.getByRole('button', { name: 'Next' }).click();
-    await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 3);
+    await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 4);
     await expectVisible(page.getByText('Page 2'), 'the page number');
     await page.getByRole('button', { name: 'Previous' }).click();
     await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 25);
@@ -442,4 +540,5 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
+  await fake.close();
 }

@@ -29,11 +29,31 @@ pub fn headings(text: &str) -> Vec<String> {
 }
 
 impl Section {
-    /// Whether a (lower-cased) heading is this section's: it holds its title or its key with
-    /// spaces.
-    pub fn is_titled(&self, heading: &str) -> bool {
-        heading.contains(&self.title.to_lowercase()) || heading.contains(&self.key.replace('_', " "))
+    /// How closely a (lower-cased) heading names this section: `None` unless it holds the
+    /// section's title or its key with spaces; the longer what it holds, the closer; a
+    /// heading that is exactly one of them, closest of all.
+    fn title_match(&self, heading: &str) -> Option<usize> {
+        let names = [self.title.to_lowercase(), self.key.replace('_', " ")];
+        if names.iter().any(|n| n == heading) {
+            return Some(usize::MAX);
+        }
+        names.iter().filter(|n| !n.is_empty() && heading.contains(n.as_str())).map(String::len).max()
     }
+}
+
+/// The section of `outline` a (lower-cased) heading is: the one it names most closely, the
+/// first of equals. "Non-goals" holds "goals" too, but is the non-goals section.
+pub fn section_for<'a>(outline: &'a [Section], heading: &str) -> Option<&'a Section> {
+    outline
+        .iter()
+        .filter_map(|s| s.title_match(heading).map(|m| (m, s)))
+        .min_by_key(|(m, _)| std::cmp::Reverse(*m))
+        .map(|(_, s)| s)
+}
+
+/// Whether a (lower-cased) heading is `section`'s among `outline`'s.
+pub fn heads(outline: &[Section], section: &Section, heading: &str) -> bool {
+    section_for(outline, heading).is_some_and(|s| s.key == section.key)
 }
 
 /// Words a required section needs under its heading.
@@ -53,7 +73,7 @@ pub fn check_text(text: &str, sections: &[Section], max_chars: usize) -> Result<
     let found: Vec<String> = headings(text).iter().map(|h| h.to_lowercase()).collect();
     let missing: Vec<&str> = sections
         .iter()
-        .filter(|s| s.required && !found.iter().any(|h| s.is_titled(h)))
+        .filter(|s| s.required && !found.iter().any(|h| heads(sections, s, h)))
         .map(|s| s.title.as_str())
         .collect();
     if !missing.is_empty() {
@@ -61,7 +81,7 @@ pub fn check_text(text: &str, sections: &[Section], max_chars: usize) -> Result<
     }
     let empty: Vec<&str> = sections
         .iter()
-        .filter(|s| s.required && words_under(text, s) < MIN_SECTION_WORDS)
+        .filter(|s| s.required && words_under(text, sections, s) < MIN_SECTION_WORDS)
         .map(|s| s.title.as_str())
         .collect();
     if !empty.is_empty() {
@@ -75,7 +95,7 @@ pub fn check_text(text: &str, sections: &[Section], max_chars: usize) -> Result<
 
 /// Words under the first heading that is `section`'s, its sub-sections included (up to the
 /// next heading of its level or above).
-fn words_under(text: &str, section: &Section) -> usize {
+fn words_under(text: &str, outline: &[Section], section: &Section) -> usize {
     let mut level = None;
     let mut words = 0;
     for line in text.lines() {
@@ -87,7 +107,7 @@ fn words_under(text: &str, section: &Section) -> usize {
                 Some(_) => {}
                 None => {
                     let heading = trimmed[depth..].trim().trim_end_matches(':').to_lowercase();
-                    level = section.is_titled(&heading).then_some(depth);
+                    level = heads(outline, section, &heading).then_some(depth);
                     continue;
                 }
             }
@@ -162,6 +182,15 @@ mod tests {
             "required sections with fewer than 2 words: Functional requirements, Success metrics"
         );
         check_text("just text", &[], 100).unwrap();
+        // "Non-goals" holds "goals", but does not stand in for the goals.
+        let goals: Vec<Section> = ["goals", "non_goals"].iter().map(|k| Section::from_key(k)).collect();
+        let text = "## Non-goals\nno offline edits here\n";
+        assert_eq!(check_text(text, &goals, 10_000).unwrap_err().reason, "required sections missing: Goals");
+        let title = |h: &str| section_for(&goals, h).map(|s| s.key.as_str());
+        assert_eq!(
+            (title("non-goals"), title("goals"), title("our goals"), title("risks")),
+            (Some("non_goals"), Some("goals"), Some("goals"), None)
+        );
         // A template's own section: by its title, or by its key.
         let own = [Section::of_template("body", Some("Main points"), Some("Cover them"))];
         assert_eq!(check_text("## Intro\nx", &own, 100).unwrap_err().reason, "required sections missing: Main points");

@@ -59,7 +59,9 @@ impl Drafts {
                 )));
             }
             _ => {
-                return Err(Error::Conflict("this draft is still being written: approve it once it is complete".into()));
+                return Err(Error::Conflict(
+                    "this draft is still being written: approve it once it is complete".into(),
+                ));
             }
         }
         let markdown = draft_markdown(&ctx.data)

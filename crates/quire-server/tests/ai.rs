@@ -549,6 +549,28 @@ async fn an_approved_draft_becomes_the_documents_content_with_a_version(b: Backe
     assert_eq!(event.name, "prd.approved");
     assert_eq!((&event.data["context_id"], &event.data["version"]), (&json!(id), &json!("1.0.0")), "{:?}", event.data);
     assert_eq!(event.document_id.as_deref(), Some(doc.as_str()));
+    // The draft's life is in the outbox: its prompt, its generation's start and end.
+    let ai = quire_core::EventFilter { names: vec!["ai.*".into()], ..Default::default() };
+    let all = api.app.store().events_after(&quire_core::Principal::System, 0, &ai, 100).await.unwrap();
+    let of = |c: &str| all.iter().filter(|e| e.data["context_id"] == c).map(|e| e.name.as_str()).collect::<Vec<_>>();
+    assert_eq!(of(id), ["ai.prompt.submitted", "ai.generation.started", "ai.generation.completed"]);
+    let started = all.iter().find(|e| e.data["context_id"] == id && e.name == "ai.generation.started").unwrap();
+    assert_eq!(
+        (started.document_id.as_deref(), &started.data["provider"]),
+        (Some(doc.as_str()), &json!("quire-builtin"))
+    );
+    // A generation that cannot run says why.
+    let (loose_id, waiting_id) = (loose["id"].as_str().unwrap(), waiting.body["id"].as_str().unwrap());
+    assert_eq!(of(loose_id), ["ai.prompt.submitted", "ai.generation.started", "ai.generation.completed"]);
+    assert_eq!(of(waiting_id), ["ai.prompt.submitted"], "still waiting: no generation yet");
+    let bad = run_context(
+        &api,
+        json!({"workspace": ws, "type": "prd", "pipeline": ["ai_generator"], "data": {"request": "x", "provider": "nowhere"}}),
+    )
+    .await;
+    let all = api.app.store().events_after(&quire_core::Principal::System, 0, &ai, 100).await.unwrap();
+    let failed = all.iter().find(|e| e.data["context_id"] == bad["id"] && e.name == "ai.generation.failed");
+    assert!(failed.is_some_and(|e| e.data["message"].as_str().is_some_and(|m| m.contains("nowhere"))), "{all:?}");
     // Approving the same draft again changes nothing and makes no version.
     let again = api.post(&format!("/api/v1/contexts/{id}/approve"), json!({})).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);

@@ -181,6 +181,15 @@ async fn edits_become_versions_with_bumps_messages_commits_and_events(b: Backend
     // Each event names the commit its version became.
     let commits: Vec<&str> = log.iter().rev().map(|(hash, _)| hash.as_str()).collect();
     assert_eq!(events.iter().map(|e| e.data["commit"].as_str().unwrap_or("none")).collect::<Vec<_>>(), commits);
+    // And git.commit.created says the same of the repository.
+    let filter = quire_core::EventFilter { workspace_id: None, names: vec!["git.commit.created".into()] };
+    let made = s.api.app.store().events_after(&quire_core::Principal::System, last_event, &filter, 100).await.unwrap();
+    assert_eq!(made.iter().map(|e| e.data["commit"].as_str().unwrap()).collect::<Vec<_>>(), commits);
+    assert_eq!(made[0].document_id.as_deref(), Some(s.doc.as_str()));
+    assert_eq!(
+        (&made[0].data["version"], &made[0].data["message"]),
+        (&events[0].data["version"], &events[0].data["message"])
+    );
 }
 
 async fn versions_are_diffed_restored_named_and_listed_in_a_changelog(b: Backend) {

@@ -182,6 +182,23 @@ macro_rules! impl_history_store {
                     data,
                 )
                 .await?;
+                // Seed 002 §5.2's name for the same moment, seen from the repository.
+                let commit_data = serde_json::json!({
+                    "commit": commit,
+                    "document_id": document_id,
+                    "version": version.version,
+                    "message": version.message,
+                    "authors": version.authors,
+                });
+                Self::append_raw(
+                    &mut tx,
+                    &quire_core::Principal::System,
+                    "git.commit.created",
+                    Some(&version.workspace_id),
+                    Some(document_id),
+                    commit_data,
+                )
+                .await?;
                 self.commit(tx).await?;
                 Ok(())
             }

@@ -177,6 +177,17 @@ pub trait Store:
     async fn events_after(&self, who: &Principal, after: i64, filter: &EventFilter, limit: u32) -> Result<Vec<Event>>;
     /// The id of the newest event, 0 when there is none.
     async fn last_event_id(&self) -> Result<i64>;
+    /// Appends an event the application raises itself, tied to no row this store writes
+    /// (`ai.generation.started`, …); returns its id. The caller has checked that `who` may
+    /// act on the workspace and document.
+    async fn record_event(
+        &self,
+        who: &Principal,
+        name: &str,
+        workspace_id: &str,
+        document_id: Option<&str>,
+        data: serde_json::Value,
+    ) -> Result<i64>;
     /// Ticks whenever new events may have been committed, by this process or (on PostgreSQL)
     /// another. A wake-up signal only: read with [`Store::events_after`], or use [`EventTail`].
     fn event_signal(&self) -> watch::Receiver<u64>;

@@ -754,6 +754,20 @@ macro_rules! impl_store {
                     .map_err($crate::rows::db_err)
             }
 
+            async fn record_event(
+                &self,
+                who: &quire_core::Principal,
+                name: &str,
+                workspace_id: &str,
+                document_id: Option<&str>,
+                data: serde_json::Value,
+            ) -> quire_core::Result<i64> {
+                let mut tx = self.begin_write().await?;
+                let id = Self::append_raw(&mut tx, who, name, Some(workspace_id), document_id, data).await?;
+                self.commit(tx).await?;
+                Ok(id)
+            }
+
             fn event_signal(&self) -> tokio::sync::watch::Receiver<u64> {
                 self.signal.subscribe()
             }

@@ -1,13 +1,10 @@
 import { useEffect, useMemo, useSyncExternalStore } from 'react';
 import { EditorContent, useEditor, useEditorState, type Editor } from '@tiptap/react';
-import StarterKit from '@tiptap/starter-kit';
 import Collaboration from '@tiptap/extension-collaboration';
 import CollaborationCaret from '@tiptap/extension-collaboration-caret';
-import { TableKit } from '@tiptap/extension-table';
-import { TaskItem, TaskList } from '@tiptap/extension-list';
-import Image from '@tiptap/extension-image';
 import { useStore } from 'zustand';
 import { collabFor, retain, type Collab, type Peer, type SaveState } from './collab';
+import { prdExtensions } from './extensions';
 import { Toolbar } from './Toolbar';
 
 /** A PRD, edited together live: the text, who is here, where each is, and its outline. */
@@ -22,13 +19,7 @@ function LiveEditor({ collab }: { collab: Collab }) {
   const editor = useEditor(
     {
       extensions: [
-        // Undo and redo are the collaboration's own (each person undoes only their changes);
-        // underline has no Markdown, which PRDs are written to and read from.
-        StarterKit.configure({ undoRedo: false, underline: false, link: { openOnClick: false, autolink: true } }),
-        TaskList,
-        TaskItem.configure({ nested: true }),
-        TableKit.configure({ table: { resizable: false } }),
-        Image,
+        ...prdExtensions(),
         Collaboration.configure({ document: collab.doc, field: 'default' }),
         CollaborationCaret.configure({
           provider: collab.provider,

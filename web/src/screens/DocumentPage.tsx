@@ -1,13 +1,15 @@
 import { lazy, Suspense, useState } from 'react';
-import { Link, useParams } from 'react-router';
+import { Link, useParams, useSearchParams } from 'react-router';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap, type Document } from '../api/client';
 import { ErrorText, Problem } from '../components/Problem';
 import { useMe } from '../session';
 import { ago, kindLabel } from './Documents';
+import { isDismissed, useLatestDraft } from '../drafts/queries';
 
 // The editor (TipTap, Yjs) loads with the first document opened, not with the lists.
 const PrdEditor = lazy(() => import('../editor/PrdEditor').then((m) => ({ default: m.PrdEditor })));
+const DraftPanel = lazy(() => import('../drafts/DraftPanel').then((m) => ({ default: m.DraftPanel })));
 
 /** One document: its title, and for a PRD the live editor. */
 export function DocumentPage() {
@@ -17,6 +19,23 @@ export function DocumentPage() {
     queryKey: ['document', id],
     queryFn: () => unwrap(api.GET('/api/v1/documents/{id}', { params: { path: { id } } })),
   });
+  const isPrd = doc.data?.kind === 'prd';
+  // The draft panel is open when asked for (?draft, as a new PRD opens), and by itself while
+  // the document's latest draft is being written or waits for approval.
+  const [params, setParams] = useSearchParams();
+  const latest = useLatestDraft(ws, id, isPrd).data?.items[0];
+  const pendingDraft =
+    latest && !latest.approved_at && latest.status !== 'cancelled' && !isDismissed(latest.id);
+  const drafting = isPrd && (params.has('draft') || !!pendingDraft);
+  const setDrafting = (open: boolean) =>
+    setParams(
+      (p) => {
+        if (open) p.set('draft', '');
+        else p.delete('draft');
+        return p;
+      },
+      { replace: true },
+    );
   if (doc.isError) return <Problem error={doc.error} retry={() => doc.refetch()} />;
   return (
     <main className="page wide">
@@ -28,11 +47,24 @@ export function DocumentPage() {
       {doc.data && (
         <header className="document-header">
           <Title key={doc.data.revision} doc={doc.data} />
-          <p className="muted">
-            <span className={`badge kind-${doc.data.kind}`}>{kindLabel(doc.data.kind)}</span> · changed{' '}
-            {ago(doc.data.updated_at)}
-          </p>
+          <div className="row document-meta">
+            <p className="muted">
+              <span className={`badge kind-${doc.data.kind}`}>{kindLabel(doc.data.kind)}</span> · changed{' '}
+              {ago(doc.data.updated_at)}
+            </p>
+            <span className="grow" />
+            {isPrd && !drafting && (
+              <button className="secondary small" onClick={() => setDrafting(true)}>
+                ✦ Draft with AI
+              </button>
+            )}
+          </div>
         </header>
+      )}
+      {drafting && doc.data && (
+        <Suspense fallback={<p className="muted">Opening the drafting panel…</p>}>
+          <DraftPanel ws={ws} docId={id} title={doc.data.title} canEdit onClose={() => setDrafting(false)} />
+        </Suspense>
       )}
       {doc.data?.kind === 'prd' && me.data ? (
         <Suspense fallback={<p className="muted">Opening the editor…</p>}>

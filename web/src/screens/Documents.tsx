@@ -128,7 +128,9 @@ export function Documents() {
           <Link className="button secondary" to={`/w/${ws}/settings`}>
             Members and keys
           </Link>
-          {!trash && <NewDocument ws={ws} onCreated={(d) => navigate(`/w/${ws}/d/${d.id}`)} />}
+          {!trash && (
+            <NewDocument ws={ws} onCreated={(d) => navigate(`/w/${ws}/d/${d.id}${d.kind === 'prd' ? '?draft' : ''}`)} />
+          )}
         </div>
       </header>
 

@@ -322,7 +322,7 @@ pub fn split_sections(text: &str, outline: &[Section], parted: &[String]) -> Val
             flush(&current, &mut buffer);
             let h = h.trim().trim_end_matches(':');
             let lower = h.to_lowercase();
-            let key = match outline.iter().find(|s| s.is_titled(&lower)) {
+            let key = match quire_ai::gate::section_for(outline, &lower) {
                 Some(s) => s.key.clone(),
                 None => {
                     let slug: String =
@@ -384,6 +384,39 @@ impl Component for AiGenerator {
     }
 
     async fn run(&self, run: Run) -> Result<Map<String, Value>, ComponentError> {
+        let started = Instant::now();
+        let result = self.generate(&run).await;
+        let ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(out) => {
+                let data = json!({"model": out.get("model_used"), "duration_ms": ms});
+                emit(&run, "ai.generation.completed", run.str("document_id"), data).await;
+            }
+            Err(e) => {
+                let data = json!({"code": e.code, "message": e.message, "retryable": !e.permanent, "duration_ms": ms});
+                emit(&run, "ai.generation.failed", None, data).await;
+            }
+        }
+        result
+    }
+}
+
+/// Raises an `ai.generation.*` event for the running context (in the outbox, for the
+/// workspace's followers); a failure to record it is logged, not the generation's.
+async fn emit(run: &Run, name: &str, document_id: Option<&str>, mut data: Value) {
+    let ctx = run.context();
+    data["context_id"] = json!(ctx.id);
+    data["attempt"] = json!(ctx.attempts);
+    let store = run.store();
+    if let Err(e) = store.record_event(&quire_core::Principal::System, name, &ctx.workspace_id, document_id, data).await
+    {
+        tracing::warn!(context = %ctx.id, event = name, error = %e, "recording an AI event failed");
+    }
+}
+
+impl AiGenerator {
+    async fn generate(&self, run: &Run) -> Result<Map<String, Value>, ComponentError> {
+        let run = run.clone();
         let ctx = run.context();
         let data = run.data();
         let default = if ctx.kind == "prd" { "prd.draft" } else { "content.draft" };
@@ -414,6 +447,9 @@ impl Component for AiGenerator {
         )
         .await;
 
+        let started = json!({"provider": provider.name(), "prompt_template": rendered.template, "model": choice.model});
+        // The document is the context's own by now: rendering the prompt checked it.
+        emit(&run, "ai.generation.started", run.str("document_id"), started).await;
         let mut stream = log.check(provider.stream_text(&request).await).await.map_err(|e| provider_failed(&e))?;
         let sections = &rendered.sections;
         let mut text = String::new();
@@ -483,7 +519,10 @@ fn progress(text: &str, sections: &[Section]) -> (f32, String) {
     if sections.is_empty() {
         return (50.0, format!("{words} words so far"));
     }
-    let begun = sections.iter().filter(|s| headings.iter().any(|h| s.is_titled(&h.to_lowercase()))).count();
+    let begun = sections
+        .iter()
+        .filter(|s| headings.iter().any(|h| quire_ai::gate::heads(sections, s, &h.to_lowercase())))
+        .count();
     let current = headings.last().map(String::as_str).unwrap_or("the start");
     let percent = (100.0 * begun as f32 / (sections.len() + 1) as f32).min(95.0);
     (percent, format!("writing '{current}' ({begun} of {} sections, {words} words)", sections.len()))
@@ -650,6 +689,21 @@ mod tests {
                 "appendix_extras": "More.",
                 "conclusion": "Bye."
             })
+        );
+        // A heading holding another section's title is still its own section: "Non-goals"
+        // holds "goals" (the non-goals text was merged into the goals).
+        let prd: Vec<Section> = ["goals", "non_goals"].iter().map(|k| Section::from_key(k)).collect();
+        assert_eq!(
+            split_sections(
+                "## Goals
+Fast.
+## Non-goals
+Offline edits.
+",
+                &prd,
+                &[]
+            ),
+            json!({"goals": "Fast.", "non_goals": "Offline edits."})
         );
         assert_eq!(split_sections("# T\nJust text.\n", &[], &[]), json!("Just text."));
         assert_eq!(split_sections("No title.", &[], &[]), json!("No title."));

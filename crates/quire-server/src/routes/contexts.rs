@@ -72,7 +72,34 @@ fn submitted(ctx: Context, created: bool) -> Response {
 pub async fn submit(State(app): State<App>, Actor(who): Actor, Json(mut new): Json<NewContext>) -> ApiResult<Response> {
     let ws = workspace_of(&app, &who, new.workspace.take()).await?;
     let (ctx, created) = app.engine().submit(&who, &ws, vec![new]).await?.remove(0);
+    if created {
+        prompt_submitted(&app, &who, &ctx).await;
+    }
     Ok(submitted(ctx, created))
+}
+
+/// The generating components: a context running one of them was a prompt submitted to AI.
+const GENERATORS: [&str; 2] = ["ai_generator", "image_generator"];
+
+/// Raises `ai.prompt.submitted` for a new context that runs an AI generator (seed 002
+/// §5.2): its type, pipeline, template and the start of its request.
+async fn prompt_submitted(app: &App, who: &Principal, ctx: &Context) {
+    if !ctx.pipeline.iter().any(|c| GENERATORS.contains(&c.as_str())) {
+        return;
+    }
+    let request: String =
+        ctx.data.get("request").and_then(|r| r.as_str()).unwrap_or_default().chars().take(280).collect();
+    let data = serde_json::json!({
+        "context_id": ctx.id,
+        "type": ctx.kind,
+        "pipeline": ctx.pipeline,
+        "template_id": ctx.data.get("template_id"),
+        "document_id": ctx.data.get("document_id"),
+        "request": request,
+    });
+    if let Err(e) = app.store().record_event(who, "ai.prompt.submitted", &ctx.workspace_id, None, data).await {
+        tracing::warn!(context = %ctx.id, error = %e, "recording ai.prompt.submitted failed");
+    }
 }
 
 /// Many contexts at once.
@@ -104,6 +131,11 @@ pub async fn submit_batch(
 ) -> ApiResult<Response> {
     let ws = workspace_of(&app, &who, batch.workspace).await?;
     let made = app.engine().submit(&who, &ws, batch.contexts).await?;
+    for (ctx, created) in &made {
+        if *created {
+            prompt_submitted(&app, &who, ctx).await;
+        }
+    }
     let body = SubmittedBatch { contexts: made.into_iter().map(|m| m.0).collect() };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

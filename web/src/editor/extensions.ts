@@ -1,0 +1,21 @@
+// The nodes and marks of a PRD as the browser shows them: the live editor, the draft
+// preview and the version history all render a PRD with this one list, so a draft looks
+// as it will once approved. Everything here round-trips through Quire's Markdown
+// (docs/crdt-layout.md).
+import type { AnyExtension } from '@tiptap/core';
+import StarterKit from '@tiptap/starter-kit';
+import { TableKit } from '@tiptap/extension-table';
+import { TaskItem, TaskList } from '@tiptap/extension-list';
+import Image from '@tiptap/extension-image';
+
+export function prdExtensions(): AnyExtension[] {
+  return [
+    // Undo and redo are the collaboration's own in the live editor (each person undoes only
+    // their changes); underline has no Markdown, which PRDs are written to and read from.
+    StarterKit.configure({ undoRedo: false, underline: false, link: { openOnClick: false, autolink: true } }),
+    TaskList,
+    TaskItem.configure({ nested: true }),
+    TableKit.configure({ table: { resizable: false } }),
+    Image,
+  ];
+}
