@@ -433,6 +433,42 @@ try {
     const messages = (versions.body?.items ?? []).map((v) => v.message);
     if (!messages.includes('Approved the AI draft by fake-writer')) throw new Error(`no version of the approval: ${JSON.stringify(messages)}`);
   });
+
+  await check('the history lists versions, shows a change in the document\'s formatting, names one and restores one', async () => {
+    await page.locator('.editor-page .prose p', { hasText: 'Lost-note reports drop to zero' }).click();
+    await page.keyboard.press('End');
+    await page.keyboard.type(' Support tickets halve.');
+    await savedIn(page);
+    const versionsOf = async () => (await apiCall(page, 'GET', `/api/v1/documents/${draftDoc}/versions`)).body?.items ?? [];
+    for (let i = 0; (await versionsOf()).length < 2; i++) {
+      if (i > 100) throw new Error(`no second version: ${JSON.stringify(await versionsOf())}`);
+      await page.waitForTimeout(100);
+    }
+    await page.getByRole('link', { name: 'History' }).click();
+    await page.waitForURL(/\/history/);
+    await expectVisible(page.getByRole('heading', { name: 'History', exact: true }), 'the history heading');
+    const items = page.locator('.versions .version-item');
+    if ((await items.count()) !== 2) throw new Error(`the history lists ${await items.count()} versions`);
+    await expectVisible(page.locator('.rendered-diff .diff-changed ins', { hasText: 'Support tickets halve.' }), 'the added words marked');
+    await expectVisible(page.locator('.rendered-diff h2', { hasText: 'Success metrics' }), 'the unchanged headings as headings');
+    await shot('history-diff');
+    await page.getByLabel(/Name of version/).fill('Reviewed');
+    await page.getByRole('button', { name: 'Save name' }).click();
+    await expectVisible(page.locator('.versions .version-name', { hasText: 'Reviewed' }), 'the name in the list');
+    await items.last().click();
+    await expectVisible(page.getByRole('heading', { name: /^Version 1\.0\.0/ }), 'the first version');
+    await page.getByRole('button', { name: 'Restore this version' }).click();
+    await page.getByRole('group', { name: 'Confirm restoring' }).getByRole('button', { name: 'Restore' }).click();
+    await expectVisible(page.getByRole('status').filter({ hasText: 'Restored' }), 'the restore confirmed');
+    await expectVisible(page.locator('.versions .version-item', { hasText: 'Restored version 1.0.0' }), 'the restore as a new version');
+    const md = (await apiCall(page, 'GET', `/api/v1/documents/${draftDoc}/versions`)).body.items.length;
+    if (md !== 3) throw new Error(`${md} versions after restoring, not 3`);
+    await page2.locator('.editor-page .prose', { hasText: 'Support tickets halve.' }).waitFor({ state: 'detached', timeout: 10_000 }).catch(async () => {
+      const still = await page2.locator('.editor-page .prose').textContent();
+      if (still.includes('Support tickets halve.')) throw new Error("the restored text did not reach Grace's editor");
+    });
+    await shot('history-restored');
+  });
   await grace.close();
 
   await page.goto(workspace);

@@ -1,4 +1,4 @@
-import { useEffect } from 'react';
+import { lazy, Suspense, useEffect } from 'react';
 import { createBrowserRouter, Navigate, Outlet, RouterProvider, useLocation, useNavigate } from 'react-router';
 import { useQueryClient } from '@tanstack/react-query';
 import { whenSignedOut } from './api/client';
@@ -9,6 +9,9 @@ import { Documents } from './screens/Documents';
 import { DocumentPage } from './screens/DocumentPage';
 import { Join, Settings } from './screens/Settings';
 import { meKey, safeNext, useMe } from './session';
+
+// Version history renders with the editor's schema: loaded with it, not with the lists.
+const HistoryPage = lazy(() => import('./history/HistoryPage').then((m) => ({ default: m.HistoryPage })));
 
 /** Signed-in screens: anyone else goes to sign in, and comes back here after. */
 function RequireUser() {
@@ -92,6 +95,14 @@ const router = createBrowserRouter([
           { path: '/', element: <Home /> },
           { path: '/w/:ws', element: <Documents /> },
           { path: '/w/:ws/d/:id', element: <DocumentPage /> },
+          {
+            path: '/w/:ws/d/:id/history',
+            element: (
+              <Suspense fallback={<p className="loading muted">Loading…</p>}>
+                <HistoryPage />
+              </Suspense>
+            ),
+          },
           { path: '/w/:ws/settings', element: <Settings /> },
           { path: '*', element: <NotFound /> },
         ],

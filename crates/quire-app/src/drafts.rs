@@ -93,13 +93,8 @@ pub fn draft_markdown(data: &serde_json::Map<String, Value>) -> Option<String> {
         return Some(md.to_string());
     }
     let content = data.get("generated_content")?;
-    let order: Vec<&str> = data
-        .get("template")
-        .and_then(|t| t.get("sections"))
-        .and_then(Value::as_array)
-        .map(|s| s.iter().filter_map(|s| s.get("type").and_then(Value::as_str)).collect())
-        .unwrap_or_default();
-    Some(quire_jobs::components::render_markdown(data.get("title").and_then(Value::as_str), content, &order))
+    let outline = quire_jobs::components::outline_of(data.get("template"));
+    Some(quire_jobs::components::render_markdown(data.get("title").and_then(Value::as_str), content, &outline))
 }
 
 #[cfg(test)]

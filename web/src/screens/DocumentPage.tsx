@@ -53,6 +53,9 @@ export function DocumentPage() {
               {ago(doc.data.updated_at)}
             </p>
             <span className="grow" />
+            <Link className="button secondary small" to={`/w/${ws}/d/${id}/history`}>
+              History
+            </Link>
             {isPrd && !drafting && (
               <button className="secondary small" onClick={() => setDrafting(true)}>
                 ✦ Draft with AI

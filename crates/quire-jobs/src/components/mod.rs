@@ -10,7 +10,7 @@ use crate::{Component, ComponentError, ComponentInfo, Registry, Run};
 
 mod transformer;
 
-pub use transformer::{Transformer, render_markdown};
+pub use transformer::{Transformer, outline_of, render_markdown};
 
 /// The clean-up component's name (run nightly by the `cleanup.contexts` schedule).
 pub const CLEANUP: &str = "cleanup";

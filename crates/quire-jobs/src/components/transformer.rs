@@ -31,14 +31,8 @@ impl Component for Transformer {
                 "data.generated_content is missing: put a generating component before the transformer",
             ));
         };
-        let order: Vec<&str> = run
-            .data()
-            .get("template")
-            .and_then(|t| t.get("sections"))
-            .and_then(Value::as_array)
-            .map(|s| s.iter().filter_map(|s| s.get("type").and_then(Value::as_str)).collect())
-            .unwrap_or_default();
-        let markdown = render_markdown(run.str("title"), content, &order);
+        let outline = outline_of(run.data().get("template"));
+        let markdown = render_markdown(run.str("title"), content, &outline);
         let words = count_words(&markdown);
         let minutes = ((words as f64 / WORDS_PER_MINUTE as f64).round() as usize).max(1);
         let mut out = Map::new();
@@ -55,10 +49,23 @@ impl Component for Transformer {
     }
 }
 
+/// A template's sections as `(type, title)`, in order (`data.template` as the `template`
+/// component loads it); empty without one.
+pub fn outline_of(template: Option<&Value>) -> Vec<(&str, Option<&str>)> {
+    template
+        .and_then(|t| t.get("sections"))
+        .and_then(Value::as_array)
+        .map(|s| {
+            s.iter().filter_map(|s| Some((s.get("type")?.as_str()?, s.get("title").and_then(Value::as_str)))).collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Markdown for generated content: a string is taken as Markdown already; an object's
-/// fields become `##` sections (in `order` first, then the rest), a list of
-/// `{heading, content}` becomes one section per item, nested objects `###` subsections.
-pub fn render_markdown(title: Option<&str>, content: &Value, order: &[&str]) -> String {
+/// fields become `##` sections (in the outline's order first, under the outline's titles,
+/// then the rest under their keys), a list of `{heading, content}` becomes one section per
+/// item, nested objects `###` subsections.
+pub fn render_markdown(title: Option<&str>, content: &Value, outline: &[(&str, Option<&str>)]) -> String {
     let mut out = String::new();
     if let Some(t) = title.filter(|t| !t.trim().is_empty()) {
         out.push_str("# ");
@@ -68,10 +75,13 @@ pub fn render_markdown(title: Option<&str>, content: &Value, order: &[&str]) -> 
     match content {
         Value::Object(fields) => {
             let mut keys: Vec<&String> =
-                order.iter().filter_map(|k| fields.get_key_value(*k).map(|(k, _)| k)).collect();
-            keys.extend(fields.keys().filter(|k| !order.contains(&k.as_str())));
+                outline.iter().filter_map(|(k, _)| fields.get_key_value(*k).map(|(k, _)| k)).collect();
+            keys.extend(fields.keys().filter(|k| !outline.iter().any(|(o, _)| o == k)));
             for key in keys {
-                section(&mut out, 2, &heading_of(key), &fields[key.as_str()]);
+                let titled =
+                    outline.iter().find(|(k, _)| k == key).and_then(|(_, t)| t.filter(|t| !t.trim().is_empty()));
+                let heading = titled.map_or_else(|| heading_of(key), |t| t.trim().to_string());
+                section(&mut out, 2, &heading, &fields[key.as_str()]);
             }
         }
         other => body(&mut out, 2, other),
@@ -165,7 +175,11 @@ mod tests {
             ],
             "conclusion": "By following these best practices, developers can..."
         });
-        let md = render_markdown(Some("Example Article"), &content, &["introduction", "body", "conclusion"]);
+        let md = render_markdown(
+            Some("Example Article"),
+            &content,
+            &[("introduction", None), ("body", None), ("conclusion", None)],
+        );
         assert_eq!(
             md,
             "# Example Article\n\n## Introduction\n\nMicroservices architecture has revolutionized...\n\n\
@@ -185,6 +199,12 @@ mod tests {
             &[],
         );
         assert_eq!(md, "## Open questions\n\n- Who owns billing?\n- When?\n\n## Risks\n\n### Legal\n\nGDPR");
+        // The template's titles head its sections ("Non-goals", not "Non goals").
+        let template = json!({"sections": [{"type": "non_goals", "title": "Non-goals"}, {"type": "goals"}]});
+        let outline = outline_of(Some(&template));
+        assert_eq!(outline, [("non_goals", Some("Non-goals")), ("goals", None)]);
+        let md = render_markdown(None, &json!({"goals": "Fast.", "non_goals": "Offline."}), &outline);
+        assert_eq!(md, "## Non-goals\n\nOffline.\n\n## Goals\n\nFast.");
         assert_eq!(count_words("# A\n\n- b c | d\n> e"), 5);
     }
 }
