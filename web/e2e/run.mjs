@@ -17,6 +17,7 @@ mkdirSync(shots, { recursive: true });
 const fake = await startFakeOpenAI([
   prdReply('Offline notes', 'keeping every note'),
   prdReply('Offline notes', 'a daily summary for dispatchers'),
+  '## Success metrics\n\n- Lost-note reports: from 12 a month to 0 within 3 months of launch.\n- 95 % of offline notes synced within 60 s of reconnecting.\n',
 ]);
 
 const browser = await chromium.launch({
@@ -441,14 +442,16 @@ try {
     await savedIn(page);
     const versionsOf = async () => (await apiCall(page, 'GET', `/api/v1/documents/${draftDoc}/versions`)).body?.items ?? [];
     for (let i = 0; (await versionsOf()).length < 2; i++) {
-      if (i > 100) throw new Error(`no second version: ${JSON.stringify(await versionsOf())}`);
+      if (i > 300) throw new Error(`no second version: ${JSON.stringify(await versionsOf())}`);
       await page.waitForTimeout(100);
     }
     await page.getByRole('link', { name: 'History' }).click();
     await page.waitForURL(/\/history/);
     await expectVisible(page.getByRole('heading', { name: 'History', exact: true }), 'the history heading');
     const items = page.locator('.versions .version-item');
-    if ((await items.count()) !== 2) throw new Error(`the history lists ${await items.count()} versions`);
+    await page.waitForFunction(() => document.querySelectorAll('.versions .version-item').length === 2, null, { timeout: 10_000 }).catch(async () => {
+      throw new Error(`the history lists ${await items.count()} versions, not 2`);
+    });
     await expectVisible(page.locator('.rendered-diff .diff-changed ins', { hasText: 'Support tickets halve.' }), 'the added words marked');
     await expectVisible(page.locator('.rendered-diff h2', { hasText: 'Success metrics' }), 'the unchanged headings as headings');
     await shot('history-diff');
@@ -468,6 +471,36 @@ try {
       if (still.includes('Support tickets halve.')) throw new Error("the restored text did not reach Grace's editor");
     });
     await shot('history-restored');
+  });
+
+  await check('a section rewritten by AI is suggested beside its text and accepted into the document', async () => {
+    await page.goto(`${workspace}/d/${draftDoc}`);
+    await savedIn(page);
+    await page.getByRole('button', { name: 'Rewrite “Success metrics” with AI' }).click();
+    const card = page.getByRole('region', { name: 'Rewrite “Success metrics” with AI' });
+    await expectVisible(card, 'the rewrite card in the document');
+    await card.getByRole('button', { name: 'Make it measurable' }).click();
+    await card.getByRole('button', { name: 'Suggest', exact: true }).click();
+    await expectVisible(card.getByTestId('suggestion').filter({ hasText: 'from 12 a month to 0' }), 'the suggestion');
+    await card.getByRole('button', { name: 'Accept' }).waitFor({ state: 'visible' });
+    await page.waitForFunction(() => !document.querySelector('.rewrite-card button.primary[disabled]'), null, { timeout: 15_000 });
+    // The card sits in the document, after the section it rewrites and before the next.
+    const order = await page.evaluate(() => {
+      const all = [...document.querySelectorAll('.editor-page .prose h2, .editor-page .rewrite-card')];
+      return all.map((e) => (e.classList.contains('rewrite-card') ? 'card' : e.textContent));
+    });
+    const at = order.indexOf('card');
+    if (order[at - 1] !== 'Success metrics' || order[at + 1] !== 'Risks') throw new Error(`the card is not after its section: ${order}`);
+    await shot('rewrite-suggestion');
+    await card.getByRole('button', { name: 'Accept' }).click();
+    await card.waitFor({ state: 'detached' });
+    await expectVisible(page2.locator('.editor-page .prose li', { hasText: 'from 12 a month to 0' }), "the rewritten section in Grace's editor");
+    for (let i = 0; ; i++) {
+      const text = await page.evaluate(async (id) => (await fetch(`/api/v1/documents/${id}/content?format=markdown`)).text(), draftDoc);
+      if (text.includes('from 12 a month to 0') && !text.includes('Lost-note reports drop to zero')) break;
+      if (i > 50) throw new Error(`the server's copy is not the rewritten section: ${text}`);
+      await page.waitForTimeout(200);
+    }
   });
   await grace.close();
 

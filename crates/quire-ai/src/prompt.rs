@@ -396,6 +396,25 @@ pub fn builtin_templates() -> Vec<PromptTemplate> {
             sections: taxonomy::prd_sections().iter().map(|s| s.key.to_string()).collect(),
         },
         PromptTemplate {
+            name: "prd.section".into(),
+            version: 1,
+            description: "One section of a PRD rewritten or extended as the user asks (\"make the goals measurable\").".into(),
+            output: Output::Text,
+            variables: vec![
+                var("section", "The section's heading.", true, 200, vec![]),
+                var("instruction", "What to do with it, in the user's words.", true, 2_000, vec![]),
+                var("current", "The section's text now (Markdown).", false, 20_000, vec![]),
+            ],
+            system: "You are a senior product manager{% if workspace.name %} at {{ workspace.name }}{% endif %}, \
+                     editing one section of a product requirements document. You change only what you are asked to, \
+                     keep every fact the section states, and never invent facts: where information is missing, \
+                     write it as an open question."
+                .into(),
+            prompt: SECTION_PROMPT.into(),
+            negative_prompt: String::new(),
+            sections: Vec::new(),
+        },
+        PromptTemplate {
             name: "content.draft".into(),
             version: 1,
             description: "A piece of writing in the sections a pipeline's template gives (an article, a brief).".into(),
@@ -449,6 +468,18 @@ The request:
 {{ request }}
 """{% endif %}"#;
 
+const SECTION_PROMPT: &str = r#"In the PRD{% if document.title %} "{{ document.title }}"{% endif %}, rewrite the section "{{ section }}" as asked: {{ instruction }}
+{% if document.sections %}
+The document's sections are: {{ document.sections | join(", ") }}. Stay within "{{ section }}".
+{% endif %}
+Answer with the section's new text only, in Markdown, without its heading.
+{% if current %}
+The section now:
+"""
+{{ current }}
+"""{% else %}
+The section is empty now.{% endif %}"#;
+
 const PRD_PROMPT: &str = r#"Write a product requirements document{% if title %} titled "{{ title }}"{% endif %}{% if target_audience %} for {{ target_audience }}{% endif %}.
 {% if document.sections %}
 The document already has these sections: {{ document.sections | join(", ") }}. Keep their headings.
@@ -494,6 +525,22 @@ mod tests {
         assert!(r.prompt.contains("## User stories\nWrite user stories as"), "{}", r.prompt);
         assert!(r.prompt.contains("already has these sections: Problem, Notes."), "{}", r.prompt);
         assert!(r.prompt.ends_with("\"\"\"\nOffline sync for field teams\n\"\"\""), "{}", r.prompt);
+        let section = template("prd.section")
+            .render(
+                &values(&[("section", "Goals"), ("instruction", "make them measurable"), ("current", "- Faster sync")]),
+                &around,
+            )
+            .unwrap();
+        assert!(
+            section
+                .prompt
+                .starts_with("In the PRD \"Sync\", rewrite the section \"Goals\" as asked: make them measurable"),
+            "{}",
+            section.prompt
+        );
+        assert!(section.prompt.contains("Stay within \"Goals\"."), "{}", section.prompt);
+        assert!(section.prompt.ends_with("\"\"\"\n- Faster sync\n\"\"\""), "{}", section.prompt);
+        assert!(section.sections.is_empty(), "a section is not drafted by outline");
         let req = r.text_request(Some("Sync".into()), "Offline sync for field teams");
         assert_eq!(req.messages.len(), 2);
         assert_eq!(req.outline.unwrap().sections.len(), taxonomy::prd_sections().len());

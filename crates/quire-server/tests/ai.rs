@@ -23,6 +23,7 @@ quire_store::for_each_backend!(
     a_caller_that_goes_away_stops_the_provider,
     pipelines_draft_with_ai_generator,
     an_approved_draft_becomes_the_documents_content_with_a_version,
+    a_section_is_rewritten_as_asked,
     the_seeds_article_runs_in_the_seeds_shape,
     a_draft_that_fails_the_gate_is_retried_then_fails_with_the_reason,
     ai_generator_refuses_what_no_retry_can_fix,
@@ -575,6 +576,37 @@ async fn an_approved_draft_becomes_the_documents_content_with_a_version(b: Backe
     let again = api.post(&format!("/api/v1/contexts/{id}/approve"), json!({})).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
     assert_eq!(again.body["version"], Value::Null);
+}
+
+async fn a_section_is_rewritten_as_asked(b: Backend) {
+    let (api, ws, _worker) = with_worker(b).await;
+    let reply = vec!["- Notes reach the server within 60 s ".to_string(), "of the connection returning.\n".to_string()];
+    let (_fake, url) = fake_with(Fake { reply, ..Default::default() }).await;
+    let spec = json!({"kind": "openai", "base_url": url, "text_model": "fake-1"});
+    assert_eq!(api.call(Method::PUT, "/api/v1/ai/providers/writer", Some(spec), &[]).await.status, StatusCode::OK);
+    let doc = api.post(&format!("/api/v1/workspaces/{ws}/documents"), json!({"kind": "prd", "title": "Sync"})).await;
+    let doc = doc.body["id"].as_str().unwrap().to_string();
+    let c = run_context(
+        &api,
+        json!({"workspace": ws, "type": "prd", "pipeline": ["ai_generator"],
+               "data": {"prompt_template": "prd.section", "provider": "writer", "document_id": doc, "section": "Goals",
+                        "instruction": "make them measurable", "current": "- Faster sync"}}),
+    )
+    .await;
+    assert_eq!(c["status"], "completed", "{c}");
+    assert_eq!(c["data"]["generated_content"], "- Notes reach the server within 60 s of the connection returning.");
+    let log = logged(&api, &format!("workspace={ws}&context_id={}", c["id"].as_str().unwrap()), 1).await;
+    let prompt = log.body["items"][0]["prompt"].as_str().unwrap();
+    assert!(prompt.contains("rewrite the section \"Goals\" as asked: make them measurable"), "{prompt}");
+    assert!(prompt.contains("\"\"\"\n- Faster sync\n\"\"\""), "the section's text is sent: {prompt}");
+    // Without an instruction there is nothing to do: refused at once, not retried.
+    let c = run_context(
+        &api,
+        json!({"workspace": ws, "type": "prd", "pipeline": ["ai_generator"],
+               "data": {"prompt_template": "prd.section", "provider": "writer", "section": "Goals"}}),
+    )
+    .await;
+    assert_eq!((c["status"].as_str(), c["attempts"].as_u64()), (Some("failed"), Some(1)), "{c}");
 }
 
 /// Every field path of a JSON value with the kind of value there (`data.body[].heading:

@@ -57,7 +57,16 @@ fn the_screens_work_in_a_real_browser() {
         .output()
         .expect("node runs the browser tests");
     let report = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the browser tests failed (screenshots in {}):\n{report}", shots.display());
+    if !out.status.success() {
+        // What the server said of it: its warnings and errors.
+        let said: Vec<String> =
+            server.logged().into_iter().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+        panic!(
+            "the browser tests failed (screenshots in {}):\n{report}\nthe server's warnings:\n{}",
+            shots.display(),
+            said.join("\n")
+        );
+    }
     assert!(report.contains("all ok"), "{report}");
     for screen in [
         "signin",
@@ -71,6 +80,11 @@ fn the_screens_work_in_a_real_browser() {
         "trash",
         "not-found",
         "documents-tablet",
+        "draft-streaming",
+        "draft-ready",
+        "draft-approved-teammate",
+        "history-diff",
+        "rewrite-suggestion",
     ] {
         let file = shots.join(format!("{screen}.png"));
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);

@@ -10,7 +10,7 @@ import { Markdown } from '@tiptap/markdown';
 import { api, unwrap, type Schemas } from '../api/client';
 import { ErrorText } from '../components/Problem';
 import { prdExtensions } from '../editor/extensions';
-import { dismiss, useLatestDraft } from './queries';
+import { dismiss, useLatestDraft, useWorkspaceAi } from './queries';
 import { emptyView, fold, follow, TERMINAL, type ContextEvent, type DraftStatus, type DraftView } from './stream';
 
 type Context = Schemas['Context'];
@@ -117,11 +117,7 @@ export function DraftPanel({
 
 /** Which provider drafts, and once a draft is done, the model that wrote it. */
 function Provider({ ws, ctx }: { ws: string; ctx?: Context }) {
-  const ai = useQuery({
-    queryKey: ['workspace-ai', ws],
-    queryFn: () => unwrap(api.GET('/api/v1/workspaces/{ws}/ai', { params: { path: { ws } } })),
-    staleTime: 60_000,
-  });
+  const ai = useWorkspaceAi(ws);
   const data = ctx ? dataOf(ctx) : {};
   const model = data.model_used as string | undefined;
   const provider = (data.generation_parameters as { provider?: string } | undefined)?.provider ?? ai.data?.text;

@@ -14,6 +14,15 @@ export function useLatestDraft(ws: string, docId: string, enabled = true) {
   });
 }
 
+/** The providers the workspace uses (its text provider drafts and rewrites). */
+export function useWorkspaceAi(ws: string) {
+  return useQuery({
+    queryKey: ['workspace-ai', ws],
+    queryFn: () => unwrap(api.GET('/api/v1/workspaces/{ws}/ai', { params: { path: { ws } } })),
+    staleTime: 60_000,
+  });
+}
+
 const dismissedKey = (contextId: string) => `quire-draft-closed-${contextId}`;
 
 /** Whether this browser closed the panel on this draft (it then stays closed until asked for). */

@@ -1,4 +1,5 @@
-import { useEffect, useMemo, useSyncExternalStore } from 'react';
+import { useEffect, useMemo, useState, useSyncExternalStore } from 'react';
+import { createPortal } from 'react-dom';
 import { EditorContent, useEditor, useEditorState, type Editor } from '@tiptap/react';
 import Collaboration from '@tiptap/extension-collaboration';
 import CollaborationCaret from '@tiptap/extension-collaboration-caret';
@@ -6,16 +7,18 @@ import { useStore } from 'zustand';
 import { collabFor, retain, type Collab, type Peer, type SaveState } from './collab';
 import { prdExtensions } from './extensions';
 import { Toolbar } from './Toolbar';
+import { rewriteKey, rewritePlugin, RewriteCard } from './Rewrite';
+import { useWorkspaceAi } from '../drafts/queries';
 
 /** A PRD, edited together live: the text, who is here, where each is, and its outline. */
-export function PrdEditor({ docId, userId, userName }: { docId: string; userId: string; userName: string }) {
+export function PrdEditor({ ws, docId, userId, userName }: { ws: string; docId: string; userId: string; userName: string }) {
   // One connection per document and user, closed soon after the page leaves it.
   const collab = useMemo(() => collabFor(docId, { id: userId, name: userName }), [docId, userId, userName]);
   useEffect(() => retain(collab), [collab]);
-  return <LiveEditor key={docId} collab={collab} />;
+  return <LiveEditor key={docId} collab={collab} ws={ws} docId={docId} />;
 }
 
-function LiveEditor({ collab }: { collab: Collab }) {
+function LiveEditor({ collab, ws, docId }: { collab: Collab; ws: string; docId: string }) {
   const editor = useEditor(
     {
       extensions: [
@@ -46,6 +49,22 @@ function LiveEditor({ collab }: { collab: Collab }) {
     };
   }, [editor, collab]);
 
+  // A section being rewritten by AI: its suggestion is shown in the document after it.
+  const [rewriting, setRewriting] = useState<string | null>(null);
+  const host = useMemo(() => document.createElement('div'), []);
+  useEffect(() => {
+    if (!editor) return;
+    editor.registerPlugin(rewritePlugin(host));
+    return () => {
+      if (!editor.isDestroyed) editor.unregisterPlugin(rewriteKey);
+    };
+  }, [editor, host]);
+  useEffect(() => {
+    if (editor && !editor.isDestroyed) editor.view.dispatch(editor.state.tr.setMeta(rewriteKey, { title: rewriting }));
+  }, [editor, rewriting]);
+  const ai = useWorkspaceAi(ws);
+  const canRewrite = !!ai.data && ai.data.text !== 'quire-builtin';
+
   const ended = useStore(collab.status, (s) => s.ended);
   useEffect(() => {
     editor?.setEditable(!ended);
@@ -67,8 +86,9 @@ function LiveEditor({ collab }: { collab: Collab }) {
           </p>
         )}
         <EditorContent editor={editor} className="editor-page" />
+        {editor && rewriting && createPortal(<RewriteCard key={rewriting} editor={editor} ws={ws} docId={docId} title={rewriting} onClose={() => setRewriting(null)} />, host)}
       </div>
-      {editor && <Outline editor={editor} />}
+      {editor && <Outline editor={editor} onRewrite={ended ? undefined : setRewriting} canRewrite={canRewrite} />}
     </div>
   );
 }
@@ -156,7 +176,7 @@ export function initials(name: string): string {
 }
 
 /** The document's headings, to jump to; and who is in each section now. */
-function Outline({ editor }: { editor: Editor }) {
+function Outline({ editor, onRewrite, canRewrite }: { editor: Editor; onRewrite?: (title: string) => void; canRewrite: boolean }) {
   const headings = useEditorState({
     editor,
     selector: ({ editor: e }) => {
@@ -176,7 +196,7 @@ function Outline({ editor }: { editor: Editor }) {
       ) : (
         <ul>
           {headings.map((h) => (
-            <li key={h.pos} style={{ paddingLeft: `${(h.level - 1) * 0.75}rem` }}>
+            <li key={h.pos} className="outline-item" style={{ paddingLeft: `${(h.level - 1) * 0.75}rem` }}>
               <button
                 className="link-button"
                 onClick={() => {
@@ -185,6 +205,17 @@ function Outline({ editor }: { editor: Editor }) {
               >
                 {h.text || 'Untitled section'}
               </button>
+              {onRewrite && h.level > 1 && h.text.trim() && (
+                <button
+                  className="icon rewrite-button"
+                  aria-label={`Rewrite “${h.text}” with AI`}
+                  title={canRewrite ? `Rewrite “${h.text}” with AI` : 'Rewriting needs a language model: the local model or a provider (workspace settings)'}
+                  disabled={!canRewrite}
+                  onClick={() => onRewrite(h.text)}
+                >
+                  ✦
+                </button>
+              )}
             </li>
           ))}
         </ul>

@@ -2,7 +2,8 @@
 // preview and the version history all render a PRD with this one list, so a draft looks
 // as it will once approved. Everything here round-trips through Quire's Markdown
 // (docs/crdt-layout.md).
-import type { AnyExtension } from '@tiptap/core';
+import { generateHTML, type AnyExtension, type JSONContent } from '@tiptap/core';
+import { MarkdownManager } from '@tiptap/markdown';
 import StarterKit from '@tiptap/starter-kit';
 import { TableKit } from '@tiptap/extension-table';
 import { TaskItem, TaskList } from '@tiptap/extension-list';
@@ -18,4 +19,17 @@ export function prdExtensions(): AnyExtension[] {
     TableKit.configure({ table: { resizable: false } }),
     Image,
   ];
+}
+
+let manager: MarkdownManager | null = null;
+
+/** Markdown to a PRD's JSON and back, with the editor's own nodes and marks. */
+export function prdMarkdown(): MarkdownManager {
+  manager ??= new MarkdownManager({ extensions: prdExtensions() });
+  return manager;
+}
+
+/** The HTML a PRD's nodes render as in the editor (same schema, same tags). */
+export function prdHTML(content: JSONContent[]): string {
+  return generateHTML({ type: 'doc', content }, prdExtensions());
 }

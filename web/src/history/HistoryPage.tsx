@@ -5,19 +5,16 @@
 import { useMemo, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { generateHTML, type JSONContent } from '@tiptap/core';
-import { MarkdownManager } from '@tiptap/markdown';
+import type { JSONContent } from '@tiptap/core';
 import { api, unwrap, type Schemas } from '../api/client';
 import { ErrorText, Problem } from '../components/Problem';
-import { prdExtensions } from '../editor/extensions';
+import { prdHTML, prdMarkdown } from '../editor/extensions';
 import { ago } from '../screens/Documents';
 import { diffDocs, summary, type DiffBlock } from './diff';
 
 type Version = Schemas['DocumentVersion'];
 type Author = { id?: string; name?: string; email?: string };
 
-const extensions = prdExtensions();
-const markdown = new MarkdownManager({ extensions });
 
 /** A version's Markdown, or the document's text now (`current`). */
 async function textAt(docId: string, version: string): Promise<string> {
@@ -248,7 +245,7 @@ function RenderedDiff({ docId, from, to }: { docId: string; from: string; to: st
   });
   const blocks = useMemo(() => {
     if (!texts.data) return [];
-    const [a, b] = texts.data.map((t) => (t ? markdown.parse(t) : { type: 'doc', content: [] }));
+    const [a, b] = texts.data.map((t) => (t ? prdMarkdown().parse(t) : { type: 'doc', content: [] }));
     // The first version is shown as it was; "since the text now" reads from the version
     // towards today's text.
     if (!from) return (b!.content ?? []).map((block): DiffBlock => ({ kind: 'same', block }));
@@ -277,7 +274,7 @@ function RenderedDiff({ docId, from, to }: { docId: string; from: string; to: st
 
 /** One block in the document's formatting (HTML from the same schema as the editor). */
 function html(block: JSONContent): string {
-  return generateHTML({ type: 'doc', content: [block] }, extensions);
+  return prdHTML([block]);
 }
 
 function Block({ block }: { block: DiffBlock }) {

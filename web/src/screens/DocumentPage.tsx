@@ -71,7 +71,7 @@ export function DocumentPage() {
       )}
       {doc.data?.kind === 'prd' && me.data ? (
         <Suspense fallback={<p className="muted">Opening the editor…</p>}>
-          <PrdEditor docId={id} userId={me.data.id} userName={me.data.name} />
+          <PrdEditor ws={ws} docId={id} userId={me.data.id} userName={me.data.name} />
         </Suspense>
       ) : (
         doc.data && <TextView id={id} />

@@ -55,6 +55,11 @@ impl Server {
         Server { child, addr: String::new(), lines }
     }
 
+    /// The log lines written since the last look.
+    pub fn logged(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
     pub fn wait_for(&mut self, needle: &str) -> String {
         loop {
             match self.lines.recv_timeout(Duration::from_secs(30)) {
