@@ -588,6 +588,31 @@ try {
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 
+  await check('the account lists where the person is signed in, and signs another browser out', async () => {
+    const elsewhere = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const other = await elsewhere.newPage();
+    await other.goto(base + '/signin');
+    await other.getByLabel('Email').fill('ada@example.com');
+    await other.getByLabel('Password').fill('correct horse battery');
+    await other.getByRole('button', { name: 'Sign in' }).click();
+    await other.waitForURL(/\/w\//);
+    await page.getByTitle('Your account and sessions').click();
+    await page.waitForURL('**/account');
+    const rows = page.locator('.sessions li');
+    await page.waitForFunction(() => document.querySelectorAll('.sessions li').length === 2, null, { timeout: 10_000 }).catch(async () => {
+      throw new Error(`the account lists ${await rows.count()} sessions, not 2`);
+    });
+    await expectVisible(rows.filter({ hasText: 'This browser' }), 'this browser marked');
+    await shot('account');
+    await rows.filter({ hasNotText: 'This browser' }).getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('.sessions li').length === 1, null, { timeout: 10_000 });
+    await other.reload();
+    await other.waitForURL(/\/signin/, { timeout: 15_000 }).catch(() => {
+      throw new Error('the signed-out browser still opens the app');
+    });
+    await elsewhere.close();
+  });
+
   await check('signing out ends the session; signing in returns to where the person was', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(/\/signin/);

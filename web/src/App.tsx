@@ -8,6 +8,7 @@ import { AuthScreen } from './screens/Auth';
 import { Documents } from './screens/Documents';
 import { DocumentPage } from './screens/DocumentPage';
 import { Join, Settings } from './screens/Settings';
+import { Account } from './screens/Account';
 import { meKey, safeNext, useMe } from './session';
 
 // Version history renders with the editor's schema: loaded with it, not with the lists.
@@ -104,6 +105,7 @@ const router = createBrowserRouter([
             ),
           },
           { path: '/w/:ws/settings', element: <Settings /> },
+          { path: '/account', element: <Account /> },
           { path: '*', element: <NotFound /> },
         ],
       },

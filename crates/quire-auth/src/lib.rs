@@ -430,6 +430,16 @@ impl Auth {
         }
     }
 
+    /// Ends one session of the caller's (signing out another browser), at once everywhere.
+    pub async fn revoke_session(&self, who: &Principal, session_id: &str) -> Result<()> {
+        if who.user_id().is_none() {
+            return Err(Error::Unauthenticated("only a signed-in user has sessions".into()));
+        }
+        self.store.revoke_session(who, session_id).await?;
+        self.remember_revoked(&[session_id.to_string()]);
+        Ok(())
+    }
+
     /// Ends every session of a user (themselves, or anyone for an administrator).
     pub async fn revoke_user(&self, who: &Principal, user_id: &str) -> Result<Vec<String>> {
         let ids = self.store.revoke_user_sessions(who, user_id).await?;

@@ -47,4 +47,4 @@ pub use page::{Cursor, DocumentQuery, Page, PageRequest, Sort, SortField, Worksp
 pub use presence::{Activity, ActivityKind, ConnectionState, PresenceStatus, PresenceUser};
 pub use principal::{Principal, Role};
 pub use time_ms::{Timestamp, ms_of, now_ms, timestamp_from_ms};
-pub use user::{ApiKey, Invitation, Member, NewUser, Share, User, check_password, normalize_email};
+pub use user::{ApiKey, Invitation, Member, NewUser, SessionInfo, Share, User, check_password, normalize_email};

@@ -150,3 +150,18 @@ mod tests {
         assert!(check_password(&"x".repeat(1025)).is_err());
     }
 }
+
+/// A signed-in session as its user sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SessionInfo {
+    pub id: String,
+    /// The browser or client that signed in, as it said.
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+    /// Whether it is the session asking.
+    pub current: bool,
+}

@@ -363,6 +363,8 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::me))
         .routes(routes!(auth::list_users))
         .routes(routes!(auth::revoke_sessions))
+        .routes(routes!(auth::my_sessions))
+        .routes(routes!(auth::end_session))
         .routes(routes!(access::list_members))
         .routes(routes!(access::set_member, access::remove_member))
         .routes(routes!(access::list_invitations, access::create_invitation))

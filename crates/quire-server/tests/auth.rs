@@ -21,7 +21,56 @@ quire_store::for_each_backend!(
     api_keys_act_for_programs,
     api_keys_follow_their_creator,
     every_route_against_every_caller,
+    people_see_and_end_their_own_sessions,
 );
+
+async fn people_see_and_end_their_own_sessions(b: Backend) {
+    let api = Api::new(b).await;
+    api.signup("ada@example.com").await;
+    let login = json!({"email": "ada@example.com", "password": "correct horse battery"});
+    let sign_in = |agent: &'static str| {
+        let login = login.clone();
+        let api = &api;
+        async move {
+            let r = api.call_as(None, Method::POST, "/api/v1/auth/login", Some(login), &[("user-agent", agent)]).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let laptop = sign_in("Laptop browser").await;
+    let phone = sign_in("Phone browser").await;
+    let mine = api.call_as(Some(&laptop), Method::GET, "/api/v1/me/sessions", None, &[]).await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    let sessions = mine.body.as_array().unwrap();
+    assert_eq!(sessions.len(), 3, "the sign-up's, the laptop's and the phone's: {}", mine.body);
+    let agent = |s: &Value| s["user_agent"].as_str().unwrap_or_default().to_string();
+    let current: Vec<String> = sessions.iter().filter(|s| s["current"] == true).map(agent).collect();
+    assert_eq!(current, ["Laptop browser"]);
+    let phone_session =
+        sessions.iter().find(|s| agent(s) == "Phone browser").unwrap()["id"].as_str().unwrap().to_string();
+    // Nobody else sees them or ends them.
+    let (_, grace, _) = api.signup("grace@example.com").await;
+    let theirs = api.call_as(Some(&grace), Method::GET, "/api/v1/me/sessions", None, &[]).await;
+    assert_eq!(theirs.body.as_array().map(Vec::len), Some(1), "{}", theirs.body);
+    let path = format!("/api/v1/me/sessions/{phone_session}");
+    assert_error(
+        &api.call_as(Some(&grace), Method::DELETE, &path, None, &[]).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_eq!(api.call_as(Some(&phone), Method::GET, "/api/v1/me", None, &[]).await.status, StatusCode::OK);
+    // Ending the phone's session stops its token at once; the laptop goes on.
+    let ended = api.call_as(Some(&laptop), Method::DELETE, &path, None, &[]).await;
+    assert_eq!(ended.status, StatusCode::NO_CONTENT, "{}", ended.body);
+    assert_error(
+        &api.call_as(Some(&phone), Method::GET, "/api/v1/me", None, &[]).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    );
+    assert_eq!(api.call_as(Some(&laptop), Method::GET, "/api/v1/me", None, &[]).await.status, StatusCode::OK);
+    let left = api.call_as(Some(&laptop), Method::GET, "/api/v1/me/sessions", None, &[]).await;
+    assert_eq!(left.body.as_array().map(Vec::len), Some(2), "{}", left.body);
+}
 
 async fn sign_in_refresh_and_sign_out(b: Backend) {
     let api = Api::new(b).await;

@@ -96,6 +96,8 @@ pub trait IdentityStore: Send + Sync {
     async fn revoked_sessions_since(&self, since_ms: i64) -> Result<Vec<String>>;
     /// Whether the session exists, is not revoked and has not expired.
     async fn session_is_live(&self, session_id: &str) -> Result<bool>;
+    /// The caller's own live sessions, newest first (at most 200).
+    async fn list_sessions(&self, who: &Principal) -> Result<Vec<quire_core::SessionInfo>>;
 
     async fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Every instance setting, as stored.

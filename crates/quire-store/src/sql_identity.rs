@@ -388,6 +388,35 @@ macro_rules! impl_identity_store {
                     .map_err($crate::rows::db_err)
             }
 
+            async fn list_sessions(
+                &self,
+                who: &quire_core::Principal,
+            ) -> quire_core::Result<Vec<quire_core::SessionInfo>> {
+                let quire_core::Principal::User { id, session, .. } = who else {
+                    return Err(quire_core::Error::Forbidden("only a signed-in user has sessions".into()));
+                };
+                let rows: Vec<(String, Option<String>, Option<String>, i64, i64)> = sqlx::query_as(
+                    "SELECT id, user_agent, ip, created_at, expires_at FROM sessions \
+                     WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC LIMIT 200",
+                )
+                .bind(id)
+                .bind(quire_core::now_ms())
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::rows::db_err)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(sid, user_agent, ip, created, expires)| quire_core::SessionInfo {
+                        current: session.as_deref() == Some(sid.as_str()),
+                        id: sid,
+                        user_agent,
+                        ip,
+                        created_at: quire_core::timestamp_from_ms(created),
+                        expires_at: quire_core::timestamp_from_ms(expires),
+                    })
+                    .collect())
+            }
+
             async fn session_is_live(&self, session_id: &str) -> quire_core::Result<bool> {
                 let live: Option<i64> =
                     sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2")

@@ -85,6 +85,7 @@ fn the_screens_work_in_a_real_browser() {
         "draft-approved-teammate",
         "history-diff",
         "rewrite-suggestion",
+        "account",
     ] {
         let file = shots.join(format!("{screen}.png"));
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);

@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { NavLink, Outlet, useNavigate } from 'react-router';
+import { Link, NavLink, Outlet, useNavigate } from 'react-router';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap, type Workspace } from '../api/client';
 import { useMe, useSignOut } from '../session';
@@ -51,7 +51,7 @@ export function Shell() {
           />
         )}
         <div className="account">
-          <div className="who">
+          <Link className="who" to="/account" title="Your account and sessions">
             <span className="avatar" aria-hidden>
               {(me.data?.name ?? '?').slice(0, 1).toUpperCase()}
             </span>
@@ -59,7 +59,7 @@ export function Shell() {
               <strong>{me.data?.name}</strong>
               <span className="muted">{me.data?.email}</span>
             </span>
-          </div>
+          </Link>
           <button
             className="secondary small"
             onClick={async () => {

@@ -258,6 +258,27 @@ pub async fn revoke_sessions(
     Ok(Json(Revoked { sessions: app.auth().revoke_user(&who, &id).await? }))
 }
 
+/// Your signed-in sessions (browsers and devices), newest first; `current` is this one.
+#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "auth",
+    responses((status = 200, body = Vec<quire_core::SessionInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn my_sessions(State(app): State<App>, Actor(who): Actor) -> ApiResult<Json<Vec<quire_core::SessionInfo>>> {
+    Ok(Json(app.store().list_sessions(&who).await?))
+}
+
+/// Sign out one of your sessions (another browser, a lost laptop): its tokens stop working
+/// everywhere at once.
+#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "auth",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn end_session(
+    State(app): State<App>,
+    Actor(who): Actor,
+    Path(id): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    app.auth().revoke_session(&who, &id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 /// A configured sign-in provider.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Provider {
