@@ -588,6 +588,35 @@ try {
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 
+  await check('a viewer reads a PRD live but cannot change it', async () => {
+    const inv = await apiCall(page, 'POST', `/api/v1/workspaces/${wsSlug}/invitations`, { role: 'viewer' });
+    if (inv.status !== 201) throw new Error(`the invitation answered ${inv.status}`);
+    const lin = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const viewer = await lin.newPage();
+    await viewer.goto(`${base}/join?token=${inv.body.token}`);
+    await viewer.getByRole('link', { name: 'Create an account to join' }).click();
+    await viewer.getByLabel('Name').fill('Lin Viewer');
+    await viewer.getByLabel('Email').fill('lin@example.com');
+    await viewer.getByLabel('Password').fill('correct horse battery');
+    await viewer.getByRole('button', { name: 'Create account' }).click();
+    await viewer.waitForURL(new RegExp(new URL(workspace).pathname + '$'));
+    await viewer.goto(`${workspace}/d/${draftDoc}?draft`);
+    await expectVisible(viewer.getByRole('note').filter({ hasText: 'View only' }), 'the view-only note');
+    await expectVisible(viewer.locator('.editor-page .prose h2', { hasText: 'Success metrics' }), 'the text');
+    const editable = await viewer.locator('.editor-page .prose').getAttribute('contenteditable');
+    if (editable !== 'false') throw new Error(`the viewer's editor is editable (${editable})`);
+    for (const [what, locator] of [
+      ['the toolbar', viewer.getByRole('button', { name: 'Bold' })],
+      ['the drafting panel', viewer.getByRole('heading', { name: 'Draft with AI' })],
+      ['the rewrite buttons', viewer.getByRole('button', { name: /Rewrite “/ })],
+    ]) {
+      if (await locator.count()) throw new Error(`a viewer is shown ${what}`);
+    }
+    if (!(await viewer.locator('#document-title').getAttribute('readonly') !== null)) throw new Error('the title can be renamed');
+    await shot('viewer', viewer);
+    await lin.close();
+  });
+
   await check('the account lists where the person is signed in, and signs another browser out', async () => {
     const elsewhere = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const other = await elsewhere.newPage();

@@ -527,6 +527,10 @@ async fn an_approved_draft_becomes_the_documents_content_with_a_version(b: Backe
     assert!(r.status.is_success(), "{}", r.body);
     let r = api.call_as(Some(&token), Method::POST, &format!("/api/v1/contexts/{id}/approve"), None, &[]).await;
     assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    // The document says each caller's role (the web app shows it read-only to viewers).
+    let seen = api.call_as(Some(&token), Method::GET, &format!("/api/v1/documents/{doc}"), None, &[]).await;
+    assert_eq!((&seen.body["role"], &seen.body["title"]), (&json!("viewer"), &json!("Sync")), "{}", seen.body);
+    assert_eq!(api.get(&format!("/api/v1/documents/{doc}")).await.body["role"], "owner");
 
     let approved = api.post(&format!("/api/v1/contexts/{id}/approve"), json!({})).await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);

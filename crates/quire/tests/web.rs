@@ -86,6 +86,7 @@ fn the_screens_work_in_a_real_browser() {
         "history-diff",
         "rewrite-suggestion",
         "account",
+        "viewer",
     ] {
         let file = shots.join(format!("{screen}.png"));
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);

@@ -485,7 +485,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a document. Answers 304 to a matching `If-None-Match`. */
+        /** Get a document, with the caller's role on it. Answers 304 to a matching `If-None-Match`. */
         get: operations["get_document"];
         put?: never;
         post?: never;
@@ -1570,6 +1570,14 @@ export interface components {
             /** @description `major.minor.patch`. */
             version: string;
             workspace_id: string;
+        };
+        /** @description A document with what the caller may do with it. */
+        DocumentView: components["schemas"]["Document"] & {
+            /**
+             * @description The caller's role on it: `viewer` reads (the web app shows it read-only), `editor`
+             *     and above change it.
+             */
+            role: components["schemas"]["Role"];
         };
         /** @description An embeddings request. */
         EmbedRequest: {
@@ -3748,7 +3756,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Document"];
+                    "application/json": components["schemas"]["DocumentView"];
                 };
             };
             /** @description Not modified since the ETag sent in If-None-Match */

@@ -11,14 +11,27 @@ import { rewriteKey, rewritePlugin, RewriteCard } from './Rewrite';
 import { useWorkspaceAi } from '../drafts/queries';
 
 /** A PRD, edited together live: the text, who is here, where each is, and its outline. */
-export function PrdEditor({ ws, docId, userId, userName }: { ws: string; docId: string; userId: string; userName: string }) {
+export function PrdEditor({
+  ws,
+  docId,
+  userId,
+  userName,
+  canEdit = true,
+}: {
+  ws: string;
+  docId: string;
+  userId: string;
+  userName: string;
+  /** Viewers read along live (carets, presence) but cannot change the text. */
+  canEdit?: boolean;
+}) {
   // One connection per document and user, closed soon after the page leaves it.
   const collab = useMemo(() => collabFor(docId, { id: userId, name: userName }), [docId, userId, userName]);
   useEffect(() => retain(collab), [collab]);
-  return <LiveEditor key={docId} collab={collab} ws={ws} docId={docId} />;
+  return <LiveEditor key={docId} collab={collab} ws={ws} docId={docId} canEdit={canEdit} />;
 }
 
-function LiveEditor({ collab, ws, docId }: { collab: Collab; ws: string; docId: string }) {
+function LiveEditor({ collab, ws, docId, canEdit }: { collab: Collab; ws: string; docId: string; canEdit: boolean }) {
   const editor = useEditor(
     {
       extensions: [
@@ -67,14 +80,19 @@ function LiveEditor({ collab, ws, docId }: { collab: Collab; ws: string; docId: 
 
   const ended = useStore(collab.status, (s) => s.ended);
   useEffect(() => {
-    editor?.setEditable(!ended);
-  }, [editor, ended]);
+    editor?.setEditable(!ended && canEdit);
+  }, [editor, ended, canEdit]);
 
   return (
     <div className="editor-layout">
       <div className="editor-main">
         <div className="editor-bar">
-          {editor && <Toolbar editor={editor} />}
+          {editor && canEdit && <Toolbar editor={editor} />}
+          {!canEdit && (
+            <p className="read-only-note muted small-text" role="note">
+              View only: you see changes as they happen. Ask an admin of this workspace to make you an editor.
+            </p>
+          )}
           <div className="editor-bar-end">
             <Presence collab={collab} />
             <SaveBadge collab={collab} />
@@ -88,7 +106,7 @@ function LiveEditor({ collab, ws, docId }: { collab: Collab; ws: string; docId: 
         <EditorContent editor={editor} className="editor-page" />
         {editor && rewriting && createPortal(<RewriteCard key={rewriting} editor={editor} ws={ws} docId={docId} title={rewriting} onClose={() => setRewriting(null)} />, host)}
       </div>
-      {editor && <Outline editor={editor} onRewrite={ended ? undefined : setRewriting} canRewrite={canRewrite} />}
+      {editor && <Outline editor={editor} onRewrite={ended || !canEdit ? undefined : setRewriting} canRewrite={canRewrite} />}
     </div>
   );
 }

@@ -115,7 +115,7 @@ export function HistoryPage() {
           </nav>
           {current && (
             <section className="version-detail" aria-label={`Version ${current.version}`}>
-              <VersionActions key={current.version} docId={id} version={current} />
+              <VersionActions key={current.version} docId={id} version={current} canEdit={doc.data?.role !== 'viewer'} />
               <div className="row compare">
                 <label htmlFor="against" className="inline-label">
                   Changes since
@@ -159,7 +159,7 @@ function authorsOf(v: Version): string {
   return names.length ? names.join(', ') : 'Quire';
 }
 
-function VersionActions({ docId, version }: { docId: string; version: Version }) {
+function VersionActions({ docId, version, canEdit }: { docId: string; version: Version; canEdit: boolean }) {
   const client = useQueryClient();
   const [confirming, setConfirming] = useState(false);
   const [name, setName] = useState(version.name ?? '');
@@ -196,6 +196,7 @@ function VersionActions({ docId, version }: { docId: string; version: Version })
           {version.message} · {authorsOf(version)} · {new Date(version.created_at).toLocaleString()}
         </p>
       </div>
+      {canEdit && (
       <form
         className="row"
         onSubmit={(e) => {
@@ -227,6 +228,7 @@ function VersionActions({ docId, version }: { docId: string; version: Version })
           </span>
         )}
       </form>
+      )}
       {restore.isSuccess && (
         <p className="notice" role="status">
           Restored: the document is version {version.version}'s text again, as version {restore.data.version}.

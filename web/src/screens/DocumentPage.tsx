@@ -20,13 +20,14 @@ export function DocumentPage() {
     queryFn: () => unwrap(api.GET('/api/v1/documents/{id}', { params: { path: { id } } })),
   });
   const isPrd = doc.data?.kind === 'prd';
+  const canEdit = doc.data?.role !== 'viewer';
   // The draft panel is open when asked for (?draft, as a new PRD opens), and by itself while
   // the document's latest draft is being written or waits for approval.
   const [params, setParams] = useSearchParams();
   const latest = useLatestDraft(ws, id, isPrd).data?.items[0];
   const pendingDraft =
     latest && !latest.approved_at && latest.status !== 'cancelled' && !isDismissed(latest.id);
-  const drafting = isPrd && (params.has('draft') || !!pendingDraft);
+  const drafting = isPrd && canEdit && (params.has('draft') || !!pendingDraft);
   const setDrafting = (open: boolean) =>
     setParams(
       (p) => {
@@ -46,7 +47,7 @@ export function DocumentPage() {
       </nav>
       {doc.data && (
         <header className="document-header">
-          <Title key={doc.data.revision} doc={doc.data} />
+          <Title key={doc.data.revision} doc={doc.data} readOnly={!canEdit} />
           <div className="row document-meta">
             <p className="muted">
               <span className={`badge kind-${doc.data.kind}`}>{kindLabel(doc.data.kind)}</span> · changed{' '}
@@ -56,7 +57,7 @@ export function DocumentPage() {
             <Link className="button secondary small" to={`/w/${ws}/d/${id}/history`}>
               History
             </Link>
-            {isPrd && !drafting && (
+            {isPrd && canEdit && !drafting && (
               <button className="secondary small" onClick={() => setDrafting(true)}>
                 ✦ Draft with AI
               </button>
@@ -66,12 +67,12 @@ export function DocumentPage() {
       )}
       {drafting && doc.data && (
         <Suspense fallback={<p className="muted">Opening the drafting panel…</p>}>
-          <DraftPanel ws={ws} docId={id} title={doc.data.title} canEdit onClose={() => setDrafting(false)} />
+          <DraftPanel ws={ws} docId={id} title={doc.data.title} canEdit={canEdit} onClose={() => setDrafting(false)} />
         </Suspense>
       )}
       {doc.data?.kind === 'prd' && me.data ? (
         <Suspense fallback={<p className="muted">Opening the editor…</p>}>
-          <PrdEditor ws={ws} docId={id} userId={me.data.id} userName={me.data.name} />
+          <PrdEditor ws={ws} docId={id} userId={me.data.id} userName={me.data.name} canEdit={canEdit} />
         </Suspense>
       ) : (
         doc.data && <TextView id={id} />
@@ -81,7 +82,7 @@ export function DocumentPage() {
 }
 
 /** The title, renamed in place: Enter or leaving the field saves, Escape puts it back. */
-function Title({ doc }: { doc: Document }) {
+function Title({ doc, readOnly }: { doc: Document; readOnly: boolean }) {
   const [title, setTitle] = useState(doc.title);
   const client = useQueryClient();
   const rename = useMutation({
@@ -109,6 +110,7 @@ function Title({ doc }: { doc: Document }) {
         id="document-title"
         className="title-input"
         value={title}
+        readOnly={readOnly}
         maxLength={500}
         onChange={(e) => setTitle(e.target.value)}
         onBlur={save}

@@ -1,9 +1,9 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use quire_core::{Document, DocumentPatch, DocumentQuery, NewDocument, Page};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use quire_core::{Document, DocumentPatch, DocumentQuery, NewDocument, Page, Role};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{created, tagged};
 use crate::App;
@@ -68,21 +68,31 @@ pub async fn create(
     Ok(created(format!("/api/v1/documents/{}", doc.id), doc.revision, doc))
 }
 
-/// Get a document. Answers 304 to a matching `If-None-Match`.
+/// A document with what the caller may do with it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentView {
+    #[serde(flatten)]
+    pub document: Document,
+    /// The caller's role on it: `viewer` reads (the web app shows it read-only), `editor`
+    /// and above change it.
+    pub role: Role,
+}
+
+/// Get a document, with the caller's role on it. Answers 304 to a matching `If-None-Match`.
 #[utoipa::path(get, operation_id = "get_document", path = "/api/v1/documents/{id}", tag = "documents",
     params(("id" = String, Path, description = "Document id")),
-    responses((status = 200, body = Document, headers(("ETag" = String))), (status = 304), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DocumentView, headers(("ETag" = String))), (status = 304), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(app): State<App>,
     Actor(who): Actor,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let doc = app.store().get_document(&who, &id, false).await?;
-    if not_modified(&headers, doc.revision) {
+    let (document, role) = app.store().role_on_document(&who, &id).await?;
+    if not_modified(&headers, document.revision) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    Ok(tagged(doc.revision, doc))
+    Ok(tagged(document.revision, DocumentView { document, role }))
 }
 
 /// Change a document's title, or merge-patch its metadata (RFC 7386: `null` removes a key).
