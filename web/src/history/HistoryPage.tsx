@@ -197,37 +197,37 @@ function VersionActions({ docId, version, canEdit }: { docId: string; version: V
         </p>
       </div>
       {canEdit && (
-      <form
-        className="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          rename.mutate(name.trim() || null);
-        }}
-      >
-        <label htmlFor="version-name" className="sr-only">
-          Name of version {version.version}
-        </label>
-        <input id="version-name" placeholder="Name this version (e.g. Approved by legal)" maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />
-        <button className="secondary" type="submit" disabled={rename.isPending || name.trim() === (version.name ?? '')}>
-          {name.trim() || !version.name ? 'Save name' : 'Clear name'}
-        </button>
-        <span className="grow" />
-        {!confirming ? (
-          <button className="secondary" type="button" onClick={() => setConfirming(true)}>
-            Restore this version
+        <form
+          className="row"
+          onSubmit={(e) => {
+            e.preventDefault();
+            rename.mutate(name.trim() || null);
+          }}
+        >
+          <label htmlFor="version-name" className="sr-only">
+            Name of version {version.version}
+          </label>
+          <input id="version-name" placeholder="Name this version (e.g. Approved by legal)" maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />
+          <button className="secondary" type="submit" disabled={rename.isPending || name.trim() === (version.name ?? '')}>
+            {name.trim() || !version.name ? 'Save name' : 'Clear name'}
           </button>
-        ) : (
-          <span className="confirm" role="group" aria-label="Confirm restoring">
-            <span>The text becomes version {version.version}'s for everyone editing it.</span>
-            <button className="primary" type="button" onClick={() => restore.mutate()} disabled={restore.isPending}>
-              {restore.isPending ? 'Restoring…' : 'Restore'}
+          <span className="grow" />
+          {!confirming ? (
+            <button className="secondary" type="button" onClick={() => setConfirming(true)}>
+              Restore this version
             </button>
-            <button className="secondary" type="button" onClick={() => setConfirming(false)}>
-              Cancel
-            </button>
-          </span>
-        )}
-      </form>
+          ) : (
+            <span className="confirm" role="group" aria-label="Confirm restoring">
+              <span>The text becomes version {version.version}'s for everyone editing it.</span>
+              <button className="primary" type="button" onClick={() => restore.mutate()} disabled={restore.isPending}>
+                {restore.isPending ? 'Restoring…' : 'Restore'}
+              </button>
+              <button className="secondary" type="button" onClick={() => setConfirming(false)}>
+                Cancel
+              </button>
+            </span>
+          )}
+        </form>
       )}
       {restore.isSuccess && (
         <p className="notice" role="status">
