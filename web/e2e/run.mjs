@@ -493,8 +493,14 @@ try {
     if (order[at - 1] !== 'Success metrics' || order[at + 1] !== 'Risks') throw new Error(`the card is not after its section: ${order}`);
     await shot('rewrite-suggestion');
     await card.getByRole('button', { name: 'Accept' }).click();
+    await savedIn(page);
     await card.waitFor({ state: 'detached' });
     await expectVisible(page2.locator('.editor-page .prose li', { hasText: 'from 12 a month to 0' }), "the rewritten section in Grace's editor");
+    // The outline says who last changed each section.
+    await expectVisible(
+      page.locator('.outline li', { hasText: 'Success metrics' }).locator('.outline-author', { hasText: 'Ada Lovelace, just now' }),
+      'who last changed the section, in the outline',
+    );
     for (let i = 0; ; i++) {
       const text = await page.evaluate(async (id) => (await fetch(`/api/v1/documents/${id}/content?format=markdown`)).text(), draftDoc);
       if (text.includes('from 12 a month to 0') && !text.includes('Lost-note reports drop to zero')) break;

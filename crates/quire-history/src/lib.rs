@@ -30,7 +30,7 @@ mod sections;
 pub mod testing;
 
 pub use judge::{Change, Judgement, field_paths, judge};
-pub use sections::{Section, sections};
+pub use sections::{Section, last_changed, sections};
 
 use serde::{Deserialize, Serialize};
 

@@ -76,6 +76,27 @@ fn markdown_sections(text: &str) -> Vec<Section> {
     out
 }
 
+/// Which version last changed each section of the newest one. `versions` are a document's
+/// files, newest first; for each section of `versions[0]` (in its order) the answer is the
+/// index of the newest version whose section differs from the version before it (a section
+/// that did not exist before counts as changed), or the oldest index when it never changed
+/// within `versions`. Sections are matched by title, as [`crate::diff::by_section`] does.
+pub fn last_changed(format: Format, versions: &[&str]) -> Vec<(Section, usize)> {
+    let cut: Vec<Vec<Section>> = versions.iter().map(|v| sections(format, v)).collect();
+    let Some(newest) = cut.first() else { return Vec::new() };
+    let body_of = |i: usize, key: &str| cut[i].iter().find(|s| s.key() == key).map(|s| collapse(&s.body));
+    newest
+        .iter()
+        .map(|s| {
+            let key = s.key();
+            let at = (0..cut.len().saturating_sub(1))
+                .find(|&i| body_of(i, &key) != body_of(i + 1, &key))
+                .unwrap_or(cut.len() - 1);
+            (s.clone(), at)
+        })
+        .collect()
+}
+
 fn json_sections(text: &str) -> Vec<Section> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => map
@@ -107,6 +128,20 @@ mod tests {
             Section { title: "  Open   Questions: ".into(), level: 2, body: String::new() }.key(),
             "open questions"
         );
+    }
+
+    #[test]
+    fn each_section_knows_the_version_that_last_changed_it() {
+        let v1 = "# T\n## Goals\nFast.\n## Risks\nFraud.\n";
+        let v2 = "# T\n## Goals\nFaster.\n## Risks\nFraud.\n";
+        let v3 = "# T\n## Goals\nFaster.\n## Risks\nFraud.\n## Timeline\nMay.\n";
+        let v4 = "# T\n## Goals\nFaster.\n\n## Risks\nFraud.  \n## Timeline\nMay.\n";
+        let at: Vec<(String, usize)> =
+            last_changed(Format::Markdown, &[v4, v3, v2, v1]).into_iter().map(|(s, i)| (s.title, i)).collect();
+        // v4 only moved whitespace; Timeline came in v3, Goals changed in v2, the rest is v1's.
+        assert_eq!(at, [("T".into(), 3), ("Goals".into(), 2), ("Risks".into(), 3), ("Timeline".into(), 1)]);
+        assert!(last_changed(Format::Markdown, &[]).is_empty());
+        assert_eq!(last_changed(Format::Markdown, &[v1])[1].1, 0, "one version: it made everything");
     }
 
     #[test]

@@ -391,6 +391,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::history::list_versions))
         .routes(routes!(routes::history::get_version, routes::history::name_version))
         .routes(routes!(routes::history::restore_version))
+        .routes(routes!(routes::history::section_authors))
         .routes(routes!(routes::history::diff_versions))
         .routes(routes!(routes::history::changelog))
         .routes(routes!(routes::history::get_remote, routes::history::put_remote, routes::history::delete_remote))

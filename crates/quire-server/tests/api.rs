@@ -455,6 +455,7 @@ async fn openapi_describes_exactly_the_served_routes() {
         "GET /api/v1/documents/{id}/content",
         "GET /api/v1/documents/{id}/diff",
         "GET /api/v1/documents/{id}/presence",
+        "GET /api/v1/documents/{id}/sections",
         "GET /api/v1/documents/{id}/shares",
         "GET /api/v1/documents/{id}/versions",
         "GET /api/v1/documents/{id}/versions/{version}",

@@ -20,7 +20,27 @@ quire_store::for_each_backend!(
     history_is_pushed_to_a_remote_and_a_failing_push_is_retried_and_shown,
     history_is_pushed_over_http_with_sealed_credentials,
     history_remotes_cannot_reach_into_the_machine,
+    each_section_says_who_last_changed_it,
 );
+
+async fn each_section_says_who_last_changed_it(b: Backend) {
+    let s = setup(b, 50).await;
+    s.version(V1).await;
+    s.version(&format!("{V1}\n## Risks\n\nFraud may rise.\n")).await;
+    s.version(&format!("{V1}\n## Risks\n\nFraud may rise a lot.\n")).await;
+    let r = s.api.get(&format!("/api/v1/documents/{}/sections", s.doc)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let by: Vec<(&str, &str)> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["title"].as_str().unwrap(), x["version"].as_str().unwrap()))
+        .collect();
+    assert_eq!(by, [("Checkout", "1.0.0"), ("Problem", "1.0.0"), ("Risks", "2.0.1")], "{}", r.body);
+    assert_eq!(r.body[2]["authors"][0]["email"], "admin@example.com");
+    assert_eq!(r.body[0]["settled"], false, "fewer versions than the depth: all were read");
+}
 
 struct Setup {
     api: Api,

@@ -598,6 +598,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/documents/{id}/sections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Who last changed each section of the document's latest version, and when (read from up
+         *     to its 30 latest versions). The outline shows it beside each heading.
+         */
+        get: operations["section_authors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/documents/{id}/shares": {
         parameters: {
             query?: never;
@@ -2174,6 +2194,23 @@ export interface components {
          * @enum {string}
          */
         Role: "viewer" | "editor" | "admin" | "owner";
+        /** @description Who last changed a section, as the versions tell it. */
+        SectionAuthorship: {
+            authors: Record<string, never>[];
+            /** Format: date-time */
+            changed_at: string;
+            /** Format: int32 */
+            level: number;
+            /** @description True when it did not change within the versions read. */
+            settled: boolean;
+            /** @description The section's heading (empty for what comes before the first) and its level. */
+            title: string;
+            /**
+             * @description The version that last changed it; with `settled`, the oldest version read (the
+             *     section is that old or older).
+             */
+            version: string;
+        };
         /** @description A signed-in session as its user sees it. */
         SessionInfo: {
             /** Format: date-time */
@@ -4112,6 +4149,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Document"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    section_authors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SectionAuthorship"][];
                 };
             };
             /** @description Not found, or not visible to the caller */

@@ -9,6 +9,9 @@ import { prdExtensions } from './extensions';
 import { Toolbar } from './Toolbar';
 import { rewriteKey, rewritePlugin, RewriteCard } from './Rewrite';
 import { useWorkspaceAi } from '../drafts/queries';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { api, unwrap } from '../api/client';
+import { ago } from '../screens/Documents';
 
 /** A PRD, edited together live: the text, who is here, where each is, and its outline. */
 export function PrdEditor({
@@ -76,6 +79,15 @@ function LiveEditor({ collab, ws, docId, canEdit }: { collab: Collab; ws: string
     if (editor && !editor.isDestroyed) editor.view.dispatch(editor.state.tr.setMeta(rewriteKey, { title: rewriting }));
   }, [editor, rewriting]);
   const ai = useWorkspaceAi(ws);
+  // Once this browser's changes are saved, their version follows within moments: look again
+  // at who changed which section then.
+  const client = useQueryClient();
+  const save = useStore(collab.status, (s) => s.save);
+  useEffect(() => {
+    if (save !== 'saved') return;
+    const t = window.setTimeout(() => void client.invalidateQueries({ queryKey: ['sections', docId] }), 1500);
+    return () => window.clearTimeout(t);
+  }, [save, client, docId]);
   const canRewrite = !!ai.data && ai.data.text !== 'quire-builtin';
 
   const ended = useStore(collab.status, (s) => s.ended);
@@ -106,7 +118,7 @@ function LiveEditor({ collab, ws, docId, canEdit }: { collab: Collab; ws: string
         <EditorContent editor={editor} className="editor-page" />
         {editor && rewriting && createPortal(<RewriteCard key={rewriting} editor={editor} ws={ws} docId={docId} title={rewriting} onClose={() => setRewriting(null)} />, host)}
       </div>
-      {editor && <Outline editor={editor} onRewrite={ended || !canEdit ? undefined : setRewriting} canRewrite={canRewrite} />}
+      {editor && <Outline editor={editor} docId={docId} onRewrite={ended || !canEdit ? undefined : setRewriting} canRewrite={canRewrite} />}
     </div>
   );
 }
@@ -194,7 +206,37 @@ export function initials(name: string): string {
 }
 
 /** The document's headings, to jump to; and who is in each section now. */
-function Outline({ editor, onRewrite, canRewrite }: { editor: Editor; onRewrite?: (title: string) => void; canRewrite: boolean }) {
+/** Who last changed each section, by heading, as the document's versions tell it. */
+function useSectionAuthors(docId: string): Map<string, string> {
+  const sections = useQuery({
+    queryKey: ['sections', docId],
+    queryFn: () => unwrap(api.GET('/api/v1/documents/{id}/sections', { params: { path: { id: docId } } })),
+    // Versions follow edits within a second or two; a glance every half minute is enough.
+    refetchInterval: 30_000,
+  });
+  return useMemo(() => {
+    const by = new Map<string, string>();
+    for (const s of sections.data ?? []) {
+      const names = (s.authors as { name?: string }[]).map((a) => a.name).filter(Boolean);
+      const who = names.length > 2 ? `${names[0]} and ${names.length - 1} others` : names.join(' and ') || 'Quire';
+      if (!by.has(s.title)) by.set(s.title, `${who}${s.settled ? ', a while ago' : `, ${ago(s.changed_at)}`}`);
+    }
+    return by;
+  }, [sections.data]);
+}
+
+function Outline({
+  editor,
+  docId,
+  onRewrite,
+  canRewrite,
+}: {
+  editor: Editor;
+  docId: string;
+  onRewrite?: (title: string) => void;
+  canRewrite: boolean;
+}) {
+  const authors = useSectionAuthors(docId);
   const headings = useEditorState({
     editor,
     selector: ({ editor: e }) => {
@@ -222,6 +264,7 @@ function Outline({ editor, onRewrite, canRewrite }: { editor: Editor; onRewrite?
                 }}
               >
                 {h.text || 'Untitled section'}
+                {authors.get(h.text) && <span className="outline-author">{authors.get(h.text)}</span>}
               </button>
               {onRewrite && h.level > 1 && h.text.trim() && (
                 <button

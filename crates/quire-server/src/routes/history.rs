@@ -205,6 +205,58 @@ pub async fn restore_version(
     }
 }
 
+/// The most versions read back to find who last changed each section.
+const AUTHORSHIP_DEPTH: u32 = 30;
+
+/// Who last changed a section, as the versions tell it.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct SectionAuthorship {
+    /// The section's heading (empty for what comes before the first) and its level.
+    pub title: String,
+    pub level: u8,
+    /// The version that last changed it; with `settled`, the oldest version read (the
+    /// section is that old or older).
+    pub version: String,
+    #[schema(value_type = Vec<Object>)]
+    pub authors: Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub changed_at: time::OffsetDateTime,
+    /// True when it did not change within the versions read.
+    pub settled: bool,
+}
+
+/// Who last changed each section of the document's latest version, and when (read from up
+/// to its 30 latest versions). The outline shows it beside each heading.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/sections", tag = "documents", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<SectionAuthorship>), (status = 404, body = ErrorBody)))]
+pub async fn section_authors(State(app): State<App>, Actor(who): Actor, Path(id): Path<String>) -> ApiResult<Response> {
+    let (doc, _) = app.store().role_on_document(&who, &id).await?;
+    let listed = app.store().list_versions(&doc.id, None, AUTHORSHIP_DEPTH).await?;
+    let mut versions = Vec::with_capacity(listed.len());
+    for v in listed {
+        if let Some((found, text)) = app.store().get_version(&doc.id, &v.version).await? {
+            versions.push((found, text));
+        }
+    }
+    let texts: Vec<&str> = versions.iter().map(|(_, t)| t.as_str()).collect();
+    let format = format_of(doc.kind);
+    let out: Vec<SectionAuthorship> = quire_history::last_changed(format, &texts)
+        .into_iter()
+        .map(|(section, at)| {
+            let (v, _) = &versions[at];
+            SectionAuthorship {
+                title: section.title,
+                level: section.level,
+                version: v.version.clone(),
+                authors: v.authors.clone(),
+                changed_at: v.created_at,
+                settled: at + 1 == versions.len() && versions.len() as u32 == AUTHORSHIP_DEPTH,
+            }
+        })
+        .collect();
+    Ok(Json(out).into_response())
+}
+
 /// The document's changelog as Markdown: each version, newest first, with its date, name,
 /// message and authors.
 #[utoipa::path(get, path = "/api/v1/documents/{id}/changelog", tag = "documents", params(("id" = String, Path)),
