@@ -10,13 +10,12 @@
 // /proc/PID/status, both of the server process alone; clients run in this process.
 import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { buildQuire, freePort } from '../quire.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const root = join(here, '../..')
 const args = process.argv.slice(2)
 const option = (name, fallback) => {
   const i = args.indexOf(`--${name}`)
@@ -48,12 +47,6 @@ const quantile = (values, q) => {
 }
 const ms = (ns) => Number(ns) / 1e6
 
-function freePort () {
-  return new Promise((resolve) => {
-    const s = createServer()
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)) })
-  })
-}
 
 async function waitFor (check, what, timeout = 30000) {
   const start = Date.now()
@@ -74,21 +67,6 @@ async function http (base, method, path, body, token) {
   return text ? JSON.parse(text) : null
 }
 
-let quireBin
-function buildQuire () {
-  if (quireBin) return quireBin
-  const out = spawnSync('cargo', ['build', '--release', '-p', 'quire', '--message-format=json-render-diagnostics'], {
-    cwd: root, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 28
-  })
-  if (out.status !== 0) throw new Error('cargo build --release -p quire failed')
-  for (const line of out.stdout.toString().split('\n')) {
-    if (!line.startsWith('{')) continue
-    const m = JSON.parse(line)
-    if (m.reason === 'compiler-artifact' && m.target.kind.includes('bin') && m.target.name === 'quire') quireBin = m.executable
-  }
-  if (!quireBin) throw new Error('cargo did not report the quire binary')
-  return quireBin
-}
 
 /** Starts one server; returns its pid and a `room()` that gives a fresh document's target. */
 async function start (name) {
