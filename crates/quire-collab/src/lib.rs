@@ -131,6 +131,12 @@ pub struct Room {
 }
 
 impl Room {
+    /// How many sessions of this process `user_id` has open on the room now (a person with
+    /// two tabs has two): 1 after a join means they just arrived, 0 after a leave that they went.
+    pub fn live_sessions_of(&self, user_id: &str) -> usize {
+        self.presence.lock().expect("presence").values().filter(|s| !s.left && s.user.id == user_id).count()
+    }
+
     pub fn id(&self) -> &str {
         &self.id
     }

@@ -132,7 +132,42 @@ quire_store::for_each_backend!(
     one_socket_cannot_make_the_server_work_without_bound,
     awareness_states_belong_to_their_connection,
     sockets_per_caller_are_capped,
+    arriving_and_leaving_are_events,
 );
+
+async fn arriving_and_leaving_are_events(b: Backend) {
+    let api = Api::new(b).await;
+    let addr = serve(&api).await;
+    let (ws, doc) = setup(&api).await;
+    let (_, grace) = member(&api, &ws, "grace@example.com", "editor").await;
+    let names = quire_core::EventFilter { names: vec!["user.joined".into(), "user.left".into()], ..Default::default() };
+    let events = || async {
+        let all = api.app.store().events_after(&quire_core::Principal::System, 0, &names, 100).await.unwrap();
+        all.into_iter().map(|e| format!("{} {}", e.name, e.data["name"].as_str().unwrap_or("?"))).collect::<Vec<_>>()
+    };
+    let until = |want: Vec<&'static str>| async move {
+        for _ in 0..200 {
+            if events().await == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the events are {:?}, not {want:?}", events().await);
+    };
+    // Two tabs of the admin: one arrival; Grace: another.
+    let tab1 = Peer::connect(&addr, &doc, &api.admin).await;
+    let tab2 = Peer::connect(&addr, &doc, &api.admin).await;
+    let g = Peer::connect(&addr, &doc, &grace).await;
+    until(vec!["user.joined admin", "user.joined grace"]).await;
+    // Closing one tab of two is no departure; closing the last is.
+    drop(tab1);
+    drop(g);
+    until(vec!["user.joined admin", "user.joined grace", "user.left grace"]).await;
+    drop(tab2);
+    until(vec!["user.joined admin", "user.joined grace", "user.left grace", "user.left admin"]).await;
+    let all = api.app.store().events_after(&quire_core::Principal::System, 0, &names, 100).await.unwrap();
+    assert!(all.iter().all(|e| e.document_id.as_deref() == Some(doc.as_str())));
+}
 
 async fn setup(api: &Api) -> (String, String) {
     let ws = api.post("/api/v1/workspaces", json!({"name": "Live"})).await.body["id"].as_str().unwrap().to_string();

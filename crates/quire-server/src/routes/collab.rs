@@ -217,7 +217,7 @@ pub(crate) async fn presence_user(app: &App, who: &Principal) -> PresenceUser {
 
 async fn run(app: App, mut socket: Socket, who: Principal, doc: Document, role: Role, expires: Option<u64>) {
     let user = presence_user(&app, &who).await;
-    let (mut session, first, mut feed) = match app.collab().join(&doc.id, role < Role::Editor, user).await {
+    let (mut session, first, mut feed) = match app.collab().join(&doc.id, role < Role::Editor, user.clone()).await {
         Ok(joined) => joined,
         Err(e) => {
             tracing::error!(document = %doc.id, error = %e, "opening a document for a socket failed");
@@ -226,6 +226,10 @@ async fn run(app: App, mut socket: Socket, who: Principal, doc: Document, role: 
         }
     };
     metrics::gauge!("collab_sockets").increment(1.0);
+    let room = session.room().clone();
+    if room.live_sessions_of(&user.id) == 1 {
+        arrival(&app, &who, &doc, &user, "user.joined").await;
+    }
     let _ = send_all(&mut socket, first).await;
     let mut access = app.access_changes();
     let mut shutdown = app.shutdown_signal();
@@ -318,6 +322,18 @@ async fn run(app: App, mut socket: Socket, who: Principal, doc: Document, role: 
     }
     session.leave().await;
     metrics::gauge!("collab_sockets").decrement(1.0);
+    if room.live_sessions_of(&user.id) == 0 {
+        arrival(&app, &who, &doc, &user, "user.left").await;
+    }
+}
+
+/// Raises `user.joined` when a person's first socket on a document opens (on this process)
+/// and `user.left` when their last one closes (seed 002 §5.2).
+async fn arrival(app: &App, who: &Principal, doc: &Document, user: &PresenceUser, name: &str) {
+    let data = serde_json::json!({ "user_id": user.id, "name": user.name, "document_id": doc.id, "kind": doc.kind });
+    if let Err(e) = app.store().record_event(who, name, &doc.workspace_id, Some(&doc.id), data).await {
+        tracing::warn!(document = %doc.id, event = name, error = %e, "recording a presence event failed");
+    }
 }
 
 /// Who is on a document now: one entry per user with `status` (`online`, `away`, or
