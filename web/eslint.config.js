@@ -15,7 +15,7 @@ export default tseslint.config(
     // The browser tests run in Node and, inside page.evaluate, in the page.
     files: ['e2e/**/*.mjs'],
     languageOptions: {
-      globals: { process: 'readonly', console: 'readonly', document: 'readonly', window: 'readonly', URL: 'readonly', fetch: 'readonly', setTimeout: 'readonly' },
+      globals: { process: 'readonly', console: 'readonly', document: 'readonly', window: 'readonly', URL: 'readonly', fetch: 'readonly', setTimeout: 'readonly', Event: 'readonly' },
     },
   },
 );

@@ -294,6 +294,18 @@ try {
     const where = await page.locator('.presence li[aria-label^="Grace Hopper"]').getAttribute('aria-label');
     if (!where.includes('Goals')) throw new Error(`Grace's presence does not say where she is: ${where}`);
     await shot('editor-two-people');
+    // Grace's tab goes to the background: she shows as away, in the bar and in the API.
+    const visibility = (state) => page2.evaluate((state) => {
+      Object.defineProperty(document, 'visibilityState', { value: state, configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, state);
+    await visibility('hidden');
+    await expectVisible(page.locator('.presence li.away[aria-label="Grace Hopper, away"]'), 'Grace away in the presence bar');
+    const presence = await page.evaluate(async (id) => (await fetch(`/api/v1/documents/${id}/presence`)).json(), prdId);
+    const grace = presence.find((p) => p.user.name === 'Grace Hopper');
+    if (grace?.status !== 'away') throw new Error(`the presence API says Grace is ${grace?.status}`);
+    await visibility('visible');
+    await page.locator('.presence li.away').waitFor({ state: 'detached', timeout: 10_000 });
   });
 
   await check('both type at once and the texts converge', async () => {

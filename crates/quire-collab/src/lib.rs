@@ -117,6 +117,9 @@ struct Seen {
     last_seen: Instant,
     last_seen_at: time::OffsetDateTime,
     activity: Option<Activity>,
+    /// The client said its person is away (`"away": true` in its awareness state: the tab
+    /// hidden, or no input for a while), however recently it wrote.
+    away: bool,
     left: bool,
 }
 
@@ -377,6 +380,7 @@ impl Collab {
             last_seen: Instant::now(),
             last_seen_at: time::OffsetDateTime::now_utc(),
             activity: None,
+            away: false,
             left: false,
         };
         room.presence.lock().expect("presence").insert(session.id, seen);
@@ -428,7 +432,7 @@ impl Collab {
         for s in seen.values() {
             let status = if s.left {
                 PresenceStatus::Offline
-            } else if s.last_seen.elapsed() < self.config.away_after {
+            } else if !s.away && s.last_seen.elapsed() < self.config.away_after {
                 PresenceStatus::Online
             } else {
                 PresenceStatus::Away
@@ -781,10 +785,11 @@ impl Session {
                 }
                 self.clients.insert(*client);
                 st.awareness_owners.insert(*client, (self.id, self.user.id.clone()));
-                if let Some(activity) = activity_of(&entry.json)
-                    && let Some(seen) = self.room.presence.lock().expect("presence").get_mut(&self.id)
-                {
-                    seen.activity = Some(activity);
+                if let Some(seen) = self.room.presence.lock().expect("presence").get_mut(&self.id) {
+                    if let Some(activity) = activity_of(&entry.json) {
+                        seen.activity = Some(activity);
+                    }
+                    seen.away = said_away(&entry.json);
                 }
             }
         }
@@ -841,6 +846,11 @@ impl Session {
 
 /// The `activity` a client put in its awareness state: `"editing"`, or
 /// `{"type": "editing", "resource": "section-2"}`.
+/// Whether an awareness state says its person is away (`"away": true`).
+fn said_away(json: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(json).ok().and_then(|v| v.get("away")?.as_bool()).unwrap_or(false)
+}
+
 fn activity_of(json: &str) -> Option<Activity> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     let a = v.get("activity")?;

@@ -290,6 +290,16 @@ async fn presence_shows_who_is_here_and_what_they_do(b: Backend) {
     );
     let activity = here[0].activity.clone().expect("Ada said what she does");
     assert_eq!((activity.kind, activity.resource.as_deref()), (ActivityKind::Editing, Some("goals")));
+    // Saying so makes a person away at once (a hidden tab), and back again.
+    let status_of = |who: &str| collab.presence("doc_6").into_iter().find(|p| p.user.id == who).map(|p| p.status);
+    carl.awareness.set_local_state_raw(r#"{"user":{"name":"Carl"},"away":true}"#);
+    let update = carl.awareness.update().unwrap();
+    carl.send(Message::Awareness(update)).await;
+    assert_eq!(status_of("usr_carl"), Some(PresenceStatus::Away));
+    carl.awareness.set_local_state_raw(r#"{"user":{"name":"Carl"},"away":false}"#);
+    let update = carl.awareness.update().unwrap();
+    carl.send(Message::Awareness(update)).await;
+    assert_eq!(status_of("usr_carl"), Some(PresenceStatus::Online));
     // Quiet for a while: away. Left: offline, still listed.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !collab.presence("doc_6").iter().all(|p| p.status == PresenceStatus::Away) {

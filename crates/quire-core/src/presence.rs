@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionState {
     pub user: PresenceUser,
-    /// `online` (active in the last 30 s), `away` (connected, quiet) or `offline` (left
-    /// recently).
+    /// `online` (active in the last 30 s), `away` (connected but quiet, or its client said
+    /// `"away": true`) or `offline` (left recently).
     pub status: PresenceStatus,
     #[serde(with = "time::serde::rfc3339")]
     pub last_seen: time::OffsetDateTime,

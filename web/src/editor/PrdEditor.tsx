@@ -50,18 +50,46 @@ function LiveEditor({ collab, ws, docId, canEdit }: { collab: Collab; ws: string
     [collab],
   );
 
-  // Where the caret is, for others to see: the heading of the section it is in.
+  // What others see of this person: the section the caret is in, whether they are typing
+  // (in the last minute) or reading, and whether they are away (the tab hidden, or five
+  // minutes without input). Only changes go out: every awareness change reaches everyone.
   useEffect(() => {
     if (!editor) return;
-    // Only when it changes: every awareness change goes out to everyone on the document.
-    const update = () => {
-      const awareness = collab.provider.awareness;
-      const section = sectionAt(editor);
-      if (awareness.getLocalState()?.section !== section) awareness.setLocalStateField('section', section);
+    const awareness = collab.provider.awareness;
+    let typedAt = 0;
+    let inputAt = Date.now();
+    const set = (key: string, value: unknown) => {
+      if (JSON.stringify(awareness.getLocalState()?.[key]) !== JSON.stringify(value)) awareness.setLocalStateField(key, value);
     };
-    editor.on('selectionUpdate', update);
+    const refresh = () => {
+      const now = Date.now();
+      const section = sectionAt(editor);
+      set('section', section);
+      set('activity', { type: now - typedAt < 60_000 ? 'editing' : 'viewing', ...(section ? { resource: section } : {}) });
+      set('away', document.visibilityState === 'hidden' || now - inputAt > 5 * 60_000);
+    };
+    const typed = () => {
+      if (!editor.isFocused) return;
+      typedAt = inputAt = Date.now();
+      refresh();
+    };
+    const touched = () => {
+      inputAt = Date.now();
+      refresh();
+    };
+    window.addEventListener('keydown', typed);
+    window.addEventListener('pointerdown', touched);
+    document.addEventListener('visibilitychange', refresh);
+    editor.on('selectionUpdate', refresh);
+    // Typing turns to reading, and quiet to away, with time alone.
+    const tick = window.setInterval(refresh, 30_000);
+    refresh();
     return () => {
-      editor.off('selectionUpdate', update);
+      window.removeEventListener('keydown', typed);
+      window.removeEventListener('pointerdown', touched);
+      document.removeEventListener('visibilitychange', refresh);
+      editor.off('selectionUpdate', refresh);
+      window.clearInterval(tick);
     };
   }, [editor, collab]);
 
@@ -166,7 +194,16 @@ function usePeers(collab: Collab): Peer[] {
     awareness.getStates().forEach((state, clientId) => {
       const u = state.user as { id?: string; name?: string; color?: string } | undefined;
       if (!u?.id) return;
-      const peer = { clientId, id: u.id, name: u.name ?? 'Someone', color: u.color ?? '#888', section: state.section as string | undefined };
+      const activity = state.activity as { type?: string } | undefined;
+      const peer: Peer = {
+        clientId,
+        id: u.id,
+        name: u.name ?? 'Someone',
+        color: u.color ?? '#888',
+        section: state.section as string | undefined,
+        editing: activity?.type === 'editing',
+        away: state.away === true,
+      };
       if (clientId === awareness.clientID || !byUser.has(u.id)) byUser.set(u.id, peer);
     });
     return [...byUser.values()].sort((a, b) => (a.clientId === awareness.clientID ? -1 : b.clientId === awareness.clientID ? 1 : a.name.localeCompare(b.name)));
@@ -177,7 +214,8 @@ function awarenessKey(states: Map<number, Record<string, unknown>>): string {
   const parts: string[] = [];
   states.forEach((s, id) => {
     const u = s.user as { id?: string; name?: string } | undefined;
-    parts.push(`${id}:${u?.id}:${u?.name}:${s.section ?? ''}`);
+    const activity = s.activity as { type?: string } | undefined;
+    parts.push(`${id}:${u?.id}:${u?.name}:${s.section ?? ''}:${activity?.type ?? ''}:${s.away === true}`);
   });
   return parts.sort().join('|');
 }
@@ -188,10 +226,16 @@ function Presence({ collab }: { collab: Collab }) {
   return (
     <ul className="presence" aria-label="People on this document">
       {peers.map((p) => {
-        const where = p.section ? `editing “${p.section}”` : 'here';
+        const where = p.away
+          ? 'away'
+          : p.section
+            ? `${p.editing ? 'editing' : 'in'} “${p.section}”`
+            : p.editing
+              ? 'editing'
+              : 'here';
         const label = p.clientId === me ? `${p.name} (you)` : `${p.name}, ${where}`;
         return (
-          <li key={p.id} title={label} aria-label={label} className="presence-person" style={{ background: p.color }}>
+          <li key={p.id} title={label} aria-label={label} className={`presence-person${p.away ? ' away' : ''}`} style={{ background: p.color }}>
             {initials(p.name)}
           </li>
         );

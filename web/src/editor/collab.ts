@@ -23,6 +23,10 @@ export interface Peer {
   name: string;
   color: string;
   section?: string;
+  /** Typed in the last minute (else only reading). */
+  editing: boolean;
+  /** The tab is hidden, or nothing was typed or clicked for five minutes. */
+  away: boolean;
 }
 
 export interface Collab {
