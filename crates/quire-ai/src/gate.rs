@@ -11,7 +11,8 @@ use crate::{Image, Section};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{reason}")]
 pub struct GateFailure {
-    /// `empty`, `too_long`, `missing_sections`, `undecodable`, `wrong_size`, `blank`.
+    /// `empty`, `too_long`, `missing_sections`, `empty_sections`, `repetition`,
+    /// `undecodable`, `wrong_size`, `blank`.
     pub check: &'static str,
     pub reason: String,
 }
@@ -88,6 +89,44 @@ pub fn check_text(text: &str, sections: &[Section], max_chars: usize) -> Result<
         return Err(fail(
             "empty_sections",
             format!("required sections with fewer than {MIN_SECTION_WORDS} words: {}", empty.join(", ")),
+        ));
+    }
+    repetition(text)
+}
+
+/// Sentences of at least this many words count towards repetition (shorter ones, "None.",
+/// "To be decided.", repeat in good writing).
+const REPEAT_MIN_WORDS: usize = 4;
+
+/// A text that says the same sentences again and again (small models loop) fails: at least
+/// three sentences said before, making up more than a third of its sentences.
+fn repetition(text: &str) -> Result<(), GateFailure> {
+    let mut seen = std::collections::HashSet::new();
+    let (mut total, mut repeats) = (0usize, Vec::new());
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        for sentence in line.split_inclusive(['.', '!', '?']) {
+            let words: Vec<String> = sentence
+                .split_whitespace()
+                .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase())
+                .filter(|w| !w.is_empty())
+                .collect();
+            if words.len() < REPEAT_MIN_WORDS {
+                continue;
+            }
+            total += 1;
+            if !seen.insert(words.join(" ")) {
+                repeats.push(sentence.trim().trim_start_matches(['-', '*', ' ']).to_string());
+            }
+        }
+    }
+    if repeats.len() >= 3 && repeats.len() * 3 > total {
+        let example: String = repeats[0].chars().take(80).collect();
+        return Err(fail(
+            "repetition",
+            format!(
+                "the text repeats itself: {} of its {total} sentences are said again (\"{example}\")",
+                repeats.len()
+            ),
         ));
     }
     Ok(())
@@ -182,6 +221,17 @@ mod tests {
             "required sections with fewer than 2 words: Functional requirements, Success metrics"
         );
         check_text("just text", &[], 100).unwrap();
+        // A text that loops fails; a few short lines said twice do not.
+        let looping =
+            "## Goals\n".to_string() + &"Notes sync when the connection returns. ".repeat(6) + "\nAlso new.\n";
+        let f = check_text(&looping, &[], 10_000).unwrap_err();
+        assert_eq!(f.check, "repetition");
+        assert!(f.reason.starts_with("the text repeats itself: 5 of its 6 sentences"), "{}", f.reason);
+        let fine = "## Risks\n- None.\n## Timeline\n- None.\n- To be decided.\n- To be decided.\nEach release ships in two weeks.\n";
+        check_text(fine, &[], 10_000).unwrap();
+        let two =
+            "One sentence repeated here today. One sentence repeated here today. A third different one follows now.";
+        check_text(two, &[], 10_000).unwrap();
         // "Non-goals" holds "goals", but does not stand in for the goals.
         let goals: Vec<Section> = ["goals", "non_goals"].iter().map(|k| Section::from_key(k)).collect();
         let text = "## Non-goals\nno offline edits here\n";
