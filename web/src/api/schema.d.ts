@@ -1389,8 +1389,8 @@ export interface components {
             /** Format: date-time */
             lastSeen: string;
             /**
-             * @description `online` (active in the last 30 s), `away` (connected, quiet) or `offline` (left
-             *     recently).
+             * @description `online` (active in the last 30 s), `away` (connected but quiet, or its client said
+             *     `"away": true`) or `offline` (left recently).
              */
             status: components["schemas"]["PresenceStatus"];
             user: components["schemas"]["PresenceUser"];
