@@ -54,6 +54,12 @@ export async function startFakeOpenAI(replies, { chunkDelayMs = 120 } = {}) {
   };
 }
 
+/** A PRD whose every section says the same sentence over and over, as small models loop. */
+export function loopingReply(title) {
+  const heads = ['Problem', 'Goals', 'Non-goals', 'Personas', 'User stories', 'Requirements', 'Success metrics', 'Risks', 'Timeline', 'Open questions'];
+  return `# ${title}\n\n` + heads.map((h) => `## ${h}\n\n${'The field kit must sync notes offline. '.repeat(3)}\n`).join('\n');
+}
+
 /** A PRD in the built-in template's ten sections, each of them with real sentences. */
 export function prdReply(title, flavour) {
   const sections = [

@@ -5,7 +5,7 @@
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { prdReply, startFakeOpenAI } from './fake-openai.mjs';
+import { loopingReply, prdReply, startFakeOpenAI } from './fake-openai.mjs';
 
 const [base, shots = 'screenshots'] = process.argv.slice(2);
 if (!base) {
@@ -18,6 +18,8 @@ const fake = await startFakeOpenAI([
   prdReply('Offline notes', 'keeping every note'),
   prdReply('Offline notes', 'a daily summary for dispatchers'),
   '## Success metrics\n\n- Lost-note reports: from 12 a month to 0 within 3 months of launch.\n- 95 % of offline notes synced within 60 s of reconnecting.\n',
+  // Every later call: a draft that loops, which the quality gate refuses.
+  loopingReply('Field kit'),
 ]);
 
 const browser = await chromium.launch({
@@ -604,6 +606,26 @@ try {
     if (overflow > 0) throw new Error(`the page scrolls sideways by ${overflow}px on a tablet`);
     await shot('documents-tablet');
     await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  await check('a draft the quality gate refuses says why and offers the built-in outline', async () => {
+    await page.goto(workspace);
+    await page.getByRole('button', { name: 'New document' }).click();
+    await newDocument().getByLabel('Title').fill('Field kit');
+    await newDocument().getByRole('button', { name: 'Create', exact: true }).click();
+    await page.waitForURL(/\?draft/);
+    await page.getByLabel('What should this PRD cover?').fill('Technicians need a field kit app that keeps notes offline and syncs them later.');
+    await page.getByRole('button', { name: 'Generate draft' }).click();
+    const failed = page.locator('.draft[data-status="failed"] .draft-failed');
+    await failed.waitFor({ timeout: 60_000 }).catch(async () => {
+      throw new Error(`the draft did not fail: ${await page.locator('.draft-panel').textContent()}`);
+    });
+    const said = await failed.textContent();
+    if (!said.includes('repeats itself') || !said.includes('from writer')) throw new Error(`the failure does not say why: ${said}`);
+    await shot('draft-failed');
+    await page.getByRole('button', { name: 'Use the built-in outline instead' }).click();
+    await draftShows(page, 'completed', 'Open question');
+    await expectVisible(page.getByTestId('draft-provider').filter({ hasText: 'Built-in outline' }), 'the built-in outline named as such');
   });
 
   await check('a viewer reads a PRD live but cannot change it', async () => {

@@ -87,6 +87,7 @@ fn the_screens_work_in_a_real_browser() {
         "rewrite-suggestion",
         "account",
         "viewer",
+        "draft-failed",
     ] {
         let file = shots.join(format!("{screen}.png"));
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);

@@ -20,6 +20,34 @@ const dataOf = (ctx: Context) => ctx.data as Record<string, unknown>;
 
 const PIPELINE = ['template', 'ai_generator', 'transformer'];
 
+/** The built-in provider: not a model; the request's statements placed in the template. */
+const BUILTIN = 'quire-builtin';
+
+/**
+ * Submits a draft of `docId` to the job engine. A draft that fails the quality gate is tried
+ * three times in all (not the engine's five): a person is waiting for it.
+ */
+function submitDraft(ws: string, docId: string, title: string, request: string, template: string, provider?: string) {
+  return unwrap(
+    api.POST('/api/v1/contexts', {
+      body: {
+        workspace: ws,
+        type: 'prd',
+        pipeline: PIPELINE,
+        max_attempts: 3,
+        idempotency_key: crypto.randomUUID(),
+        data: {
+          request: request.trim(),
+          title,
+          document_id: docId,
+          ...(template ? { template_id: template } : {}),
+          ...(provider ? { provider } : {}),
+        } as never,
+      },
+    }),
+  );
+}
+
 /** The Markdown a finished draft holds: the transformer's rendering of the generated sections. */
 function finishedText(ctx: Context): string | undefined {
   const formatted = dataOf(ctx).formatted_content as { content?: string } | undefined;
@@ -103,6 +131,10 @@ export function DraftPanel({
           canEdit={canEdit}
           composing={composing}
           onRegenerate={() => setComposing(true)}
+          onOutline={(ctx) => {
+            client.setQueryData(['drafts', docId], { items: [ctx], next_cursor: null });
+            setShownId(ctx.id);
+          }}
           onApproved={() => {
             void client.invalidateQueries({ queryKey: ['drafts', docId] });
             onClose();
@@ -160,18 +192,7 @@ function Prompt({
   const [template, setTemplate] = useState(initialTemplate ?? '');
   const chosen = template || prd[0]?.id || '';
   const submit = useMutation({
-    mutationFn: () =>
-      unwrap(
-        api.POST('/api/v1/contexts', {
-          body: {
-            workspace: ws,
-            type: 'prd',
-            pipeline: PIPELINE,
-            idempotency_key: crypto.randomUUID(),
-            data: { request: request.trim(), title, document_id: docId, ...(chosen ? { template_id: chosen } : {}) } as never,
-          },
-        }),
-      ),
+    mutationFn: () => submitDraft(ws, docId, title, request, chosen),
     onSuccess: onSubmitted,
   });
   const tooShort = request.trim().length < 10;
@@ -234,6 +255,7 @@ function Draft({
   canEdit,
   composing,
   onRegenerate,
+  onOutline,
   onApproved,
   onEnded,
 }: {
@@ -241,6 +263,8 @@ function Draft({
   canEdit: boolean;
   composing: boolean;
   onRegenerate: () => void;
+  /** The same request drafted again by the built-in outline. */
+  onOutline: (ctx: Context) => void;
   onApproved: () => void;
   onEnded: () => void;
 }) {
@@ -266,6 +290,24 @@ function Draft({
     mutationFn: () => unwrap(api.POST('/api/v1/contexts/{id}/approve', { params: { path: { id: ctx.id } } })),
     onSuccess: onApproved,
   });
+  const data = dataOf(ctx);
+  const workspaceAi = useWorkspaceAi(ctx.workspace_id);
+  const provider =
+    (data.generation_parameters as { provider?: string } | undefined)?.provider ??
+    (data.provider as string | undefined) ??
+    workspaceAi.data?.text;
+  const outline = useMutation({
+    mutationFn: () =>
+      submitDraft(
+        ctx.workspace_id,
+        String(data.document_id ?? ''),
+        String(data.title ?? ''),
+        String(data.request ?? ''),
+        String(data.template_id ?? ''),
+        BUILTIN,
+      ),
+    onSuccess: onOutline,
+  });
   const stop = useMutation({
     mutationFn: () => unwrap(api.POST('/api/v1/contexts/{id}/cancel', { params: { path: { id: ctx.id } } })),
   });
@@ -284,16 +326,26 @@ function Draft({
         </div>
       )}
       {status === 'failed' && (
-        <p className="error" role="alert">
-          {view.error ?? 'The draft could not be written.'} Edit the request and regenerate, or choose another
-          provider in the workspace settings.
-        </p>
+        <div className="draft-failed" role="alert">
+          <p className="error">
+            No acceptable draft{provider && provider !== BUILTIN ? ` from ${provider}` : ''}: {view.error ?? 'the draft could not be written'}.
+          </p>
+          <p className="muted small-text">
+            Edit the request and regenerate, start from the built-in outline (your request placed in the template, with
+            the questions each section must answer), or ask an admin to set up an AI provider for this workspace.
+          </p>
+        </div>
       )}
       {(view.text || running) && <Preview markdown={view.text} />}
       <div className="row draft-actions">
         {running && (
           <button className="secondary" onClick={() => stop.mutate()} disabled={!canEdit || stop.isPending || ctx.cancel_requested}>
             Stop
+          </button>
+        )}
+        {status === 'failed' && provider !== BUILTIN && (
+          <button className="secondary" onClick={() => outline.mutate()} disabled={!canEdit || outline.isPending}>
+            Use the built-in outline instead
           </button>
         )}
         {!running && !composing && (
@@ -311,7 +363,7 @@ function Draft({
       {status === 'completed' && (
         <p className="muted small-text">Approving replaces the document's text with this draft, for everyone editing it; the version before stays in its history.</p>
       )}
-      <ErrorText error={approve.error ?? stop.error} />
+      <ErrorText error={approve.error ?? stop.error ?? outline.error} />
     </div>
   );
 }
