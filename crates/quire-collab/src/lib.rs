@@ -785,11 +785,12 @@ impl Session {
                 }
                 self.clients.insert(*client);
                 st.awareness_owners.insert(*client, (self.id, self.user.id.clone()));
+                let said: serde_json::Value = serde_json::from_str(&entry.json).unwrap_or_default();
                 if let Some(seen) = self.room.presence.lock().expect("presence").get_mut(&self.id) {
-                    if let Some(activity) = activity_of(&entry.json) {
+                    if let Some(activity) = activity_of(&said) {
                         seen.activity = Some(activity);
                     }
-                    seen.away = said_away(&entry.json);
+                    seen.away = said.get("away").and_then(serde_json::Value::as_bool).unwrap_or(false);
                 }
             }
         }
@@ -846,13 +847,8 @@ impl Session {
 
 /// The `activity` a client put in its awareness state: `"editing"`, or
 /// `{"type": "editing", "resource": "section-2"}`.
-/// Whether an awareness state says its person is away (`"away": true`).
-fn said_away(json: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(json).ok().and_then(|v| v.get("away")?.as_bool()).unwrap_or(false)
-}
-
-fn activity_of(json: &str) -> Option<Activity> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+/// What an awareness state (its JSON, read once per change) says its person is doing.
+fn activity_of(v: &serde_json::Value) -> Option<Activity> {
     let a = v.get("activity")?;
     let (kind, resource) = match a {
         serde_json::Value::String(s) => (s.as_str(), None),

@@ -226,11 +226,12 @@ async fn run(app: App, mut socket: Socket, who: Principal, doc: Document, role: 
         }
     };
     metrics::gauge!("collab_sockets").increment(1.0);
+    let _ = send_all(&mut socket, first).await;
+    // After the first sync: the client never waits on this write.
     let room = session.room().clone();
     if room.live_sessions_of(&user.id) == 1 {
         arrival(&app, &who, &doc, &user, "user.joined").await;
     }
-    let _ = send_all(&mut socket, first).await;
     let mut access = app.access_changes();
     let mut shutdown = app.shutdown_signal();
     let until_expiry = expires.map(|exp| {
