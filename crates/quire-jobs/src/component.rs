@@ -197,12 +197,7 @@ impl Run {
 
     /// Reports progress (0–100) with a message; shown on the context and streamed.
     pub async fn progress(&self, percent: f32, message: impl Into<String>) {
-        let message = message.into();
-        let percent = percent.clamp(0.0, 100.0);
-        let progress = Progress { percent, message: message.clone(), component: Some(self.component.clone()) };
-        let event =
-            ("progress".to_string(), json!({ "percent": percent, "message": message, "component": self.component }));
-        self.record(RunningUpdate { progress: Some(progress), events: vec![event], ..Default::default() }).await;
+        self.report(percent, message.into(), None).await;
     }
 
     /// Reports progress together with the text written since the last report, as a `chunk`
@@ -210,17 +205,18 @@ impl Run {
     /// the text anew, as a retried attempt does). Followers of the context's events see the
     /// text grow as it is written, and one who comes back with `Last-Event-ID` loses none.
     pub async fn progress_with_text(&self, percent: f32, message: impl Into<String>, offset: usize, text: &str) {
-        let message = message.into();
+        let chunk = (!text.is_empty() || offset == 0)
+            .then(|| ("chunk".to_string(), json!({ "offset": offset, "text": text, "component": self.component })));
+        self.report(percent, message.into(), chunk).await;
+    }
+
+    /// Records progress, after `before` when given, in one write.
+    async fn report(&self, percent: f32, message: String, before: Option<(String, Value)>) {
         let percent = percent.clamp(0.0, 100.0);
-        let progress = Progress { percent, message: message.clone(), component: Some(self.component.clone()) };
-        let mut events = Vec::with_capacity(2);
-        if !text.is_empty() || offset == 0 {
-            events.push(("chunk".to_string(), json!({ "offset": offset, "text": text, "component": self.component })));
-        }
-        events.push((
-            "progress".to_string(),
-            json!({ "percent": percent, "message": message, "component": self.component }),
-        ));
+        let event =
+            ("progress".to_string(), json!({ "percent": percent, "message": message, "component": self.component }));
+        let progress = Progress { percent, message, component: Some(self.component.clone()) };
+        let events = before.into_iter().chain([event]).collect();
         self.record(RunningUpdate { progress: Some(progress), events, ..Default::default() }).await;
     }
 
