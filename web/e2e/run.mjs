@@ -62,6 +62,22 @@ async function expectRows(titles, { ordered = false } = {}) {
   });
 }
 
+/** A JSON call to Quire's API with the page's own session. */
+const apiCall = (p, method, path, body) =>
+  p.evaluate(
+    async ([method, path, body]) => {
+      const csrf = document.cookie.split('; ').find((c) => c.startsWith('quire_csrf='))?.split('=')[1] ?? '';
+      const r = await fetch(path, {
+        method,
+        headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : null };
+    },
+    [method, path, body],
+  );
+
 try {
   await check('an anonymous visit lands on sign-in', async () => {
     await page.goto(base + '/');
@@ -111,10 +127,10 @@ try {
     throw new Error(`the document never says saved (it says ${await p.locator('.save-state').textContent()})`);
   });
   /** The PRD's Markdown as the server has it. */
-  const serverMarkdown = () => page.evaluate(async (id) => {
+  const serverMarkdown = (doc = prdId) => page.evaluate(async (id) => {
     const r = await fetch(`/api/v1/documents/${id}/content?format=markdown`);
     return r.text();
-  }, prdId);
+  }, doc);
   async function serverHas(text) {
     for (let i = 0; i < 50; i++) {
       if ((await serverMarkdown()).includes(text)) return;
@@ -357,21 +373,6 @@ try {
     await savedIn(page2);
   });
 
-  /** A JSON call to Quire's API with the page's own session. */
-  const apiCall = (p, method, path, body) =>
-    p.evaluate(
-      async ([method, path, body]) => {
-        const csrf = document.cookie.split('; ').find((c) => c.startsWith('quire_csrf='))?.split('=')[1] ?? '';
-        const r = await fetch(path, {
-          method,
-          headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
-          body: body === undefined ? undefined : JSON.stringify(body),
-        });
-        const text = await r.text();
-        return { status: r.status, body: text ? JSON.parse(text) : null };
-      },
-      [method, path, body],
-    );
   const wsSlug = new URL(workspace).pathname.split('/')[2];
   let draftDoc = '';
   /** Waits until the draft on `p` is in `status` and its preview holds `text`. */
@@ -516,7 +517,7 @@ try {
       'who last changed the section, in the outline',
     );
     for (let i = 0; ; i++) {
-      const text = await page.evaluate(async (id) => (await fetch(`/api/v1/documents/${id}/content?format=markdown`)).text(), draftDoc);
+      const text = await serverMarkdown(draftDoc);
       if (text.includes('from 12 a month to 0') && !text.includes('Lost-note reports drop to zero')) break;
       if (i > 50) throw new Error(`the server's copy is not the rewritten section: ${text}`);
       await page.waitForTimeout(200);
@@ -559,19 +560,11 @@ try {
   });
 
   await check('pages of 25 go forward and back', async () => {
-    const ws = new URL(workspace).pathname.split('/')[2];
     // Filling a second page through the API, with the page's own session.
-    await page.evaluate(async (ws) => {
-      const csrf = document.cookie.split('; ').find((c) => c.startsWith('quire_csrf='))?.split('=')[1] ?? '';
-      for (let i = 0; i < 25; i++) {
-        const r = await fetch(`/api/v1/workspaces/${ws}/documents`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
-          body: JSON.stringify({ kind: 'prd', title: `Note ${String(i).padStart(2, '0')}` }),
-        });
-        if (!r.ok) throw new Error(`creating a document answered ${r.status}`);
-      }
-    }, ws);
+    for (let i = 0; i < 25; i++) {
+      const r = await apiCall(page, 'POST', `/api/v1/workspaces/${wsSlug}/documents`, { kind: 'prd', title: `Note ${String(i).padStart(2, '0')}` });
+      if (r.status !== 201) throw new Error(`creating a document answered ${r.status}`);
+    }
     await page.reload();
     await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 25);
     await page.getByRole('button', { name: 'Next' }).click();

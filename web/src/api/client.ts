@@ -122,6 +122,13 @@ export async function unwrap<T>(call: Promise<{ data?: T; error?: unknown; respo
   return data as T;
 }
 
+/** A document's content as text (`text`, or `markdown` for a PRD). */
+export function documentText(id: string, format: 'text' | 'markdown'): Promise<string> {
+  return unwrap(
+    api.GET('/api/v1/documents/{id}/content', { params: { path: { id }, query: { format } }, parseAs: 'text' }),
+  ) as Promise<string>;
+}
+
 /** Whether a failed query is worth asking again: network trouble, 5xx, and a 429 (after
  * its Retry-After); other 4xx answers will not change. */
 export function shouldRetry(count: number, error: unknown): boolean {

@@ -127,6 +127,7 @@ export function DraftPanel({
       {current && (
         <Draft
           key={current.id}
+          ws={ws}
           ctx={current}
           canEdit={canEdit}
           composing={composing}
@@ -251,6 +252,7 @@ const statusWords: Record<DraftStatus, string> = {
 };
 
 function Draft({
+  ws,
   ctx,
   canEdit,
   composing,
@@ -259,6 +261,7 @@ function Draft({
   onApproved,
   onEnded,
 }: {
+  ws: string;
   ctx: Context;
   canEdit: boolean;
   composing: boolean;
@@ -291,7 +294,7 @@ function Draft({
     onSuccess: onApproved,
   });
   const data = dataOf(ctx);
-  const workspaceAi = useWorkspaceAi(ctx.workspace_id);
+  const workspaceAi = useWorkspaceAi(ws);
   const provider =
     (data.generation_parameters as { provider?: string } | undefined)?.provider ??
     (data.provider as string | undefined) ??
@@ -299,7 +302,7 @@ function Draft({
   const outline = useMutation({
     mutationFn: () =>
       submitDraft(
-        ctx.workspace_id,
+        ws,
         String(data.document_id ?? ''),
         String(data.title ?? ''),
         String(data.request ?? ''),

@@ -108,12 +108,17 @@ function LiveEditor({ collab, ws, docId, canEdit }: { collab: Collab; ws: string
   }, [editor, rewriting]);
   const ai = useWorkspaceAi(ws);
   // Once this browser's changes are saved, their version follows within moments: look again
-  // at who changed which section then.
+  // at who changed which section then, but not at every pause in typing (each look reads
+  // the document's latest versions).
   const client = useQueryClient();
   const save = useStore(collab.status, (s) => s.save);
   useEffect(() => {
     if (save !== 'saved') return;
-    const t = window.setTimeout(() => void client.invalidateQueries({ queryKey: ['sections', docId] }), 1500);
+    const key = ['sections', docId];
+    const t = window.setTimeout(() => {
+      const fetched = client.getQueryState(key)?.dataUpdatedAt ?? 0;
+      if (Date.now() - fetched > 10_000) void client.invalidateQueries({ queryKey: key });
+    }, 1500);
     return () => window.clearTimeout(t);
   }, [save, client, docId]);
   const canRewrite = !!ai.data && ai.data.text !== 'quire-builtin';

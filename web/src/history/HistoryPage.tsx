@@ -6,10 +6,11 @@ import { useMemo, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { JSONContent } from '@tiptap/core';
-import { api, unwrap, type Schemas } from '../api/client';
+import { api, documentText, unwrap, type Schemas } from '../api/client';
 import { ErrorText, Problem } from '../components/Problem';
 import { prdHTML, prdMarkdown } from '../editor/extensions';
 import { ago } from '../screens/Documents';
+import { useDocument } from '../screens/DocumentPage';
 import { diffDocs, summary, type DiffBlock } from './diff';
 
 type Version = Schemas['DocumentVersion'];
@@ -18,11 +19,7 @@ type Author = { id?: string; name?: string; email?: string };
 
 /** A version's Markdown, or the document's text now (`current`). */
 async function textAt(docId: string, version: string): Promise<string> {
-  if (version === 'current') {
-    const r = await fetch(`/api/v1/documents/${encodeURIComponent(docId)}/content?format=markdown`, { credentials: 'same-origin' });
-    if (!r.ok) throw new Error(`Quire answered ${r.status} for the document's text.`);
-    return r.text();
-  }
+  if (version === 'current') return documentText(docId, 'markdown');
   const body = await unwrap(
     api.GET('/api/v1/documents/{id}/versions/{version}', { params: { path: { id: docId, version } } }),
   );
@@ -32,10 +29,7 @@ async function textAt(docId: string, version: string): Promise<string> {
 export function HistoryPage() {
   const { ws = '', id = '' } = useParams();
   const [params, setParams] = useSearchParams();
-  const doc = useQuery({
-    queryKey: ['document', id],
-    queryFn: () => unwrap(api.GET('/api/v1/documents/{id}', { params: { path: { id } } })),
-  });
+  const doc = useDocument(id);
   const versions = useInfiniteQuery({
     queryKey: ['versions', id],
     initialPageParam: undefined as string | undefined,

@@ -1,7 +1,7 @@
 import { lazy, Suspense, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { api, unwrap, type Document } from '../api/client';
+import { api, documentText, unwrap, type Document } from '../api/client';
 import { ErrorText, Problem } from '../components/Problem';
 import { useMe } from '../session';
 import { ago, kindLabel } from './Documents';
@@ -11,14 +11,19 @@ import { isDismissed, useLatestDraft } from '../drafts/queries';
 const PrdEditor = lazy(() => import('../editor/PrdEditor').then((m) => ({ default: m.PrdEditor })));
 const DraftPanel = lazy(() => import('../drafts/DraftPanel').then((m) => ({ default: m.DraftPanel })));
 
+/** A document, with the caller's role on it (shared by its page and its history). */
+export function useDocument(id: string) {
+  return useQuery({
+    queryKey: ['document', id],
+    queryFn: () => unwrap(api.GET('/api/v1/documents/{id}', { params: { path: { id } } })),
+  });
+}
+
 /** One document: its title, and for a PRD the live editor. */
 export function DocumentPage() {
   const { ws = '', id = '' } = useParams();
   const me = useMe();
-  const doc = useQuery({
-    queryKey: ['document', id],
-    queryFn: () => unwrap(api.GET('/api/v1/documents/{id}', { params: { path: { id } } })),
-  });
+  const doc = useDocument(id);
   const isPrd = doc.data?.kind === 'prd';
   const canEdit = doc.data?.role !== 'viewer';
   // The draft panel is open when asked for (?draft, as a new PRD opens), and by itself while
@@ -129,16 +134,7 @@ function Title({ doc, readOnly }: { doc: Document; readOnly: boolean }) {
 
 /** Kinds without their own editor yet: the content as text. */
 function TextView({ id }: { id: string }) {
-  const content = useQuery({
-    queryKey: ['document-text', id],
-    queryFn: async () => {
-      const response = await fetch(`/api/v1/documents/${encodeURIComponent(id)}/content?format=text`, {
-        credentials: 'same-origin',
-      });
-      if (!response.ok) throw new Error(`Quire answered ${response.status} for this document's content.`);
-      return response.text();
-    },
-  });
+  const content = useQuery({ queryKey: ['document-text', id], queryFn: () => documentText(id, 'text') });
   if (content.isError) return <Problem error={content.error} retry={() => content.refetch()} />;
   return <article className="document-text">{content.data || <span className="muted">This document is empty.</span>}</article>;
 }
