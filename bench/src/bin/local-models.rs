@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use quire_ai::{EmbeddingProvider, Message, TextEvent, TextProvider, TextRequest};
+use quire_bench::REQUESTS;
 use quire_local::catalog::{DEFAULT_EMBEDDING, DEFAULT_TEXT};
 use serde_json::{Value, json};
 
@@ -213,72 +214,6 @@ print(len(texts) / (time.perf_counter() - t))
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().expect("sentence-transformers printed its rate")
 }
-
-/// The 20 requests drafts are measured on.
-const REQUESTS: [(&str, &str); 20] = [
-    ("Offline notes", "Field teams lose notes when offline. The app must sync edits when the connection returns."),
-    (
-        "One-tap checkout",
-        "Checkout takes six steps and half of mobile buyers give up. Returning buyers should pay in one tap.",
-    ),
-    (
-        "Shared moodboards",
-        "Designers email screenshots to clients. Clients should comment on a shared moodboard instead.",
-    ),
-    (
-        "Firmware builds",
-        "Engineers build STM32 firmware by hand. Builds should run on every push with logs streamed live.",
-    ),
-    (
-        "Support inbox",
-        "Support agents miss urgent tickets in a shared inbox. Urgent tickets must reach an agent within five minutes.",
-    ),
-    ("Expense reports", "Employees wait weeks for expense refunds. Managers should approve expenses from their phone."),
-    (
-        "Clinic booking",
-        "Patients phone the clinic to book. They should book and cancel appointments online at any hour.",
-    ),
-    (
-        "Warehouse picking",
-        "Pickers walk twice the distance they need to. The app should order picks by shelf location.",
-    ),
-    (
-        "Course feedback",
-        "Teachers collect feedback on paper. Students should rate each lesson anonymously in a minute.",
-    ),
-    (
-        "Energy dashboard",
-        "Facility managers cannot see which building wastes power. A dashboard should show hourly use per building.",
-    ),
-    (
-        "Recipe planner",
-        "Families throw away food they forgot. The planner should suggest meals from what is in the fridge.",
-    ),
-    ("Contract search", "Lawyers search contracts by file name. They need full-text search across every clause."),
-    (
-        "Volunteer shifts",
-        "Charities fill volunteer shifts by group email. Volunteers should claim shifts and get reminders.",
-    ),
-    ("Fleet tracking", "Dispatchers phone drivers to learn where they are. They should see every van on a live map."),
-    (
-        "Release notes",
-        "Release notes are written by hand from commit logs. They should be drafted from merged pull requests.",
-    ),
-    (
-        "Library loans",
-        "Readers cannot tell whether a book is on the shelf. The catalogue should show live availability.",
-    ),
-    (
-        "Sales forecasts",
-        "Sales leads forecast in spreadsheets that disagree. One forecast should update from the CRM every night.",
-    ),
-    (
-        "Hotel housekeeping",
-        "Housekeepers learn which rooms to clean from a printed list. The list should update as guests check out.",
-    ),
-    ("Password resets", "A third of helpdesk calls are password resets. Users should reset their own password safely."),
-    ("Event check-in", "Queues at event entrances last half an hour. Attendees should check in by scanning a code."),
-];
 
 /// Drafts each request whole and section by section; passes of the gate and seconds per
 /// draft, for each way.

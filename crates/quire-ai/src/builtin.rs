@@ -121,6 +121,7 @@ fn section_for(key: &str) -> PrdSection {
             description: "",
             prompt: "",
             required: false,
+            facts: false,
             keywords: &[],
             question: "",
         })

@@ -18,6 +18,7 @@ pub mod comfyui;
 pub mod gate;
 pub mod openai;
 pub mod prompt;
+pub mod relevance;
 mod remote;
 pub mod resilience;
 pub mod taxonomy;
@@ -93,22 +94,30 @@ pub struct Section {
     pub prompt: String,
     /// A draft without it fails the quality gate.
     pub required: bool,
+    /// What it says is a fact about today (the problem, the personas): figures in it must
+    /// come from the request (the gate's `invented_figures`).
+    #[serde(default)]
+    pub facts: bool,
 }
 
 impl Section {
     /// The section `key` names: the taxonomy's, or else one titled after the key.
     pub fn from_key(key: &str) -> Section {
         match taxonomy::prd_section(key) {
-            Some(s) => {
-                Section { key: s.key.into(), title: s.title.into(), prompt: s.prompt.into(), required: s.required }
-            }
+            Some(s) => Section {
+                key: s.key.into(),
+                title: s.title.into(),
+                prompt: s.prompt.into(),
+                required: s.required,
+                facts: s.facts,
+            },
             None => {
                 let words = key.replace(['_', '-'], " ");
                 let mut title: String = words.trim().to_string();
                 if let Some(first) = title.get(..1) {
                     title = first.to_uppercase() + &title[1..];
                 }
-                Section { key: key.into(), title, prompt: String::new(), required: false }
+                Section { key: key.into(), title, prompt: String::new(), required: false, facts: false }
             }
         }
     }

@@ -16,6 +16,9 @@ pub struct PrdSection {
     pub prompt: &'static str,
     /// A draft without it fails the quality gate.
     pub required: bool,
+    /// What it says is a fact about today: the gate refuses figures in it that the request
+    /// did not give.
+    pub facts: bool,
     /// Words that mark a statement as belonging here (lower case; a trailing `*` matches any
     /// ending). The built-in provider places a request's sentences with them.
     pub keywords: &'static [&'static str],
@@ -106,8 +109,9 @@ static PRD_SECTIONS: &[PrdSection] = &[
         key: "problem",
         title: "Problem",
         description: "Who has what problem today, and what it costs them.",
-        prompt: "State the problem in two to four sentences: who has it, when it happens, what it costs them today, and the evidence for it.",
+        prompt: "State the problem in two to four sentences: who has it, when it happens, and what it costs them today, with no figures the request does not give.",
         required: true,
+        facts: true,
         keywords: &[
             "problem",
             "pain*",
@@ -135,6 +139,7 @@ static PRD_SECTIONS: &[PrdSection] = &[
         description: "The outcomes that mean the product succeeded.",
         prompt: "List three to five goals as outcomes for users or the business, each one line, each verifiable.",
         required: true,
+        facts: false,
         keywords: &[
             "goal*",
             "want*",
@@ -157,6 +162,7 @@ static PRD_SECTIONS: &[PrdSection] = &[
         description: "What is deliberately left out.",
         prompt: "List what this work deliberately does not do, so that scope discussions can point at it.",
         required: false,
+        facts: false,
         keywords: &["not", "won't", "out of scope", "exclud*", "later", "never", "no longer", "skip"],
         question: "What is deliberately out of scope for this work?",
     },
@@ -166,6 +172,7 @@ static PRD_SECTIONS: &[PrdSection] = &[
         description: "Who the users are and what they need.",
         prompt: "Describe two or three personas: role, context, what they need from this, and what they fear.",
         required: false,
+        facts: true,
         keywords: &[
             "persona*",
             "user*",
@@ -187,6 +194,7 @@ static PRD_SECTIONS: &[PrdSection] = &[
         description: "What users do, as stories with acceptance criteria.",
         prompt: "Write user stories as 'As a <persona>, I want <action> so that <outcome>', each followed by testable acceptance criteria as a checklist.",
         required: true,
+        facts: false,
         keywords: &["as a", "as an", "story", "stories", "able to", "journey", "flow", "i want", "i can"],
         question: "Which user does what, step by step, and how do we know each step works?",
     },
@@ -196,6 +204,7 @@ static PRD_SECTIONS: &[PrdSection] = &[
         description: "What the product must do.",
         prompt: "List functional requirements as numbered 'must' statements, each testable and tied to a story.",
         required: true,
+        facts: false,
         keywords: &[
             "must",
             "support*",
@@ -223,6 +232,7 @@ static PRD_SECTIONS: &[PrdSection] = &[
         description: "Performance, security, privacy, accessibility, reliability.",
         prompt: "List non-functional requirements with numbers: latency, throughput, availability, security, privacy, accessibility, supported platforms.",
         required: false,
+        facts: false,
         keywords: &[
             "performance",
             "fast",
@@ -250,6 +260,7 @@ static PRD_SECTIONS: &[PrdSection] = &[
         description: "How success is measured, with targets.",
         prompt: "List success metrics with a baseline, a target and a date for each, and how each is measured.",
         required: true,
+        facts: false,
         keywords: &[
             "metric*",
             "measur*",
@@ -272,6 +283,7 @@ static PRD_SECTIONS: &[PrdSection] = &[
         description: "What could go wrong, and what is done about it.",
         prompt: "List risks with their likelihood, impact and mitigation.",
         required: false,
+        facts: false,
         keywords: &[
             "risk*",
             "concern*",
@@ -293,6 +305,7 @@ static PRD_SECTIONS: &[PrdSection] = &[
         description: "Milestones and dates.",
         prompt: "Lay out milestones (prototype, beta, launch) with dates and what each delivers.",
         required: false,
+        facts: false,
         keywords: &[
             "by",
             "deadline",
@@ -319,6 +332,7 @@ static PRD_SECTIONS: &[PrdSection] = &[
         description: "What is not decided yet.",
         prompt: "List the questions still open, each with who should answer it.",
         required: false,
+        facts: false,
         keywords: &[],
         question: "What is still undecided?",
     },

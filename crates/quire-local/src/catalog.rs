@@ -12,6 +12,51 @@ pub const DEFAULT_TEXT: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The embedding model `quire models fetch` brings (sentence-transformers' all-MiniLM-L6-v2).
 pub const DEFAULT_EMBEDDING: &str = "all-MiniLM-L6-v2";
 
+/// How a chat model Quire can fetch drafts a PRD: of the 20 fixed requests of
+/// `bench/src/bin/drafts.rs`, how many drafts passed the quality gate, the seconds a draft
+/// took on 2 cores, and what a person reading the drafts found (docs/benchmarks.md, "Draft
+/// quality by local model").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Measured {
+    pub passed: u32,
+    pub of: u32,
+    pub seconds_per_draft: f32,
+    /// Whether its drafts are worth reading as they come, by a person's reading of them: the
+    /// gate checks shape, figures and relevance, not whether the sentences make sense.
+    pub readable: bool,
+    /// What the reader found, as a person deciding whether to draft with it needs it.
+    pub verdict: &'static str,
+}
+
+/// The measured figures of a fetched chat model, by its name (the file's, without `.gguf`).
+pub fn measured(name: &str) -> Option<Measured> {
+    const MEASURED: &[(&str, Measured)] = &[
+        (
+            "SmolLM2-135M-Instruct.Q4_1",
+            Measured {
+                passed: 17,
+                of: 20,
+                seconds_per_draft: 17.7,
+                readable: false,
+                verdict: "but read through they are not worth keeping: sentences that contradict the request, personas \
+                          written as dialogue, metrics that add up to nothing. Use one as raw material at most.",
+            },
+        ),
+        (
+            "gemma-3-270m.Q4_K_M",
+            Measured {
+                passed: 0,
+                of: 20,
+                seconds_per_draft: 40.2,
+                readable: false,
+                verdict: "and what it writes is not a document: it says its instructions back and loops (it is a \
+                          pretrained model, not one tuned to follow requests).",
+            },
+        ),
+    ];
+    MEASURED.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+}
+
 /// Architectures of encoder (embedding) models among GGUF files.
 const ENCODERS: &[&str] = &["bert", "nomic-bert", "jina-bert-v2", "modern-bert", "neo-bert", "t5encoder"];
 

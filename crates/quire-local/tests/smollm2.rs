@@ -154,4 +154,29 @@ async fn a_small_model_drafts_an_outline_section_by_section() {
     let Some(TextEvent::Done { usage, .. }) = events.last() else { panic!() };
     let usage = usage.unwrap();
     assert!(usage.completion_tokens <= 300 && usage.prompt_tokens > 100, "{usage:?}");
+    // The request gives no figures: the Problem (a section of facts) is written without a
+    // digit, so the model cannot make up dates or percentages there.
+    let problem = quire_ai::gate::section_text(&text, &outline.sections, &outline.sections[0]);
+    assert!(!problem.is_empty() && !problem.contains(|c: char| c.is_ascii_digit()), "{problem}");
+    quire_ai::gate::check_figures(&outline.request, &text, &outline.sections).unwrap();
+}
+
+#[tokio::test]
+async fn figures_the_request_gives_may_be_written() {
+    let local = model();
+    let outline = quire_ai::Outline {
+        title: Some("Checkout".into()),
+        request: "Checkout takes 6 steps and 50% of buyers give up. Count the steps and the share who give up.".into(),
+        sections: ["problem"].map(quire_ai::Section::from_key).to_vec(),
+    };
+    let request = TextRequest {
+        messages: vec![Message::user("Draft a PRD.")],
+        outline: Some(outline.clone()),
+        temperature: Some(0.0),
+        max_tokens: Some(120),
+        ..Default::default()
+    };
+    let text = text_of(&collect(&local, &request).await);
+    // Not banned: greedy decoding of this request writes the figures it was given.
+    assert!(text.contains(|c: char| c.is_ascii_digit()), "{text}");
 }

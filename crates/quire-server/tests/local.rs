@@ -40,6 +40,12 @@ async fn a_local_model_is_the_default_and_drafts_for_real(b: Backend) {
         (&json!("local"), &json!(true), &json!("SmolLM2-135M-Instruct.Q4_1"))
     );
     assert_eq!((&local["embedding"], &local["embedding_model"]), (&json!(true), &json!("all-MiniLM-L6-v2")));
+    // What Quire measured of its drafts comes with it (the app warns before drafting with it).
+    let measured = quire_local::catalog::measured("SmolLM2-135M-Instruct.Q4_1").unwrap();
+    assert_eq!(
+        (&local["drafting"]["model"], &local["drafting"]["passed"], &local["drafting"]["acceptable"]),
+        (&json!("SmolLM2-135M-Instruct.Q4_1"), &json!(measured.passed), &json!(measured.readable))
+    );
     let chosen = api.get(&format!("/api/v1/workspaces/{ws}/ai")).await.body;
     assert_eq!(
         (&chosen["text"], &chosen["embedding"], &chosen["image"]),
@@ -75,6 +81,36 @@ async fn a_local_model_is_the_default_and_drafts_for_real(b: Backend) {
     let spec = json!({"kind": "openai", "base_url": "http://127.0.0.1:9"});
     let r = api.call(axum::http::Method::PUT, "/api/v1/ai/providers/local", Some(spec), &[]).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+
+    // A draft through the pipeline is judged on topic by the local embedding model, and says so.
+    let worker = quire_jobs::WorkerConfig { schedules: false, ..Default::default() };
+    let _worker = api.app.engine().start_worker(worker, api.app.shutdown_signal()).await.unwrap();
+    let sections = json!([{"type": "problem", "title": "Problem"}, {"type": "goals", "title": "Goals"}]);
+    let r = api
+        .post(
+            "/api/v1/contexts",
+            json!({"workspace": ws, "type": "prd", "pipeline": ["ai_generator"], "max_attempts": 3,
+                   "data": {"title": "Offline notes", "max_tokens": 160, "template": {"sections": sections},
+                            "request": "Field teams lose notes when offline. The app must sync edits when the connection returns."}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let c = loop {
+        let c = api.get(&format!("/api/v1/contexts/{id}")).await.body;
+        if ["completed", "failed"].contains(&c["status"].as_str().unwrap()) || std::time::Instant::now() > deadline {
+            break c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(c["status"], "completed", "{c}");
+    let relevance = &c["data"]["relevance"];
+    assert_eq!(relevance["model"], "all-MiniLM-L6-v2", "{c}");
+    assert!(relevance["request_rank"].as_u64().unwrap() <= 2, "{relevance}");
+    // The Problem states facts and the request gives no figures: none were written there.
+    let problem = c["data"]["generated_content"]["problem"].as_str().unwrap();
+    assert!(!problem.contains(|ch: char| ch.is_ascii_digit()), "{problem}");
 }
 
 async fn without_a_sound_local_model_the_builtin_provider_stays_the_default(b: Backend) {

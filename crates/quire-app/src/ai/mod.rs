@@ -74,6 +74,10 @@ pub struct ProviderInfo {
     pub text_model: Option<String>,
     pub image_model: Option<String>,
     pub embedding_model: Option<String>,
+    /// How well its chat model drafts, where Quire measured it (the local models it
+    /// fetches): the app tells a person before drafting when its drafts often fail the gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drafting: Option<Drafting>,
 }
 
 /// Providers chosen by name for some purposes: the instance's default, or a workspace's own.
@@ -108,6 +112,23 @@ pub struct WorkspaceAi {
     pub embedding: String,
     /// The workspace's own choice; what it leaves out comes from the instance's default.
     pub chosen: AiChoice,
+}
+
+/// A local chat model's drafts, as measured on Quire's 20 fixed requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Drafting {
+    pub model: String,
+    /// Drafts that passed the quality gate, of `of`.
+    pub passed: u32,
+    pub of: u32,
+    /// Seconds a draft took on a 2-core machine.
+    pub seconds_per_draft: f32,
+    /// Worth reading as they come, by a person's reading of the drafts (the gate checks
+    /// shape, figures and relevance, not sense): when not, the app says so before drafting
+    /// and offers the built-in outline and the other providers.
+    pub acceptable: bool,
+    /// What the reading found.
+    pub verdict: String,
 }
 
 /// One provider's capabilities.
@@ -244,6 +265,7 @@ impl ProviderSpec {
             text_model: self.text_model.clone(),
             image_model: self.image_model.clone(),
             embedding_model: self.embedding_model.clone(),
+            drafting: None,
         }
     }
 }
@@ -463,6 +485,7 @@ impl Ai {
             text_model: Some(BUILTIN.into()),
             image_model: Some(BUILTIN.into()),
             embedding_model: Some(BUILTIN.into()),
+            drafting: None,
         }];
         out.extend(self.local.info());
         for (slot, sealed) in self.store.settings().await? {
