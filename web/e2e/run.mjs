@@ -107,6 +107,14 @@ try {
     await shot('documents-empty');
   });
   const workspace = page.url();
+  /** A new PRD from the workspace's page, opened on its drafting panel. */
+  const newDraft = async (title) => {
+    await page.goto(workspace);
+    await page.getByRole('button', { name: 'New document' }).click();
+    await newDocument().getByLabel('Title').fill(title);
+    await newDocument().getByRole('button', { name: 'Create', exact: true }).click();
+    await page.waitForURL(/\/d\/doc_[^/?]+\?draft/);
+  };
 
   await check('a new document opens after it is created', async () => {
     await page.getByRole('button', { name: 'New document' }).click();
@@ -399,14 +407,10 @@ try {
   });
 
   await check('a new PRD opens on the drafting panel, and the draft streams into its preview', async () => {
-    await page.goto(workspace);
-    await page.getByRole('button', { name: 'New document' }).click();
-    await newDocument().getByLabel('Title').fill('Offline notes');
-    await newDocument().getByRole('button', { name: 'Create', exact: true }).click();
-    await page.waitForURL(/\/d\/doc_[^/?]+\?draft/);
+    await newDraft('Offline notes');
     draftDoc = new URL(page.url()).pathname.split('/').pop();
     await expectVisible(page.getByRole('heading', { name: 'Draft with AI' }), 'the drafting panel');
-    await expectVisible(page.getByTestId('draft-provider').filter({ hasText: 'writer' }), 'the provider that will draft');
+    if (!(await page.getByLabel('Drafted by').inputValue()).startsWith('writer')) throw new Error('the workspace\'s provider is not the one that will draft');
     // Grace has the document open while Ada drafts.
     await page2.goto(`${workspace}/d/${draftDoc}`);
     await savedIn(page2);
@@ -602,11 +606,7 @@ try {
   });
 
   await check('a draft the quality gate refuses says why and offers the built-in outline', async () => {
-    await page.goto(workspace);
-    await page.getByRole('button', { name: 'New document' }).click();
-    await newDocument().getByLabel('Title').fill('Field kit');
-    await newDocument().getByRole('button', { name: 'Create', exact: true }).click();
-    await page.waitForURL(/\?draft/);
+    await newDraft('Field kit');
     await page.getByLabel('What should this PRD cover?').fill('Technicians need a field kit app that keeps notes offline and syncs them later.');
     await page.getByRole('button', { name: 'Generate draft' }).click();
     const failed = page.locator('.draft[data-status="failed"] .draft-failed');
@@ -619,6 +619,24 @@ try {
     await page.getByRole('button', { name: 'Use the built-in outline instead' }).click();
     await draftShows(page, 'completed', 'Open question');
     await expectVisible(page.getByTestId('draft-provider').filter({ hasText: 'Built-in outline' }), 'the built-in outline named as such');
+  });
+
+  await check('a small local model is named as such before drafting, and the built-in outline offered', async () => {
+    await newDraft('Route planner');
+    const drafter = page.getByLabel('Drafted by');
+    if (!(await drafter.inputValue()).startsWith('writer')) throw new Error(`the workspace's provider is not chosen: ${await drafter.inputValue()}`);
+    if ((await page.getByTestId('draft-weak').count()) !== 0) throw new Error('a provider Quire has not measured is called weak');
+    await drafter.selectOption('local');
+    const note = page.getByTestId('draft-weak');
+    await expectVisible(note.filter({ hasText: 'SmolLM2-135M-Instruct' }), 'the small model named');
+    const said = await note.textContent();
+    if (!/of its drafts passed the quality gate/.test(said)) throw new Error(`the note does not say how its drafts fare: ${said}`);
+    await page.getByLabel('What should this PRD cover?').fill('Cyclists need routes that prefer bike lanes and quiet streets.');
+    await shot('draft-weak-model');
+    await note.getByRole('button', { name: 'Use the built-in outline' }).click();
+    if ((await drafter.inputValue()) !== 'quire-builtin') throw new Error(`the built-in outline is not chosen: ${await drafter.inputValue()}`);
+    await page.getByRole('button', { name: 'Generate draft' }).click();
+    await draftShows(page, 'completed', 'prefer bike lanes');
   });
 
   await check('a viewer reads a PRD live but cannot change it', async () => {

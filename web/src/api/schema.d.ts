@@ -1599,6 +1599,30 @@ export interface components {
              */
             role: components["schemas"]["Role"];
         };
+        /** @description A local chat model's drafts, as measured on Quire's 20 fixed requests. */
+        Drafting: {
+            /**
+             * @description Worth reading as they come, by a person's reading of the drafts (the gate checks
+             *     shape, figures and relevance, not sense): when not, the app says so before drafting
+             *     and offers the built-in outline and the other providers.
+             */
+            acceptable: boolean;
+            model: string;
+            /** Format: int32 */
+            of: number;
+            /**
+             * Format: int32
+             * @description Drafts that passed the quality gate, of `of`.
+             */
+            passed: number;
+            /**
+             * Format: float
+             * @description Seconds a draft took on a 2-core machine.
+             */
+            seconds_per_draft: number;
+            /** @description What the reading found. */
+            verdict: string;
+        };
         /** @description An embeddings request. */
         EmbedRequest: {
             /** @description 1 to 256 texts of at most 32,768 characters. */
@@ -2106,6 +2130,7 @@ export interface components {
         ProviderInfo: {
             api_key_set: boolean;
             base_url?: string | null;
+            drafting?: components["schemas"]["Drafting"] | null;
             embedding: boolean;
             embedding_model?: string | null;
             image: boolean;

@@ -48,6 +48,24 @@ function submitDraft(ws: string, docId: string, title: string, request: string, 
   );
 }
 
+type ProviderInfo = Schemas['ProviderInfo'];
+
+/** The instance's providers that write text, the built-in one first. */
+function useTextProviders(): ProviderInfo[] {
+  const q = useQuery({
+    queryKey: ['ai-providers'],
+    queryFn: () => unwrap(api.GET('/api/v1/ai/providers')),
+    staleTime: 60_000,
+  });
+  return (q.data ?? []).filter((p) => p.text);
+}
+
+/** How a provider reads in the "Drafted by" choice. */
+export function providerLabel(p: ProviderInfo, isDefault: boolean): string {
+  const what = p.name === BUILTIN ? 'built-in outline, no AI model' : p.text_model ? `model ${p.text_model}` : p.kind;
+  return `${p.name} (${what})${isDefault ? ' · this workspace’s default' : ''}`;
+}
+
 /** The Markdown a finished draft holds: the transformer's rendering of the generated sections. */
 function finishedText(ctx: Context): string | undefined {
   const formatted = dataOf(ctx).formatted_content as { content?: string } | undefined;
@@ -89,12 +107,16 @@ export function DraftPanel({
   const current = shownId ? (latest?.id === shownId ? latest : undefined) : latest && !latest.approved_at ? latest : undefined;
   const [composing, setComposing] = useState(false);
   const writing = current && !TERMINAL.has(current.status as DraftStatus);
+  // While a request is written and more than one provider could draft it, the "Drafted by"
+  // choice says which; the header names the provider of a draft once there is one.
+  const textProviders = useTextProviders();
+  const choosing = (!current || composing) && textProviders.length > 1;
 
   return (
     <section className="draft-panel" aria-label="Draft with AI">
       <header className="draft-head">
         <h2>Draft with AI</h2>
-        <Provider ws={ws} ctx={current} />
+        {!choosing && <Provider ws={ws} ctx={current} />}
         <button
           className="icon"
           aria-label="Close the draft panel"
@@ -192,10 +214,15 @@ function Prompt({
   const prd = useMemo(() => (templates.data ?? []).filter((t) => t.type === 'prd'), [templates.data]);
   const [template, setTemplate] = useState(initialTemplate ?? '');
   const chosen = template || prd[0]?.id || '';
+  const ai = useWorkspaceAi(ws);
+  const providers = useTextProviders();
+  const [provider, setProvider] = useState('');
+  const drafter = provider || ai.data?.text || '';
   const submit = useMutation({
-    mutationFn: () => submitDraft(ws, docId, title, request, chosen),
+    mutationFn: () => submitDraft(ws, docId, title, request, chosen, provider || undefined),
     onSuccess: onSubmitted,
   });
+  const drafting = providers.find((p) => p.name === drafter)?.drafting ?? undefined;
   const tooShort = request.trim().length < 10;
   return (
     <form
@@ -225,6 +252,20 @@ function Prompt({
             </option>
           ))}
         </select>
+        {providers.length > 1 && (
+          <>
+            <label htmlFor="draft-provider" className="inline-label">
+              Drafted by
+            </label>
+            <select id="draft-provider" value={drafter} onChange={(e) => setProvider(e.target.value)}>
+              {providers.map((p) => (
+                <option key={p.name} value={p.name}>
+                  {providerLabel(p, p.name === ai.data?.text)}
+                </option>
+              ))}
+            </select>
+          </>
+        )}
         <span className="grow" />
         {onCancel && (
           <button type="button" className="secondary" onClick={onCancel}>
@@ -235,6 +276,24 @@ function Prompt({
           {submit.isPending ? 'Starting…' : initial ? 'Regenerate' : 'Generate draft'}
         </button>
       </div>
+      {drafting && !drafting.acceptable && (
+        <div className="draft-weak" role="note" data-testid="draft-weak">
+          <p>
+            <strong>{drafting.model}</strong> is a small model that runs on this server. In Quire&apos;s test of{' '}
+            {drafting.of} requests, {drafting.passed} of its drafts passed the quality gate (on topic, no invented figures,
+            every section written), {drafting.verdict}
+          </p>
+          <p className="muted small-text">
+            The built-in outline places your request in the template with the questions each section must answer
+            {providers.some((p) => p.name !== BUILTIN && p.name !== drafter)
+              ? ', and the other providers above may draft better.'
+              : '. An instance admin can add an AI provider (OpenAI, Ollama, any OpenAI-compatible server): see docs/ai.md.'}
+          </p>
+          <button type="button" className="secondary" onClick={() => setProvider(BUILTIN)} disabled={!canEdit}>
+            Use the built-in outline
+          </button>
+        </div>
+      )}
       {!canEdit && <p className="muted small-text">Viewers cannot draft into this document.</p>}
       {canEdit && tooShort && request.length > 0 && <p className="muted small-text">Say a little more (at least 10 characters).</p>}
       <ErrorText error={submit.error ?? templates.error} />
@@ -339,7 +398,14 @@ function Draft({
           </p>
         </div>
       )}
-      {(view.text || running) && <Preview markdown={view.text} />}
+      {status === 'failed' && view.text ? (
+        <details className="draft-refused">
+          <summary>Show the refused text</summary>
+          <Preview markdown={view.text} />
+        </details>
+      ) : (
+        (view.text || running) && <Preview markdown={view.text} />
+      )}
       <div className="row draft-actions">
         {running && (
           <button className="secondary" onClick={() => stop.mutate()} disabled={!canEdit || stop.isPending || ctx.cancel_requested}>
