@@ -6,10 +6,12 @@
 //   3. keystroke to render in a second browser on the same document (p50, p95 of 200 keys).
 // Goals (issue 18): under 350 KB, under 1.5 s, p95 under 50 ms.
 //
-//   node bench/web/run.mjs [--runs 5] [--keys 200] [--json FILE]
+//   node bench/web/run.mjs [--runs 5] [--keys 200] [--json FILE] [--profile FILE]
 //
+// --profile records a CPU profile of one more cold visit to the 5 MB document (Chrome's
+// .cpuprofile, for DevTools) and prints where its main thread spent the time, by function.
 // Uses playwright-core from web/node_modules (the app's own dev dependency); builds Quire
-// with `cargo build --release -p quire` when needed.
+// with `cargo build --release -p quire` when needed (QUIRE_BIN names another binary).
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -35,7 +37,7 @@ const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[
 const port = await freePort()
 const base = `http://127.0.0.1:${port}`
 const dir = mkdtempSync(join(tmpdir(), 'quire-web-bench-'))
-const server = spawn(buildQuire(), ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dir, '--fetch-models', 'false', '--models-dir', join(dir, 'none')], {
+const server = spawn(process.env.QUIRE_BIN ?? buildQuire(), ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dir, '--fetch-models', 'false', '--models-dir', join(dir, 'none')], {
   // A 5 MB document is written in one request here: the body limit is raised for it.
   env: { ...process.env, QUIRE_LOG: 'warn', QUIRE_RATE_LIMIT_DEFAULT: '1000000/min', QUIRE_MAX_BODY_BYTES: String(16 << 20) },
   stdio: ['ignore', 'ignore', 'inherit']
@@ -78,9 +80,15 @@ try {
   results.documents = { '50 sections': fifty.length, '5 MB': big.length }
 
   /** A cold visit: a fresh context (no cache, no IndexedDB) with the session's cookies. */
-  async function coldVisit (id, lastHeading) {
+  async function coldVisit (id, lastHeading, profileTo) {
     const context = await browser.newContext({ storageState: state })
     const p = await context.newPage()
+    const cdp = profileTo && await context.newCDPSession(p)
+    if (cdp) {
+      await cdp.send('Profiler.enable')
+      await cdp.send('Profiler.setSamplingInterval', { interval: 250 })
+      await cdp.send('Profiler.start')
+    }
     let js = 0
     let css = 0
     p.on('requestfinished', async (request) => {
@@ -98,8 +106,25 @@ try {
       return !!prose && [...prose.querySelectorAll('h2')].some((h) => h.textContent === heading)
     }, lastHeading, { timeout: 60_000, polling: 'raf' })
     const ms = Date.now() - t0
+    if (cdp) writeProfile((await cdp.send('Profiler.stop')).profile, profileTo, ms)
     await context.close()
     return { ms, js, css }
+  }
+
+  /** Saves a CPU profile and prints the functions that took the most of it (self time). */
+  function writeProfile (profile, file, ms) {
+    writeFileSync(file, JSON.stringify(profile))
+    const self = new Map()
+    const deltas = profile.timeDeltas
+    const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+    profile.samples.forEach((id, i) => {
+      const f = byId.get(id).callFrame
+      const key = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop()}:${f.lineNumber + 1}`
+      self.set(key, (self.get(key) ?? 0) + (deltas[i] ?? 0) / 1000)
+    })
+    const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)
+    console.log(`profile of a cold visit to the 5 MB document (${ms} ms), written to ${file}; self time by function:`)
+    for (const [k, v] of top) console.log(`  ${v.toFixed(0).padStart(6)} ms  ${k}`)
   }
 
   const sizes = await coldVisit(docs['50 sections'], 'Section 50')
@@ -114,6 +139,9 @@ try {
     results.editable[name] = { median_ms: quantile(times, 0.5), worst_ms: Math.max(...times), runs: times }
     console.log(`navigation to editable, cold, ${name}: median ${quantile(times, 0.5)} ms, worst ${Math.max(...times)} ms over ${runs} (goal < 1500 ms)`)
   }
+
+  const profileTo = option('profile')
+  if (profileTo) await coldVisit(docs['5 MB'], big.match(/## (Part \d+)\n[^#]*$/)[1], profileTo)
 
   // Two browsers on one document: each key typed in A, timed until B shows it.
   const typing = await newDoc('Typing', '# Typing\n\nStart:\n')

@@ -621,24 +621,6 @@ try {
     await expectVisible(page.getByTestId('draft-provider').filter({ hasText: 'Built-in outline' }), 'the built-in outline named as such');
   });
 
-  await check('a small local model is named as such before drafting, and the built-in outline offered', async () => {
-    await newDraft('Route planner');
-    const drafter = page.getByLabel('Drafted by');
-    if (!(await drafter.inputValue()).startsWith('writer')) throw new Error(`the workspace's provider is not chosen: ${await drafter.inputValue()}`);
-    if ((await page.getByTestId('draft-weak').count()) !== 0) throw new Error('a provider Quire has not measured is called weak');
-    await drafter.selectOption('local');
-    const note = page.getByTestId('draft-weak');
-    await expectVisible(note.filter({ hasText: 'SmolLM2-135M-Instruct' }), 'the small model named');
-    const said = await note.textContent();
-    if (!/of its drafts passed the quality gate/.test(said)) throw new Error(`the note does not say how its drafts fare: ${said}`);
-    await page.getByLabel('What should this PRD cover?').fill('Cyclists need routes that prefer bike lanes and quiet streets.');
-    await shot('draft-weak-model');
-    await note.getByRole('button', { name: 'Use the built-in outline' }).click();
-    if ((await drafter.inputValue()) !== 'quire-builtin') throw new Error(`the built-in outline is not chosen: ${await drafter.inputValue()}`);
-    await page.getByRole('button', { name: 'Generate draft' }).click();
-    await draftShows(page, 'completed', 'prefer bike lanes');
-  });
-
   await check('a viewer reads a PRD live but cannot change it', async () => {
     const inv = await apiCall(page, 'POST', `/api/v1/workspaces/${wsSlug}/invitations`, { role: 'viewer' });
     if (inv.status !== 201) throw new Error(`the invitation answered ${inv.status}`);

@@ -5,7 +5,10 @@
 import { generateHTML, type AnyExtension, type JSONContent } from '@tiptap/core';
 import { MarkdownManager } from '@tiptap/markdown';
 import StarterKit from '@tiptap/starter-kit';
-import { TableKit } from '@tiptap/extension-table';
+import { Table, TableKit } from '@tiptap/extension-table';
+import type { Node as PMNode } from '@tiptap/pm/model';
+import { Plugin, type EditorState } from '@tiptap/pm/state';
+import { tableEditingKey } from '@tiptap/pm/tables';
 import { TaskItem, TaskList } from '@tiptap/extension-list';
 import Image from '@tiptap/extension-image';
 
@@ -16,9 +19,40 @@ export function prdExtensions(): AnyExtension[] {
     StarterKit.configure({ undoRedo: false, underline: false, link: { openOnClick: false, autolink: true } }),
     TaskList,
     TaskItem.configure({ nested: true }),
-    TableKit.configure({ table: { resizable: false } }),
+    TableKit.configure({ table: false }),
+    Table.configure({ resizable: false }).extend({
+      addProseMirrorPlugins() {
+        return (this.parent?.() ?? []).map(cheapTableFixes);
+      },
+    }),
     Image,
   ];
+}
+
+/** Whether a document holds a table (its text is not read). */
+export function hasTable(doc: PMNode): boolean {
+  let found = false;
+  doc.descendants((node) => {
+    if (node.type.spec.tableRole === 'table') found = true;
+    return !found && !node.isTextblock;
+  });
+  return found;
+}
+
+/**
+ * prosemirror-tables mends tables after every change by walking the old and the new document
+ * side by side, which is quadratic when every node is new — as when a document is built from
+ * Yjs on opening it (4.5 s of a 5 MB document's opening went there). Mended here only in a
+ * document that holds a table, reading the new document alone (linear).
+ */
+export function cheapTableFixes(plugin: Plugin): Plugin {
+  const append = plugin.spec.appendTransaction;
+  if (plugin.spec.key !== tableEditingKey || !append) return plugin;
+  return new Plugin({
+    ...plugin.spec,
+    appendTransaction: (trs, _old, state) =>
+      hasTable(state.doc) ? append.call(plugin, trs, undefined as unknown as EditorState, state) : null,
+  });
 }
 
 let manager: MarkdownManager | null = null;
