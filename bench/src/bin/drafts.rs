@@ -88,7 +88,7 @@ async fn draft(provider: &dyn TextProvider, model: &str) -> Vec<Draft> {
 }
 
 /// Judges one model's drafts as ai_generator does, and once more against another request.
-async fn judge(drafts: &[Draft], embedder: &dyn EmbeddingProvider, dump: &mut Option<std::fs::File>) -> Tally {
+async fn judge(drafts: &[&Draft], embedder: &dyn EmbeddingProvider, dump: &mut Option<std::fs::File>) -> Tally {
     let outline = quire_ai::taxonomy::prd_outline();
     let mut t = Tally::default();
     for d in drafts {
@@ -185,11 +185,7 @@ async fn main() {
     let n = REQUESTS.len();
     let mut rows = Vec::new();
     for name in names {
-        let mine: Vec<Draft> = drafts
-            .iter()
-            .filter(|d| d.model == name)
-            .map(|d| Draft { model: d.model.clone(), request: d.request, seconds: d.seconds, text: d.text.clone() })
-            .collect();
+        let mine: Vec<&Draft> = drafts.iter().filter(|d| d.model == name).collect();
         rows.push((name.to_string(), judge(&mine, &embedder, &mut dump).await));
     }
     println!(

@@ -12,6 +12,7 @@ use crate::{Image, Section};
 #[error("{reason}")]
 pub struct GateFailure {
     /// `empty`, `too_long`, `missing_sections`, `empty_sections`, `repetition`,
+    /// `invented_figures`, `echoed_instructions`, `off_topic` (`crate::relevance`),
     /// `undecodable`, `wrong_size`, `blank`.
     pub check: &'static str,
     pub reason: String,
@@ -154,8 +155,8 @@ fn words_under(text: &str, outline: &[Section], section: &Section) -> usize {
     word_count(&section_text(text, outline, section))
 }
 
-/// Words of a text, marks not counted.
-fn word_count(text: &str) -> usize {
+/// Words of a (Markdown) text, its marks not counted.
+pub fn word_count(text: &str) -> usize {
     text.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count()
 }
 

@@ -1,7 +1,8 @@
 //! Whether a draft is about what was asked: each section's text, embedded, set against the
 //! request and against requests for other products, and against what each section of the
 //! outline is for. Similarities are compared, not read as absolute figures, so the same
-//! judgement holds for any embedding model (MiniLM, OpenAI's, the built-in term vectors).
+//! judgement holds for any embedding model (MiniLM, OpenAI's) — but not for the built-in
+//! provider's word counts, which cannot judge meaning (`check_draft` leaves it unjudged).
 //!
 //! The draft as a whole (the mean of its sections) must read closest to its request, or
 //! second closest, among the request and [`UNRELATED`] requests for other products. A

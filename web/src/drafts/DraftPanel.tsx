@@ -61,7 +61,7 @@ function useTextProviders(): ProviderInfo[] {
 }
 
 /** How a provider reads in the "Drafted by" choice. */
-export function providerLabel(p: ProviderInfo, isDefault: boolean): string {
+function providerLabel(p: ProviderInfo, isDefault: boolean): string {
   const what = p.name === BUILTIN ? 'built-in outline, no AI model' : p.text_model ? `model ${p.text_model}` : p.kind;
   return `${p.name} (${what})${isDefault ? ' · this workspace’s default' : ''}`;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { getSchema } from '@tiptap/core';
-import { EditorState, Plugin } from '@tiptap/pm/state';
+import { EditorState, Plugin, TextSelection } from '@tiptap/pm/state';
 import { tableEditing, tableEditingKey } from '@tiptap/pm/tables';
 import { cheapTableFixes, hasTable, prdExtensions } from './extensions';
 
@@ -45,5 +45,8 @@ describe('tables in long documents', () => {
     const withTable = EditorState.create({ schema, doc: doc([para('x'), broken]), plugins: [spy] });
     withTable.apply(withTable.tr.insertText('!', 1));
     expect(asked).toEqual([undefined]);
+    // A change of the selection alone goes to it with the state before, as prosemirror-tables has it.
+    withTable.apply(withTable.tr.setSelection(TextSelection.create(withTable.doc, 2)));
+    expect(asked).toEqual([undefined, withTable]);
   });
 });

@@ -536,7 +536,7 @@ impl AiGenerator {
             _ => {}
         }
         log.close("ok", None, usage).await;
-        let words = word_count(&text);
+        let words = quire_ai::gate::word_count(&text);
         run.progress(100.0, format!("{model} wrote {words} words")).await;
         let mut out = Map::new();
         out.insert("generated_content".into(), split_sections(&text, sections, &parted(data)));
@@ -561,15 +561,10 @@ fn ordinal(n: usize) -> String {
     format!("{n}{suffix}")
 }
 
-/// Words of a Markdown text, its marks not counted.
-fn word_count(text: &str) -> usize {
-    text.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count()
-}
-
 /// How far a draft is: the outline's sections begun so far, and the one being written.
 fn progress(text: &str, sections: &[Section]) -> (f32, String) {
     let headings = quire_ai::gate::headings(text);
-    let words = word_count(text);
+    let words = quire_ai::gate::word_count(text);
     if sections.is_empty() {
         return (50.0, format!("{words} words so far"));
     }

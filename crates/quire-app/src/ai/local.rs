@@ -142,12 +142,11 @@ impl Local {
         }
     }
 
-    /// How the chat model in use drafts, where Quire measured it.
-    pub fn drafting(&self) -> Option<super::Drafting> {
-        let file = self.file(Kind::Text)?;
+    /// How a chat model drafts, where Quire measured it.
+    fn drafting(file: &Found) -> Option<super::Drafting> {
         let m = catalog::measured(&file.name)?;
         Some(super::Drafting {
-            model: file.name,
+            model: file.name.clone(),
             passed: m.passed,
             of: m.of,
             seconds_per_draft: m.seconds_per_draft,
@@ -170,7 +169,7 @@ impl Local {
             image: false,
             embedding: embedding.is_some(),
             api_key_set: false,
-            drafting: self.drafting(),
+            drafting: text.as_ref().and_then(Self::drafting),
             text_model: text.map(|f| f.name),
             image_model: None,
             embedding_model: embedding.map(|f| f.name),
