@@ -166,8 +166,10 @@ pub struct Run {
     /// Set when a write found the lease gone: the attempt belongs to another worker now.
     pub(crate) lost: Arc<AtomicBool>,
     /// The component's start, until something writes it: the first progress or log line
-    /// carries it, so that a context's events stay in the order they happened.
-    pub(crate) unwritten_start: Arc<std::sync::Mutex<Option<RunningUpdate>>>,
+    /// carries it, so that a context's events stay in the order they happened. Held while
+    /// a write is on its way, so the worker's own writing of the start (for a component that
+    /// says nothing for a while) cannot overtake the component's first line, nor follow it.
+    pub(crate) unwritten_start: Arc<tokio::sync::Mutex<Option<RunningUpdate>>>,
 }
 
 impl Run {
@@ -236,8 +238,8 @@ impl Run {
     }
 
     async fn record(&self, update: RunningUpdate) {
-        let start = self.unwritten_start.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let update = match start {
+        let mut unwritten = self.unwritten_start.lock().await;
+        let update = match unwritten.take() {
             Some(mut start) => {
                 start.events.extend(update.events);
                 start.progress = update.progress;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Fuse, FusedFuture};
 use quire_core::{Context, ContextError, Outcome, Result, timestamp_from_ms};
 use quire_store::{Finishing, Lease, NewWorker, NextClaim, RunningUpdate};
 use serde_json::json;
@@ -423,7 +424,7 @@ async fn run_context(
         // or log line (so the stream keeps its order), the show-start timer, or its end.
         let start_event =
             ("component".into(), json!({ "component": name, "state": "started", "attempt": ctx.attempts }));
-        let unwritten_start = Arc::new(std::sync::Mutex::new(Some(RunningUpdate {
+        let unwritten_start = Arc::new(tokio::sync::Mutex::new(Some(RunningUpdate {
             processing: Some(processing.clone()),
             events: vec![start_event],
             ..Default::default()
@@ -450,6 +451,11 @@ async fn run_context(
         tokio::pin!(timeout);
         let cancel = until_cancelled(cancelled.clone());
         tokio::pin!(cancel);
+        // The start's write, when the timer asks for it. It is polled beside the component,
+        // never instead of it: the component may hold the store's connection (SQLite has one
+        // writer) while this write waits for it, and a component left unpolled would hold it
+        // until the write gave up (30 s, every other write of the instance waiting too).
+        let mut start_write: Fuse<BoxFuture<'static, bool>> = Fuse::terminated();
         let mut shown = false;
         let result = loop {
             tokio::select! {
@@ -465,20 +471,31 @@ async fn run_context(
                 }
                 _ = &mut show_start, if !shown => {
                     shown = true;
-                    let start = unwritten_start.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    if let Some(start) = start
-                        && !record(&engine, &lease, start).await
-                    {
-                        return Vec::new();
+                    let (engine, lease, unwritten) = (engine.clone(), lease.clone(), unwritten_start.clone());
+                    start_write = async move {
+                        let mut unwritten = unwritten.lock().await;
+                        match unwritten.take() {
+                            Some(start) => record(&engine, &lease, start).await,
+                            None => true,
+                        }
                     }
+                    .boxed()
+                    .fuse();
                 }
+                written = &mut start_write => if !written {
+                    return Vec::new();
+                },
             }
         };
+        // A start write still on its way ends first (the component no longer holds anything).
+        if !start_write.is_terminated() && !start_write.await {
+            return Vec::new();
+        }
         if lost.load(Ordering::Relaxed) {
             return Vec::new();
         }
         // A start nothing wrote yet goes with what comes next.
-        if let Some(start) = unwritten_start.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(start) = unwritten_start.lock().await.take() {
             pending.processing = start.processing;
             pending.events.extend(start.events);
         }

@@ -40,6 +40,7 @@ quire_store::for_each_backend!(
     a_busy_worker_finishes_contexts_together,
     an_idle_worker_claims_once_per_poll,
     cleanup_refuses_retentions_that_would_purge_everything,
+    a_component_holding_the_database_is_not_starved_by_its_own_start,
 );
 
 const SYS: Principal = Principal::System;
@@ -143,6 +144,38 @@ impl Component for Together {
     async fn run(&self, _run: Run) -> Result<Map<String, Value>, ComponentError> {
         self.0.wait().await;
         Ok(Map::new())
+    }
+}
+
+/// Holds the database's write lock from a connection of its own for `hold`, past the moment
+/// the worker writes the component's start, then lets it go.
+struct HoldsTheDatabase {
+    url: String,
+    hold: Duration,
+}
+
+#[async_trait]
+impl Component for HoldsTheDatabase {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo::new("holds_the_database", "Holds the write lock for a while", &[], &["held"])
+    }
+    async fn run(&self, _run: Run) -> Result<Map<String, Value>, ComponentError> {
+        use sqlx::Connection;
+        let fail = |e: sqlx::Error| ComponentError::permanent("database", e.to_string());
+        if self.url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&self.url).await.map_err(fail)?;
+            let mut tx = c.begin_with("BEGIN IMMEDIATE").await.map_err(fail)?;
+            tokio::time::sleep(self.hold).await;
+            sqlx::query("SELECT 1").execute(&mut *tx).await.map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.url).await.map_err(fail)?;
+            let mut tx = c.begin().await.map_err(fail)?;
+            sqlx::query("LOCK TABLE jobs IN EXCLUSIVE MODE").execute(&mut *tx).await.map_err(fail)?;
+            tokio::time::sleep(self.hold).await;
+            tx.commit().await.map_err(fail)?;
+        }
+        Ok(obj(json!({ "held": true })))
     }
 }
 
@@ -951,4 +984,27 @@ async fn cleanup_refuses_retentions_that_would_purge_everything(b: Backend) {
     let failed = s.until(&purge.id, "failed", |c| c.status == ContextStatus::Failed).await;
     assert_eq!(failed.error.as_ref().map(|e| e.code.as_str()), Some("invalid_input"), "{failed:?}");
     assert_eq!(s.t.store.get_context(&SYS, &done.id).await.unwrap().status, ContextStatus::Completed, "still there");
+}
+
+/// The worker writes a quiet component's start after a moment. That write once ran in place
+/// of the component, which was then not polled: a component holding the database (SQLite's
+/// one writer) kept it until the write gave up, and every write of the instance waited 30 s.
+async fn a_component_holding_the_database_is_not_starved_by_its_own_start(b: Backend) {
+    let t = b.open(StoreOptions::default()).await;
+    let mut r = registry();
+    r.register(HoldsTheDatabase { url: t.url.clone(), hold: Duration::from_millis(800) });
+    let ws = t.store.create_workspace(&SYS, NewWorkspace { name: "Jobs".into(), ..Default::default() }).await.unwrap();
+    let engine = Engine::new(t.store.clone(), r, fast());
+    engine.prepare().await.unwrap();
+    let s = Setup { t, engine, ws: ws.id, stop: watch::channel(false).0 };
+    let _w = s.worker().await;
+    let ctx = s.submit(with("test", &["holds_the_database"], json!({}))).await;
+    let done = s.until(&ctx.id, "completed", |c| c.status.is_terminal()).await;
+    assert_eq!((done.status, done.attempts), (ContextStatus::Completed, 1), "{done:?}");
+    assert_eq!(done.data["held"], true);
+    // The start was written once, before the end.
+    let (_, events) = s.t.store.context_events(&SYS, &ctx.id, 0, 100).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| (e.kind.as_str(), e.data["state"].as_str().unwrap_or(""))).collect();
+    let starts = kinds.iter().filter(|k| **k == ("component", "started")).count();
+    assert_eq!(starts, 1, "{kinds:?}");
 }

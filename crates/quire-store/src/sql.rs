@@ -280,7 +280,7 @@ macro_rules! impl_store {
 
             async fn migrate(&self) -> quire_core::Result<()> {
                 Self::MIGRATOR
-                    .run(&self.pool)
+                    .run(&self.writer_pool())
                     .await
                     .map_err(|e| quire_core::Error::Internal(format!("migration failed: {e}")))
             }
@@ -791,7 +791,7 @@ macro_rules! impl_store {
                 .bind(consumer)
                 .bind(position)
                 .bind(quire_core::now_ms())
-                .execute(&self.pool)
+                .execute(&self.writer_pool())
                 .await
                 .map_err($crate::rows::db_err)?;
                 Ok(())

@@ -12,9 +12,9 @@ use crate::StoreOptions;
 use crate::rows::db_err;
 
 /// The [`Store`](crate::Store) on SQLite: WAL journal, `synchronous=FULL`, foreign keys on.
-/// Reads share a pool; writes go through one dedicated connection, so writers queue fairly
-/// in the pool instead of sleeping in SQLite's busy handler (which makes tail latency
-/// under concurrent writes a hundred times worse).
+/// Reads share a pool of read-only connections; writes go through one dedicated connection,
+/// so writers queue fairly in the pool instead of sleeping in SQLite's busy handler (which
+/// makes tail latency under concurrent writes a hundred times worse).
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
@@ -53,16 +53,16 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Unavailable(format!("cannot create the data directory {}: {e}", dir.display())))?;
         }
-        let open = |max: u32| {
-            SqlitePoolOptions::new()
-                .max_connections(max)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(connect.clone())
+        let open = |max: u32, options: SqliteConnectOptions| {
+            SqlitePoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(30)).connect_with(options)
         };
         let unavailable =
             |e: sqlx::Error| Error::Unavailable(format!("cannot open the SQLite database {}: {e}", path.display()));
-        let pool = open(options.max_connections.max(1)).await.map_err(unavailable)?;
-        let writer = open(1).await.map_err(unavailable)?;
+        // The writer first: it creates the file and its WAL. Readers are opened read-only, so
+        // a write sent to them by mistake fails at once instead of taking SQLite's write
+        // lock behind the writer's back (and sleeping in the busy handler for it).
+        let writer = open(1, connect.clone()).await.map_err(unavailable)?;
+        let pool = open(options.max_connections.max(1), connect.read_only(true)).await.map_err(unavailable)?;
         Ok(SqliteStore {
             pool,
             writer,
