@@ -40,9 +40,11 @@ async function check(name, f) {
 }
 const newDocument = () => page.getByRole('form', { name: 'New document' });
 /** A full-page screenshot, taken from the top (sticky bars drawn where they belong). */
-const shot = async (name, p = page) => {
-  await p.evaluate(() => window.scrollTo(0, 0));
-  await p.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+/** A screenshot of the whole page from its top, or (`at`) of the window around one element. */
+const shot = async (name, p = page, at = null) => {
+  if (at) await at.evaluate((e) => e.scrollIntoView({ block: 'center' }));
+  else await p.evaluate(() => window.scrollTo(0, 0));
+  await p.screenshot({ path: join(shots, `${name}.png`), fullPage: !at });
 };
 const expectVisible = (locator, what) => locator.first().waitFor({ state: 'visible', timeout: 10_000 }).catch(() => {
   throw new Error(`${what} is not shown`);
@@ -381,6 +383,42 @@ try {
     await savedIn(page2);
   });
 
+  await check('a long document lays out only what is on screen, and what is typed in it lands where the caret is', async () => {
+    const slug = new URL(workspace).pathname.split('/')[2];
+    const created = await apiCall(page, 'POST', `/api/v1/workspaces/${slug}/documents`, { kind: 'prd', title: 'Long notes' });
+    if (created.status !== 201) throw new Error(`creating the document answered ${created.status}`);
+    const id = created.body.id;
+    let markdown = '';
+    for (let s = 0; s < 30; s++) {
+      const paragraphs = Array.from({ length: 15 }, (_, p) => `Paragraph ${s * 15 + p + 1} of the long notes.`);
+      markdown += `## Part ${s + 1}\n\n${paragraphs.join('\n\n')}\n\n`;
+    }
+    const put = await apiCall(page, 'PUT', `/api/v1/documents/${id}/content`, { format: 'markdown', content: markdown });
+    if (put.status >= 300) throw new Error(`writing the document answered ${put.status}`);
+    await page.goto(`${workspace}/d/${id}`);
+    await expectVisible(page.locator('.prose.lazy-layout'), 'the long document laid out lazily');
+    const paragraph = editorOf(page).locator('p', { hasText: 'Paragraph 200 of the long notes.' });
+    await paragraph.scrollIntoViewIfNeeded();
+    await paragraph.click();
+    await page.keyboard.press('End');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('[ ] Measure the current time');
+    await expectVisible(page.locator('.prose > .caret-block', { hasText: 'Measure the current time' }), 'the block being typed in kept laid out');
+    await page.keyboard.press('Control+End');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('Last words, typed at the end.');
+    await savedIn(page);
+    const wanted = ['Paragraph 200 of the long notes.\n\n- [ ] Measure the current time\n\nParagraph 201', 'Last words, typed at the end.'];
+    let got = '';
+    for (let i = 0; i < 50 && !wanted.every((w) => got.includes(w)); i++) {
+      if (i) await page.waitForTimeout(200);
+      got = await serverMarkdown(id);
+    }
+    const missing = wanted.filter((w) => !got.includes(w));
+    if (missing.length) throw new Error(`the server's copy lacks ${JSON.stringify(missing)}: …${got.slice(-600)}`);
+    await shot('editor-long', page, editorOf(page).locator('li', { hasText: 'Measure the current time' }));
+  });
+
   const wsSlug = new URL(workspace).pathname.split('/')[2];
   let draftDoc = '';
   /** Waits until the draft on `p` is in `status` and its preview holds `text`. */
@@ -539,7 +577,7 @@ try {
       await page.waitForURL(/\/d\/doc_/);
       await page.goto(workspace);
     }
-    await expectRows(['Checkout redesign', 'Living room moodboard', 'Offline notes', 'Sensor board']);
+    await expectRows(['Checkout redesign', 'Living room moodboard', 'Long notes', 'Offline notes', 'Sensor board']);
     await shot('documents');
     await page.getByPlaceholder('Search by title').fill('check');
     await expectRows(['Checkout redesign']);
@@ -548,19 +586,19 @@ try {
     await expectRows(['Living room moodboard']);
     await page.getByLabel('Kind').selectOption({ label: 'All kinds' });
     await page.getByLabel('Sort').selectOption({ label: 'Title A–Z' });
-    await expectRows(['Checkout redesign', 'Living room moodboard', 'Offline notes', 'Sensor board'], { ordered: true });
+    await expectRows(['Checkout redesign', 'Living room moodboard', 'Long notes', 'Offline notes', 'Sensor board'], { ordered: true });
   });
 
   await check('a deleted document goes to the trash and comes back', async () => {
     await page.getByRole('button', { name: 'Delete Sensor board' }).click();
-    await expectRows(['Checkout redesign', 'Living room moodboard', 'Offline notes']);
+    await expectRows(['Checkout redesign', 'Living room moodboard', 'Long notes', 'Offline notes']);
     await page.getByRole('tab', { name: 'Trash' }).click();
     await expectRows(['Sensor board']);
     await shot('trash');
     await page.getByRole('button', { name: 'Restore Sensor board' }).click();
     await expectVisible(page.getByText('The trash is empty'), 'the empty trash');
     await page.getByRole('tab', { name: 'Documents' }).click();
-    await expectRows(['Checkout redesign', 'Living room moodboard', 'Offline notes', 'Sensor board']);
+    await expectRows(['Checkout redesign', 'Living room moodboard', 'Long notes', 'Offline notes', 'Sensor board']);
   });
 
   await check('pages of 25 go forward and back', async () => {
@@ -572,7 +610,7 @@ try {
     await page.reload();
     await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 25);
     await page.getByRole('button', { name: 'Next' }).click();
-    await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 4);
+    await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 5);
     await expectVisible(page.getByText('Page 2'), 'the page number');
     await page.getByRole('button', { name: 'Previous' }).click();
     await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 25);
@@ -619,6 +657,24 @@ try {
     await page.getByRole('button', { name: 'Use the built-in outline instead' }).click();
     await draftShows(page, 'completed', 'Open question');
     await expectVisible(page.getByTestId('draft-provider').filter({ hasText: 'Built-in outline' }), 'the built-in outline named as such');
+  });
+
+  await check('a small local model is named as such before drafting, and the built-in outline offered', async () => {
+    await newDraft('Route planner');
+    const drafter = page.getByLabel('Drafted by');
+    if (!(await drafter.inputValue()).startsWith('writer')) throw new Error(`the workspace's provider is not chosen: ${await drafter.inputValue()}`);
+    if ((await page.getByTestId('draft-weak').count()) !== 0) throw new Error('a provider Quire has not measured is called weak');
+    await drafter.selectOption('local');
+    const note = page.getByTestId('draft-weak');
+    await expectVisible(note.filter({ hasText: 'SmolLM2-135M-Instruct' }), 'the small model named');
+    const said = await note.textContent();
+    if (!/of its drafts passed the quality gate/.test(said)) throw new Error(`the note does not say how its drafts fare: ${said}`);
+    await page.getByLabel('What should this PRD cover?').fill('Cyclists need routes that prefer bike lanes and quiet streets.');
+    await shot('draft-weak-model');
+    await note.getByRole('button', { name: 'Use the built-in outline' }).click();
+    if ((await drafter.inputValue()) !== 'quire-builtin') throw new Error(`the built-in outline is not chosen: ${await drafter.inputValue()}`);
+    await page.getByRole('button', { name: 'Generate draft' }).click();
+    await draftShows(page, 'completed', 'prefer bike lanes');
   });
 
   await check('a viewer reads a PRD live but cannot change it', async () => {

@@ -44,7 +44,12 @@ fn the_screens_work_in_a_real_browser() {
         "the browser tests need Chromium at {chromium} (Debian: apt-get install chromium)"
     );
     let dir = temp_dir();
-    let server = Server::start(&["--data-dir", dir.to_str().unwrap()], &[]);
+    // The small local chat model is there (by path: nothing loads it unless asked), so the
+    // app's note on its drafts can be seen.
+    let models = quire_local::fetch::shared_cache().expect("the default models can be fetched");
+    let text_model = models.join(quire_local::catalog::DEFAULT_TEXT);
+    let server =
+        Server::start(&["--data-dir", dir.to_str().unwrap(), "--text-model", text_model.to_str().unwrap()], &[]);
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     // Only this run's screenshots (an old failure.png would mislead whoever looks).
     let _ = std::fs::remove_dir_all(&shots);
@@ -76,6 +81,7 @@ fn the_screens_work_in_a_real_browser() {
         "editor",
         "editor-two-people",
         "editor-offline",
+        "editor-long",
         "documents",
         "trash",
         "not-found",
@@ -88,6 +94,7 @@ fn the_screens_work_in_a_real_browser() {
         "account",
         "viewer",
         "draft-failed",
+        "draft-weak-model",
     ] {
         let file = shots.join(format!("{screen}.png"));
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);

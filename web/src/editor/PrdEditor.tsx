@@ -5,13 +5,16 @@ import Collaboration from '@tiptap/extension-collaboration';
 import CollaborationCaret from '@tiptap/extension-collaboration-caret';
 import { useStore } from 'zustand';
 import { collabFor, retain, type Collab, type Peer, type SaveState } from './collab';
-import { prdExtensions } from './extensions';
+import { LazyLayout, prdExtensions } from './extensions';
 import { Toolbar } from './Toolbar';
 import { rewriteKey, rewritePlugin, RewriteCard } from './Rewrite';
 import { useWorkspaceAi } from '../drafts/queries';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../api/client';
 import { ago } from '../screens/Documents';
+
+/** Opened early by the document page, beside the document's own request. */
+export { collabFor };
 
 /** A PRD, edited together live: the text, who is here, where each is, and its outline. */
 export function PrdEditor({
@@ -39,6 +42,7 @@ function LiveEditor({ collab, ws, docId, canEdit }: { collab: Collab; ws: string
     {
       extensions: [
         ...prdExtensions(),
+        LazyLayout,
         Collaboration.configure({ document: collab.doc, field: 'default' }),
         CollaborationCaret.configure({
           provider: collab.provider,

@@ -2,13 +2,14 @@
 // preview and the version history all render a PRD with this one list, so a draft looks
 // as it will once approved. Everything here round-trips through Quire's Markdown
 // (docs/crdt-layout.md).
-import { generateHTML, type AnyExtension, type JSONContent } from '@tiptap/core';
+import { Extension, generateHTML, type AnyExtension, type JSONContent } from '@tiptap/core';
 import { MarkdownManager } from '@tiptap/markdown';
 import StarterKit from '@tiptap/starter-kit';
 import { Table, TableKit } from '@tiptap/extension-table';
 import type { Node as PMNode } from '@tiptap/pm/model';
 import { Plugin, type EditorState } from '@tiptap/pm/state';
 import { tableEditingKey } from '@tiptap/pm/tables';
+import { Decoration, DecorationSet } from '@tiptap/pm/view';
 import { TaskItem, TaskList } from '@tiptap/extension-list';
 import Image from '@tiptap/extension-image';
 
@@ -56,6 +57,43 @@ export function cheapTableFixes(plugin: Plugin): Plugin {
       return hasTable(state.doc) ? append.call(plugin, trs, undefined as unknown as EditorState, state) : null;
     },
   });
+}
+
+/** Top-level blocks from which a document lays out only what is on screen. */
+export const LAZY_LAYOUT_BLOCKS = 400;
+
+/**
+ * A long document lays out only the blocks on screen: its editor gets `lazy-layout`, and
+ * styles.css gives its blocks `content-visibility: auto` (a 5 MB document spent 1.6 s of
+ * its opening laying out all of itself on selection reads). The blocks the selection is in
+ * are always laid out (`caret-block`): text typed into a block the browser has not laid out
+ * yet could otherwise have its caret put back at the block's start.
+ */
+export const LazyLayout = Extension.create({
+  name: 'lazyLayout',
+  addProseMirrorPlugins() {
+    return [
+      new Plugin({
+        props: {
+          attributes: (state): Record<string, string> =>
+            state.doc.childCount >= LAZY_LAYOUT_BLOCKS ? { class: 'lazy-layout' } : {},
+          decorations: caretBlocks,
+        },
+      }),
+    ];
+  },
+});
+
+/** The top-level blocks the selection starts and ends in, marked `caret-block` (in a long document). */
+export function caretBlocks(state: EditorState): DecorationSet | null {
+  const { doc, selection } = state;
+  if (doc.childCount < LAZY_LAYOUT_BLOCKS) return null;
+  const indices = new Set([selection.$from, selection.$to].map(($pos) => Math.min($pos.index(0), doc.childCount - 1)));
+  const marks = [...indices].map((index) => {
+    const from = selection.$from.posAtIndex(index, 0);
+    return Decoration.node(from, from + doc.child(index).nodeSize, { class: 'caret-block' });
+  });
+  return DecorationSet.create(doc, marks);
 }
 
 let manager: MarkdownManager | null = null;

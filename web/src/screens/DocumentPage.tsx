@@ -1,4 +1,4 @@
-import { lazy, Suspense, useState } from 'react';
+import { lazy, Suspense, useEffect, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, documentText, unwrap, type Document } from '../api/client';
@@ -8,7 +8,8 @@ import { ago, kindLabel } from './Documents';
 import { isDismissed, useLatestDraft } from '../drafts/queries';
 
 // The editor (TipTap, Yjs) loads with the first document opened, not with the lists.
-const PrdEditor = lazy(() => import('../editor/PrdEditor').then((m) => ({ default: m.PrdEditor })));
+const loadEditor = () => import('../editor/PrdEditor');
+const PrdEditor = lazy(() => loadEditor().then((m) => ({ default: m.PrdEditor })));
 const DraftPanel = lazy(() => import('../drafts/DraftPanel').then((m) => ({ default: m.DraftPanel })));
 
 /** A document, with the caller's role on it (shared by its page and its history). */
@@ -25,6 +26,15 @@ export function DocumentPage() {
   const me = useMe();
   const doc = useDocument(id);
   const isPrd = doc.data?.kind === 'prd';
+  // The editor's code and the document's socket start with the page, beside the document's
+  // own request rather than after it: the content is what a person waits for. A socket the
+  // editor does not take (not a PRD after all) closes by itself.
+  const user = me.data;
+  const kind = doc.data?.kind;
+  useEffect(() => {
+    if (!user || (kind && kind !== 'prd')) return;
+    void loadEditor().then((m) => m.collabFor(id, { id: user.id, name: user.name }));
+  }, [id, user, kind]);
   const canEdit = doc.data?.role !== 'viewer';
   // The draft panel is open when asked for (?draft, as a new PRD opens), and by itself while
   // the document's latest draft is being written or waits for approval.
