@@ -13,6 +13,7 @@
 //! ```
 
 mod ai;
+mod asset;
 mod audit;
 mod blob;
 mod error;
@@ -29,6 +30,7 @@ mod time_ms;
 mod user;
 
 pub use ai::{Interaction, InteractionQuery, MAX_LOGGED_PROMPT, MAX_PROMPT_VERSIONS, StoredPrompt};
+pub use asset::{Asset, NewAsset, Thumbnail};
 pub use audit::{AuditEntry, AuditQuery};
 pub use blob::{Blob, BlobRef, MAX_BLOB_BYTES};
 pub use error::{Error, Result};

@@ -42,6 +42,8 @@ mod sql_identity;
 #[macro_use]
 mod ai;
 #[macro_use]
+mod assets;
+#[macro_use]
 mod audit;
 #[macro_use]
 mod blobs;
@@ -59,6 +61,7 @@ mod tail;
 pub mod testing;
 
 pub use ai::AiStore;
+pub use assets::AssetIndex;
 pub use audit::AuditStore;
 pub use blobs::BlobStore;
 pub use collab::{CollabStore, StoredDoc};
@@ -122,7 +125,17 @@ pub fn redact_url(url: &str) -> String {
 /// may not see are reported as [`Error::NotFound`].
 #[async_trait]
 pub trait Store:
-    IdentityStore + AuditStore + CollabStore + JobStore + AiStore + BlobStore + HistoryStore + Send + Sync + 'static
+    IdentityStore
+    + AuditStore
+    + CollabStore
+    + JobStore
+    + AiStore
+    + BlobStore
+    + AssetIndex
+    + HistoryStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -50,6 +50,8 @@ impl PgStore {
     /// Serialises a document's log appends and its compaction, so that no update can take a
     /// sequence number a snapshot already covers.
     const DOC_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7422, hashtext($1))");
+    /// Serialises asset recording per workspace, so the quota holds.
+    const ASSET_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7423, hashtext($1))");
     /// Statements that update several of a worker's rows lock them first, in id order.
     const ROW_LOCK: &'static str = " FOR UPDATE";
 
@@ -311,6 +313,7 @@ impl_identity_store!(PgStore, Postgres);
 impl_audit_store!(PgStore, Postgres);
 impl_ai_store!(PgStore, Postgres);
 impl_blob_store!(PgStore);
+impl_asset_index!(PgStore);
 impl_history_store!(PgStore, Postgres);
 impl_collab_store!(PgStore, Postgres);
 impl_job_store!(PgStore, Postgres);

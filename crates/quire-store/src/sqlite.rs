@@ -35,6 +35,8 @@ impl SqliteStore {
     const QUEUE_LOCK: Option<&'static str> = None;
     /// One writer: a write transaction already excludes every other.
     const DOC_LOCK: Option<&'static str> = None;
+    /// One writer: recording an asset already excludes every other.
+    const ASSET_LOCK: Option<&'static str> = None;
     const ROW_LOCK: &'static str = "";
 
     /// Opens (creating if needed, with its directory) the database file `url` names.
@@ -113,6 +115,7 @@ impl_identity_store!(SqliteStore, Sqlite);
 impl_audit_store!(SqliteStore, Sqlite);
 impl_ai_store!(SqliteStore, Sqlite);
 impl_blob_store!(SqliteStore);
+impl_asset_index!(SqliteStore);
 impl_history_store!(SqliteStore, Sqlite);
 impl_collab_store!(SqliteStore, Sqlite);
 impl_job_store!(SqliteStore, Sqlite);

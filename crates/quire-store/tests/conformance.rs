@@ -38,6 +38,7 @@ quire_store::for_each_backend!(
     the_update_log_appends_and_compacts,
     ai_interactions_page_and_stay_in_their_workspace,
     blobs_are_kept_once_per_workspace_and_bounded,
+    assets_are_recorded_per_workspace_within_its_quota,
     prompt_templates_are_versioned_per_workspace,
     old_ai_interactions_are_purged,
     document_versions_are_numbered_named_archived_and_replayed,
@@ -1038,6 +1039,76 @@ async fn blobs_are_kept_once_per_workspace_and_bounded(b: Backend) {
     assert!(matches!(s.get_blob(&w.id, &"cd".repeat(32)).await, Err(Error::NotFound { .. })));
     let big = quire_core::Blob { bytes: vec![0; quire_core::MAX_BLOB_BYTES + 1], ..blob.clone() };
     assert!(matches!(s.put_blob(&big).await, Err(Error::LimitExceeded(_))));
+}
+
+async fn assets_are_recorded_per_workspace_within_its_quota(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let w = s.create_workspace(&ME, ws("Studio")).await.unwrap();
+    let other = s.create_workspace(&ME, ws("Elsewhere")).await.unwrap();
+    let new = |ws: &str, sha: &str, size: i64| quire_core::NewAsset {
+        workspace_id: ws.into(),
+        sha256: sha.repeat(32),
+        media_type: "image/jpeg".into(),
+        size,
+        width: 40,
+        height: 30,
+        name: "kitchen.jpg".into(),
+        origin: "upload".into(),
+        created_by: "usr_1".into(),
+    };
+    let (a, fresh) = s.record_asset(&new(&w.id, "ab", 600), 1_000).await.unwrap();
+    assert!(fresh);
+    assert_eq!((a.size, a.width, a.name.as_str(), a.thumbnails.len()), (600, 40, "kitchen.jpg", 0));
+    let (again, fresh) = s.record_asset(&new(&w.id, "ab", 600), 1_000).await.unwrap();
+    assert!(!fresh, "the same content again is the same asset");
+    assert_eq!(again, a);
+    // 600 + 500 > 1,000: refused, and nothing recorded.
+    let full = s.record_asset(&new(&w.id, "cd", 500), 1_000).await.unwrap_err();
+    assert!(matches!(&full, Error::LimitExceeded(m) if m.contains("600 of its 1000 bytes")), "{full:?}");
+    assert!(matches!(s.get_asset(&w.id, &"cd".repeat(32)).await, Err(Error::NotFound { .. })));
+    // Another workspace has its own quota, and does not see this one's assets.
+    s.record_asset(&new(&other.id, "ab", 600), 1_000).await.unwrap();
+    assert!(matches!(s.get_asset(&other.id, &"ef".repeat(32)).await, Err(Error::NotFound { .. })));
+    // Thumbnails count against the quota.
+    let thumbs = vec![quire_core::Thumbnail {
+        variant: "small".into(),
+        sha256: "99".repeat(32),
+        width: 32,
+        height: 24,
+        size: 100,
+    }];
+    s.set_asset_thumbnails(&w.id, &a.sha256, &thumbs).await.unwrap();
+    assert_eq!(s.get_asset(&w.id, &a.sha256).await.unwrap().thumbnails, thumbs);
+    assert_eq!(s.asset_usage(&w.id).await.unwrap(), 700);
+    assert!(s.record_asset(&new(&w.id, "cd", 301), 1_000).await.is_err());
+    s.record_asset(&new(&w.id, "cd", 300), 1_000).await.unwrap();
+    assert!(matches!(s.set_asset_thumbnails(&w.id, &"00".repeat(32), &thumbs).await, Err(Error::NotFound { .. })));
+    // Newest first, in pages.
+    for sha in ["e1", "e2", "e3"] {
+        s.record_asset(&new(&w.id, sha, 1), 2_000).await.unwrap();
+    }
+    let first = s.list_assets(&w.id, None, 3).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let last = first.last().unwrap();
+    let rest =
+        s.list_assets(&w.id, Some((quire_core::ms_of(&last.created_at), last.sha256.clone())), 10).await.unwrap();
+    let mut seen: Vec<_> = first.iter().chain(&rest).map(|a| a.sha256[..2].to_string()).collect();
+    assert_eq!(seen.len(), 5, "every asset once: {seen:?}");
+    seen.sort();
+    assert_eq!(seen, ["ab", "cd", "e1", "e2", "e3"]);
+    // Blobs from before the asset store are handed over, then forgotten.
+    let blob = quire_core::Blob {
+        workspace_id: w.id.clone(),
+        sha256: "77".repeat(32),
+        media_type: "image/png".into(),
+        bytes: vec![1, 2, 3],
+    };
+    s.put_blob(&blob).await.unwrap();
+    let moving = s.blobs_to_move(10).await.unwrap();
+    assert_eq!(moving.into_iter().map(|(b, _)| b).collect::<Vec<_>>(), std::slice::from_ref(&blob));
+    s.forget_blob(&w.id, &blob.sha256).await.unwrap();
+    assert!(s.blobs_to_move(10).await.unwrap().is_empty());
 }
 
 async fn prompt_templates_are_versioned_per_workspace(b: Backend) {
