@@ -3,6 +3,8 @@
 //! capability. Nothing here knows of HTTP: `quire-server` turns requests into calls on
 //! these services, and `quire worker` runs their pipeline components without a server.
 //!
+//! - [`assets`] — images a workspace keeps (uploads, generated images) in the asset store,
+//!   within its quota; thumbnails by the `asset_thumbnails` component; signed URLs.
 //! - [`ai`] — AI providers and each workspace's choice of them, prompt templates, the
 //!   interactions log, local models, and the `ai_generator` / `image_generator` components.
 //! - [`history`] — version history: when an edit becomes a version, its commit in the
@@ -17,6 +19,7 @@
 //! - [`batch`] — a queue stored in batches off the request path (the audit trail, the AI log).
 
 pub mod ai;
+pub mod assets;
 pub mod batch;
 pub mod drafts;
 pub mod history;

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use quire_store::Store;
 use tokio::sync::watch;
 
-use crate::{ai, history};
+use crate::{ai, assets, history};
 
-/// The built-in components, the AI components and version history's.
-pub fn registry(ai: Arc<ai::Ai>, history: Arc<history::History>) -> quire_jobs::Registry {
+/// The built-in components, the AI components, version history's and the asset store's.
+pub fn registry(ai: Arc<ai::Ai>, history: Arc<history::History>, assets: Arc<assets::Assets>) -> quire_jobs::Registry {
     let mut r = quire_jobs::components::builtin();
-    ai::components::register(&mut r, ai);
+    ai::components::register(&mut r, ai, assets.clone());
     r.register(history::VersionComponent { history: history.clone() }).register(history::PushComponent { history });
+    r.register(assets::ThumbnailComponent { assets });
     r
 }
 
@@ -25,8 +26,10 @@ pub fn engine_config(jobs: &quire_jobs::EngineConfig) -> quire_jobs::EngineConfi
     if !jobs.queue_limits.iter().any(|(q, _)| q == history::QUEUE) {
         jobs.queue_limits.push((history::QUEUE.to_string(), 1));
     }
-    if !jobs.system_queues.iter().any(|q| q == history::QUEUE) {
-        jobs.system_queues.push(history::QUEUE.to_string());
+    for queue in [history::QUEUE, assets::QUEUE] {
+        if !jobs.system_queues.iter().any(|q| q == queue) {
+            jobs.system_queues.push(queue.to_string());
+        }
     }
     jobs
 }
@@ -46,6 +49,7 @@ pub fn worker_registry(
     store: Arc<dyn Store>,
     keyring: Arc<quire_auth::Keyring>,
     services: WorkerServices,
+    assets: Arc<assets::Assets>,
     shutdown: watch::Receiver<bool>,
 ) -> (quire_jobs::Registry, Arc<ai::Ai>) {
     let collab = quire_collab::Collab::new(store.clone(), services.collab);
@@ -53,5 +57,5 @@ pub fn worker_registry(
     let history =
         history::History::new(store.clone(), collab.clone(), services.history, services.limits, keyring.clone());
     let ai = Arc::new(ai::Ai::new(store, keyring, collab, services.local_models));
-    (registry(ai.clone(), history), ai)
+    (registry(ai.clone(), history, assets), ai)
 }

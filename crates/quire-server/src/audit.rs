@@ -49,8 +49,14 @@ pub async fn audit(State(app): State<App>, req: Request, next: Next) -> Response
         .map(|s| s.chars().take(512).collect());
     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(String::from);
 
-    // Read the body of a state-changing request to note which fields it set.
-    let (req, fields) = if state_changing {
+    // Read the body of a state-changing JSON request to note which fields it set (an upload's
+    // bytes pass through: their route reads them under its own limit).
+    let json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|t| t.starts_with("application/json") || t.ends_with("+json"));
+    let (req, fields) = if state_changing && json {
         let (parts, body) = req.into_parts();
         let limit = app.config().max_body_bytes;
         match http_body_util::Limited::new(body, limit).collect().await {

@@ -100,6 +100,8 @@ pub struct ServerConfig {
     /// Which addresses requests to URLs that users configure (git remotes; later webhooks
     /// and integrations) may reach: public ones, and the networks an instance admin allows.
     pub outbound: quire_net::Outbound,
+    /// The asset store (images, files): where, the upload limits and each workspace's quota.
+    pub assets: quire_app::assets::AssetsConfig,
 }
 
 impl ServerConfig {
@@ -131,6 +133,7 @@ impl Default for ServerConfig {
             history: history::HistoryConfig::default(),
             local_models: ai::local::LocalConfig::default(),
             outbound: quire_net::Outbound::public_only(),
+            assets: quire_app::assets::AssetsConfig::default(),
         }
     }
 }
@@ -148,6 +151,7 @@ struct AppInner {
     engine: quire_jobs::Engine,
     ai: Arc<ai::Ai>,
     history: Arc<history::History>,
+    assets: Arc<quire_app::assets::Assets>,
     drafts: quire_app::drafts::Drafts,
     access: tokio::sync::broadcast::Sender<routes::collab::AccessChange>,
     connections: Arc<Connections>,
@@ -186,8 +190,18 @@ impl App {
         );
         let observer: Arc<dyn quire_collab::ChangeObserver> = history.clone();
         collab.set_observer(&observer);
-        let engine =
-            quire_jobs::Engine::new(store.clone(), registry(ai.clone(), history.clone()), engine_config(&config.jobs));
+        let assets = quire_app::assets::Assets::new(
+            store.clone(),
+            &auth.config().keyring,
+            config.assets.clone(),
+            config.jobs.limits.clone(),
+        )
+        .await?;
+        let engine = quire_jobs::Engine::new(
+            store.clone(),
+            registry(ai.clone(), history.clone(), assets.clone()),
+            engine_config(&config.jobs),
+        );
         engine.prepare().await?;
         let drafts = quire_app::drafts::Drafts::new(store.clone(), collab.clone(), history.clone());
         let app = App(Arc::new(AppInner {
@@ -199,6 +213,7 @@ impl App {
             engine,
             ai,
             history,
+            assets,
             drafts,
             access,
             connections: Arc::default(),
@@ -211,6 +226,19 @@ impl App {
                 .await
                 .map_err(quire_core::Error::Unavailable)?;
         }
+        // Generated images kept in the database before the asset store move into it.
+        let assets = app.0.assets.clone();
+        tokio::spawn(async move {
+            match assets.move_blobs().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(moved = n, store = assets.objects().location(), "images moved to the asset store")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "moving images to the asset store failed; the next start tries again")
+                }
+            }
+        });
         app.follow_access_changes();
         app.0.auth.follow_revocations(app.shutdown_signal(), app.0.config.events_poll_interval);
         quire_app::maintenance::expire_logs_hourly(
@@ -246,6 +274,11 @@ impl App {
     /// Version history: documents' versions, their repositories.
     pub fn history(&self) -> &Arc<history::History> {
         &self.0.history
+    }
+
+    /// The asset store: uploads, thumbnails, signed URLs.
+    pub fn assets(&self) -> &Arc<quire_app::assets::Assets> {
+        &self.0.assets
     }
 
     /// AI drafts approved into their documents.
@@ -341,6 +374,7 @@ impl ServerConfig {
         (name = "workspaces", description = "Workspaces hold documents and members"),
         (name = "access", description = "Members, invitations, API keys and document shares"),
         (name = "documents", description = "PRDs, moodboards and board configurations"),
+        (name = "assets", description = "Images a workspace keeps: uploads, thumbnails, signed URLs"),
         (name = "events", description = "The event outbox as a live, resumable stream"),
         (name = "contexts", description = "Pipelines: contexts, their events, templates, components and workers"),
         (name = "ai", description = "AI providers, prompt templates, the taxonomy, streamed generation and its log"),
@@ -385,6 +419,10 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(workspaces::get, workspaces::update, workspaces::delete))
         .routes(routes!(workspaces::restore))
         .routes(routes!(routes::blobs::get_blob))
+        .routes(routes!(routes::assets::list, routes::assets::upload))
+        .routes(routes!(routes::assets::get))
+        .routes(routes!(routes::assets::file))
+        .routes(routes!(routes::assets::signed_file))
         .routes(routes!(documents::list, documents::create))
         .routes(routes!(documents::get, documents::update, documents::delete))
         .routes(routes!(documents::restore))

@@ -787,7 +787,7 @@ async fn image_generator_keeps_images_as_blobs(b: Backend) {
             (&json!("image/png"), &json!(320), &json!(240))
         );
         let url = img["url"].as_str().unwrap();
-        assert_eq!(url, format!("/api/v1/workspaces/{ws}/blobs/{}", img["sha256"].as_str().unwrap()));
+        assert_eq!(url, format!("/api/v1/workspaces/{ws}/assets/{}/original", img["sha256"].as_str().unwrap()));
         let req = Request::get(url)
             .header(header::AUTHORIZATION, format!("Bearer {}", api.admin))
             .body(Body::empty())

@@ -78,6 +78,20 @@ pub struct CommonArgs {
     /// (config.json, *.safetensors, tokenizer.json) or a GGUF file, over the models folder's
     #[arg(long, env = "QUIRE_EMBEDDING_MODEL", value_name = "PATH")]
     pub embedding_model: Option<PathBuf>,
+    /// Where images and files are kept: a directory, or s3://BUCKET for S3-compatible
+    /// object storage (credentials and region from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION) [default: DATA_DIR/assets]
+    #[arg(long, env = "QUIRE_ASSETS", value_name = "DIR|s3://BUCKET")]
+    pub assets: Option<String>,
+    /// The S3-compatible server's URL, for an s3:// asset store that is not AWS's
+    #[arg(long, env = "QUIRE_ASSETS_ENDPOINT", value_name = "URL")]
+    pub assets_endpoint: Option<String>,
+    /// Megabytes of images each workspace may keep [default: 10240]
+    #[arg(long, env = "QUIRE_ASSET_QUOTA_MB", value_name = "MB")]
+    pub asset_quota_mb: Option<i64>,
+    /// Largest image upload, in megabytes [default: 25]
+    #[arg(long, env = "QUIRE_MAX_UPLOAD_MB", value_name = "MB")]
+    pub max_upload_mb: Option<usize>,
 }
 
 /// Settings of the pipeline workers (`quire serve` and `quire worker`).
@@ -87,7 +101,8 @@ pub struct JobArgs {
     #[arg(long, env = "QUIRE_WORKER_CONCURRENCY", value_name = "N")]
     pub worker_concurrency: Option<usize>,
     /// Queues the worker takes contexts from, in order of preference, comma-separated
-    /// [default: default,history — `history` makes document versions, one at a time]
+    /// [default: default,history,assets — `history` makes document versions, one at a time;
+    /// `assets` makes thumbnails]
     #[arg(long, env = "QUIRE_WORKER_QUEUES", value_name = "QUEUES", value_delimiter = ',')]
     pub worker_queues: Option<Vec<String>>,
     /// Seconds a worker's claim on a context holds without a heartbeat; a dead worker's
@@ -263,6 +278,10 @@ struct FileSettings {
     models_dir: Option<PathBuf>,
     text_model: Option<PathBuf>,
     embedding_model: Option<PathBuf>,
+    assets: Option<String>,
+    assets_endpoint: Option<String>,
+    asset_quota_mb: Option<i64>,
+    max_upload_mb: Option<usize>,
     fetch_models: Option<bool>,
     addr: Option<SocketAddr>,
     max_body_bytes: Option<usize>,
@@ -508,6 +527,25 @@ impl Settings {
         }
         let mut server = server;
         server.history.dir = data_dir.join("history");
+        let d = quire_app::assets::AssetsConfig::default();
+        let location = match args.assets.or(file.assets) {
+            Some(url) if url.starts_with("s3://") => {
+                quire_app::assets::AssetLocation::S3 { url, endpoint: args.assets_endpoint.or(file.assets_endpoint) }
+            }
+            Some(dir) => quire_app::assets::AssetLocation::Local(PathBuf::from(dir)),
+            None => quire_app::assets::AssetLocation::Local(data_dir.join("assets")),
+        };
+        let quota_mb = args.asset_quota_mb.or(file.asset_quota_mb).unwrap_or(d.quota_bytes >> 20);
+        let upload_mb = args.max_upload_mb.or(file.max_upload_mb).unwrap_or(d.limits.max_bytes >> 20);
+        if quota_mb < 1 || !(1..=1024).contains(&upload_mb) {
+            return Err("asset_quota_mb must be at least 1, and max_upload_mb 1 to 1024".into());
+        }
+        server.assets = quire_app::assets::AssetsConfig {
+            location,
+            quota_bytes: quota_mb << 20,
+            limits: quire_app::assets::UploadLimits { max_bytes: upload_mb << 20, ..d.limits },
+            ..d
+        };
         server.local_models = quire_app::ai::local::LocalConfig {
             dir: Some(args.models_dir.or(file.models_dir).unwrap_or_else(|| data_dir.join("models"))),
             text: args.text_model.or(file.text_model),
@@ -577,7 +615,7 @@ fn jobs(args: &JobArgs, file: &FileSettings) -> Result<(quire_jobs::EngineConfig
         .worker_queues
         .clone()
         .or(file.worker_queues.clone())
-        .unwrap_or_else(|| vec!["default".into(), quire_app::history::QUEUE.into()])
+        .unwrap_or_else(|| vec!["default".into(), quire_app::history::QUEUE.into(), quire_app::assets::QUEUE.into()])
         .into_iter()
         .map(|q| q.trim().to_string())
         .filter(|q| !q.is_empty())
@@ -701,7 +739,36 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!((w.server.history.keep, w.worker.queues.join(",")), (7, "default,history".to_string()));
+        assert_eq!((w.server.history.keep, w.worker.queues.join(",")), (7, "default,history,assets".to_string()));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn the_asset_store_is_in_the_data_directory_or_where_it_is_told() {
+        use quire_app::assets::AssetLocation;
+        let s = Settings::for_serve(ServeArgs {
+            common: CommonArgs { data_dir: Some("/tmp/d".into()), ..Default::default() },
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.server.assets.location, AssetLocation::Local("/tmp/d/assets".into()));
+        assert_eq!((s.server.assets.quota_bytes, s.server.assets.limits.max_bytes), (10 << 30, 25 << 20));
+        let path = write("a.toml", "assets = \"s3://quire-images\"\nassets_endpoint = \"http://127.0.0.1:9000\"\n");
+        let common = CommonArgs {
+            config: Some(path.clone()),
+            asset_quota_mb: Some(500),
+            max_upload_mb: Some(8),
+            ..Default::default()
+        };
+        let s = Settings::for_serve(ServeArgs { common, ..Default::default() }).unwrap();
+        assert_eq!(
+            s.server.assets.location,
+            AssetLocation::S3 { url: "s3://quire-images".into(), endpoint: Some("http://127.0.0.1:9000".into()) }
+        );
+        assert_eq!((s.server.assets.quota_bytes, s.server.assets.limits.max_bytes), (500 << 20, 8 << 20));
+        let bad = CommonArgs { max_upload_mb: Some(0), ..Default::default() };
+        let err = Settings::for_serve(ServeArgs { common: bad, ..Default::default() }).unwrap_err();
+        assert!(err.contains("max_upload_mb"), "{err}");
         std::fs::remove_file(path).unwrap();
     }
 

@@ -449,7 +449,21 @@ fn run_worker(settings: Settings) -> Result<(), String> {
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let keyring = std::sync::Arc::new(settings.keyring()?);
-        let (registry, ai) = quire_app::pipelines::worker_registry(store.clone(), keyring, settings.server.worker_services(), stopped.clone());
+        let assets = quire_app::assets::Assets::new(
+            store.clone(),
+            &keyring,
+            settings.server.assets.clone(),
+            settings.server.jobs.limits.clone(),
+        )
+        .await
+        .map_err(|e| format!("cannot open the asset store: {e}"))?;
+        let (registry, ai) = quire_app::pipelines::worker_registry(
+            store.clone(),
+            keyring,
+            settings.server.worker_services(),
+            assets,
+            stopped.clone(),
+        );
         let engine = quire_jobs::Engine::new(store.clone(), registry, quire_app::pipelines::engine_config(&settings.server.jobs));
         engine.prepare().await.map_err(|e| e.to_string())?;
         let worker = engine

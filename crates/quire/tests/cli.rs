@@ -347,7 +347,8 @@ fn secrets_are_sealed_rotated_and_guarded() {
     }
 
     let (ok, out, err) = run(&["keys", "rotate", "--data-dir", data], &[]);
-    assert!(ok && out.contains("re-sealed 1 secrets"), "{out}{err}");
+    // The token signing key and the key of signed image URLs.
+    assert!(ok && out.contains("re-sealed 2 secrets"), "{out}{err}");
     let rotated = std::fs::read_to_string(&key_file).unwrap();
     assert_eq!(rotated.lines().count(), 2);
     assert!(rotated.ends_with(&first), "the old key stays to open older values");

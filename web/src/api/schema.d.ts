@@ -1040,6 +1040,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{ws}/assets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List a workspace's images, newest first. */
+        get: operations["list"];
+        put?: never;
+        /**
+         * Upload an image (the raw bytes as the body: PNG, JPEG, WebP or GIF). Its type is read from
+         *     the bytes; it is decoded before it is kept, and its metadata (EXIF with GPS, XMP, comments)
+         *     is removed. Thumbnails follow from a pipeline. The same image again answers 200 with the
+         *     asset already kept.
+         */
+        post: operations["upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{ws}/assets/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One image: its size, thumbnails and signed URLs. */
+        get: operations["get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{ws}/assets/{sha256}/{variant}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One file of an image (`original`, `small` or `large`), for members with a token;
+         *     `Range` and `If-None-Match` are honoured.
+         */
+        get: operations["file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{ws}/blobs/{sha256}": {
         parameters: {
             query?: never;
@@ -1215,6 +1275,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/files/{ws}/{sha256}/{variant}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One file of an image by signed URL (from an asset's `urls`): no token needed until it
+         *     expires; cached for good by browsers and CDNs.
+         */
+        get: operations["signed_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -1330,6 +1410,56 @@ export interface components {
              */
             event_id: number;
             version?: components["schemas"]["DocumentVersion"] | null;
+        };
+        /** @description A workspace's asset, as recorded. */
+        Asset: {
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            /** Format: int32 */
+            height: number;
+            media_type: string;
+            /** @description The file name it was uploaded under (empty for generated images). */
+            name: string;
+            /** @description `upload` or `generated`. */
+            origin: string;
+            /** @description Lower-case hex SHA-256 of the bytes: the asset's name and its ETag. */
+            sha256: string;
+            /**
+             * Format: int64
+             * @description Bytes of the original.
+             */
+            size: number;
+            /** @description The WebP thumbnails, once the pipeline made them (`small`, `large`). */
+            thumbnails: components["schemas"]["Thumbnail"][];
+            /** Format: int32 */
+            width: number;
+            workspace_id: string;
+        };
+        /** @description A page of a workspace's images, and what they take of its quota. */
+        AssetPage: {
+            items: components["schemas"]["AssetView"][];
+            /** @description The cursor of the next page, when there is one. */
+            next?: string | null;
+            /** Format: int64 */
+            quota_bytes: number;
+            /** Format: int64 */
+            used_bytes: number;
+        };
+        /** @description Signed URLs of an asset's files; the thumbnails' once they are made. */
+        AssetUrls: {
+            large?: string | null;
+            original: string;
+            small?: string | null;
+        };
+        /** @description An asset with URLs for its files that work without a token until `urls_expire_at`. */
+        AssetView: components["schemas"]["Asset"] & {
+            urls: components["schemas"]["AssetUrls"];
+            /**
+             * Format: int64
+             * @description When the URLs stop working (seconds since the epoch): ask again for new ones.
+             */
+            urls_expire_at: number;
         };
         /** @description One audited request. */
         AuditEntry: {
@@ -2320,6 +2450,18 @@ export interface components {
             type: string;
             /** @description The workspace (id or slug); the API key's or the caller's default when left out. */
             workspace?: string | null;
+        };
+        /** @description One thumbnail of an asset. */
+        Thumbnail: {
+            /** Format: int32 */
+            height: number;
+            sha256: string;
+            /** Format: int64 */
+            size: number;
+            /** @description `small` (320 px on the longer side) or `large` (1280 px). */
+            variant: string;
+            /** Format: int32 */
+            width: number;
         };
         /** @description Tokens for a bearer session. */
         Tokens: {
@@ -5517,6 +5659,235 @@ export interface operations {
             };
         };
     };
+    list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id or slug */
+                ws: string;
+                /** @description The `next` of the previous page. */
+                cursor: string | null;
+                /** @description Assets per page, 1 to 200 [default: 50]. */
+                limit: number | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssetPage"];
+                };
+            };
+            /** @description A malformed request: invalid JSON, query or header (`invalid_json`, `invalid_query`, `invalid_cursor`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    upload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id or slug */
+                ws: string;
+                /** @description The file's name, kept for people (the type is read from the bytes, never the name). */
+                name: string | null;
+            };
+            cookie?: never;
+        };
+        /** @description The image's bytes */
+        requestBody: {
+            content: {
+                "application/octet-stream": number[];
+            };
+        };
+        responses: {
+            /** @description Already kept */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssetView"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssetView"];
+                };
+            };
+            /** @description The caller's role does not allow this (`forbidden`, `csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Larger than the upload limit, or too many pixels */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a PNG, JPEG, WebP or GIF (SVG is refused) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unreadable (truncated, damaged), or the workspace's quota is full */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id or slug */
+                ws: string;
+                /** @description The asset's SHA-256 */
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssetView"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id or slug */
+                ws: string;
+                /** @description The asset's SHA-256 */
+                sha256: string;
+                /** @description original, small or large */
+                variant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Part of it */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description See the error body */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_blob: {
         parameters: {
             query?: never;
@@ -6160,6 +6531,76 @@ export interface operations {
             };
             /** @description Not found, or not visible to the caller */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    signed_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id */
+                ws: string;
+                /** @description The asset's SHA-256 */
+                sha256: string;
+                /** @description original, small or large */
+                variant: string;
+                /** @description Seconds since the epoch when the URL stops working. */
+                expires: number;
+                /** @description The URL's signature. */
+                sig: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Part of it */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Expired or not signed for this file */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description See the error body */
+            416: {
                 headers: {
                     [name: string]: unknown;
                 };

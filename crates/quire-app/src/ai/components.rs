@@ -29,8 +29,8 @@ pub const MAX_TEXT_CHARS: usize = 200_000;
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// The components of this module, for the registry.
-pub fn register(registry: &mut quire_jobs::Registry, ai: Arc<Ai>) {
-    registry.register(AiGenerator { ai: ai.clone() }).register(ImageGenerator { ai });
+pub fn register(registry: &mut quire_jobs::Registry, ai: Arc<Ai>, assets: Arc<crate::assets::Assets>) {
+    registry.register(AiGenerator { ai: ai.clone() }).register(ImageGenerator { ai, assets });
 }
 
 fn invalid(message: impl Into<String>) -> ComponentError {
@@ -584,6 +584,8 @@ pub const MAX_IMAGES: u32 = 8;
 /// workspace's image provider, each checked by the gate and kept as a blob of the workspace.
 pub struct ImageGenerator {
     ai: Arc<Ai>,
+    /// Where the images it makes are kept.
+    assets: Arc<crate::assets::Assets>,
 }
 
 #[async_trait]
@@ -696,17 +698,15 @@ impl Component for ImageGenerator {
         log.close("ok", None, None).await;
         let mut kept = Vec::with_capacity(made.images.len());
         for (image, (w, h)) in made.images.iter().zip(sizes) {
-            let blob = quire_core::Blob {
-                workspace_id: ctx.workspace_id.clone(),
-                sha256: quire_auth::sha256_hex(&image.bytes),
-                media_type: image.media_type.clone(),
-                bytes: image.bytes.to_vec(),
-            };
-            self.ai.store.put_blob(&blob).await?;
-            let mut entry = serde_json::to_value(blob.reference()).unwrap_or_default();
-            entry["width"] = w.into();
-            entry["height"] = h.into();
-            kept.push(entry);
+            let asset = self.assets.keep_generated(&ctx.workspace_id, image.bytes.clone()).await?;
+            kept.push(json!({
+                "sha256": asset.sha256,
+                "media_type": asset.media_type,
+                "size": asset.size,
+                "width": w,
+                "height": h,
+                "url": format!("/api/v1/workspaces/{}/assets/{}/original", ctx.workspace_id, asset.sha256),
+            }));
         }
         run.progress(100.0, format!("{} painted {} image(s)", made.model, kept.len())).await;
         let mut out = Map::new();

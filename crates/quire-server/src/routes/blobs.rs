@@ -1,8 +1,9 @@
-//! A workspace's blobs (the images its pipelines generated), by content hash.
+//! A workspace's blobs (the images its pipelines generated before the asset store), by
+//! content hash: the address older contexts' data names, now served from the asset store.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
 use crate::App;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -29,14 +30,21 @@ pub async fn get_blob(
         ));
     }
     let (ws, _) = app.store().role_in_workspace(&who, &ws).await?;
-    let blob = app.store().get_blob(&ws.id, &sha256).await?;
-    let etag = format!("\"{sha256}\"");
-    let cache = (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"));
-    let matches = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-    if matches.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)], [cache]).into_response());
-    }
-    let media_type =
-        HeaderValue::from_str(&blob.media_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    Ok(([(header::CONTENT_TYPE, media_type), cache], [(header::ETAG, etag)], blob.bytes).into_response())
+    // Blobs moved to the asset store when the server started; one not moved yet is still here.
+    let whole = match app.store().get_blob(&ws.id, &sha256).await {
+        Ok(blob) => quire_app::assets::Delivery {
+            media_type: blob.media_type,
+            sha256: blob.sha256,
+            slice: quire_assets::objects::Slice {
+                range: 0..blob.bytes.len() as u64,
+                size: blob.bytes.len() as u64,
+                bytes: blob.bytes.into(),
+            },
+        },
+        Err(quire_core::Error::NotFound { .. }) => {
+            app.assets().open(&ws.id, &sha256, quire_app::assets::Variant::Original, None).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    super::assets::deliver(&headers, "private, max-age=31536000, immutable", whole)
 }

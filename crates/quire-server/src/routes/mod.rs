@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod ai;
+pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod blobs;
