@@ -84,6 +84,27 @@ async fn uploads_are_checked_stripped_and_delivered(b: Backend) {
     );
     let sha = a["sha256"].as_str().unwrap().to_string();
     assert_eq!(r.headers[header::LOCATION], format!("/api/v1/workspaces/{ws}/assets/{sha}"));
+    // A file larger than the API's JSON body limit (1 MiB), sent with no content type, as
+    // `curl --data-binary` and some clients do: read under the upload limit all the same.
+    let noise = {
+        let mut state = 7u32;
+        let img = image::RgbImage::from_fn(900, 900, |_, _| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            image::Rgb([state as u8, (state >> 8) as u8, (state >> 16) as u8])
+        });
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    assert!(noise.len() > 2 << 20, "{} bytes", noise.len());
+    let req = Request::post(format!("/api/v1/workspaces/{ws}/assets?name=noise.png"))
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .body(Body::from(noise))
+        .unwrap();
+    let r = api.send(req).await;
+    assert_eq!((r.status, &r.body["width"]), (StatusCode::CREATED, &json!(900)), "{}", r.body);
     // The same photo again is the same asset.
     let again = upload(&api, &admin, &ws, "copy.jpg", photo.clone()).await;
     assert_eq!((again.status, again.body["sha256"].as_str()), (StatusCode::OK, Some(sha.as_str())));
