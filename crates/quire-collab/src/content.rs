@@ -6,7 +6,9 @@
 //!   node type (`paragraph`, `heading` with a `level` attribute, lists, tables, `image`, …;
 //!   the list is in `docs/crdt-layout.md`), text in `XmlText` whose formatting attributes
 //!   are the marks (`bold`, `italic`, `strike`, `code`, `link`).
-//! * `board-config` and `moodboard` — a `Map` named `content` holding the JSON object.
+//! * `board-config` and `moodboard` — a `Map` named `content` holding the JSON object, each
+//!   nested object a `Map` of its own (a board's items, each item's fields), so that
+//!   concurrent changes to different fields merge.
 //!
 //! Content comes out as ProseMirror JSON (`json`), plain text (`text`) or Markdown
 //! (`markdown`, PRDs). Replacing content changes only what differs: the blocks shared at the
@@ -17,8 +19,8 @@ use serde_json::{Map as JsonMap, Value, json};
 use yrs::types::ToJson;
 use yrs::types::text::YChange;
 use yrs::{
-    Any, Doc, Map, MapRef, Out, ReadTxn, Text, Transact, TransactionMut, WriteTxn, Xml, XmlElementPrelim, XmlFragment,
-    XmlFragmentRef, XmlOut, XmlTextPrelim,
+    Any, Doc, Map, MapPrelim, MapRef, Out, ReadTxn, Text, Transact, TransactionMut, WriteTxn, Xml, XmlElementPrelim,
+    XmlFragment, XmlFragmentRef, XmlOut, XmlTextPrelim,
 };
 
 /// The name of the rich-text fragment of PRDs (TipTap's default field).
@@ -232,19 +234,42 @@ pub fn write_json(doc: &Doc, kind: DocumentKind, content: &Value) -> Result<()> 
                 return Err(Error::invalid("content", "this document's content is a JSON object"));
             };
             let map: MapRef = txn.get_or_insert_map(OBJECT_MAP);
-            let keys: Vec<String> = map.keys(&txn).map(String::from).collect();
-            for key in keys {
-                if !target.contains_key(&key) {
-                    map.remove(&mut txn, &key);
-                }
-            }
-            for (k, v) in target {
-                let same = map.get(&txn, k).is_some_and(|old| out_to_json(&txn, &old) == *v);
-                if !same {
-                    map.insert(&mut txn, k.as_str(), json_to_any(v));
-                }
-            }
+            write_map(&mut txn, &map, target, 0);
             Ok(())
+        }
+    }
+}
+
+/// Objects nested deeper than this are kept as one value (a field of a field of an item is
+/// as deep as a board goes).
+const MAX_MAP_DEPTH: usize = 6;
+
+/// Writes `target` into `map` field by field: every JSON object becomes a map of its own, so
+/// that two people changing different fields of one item (a board item's position and its
+/// caption, a configuration's `BOARD` and `RELEASE`) both keep their change. Only what
+/// differs is written; an object kept as one value (by an older Quire) becomes a map the
+/// first time it is written.
+fn write_map(txn: &mut TransactionMut, map: &MapRef, target: &JsonMap<String, Value>, depth: usize) {
+    let keys: Vec<String> = map.keys(txn).map(String::from).collect();
+    for key in keys {
+        if !target.contains_key(&key) {
+            map.remove(txn, &key);
+        }
+    }
+    for (k, v) in target {
+        let old = map.get(txn, k);
+        match (old, v) {
+            (Some(Out::YMap(child)), Value::Object(fields)) if depth < MAX_MAP_DEPTH => {
+                write_map(txn, &child, fields, depth + 1)
+            }
+            (_, Value::Object(fields)) if depth < MAX_MAP_DEPTH => {
+                let child = map.insert(txn, k.as_str(), MapPrelim::default());
+                write_map(txn, &child, fields, depth + 1)
+            }
+            (Some(old), v) if out_to_json(txn, &old) == *v => {}
+            _ => {
+                map.insert(txn, k.as_str(), json_to_any(v));
+            }
         }
     }
 }
@@ -277,5 +302,80 @@ mod tests {
             let read = read_json(&doc, DocumentKind::Prd);
             assert_eq!(read["content"][0]["content"][0]["marks"], json!([{"type": "bold"}, {"type": "italic"}]));
         }
+    }
+
+    fn board(items: Value) -> Value {
+        json!({"brief": {"room_type": "living room", "style": "japandi", "palette": ["#d8cfc4", "#5b6b5a"]}, "items": items})
+    }
+
+    fn sync(a: &Doc, b: &Doc) {
+        use yrs::Update;
+        use yrs::updates::decoder::Decode;
+        for (from, to) in [(a, b), (b, a)] {
+            let sv = to.transact().state_vector();
+            let update = from.transact().encode_state_as_update_v1(&sv);
+            to.transact_mut().apply_update(Update::decode_v1(&update).unwrap()).unwrap();
+        }
+    }
+
+    /// Two people change different fields of one board item at once (one moves it, the other
+    /// captions it), and a third field of the brief: every change is kept.
+    #[test]
+    fn concurrent_changes_to_different_fields_of_one_item_merge() {
+        let start = board(json!({"i1": {"type": "image", "x": 0, "y": 0, "w": 320, "h": 240, "caption": ""}}));
+        let (a, b) = (Doc::new(), Doc::new());
+        write_json(&a, DocumentKind::Moodboard, &start).unwrap();
+        sync(&a, &b);
+        let mut moved = start.clone();
+        moved["items"]["i1"]["x"] = json!(140);
+        moved["items"]["i1"]["y"] = json!(60);
+        write_json(&a, DocumentKind::Moodboard, &moved).unwrap();
+        let mut captioned = start.clone();
+        captioned["items"]["i1"]["caption"] = json!("Oak sideboard");
+        captioned["brief"]["notes"] = json!("Warm, low light");
+        write_json(&b, DocumentKind::Moodboard, &captioned).unwrap();
+        sync(&a, &b);
+        let both = read_json(&a, DocumentKind::Moodboard);
+        assert_eq!(both, read_json(&b, DocumentKind::Moodboard));
+        assert_eq!(
+            both["items"]["i1"],
+            json!({"type": "image", "x": 140, "y": 60, "w": 320, "h": 240, "caption": "Oak sideboard"})
+        );
+        assert_eq!(both["brief"]["notes"], "Warm, low light");
+    }
+
+    #[test]
+    fn writing_the_same_board_again_changes_nothing_and_old_objects_become_maps() {
+        let items: JsonMap<String, Value> = (0..1000)
+            .map(|i| {
+                (format!("i{i}"), json!({"type": "note", "x": i * 10, "y": i % 7, "z": i, "text": format!("Note {i}")}))
+            })
+            .collect();
+        let content = board(Value::Object(items));
+        let doc = Doc::new();
+        write_json(&doc, DocumentKind::Moodboard, &content).unwrap();
+        assert_eq!(read_json(&doc, DocumentKind::Moodboard), content);
+        let before = doc.transact().state_vector();
+        write_json(&doc, DocumentKind::Moodboard, &content).unwrap();
+        assert_eq!(doc.transact().state_vector(), before, "nothing written");
+        // One field of one item: one small change, not the board.
+        let mut one = content.clone();
+        one["items"]["i500"]["x"] = json!(1);
+        write_json(&doc, DocumentKind::Moodboard, &one).unwrap();
+        let update = doc.transact().encode_state_as_update_v1(&before);
+        assert!(update.len() < 100, "{} bytes for one field", update.len());
+        // A board kept by an older Quire held each top-level object as one value.
+        let old = Doc::new();
+        {
+            let mut txn = old.transact_mut();
+            let map = txn.get_or_insert_map(OBJECT_MAP);
+            map.insert(&mut txn, "items", json_to_any(&json!({"i1": {"x": 1}})));
+        }
+        write_json(&old, DocumentKind::Moodboard, &json!({"items": {"i1": {"x": 2}}})).unwrap();
+        let txn = old.transact();
+        let items = txn.get_map(OBJECT_MAP).unwrap().get(&txn, "items").unwrap();
+        assert!(matches!(items, Out::YMap(_)), "now a map of its own");
+        drop(txn);
+        assert_eq!(read_json(&old, DocumentKind::Moodboard), json!({"items": {"i1": {"x": 2}}}));
     }
 }
