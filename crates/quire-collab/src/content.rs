@@ -230,6 +230,9 @@ pub fn write_json(doc: &Doc, kind: DocumentKind, content: &Value) -> Result<()> 
             replace_blocks(&mut txn, &frag, &blocks)
         }
         _ => {
+            if kind == DocumentKind::Moodboard {
+                crate::board::validate(content)?;
+            }
             let Value::Object(target) = content else {
                 return Err(Error::invalid("content", "this document's content is a JSON object"));
             };
@@ -369,13 +372,13 @@ mod tests {
         {
             let mut txn = old.transact_mut();
             let map = txn.get_or_insert_map(OBJECT_MAP);
-            map.insert(&mut txn, "items", json_to_any(&json!({"i1": {"x": 1}})));
+            map.insert(&mut txn, "items", json_to_any(&json!({"i1": {"type": "note", "x": 1}})));
         }
-        write_json(&old, DocumentKind::Moodboard, &json!({"items": {"i1": {"x": 2}}})).unwrap();
+        write_json(&old, DocumentKind::Moodboard, &json!({"items": {"i1": {"type": "note", "x": 2}}})).unwrap();
         let txn = old.transact();
         let items = txn.get_map(OBJECT_MAP).unwrap().get(&txn, "items").unwrap();
         assert!(matches!(items, Out::YMap(_)), "now a map of its own");
         drop(txn);
-        assert_eq!(read_json(&old, DocumentKind::Moodboard), json!({"items": {"i1": {"x": 2}}}));
+        assert_eq!(read_json(&old, DocumentKind::Moodboard), json!({"items": {"i1": {"type": "note", "x": 2}}}));
     }
 }

@@ -13,6 +13,7 @@
 //!
 //! It knows nothing of HTTP or WebSockets: the server moves the bytes.
 
+pub mod board;
 pub mod content;
 pub mod limits;
 pub mod markdown;

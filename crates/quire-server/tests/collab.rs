@@ -133,7 +133,38 @@ quire_store::for_each_backend!(
     awareness_states_belong_to_their_connection,
     sockets_per_caller_are_capped,
     arriving_and_leaving_are_events,
+    board_content_is_checked_and_written_field_by_field,
 );
+
+/// A moodboard over REST: a bad field is refused by name and nothing is written; a good
+/// board is written, and a second write changing one item's field changes only it.
+async fn board_content_is_checked_and_written_field_by_field(b: Backend) {
+    let api = Api::new(b).await;
+    let ws = api.post("/api/v1/workspaces", json!({"name": "Boards"})).await.body["id"].as_str().unwrap().to_string();
+    let doc = api
+        .post(&format!("/api/v1/workspaces/{ws}/documents"), json!({"kind": "moodboard", "title": "Living room"}))
+        .await;
+    let doc = doc.body["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/documents/{doc}/content");
+    let board = json!({"brief": {"room_type": "living room", "style": "japandi"},
+        "items": {"i1": {"type": "note", "x": 10, "y": 20, "text": "Low and warm"}}});
+    let bad = json!({"format": "json", "content": {"items": {"i1": {"type": "note", "x": "left"}}}});
+    let r = api.call(Method::PUT, &path, Some(bad), &[]).await;
+    assert_eq!(
+        (r.status, &r.body["error"]["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("items.i1.x")),
+        "{}",
+        r.body
+    );
+    assert_eq!(api.get(&format!("{path}?format=json")).await.body, json!({}), "nothing written");
+    let put = api.call(Method::PUT, &path, Some(json!({"format": "json", "content": board})), &[]).await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT, "{}", put.body);
+    let mut moved = board.clone();
+    moved["items"]["i1"]["x"] = json!(300);
+    let put = api.call(Method::PUT, &path, Some(json!({"format": "json", "content": moved})), &[]).await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT, "{}", put.body);
+    assert_eq!(api.get(&format!("{path}?format=json")).await.body, moved);
+}
 
 async fn arriving_and_leaving_are_events(b: Backend) {
     let api = Api::new(b).await;

@@ -1,0 +1,162 @@
+//! What a moodboard's content may hold (its layout is in `docs/crdt-layout.md`): the brief
+//! and the items, each field with its type and size, and a bound on the number of items.
+//! Writes through the API are checked here before any of them is applied; fields Quire does
+//! not know are kept (editors may add their own).
+
+use quire_core::{Error, Result};
+use serde_json::Value;
+
+/// Most items one board holds.
+pub const MAX_ITEMS: usize = 5_000;
+/// Longest caption or note text, in characters.
+pub const MAX_TEXT_CHARS: usize = 10_000;
+/// Most tags on one item.
+pub const MAX_TAGS: usize = 50;
+
+const KINDS: [&str; 4] = ["image", "note", "swatch", "link"];
+const NUMBERS: [&str; 6] = ["x", "y", "w", "h", "z", "rotation"];
+
+fn invalid(field: String, message: impl Into<String>) -> Error {
+    Error::invalid(field, message)
+}
+
+/// Checks a moodboard's content; the error names the field (`items.<id>.x`).
+pub fn validate(content: &Value) -> Result<()> {
+    let Value::Object(board) = content else {
+        return Err(invalid("content".into(), "a moodboard's content is a JSON object"));
+    };
+    if let Some(brief) = board.get("brief") {
+        let Value::Object(brief) = brief else {
+            return Err(invalid("brief".into(), "the brief is an object (room_type, style, palette, notes)"));
+        };
+        for key in ["room_type", "style", "notes"] {
+            if let Some(v) = brief.get(key)
+                && !v.is_string()
+                && !v.is_null()
+            {
+                return Err(invalid(format!("brief.{key}"), "a string"));
+            }
+        }
+        if let Some(palette) = brief.get("palette") {
+            let ok = palette.as_array().is_some_and(|p| p.len() <= 32 && p.iter().all(is_colour));
+            if !ok {
+                return Err(invalid("brief.palette".into(), "at most 32 colours, each #rrggbb"));
+            }
+        }
+    }
+    let Some(items) = board.get("items") else { return Ok(()) };
+    let Value::Object(items) = items else {
+        return Err(invalid("items".into(), "items are an object keyed by item id"));
+    };
+    if items.len() > MAX_ITEMS {
+        return Err(Error::LimitExceeded(format!(
+            "a board holds at most {MAX_ITEMS} items; this one has {}: split it into several boards",
+            items.len()
+        )));
+    }
+    for (id, item) in items {
+        let at = |field: &str| format!("items.{id}.{field}");
+        if id.is_empty() || id.len() > 64 {
+            return Err(invalid(format!("items.{id}"), "an item id is 1 to 64 characters"));
+        }
+        let Value::Object(item) = item else {
+            return Err(invalid(format!("items.{id}"), "an item is an object"));
+        };
+        match item.get("type").and_then(Value::as_str) {
+            Some(t) if KINDS.contains(&t) => {}
+            _ => return Err(invalid(at("type"), "one of image, note, swatch, link")),
+        }
+        for key in NUMBERS {
+            if let Some(v) = item.get(key)
+                && !v.as_f64().is_some_and(|n| n.is_finite() && n.abs() <= 1e7)
+            {
+                return Err(invalid(at(key), "a number (pixels, or degrees for rotation)"));
+            }
+        }
+        for key in ["w", "h"] {
+            if item.get(key).and_then(Value::as_f64).is_some_and(|n| n <= 0.0) {
+                return Err(invalid(at(key), "greater than 0"));
+            }
+        }
+        if let Some(asset) = item.get("asset")
+            && !asset.is_null()
+            && !asset.as_str().is_some_and(is_sha256)
+        {
+            return Err(invalid(at("asset"), "the SHA-256 of an image in the workspace (64 hex digits)"));
+        }
+        for key in ["caption", "text", "url"] {
+            if let Some(v) = item.get(key) {
+                match v.as_str() {
+                    Some(s) if s.chars().count() <= MAX_TEXT_CHARS => {}
+                    Some(_) => return Err(invalid(at(key), format!("at most {MAX_TEXT_CHARS} characters"))),
+                    None if v.is_null() => {}
+                    None => return Err(invalid(at(key), "a string")),
+                }
+            }
+        }
+        if let Some(colour) = item.get("color")
+            && !is_colour(colour)
+        {
+            return Err(invalid(at("color"), "a colour, #rrggbb"));
+        }
+        if let Some(tags) = item.get("tags") {
+            let ok = tags.as_array().is_some_and(|t| {
+                t.len() <= MAX_TAGS && t.iter().all(|x| x.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 64))
+            });
+            if !ok {
+                return Err(invalid(at("tags"), format!("at most {MAX_TAGS} tags, each 1 to 64 characters")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_colour(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field_of(content: Value) -> String {
+        match validate(&content) {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("{content} was not refused by field: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn boards_are_checked_field_by_field() {
+        let sha = "ab".repeat(32);
+        let good = json!({
+            "brief": {"room_type": "living room", "style": "japandi", "palette": ["#d8cfc4"], "notes": "warm"},
+            "items": {
+                "i1": {"type": "image", "x": 10, "y": -4.5, "w": 320, "h": 240, "z": 1, "rotation": 3,
+                       "asset": sha, "caption": "Oak", "tags": ["wood"], "source": {"prompt": "oak sideboard"}},
+                "n1": {"type": "note", "x": 0, "y": 0, "text": "Keep it low", "mine": "kept"},
+                "s1": {"type": "swatch", "color": "#5b6b5a"}
+            },
+            "anything_else": [1, 2]
+        });
+        validate(&good).unwrap();
+        assert_eq!(field_of(json!([])), "content");
+        assert_eq!(field_of(json!({"items": {"i1": {"type": "video"}}})), "items.i1.type");
+        assert_eq!(field_of(json!({"items": {"i1": {"type": "image", "x": "10px"}}})), "items.i1.x");
+        assert_eq!(field_of(json!({"items": {"i1": {"type": "image", "w": 0}}})), "items.i1.w");
+        assert_eq!(field_of(json!({"items": {"i1": {"type": "image", "asset": "cat.png"}}})), "items.i1.asset");
+        assert_eq!(field_of(json!({"items": {"i1": {"type": "note", "text": "x".repeat(10_001)}}})), "items.i1.text");
+        assert_eq!(field_of(json!({"items": {"i1": {"type": "swatch", "color": "red"}}})), "items.i1.color");
+        assert_eq!(field_of(json!({"items": {"i1": {"type": "image", "tags": [""]}}})), "items.i1.tags");
+        assert_eq!(field_of(json!({"brief": {"palette": ["#fff"]}})), "brief.palette");
+        assert_eq!(field_of(json!({"items": {"": {"type": "note"}}})), "items.");
+        let many: serde_json::Map<String, Value> =
+            (0..=MAX_ITEMS).map(|i| (format!("i{i}"), json!({"type": "note"}))).collect();
+        assert!(matches!(validate(&json!({"items": many})), Err(Error::LimitExceeded(_))));
+    }
+}
