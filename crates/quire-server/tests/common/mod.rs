@@ -20,6 +20,8 @@ pub struct Api {
     pub admin: String,
     /// The store, owned by the first node (other nodes share it).
     _store: Option<TestStore>,
+    /// The asset store's folder, removed with the first node.
+    _assets: Option<tempfile::TempDir>,
 }
 
 /// The default configuration with generous rate limits.
@@ -46,20 +48,30 @@ impl Api {
         Api::with_auth(b, options, config, AuthConfig::default()).await
     }
 
-    pub async fn with_auth(b: Backend, options: StoreOptions, config: ServerConfig, auth: AuthConfig) -> Api {
+    pub async fn with_auth(b: Backend, options: StoreOptions, mut config: ServerConfig, auth: AuthConfig) -> Api {
         let t = b.open(options).await;
+        let assets = tempfile::tempdir().unwrap();
+        config.assets.location = quire_app::assets::AssetLocation::Local(assets.path().to_path_buf());
         let app = App::new(t.store.clone(), config, auth).await.unwrap();
-        let mut api = Api { router: quire_server::router(app.clone()), app, admin: String::new(), _store: Some(t) };
+        let mut api = Api {
+            router: quire_server::router(app.clone()),
+            app,
+            admin: String::new(),
+            _store: Some(t),
+            _assets: Some(assets),
+        };
         api.admin = api.signup("admin@example.com").await.1;
         api
     }
 
     /// Another node of the same instance: its own app (rooms, history, relay) over this
     /// one's store, called as the same administrator. Lives no longer than this one.
-    pub async fn another_node(&self, config: ServerConfig) -> Api {
+    pub async fn another_node(&self, mut config: ServerConfig) -> Api {
         let auth = self.app.auth().config().clone();
+        // Every node of a cluster sees the same asset store.
+        config.assets.location = self.app.assets().config().location.clone();
         let app = App::new(self.app.store().clone(), config, auth).await.unwrap();
-        Api { router: quire_server::router(app.clone()), app, admin: self.admin.clone(), _store: None }
+        Api { router: quire_server::router(app.clone()), app, admin: self.admin.clone(), _store: None, _assets: None }
     }
 
     /// Signs up an account; returns its id, access token and refresh token.
