@@ -35,10 +35,6 @@ fn fields_of(body: &[u8]) -> Option<Value> {
 
 /// The middleware. It sits outside authentication, which leaves the principal on the
 /// response for it, so that refused credentials are recorded too.
-/// Routes whose body is a file read by the route itself under its own limit (never buffered
-/// here, whatever its content type says).
-const RAW_BODY_ROUTES: &[&str] = &["/api/v1/workspaces/{ws}/assets"];
-
 pub async fn audit(State(app): State<App>, req: Request, next: Next) -> Response {
     let state_changing = !req.method().is_safe();
     let started = Instant::now();
@@ -53,13 +49,14 @@ pub async fn audit(State(app): State<App>, req: Request, next: Next) -> Response
         .map(|s| s.chars().take(512).collect());
     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(String::from);
 
-    // Read the body of a state-changing JSON request to note which fields it set (an upload's
-    // bytes pass through: their route reads them under its own limit).
-    let raw_body = action_route.as_deref().is_some_and(|r| RAW_BODY_ROUTES.contains(&r));
-    let json = match req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
-        Some(t) => t.starts_with("application/json") || t.ends_with("+json"),
-        None => !raw_body,
-    };
+    // Read the body of a state-changing JSON request to note which fields it set. Only JSON:
+    // the API reads no other body as JSON (it answers 415), and an upload's bytes pass
+    // through to its route, which reads them under its own limit.
+    let json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json") || t.ends_with("+json"));
     let (req, fields) = if state_changing && json {
         let (parts, body) = req.into_parts();
         let limit = app.config().max_body_bytes;
