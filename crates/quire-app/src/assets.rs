@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 pub use quire_assets::UploadLimits;
-use quire_assets::signing::{SignatureError, UrlSigner};
+use quire_assets::signing::UrlSigner;
 use quire_assets::thumbs;
 use quire_assets::{ObjectError, Objects};
 use quire_core::{Asset, Error, NewAsset, NewContext, Principal, Result, Role, Thumbnail};
@@ -206,7 +206,7 @@ impl Assets {
         // when recorded (another upload may have come first).
         let used = self.store.asset_usage(workspace_id).await?;
         if used + size > self.config.quota_bytes {
-            return Err(quota_error(used, self.config.quota_bytes, size));
+            return Err(quire_core::asset::quota_exceeded(used, self.config.quota_bytes, size));
         }
         let sha256 = self.objects.put(accepted.bytes).await.map_err(store_error)?;
         let new = NewAsset {
@@ -276,26 +276,17 @@ impl Assets {
         variant: Variant,
         expires: i64,
         signature: &str,
-        range: Option<std::ops::Range<u64>>,
     ) -> Result<Delivery> {
         let now = quire_core::now_ms() / 1000;
-        self.signer.verify(&Self::subject(workspace_id, sha256, variant), expires, signature, now).map_err(
-            |e| match e {
-                SignatureError::Expired => Error::Forbidden(e.to_string()),
-                SignatureError::Invalid => Error::Forbidden(e.to_string()),
-            },
-        )?;
-        self.open(workspace_id, sha256, variant, range).await
+        self.signer
+            .verify(&Self::subject(workspace_id, sha256, variant), expires, signature, now)
+            .map_err(|e| Error::Forbidden(e.to_string()))?;
+        self.open(workspace_id, sha256, variant).await
     }
 
-    /// The file of an asset (the caller checked access).
-    pub async fn open(
-        &self,
-        workspace_id: &str,
-        sha256: &str,
-        variant: Variant,
-        range: Option<std::ops::Range<u64>>,
-    ) -> Result<Delivery> {
+    /// The file of an asset, whole (the caller checked access; images are at most the upload
+    /// limit, and a range is cut from what is read).
+    pub async fn open(&self, workspace_id: &str, sha256: &str, variant: Variant) -> Result<Delivery> {
         let asset = self.store.get_asset(workspace_id, sha256).await?;
         let (sha, media_type) = match variant {
             Variant::Original => (asset.sha256.clone(), asset.media_type.clone()),
@@ -306,7 +297,7 @@ impl Assets {
                 (thumb.sha256.clone(), "image/webp".to_string())
             }
         };
-        let slice = self.objects.get_range(&sha, range).await.map_err(store_error)?;
+        let slice = self.objects.get_range(&sha, None).await.map_err(store_error)?;
         Ok(Delivery { media_type, sha256: sha, slice })
     }
 
@@ -386,13 +377,6 @@ fn actor(who: &Principal) -> String {
         (None, Principal::ApiKey { id, .. }) => id.clone(),
         _ => "system".into(),
     }
-}
-
-fn quota_error(used: i64, quota: i64, size: i64) -> Error {
-    Error::LimitExceeded(format!(
-        "the workspace's images take {used} of its {quota} bytes; this one ({size} bytes) does not fit: \
-         delete images it no longer uses, or ask an instance admin for a larger quota"
-    ))
 }
 
 /// Makes an asset's thumbnails (`data.asset`: its SHA-256), on the `assets` queue.

@@ -58,3 +58,11 @@ impl Asset {
         self.size + self.thumbnails.iter().map(|t| t.size).sum::<i64>()
     }
 }
+
+/// Why an asset does not fit in its workspace: it takes `used` of `quota` bytes already.
+pub fn quota_exceeded(used: i64, quota: i64, size: i64) -> crate::Error {
+    crate::Error::LimitExceeded(format!(
+        "the workspace's images take {used} of its {quota} bytes; this one ({size} bytes) does not fit: \
+         delete images it no longer uses, or ask an instance admin for a larger quota"
+    ))
+}

@@ -13,7 +13,7 @@
 //! ```
 
 mod ai;
-mod asset;
+pub mod asset;
 mod audit;
 mod blob;
 mod error;

@@ -85,11 +85,7 @@ macro_rules! impl_asset_index {
                 .await
                 .map_err($crate::rows::db_err)?;
                 if used + a.size > quota {
-                    return Err(quire_core::Error::LimitExceeded(format!(
-                        "the workspace's images take {used} of its {quota} bytes; this one ({} bytes) does not fit: \
-                         delete images it no longer uses, or ask an instance admin for a larger quota",
-                        a.size
-                    )));
+                    return Err(quire_core::asset::quota_exceeded(used, quota, a.size));
                 }
                 let now = quire_core::now_ms();
                 sqlx::query(

@@ -53,7 +53,7 @@ fn view(app: &App, asset: Asset) -> AssetView {
     AssetView { asset, urls, urls_expire_at: expires }
 }
 
-fn check_sha(sha256: &str) -> ApiResult<()> {
+pub(crate) fn check_sha(sha256: &str) -> ApiResult<()> {
     if quire_assets::objects::is_sha256(sha256) {
         Ok(())
     } else {
@@ -204,7 +204,7 @@ pub async fn file(
     check_sha(&sha256)?;
     let v = variant(&v)?;
     let (ws, _) = app.store().role_in_workspace(&who, &ws).await?;
-    deliver(&headers, "private, max-age=31536000, immutable", app.assets().open(&ws.id, &sha256, v, None).await?)
+    deliver(&headers, "private, max-age=31536000, immutable", app.assets().open(&ws.id, &sha256, v).await?)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -231,7 +231,7 @@ pub async fn signed_file(
 ) -> ApiResult<Response> {
     check_sha(&sha256)?;
     let v = variant(&v)?;
-    let whole = app.assets().open_signed(&ws, &sha256, v, s.expires, &s.sig, None).await?;
+    let whole = app.assets().open_signed(&ws, &sha256, v, s.expires, &s.sig).await?;
     deliver(&headers, "public, max-age=31536000, immutable", whole)
 }
 

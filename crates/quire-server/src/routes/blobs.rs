@@ -2,11 +2,11 @@
 //! content hash: the address older contexts' data names, now served from the asset store.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 
 use crate::App;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Actor;
 
 /// A blob's bytes, for the workspace's members. Its content never changes, so it may be
@@ -22,13 +22,7 @@ pub async fn get_blob(
     Path((ws, sha256)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-            "sha256: a blob is named by 64 lower-case hex digits",
-        ));
-    }
+    super::assets::check_sha(&sha256)?;
     let (ws, _) = app.store().role_in_workspace(&who, &ws).await?;
     // Blobs moved to the asset store when the server started; one not moved yet is still here.
     let whole = match app.store().get_blob(&ws.id, &sha256).await {
@@ -42,7 +36,7 @@ pub async fn get_blob(
             },
         },
         Err(quire_core::Error::NotFound { .. }) => {
-            app.assets().open(&ws.id, &sha256, quire_app::assets::Variant::Original, None).await?
+            app.assets().open(&ws.id, &sha256, quire_app::assets::Variant::Original).await?
         }
         Err(e) => return Err(e.into()),
     };
