@@ -65,3 +65,48 @@ pub const REQUESTS: [(&str, &str); 20] = [
     ("Password resets", "A third of helpdesk calls are password resets. Users should reset their own password safely."),
     ("Event check-in", "Queues at event entrances last half an hour. Attendees should check in by scanning a code."),
 ];
+
+/// A Quire server running in this process on a free local port, with its rate limits lifted
+/// and one account signed up (`bench@example.com`), for benchmarks that go through HTTP.
+pub struct Served {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The account's access token.
+    pub token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts Quire over `store` with `config` (its rate limits lifted) and signs up an account.
+pub async fn serve(store: std::sync::Arc<dyn quire_store::Store>, mut config: quire_server::ServerConfig) -> Served {
+    let lots = quire_server::ratelimit::parse_windows("100000000/min").unwrap();
+    config.rate_limits = quire_server::ratelimit::RateLimits { default: lots.clone(), auth: lots.clone(), ai: lots };
+    let app = quire_server::App::new(store, config, Default::default()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(quire_server::serve(listener, app, async move {
+        let _ = stopped.await;
+    }));
+    let signup =
+        serde_json::json!({"email": "bench@example.com", "password": "correct horse battery", "name": "Bench"});
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&signup)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = r["access_token"].as_str().expect("signed up").to_string();
+    Served { base, token, stop, server }
+}
+
+impl Served {
+    /// Stops the server and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
+}

@@ -78,22 +78,9 @@ fn ms(d: Duration) -> f64 {
 
 async fn run(backend: Backend, n: usize, fake_url: &str) {
     let t = backend.open(Default::default()).await;
-    let mut config = quire_server::ServerConfig::default();
-    let lots = quire_server::ratelimit::parse_windows("100000000/min").unwrap();
-    config.rate_limits = quire_server::ratelimit::RateLimits { default: lots.clone(), auth: lots.clone(), ai: lots };
-    let app = quire_server::App::new(t.store.clone(), config, Default::default()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(quire_server::serve(listener, app, async move {
-        let _ = stopped.await;
-    }));
-
+    let served = quire_bench::serve(t.store.clone(), quire_server::ServerConfig::default()).await;
+    let (base, token) = (served.base.clone(), served.token.clone());
     let client = reqwest::Client::new();
-    let signup = json!({"email": "bench@example.com", "password": "correct horse battery", "name": "Bench"});
-    let r: Value =
-        client.post(format!("{base}/api/v1/auth/signup")).json(&signup).send().await.unwrap().json().await.unwrap();
-    let token = r["access_token"].as_str().expect("signed up").to_string();
     let call =
         |method: reqwest::Method, path: &str| client.request(method, format!("{base}{path}")).bearer_auth(&token);
     let ws: Value = call(reqwest::Method::POST, "/api/v1/workspaces")
@@ -191,8 +178,7 @@ async fn run(backend: Backend, n: usize, fake_url: &str) {
     }
     let ratio = percentile(&mut q_total, 0.5) / percentile(&mut d_total, 0.5);
     println!("through Quire / direct, total at the median: {ratio:.2}×");
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
 }
 
 #[tokio::main]

@@ -122,21 +122,10 @@ async fn main() {
     // 2. Uploads through the API.
     let t = Backend::Sqlite.open(Default::default()).await;
     let mut config = quire_server::ServerConfig::default();
-    let lots = quire_server::ratelimit::parse_windows("100000000/min").unwrap();
-    config.rate_limits = quire_server::ratelimit::RateLimits { default: lots.clone(), auth: lots.clone(), ai: lots };
     config.assets.location = quire_app::assets::AssetLocation::Local(dir.join("store"));
-    let app = quire_server::App::new(t.store.clone(), config, Default::default()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(quire_server::serve(listener, app, async move {
-        let _ = stopped.await;
-    }));
+    let served = quire_bench::serve(t.store.clone(), config).await;
+    let (base, token) = (served.base.clone(), served.token.clone());
     let client = reqwest::Client::new();
-    let signup = json!({"email": "bench@example.com", "password": "correct horse battery", "name": "Bench"});
-    let r: Value =
-        client.post(format!("{base}/api/v1/auth/signup")).json(&signup).send().await.unwrap().json().await.unwrap();
-    let token = r["access_token"].as_str().expect("signed up").to_string();
     let ws: Value = client
         .post(format!("{base}/api/v1/workspaces"))
         .bearer_auth(&token)
@@ -216,7 +205,6 @@ async fn main() {
             quantile(&times, 0.99)
         );
     }
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
