@@ -63,22 +63,12 @@ impl Default for HistoryConfig {
 
 /// A document's file format.
 pub fn format_of(kind: DocumentKind) -> Format {
-    match kind {
-        DocumentKind::Prd => Format::Markdown,
-        _ => Format::Json,
-    }
+    if quire_collab::kinds::of(kind).markdown() { Format::Markdown } else { Format::Json }
 }
 
 /// A document's content as its file.
 pub fn render(kind: DocumentKind, content: &Value) -> String {
-    match format_of(kind) {
-        Format::Markdown => quire_collab::markdown::to_markdown(content),
-        Format::Json => {
-            let mut s = serde_json::to_string_pretty(content).unwrap_or_default();
-            s.push('\n');
-            s
-        }
-    }
+    quire_collab::kinds::of(kind).to_file(content)
 }
 
 /// Edits waiting for their debounce: made on any process (relayed ones reset the debounce

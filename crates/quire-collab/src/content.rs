@@ -99,18 +99,23 @@ fn out_to_json<T: ReadTxn>(txn: &T, out: &Out) -> Value {
 
 /// The document's content as JSON: a ProseMirror `doc` node for PRDs, the object otherwise.
 pub fn read_json(doc: &Doc, kind: DocumentKind) -> Value {
+    crate::kinds::of(kind).read_json(doc)
+}
+
+/// A PRD's blocks as a ProseMirror `doc` node.
+pub(crate) fn read_blocks(doc: &Doc) -> Value {
     let txn = doc.transact();
-    match kind {
-        DocumentKind::Prd => {
-            let Some(frag) = txn.get_xml_fragment(PRD_FRAGMENT) else { return json!({"type": "doc", "content": []}) };
-            let content: Vec<Value> =
-                frag.children(&txn).filter_map(|c| node_json(&txn, &c)).flat_map(flatten_text).collect();
-            json!({"type": "doc", "content": content})
-        }
-        _ => match txn.get_map(OBJECT_MAP) {
-            Some(map) => map.to_json(&txn).into_json(),
-            None => json!({}),
-        },
+    let Some(frag) = txn.get_xml_fragment(PRD_FRAGMENT) else { return json!({"type": "doc", "content": []}) };
+    let content: Vec<Value> = frag.children(&txn).filter_map(|c| node_json(&txn, &c)).flat_map(flatten_text).collect();
+    json!({"type": "doc", "content": content})
+}
+
+/// An object kind's content map as JSON.
+pub(crate) fn read_object(doc: &Doc) -> Value {
+    let txn = doc.transact();
+    match txn.get_map(OBJECT_MAP) {
+        Some(map) => map.to_json(&txn).into_json(),
+        None => json!({}),
     }
 }
 
@@ -134,14 +139,12 @@ fn inline_text(node: &Value) -> String {
 
 /// Plain text: blocks separated by blank lines (PRDs), or pretty JSON.
 pub fn read_text(doc: &Doc, kind: DocumentKind) -> String {
-    let json = read_json(doc, kind);
-    match kind {
-        DocumentKind::Prd => json["content"]
-            .as_array()
-            .map(|b| b.iter().map(inline_text).collect::<Vec<_>>().join("\n\n"))
-            .unwrap_or_default(),
-        _ => serde_json::to_string_pretty(&json).unwrap_or_default(),
-    }
+    crate::kinds::of(kind).read_text(doc)
+}
+
+/// A ProseMirror `doc`'s blocks as text, separated by blank lines.
+pub(crate) fn blocks_text(json: &Value) -> String {
+    json["content"].as_array().map(|b| b.iter().map(inline_text).collect::<Vec<_>>().join("\n\n")).unwrap_or_default()
 }
 
 /// Builds one node (and its children) at the end of `parent`'s children.
@@ -214,31 +217,44 @@ fn replace_blocks(txn: &mut TransactionMut, frag: &XmlFragmentRef, target: &[Val
 }
 
 /// Replaces the content from JSON (a ProseMirror `doc` for PRDs, an object otherwise),
-/// changing only what differs.
+/// changing only what differs; the kind checks it first.
 pub fn write_json(doc: &Doc, kind: DocumentKind, content: &Value) -> Result<()> {
+    crate::kinds::of(kind).write_json(doc, content)
+}
+
+/// Replaces a PRD's blocks from a ProseMirror `doc`.
+pub(crate) fn write_blocks(doc: &Doc, content: &Value) -> Result<()> {
+    if content["type"] != "doc" {
+        return Err(Error::invalid(
+            "content",
+            "a PRD's JSON is a ProseMirror document: {\"type\":\"doc\",\"content\":[…]}",
+        ));
+    }
+    let blocks = content["content"].as_array().cloned().unwrap_or_default();
     let mut txn = doc.transact_mut();
-    match kind {
-        DocumentKind::Prd => {
-            if content["type"] != "doc" {
-                return Err(Error::invalid(
-                    "content",
-                    "a PRD's JSON is a ProseMirror document: {\"type\":\"doc\",\"content\":[…]}",
-                ));
-            }
-            let blocks = content["content"].as_array().cloned().unwrap_or_default();
-            let frag = txn.get_or_insert_xml_fragment(PRD_FRAGMENT);
-            replace_blocks(&mut txn, &frag, &blocks)
-        }
-        _ => {
-            if kind == DocumentKind::Moodboard {
-                crate::board::validate(content)?;
-            }
-            let Value::Object(target) = content else {
-                return Err(Error::invalid("content", "this document's content is a JSON object"));
-            };
-            let map: MapRef = txn.get_or_insert_map(OBJECT_MAP);
-            write_map(&mut txn, &map, target, 0);
-            Ok(())
+    let frag = txn.get_or_insert_xml_fragment(PRD_FRAGMENT);
+    replace_blocks(&mut txn, &frag, &blocks)
+}
+
+/// Replaces an object kind's content field by field.
+pub(crate) fn write_object(doc: &Doc, content: &Value) -> Result<()> {
+    let Value::Object(target) = content else {
+        return Err(Error::invalid("content", "this document's content is a JSON object"));
+    };
+    let mut txn = doc.transact_mut();
+    let map: MapRef = txn.get_or_insert_map(OBJECT_MAP);
+    write_map(&mut txn, &map, target, 0);
+    Ok(())
+}
+
+/// Makes the maps `keys` of an object kind's content, where they are missing (a new
+/// document's first update, so that no two editors make the same map at once).
+pub(crate) fn make_maps(doc: &Doc, keys: &[&str]) {
+    let mut txn = doc.transact_mut();
+    let map: MapRef = txn.get_or_insert_map(OBJECT_MAP);
+    for key in keys {
+        if !matches!(map.get(&txn, key), Some(Out::YMap(_))) {
+            map.insert(&mut txn, *key, MapPrelim::default());
         }
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod board;
 pub mod content;
+pub mod kinds;
 pub mod limits;
 pub mod markdown;
 mod order;

@@ -1048,7 +1048,7 @@ export interface paths {
             cookie?: never;
         };
         /** List a workspace's images, newest first. */
-        get: operations["list"];
+        get: operations["list_assets"];
         put?: never;
         /**
          * Upload an image (the raw bytes as the body: PNG, JPEG, WebP or GIF). Its type is read from
@@ -1056,7 +1056,7 @@ export interface paths {
          *     is removed. Thumbnails follow from a pipeline. The same image again answers 200 with the
          *     asset already kept.
          */
-        post: operations["upload"];
+        post: operations["upload_asset"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1071,7 +1071,7 @@ export interface paths {
             cookie?: never;
         };
         /** One image: its size, thumbnails and signed URLs. */
-        get: operations["get"];
+        get: operations["get_asset"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1091,7 +1091,7 @@ export interface paths {
          * One file of an image (`original`, `small` or `large`), for members with a token;
          *     `Range` and `If-None-Match` are honoured.
          */
-        get: operations["file"];
+        get: operations["asset_file"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1286,7 +1286,7 @@ export interface paths {
          * One file of an image by signed URL (from an asset's `urls`): no token needed until it
          *     expires; cached for good by browsers and CDNs.
          */
-        get: operations["signed_file"];
+        get: operations["signed_asset_file"];
         put?: never;
         post?: never;
         delete?: never;
@@ -5659,17 +5659,18 @@ export interface operations {
             };
         };
     };
-    list: {
+    list_assets: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The `next` of the previous page. */
+                cursor?: string;
+                /** @description Assets per page, 1 to 200 [default: 50]. */
+                limit?: number;
+            };
             header?: never;
             path: {
                 /** @description Workspace id or slug */
                 ws: string;
-                /** @description The `next` of the previous page. */
-                cursor: string | null;
-                /** @description Assets per page, 1 to 200 [default: 50]. */
-                limit: number | null;
             };
             cookie?: never;
         };
@@ -5704,15 +5705,16 @@ export interface operations {
             };
         };
     };
-    upload: {
+    upload_asset: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The file's name, kept for people (the type is read from the bytes, never the name). */
+                name?: string;
+            };
             header?: never;
             path: {
                 /** @description Workspace id or slug */
                 ws: string;
-                /** @description The file's name, kept for people (the type is read from the bytes, never the name). */
-                name: string | null;
             };
             cookie?: never;
         };
@@ -5788,7 +5790,7 @@ export interface operations {
             };
         };
     };
-    get: {
+    get_asset: {
         parameters: {
             query?: never;
             header?: never;
@@ -5831,7 +5833,7 @@ export interface operations {
             };
         };
     };
-    file: {
+    asset_file: {
         parameters: {
             query?: never;
             header?: never;
@@ -6540,9 +6542,14 @@ export interface operations {
             };
         };
     };
-    signed_file: {
+    signed_asset_file: {
         parameters: {
-            query?: never;
+            query: {
+                /** @description Seconds since the epoch when the URL stops working. */
+                expires: number;
+                /** @description The URL's signature. */
+                sig: string;
+            };
             header?: never;
             path: {
                 /** @description Workspace id */
@@ -6551,10 +6558,6 @@ export interface operations {
                 sha256: string;
                 /** @description original, small or large */
                 variant: string;
-                /** @description Seconds since the epoch when the URL stops working. */
-                expires: number;
-                /** @description The URL's signature. */
-                sig: string;
             };
             cookie?: never;
         };

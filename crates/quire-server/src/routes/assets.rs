@@ -72,6 +72,7 @@ fn variant(s: &str) -> ApiResult<Variant> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// The file's name, kept for people (the type is read from the bytes, never the name).
     pub name: Option<String>,
@@ -81,7 +82,7 @@ pub struct UploadQuery {
 /// the bytes; it is decoded before it is kept, and its metadata (EXIF with GPS, XMP, comments)
 /// is removed. Thumbnails follow from a pipeline. The same image again answers 200 with the
 /// asset already kept.
-#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/assets", tag = "assets",
+#[utoipa::path(post, operation_id = "upload_asset", path = "/api/v1/workspaces/{ws}/assets", tag = "assets",
     params(("ws" = String, Path, description = "Workspace id or slug"), UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The image's bytes"),
     responses((status = 201, body = AssetView), (status = 200, body = AssetView, description = "Already kept"),
@@ -125,6 +126,7 @@ pub async fn upload(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// The `next` of the previous page.
     pub cursor: Option<String>,
@@ -143,7 +145,7 @@ pub struct AssetPage {
 }
 
 /// List a workspace's images, newest first.
-#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/assets", tag = "assets",
+#[utoipa::path(get, operation_id = "list_assets", path = "/api/v1/workspaces/{ws}/assets", tag = "assets",
     params(("ws" = String, Path, description = "Workspace id or slug"), ListQuery),
     responses((status = 200, body = AssetPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(
@@ -176,7 +178,7 @@ pub async fn list(
 }
 
 /// One image: its size, thumbnails and signed URLs.
-#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/assets/{sha256}", tag = "assets",
+#[utoipa::path(get, operation_id = "get_asset", path = "/api/v1/workspaces/{ws}/assets/{sha256}", tag = "assets",
     params(("ws" = String, Path, description = "Workspace id or slug"), ("sha256" = String, Path, description = "The asset's SHA-256")),
     responses((status = 200, body = AssetView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get(
@@ -190,7 +192,7 @@ pub async fn get(
 
 /// One file of an image (`original`, `small` or `large`), for members with a token;
 /// `Range` and `If-None-Match` are honoured.
-#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/assets/{sha256}/{variant}", tag = "assets",
+#[utoipa::path(get, operation_id = "asset_file", path = "/api/v1/workspaces/{ws}/assets/{sha256}/{variant}", tag = "assets",
     params(("ws" = String, Path, description = "Workspace id or slug"), ("sha256" = String, Path, description = "The asset's SHA-256"),
         ("variant" = String, Path, description = "original, small or large")),
     responses((status = 200, description = "The file"), (status = 206, description = "Part of it"), (status = 304, description = "Not modified"),
@@ -208,6 +210,7 @@ pub async fn file(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Signed {
     /// Seconds since the epoch when the URL stops working.
     pub expires: i64,
@@ -217,7 +220,7 @@ pub struct Signed {
 
 /// One file of an image by signed URL (from an asset's `urls`): no token needed until it
 /// expires; cached for good by browsers and CDNs.
-#[utoipa::path(get, path = "/files/{ws}/{sha256}/{variant}", tag = "assets",
+#[utoipa::path(get, operation_id = "signed_asset_file", path = "/files/{ws}/{sha256}/{variant}", tag = "assets",
     params(("ws" = String, Path, description = "Workspace id"), ("sha256" = String, Path, description = "The asset's SHA-256"),
         ("variant" = String, Path, description = "original, small or large"), Signed),
     responses((status = 200, description = "The file"), (status = 206, description = "Part of it"), (status = 304, description = "Not modified"),

@@ -387,7 +387,7 @@ fn content_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
 fn check_format(format: &str, kind: quire_core::DocumentKind) -> ApiResult<()> {
     match format {
         "json" | "text" => Ok(()),
-        "markdown" if kind == quire_core::DocumentKind::Prd => Ok(()),
+        "markdown" if quire_collab::kinds::of(kind).markdown() => Ok(()),
         "markdown" => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
@@ -421,8 +421,8 @@ pub async fn read_content(
         return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
     }
     if format == "markdown" {
-        let json = app.collab().read(&doc.id, |d| quire_collab::content::read_json(d, kind)).await?;
-        let md = quire_collab::markdown::to_markdown(&json);
+        let kind = quire_collab::kinds::of(kind);
+        let md = app.collab().read(&doc.id, |d| kind.to_file(&kind.read_json(d))).await?;
         return Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], md).into_response());
     }
     let json = app.collab().read(&doc.id, |d| quire_collab::content::read_json(d, kind)).await?;
@@ -453,17 +453,7 @@ pub async fn write_content(
                 "with format text or markdown, content is a string",
             )
         })?;
-        match doc.kind {
-            quire_core::DocumentKind::Prd if body.format == "markdown" => quire_collab::markdown::from_markdown(text),
-            quire_core::DocumentKind::Prd => quire_collab::content::text_to_json(text),
-            _ => serde_json::from_str(text).map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_request",
-                    format!("this document's text is JSON: {e}"),
-                )
-            })?,
-        }
+        quire_collab::kinds::of(doc.kind).parse_text(&body.format, text)?
     } else {
         body.content
     };

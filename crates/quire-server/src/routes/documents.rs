@@ -65,6 +65,17 @@ pub async fn create(
     Json(new): Json<NewDocument>,
 ) -> ApiResult<Response> {
     let doc = app.store().create_document(&who, &ws, new).await?;
+    // What the kind starts with goes in before anyone can open it.
+    let kind = quire_collab::kinds::of(doc.kind);
+    if kind.initializes() {
+        let writer = crate::routes::collab::presence_user(&app, &who).await;
+        app.collab()
+            .edit(&doc.id, writer, move |d| {
+                kind.initialize(d);
+                Ok(())
+            })
+            .await?;
+    }
     Ok(created(format!("/api/v1/documents/{}", doc.id), doc.revision, doc))
 }
 
