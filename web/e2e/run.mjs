@@ -2,17 +2,14 @@
 // running `quire serve`: node e2e/run.mjs BASE_URL SCREENSHOT_DIR
 // Every step says what it checks; the first failure ends the run with a non-zero status.
 // Screenshots of each screen are written to SCREENSHOT_DIR for a person to look at.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { loopingReply, prdReply, startFakeOpenAI } from './fake-openai.mjs';
+import { apiCall, expectVisible, harness, launch } from './lib.mjs';
 
 const [base, shots = 'screenshots'] = process.argv.slice(2);
 if (!base) {
   console.error('usage: node e2e/run.mjs BASE_URL [SCREENSHOT_DIR]');
   process.exit(2);
 }
-mkdirSync(shots, { recursive: true });
 // The AI provider the drafting steps use: a local server speaking OpenAI's protocol.
 const fake = await startFakeOpenAI([
   prdReply('Offline notes', 'keeping every note'),
@@ -22,33 +19,14 @@ const fake = await startFakeOpenAI([
   loopingReply('Field kit'),
 ]);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking'],
-});
+const browser = await launch();
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-const page = await context.newPage();
-const problems = [];
-page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-page.on('console', (m) => m.type() === 'error' && !m.text().includes('401') && !m.text().includes('404') && problems.push(`console: ${m.text()}`));
-
-let step = '';
-async function check(name, f) {
-  step = name;
-  await f();
-  console.log(`ok - ${name}`);
-}
+const run = harness(shots);
+const page = run.watch(await context.newPage());
+const problems = run.problems;
+const check = run.check;
 const newDocument = () => page.getByRole('form', { name: 'New document' });
-/** A full-page screenshot, taken from the top (sticky bars drawn where they belong). */
-/** A screenshot of the whole page from its top, or (`at`) of the window around one element. */
-const shot = async (name, p = page, at = null) => {
-  if (at) await at.evaluate((e) => e.scrollIntoView({ block: 'center' }));
-  else await p.evaluate(() => window.scrollTo(0, 0));
-  await p.screenshot({ path: join(shots, `${name}.png`), fullPage: !at });
-};
-const expectVisible = (locator, what) => locator.first().waitFor({ state: 'visible', timeout: 10_000 }).catch(() => {
-  throw new Error(`${what} is not shown`);
-});
+const shot = (name, p = page, at = null) => run.shot(name, p, at);
 /** Waits until the list shows exactly `titles` (in that order with `ordered`). */
 async function expectRows(titles, { ordered = false } = {}) {
   await page.waitForFunction(
@@ -63,22 +41,6 @@ async function expectRows(titles, { ordered = false } = {}) {
     throw new Error(`the list shows ${JSON.stringify(got)}, not ${JSON.stringify(titles)}`);
   });
 }
-
-/** A JSON call to Quire's API with the page's own session. */
-const apiCall = (p, method, path, body) =>
-  p.evaluate(
-    async ([method, path, body]) => {
-      const csrf = document.cookie.split('; ').find((c) => c.startsWith('quire_csrf='))?.split('=')[1] ?? '';
-      const r = await fetch(path, {
-        method,
-        headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : null };
-    },
-    [method, path, body],
-  );
 
 try {
   await check('an anonymous visit lands on sign-in', async () => {
@@ -754,7 +716,7 @@ try {
   console.log('all ok');
 } catch (e) {
   await shot('failure').catch(() => {});
-  console.error(`FAILED: ${step}: ${e.message}`);
+  console.error(`FAILED: ${run.step}: ${e.message}`);
   process.exitCode = 1;
 } finally {
   await browser.close();

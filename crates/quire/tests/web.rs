@@ -36,25 +36,20 @@ fn the_web_app_lints_type_checks_and_passes_its_unit_tests() {
     }
 }
 
-#[test]
-fn the_screens_work_in_a_real_browser() {
+/// Runs the browser script `e2e/<script>` against `server`; its screenshots go to
+/// `CARGO_TARGET_TMPDIR/screenshots/<script's name>`, and each of `screens` must be there.
+fn browser_run(server: Server, script: &str, screens: &[&str]) {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists(),
         "the browser tests need Chromium at {chromium} (Debian: apt-get install chromium)"
     );
-    let dir = temp_dir();
-    // The small local chat model is there (by path: nothing loads it unless asked), so the
-    // app's note on its drafts can be seen.
-    let models = quire_local::fetch::shared_cache().expect("the default models can be fetched");
-    let text_model = models.join(quire_local::catalog::DEFAULT_TEXT);
-    let server =
-        Server::start(&["--data-dir", dir.to_str().unwrap(), "--text-model", text_model.to_str().unwrap()], &[]);
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let name = script.trim_end_matches(".mjs");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots").join(name);
     // Only this run's screenshots (an old failure.png would mislead whoever looks).
     let _ = std::fs::remove_dir_all(&shots);
     let out = Command::new("node")
-        .arg("e2e/run.mjs")
+        .arg(format!("e2e/{script}"))
         .arg(format!("http://{}", server.addr))
         .arg(&shots)
         .env("CHROMIUM", &chromium)
@@ -73,33 +68,61 @@ fn the_screens_work_in_a_real_browser() {
         );
     }
     assert!(report.contains("all ok"), "{report}");
-    for screen in [
-        "signin",
-        "documents-empty",
-        "new-document",
-        "document",
-        "editor",
-        "editor-two-people",
-        "editor-offline",
-        "editor-long",
-        "documents",
-        "trash",
-        "not-found",
-        "documents-tablet",
-        "draft-streaming",
-        "draft-ready",
-        "draft-approved-teammate",
-        "history-diff",
-        "rewrite-suggestion",
-        "account",
-        "viewer",
-        "draft-failed",
-        "draft-weak-model",
-    ] {
+    for screen in screens {
         let file = shots.join(format!("{screen}.png"));
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         assert!(size > 5_000, "no screenshot of {screen} at {}", file.display());
     }
     server.stop();
+}
+
+#[test]
+fn the_screens_work_in_a_real_browser() {
+    let dir = temp_dir();
+    // The small local chat model is there (by path: nothing loads it unless asked), so the
+    // app's note on its drafts can be seen.
+    let models = quire_local::fetch::shared_cache().expect("the default models can be fetched");
+    let text_model = models.join(quire_local::catalog::DEFAULT_TEXT);
+    let server =
+        Server::start(&["--data-dir", dir.to_str().unwrap(), "--text-model", text_model.to_str().unwrap()], &[]);
+    browser_run(
+        server,
+        "run.mjs",
+        &[
+            "signin",
+            "documents-empty",
+            "new-document",
+            "document",
+            "editor",
+            "editor-two-people",
+            "editor-offline",
+            "editor-long",
+            "documents",
+            "trash",
+            "not-found",
+            "documents-tablet",
+            "draft-streaming",
+            "draft-ready",
+            "draft-approved-teammate",
+            "history-diff",
+            "rewrite-suggestion",
+            "account",
+            "viewer",
+            "draft-failed",
+            "draft-weak-model",
+        ],
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_moodboard_is_used_by_two_people_at_once_in_real_browsers() {
+    let dir = temp_dir();
+    let server = Server::start(&["--data-dir", dir.to_str().unwrap()], &[]);
+    browser_run(
+        server,
+        "board.mjs",
+        &["board-empty", "board-upload-refused", "board-two-people", "board-selection", "board", "board-shortcuts"],
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

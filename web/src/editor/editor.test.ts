@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { colorFor, socketBase } from './collab';
-import { initials } from './PrdEditor';
+import { colorFor, socketBase } from '../collab/collab';
+import { initials } from '../collab/Presence';
 
 describe('presence', () => {
   it('gives each person the same colour everywhere', () => {

@@ -10,6 +10,7 @@ import { isDismissed, useLatestDraft } from '../drafts/queries';
 // The editor (TipTap, Yjs) loads with the first document opened, not with the lists.
 const loadEditor = () => import('../editor/PrdEditor');
 const PrdEditor = lazy(() => loadEditor().then((m) => ({ default: m.PrdEditor })));
+const Moodboard = lazy(() => import('../board/Moodboard').then((m) => ({ default: m.Moodboard })));
 const DraftPanel = lazy(() => import('../drafts/DraftPanel').then((m) => ({ default: m.DraftPanel })));
 
 /** A document, with the caller's role on it (shared by its page and its history). */
@@ -27,13 +28,14 @@ export function DocumentPage() {
   const doc = useDocument(id);
   const isPrd = doc.data?.kind === 'prd';
   // The editor's code and the document's socket start with the page, beside the document's
-  // own request rather than after it: the content is what a person waits for. A socket the
-  // editor does not take (not a PRD after all) closes by itself.
+  // own request rather than after it: the content is what a person waits for. A socket no
+  // editor takes (a kind edited as text) closes by itself.
   const user = me.data;
   const kind = doc.data?.kind;
   useEffect(() => {
-    if (!user || (kind && kind !== 'prd')) return;
-    void loadEditor().then((m) => m.collabFor(id, { id: user.id, name: user.name }));
+    if (!user || (kind && kind === 'board-config')) return;
+    if (!kind || kind === 'prd') void loadEditor();
+    void import('../collab/collab').then((m) => m.collabFor(id, { id: user.id, name: user.name }));
   }, [id, user, kind]);
   const canEdit = doc.data?.role !== 'viewer';
   // The draft panel is open when asked for (?draft, as a new PRD opens), and by itself while
@@ -53,8 +55,9 @@ export function DocumentPage() {
       { replace: true },
     );
   if (doc.isError) return <Problem error={doc.error} retry={() => doc.refetch()} />;
+  const isBoard = doc.data?.kind === 'moodboard';
   return (
-    <main className="page wide">
+    <main className={isBoard ? 'page board-page' : 'page wide'}>
       <nav className="crumbs" aria-label="Breadcrumb">
         <Link to={`/w/${ws}`}>Documents</Link>
         <span aria-hidden>/</span>
@@ -88,6 +91,10 @@ export function DocumentPage() {
       {doc.data?.kind === 'prd' && me.data ? (
         <Suspense fallback={<p className="muted">Opening the editor…</p>}>
           <PrdEditor ws={ws} docId={id} userId={me.data.id} userName={me.data.name} canEdit={canEdit} />
+        </Suspense>
+      ) : isBoard && me.data && doc.data ? (
+        <Suspense fallback={<p className="muted">Opening the board…</p>}>
+          <Moodboard ws={ws} docId={id} title={doc.data.title} userId={me.data.id} userName={me.data.name} canEdit={canEdit} />
         </Suspense>
       ) : (
         doc.data && <TextView id={id} />

@@ -1,0 +1,110 @@
+// The board's brief: the room and the style it is for (from Quire's taxonomy), its palette
+// and notes. Shared like everything on the board: what one person picks, all see.
+import { useState, useSyncExternalStore } from 'react';
+import { useQuery } from '@tanstack/react-query';
+import { api, unwrap } from '../api/client';
+import type { BoardModel } from './model';
+
+interface Entry {
+  key: string;
+  name: string;
+  palette?: string[];
+}
+
+function useTaxonomy(path: '/api/v1/taxonomy/room-types' | '/api/v1/taxonomy/design-styles') {
+  return useQuery({
+    queryKey: ['taxonomy', path],
+    queryFn: async () => ((await unwrap(api.GET(path))) as { items: Entry[] }).items,
+    staleTime: Infinity,
+  });
+}
+
+const MAX_PALETTE = 32;
+
+export function BriefPanel({ model, canEdit, onClose }: { model: BoardModel; canEdit: boolean; onClose: () => void }) {
+  const brief = useSyncExternalStore(model.subscribe, () => model.brief());
+  const rooms = useTaxonomy('/api/v1/taxonomy/room-types');
+  const styles = useTaxonomy('/api/v1/taxonomy/design-styles');
+  const [colour, setColour] = useState('#c8b6a6');
+  const palette = brief.palette ?? [];
+  const style = styles.data?.find((s) => s.key === brief.style);
+  return (
+    <aside className="brief-panel" aria-label="Brief">
+      <div className="panel-head">
+        <h2>Brief</h2>
+        <button className="icon" aria-label="Close the brief" onClick={onClose}>
+          ×
+        </button>
+      </div>
+      <label>
+        Room
+        <select value={brief.room_type ?? ''} disabled={!canEdit} onChange={(e) => model.setBrief({ room_type: e.target.value })}>
+          <option value="">Any room</option>
+          {rooms.data?.map((r) => (
+            <option key={r.key} value={r.key}>
+              {r.name}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Style
+        <select value={brief.style ?? ''} disabled={!canEdit} onChange={(e) => model.setBrief({ style: e.target.value })}>
+          <option value="">Any style</option>
+          {styles.data?.map((s) => (
+            <option key={s.key} value={s.key}>
+              {s.name}
+            </option>
+          ))}
+        </select>
+      </label>
+      {style?.palette && canEdit && palette.length === 0 && (
+        <button className="secondary small" onClick={() => model.setBrief({ palette: [...style.palette!] })}>
+          Use the {style.name} palette
+        </button>
+      )}
+      <fieldset>
+        <legend>Palette</legend>
+        <ul className="palette" aria-label="Palette">
+          {palette.map((c, n) => (
+            <li key={`${c}${n}`}>
+              <span className="palette-chip" style={{ background: c }} />
+              <code>{c.toUpperCase()}</code>
+              {canEdit && (
+                <button className="icon" aria-label={`Remove ${c} from the palette`} onClick={() => model.setBrief({ palette: palette.filter((_, k) => k !== n) })}>
+                  ×
+                </button>
+              )}
+            </li>
+          ))}
+          {palette.length === 0 && <li className="muted small-text">No colours yet.</li>}
+        </ul>
+        {canEdit && palette.length < MAX_PALETTE && (
+          <form
+            className="row"
+            onSubmit={(e) => {
+              e.preventDefault();
+              if (!palette.includes(colour)) model.setBrief({ palette: [...palette, colour] });
+            }}
+          >
+            <input type="color" aria-label="Colour to add" value={colour} onChange={(e) => setColour(e.target.value)} />
+            <button type="submit" className="secondary small">
+              Add colour
+            </button>
+          </form>
+        )}
+      </fieldset>
+      <label>
+        Notes
+        <textarea
+          rows={5}
+          maxLength={10_000}
+          readOnly={!canEdit}
+          placeholder="What the room is for, what to keep, what to avoid…"
+          value={brief.notes ?? ''}
+          onChange={(e) => model.setBrief({ notes: e.target.value })}
+        />
+      </label>
+    </aside>
+  );
+}
