@@ -12,61 +12,17 @@
 // .cpuprofile, for DevTools) and prints where its main thread spent the time, by function.
 // Uses playwright-core from web/node_modules (the app's own dev dependency); builds Quire
 // with `cargo build --release -p quire` when needed (QUIRE_BIN names another binary).
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, dirname } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
-import { buildQuire, freePort } from '../quire.mjs'
+import { writeFileSync } from 'node:fs'
+import { account, option, quantile, sleep, start } from './lib.mjs'
 
-const here = dirname(fileURLToPath(import.meta.url))
-const root = join(here, '../..')
-const args = process.argv.slice(2)
-const option = (name, fallback) => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 ? args[i + 1] : fallback
-}
 const runs = Number(option('runs', '5'))
 const keys = Number(option('keys', '200'))
-const { chromium } = await import(pathToFileURL(join(root, 'web/node_modules/playwright-core/index.mjs')).href)
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))] }
-
-
-const port = await freePort()
-const base = `http://127.0.0.1:${port}`
-const dir = mkdtempSync(join(tmpdir(), 'quire-web-bench-'))
-const server = spawn(process.env.QUIRE_BIN ?? buildQuire(), ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dir, '--fetch-models', 'false', '--models-dir', join(dir, 'none')], {
-  // A 5 MB document is written in one request here: the body limit is raised for it.
-  env: { ...process.env, QUIRE_LOG: 'warn', QUIRE_RATE_LIMIT_DEFAULT: '1000000/min', QUIRE_MAX_BODY_BYTES: String(16 << 20) },
-  stdio: ['ignore', 'ignore', 'inherit']
-})
-for (let i = 0; ; i++) {
-  if (await fetch(`${base}/healthz`).then(() => true, () => false)) break
-  if (i > 300) throw new Error('quire did not start')
-  await sleep(100)
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking']
-})
+// A 5 MB document is written in one request here: the body limit is raised for it.
+const { base, browser, stop } = await start({ QUIRE_MAX_BODY_BYTES: String(16 << 20) })
 const results = {}
 try {
   // One account, signed in with a browser session whose cookies every context reuses.
-  const setup = await browser.newContext()
-  const page = await setup.newPage()
-  await page.goto(base + '/signin')
-  const call = (method, path, body) => page.evaluate(async ([method, path, body]) => {
-    const csrf = document.cookie.split('; ').find((c) => c.startsWith('quire_csrf='))?.split('=')[1] ?? ''
-    const r = await fetch(path, { method, headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: body && JSON.stringify(body) })
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`)
-    return r.status === 204 ? null : r.json()
-  }, [method, path, body])
-  await call('POST', '/api/v1/auth/signup', { email: 'bench@example.com', password: 'correct horse battery', name: 'Bench', cookie: true })
-  const ws = (await call('GET', '/api/v1/workspaces')).items[0].slug
-  const state = await setup.storageState()
+  const { call, ws, state } = await account(browser, base)
   const newDoc = async (title, markdown) => {
     const doc = await call('POST', `/api/v1/workspaces/${ws}/documents`, { kind: 'prd', title })
     await call('PUT', `/api/v1/documents/${doc.id}/content`, { format: 'markdown', content: markdown })
@@ -188,10 +144,7 @@ try {
   await ca.close()
   await cb.close()
 } finally {
-  await browser.close()
-  server.kill('SIGTERM')
-  await sleep(300)
-  rmSync(dir, { recursive: true, force: true })
+  await stop()
 }
 const json = option('json')
 if (json) writeFileSync(json, JSON.stringify(results, null, 2))
