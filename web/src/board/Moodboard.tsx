@@ -12,6 +12,7 @@ import {
   bounds,
   distribute,
   fit,
+  freeSpot,
   intersects,
   resizeBox,
   scaleInto,
@@ -215,13 +216,15 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
     [model, notify],
   );
 
+  /** An item of `w` × `h` centred on `at`, or beside what is already there. */
+  const placed = (at: { x: number; y: number }, w: number, h: number) => ({ ...freeSpot({ x: at.x - w / 2, y: at.y - h / 2, w, h }, items.values()), w, h });
   const addNote = (at = centre()) =>
-    add([{ type: 'note', x: at.x - 110, y: at.y - 70, w: 220, h: 140, text: '', color: NOTE_COLORS[items.size % NOTE_COLORS.length] }], true);
+    add([{ type: 'note', ...placed(at, 220, 140), text: '', color: NOTE_COLORS[items.size % NOTE_COLORS.length] }], true);
   const addSwatch = (at = centre()) => {
     const palette = model.brief().palette ?? [];
     const used = new Set([...items.values()].filter((i) => i.type === 'swatch').map((i) => i.color));
     const color = palette.find((c) => !used.has(c)) ?? '#c8b6a6';
-    add([{ type: 'swatch', x: at.x - 70, y: at.y - 80, w: 140, h: 160, color }], true);
+    add([{ type: 'swatch', ...placed(at, 140, 160), color }], true);
   };
 
   const uploadFiles = async (files: File[], at = centre()) => {
@@ -752,7 +755,7 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
               const url = String(new FormData(e.currentTarget).get('url') ?? '').trim();
               const ok = /^https?:\/\/\S+\.\S+/.test(url);
               if (!ok) return notify('A link starts with http:// or https:// and names a site, e.g. https://example.com/chairs.');
-              add([{ type: 'link', x: linkAt.x - 130, y: linkAt.y - 50, w: 260, h: 100, url }]);
+              add([{ type: 'link', ...placed(linkAt, 260, 100), url }]);
               setLinkAt(null);
             }}
           >

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { align, bounds, distribute, fit, resizeBox, scaleInto, toPlane, toScreen, zoomAt } from './geometry';
+import { align, bounds, distribute, fit, freeSpot, resizeBox, scaleInto, toPlane, toScreen, zoomAt } from './geometry';
 
 describe('the plane and the screen', () => {
   it('zooms about the pointer, keeping the point under it', () => {
@@ -51,5 +51,14 @@ describe('arranging a selection', () => {
     const from = { x: 0, y: 0, w: 100, h: 100 };
     const to = { x: 10, y: 10, w: 200, h: 200 };
     expect(scaleInto({ x: 50, y: 50, w: 50, h: 25 }, from, to)).toEqual({ x: 110, y: 110, w: 100, h: 50 });
+  });
+});
+
+describe('placing a new item', () => {
+  it('steps aside from items already where it would go', () => {
+    const note = { x: 0, y: 0, w: 200, h: 100 };
+    expect(freeSpot(note, [])).toEqual({ x: 0, y: 0 });
+    expect(freeSpot(note, [{ x: 10, y: 5, w: 180, h: 100 }])).toEqual({ x: 24, y: 24 });
+    expect(freeSpot(note, [note, { x: 24, y: 24, w: 200, h: 100 }])).toEqual({ x: 48, y: 48 });
   });
 });

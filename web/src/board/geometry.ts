@@ -155,3 +155,13 @@ export function scaleInto(r: Rect, from: Rect, to: Rect): Rect {
   const sy = to.h / from.h;
   return { x: to.x + (r.x - from.x) * sx, y: to.y + (r.y - from.y) * sy, w: r.w * sx, h: r.h * sy };
 }
+
+/** Where `r` goes so that it does not land on another item: stepped down and to the right
+ * while some item's centre is within 30 units of its own (at most 20 steps). */
+export function freeSpot(r: Rect, others: Iterable<Rect>, step = 24): { x: number; y: number } {
+  const centres = [...others].map((o) => ({ x: o.x + o.w / 2, y: o.y + o.h / 2 }));
+  let k = 0;
+  const near = (k: number) => centres.some((c) => Math.hypot(c.x - (r.x + k * step + r.w / 2), c.y - (r.y + k * step + r.h / 2)) < 30);
+  while (k < 20 && near(k)) k++;
+  return { x: r.x + k * step, y: r.y + k * step };
+}
