@@ -73,6 +73,8 @@ pub struct Served {
     pub base: String,
     /// The account's access token.
     pub token: String,
+    /// The id of a workspace the account made, "Bench".
+    pub ws: String,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -100,7 +102,18 @@ pub async fn serve(store: std::sync::Arc<dyn quire_store::Store>, mut config: qu
         .await
         .unwrap();
     let token = r["access_token"].as_str().expect("signed up").to_string();
-    Served { base, token, stop, server }
+    let ws: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/workspaces"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ws = ws["id"].as_str().expect("a workspace").to_string();
+    Served { base, token, ws, stop, server }
 }
 
 impl Served {

@@ -131,16 +131,15 @@ try {
     const hit = theirs.find(([, tr]) => tr === where)
     if (hit) delays.push(hit[0] - at)
   }
-  const sent = mine
   results.drag = {
-    moves: sent.length,
+    positions: mine.length,
     seen_by_other: delays.length,
     p50_ms: delays.length ? +quantile(delays, 0.5).toFixed(1) : null,
     p95_ms: delays.length ? +quantile(delays, 0.95).toFixed(1) : null,
     frame_p50_ms: +quantile(frames, 0.5).toFixed(1),
     frame_p95_ms: +quantile(frames, 0.95).toFixed(1)
   }
-  console.log(`drag seen by the other browser: ${delays.length} of ${sent.length} positions, p50 ${results.drag.p50_ms} ms, p95 ${results.drag.p95_ms} ms; dragging browser's frames p50 ${results.drag.frame_p50_ms} ms, p95 ${results.drag.frame_p95_ms} ms`)
+  console.log(`drag seen by the other browser: ${delays.length} of ${mine.length} positions, p50 ${results.drag.p50_ms} ms, p95 ${results.drag.p95_ms} ms; dragging browser's frames p50 ${results.drag.frame_p50_ms} ms, p95 ${results.drag.frame_p95_ms} ms`)
   await a.context.close()
   await b.context.close()
 } finally {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use quire_store::testing::Backend;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Chunks of the fake completion.
 const CHUNKS: usize = 32;
@@ -79,19 +79,10 @@ fn ms(d: Duration) -> f64 {
 async fn run(backend: Backend, n: usize, fake_url: &str) {
     let t = backend.open(Default::default()).await;
     let served = quire_bench::serve(t.store.clone(), quire_server::ServerConfig::default()).await;
-    let (base, token) = (served.base.clone(), served.token.clone());
+    let (base, token, ws) = (served.base.clone(), served.token.clone(), served.ws.clone());
     let client = reqwest::Client::new();
     let call =
         |method: reqwest::Method, path: &str| client.request(method, format!("{base}{path}")).bearer_auth(&token);
-    let ws: Value = call(reqwest::Method::POST, "/api/v1/workspaces")
-        .json(&json!({"name": "Bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ws = ws["id"].as_str().unwrap().to_string();
     let spec = json!({"kind": "openai", "base_url": fake_url, "text_model": "fake-1"});
     assert!(
         call(reqwest::Method::PUT, "/api/v1/ai/providers/fake").json(&spec).send().await.unwrap().status().is_success()

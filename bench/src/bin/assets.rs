@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use quire_store::testing::Backend;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -124,19 +124,8 @@ async fn main() {
     let mut config = quire_server::ServerConfig::default();
     config.assets.location = quire_app::assets::AssetLocation::Local(dir.join("store"));
     let served = quire_bench::serve(t.store.clone(), config).await;
-    let (base, token) = (served.base.clone(), served.token.clone());
+    let (base, token, ws) = (served.base.clone(), served.token.clone(), served.ws.clone());
     let client = reqwest::Client::new();
-    let ws: Value = client
-        .post(format!("{base}/api/v1/workspaces"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ws = ws["id"].as_str().unwrap().to_string();
     let url = format!("{base}/api/v1/workspaces/{ws}/assets?name=photo.jpg");
     let started = Instant::now();
     let mut tasks = Vec::new();

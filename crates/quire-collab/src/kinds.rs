@@ -8,6 +8,9 @@ use yrs::Doc;
 
 use crate::content;
 
+/// Why markdown is refused for a kind that does not take it.
+pub const NOT_MARKDOWN: &str = "markdown is for PRDs; use json or text";
+
 /// What Quire needs to know of one document kind.
 pub trait Kind: Send + Sync {
     /// The content as JSON: a ProseMirror `doc` for rich text, the object otherwise.
@@ -91,7 +94,7 @@ impl Kind for Object {
     }
     fn parse_text(&self, format: &str, text: &str) -> Result<Value> {
         if format == "markdown" {
-            return Err(Error::invalid("format", "markdown is for PRDs; use json or text"));
+            return Err(Error::invalid("format", NOT_MARKDOWN));
         }
         serde_json::from_str(text).map_err(|e| Error::invalid("content", format!("this document's text is JSON: {e}")))
     }

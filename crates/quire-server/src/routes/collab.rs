@@ -388,11 +388,9 @@ fn check_format(format: &str, kind: quire_core::DocumentKind) -> ApiResult<()> {
     match format {
         "json" | "text" => Ok(()),
         "markdown" if quire_collab::kinds::of(kind).markdown() => Ok(()),
-        "markdown" => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-            "markdown is for PRDs; use json or text",
-        )),
+        "markdown" => {
+            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", quire_collab::kinds::NOT_MARKDOWN))
+        }
         other => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
