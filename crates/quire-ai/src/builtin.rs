@@ -293,6 +293,8 @@ fn shade(c: [u8; 3], by: f32) -> [u8; 3] {
 
 struct Canvas {
     img: image::RgbImage,
+    /// Moves every shape drawn across by this fraction of the width.
+    dx: f32,
 }
 
 impl Canvas {
@@ -321,6 +323,7 @@ impl Canvas {
     }
     fn fill(&mut self, x0: f32, y0: f32, x1: f32, y1: f32, c: [u8; 3], inside: impl Fn(f32, f32) -> bool) {
         let (w, h) = (self.w(), self.h());
+        let (x0, x1) = (x0 + self.dx, x1 + self.dx);
         let (px0, px1) = ((x0 * w).max(0.0) as u32, ((x1 * w).min(w)) as u32);
         let (py0, py1) = ((y0 * h).max(0.0) as u32, ((y1 * h).min(h)) as u32);
         for y in py0..py1 {
@@ -341,8 +344,13 @@ pub fn paint(style: &DesignStyle, width: u32, height: u32, seed: u64) -> image::
     let mut dice = Dice(seed | 1);
     let p: Vec<[u8; 3]> = style.palette.iter().map(|h| taxonomy::rgb(h)).collect();
     let (wall, floor, a, b, c) = (p[0], p[1], p[2], p[3], p[4]);
-    let mut cv = Canvas { img: image::RgbImage::new(width.max(1), height.max(1)) };
-    let horizon = dice.between(0.58, 0.68);
+    let mut cv = Canvas { img: image::RgbImage::new(width.max(1), height.max(1)), dx: 0.0 };
+    // Each seed frames the room its own way: where the floor meets the wall, where the
+    // furniture stands, one window or two, and which way round, so that the paintings of one
+    // request are different pictures (a generation refuses near-duplicates).
+    let horizon = dice.between(0.52, 0.72);
+    let shift = dice.between(-0.14, 0.14);
+    let mirrored = dice.next().is_multiple_of(2);
     // Wall and floor, each a gradient.
     let (w, h) = (cv.img.width(), cv.img.height());
     for y in 0..h {
@@ -356,11 +364,16 @@ pub fn paint(style: &DesignStyle, width: u32, height: u32, seed: u64) -> image::
             cv.img.put_pixel(x, y, image::Rgb(colour));
         }
     }
-    // A window, its light and frame.
-    let wx = dice.between(0.08, 0.55);
-    let ww = dice.between(0.18, 0.3);
-    cv.rect(wx - 0.01, 0.1, wx + ww + 0.01, horizon - 0.17, shade(c, -0.2));
-    cv.rect(wx, 0.11, wx + ww, horizon - 0.18, shade(wall, 0.55));
+    // A window (or two), its light and frame.
+    let windows = 1 + (dice.next() % 2) as usize;
+    for _ in 0..windows {
+        let wx = dice.between(0.08, 0.6);
+        let ww = dice.between(0.12, 0.3) / windows as f32;
+        let top = dice.between(0.06, 0.16);
+        cv.rect(wx - 0.01, top, wx + ww + 0.01, horizon - 0.17, shade(c, -0.2));
+        cv.rect(wx, top + 0.01, wx + ww, horizon - 0.18, shade(wall, 0.55));
+    }
+    cv.dx = shift;
     match style.composition {
         Composition::Airy => {
             cv.rect(0.12, horizon - 0.1, 0.7, horizon + 0.06, a); // a long low sofa
@@ -385,15 +398,17 @@ pub fn paint(style: &DesignStyle, width: u32, height: u32, seed: u64) -> image::
         }
         Composition::Grid => {
             let cols = 3 + (dice.next() % 3) as usize;
+            let start = dice.between(0.5, 0.66);
             for i in 0..cols {
-                let x0 = 0.6 + i as f32 * (0.35 / cols as f32);
+                let x0 = start + i as f32 * (0.35 / cols as f32);
                 cv.rect(x0, 0.2, x0 + 0.3 / cols as f32, horizon + 0.02, if i % 2 == 0 { a } else { b });
                 for j in 1..5 {
                     let y = 0.2 + j as f32 * (horizon - 0.18) / 5.0;
                     cv.rect(x0, y, x0 + 0.3 / cols as f32, y + 0.006, shade(c, -0.3));
                 }
             }
-            cv.rect(0.08, horizon - 0.08, 0.5, horizon + 0.05, c); // a sideboard
+            let long = dice.between(0.28, 0.42);
+            cv.rect(0.08, horizon - 0.08, 0.08 + long, horizon + 0.05, c); // a sideboard
             for k in 1..6 {
                 let y = horizon + (1.0 - horizon) * k as f32 / 6.0; // floor boards
                 cv.rect(0.0, y, 1.0, y + 0.004, shade(floor, -0.3));
@@ -405,6 +420,10 @@ pub fn paint(style: &DesignStyle, width: u32, height: u32, seed: u64) -> image::
             cv.ellipse(0.35, horizon + 0.08, 0.65, horizon + 0.2, b); // a round table
             cv.ellipse(0.66, horizon - 0.22, 0.76, horizon - 0.02, c); // a vase
         }
+    }
+    cv.dx = 0.0;
+    if mirrored {
+        image::imageops::flip_horizontal_in_place(&mut cv.img);
     }
     // Grain, so that no area is perfectly flat.
     for px in cv.img.pixels_mut() {
@@ -447,7 +466,7 @@ impl ImageProvider for Builtin {
             .await
             .map_err(|e| Self::error(format!("painting failed: {e}")))?
             .map_err(|e| Self::error(format!("encoding failed: {e}")))?;
-            images.push(Image { bytes: png.into(), media_type: "image/png".into() });
+            images.push(Image { bytes: png.into(), media_type: "image/png".into(), flagged: None });
             progress((i + 1) as f32 / count as f32);
         }
         Ok(Images { model: MODEL.into(), images })

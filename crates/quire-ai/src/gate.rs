@@ -369,7 +369,7 @@ mod tests {
     fn png(img: image::RgbImage) -> Image {
         let mut out = std::io::Cursor::new(Vec::new());
         img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-        Image { bytes: out.into_inner().into(), media_type: "image/png".into() }
+        Image { bytes: out.into_inner().into(), media_type: "image/png".into(), flagged: None }
     }
 
     #[test]
@@ -479,7 +479,11 @@ mod tests {
         assert!(check_image(&flat, 256, 256).unwrap_err().reason.starts_with("the image is one flat colour"));
         let black = png(image::RgbImage::new(256, 256));
         assert!(check_image(&black, 256, 256).unwrap_err().reason.starts_with("the image is black"));
-        let junk = Image { bytes: bytes::Bytes::from_static(b"<html>oops</html>"), media_type: "text/html".into() };
+        let junk = Image {
+            bytes: bytes::Bytes::from_static(b"<html>oops</html>"),
+            media_type: "text/html".into(),
+            flagged: None,
+        };
         assert_eq!(check_image(&junk, 256, 256).unwrap_err().check, "undecodable");
     }
 }

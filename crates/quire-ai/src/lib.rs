@@ -183,12 +183,15 @@ pub struct ImageRequest {
 pub struct Image {
     pub bytes: bytes::Bytes,
     pub media_type: String,
+    /// Why the provider's own safety system flagged it, where the provider says so (Azure
+    /// OpenAI's `content_filter_results`); `None` when it raised nothing or says nothing.
+    pub flagged: Option<String>,
 }
 
 impl Image {
     /// An image whose media type is read from its first bytes.
     pub fn sniffed(bytes: bytes::Bytes) -> Image {
-        Image { media_type: sniff(&bytes).to_string(), bytes }
+        Image { media_type: sniff(&bytes).to_string(), bytes, flagged: None }
     }
 }
 

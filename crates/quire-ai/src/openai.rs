@@ -264,6 +264,21 @@ impl EmbeddingProvider for OpenAi {
     }
 }
 
+/// The categories a safety filter flagged in an image's `content_filter_results` (as Azure
+/// OpenAI annotates each image: `{"violence": {"filtered": true, "severity": "medium"}, …}`).
+fn flagged(results: &Value) -> Option<String> {
+    let flagged: Vec<String> = results
+        .as_object()?
+        .iter()
+        .filter(|(_, r)| r["filtered"].as_bool() == Some(true))
+        .map(|(category, r)| match r["severity"].as_str() {
+            Some(severity) => format!("{} ({severity})", category.replace('_', " ")),
+            None => category.replace('_', " "),
+        })
+        .collect();
+    (!flagged.is_empty()).then(|| format!("the provider's safety filter flagged it: {}", flagged.join(", ")))
+}
+
 #[async_trait]
 impl ImageProvider for OpenAi {
     fn name(&self) -> &str {
@@ -289,7 +304,9 @@ impl ImageProvider for OpenAi {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
                 .map_err(|e| self.error(AiErrorKind::Protocol, format!("an image is not base64: {e}")))?;
-            images.push(Image::sniffed(bytes.into()));
+            let mut image = Image::sniffed(bytes.into());
+            image.flagged = flagged(&item["content_filter_results"]);
+            images.push(image);
         }
         if images.is_empty() {
             return Err(self.error(AiErrorKind::Protocol, "/images/generations answered no image"));

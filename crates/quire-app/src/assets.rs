@@ -218,6 +218,7 @@ impl Assets {
             height: accepted.height as i32,
             name: name.to_string(),
             origin: origin.to_string(),
+            phash: Some(quire_assets::similar::to_hex(accepted.phash)),
             created_by: actor(who),
         };
         let (asset, fresh) = self.store.record_asset(&new, self.config.quota_bytes).await?;
@@ -301,6 +302,11 @@ impl Assets {
         Ok(Delivery { media_type, sha256: sha, slice })
     }
 
+    /// The bytes of an original (the caller checked access).
+    pub async fn original(&self, sha256: &str) -> Result<Bytes> {
+        self.objects.get(sha256).await.map_err(store_error)
+    }
+
     /// Makes and records an asset's thumbnails.
     pub async fn make_thumbnails(&self, workspace_id: &str, sha256: &str) -> Result<Vec<Thumbnail>> {
         let asset = self.store.get_asset(workspace_id, sha256).await?;
@@ -346,6 +352,7 @@ impl Assets {
                         width: 0,
                         height: 0,
                         removed: Vec::new(),
+                        phash: 0,
                     },
                 };
                 let size = accepted.bytes.len() as i64;
@@ -359,6 +366,7 @@ impl Assets {
                     height: accepted.height as i32,
                     name: String::new(),
                     origin: "generated".into(),
+                    phash: (accepted.width > 0).then(|| quire_assets::similar::to_hex(accepted.phash)),
                     created_by: actor(&Principal::System),
                 };
                 // Moved whatever the quota says: these were kept already.

@@ -9,6 +9,7 @@
 //!   allocation limit (truncated files and decompression bombs refused), and its metadata
 //!   (EXIF with GPS, XMP, comments, text chunks) removed without re-encoding the pixels.
 //! - [`thumbs`] — thumbnails: decoded, resized (Lanczos3, SIMD) and encoded as lossy WebP.
+//! - [`similar`] — perceptual hashes, so a picture that repeats another is recognised.
 //! - [`signing`] — URLs that carry their own permission (HMAC-SHA256, with an expiry), so an
 //!   `<img>` tag or a CDN needs no bearer token.
 //!
@@ -17,6 +18,7 @@
 
 pub mod objects;
 pub mod signing;
+pub mod similar;
 pub mod thumbs;
 pub mod upload;
 

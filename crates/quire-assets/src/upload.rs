@@ -40,6 +40,8 @@ pub struct Accepted {
     pub height: u32,
     /// What was taken out (`EXIF`, `XMP`, `IPTC`, `comment`, `text`), for the record.
     pub removed: Vec<&'static str>,
+    /// Its perceptual hash ([`crate::similar`]).
+    pub phash: u64,
 }
 
 /// Why an upload was refused. `code` is the API's error code; the message says what to do.
@@ -145,7 +147,9 @@ pub fn accept(bytes: &[u8], limits: &UploadLimits) -> Result<Accepted, Rejected>
             max_side: limits.max_side,
         });
     }
-    let (orientation, _) = decode(bytes, format, limits).map_err(corrupt)?;
+    let (orientation, decoded) = decode(bytes, format, limits).map_err(corrupt)?;
+    let phash = crate::similar::phash(&decoded);
+    drop(decoded);
     let (bytes, removed) = match format {
         ImageFormat::Jpeg => strip_jpeg(bytes, orientation),
         ImageFormat::Png => strip_png(bytes, orientation),
@@ -159,7 +163,7 @@ pub fn accept(bytes: &[u8], limits: &UploadLimits) -> Result<Accepted, Rejected>
         ImageFormat::WebP => "image/webp",
         _ => "image/gif",
     };
-    Ok(Accepted { bytes, media_type, width, height, removed })
+    Ok(Accepted { bytes, media_type, width, height, removed, phash })
 }
 
 fn capitalise(s: &str) -> String {

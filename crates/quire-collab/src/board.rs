@@ -4,7 +4,10 @@
 //! not know are kept (editors may add their own).
 
 use quire_core::{Error, Result};
-use serde_json::Value;
+use serde_json::{Map as JsonMap, Value};
+use yrs::{Doc, Map, MapPrelim, MapRef, Out, Transact, WriteTxn};
+
+use crate::content::{OBJECT_MAP, patch_map};
 
 /// Most items one board holds.
 pub const MAX_ITEMS: usize = 5_000;
@@ -111,6 +114,47 @@ pub fn validate(content: &Value) -> Result<()> {
     Ok(())
 }
 
+/// Changes items of a board outside any editor (a generation filling its placeholders),
+/// in one transaction: each `(id, fields)` writes those fields of the item and keeps its
+/// others (a `null` field is removed). An item that is not on the board is made when
+/// `create`, and otherwise left alone: someone removed it, and it stays removed. Returns the
+/// ids written.
+pub fn patch_items(doc: &Doc, changes: &[(String, JsonMap<String, Value>)], create: bool) -> Vec<String> {
+    let mut txn = doc.transact_mut();
+    let content: MapRef = txn.get_or_insert_map(OBJECT_MAP);
+    let items = match content.get(&txn, "items") {
+        Some(Out::YMap(items)) => items,
+        _ if !create => return Vec::new(),
+        _ => content.insert(&mut txn, "items", MapPrelim::default()),
+    };
+    let mut written = Vec::with_capacity(changes.len());
+    for (id, fields) in changes {
+        let item = match items.get(&txn, id) {
+            Some(Out::YMap(item)) => item,
+            Some(_) | None if !create => continue,
+            _ => items.insert(&mut txn, id.as_str(), MapPrelim::default()),
+        };
+        patch_map(&mut txn, &item, fields, 2);
+        written.push(id.clone());
+    }
+    written
+}
+
+/// Changes fields of one nested map of items (`field`: an item's `generation`, say),
+/// keeping its other fields; items without that map are left alone.
+pub fn patch_fields(doc: &Doc, changes: &[(String, JsonMap<String, Value>)], field: &str) {
+    let mut txn = doc.transact_mut();
+    let content: MapRef = txn.get_or_insert_map(OBJECT_MAP);
+    let Some(Out::YMap(items)) = content.get(&txn, "items") else { return };
+    for (id, fields) in changes {
+        if let Some(Out::YMap(item)) = items.get(&txn, id)
+            && let Some(Out::YMap(nested)) = item.get(&txn, field)
+        {
+            patch_map(&mut txn, &nested, fields, 3);
+        }
+    }
+}
+
 fn is_colour(v: &Value) -> bool {
     v.as_str().is_some_and(|s| s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit()))
 }
@@ -158,5 +202,41 @@ mod tests {
         let many: serde_json::Map<String, Value> =
             (0..=MAX_ITEMS).map(|i| (format!("i{i}"), json!({"type": "note"}))).collect();
         assert!(matches!(validate(&json!({"items": many})), Err(Error::LimitExceeded(_))));
+    }
+
+    fn fields(v: Value) -> JsonMap<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    /// A generation fills its placeholders field by field: what an editor changed on the item
+    /// meanwhile stays, and an item someone removed is not brought back.
+    #[test]
+    fn patched_items_keep_their_other_fields_and_removed_ones_stay_removed() {
+        use crate::content::{read_json, write_json};
+        use quire_core::DocumentKind::Moodboard;
+        let doc = Doc::new();
+        let placeholder = json!({"type": "image", "x": 0, "y": 0, "w": 240, "h": 240,
+            "generation": {"context": "ctx1", "status": "queued", "progress": 0}});
+        let made =
+            patch_items(&doc, &[("a".into(), fields(placeholder.clone())), ("b".into(), fields(placeholder))], true);
+        assert_eq!(made, ["a", "b"]);
+        // Meanwhile one person moves `a` and another removes `b`.
+        let mut board = read_json(&doc, Moodboard);
+        board["items"]["a"]["x"] = json!(500);
+        board["items"].as_object_mut().unwrap().remove("b");
+        write_json(&doc, Moodboard, &board).unwrap();
+        let done =
+            fields(json!({"asset": "ab".repeat(32), "generation": null, "source": {"prompt": "oak", "seed": 7}}));
+        let written = patch_items(&doc, &[("a".into(), done.clone()), ("b".into(), done)], false);
+        assert_eq!(written, ["a"]);
+        let board = read_json(&doc, Moodboard);
+        assert_eq!(
+            board["items"],
+            json!({"a": {"type": "image", "x": 500, "y": 0, "w": 240, "h": 240, "asset": "ab".repeat(32),
+                "source": {"prompt": "oak", "seed": 7}}})
+        );
+        // A nested field written alone keeps its siblings in the nested map.
+        patch_items(&doc, &[("a".into(), fields(json!({"source": {"prompt": "oak", "seed": 8}})))], false);
+        assert_eq!(read_json(&doc, Moodboard)["items"]["a"]["source"]["seed"], 8);
     }
 }

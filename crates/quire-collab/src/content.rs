@@ -276,19 +276,36 @@ fn write_map(txn: &mut TransactionMut, map: &MapRef, target: &JsonMap<String, Va
         }
     }
     for (k, v) in target {
-        let old = map.get(txn, k);
-        match (old, v) {
-            (Some(Out::YMap(child)), Value::Object(fields)) if depth < MAX_MAP_DEPTH => {
-                write_map(txn, &child, fields, depth + 1)
-            }
-            (_, Value::Object(fields)) if depth < MAX_MAP_DEPTH => {
-                let child = map.insert(txn, k.as_str(), MapPrelim::default());
-                write_map(txn, &child, fields, depth + 1)
-            }
-            (Some(old), v) if out_to_json(txn, &old) == *v => {}
-            _ => {
-                map.insert(txn, k.as_str(), json_to_any(v));
-            }
+        write_entry(txn, map, k, v, depth);
+    }
+}
+
+/// Writes one field of `map`, if it differs.
+fn write_entry(txn: &mut TransactionMut, map: &MapRef, k: &str, v: &Value, depth: usize) {
+    match (map.get(txn, k), v) {
+        (Some(Out::YMap(child)), Value::Object(fields)) if depth < MAX_MAP_DEPTH => {
+            write_map(txn, &child, fields, depth + 1)
+        }
+        (_, Value::Object(fields)) if depth < MAX_MAP_DEPTH => {
+            let child = map.insert(txn, k, MapPrelim::default());
+            write_map(txn, &child, fields, depth + 1)
+        }
+        (Some(old), v) if out_to_json(txn, &old) == *v => {}
+        _ => {
+            map.insert(txn, k, json_to_any(v));
+        }
+    }
+}
+
+/// Writes `fields` into `map` (the content map or an object within it, `depth` levels
+/// down), keeping the fields it does not name; a `null` field is removed. An object field is
+/// written as [`write_map`] writes one: whole, field by field.
+pub(crate) fn patch_map(txn: &mut TransactionMut, map: &MapRef, fields: &JsonMap<String, Value>, depth: usize) {
+    for (k, v) in fields {
+        if v.is_null() {
+            map.remove(txn, k);
+        } else {
+            write_entry(txn, map, k, v, depth);
         }
     }
 }

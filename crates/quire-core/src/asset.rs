@@ -22,6 +22,9 @@ pub struct Asset {
     pub origin: String,
     /// The WebP thumbnails, once the pipeline made them (`small`, `large`).
     pub thumbnails: Vec<Thumbnail>,
+    /// Its perceptual hash (64 bits as 16 hex digits): images a few bits apart look alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phash: Option<String>,
     pub created_by: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: time::OffsetDateTime,
@@ -49,6 +52,8 @@ pub struct NewAsset {
     pub height: i32,
     pub name: String,
     pub origin: String,
+    /// Its perceptual hash, 16 hex digits.
+    pub phash: Option<String>,
     pub created_by: String,
 }
 

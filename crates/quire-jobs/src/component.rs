@@ -97,6 +97,14 @@ impl From<quire_core::Error> for ComponentError {
 pub trait Component: Send + Sync + 'static {
     fn info(&self) -> ComponentInfo;
     async fn run(&self, run: Run) -> Result<Map<String, Value>, ComponentError>;
+
+    /// Checks, when a context is submitted, that `who` may ask this of it in `workspace` (id
+    /// or slug): a component that changes a document checks the submitter may edit it, and
+    /// may refuse data it would fail on at once. Its error answers the submission (the field
+    /// named as `data.<key>`). By default everything is admitted.
+    async fn admit(&self, _who: &Principal, _workspace: &str, _data: &Map<String, Value>) -> quire_core::Result<()> {
+        Ok(())
+    }
 }
 
 /// The components a worker can run, by name. Later layers register their own.

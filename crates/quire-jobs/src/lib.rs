@@ -208,13 +208,19 @@ impl Engine {
         let many = new.len() > 1;
         let at = |i: usize, field: &str| if many { format!("contexts[{i}].{field}") } else { field.to_string() };
         for (i, n) in new.iter().enumerate() {
-            self.registry().check(&n.pipeline, who).map_err(|e| match e {
+            let named = |e| match e {
                 quire_core::Error::Invalid { field, message } => quire_core::Error::invalid(at(i, &field), message),
                 quire_core::Error::Forbidden(message) if many => {
                     quire_core::Error::Forbidden(format!("contexts[{i}].{message}"))
                 }
                 e => e,
-            })?;
+            };
+            self.registry().check(&n.pipeline, who).map_err(named)?;
+            for name in &n.pipeline {
+                if let Some(component) = self.registry().get(name) {
+                    component.admit(who, n.workspace.as_deref().unwrap_or(workspace), &n.data).await.map_err(named)?;
+                }
+            }
             if let Some(queue) = &n.queue
                 && !who.is_system()
                 && self.config().system_queues.contains(queue)

@@ -34,6 +34,8 @@ quire_store::for_each_backend!(
     texts_are_embedded_and_logged,
     the_instance_default_is_inherited_and_providers_in_use_stay,
     cancelling_a_context_stops_its_generation,
+    images_are_painted_onto_a_board_and_near_duplicates_painted_again,
+    remote_providers_paint_boards_and_only_rejected_images_are_painted_again,
 );
 
 async fn workspace(api: &Api) -> String {
@@ -1180,4 +1182,312 @@ async fn cancelling_a_context_stops_its_generation(b: Backend) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the context, the provider's connection or the log did not end as cancelled");
+}
+
+// ---------------------------------------------------------------- generation onto boards
+
+/// What a fake image server paints for one image of a call.
+#[derive(Clone, Copy, Debug)]
+enum Paint {
+    /// A room, different for each seed.
+    Room(u64),
+    /// All black, as a safety filter leaves an image.
+    Black,
+    /// A room the provider's safety filter flagged (OpenAI-compatible servers say so).
+    Flagged(u64),
+}
+
+/// A fake image server speaking Automatic1111's, ComfyUI's and OpenAI's protocols; each call
+/// paints the next entry of its script, and records what it was asked.
+#[derive(Default)]
+struct Studio {
+    script: std::sync::Mutex<std::collections::VecDeque<Vec<Paint>>>,
+    asked: std::sync::Mutex<Vec<Value>>,
+    /// ComfyUI's saved files and prompts' outputs.
+    files: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    prompts: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
+}
+
+impl Studio {
+    /// The next call's images, `count` of them at `width` x `height`, as PNG bytes.
+    fn paint(&self, asked: Value, width: u32, height: u32, count: usize) -> Vec<(Vec<u8>, bool)> {
+        self.asked.lock().unwrap().push(asked);
+        let plan = self.script.lock().unwrap().pop_front().unwrap_or_default();
+        let style = quire_ai::taxonomy::design_style("japandi").unwrap();
+        (0..count)
+            .map(|i| {
+                let what = plan.get(i).copied().unwrap_or(Paint::Room(1000 + i as u64));
+                let (img, flagged) = match what {
+                    Paint::Room(seed) => (quire_ai::builtin::paint(style, width, height, seed), false),
+                    Paint::Flagged(seed) => (quire_ai::builtin::paint(style, width, height, seed), true),
+                    Paint::Black => (image::RgbImage::new(width, height), false),
+                };
+                let mut out = std::io::Cursor::new(Vec::new());
+                img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+                (out.into_inner(), flagged)
+            })
+            .collect()
+    }
+}
+
+async fn studio(script: Vec<Vec<Paint>>) -> (Arc<Studio>, String) {
+    use axum::extract::{Path, Query, State};
+    use axum::routing::{get, post};
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let studio = Arc::new(Studio { script: std::sync::Mutex::new(script.into()), ..Default::default() });
+    let num = |v: &Value| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0) as u32;
+    let app = axum::Router::new()
+        .route(
+            "/sdapi/v1/txt2img",
+            post(move |State(s): State<Arc<Studio>>, axum::Json(body): axum::Json<Value>| async move {
+                let (w, h, n) = (num(&body["width"]), num(&body["height"]), num(&body["batch_size"]).max(1));
+                let images: Vec<String> = s.paint(body, w, h, n as usize).iter().map(|(p, _)| b64(p)).collect();
+                axum::Json(json!({"images": images, "info": "{\"sd_model_name\": \"fake-sd\"}"}))
+            }),
+        )
+        .route("/sdapi/v1/progress", get(|| async { axum::Json(json!({"progress": 0.5, "state": {"job_count": 1}})) }))
+        .route(
+            "/images/generations",
+            post(move |State(s): State<Arc<Studio>>, axum::Json(body): axum::Json<Value>| async move {
+                let size = body["size"].as_str().unwrap_or("512x512").to_string();
+                let (w, h) = size.split_once('x').map(|(w, h)| (w.parse().unwrap(), h.parse().unwrap())).unwrap();
+                let n = num(&body["n"]).max(1) as usize;
+                let data: Vec<Value> = s
+                    .paint(body, w, h, n)
+                    .iter()
+                    .map(|(png, flagged)| {
+                        json!({"b64_json": b64(png), "content_filter_results": {
+                            "violence": {"filtered": flagged, "severity": if *flagged { "medium" } else { "safe" }},
+                            "self_harm": {"filtered": false, "severity": "safe"}}})
+                    })
+                    .collect();
+                axum::Json(json!({"created": 1, "data": data}))
+            }),
+        )
+        .route(
+            "/prompt",
+            post(move |State(s): State<Arc<Studio>>, axum::Json(body): axum::Json<Value>| async move {
+                let latent = body["prompt"]
+                    .as_object()
+                    .and_then(|g| g.values().find(|n| n["class_type"] == "EmptyLatentImage"))
+                    .map(|n| n["inputs"].clone())
+                    .unwrap_or_default();
+                let (w, h, n) = (num(&latent["width"]), num(&latent["height"]), num(&latent["batch_size"]).max(1));
+                let id = format!("p{}", s.asked.lock().unwrap().len());
+                let made = s.paint(body, w, h, n as usize);
+                let mut names = Vec::new();
+                for (i, (png, _)) in made.into_iter().enumerate() {
+                    let name = format!("{id}_{i}.png");
+                    s.files.lock().unwrap().insert(name.clone(), png);
+                    names.push(name);
+                }
+                s.prompts.lock().unwrap().insert(id.clone(), names);
+                axum::Json(json!({"prompt_id": id, "number": 1}))
+            }),
+        )
+        .route(
+            "/history/{id}",
+            get(|State(s): State<Arc<Studio>>, Path(id): Path<String>| async move {
+                let names = s.prompts.lock().unwrap().get(&id).cloned().unwrap_or_default();
+                let images: Vec<Value> =
+                    names.iter().map(|n| json!({"filename": n, "subfolder": "", "type": "output"})).collect();
+                axum::Json(json!({ id: {"status": {"status_str": "success", "completed": true},
+                    "outputs": {"9": {"images": images}}}}))
+            }),
+        )
+        .route(
+            "/view",
+            get(
+                |State(s): State<Arc<Studio>>, Query(q): Query<std::collections::HashMap<String, String>>| async move {
+                    let bytes = s.files.lock().unwrap().get(&q["filename"]).cloned().unwrap_or_default();
+                    ([(header::CONTENT_TYPE, "image/png")], bytes)
+                },
+            ),
+        )
+        .with_state(studio.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (studio, url)
+}
+
+/// A moodboard with a brief, its id.
+async fn board(api: &Api, ws: &str, brief: Value) -> String {
+    let r = api
+        .post(&format!("/api/v1/workspaces/{ws}/documents"), json!({"kind": "moodboard", "title": "Living room"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let r = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/documents/{id}/content"),
+            Some(json!({"format": "json", "content": {"brief": brief, "items": {}}})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    id
+}
+
+async fn board_items(api: &Api, doc: &str) -> serde_json::Map<String, Value> {
+    let r = api.get(&format!("/api/v1/documents/{doc}/content")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["items"].as_object().cloned().unwrap_or_default()
+}
+
+fn paint_onto(ws: &str, doc: &str, data: Value) -> Value {
+    let mut data = data;
+    data["document_id"] = json!(doc);
+    json!({"workspace": ws, "type": "moodboard.images", "pipeline": ["board_images"], "max_attempts": 2, "data": data})
+}
+
+/// The built-in provider paints onto a board: placeholders fill with images and how they
+/// were made; an image that repeats one already on the board is refused as a near-duplicate
+/// and painted again; bad requests are refused when submitted.
+async fn images_are_painted_onto_a_board_and_near_duplicates_painted_again(b: Backend) {
+    let (api, ws, _worker) = with_worker(b).await;
+    let doc =
+        board(&api, &ws, json!({"room_type": "living_room", "style": "japandi", "notes": "a reading corner"})).await;
+    let c =
+        run_context(&api, paint_onto(&ws, &doc, json!({"count": 1, "width": 320, "height": 240, "seed": 11}))).await;
+    assert_eq!(c["status"], "completed", "{c}");
+    let items = board_items(&api, &doc).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let (first_id, first) = items.iter().next().unwrap();
+    assert!(first.get("generation").is_none(), "filled: {first}");
+    let source = &first["source"];
+    assert_eq!(
+        (&source["provider"], &source["model"], &source["seed"]),
+        (&json!("quire-builtin"), &json!("quire-builtin"), &json!(11))
+    );
+    assert!(source["prompt"].as_str().unwrap().contains("a reading corner"), "{source}");
+    assert_eq!(
+        (&source["room_type"], &source["style"], &source["qc"]["round"]),
+        (&json!("living_room"), &json!("japandi"), &json!(1))
+    );
+    assert!(source["elapsed_ms"].is_u64() && source["parameters"]["width"] == 320, "{source}");
+    assert_eq!((&first["w"], &first["h"], &first["type"]), (&json!(240), &json!(180), &json!("image")));
+    let sha = first["asset"].as_str().unwrap();
+    let asset = api.get(&format!("/api/v1/workspaces/{ws}/assets/{sha}")).await;
+    assert_eq!(
+        (asset.body["origin"].as_str(), asset.body["phash"].as_str().map(str::len)),
+        (Some("generated"), Some(16)),
+        "{}",
+        asset.body
+    );
+    assert_eq!(c["data"]["board_images"]["placed"][0]["item"], json!(first_id));
+
+    // The same seed again: its first image is the one on the board, refused and painted anew.
+    let c =
+        run_context(&api, paint_onto(&ws, &doc, json!({"count": 2, "width": 320, "height": 240, "seed": 11}))).await;
+    assert_eq!(c["status"], "completed", "{c}");
+    let items = board_items(&api, &doc).await;
+    assert_eq!(items.len(), 3);
+    let id = c["id"].as_str().unwrap();
+    let again = &items[&format!("gen-{id}-0")];
+    assert_eq!(again["source"]["qc"]["round"], 2, "{again}");
+    let refused = &again["source"]["qc"]["rejected_before"][0];
+    assert_eq!((&refused["round"], &refused["check"]), (&json!(1), &json!("duplicate")), "{again}");
+    assert!(
+        refused["reason"].as_str().unwrap().starts_with(&format!("a near-duplicate of item {first_id} (")),
+        "{refused}"
+    );
+    assert_ne!(again["asset"], first["asset"]);
+    assert_eq!(items[&format!("gen-{id}-1")]["source"]["qc"]["round"], 1, "the other passed at once");
+    // Placed beside what was there, not on it.
+    assert!(again["x"].as_f64().unwrap() >= first["x"].as_f64().unwrap() + 240.0, "{again}");
+    let log = logged(&api, &format!("workspace={ws}&kind=image&status=gate_failed"), 1).await;
+    assert!(log.body["items"][0]["error"].as_str().unwrap().contains("near-duplicate"), "{}", log.body);
+
+    // Refused when submitted: the field named.
+    for (data, field) in [
+        (json!({"count": 9}), "data.count"),
+        (json!({"width": 500}), "data.width"),
+        (json!({"attempts": 0}), "data.attempts"),
+    ] {
+        let r = api.post("/api/v1/contexts", paint_onto(&ws, &doc, data.clone())).await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+        assert_eq!(r.body["error"]["field"], field, "{data}: {}", r.body);
+    }
+    let prd = api.post(&format!("/api/v1/workspaces/{ws}/documents"), json!({"kind": "prd", "title": "Spec"})).await;
+    let r = api.post("/api/v1/contexts", paint_onto(&ws, prd.body["id"].as_str().unwrap(), json!({}))).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("not one"), "{}", r.body);
+    let r = api.post("/api/v1/contexts", paint_onto(&ws, "doc_missing", json!({}))).await;
+    assert_eq!(r.body["error"]["field"], "data.document_id", "{}", r.body);
+    // A viewer of the board may not paint onto it.
+    let (viewer, token, _) = api.signup("viewer@example.com").await;
+    let r = api
+        .call(Method::PUT, &format!("/api/v1/workspaces/{ws}/members/{viewer}"), Some(json!({"role": "viewer"})), &[])
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r =
+        api.call_as(Some(&token), Method::POST, "/api/v1/contexts", Some(paint_onto(&ws, &doc, json!({}))), &[]).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    // A brief without a style: the context fails with what to do.
+    let bare = board(&api, &ws, json!({"room_type": "bedroom"})).await;
+    let c = run_context(&api, paint_onto(&ws, &bare, json!({}))).await;
+    assert_eq!((c["status"].as_str(), c["attempts"].as_i64()), (Some("failed"), Some(1)), "{c}");
+    assert!(c["error"]["message"].as_str().unwrap().contains("needs a room type and a style"), "{c}");
+}
+
+/// Registers the studio as the workspace's image provider of `kind`.
+async fn use_studio(api: &Api, ws: &str, kind: &str, url: &str) {
+    let r =
+        api.call(Method::PUT, "/api/v1/ai/providers/studio", Some(json!({"kind": kind, "base_url": url})), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = api.call(Method::PUT, &format!("/api/v1/workspaces/{ws}/ai"), Some(json!({"image": "studio"})), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// Against each remote protocol: a rejected image (black from Automatic1111, flagged by
+/// OpenAI's safety filter, a repeat from ComfyUI) is painted again alone, and fills its
+/// placeholder on the second round; one that never passes leaves its placeholder with the
+/// reason.
+async fn remote_providers_paint_boards_and_only_rejected_images_are_painted_again(b: Backend) {
+    let (api, ws, _worker) = with_worker(b).await;
+    let doc = board(&api, &ws, json!({"room_type": "bedroom", "style": "japandi"})).await;
+    // Each provider paints rooms of its own (one painting already on the board would be refused).
+    for (kind, refused, check, count_key, seed) in [
+        ("automatic1111", Paint::Black, "blank", "/batch_size", 10),
+        ("openai", Paint::Flagged(22), "flagged", "/n", 20),
+        ("comfyui", Paint::Room(30), "duplicate", "/prompt/5/inputs/batch_size", 30),
+    ] {
+        let (studio, url) = studio(vec![vec![Paint::Room(seed), refused], vec![Paint::Room(seed + 3)]]).await;
+        use_studio(&api, &ws, kind, &url).await;
+        let c = run_context(&api, paint_onto(&ws, &doc, json!({"count": 2, "width": 256, "height": 256}))).await;
+        assert_eq!(c["status"], "completed", "{kind}: {c}");
+        let asked = studio.asked.lock().unwrap().clone();
+        assert_eq!(asked.len(), 2, "{kind}: two calls");
+        let counts: Vec<u64> = asked
+            .iter()
+            .map(|a| a.pointer(count_key).and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).unwrap_or(0))
+            .collect();
+        assert_eq!(counts, [2, 1], "{kind}: only the rejected image is painted again");
+        let items = board_items(&api, &doc).await;
+        let id = c["id"].as_str().unwrap();
+        let second = &items[&format!("gen-{id}-1")];
+        assert_eq!(second["source"]["qc"]["round"], 2, "{kind}: {second}");
+        assert_eq!(second["source"]["qc"]["rejected_before"][0]["check"], check, "{kind}: {second}");
+        assert_eq!(second["source"]["provider"], "studio");
+        assert!(items[&format!("gen-{id}-0")]["asset"].is_string(), "{kind}");
+    }
+    // Nothing passes in any round: the placeholders stay, each with its reason.
+    let (_, url) = studio(vec![vec![Paint::Black]; 3]).await;
+    use_studio(&api, &ws, "automatic1111", &url).await;
+    let c =
+        run_context(&api, paint_onto(&ws, &doc, json!({"count": 1, "width": 256, "height": 256, "attempts": 3}))).await;
+    assert_eq!(
+        (c["status"].as_str(), c["error"]["code"].as_str()),
+        (Some("failed"), Some("quality_gate_failed")),
+        "{c}"
+    );
+    assert!(c["error"]["message"].as_str().unwrap().contains("in 3 round(s): image 1: the image is black"), "{c}");
+    let items = board_items(&api, &doc).await;
+    let left = &items[&format!("gen-{}-0", c["id"].as_str().unwrap())];
+    assert_eq!(left["generation"]["status"], "rejected", "{left}");
+    assert!(left["generation"]["reason"].as_str().unwrap().contains("black"), "{left}");
+    assert_eq!(left["generation"]["rejections"].as_array().unwrap().len(), 3);
 }

@@ -18,6 +18,11 @@ pub trait AssetIndex: Send + Sync {
     async fn list_assets(&self, workspace_id: &str, before: Option<(i64, String)>, limit: u32) -> Result<Vec<Asset>>;
     /// Bytes a workspace's assets take (originals and thumbnails).
     async fn asset_usage(&self, workspace_id: &str) -> Result<i64>;
+    /// The perceptual hash of each of a workspace's assets, by SHA-256 (`None` for those
+    /// kept before hashes were recorded).
+    async fn asset_phashes(&self, workspace_id: &str) -> Result<std::collections::HashMap<String, Option<String>>>;
+    /// Records the perceptual hash of an asset kept before hashes were.
+    async fn set_asset_phash(&self, workspace_id: &str, sha256: &str, phash: &str) -> Result<()>;
     /// Records an asset's thumbnails (the pipeline made them).
     async fn set_asset_thumbnails(&self, workspace_id: &str, sha256: &str, thumbnails: &[Thumbnail]) -> Result<()>;
     /// Blobs still kept in the database (from before the asset store), oldest first, with
@@ -29,12 +34,25 @@ pub trait AssetIndex: Send + Sync {
 }
 
 pub(crate) const ASSET_COLUMNS: &str =
-    "workspace_id, sha256, media_type, size, width, height, name, origin, thumbnails, created_by, created_at";
+    "workspace_id, sha256, media_type, size, width, height, name, origin, thumbnails, phash, created_by, created_at";
 
-pub(crate) type AssetRow = (String, String, String, i64, i32, i32, String, String, String, String, i64);
+pub(crate) type AssetRow = (String, String, String, i64, i32, i32, String, String, String, Option<String>, String, i64);
 
 pub(crate) fn asset_of(row: AssetRow) -> Asset {
-    let (workspace_id, sha256, media_type, size, width, height, name, origin, thumbnails, created_by, created_at) = row;
+    let (
+        workspace_id,
+        sha256,
+        media_type,
+        size,
+        width,
+        height,
+        name,
+        origin,
+        thumbnails,
+        phash,
+        created_by,
+        created_at,
+    ) = row;
     Asset {
         workspace_id,
         sha256,
@@ -45,6 +63,7 @@ pub(crate) fn asset_of(row: AssetRow) -> Asset {
         name,
         origin,
         thumbnails: serde_json::from_str(&thumbnails).unwrap_or_default(),
+        phash,
         created_by,
         created_at: quire_core::timestamp_from_ms(created_at),
     }
@@ -89,8 +108,8 @@ macro_rules! impl_asset_index {
                 }
                 let now = quire_core::now_ms();
                 sqlx::query(
-                    "INSERT INTO assets (workspace_id, sha256, media_type, size, width, height, name, origin, created_by, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    "INSERT INTO assets (workspace_id, sha256, media_type, size, width, height, name, origin, phash, created_by, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(&a.workspace_id)
                 .bind(&a.sha256)
@@ -100,6 +119,7 @@ macro_rules! impl_asset_index {
                 .bind(a.height)
                 .bind(&a.name)
                 .bind(&a.origin)
+                .bind(&a.phash)
                 .bind(&a.created_by)
                 .bind(now)
                 .execute(&mut *tx)
@@ -116,6 +136,7 @@ macro_rules! impl_asset_index {
                     a.name.clone(),
                     a.origin.clone(),
                     "[]".into(),
+                    a.phash.clone(),
                     a.created_by.clone(),
                     now,
                 );
@@ -166,6 +187,30 @@ macro_rules! impl_asset_index {
                 .fetch_one(&self.pool)
                 .await
                 .map_err($crate::rows::db_err)
+            }
+
+            async fn asset_phashes(
+                &self,
+                workspace_id: &str,
+            ) -> quire_core::Result<std::collections::HashMap<String, Option<String>>> {
+                let rows: Vec<(String, Option<String>)> =
+                    sqlx::query_as("SELECT sha256, phash FROM assets WHERE workspace_id = $1")
+                        .bind(workspace_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err($crate::rows::db_err)?;
+                Ok(rows.into_iter().collect())
+            }
+
+            async fn set_asset_phash(&self, workspace_id: &str, sha256: &str, phash: &str) -> quire_core::Result<()> {
+                sqlx::query("UPDATE assets SET phash = $3 WHERE workspace_id = $1 AND sha256 = $2")
+                    .bind(workspace_id)
+                    .bind(sha256)
+                    .bind(phash)
+                    .execute(&self.writer_pool())
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                Ok(())
             }
 
             async fn set_asset_thumbnails(

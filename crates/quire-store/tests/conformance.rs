@@ -1055,10 +1055,12 @@ async fn assets_are_recorded_per_workspace_within_its_quota(b: Backend) {
         height: 30,
         name: "kitchen.jpg".into(),
         origin: "upload".into(),
+        phash: (sha == "ab").then(|| "0123456789abcdef".into()),
         created_by: "usr_1".into(),
     };
     let (a, fresh) = s.record_asset(&new(&w.id, "ab", 600), 1_000).await.unwrap();
     assert!(fresh);
+    assert_eq!(a.phash.as_deref(), Some("0123456789abcdef"));
     assert_eq!((a.size, a.width, a.name.as_str(), a.thumbnails.len()), (600, 40, "kitchen.jpg", 0));
     let (again, fresh) = s.record_asset(&new(&w.id, "ab", 600), 1_000).await.unwrap();
     assert!(!fresh, "the same content again is the same asset");
@@ -1097,6 +1099,14 @@ async fn assets_are_recorded_per_workspace_within_its_quota(b: Backend) {
     assert_eq!(seen.len(), 5, "every asset once: {seen:?}");
     seen.sort();
     assert_eq!(seen, ["ab", "cd", "e1", "e2", "e3"]);
+    // Perceptual hashes: recorded with the asset, or later for one kept without.
+    let hashes = s.asset_phashes(&w.id).await.unwrap();
+    assert_eq!(hashes.len(), 5);
+    assert_eq!(hashes[&"ab".repeat(32)].as_deref(), Some("0123456789abcdef"));
+    assert_eq!(hashes[&"cd".repeat(32)], None);
+    s.set_asset_phash(&w.id, &"cd".repeat(32), "fedcba9876543210").await.unwrap();
+    assert_eq!(s.get_asset(&w.id, &"cd".repeat(32)).await.unwrap().phash.as_deref(), Some("fedcba9876543210"));
+    assert_eq!(s.asset_phashes(&other.id).await.unwrap().len(), 1, "only the workspace's own");
     // Blobs from before the asset store are handed over, then forgotten.
     let blob = quire_core::Blob {
         workspace_id: w.id.clone(),

@@ -30,15 +30,18 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// The components of this module, for the registry.
 pub fn register(registry: &mut quire_jobs::Registry, ai: Arc<Ai>, assets: Arc<crate::assets::Assets>) {
-    registry.register(AiGenerator { ai: ai.clone() }).register(ImageGenerator { ai, assets });
+    registry
+        .register(AiGenerator { ai: ai.clone() })
+        .register(ImageGenerator { ai: ai.clone(), assets: assets.clone() })
+        .register(super::board::BoardImages { ai, assets });
 }
 
-fn invalid(message: impl Into<String>) -> ComponentError {
+pub(super) fn invalid(message: impl Into<String>) -> ComponentError {
     ComponentError::permanent("invalid_input", message)
 }
 
 /// A provider's failure: retried unless the provider refused the request itself.
-fn provider_failed(e: &AiError) -> ComponentError {
+pub(super) fn provider_failed(e: &AiError) -> ComponentError {
     match e.kind {
         AiErrorKind::Rejected => ComponentError::permanent("provider_rejected", e.to_string()),
         _ => ComponentError::retryable("provider_failed", e.to_string()),
@@ -46,7 +49,7 @@ fn provider_failed(e: &AiError) -> ComponentError {
 }
 
 /// A store or provider-lookup error: a missing provider is the request's fault.
-fn lookup_failed(e: quire_core::Error) -> ComponentError {
+pub(super) fn lookup_failed(e: quire_core::Error) -> ComponentError {
     match e {
         quire_core::Error::NotFound { what, id } => {
             invalid(format!("no {what} '{id}'; GET /api/v1/ai/providers lists them"))
@@ -57,7 +60,7 @@ fn lookup_failed(e: quire_core::Error) -> ComponentError {
 }
 
 /// The optional string `key` of `data`.
-fn opt_str<'a>(data: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ComponentError> {
+pub(super) fn opt_str<'a>(data: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ComponentError> {
     match data.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
@@ -67,7 +70,7 @@ fn opt_str<'a>(data: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str
 }
 
 /// The optional whole number `key` of `data`, within `range`.
-fn opt_u32(
+pub(super) fn opt_u32(
     data: &Map<String, Value>,
     key: &str,
     range: std::ops::RangeInclusive<u32>,
@@ -83,16 +86,16 @@ fn opt_u32(
 }
 
 /// What the caller chose: the prompt template, the provider and the model's settings.
-struct Choice {
-    template: PromptTemplate,
-    provider: Option<String>,
-    model: Option<String>,
+pub(super) struct Choice {
+    pub(super) template: PromptTemplate,
+    pub(super) provider: Option<String>,
+    pub(super) model: Option<String>,
     temperature: Option<f32>,
     max_tokens: Option<u32>,
 }
 
 impl Choice {
-    async fn read(
+    pub(super) async fn read(
         ai: &Ai,
         workspace_id: &str,
         data: &Map<String, Value>,
@@ -153,13 +156,14 @@ impl Choice {
 
     /// The template rendered with the context's data: the values, the surroundings, the
     /// rendering.
-    async fn render(
+    pub(super) async fn render(
         &self,
         ai: &Ai,
         run: &Run,
+        data: &Map<String, Value>,
         outline: Option<Vec<Section>>,
     ) -> Result<(BTreeMap<String, String>, Surroundings, Rendered), ComponentError> {
-        let values = self.values(run.data())?;
+        let values = self.values(data)?;
         let around = surroundings(ai, run, outline).await?;
         let rendered = self
             .template
@@ -169,7 +173,7 @@ impl Choice {
     }
 
     /// `generation_parameters`: what was asked for, as sent.
-    fn parameters(&self, provider: &str) -> Map<String, Value> {
+    pub(super) fn parameters(&self, provider: &str) -> Map<String, Value> {
         let mut p = Map::new();
         p.insert("provider".into(), provider.into());
         p.insert("prompt_template".into(), self.template.name.clone().into());
@@ -189,7 +193,7 @@ impl Choice {
 
 /// The interactions-log entry of a component's provider call, with its context.
 #[allow(clippy::too_many_arguments)]
-fn call_log(
+pub(super) fn call_log(
     ai: &Ai,
     run: &Run,
     kind: &str,
@@ -424,7 +428,7 @@ impl AiGenerator {
         // Sent and recorded always, so that generation_parameters says what was used.
         choice.temperature.get_or_insert(DEFAULT_TEMPERATURE);
         choice.max_tokens.get_or_insert(DEFAULT_MAX_TOKENS);
-        let (values, around, rendered) = choice.render(&self.ai, &run, outline(data)).await?;
+        let (values, around, rendered) = choice.render(&self.ai, &run, data, outline(data)).await?;
         let title = values.get("title").cloned().or_else(|| around.document.as_ref().map(|d| d.title.clone()));
         let mut request = rendered.text_request(title, values.get("request").map_or("", String::as_str));
         request.model = choice.model.clone();
@@ -580,6 +584,94 @@ fn progress(text: &str, sections: &[Section]) -> (f32, String) {
 /// The most images one run makes.
 pub const MAX_IMAGES: u32 = 8;
 
+/// An image's width or height (`data.<key>`): 64 to 2048 pixels in steps of 8, 512 unless
+/// given.
+pub(super) fn image_side(data: &Map<String, Value>, key: &str) -> Result<u32, ComponentError> {
+    let v = opt_u32(data, key, 64..=2048)?.unwrap_or(512);
+    if v % 8 != 0 {
+        return Err(invalid(format!("data.{key} must be a multiple of 8 (image models work in steps of 8)")));
+    }
+    Ok(v)
+}
+
+/// `data.seed`, a whole number, when given.
+pub(super) fn opt_seed(data: &Map<String, Value>) -> Result<Option<u64>, ComponentError> {
+    match data.get("seed") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => Ok(Some(v.as_u64().ok_or_else(|| invalid("data.seed must be a whole number from 0"))?)),
+    }
+}
+
+/// The interactions-log entry of an image request, and its `generation_parameters`: what was
+/// asked for, as sent (the prompts, size, count, seed, style).
+pub(super) fn image_call(
+    ai: &Ai,
+    run: &Run,
+    choice: &Choice,
+    rendered: &Rendered,
+    provider: &str,
+    request: &quire_ai::ImageRequest,
+) -> (super::log::Log, Map<String, Value>) {
+    let mut parameters = choice.parameters(provider);
+    parameters.insert("width".into(), request.width.into());
+    parameters.insert("height".into(), request.height.into());
+    parameters.insert("count".into(), request.count.into());
+    if let Some(seed) = request.seed {
+        parameters.insert("seed".into(), seed.into());
+    }
+    if let Some(style) = &request.style {
+        parameters.insert("style".into(), style.clone().into());
+    }
+    let prompt = match &request.negative_prompt {
+        Some(n) => format!("{}\n\n[negative] {n}", request.prompt),
+        None => request.prompt.clone(),
+    };
+    let log = call_log(ai, run, "image", provider, rendered, choice, &parameters, prompt);
+    parameters.insert("prompt".into(), request.prompt.clone().into());
+    if let Some(n) = &request.negative_prompt {
+        parameters.insert("negative_prompt".into(), n.clone().into());
+    }
+    (log, parameters)
+}
+
+/// Calls the image provider, passing its progress (0 to 1) to `on_progress` at most every
+/// 250 ms, and records the call in `log`: the images, or the provider's failure (a provider
+/// that answers no image failed the gate). `log` stays open for the quality gate's verdict.
+pub(super) async fn paint(
+    provider: &dyn quire_ai::ImageProvider,
+    request: &quire_ai::ImageRequest,
+    log: &mut super::log::Log,
+    mut on_progress: impl FnMut(f32) -> futures_util::future::BoxFuture<'static, ()> + Send,
+) -> Result<quire_ai::Images, ComponentError> {
+    let (tx, mut rx) = tokio::sync::watch::channel(0f32);
+    let report = move |p: f32| {
+        let _ = tx.send(p);
+    };
+    let generation = provider.generate_images(request, &report);
+    tokio::pin!(generation);
+    let mut reported = Instant::now();
+    let result = loop {
+        tokio::select! {
+            r = &mut generation => break r,
+            Ok(()) = rx.changed() => {
+                let p = *rx.borrow_and_update();
+                if reported.elapsed() >= PROGRESS_EVERY {
+                    reported = Instant::now();
+                    on_progress(p).await;
+                }
+            }
+        }
+    };
+    let made = log.check(result).await.map_err(|e| provider_failed(&e))?;
+    log.answered_by(&made.model);
+    if made.images.is_empty() {
+        let reason = format!("{} returned no image", provider.name());
+        log.close("gate_failed", Some(reason.clone()), None).await;
+        return Err(ComponentError::retryable("quality_gate_failed", reason));
+    }
+    Ok(made)
+}
+
 /// `image_generator`: images from a prompt template (`moodboard.image` by default) with the
 /// workspace's image provider, each checked by the gate and kept as a blob of the workspace.
 pub struct ImageGenerator {
@@ -616,73 +708,23 @@ impl Component for ImageGenerator {
         let ctx = run.context();
         let data = run.data();
         let choice = Choice::read(&self.ai, &ctx.workspace_id, data, "moodboard.image", Output::Image).await?;
-        let side = |key: &str| -> Result<u32, ComponentError> {
-            let v = opt_u32(data, key, 64..=2048)?.unwrap_or(512);
-            if v % 8 != 0 {
-                return Err(invalid(format!("data.{key} must be a multiple of 8 (image models work in steps of 8)")));
-            }
-            Ok(v)
-        };
-        let (width, height) = (side("width")?, side("height")?);
+        let (width, height) = (image_side(data, "width")?, image_side(data, "height")?);
         let count = opt_u32(data, "count", 1..=MAX_IMAGES)?.unwrap_or(4);
-        let seed = match data.get("seed") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_u64().ok_or_else(|| invalid("data.seed must be a whole number from 0"))?),
-        };
-        let (_, _, rendered) = choice.render(&self.ai, &run, None).await?;
+        let seed = opt_seed(data)?;
+        let (_, _, rendered) = choice.render(&self.ai, &run, data, None).await?;
         let mut request = rendered.image_request(width, height, count, seed);
         request.model = choice.model.clone();
         let provider =
             self.ai.image_provider(&ctx.workspace_id, choice.provider.as_deref()).await.map_err(lookup_failed)?;
-
-        let mut parameters = choice.parameters(provider.name());
-        parameters.insert("width".into(), width.into());
-        parameters.insert("height".into(), height.into());
-        parameters.insert("count".into(), count.into());
-        if let Some(seed) = seed {
-            parameters.insert("seed".into(), seed.into());
-        }
-        if let Some(style) = &request.style {
-            parameters.insert("style".into(), style.clone().into());
-        }
-        let prompt = match &request.negative_prompt {
-            Some(n) => format!("{}\n\n[negative] {n}", request.prompt),
-            None => request.prompt.clone(),
-        };
-        let mut log = call_log(&self.ai, &run, "image", provider.name(), &rendered, &choice, &parameters, prompt);
-        parameters.insert("prompt".into(), request.prompt.clone().into());
-        if let Some(n) = &request.negative_prompt {
-            parameters.insert("negative_prompt".into(), n.clone().into());
-        }
+        let (mut log, parameters) = image_call(&self.ai, &run, &choice, &rendered, provider.name(), &request);
         run.log("info", format!("painting {count} image(s) of {width}x{height} with {}", provider.name())).await;
 
-        // The provider reports progress as it goes; it is recorded at most every 250 ms.
-        let (tx, mut rx) = tokio::sync::watch::channel(0f32);
-        let report = move |p: f32| {
-            let _ = tx.send(p);
-        };
-        let generation = provider.generate_images(&request, &report);
-        tokio::pin!(generation);
-        let mut reported = Instant::now();
-        let result = loop {
-            tokio::select! {
-                r = &mut generation => break r,
-                Ok(()) = rx.changed() => {
-                    let p = *rx.borrow_and_update();
-                    if reported.elapsed() >= PROGRESS_EVERY {
-                        reported = Instant::now();
-                        run.progress(p * 90.0, format!("painting: {:.0}%", p * 100.0)).await;
-                    }
-                }
-            }
-        };
-        let made = log.check(result).await.map_err(|e| provider_failed(&e))?;
-        log.answered_by(&made.model);
-        if made.images.is_empty() {
-            let reason = format!("{} returned no image", provider.name());
-            log.close("gate_failed", Some(reason.clone()), None).await;
-            return Err(ComponentError::retryable("quality_gate_failed", reason));
-        }
+        let reporter = run.clone();
+        let made = paint(&*provider, &request, &mut log, move |p: f32| {
+            let run = reporter.clone();
+            Box::pin(async move { run.progress(p * 90.0, format!("painting: {:.0}%", p * 100.0)).await })
+        })
+        .await?;
         let mut sizes = Vec::with_capacity(made.images.len());
         for (i, image) in made.images.iter().enumerate() {
             match quire_ai::gate::check_image(image, width, height) {

@@ -8,6 +8,7 @@
 //! secret keys (its API key never leaves it), and built once per node. A workspace picks its
 //! providers with `PUT /api/v1/workspaces/{ws}/ai` (setting `ai.workspace.<id>`).
 
+pub mod board;
 pub mod components;
 pub mod local;
 pub mod log;
