@@ -275,6 +275,71 @@ try {
     await shot('board', ada);
   });
 
+  await check('images are generated from the brief: placeholders fill in for both; more like one of them', async () => {
+    await ada.keyboard.press('Escape');
+    const brief = ada.getByRole('complementary', { name: 'Brief' });
+    const drawn = (p) => p.locator('.board-item.type-image img').count();
+    const before = await drawn(grace);
+    await brief.getByLabel('Images').selectOption('3');
+    await brief.getByLabel('Shape').selectOption({ label: 'Landscape' });
+    await brief.getByRole('button', { name: 'Generate', exact: true }).click();
+    await eventually("three new images in Grace's browser", async () => (await drawn(grace)) === before + 3, 30_000);
+    await eventually('no placeholder left', async () => (await ada.locator('.board-placeholder').count()) === 0);
+    const made = Object.entries((await serverBoard(docId)).items).filter(([, i]) => i.source?.provider === 'quire-builtin');
+    if (made.length !== 3 || made.some(([, i]) => !i.asset || i.generation || Math.abs(i.w / i.h - 1.5) > 0.01)) {
+      throw new Error(`the generated items are ${JSON.stringify(made)}`);
+    }
+    if (made.some(([, i]) => i.source.room_type !== 'kitchen' || i.source.style !== 'japandi' || i.source.qc?.round !== 1)) {
+      throw new Error(`the generated items were not made from the brief: ${JSON.stringify(made.map(([, i]) => i.source))}`);
+    }
+    const [id] = made[0];
+    await ada.locator(`.board-item[data-id="${id}"]`).click();
+    await ada.getByRole('button', { name: 'About', exact: true }).click();
+    const about = ada.getByRole('dialog', { name: 'About this image' });
+    await expectVisible(about.getByText('quire-builtin'), 'the provider of the image');
+    await expectVisible(about.getByText('Passed on the first try'), 'its quality control');
+    await shot('board-generated-about', ada);
+    await ada.getByRole('button', { name: 'More like this' }).click();
+    await eventually('four more like it', async () => {
+      const like = Object.values((await serverBoard(docId)).items).filter((i) => i.source?.like === id && i.asset);
+      return like.length === 4;
+    }, 30_000);
+    await eventually("Grace's browser draws them", async () => (await drawn(grace)) === before + 7, 30_000);
+    await about.getByRole('button', { name: 'Close' }).click();
+    await ada.keyboard.press('Escape');
+    await ada.keyboard.press('Shift+1');
+    await shot('board-generated', ada);
+  });
+
+  await check('a placeholder shows its progress, or why quality control refused it, and can be removed', async () => {
+    const board = await serverBoard(docId);
+    const gen = (status, progress, reason) => ({ context: 'ctx_e2e', status, progress, round: 2, ...(reason ? { reason } : {}) });
+    board.items['gen-ctx_e2e-0'] = { type: 'image', x: -700, y: 0, w: 240, h: 160, z: 900, generation: gen('painting', 0.4) };
+    board.items['gen-ctx_e2e-1'] = {
+      type: 'image', x: -430, y: 0, w: 240, h: 160, z: 901,
+      generation: gen('rejected', 0, 'image 2: a near-duplicate of item gen-1 (2 of 64 bits apart)'),
+    };
+    const r = await apiCall(ada, 'PUT', `/api/v1/documents/${docId}/content`, { format: 'json', content: board });
+    if (r.status !== 204) throw new Error(`writing placeholders answered ${r.status}`);
+    const painting = grace.locator('.board-item[data-id="gen-ctx_e2e-0"] .board-placeholder');
+    await expectVisible(painting.getByText('Painting 40% (try 2)'), 'the progress of a placeholder');
+    const rejected = ada.locator('.board-item[data-id="gen-ctx_e2e-1"] .board-placeholder');
+    await expectVisible(rejected.getByText('Rejected by quality control'), 'a rejected placeholder');
+    await expectVisible(rejected.getByText(/near-duplicate/), 'the reason it was rejected');
+    // Close enough to read them: both selected, and the view fitted to the selection.
+    await ada.keyboard.press('Shift+1');
+    await ada.locator('.board-item[data-id="gen-ctx_e2e-0"]').click();
+    await ada.locator('.board-item[data-id="gen-ctx_e2e-1"]').click({ modifiers: ['Shift'] });
+    await ada.keyboard.press('Shift+1');
+    await ada.keyboard.press('Escape');
+    await shot('board-placeholders', ada);
+    await rejected.getByRole('button', { name: 'Remove' }).click();
+    await eventually('the rejected placeholder gone from both boards', async () => (await grace.locator('.board-item[data-id="gen-ctx_e2e-1"]').count()) === 0);
+    await ada.locator('.board-item[data-id="gen-ctx_e2e-0"]').click();
+    await ada.keyboard.press('Delete');
+    await eventually('the other placeholder gone', async () => !(await serverBoard(docId)).items['gen-ctx_e2e-0']);
+  });
+
   await check('the board exports as PNG and as PDF', async () => {
     await ada.keyboard.press('Escape');
     const [png] = await Promise.all([ada.waitForEvent('download'), ada.getByRole('button', { name: 'PNG' }).click()]);

@@ -1423,6 +1423,8 @@ export interface components {
             name: string;
             /** @description `upload` or `generated`. */
             origin: string;
+            /** @description Its perceptual hash (64 bits as 16 hex digits): images a few bits apart look alike. */
+            phash?: string | null;
             /** @description Lower-case hex SHA-256 of the bytes: the asset's name and its ETag. */
             sha256: string;
             /**

@@ -4,6 +4,7 @@ import { useState, useSyncExternalStore } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { api, unwrap } from '../api/client';
 import type { BoardModel } from './model';
+import { MAX_COUNT, SHAPES, type GenerationRequest, type Shape } from './generate';
 
 interface Entry {
   key: string;
@@ -21,7 +22,72 @@ function useTaxonomy(path: '/api/v1/taxonomy/room-types' | '/api/v1/taxonomy/des
 
 const MAX_PALETTE = 32;
 
-export function BriefPanel({ model, canEdit, onClose }: { model: BoardModel; canEdit: boolean; onClose: () => void }) {
+/** Painting images from the brief: how many and what shape; the room and the style are needed. */
+function Generate({ ready, onGenerate }: { ready: boolean; onGenerate: (req: GenerationRequest) => Promise<void> }) {
+  const [count, setCount] = useState(4);
+  const [shape, setShape] = useState<Shape>('square');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <fieldset className="generate">
+      <legend>Generate images</legend>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          setBusy(true);
+          setError(null);
+          onGenerate({ count, shape })
+            .catch((err: unknown) => setError(err instanceof Error ? err.message : String(err)))
+            .finally(() => setBusy(false));
+        }}
+      >
+        <div className="row">
+          <label>
+            Images
+            <select value={count} onChange={(e) => setCount(Number(e.target.value))}>
+              {Array.from({ length: MAX_COUNT }, (_, n) => n + 1).map((n) => (
+                <option key={n} value={n}>
+                  {n}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Shape
+            <select value={shape} onChange={(e) => setShape(e.target.value as Shape)}>
+              {Object.entries(SHAPES).map(([key, s]) => (
+                <option key={key} value={key}>
+                  {s.label}
+                </option>
+              ))}
+            </select>
+          </label>
+        </div>
+        <button type="submit" className="primary" disabled={!ready || busy}>
+          {busy ? 'Starting…' : 'Generate'}
+        </button>
+        {!ready && <p className="muted small-text">Pick a room and a style to generate images.</p>}
+        {error && (
+          <p className="error small-text" role="alert">
+            {error}
+          </p>
+        )}
+      </form>
+    </fieldset>
+  );
+}
+
+export function BriefPanel({
+  model,
+  canEdit,
+  onGenerate,
+  onClose,
+}: {
+  model: BoardModel;
+  canEdit: boolean;
+  onGenerate: (req: GenerationRequest) => Promise<void>;
+  onClose: () => void;
+}) {
   const brief = useSyncExternalStore(model.subscribe, () => model.brief());
   const rooms = useTaxonomy('/api/v1/taxonomy/room-types');
   const styles = useTaxonomy('/api/v1/taxonomy/design-styles');
@@ -105,6 +171,7 @@ export function BriefPanel({ model, canEdit, onClose }: { model: BoardModel; can
           onChange={(e) => model.setBrief({ notes: e.target.value })}
         />
       </label>
+      {canEdit && <Generate ready={!!brief.room_type && !!brief.style} onGenerate={onGenerate} />}
     </aside>
   );
 }

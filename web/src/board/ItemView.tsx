@@ -1,8 +1,9 @@
 import { memo, useEffect, useRef, useState } from 'react';
 import { assetUrl, fallbackOf, variantFor, type Variant } from './assets';
 import { hostOf } from './export';
-import type { Item, ItemChange } from './model';
-import { MAX_TEXT } from './model';
+import { placeholderText } from './generate';
+import type { Generation, Item, ItemChange } from './model';
+import { MAX_TEXT, settled } from './model';
 
 const order: Variant[] = ['small', 'large', 'original'];
 
@@ -10,6 +11,7 @@ const order: Variant[] = ['small', 'large', 'original'];
 export function describe(item: Item): string {
   switch (item.type) {
     case 'image':
+      if (item.generation) return `Image being generated: ${placeholderText(item.generation)}`;
       return `Image${item.caption ? `: ${item.caption}` : ''}`;
     case 'note':
       return `Note: ${(item.text ?? '').slice(0, 80) || 'empty'}`;
@@ -43,6 +45,27 @@ function BoardImage({ ws, sha, pixels, alt }: { ws: string; sha: string; pixels:
   );
 }
 
+/** A generation's placeholder: its progress while it paints, the reason once it gave up. */
+function Placeholder({ g, onRemove }: { g: Generation; onRemove?: () => void }) {
+  const over = settled(g);
+  return (
+    <div className={`board-placeholder status-${g.status}`} role="status">
+      <span className="placeholder-text">{placeholderText(g)}</span>
+      {g.status === 'painting' && (
+        <span className="placeholder-bar" aria-hidden>
+          <span style={{ width: `${Math.round(g.progress * 100)}%` }} />
+        </span>
+      )}
+      {g.reason && g.status !== 'painting' && <span className="placeholder-reason">{g.reason}</span>}
+      {over && onRemove && (
+        <button className="secondary small" onPointerDown={(e) => e.stopPropagation()} onClick={onRemove}>
+          Remove
+        </button>
+      )}
+    </div>
+  );
+}
+
 /** One item on the board, drawn in the plane's units; re-drawn only when it changed. */
 export const ItemView = memo(function ItemView({
   item,
@@ -52,6 +75,7 @@ export const ItemView = memo(function ItemView({
   editing,
   onChange,
   onDone,
+  onRemove,
 }: {
   item: Item;
   ws: string;
@@ -61,6 +85,8 @@ export const ItemView = memo(function ItemView({
   editing: boolean;
   onChange: (id: string, change: ItemChange) => void;
   onDone: () => void;
+  /** Removes an item (a placeholder's own button); absent for those who only view. */
+  onRemove?: (id: string) => void;
 }) {
   const style = {
     transform: `translate(${item.x}px, ${item.y}px)${item.rotation ? ` rotate(${item.rotation}deg)` : ''}`,
@@ -80,7 +106,9 @@ export const ItemView = memo(function ItemView({
       aria-selected={selected}
     >
       {item.type === 'image' &&
-        (item.asset ? (
+        (item.generation ? (
+          <Placeholder g={item.generation} onRemove={onRemove && (() => onRemove(item.id))} />
+        ) : item.asset ? (
           <BoardImage ws={ws} sha={item.asset} pixels={pixels} alt={item.caption ?? ''} />
         ) : (
           <div className="board-image-missing">No image</div>

@@ -29,6 +29,8 @@ import { ItemView } from './ItemView';
 import { IMAGE_TYPES, placedSize, uploadImage } from './assets';
 import { exportPdf, exportPng } from './export';
 import { BriefPanel } from './BriefPanel';
+import { generate, shapeOf } from './generate';
+import { SourceCard } from './SourceCard';
 
 interface Props {
   ws: string;
@@ -134,6 +136,9 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
   const [linkAt, setLinkAt] = useState<{ x: number; y: number } | null>(null);
   const [briefOpen, setBriefOpen] = useState(true);
   const [aligning, setAligning] = useState(false);
+  const [aboutOpen, setAboutOpen] = useState(false);
+  /** Generations this person started whose placeholders have not arrived yet. */
+  const awaited = useRef<Set<string>>(new Set());
   const gesture = useRef<Gesture | null>(null);
   const spaceHeld = useRef(false);
 
@@ -175,6 +180,22 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
   }, [collab]);
 
   const sorted = useMemo(() => [...items.values()].sort((a, b) => a.z - b.z || (a.id < b.id ? -1 : 1)), [items]);
+  // A generation this person started shows its placeholders: bring them into view, with what
+  // is around them, once they arrive.
+  useEffect(() => {
+    if (!awaited.current.size) return;
+    const arrived = sorted.filter((i) => i.generation && awaited.current.has(i.generation.context));
+    if (!arrived.length) return;
+    arrived.forEach((i) => awaited.current.delete(i.generation!.context));
+    const r = root.current?.getBoundingClientRect();
+    const box = bounds(arrived);
+    if (!r || !box) return;
+    const v = viewRef.current;
+    const [tl, br] = [toScreen(v, box.x, box.y), toScreen(v, box.x + box.w, box.y + box.h)];
+    const visible = tl.x >= TOOL_INSETS.left && tl.y >= TOOL_INSETS.top && br.x <= r.width - TOOL_INSETS.right && br.y <= r.height - TOOL_INSETS.bottom;
+    const near = { x: box.x - 600, y: box.y - 300, w: box.w + 1200, h: box.h + 600 };
+    if (!visible) setView(fit(bounds([...arrived, ...sorted.filter((i) => intersects(i, near))]), r.width, r.height, TOOL_INSETS));
+  }, [sorted]);
   const selected = useMemo(() => sorted.filter((i) => liveSelection.has(i.id)), [sorted, liveSelection]);
   const selectionBox = useMemo(() => bounds(selected), [selected]);
 
@@ -250,6 +271,22 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
     );
   };
 
+  const removeOne = useCallback((id: string) => model.remove([id]), [model]);
+  const startGeneration = useCallback(
+    async (req: Parameters<typeof generate>[2]) => {
+      awaited.current.add(await generate(ws, docId, req));
+    },
+    [ws, docId],
+  );
+  const moreLikeThis = async (id: string) => {
+    const item = items.get(id);
+    if (!item) return;
+    try {
+      await startGeneration({ count: 4, shape: shapeOf(item), like: id });
+    } catch (e) {
+      notify(e instanceof Error ? e.message : String(e));
+    }
+  };
   const removeSelected = () => {
     if (!liveSelection.size) return;
     model.remove(liveSelection);
@@ -557,6 +594,7 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
               editing={editing === item.id}
               onChange={change}
               onDone={stopEditing}
+              onRemove={editable ? removeOne : undefined}
             />
           ))}
           {uploads.map((u) => (
@@ -720,10 +758,24 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
                 {selected[0]!.type === 'image' ? 'Caption' : 'Edit'}
               </button>
             )}
+            {selected.length === 1 && typeof selected[0]!.source?.prompt === 'string' && (
+              <>
+                <button className="board-tool" onClick={() => void moreLikeThis(selected[0]!.id)} title="Paint four more from this image's prompt">
+                  More like this
+                </button>
+                <button className="board-tool" aria-expanded={aboutOpen} onClick={() => setAboutOpen((o) => !o)} title="How this image was made">
+                  About
+                </button>
+              </>
+            )}
             <button className="board-tool danger" onClick={removeSelected} title="Delete (Delete)">
               Delete
             </button>
           </div>
+        )}
+
+        {aboutOpen && selected.length === 1 && selected[0]!.source && (
+          <SourceCard source={selected[0]!.source} onClose={() => setAboutOpen(false)} />
         )}
 
         <div className="board-ui board-zoom" role="group" aria-label="Zoom">
@@ -795,7 +847,7 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
           ))}
         </div>
       </div>
-      {briefOpen && <BriefPanel model={model} canEdit={editable} onClose={() => setBriefOpen(false)} />}
+      {briefOpen && <BriefPanel model={model} canEdit={editable} onGenerate={startGeneration} onClose={() => setBriefOpen(false)} />}
     </div>
   );
 }

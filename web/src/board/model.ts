@@ -29,9 +29,25 @@ export interface Item {
   tags?: string[];
   /** Items with the same group move and select together. */
   group?: string;
-  /** The generation that made an image: prompt, provider, model, seed. */
+  /** The generation that made an image: prompt, provider, model, seed, parameters, time, QC. */
   source?: Record<string, unknown>;
+  /** A placeholder a generation is painting (gone once its image is in). */
+  generation?: Generation;
 }
+
+/** Where a placeholder stands: written by the server's `board_images` as it paints. */
+export interface Generation {
+  context: string;
+  status: 'queued' | 'painting' | 'retrying' | 'waiting' | 'rejected' | 'failed' | 'stopped';
+  /** 0 to 1, while painting. */
+  progress: number;
+  round?: number;
+  /** Why the last image was refused, or why it stopped. */
+  reason?: string;
+}
+
+/** A placeholder whose generation ended without an image: it stays until someone removes it. */
+export const settled = (g: Generation) => g.status === 'rejected' || g.status === 'failed' || g.status === 'stopped';
 
 export interface Brief {
   room_type?: string;
@@ -73,6 +89,16 @@ export function readItem(id: string, raw: Record<string, unknown>): Item | null 
   }
   if (Array.isArray(raw.tags)) item.tags = raw.tags.filter((t): t is string => typeof t === 'string');
   if (raw.source && typeof raw.source === 'object') item.source = raw.source as Record<string, unknown>;
+  const g = raw.generation as Record<string, unknown> | undefined;
+  if (g && typeof g === 'object' && typeof g.context === 'string') {
+    item.generation = {
+      context: g.context,
+      status: (typeof g.status === 'string' ? g.status : 'queued') as Generation['status'],
+      progress: number(g.progress, 0),
+      round: typeof g.round === 'number' ? g.round : undefined,
+      reason: typeof g.reason === 'string' ? g.reason : undefined,
+    };
+  }
   return item;
 }
 

@@ -1,0 +1,48 @@
+// How a generated image was made, as its `source` records it: the prompt, the provider and
+// model, the seed, the size asked for, the time it took, and what quality control did.
+const text = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : undefined);
+
+export function SourceCard({ source, onClose }: { source: Record<string, unknown>; onClose: () => void }) {
+  const params = (source.parameters ?? {}) as Record<string, unknown>;
+  const qc = (source.qc ?? {}) as { round?: number; rejected_before?: { reason?: string }[] };
+  const earlier = qc.rejected_before ?? [];
+  const rows: [string, string | undefined][] = [
+    ['Provider', [text(source.provider), text(source.model)].filter(Boolean).join(' · ')],
+    ['Size', params.width && params.height ? `${text(params.width)} × ${text(params.height)}` : undefined],
+    ['Seed', text(source.seed)],
+    ['Time', typeof source.elapsed_ms === 'number' ? `${(source.elapsed_ms / 1000).toFixed(1)} s` : undefined],
+    ['Quality control', qc.round ? (qc.round === 1 ? 'Passed on the first try' : `Passed on try ${qc.round}`) : undefined],
+  ];
+  return (
+    <div className="board-ui board-about" role="dialog" aria-label="About this image">
+      <div className="panel-head">
+        <h2>About this image</h2>
+        <button className="icon" aria-label="Close" onClick={onClose}>
+          ×
+        </button>
+      </div>
+      <p className="about-prompt">{text(source.prompt)}</p>
+      {text(source.negative_prompt) && <p className="muted small-text">Avoiding: {text(source.negative_prompt)}</p>}
+      <dl>
+        {rows
+          .filter(([, v]) => v)
+          .map(([k, v]) => (
+            <div key={k}>
+              <dt>{k}</dt>
+              <dd>{v}</dd>
+            </div>
+          ))}
+      </dl>
+      {earlier.length > 0 && (
+        <details>
+          <summary>{earlier.length === 1 ? '1 earlier image was refused' : `${earlier.length} earlier images were refused`}</summary>
+          <ul>
+            {earlier.map((r, n) => (
+              <li key={n}>{r.reason}</li>
+            ))}
+          </ul>
+        </details>
+      )}
+    </div>
+  );
+}
