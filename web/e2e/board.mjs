@@ -299,13 +299,31 @@ try {
     await expectVisible(about.getByText('quire-builtin'), 'the provider of the image');
     await expectVisible(about.getByText('Passed on the first try'), 'its quality control');
     await shot('board-generated-about', ada);
-    await ada.getByRole('button', { name: 'More like this' }).click();
-    await eventually('four more like it', async () => {
+    await about.getByRole('button', { name: 'Close' }).click();
+    await ada.getByRole('button', { name: /More like this/ }).click();
+    const menu = ada.getByRole('menu', { name: 'More like this' });
+    await expectVisible(menu.getByRole('menuitem', { name: /New takes on its prompt/ }), 'painting the prompt anew, for a generated image');
+    await shot('board-more-like-this', ada);
+    await menu.getByRole('menuitem', { name: /Close variations/ }).click();
+    await eventually('four more like it, painted from it', async () => {
       const like = Object.values((await serverBoard(docId)).items).filter((i) => i.source?.like === id && i.asset);
-      return like.length === 4;
+      return like.length === 4 && like.every((i) => i.source.from_image?.asset === made[0][1].asset && i.source.from_image.strength === 0.35);
     }, 30_000);
     await eventually("Grace's browser draws them", async () => (await drawn(grace)) === before + 7, 30_000);
+    const [likeId] = Object.entries((await serverBoard(docId)).items).find(([, i]) => i.source?.like === id);
+    await ada.keyboard.press('Escape');
+    await ada.locator(`.board-item[data-id="${likeId}"]`).click();
+    await ada.getByRole('button', { name: 'About', exact: true }).click();
+    await expectVisible(about.getByText('From an image on the board, kept close (strength 0.35)'), 'what it was painted from');
     await about.getByRole('button', { name: 'Close' }).click();
+    // An uploaded image has no prompt: only variations of the image itself are offered.
+    const uploaded = Object.entries((await serverBoard(docId)).items).find(([, i]) => i.type === 'image' && i.asset && !i.source);
+    await ada.keyboard.press('Escape');
+    await ada.locator(`.board-item[data-id="${uploaded[0]}"]`).click();
+    await ada.getByRole('button', { name: /More like this/ }).click();
+    await expectVisible(menu.getByRole('menuitem', { name: /Looser variations/ }), 'variations of an uploaded image');
+    if (await menu.getByRole('menuitem', { name: /New takes/ }).count()) throw new Error('an uploaded image offers to paint a prompt it does not have');
+    await ada.keyboard.press('Escape');
     await ada.keyboard.press('Escape');
     await ada.keyboard.press('Shift+1');
     await shot('board-generated', ada);

@@ -1,6 +1,7 @@
 //! Image generation through Automatic1111's Stable Diffusion web UI API (started with
-//! `--api`): `POST /sdapi/v1/txt2img` answers base64 images once the batch is done; progress
-//! is read meanwhile from `GET /sdapi/v1/progress`. The checkpoint is chosen per request with
+//! `--api`): `POST /sdapi/v1/txt2img` (or `/sdapi/v1/img2img` with `init_images` and
+//! `denoising_strength`, to paint from an image) answers base64 images once the batch is
+//! done; progress is read meanwhile from `GET /sdapi/v1/progress`. The checkpoint is chosen per request with
 //! `override_settings.sd_model_checkpoint` (the server's loaded model when none is set).
 //!
 //! The API has no way to stop one request: when the caller goes away, Quire stops waiting,
@@ -80,6 +81,11 @@ impl Automatic1111 {
         if let Some(model) = request.model.as_ref().or(self.settings.model.as_ref()) {
             body["override_settings"] = json!({ "sd_model_checkpoint": model });
         }
+        if let Some(init) = &request.init_image {
+            body["init_images"] = json!([base64::engine::general_purpose::STANDARD.encode(&init.png)]);
+            body["denoising_strength"] = json!(init.strength);
+            body["resize_mode"] = json!(0); // "Just resize": it is the size asked for already
+        }
         body
     }
 
@@ -108,15 +114,20 @@ impl ImageProvider for Automatic1111 {
         Some(self.remote.guard.circuit())
     }
 
+    fn paints_from_images(&self) -> bool {
+        true
+    }
+
     async fn generate_images(&self, request: &ImageRequest, progress: Progress<'_>) -> Result<Images, AiError> {
         let body = self.body(request);
+        let path = if request.init_image.is_some() { "/sdapi/v1/img2img" } else { "/sdapi/v1/txt2img" };
         let answer = tokio::select! {
-            answer = self.remote.json("/sdapi/v1/txt2img", Some(&body), self.settings.request_timeout) => answer?,
+            answer = self.remote.json(path, Some(&body), self.settings.request_timeout) => answer?,
             () = self.follow(progress) => unreachable!("following progress never ends"),
         };
         let encoded = answer["images"]
             .as_array()
-            .ok_or_else(|| self.remote.error(AiErrorKind::Protocol, "/sdapi/v1/txt2img answered no list of images"))?;
+            .ok_or_else(|| self.remote.error(AiErrorKind::Protocol, format!("{path} answered no list of images")))?;
         // With a batch of several, the server may put a grid of them first.
         let wanted = request.count.max(1) as usize;
         let skip = encoded.len().saturating_sub(wanted);
@@ -131,7 +142,7 @@ impl ImageProvider for Automatic1111 {
             images.push(Image::sniffed(bytes.into()));
         }
         if images.is_empty() {
-            return Err(self.remote.error(AiErrorKind::Protocol, "/sdapi/v1/txt2img answered no image"));
+            return Err(self.remote.error(AiErrorKind::Protocol, format!("{path} answered no image")));
         }
         progress(1.0);
         // `info` is a JSON document in a string; it names the checkpoint that ran.

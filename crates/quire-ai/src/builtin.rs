@@ -10,10 +10,13 @@
 //!   note under the title says how the draft was made. Usage is counted in words.
 //! * Images: procedural PNGs of a room: wall, floor, window and furniture shapes laid out as
 //!   the style's composition says, in the style's palette, with a little grain; the same
-//!   request and seed give the same image.
+//!   request and seed give the same image. Asked to paint from an image, it lays the room
+//!   over it, the image showing through as much as the strength leaves.
 //! * Embeddings: lexical, not semantic: hashed term vectors (words and word pairs, stop words
 //!   dropped, feature hashing into 512 signed dimensions, L2-normalised). Texts that share
 //!   words are near; synonyms are not.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -433,6 +436,16 @@ pub fn paint(style: &DesignStyle, width: u32, height: u32, seed: u64) -> image::
     cv.img
 }
 
+/// `painted` over `from`: `strength` of the painting, the rest of the image (same sizes).
+fn blend(painted: &mut image::RgbImage, from: &image::RgbImage, strength: f64) {
+    let strength = strength as f32;
+    for (p, f) in painted.pixels_mut().zip(from.pixels()) {
+        for (c, o) in p.0.iter_mut().zip(f.0) {
+            *c = (f32::from(*c) * strength + f32::from(o) * (1.0 - strength)).round() as u8;
+        }
+    }
+}
+
 fn seed_of(request: &ImageRequest) -> u64 {
     request.seed.unwrap_or_else(|| fnv(request.prompt.as_bytes()))
 }
@@ -443,11 +456,27 @@ impl ImageProvider for Builtin {
         MODEL
     }
 
+    /// It paints its room over the image, the image showing through as much as the strength
+    /// leaves of it: no model, but the result keeps the image's colours and shapes.
+    fn paints_from_images(&self) -> bool {
+        true
+    }
+
     async fn generate_images(&self, request: &ImageRequest, progress: Progress<'_>) -> Result<Images, AiError> {
         let (w, h) = (request.width, request.height);
         if !(16..=MAX_SIDE).contains(&w) || !(16..=MAX_SIDE).contains(&h) {
             return Err(Self::error(format!("it paints images from 16 to {MAX_SIDE} pixels a side, not {w}x{h}")));
         }
+        let init = match &request.init_image {
+            Some(init) => {
+                let image = image::load_from_memory(&init.png)
+                    .map_err(|e| Self::error(format!("the image to paint from does not decode: {e}")))?
+                    .resize_exact(w, h, image::imageops::FilterType::Triangle)
+                    .to_rgb8();
+                Some((Arc::new(image), init.strength))
+            }
+            None => None,
+        };
         let style = request
             .style
             .as_deref()
@@ -458,10 +487,14 @@ impl ImageProvider for Builtin {
         let mut images = Vec::with_capacity(count as usize);
         for i in 0..count {
             let seed = seed_of(request).wrapping_add(u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let style = style.clone();
+            let (style, init) = (style.clone(), init.clone());
             let png = tokio::task::spawn_blocking(move || {
                 let mut out = std::io::Cursor::new(Vec::new());
-                paint(&style, w, h, seed).write_to(&mut out, image::ImageFormat::Png).map(|()| out.into_inner())
+                let mut painted = paint(&style, w, h, seed);
+                if let Some((from, strength)) = init {
+                    blend(&mut painted, &from, strength);
+                }
+                painted.write_to(&mut out, image::ImageFormat::Png).map(|()| out.into_inner())
             })
             .await
             .map_err(|e| Self::error(format!("painting failed: {e}")))?

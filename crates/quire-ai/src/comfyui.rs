@@ -8,6 +8,13 @@
 //! `{{negative_prompt}}` (also inside longer strings), `{{width}}`, `{{height}}`, `{{seed}}`,
 //! `{{count}}`, `{{steps}}`, `{{cfg}}`, `{{model}}` (as whole values, typed).
 //!
+//! To paint from an image, the image is first uploaded with `POST /upload/image` (multipart)
+//! and an image-to-image workflow runs: Quire's own (load image, VAE encode, repeat to the
+//! batch size, KSampler with `denoise` below 1) unless the settings give one, with two more
+//! placeholders: `{{image}}` (the uploaded file's name, for a LoadImage node) and
+//! `{{denoise}}`. A provider with a workflow of its own and no image workflow paints from
+//! the prompt alone.
+//!
 //! When the caller goes away, the prompt is deleted from the server's queue and, if it is
 //! running, interrupted.
 
@@ -37,6 +44,9 @@ pub struct ComfyUiSettings {
     pub scheduler: String,
     /// A workflow in ComfyUI's API format with the placeholders above; `None`: Quire's own.
     pub workflow: Option<Value>,
+    /// The image-to-image workflow (with `{{image}}` and `{{denoise}}` too); `None`: Quire's
+    /// own, unless `workflow` is someone's own (then it cannot paint from images).
+    pub image_workflow: Option<Value>,
     /// How long one HTTP call may take.
     pub request_timeout: Duration,
     /// How long the server may stay silent about a queued prompt.
@@ -60,6 +70,7 @@ impl ComfyUiSettings {
             sampler: "euler".into(),
             scheduler: "normal".into(),
             workflow: None,
+            image_workflow: None,
             request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
             generation_timeout: Duration::from_secs(1800),
@@ -72,6 +83,7 @@ impl ComfyUiSettings {
 pub struct ComfyUi {
     settings: ComfyUiSettings,
     workflow: Value,
+    image_workflow: Option<Value>,
     remote: Arc<Remote>,
 }
 
@@ -83,31 +95,24 @@ impl ComfyUi {
             Remote::new(&settings.name, &settings.base_url, settings.credentials.clone(), settings.guard.clone())?;
         let workflow = match &settings.workflow {
             None => default_workflow(),
-            Some(w) => {
-                let nodes = w.as_object().filter(|o| !o.is_empty() && o.values().all(|n| n["class_type"].is_string()));
-                if nodes.is_none() {
-                    return Err(remote.error(
-                        AiErrorKind::Rejected,
-                        "the workflow is not in ComfyUI's API format (an object of nodes with a class_type each; \
-                         export it with \"Save (API format)\")",
-                    ));
-                }
-                if !w.to_string().contains("{{prompt}}") {
-                    return Err(remote.error(
-                        AiErrorKind::Rejected,
-                        "the workflow has no {{prompt}} placeholder: put it where the positive prompt's text goes",
-                    ));
-                }
-                w.clone()
-            }
+            Some(w) => checked(&remote, w, &["{{prompt}}"])?,
         };
-        Ok(ComfyUi { settings, workflow, remote: Arc::new(remote) })
+        let image_workflow = match (&settings.image_workflow, &settings.workflow) {
+            (Some(w), _) => Some(checked(&remote, w, &["{{prompt}}", "{{image}}"])?),
+            (None, None) => Some(default_image_workflow()),
+            (None, Some(_)) => None,
+        };
+        Ok(ComfyUi { settings, workflow, image_workflow, remote: Arc::new(remote) })
     }
 
-    /// The workflow with the request's values in place of the placeholders.
-    fn graph(&self, request: &ImageRequest, seed: u64) -> (Value, String) {
+    /// The workflow with the request's values in place of the placeholders; the
+    /// image-to-image one when there is an uploaded `image` to paint from.
+    fn graph(&self, request: &ImageRequest, seed: u64, image: Option<&str>) -> (Value, String) {
         let model = request.model.clone().unwrap_or_else(|| self.settings.checkpoint.clone());
+        let strength = request.init_image.as_ref().map_or(1.0, |i| i.strength);
         let whole = [
+            ("{{image}}", json!(image.unwrap_or_default())),
+            ("{{denoise}}", json!(strength)),
             ("{{width}}", json!(request.width)),
             ("{{height}}", json!(request.height)),
             ("{{seed}}", json!(seed)),
@@ -138,7 +143,10 @@ impl ComfyUi {
                 _ => {}
             }
         }
-        let mut graph = self.workflow.clone();
+        let mut graph = match (image, &self.image_workflow) {
+            (Some(_), Some(w)) => w.clone(),
+            _ => self.workflow.clone(),
+        };
         fill(&mut graph, &whole, &inner);
         (graph, model)
     }
@@ -239,10 +247,40 @@ impl ComfyUi {
         }
     }
 
+    /// Uploads an image to paint from into the server's input folder; the name a LoadImage
+    /// node takes. The name comes from the bytes, so the same image is not kept twice.
+    async fn upload(&self, png: &bytes::Bytes) -> Result<String, AiError> {
+        let name = format!("quire-{:016x}.png", {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            png.hash(&mut h);
+            h.finish()
+        });
+        let form = || {
+            let part = reqwest::multipart::Part::bytes(png.to_vec())
+                .file_name(name.clone())
+                .mime_str("image/png")
+                .expect("a valid media type");
+            reqwest::multipart::Form::new().part("image", part).text("type", "input").text("overwrite", "true")
+        };
+        let answer = self.remote.form("/upload/image", form, self.settings.request_timeout).await?;
+        let stored = answer["name"]
+            .as_str()
+            .ok_or_else(|| self.remote.error(AiErrorKind::Protocol, "/upload/image answered no name"))?;
+        Ok(match answer["subfolder"].as_str().filter(|s| !s.is_empty()) {
+            Some(folder) => format!("{folder}/{stored}"),
+            None => stored.to_string(),
+        })
+    }
+
     async fn run(&self, request: &ImageRequest, progress: Progress<'_>) -> Result<Images, AiError> {
         let client_id = format!("quire-{:016x}", random());
         let seed = request.seed.unwrap_or_else(|| random() >> 11);
-        let (graph, model) = self.graph(request, seed);
+        let image = match (&request.init_image, &self.image_workflow) {
+            (Some(init), Some(_)) => Some(self.upload(&init.png).await?),
+            _ => None,
+        };
+        let (graph, model) = self.graph(request, seed, image.as_deref());
         let mut socket = self.socket(&client_id).await;
         let body = json!({ "prompt": graph, "client_id": client_id });
         let queued = self.remote.json("/prompt", Some(&body), self.settings.request_timeout).await?;
@@ -293,6 +331,10 @@ impl ImageProvider for ComfyUi {
 
     fn circuit(&self) -> Option<crate::resilience::Circuit> {
         Some(self.remote.guard.circuit())
+    }
+
+    fn paints_from_images(&self) -> bool {
+        self.image_workflow.is_some()
     }
 
     async fn generate_images(&self, request: &ImageRequest, progress: Progress<'_>) -> Result<Images, AiError> {
@@ -349,4 +391,47 @@ fn default_workflow() -> Value {
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "quire", "images": ["8", 0]}}
     })
+}
+
+/// Quire's image-to-image graph: the text-to-image one with the uploaded image, encoded and
+/// repeated to the batch size, in place of the empty latent, and `denoise` below 1.
+fn default_image_workflow() -> Value {
+    let mut graph = default_workflow();
+    let nodes = graph.as_object_mut().expect("an object of nodes");
+    nodes.remove("5");
+    nodes.insert("10".into(), json!({"class_type": "LoadImage", "inputs": {"image": "{{image}}"}}));
+    nodes.insert("11".into(), json!({"class_type": "VAEEncode", "inputs": {"pixels": ["10", 0], "vae": ["4", 2]}}));
+    nodes.insert(
+        "12".into(),
+        json!({"class_type": "RepeatLatentBatch", "inputs": {"samples": ["11", 0], "amount": "{{count}}"}}),
+    );
+    let sampler = &mut nodes.get_mut("3").expect("the KSampler")["inputs"];
+    sampler["latent_image"] = json!(["12", 0]);
+    sampler["denoise"] = json!("{{denoise}}");
+    graph
+}
+
+/// `w` if it is a workflow in ComfyUI's API format with each of the `placeholders`.
+fn checked(remote: &Remote, w: &Value, placeholders: &[&str]) -> Result<Value, AiError> {
+    let nodes = w.as_object().filter(|o| !o.is_empty() && o.values().all(|n| n["class_type"].is_string()));
+    if nodes.is_none() {
+        return Err(remote.error(
+            AiErrorKind::Rejected,
+            "the workflow is not in ComfyUI's API format (an object of nodes with a class_type each; \
+             export it with \"Save (API format)\")",
+        ));
+    }
+    let text = w.to_string();
+    for p in placeholders {
+        if !text.contains(p) {
+            let whereto = match *p {
+                "{{image}}" => "where a LoadImage node's image name goes",
+                _ => "where the positive prompt's text goes",
+            };
+            return Err(
+                remote.error(AiErrorKind::Rejected, format!("the workflow has no {p} placeholder: put it {whereto}"))
+            );
+        }
+    }
+    Ok(w.clone())
 }

@@ -176,6 +176,39 @@ pub struct ImageRequest {
     /// The design style's taxonomy key, when the request has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub style: Option<String>,
+    /// The image to paint from (image-to-image), for providers that can
+    /// ([`ImageProvider::paints_from_images`]); the others paint from the prompt alone.
+    #[serde(skip)]
+    pub init_image: Option<InitImage>,
+}
+
+/// The image an image-to-image request starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitImage {
+    /// A PNG of exactly the size the request asks for.
+    pub png: bytes::Bytes,
+    /// How far the result may stray from it: 0 keeps it as it is, 1 paints anew
+    /// (Automatic1111's `denoising_strength`, ComfyUI's `denoise`).
+    pub strength: f64,
+}
+
+impl InitImage {
+    /// `bytes` (PNG, JPEG, WebP or GIF) made to cover `width`×`height` and cropped to it
+    /// about its centre, so that every provider gets the size the request asks for.
+    pub fn fitted(bytes: &[u8], width: u32, height: u32, strength: f64) -> Result<InitImage, String> {
+        if !(0.0..=1.0).contains(&strength) {
+            return Err(format!("the strength must be from 0 to 1, not {strength}"));
+        }
+        let image =
+            image::load_from_memory(bytes).map_err(|e| format!("the image to paint from does not decode: {e}"))?;
+        let fitted = image.resize_to_fill(width.max(1), height.max(1), image::imageops::FilterType::CatmullRom);
+        let mut png = std::io::Cursor::new(Vec::new());
+        fitted
+            .to_rgb8()
+            .write_to(&mut png, image::ImageFormat::Png)
+            .map_err(|e| format!("the image to paint from could not be encoded: {e}"))?;
+        Ok(InitImage { png: png.into_inner().into(), strength })
+    }
 }
 
 /// A generated image: its encoded bytes and their media type.
@@ -245,6 +278,11 @@ pub trait ImageProvider: Send + Sync {
     /// The circuit breaker's state, for a provider behind one.
     fn circuit(&self) -> Option<resilience::Circuit> {
         None
+    }
+    /// Whether it paints from [`ImageRequest::init_image`] (image-to-image); a provider that
+    /// cannot ignores it.
+    fn paints_from_images(&self) -> bool {
+        false
     }
     /// Generates `request.count` images; dropping the future stops waiting for them (and, where
     /// the server allows it, the work on the server).

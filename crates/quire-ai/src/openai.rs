@@ -1,7 +1,8 @@
 //! A provider for any server that speaks OpenAI's HTTP API: `POST /chat/completions` with
 //! `stream: true` (Server-Sent Events, `data: [DONE]` at the end), `POST /embeddings` and
-//! `POST /images/generations` (`response_format: b64_json`). OpenAI, Ollama (`/v1`), vLLM,
-//! llama.cpp's server and LM Studio all serve these at a base URL of their own.
+//! `POST /images/generations` (`response_format: b64_json`; `POST /images/edits`, multipart, to
+//! paint from an image). OpenAI, Ollama (`/v1`), vLLM, llama.cpp's server and LM Studio all
+//! serve these at a base URL of their own.
 
 use std::time::Duration;
 
@@ -285,21 +286,45 @@ impl ImageProvider for OpenAi {
         &self.settings.name
     }
 
+    /// `/images/edits` paints from an image (`gpt-image-1`, `dall-e-2`); OpenAI takes no
+    /// strength: the prompt says how far to go.
+    fn paints_from_images(&self) -> bool {
+        true
+    }
+
     async fn generate_images(&self, request: &ImageRequest, _progress: Progress<'_>) -> Result<Images, AiError> {
         let model = request.model.clone().unwrap_or_else(|| self.settings.image_model.clone());
-        let body = json!({
-            "model": model,
-            "prompt": request.prompt,
-            "n": request.count.max(1),
-            "size": format!("{}x{}", request.width, request.height),
-            "response_format": "b64_json",
-        });
-        let answer = self.post_json("/images/generations", &body).await?;
+        let size = format!("{}x{}", request.width, request.height);
+        let n = request.count.max(1);
+        let (path, answer) = match &request.init_image {
+            None => {
+                let body = json!({
+                    "model": model, "prompt": request.prompt, "n": n, "size": size, "response_format": "b64_json",
+                });
+                ("/images/generations", self.post_json("/images/generations", &body).await?)
+            }
+            Some(init) => {
+                let form = || {
+                    let image = reqwest::multipart::Part::bytes(init.png.to_vec())
+                        .file_name("image.png")
+                        .mime_str("image/png")
+                        .expect("a valid media type");
+                    reqwest::multipart::Form::new()
+                        .text("model", model.clone())
+                        .text("prompt", request.prompt.clone())
+                        .text("n", n.to_string())
+                        .text("size", size.clone())
+                        .text("response_format", "b64_json")
+                        .part("image", image)
+                };
+                ("/images/edits", self.remote.form("/images/edits", form, self.settings.request_timeout).await?)
+            }
+        };
         let items = answer["data"].as_array().cloned().unwrap_or_default();
         let mut images = Vec::with_capacity(items.len());
         for item in items {
             let b64 = item["b64_json"].as_str().ok_or_else(|| {
-                self.error(AiErrorKind::Protocol, "/images/generations answered an image without b64_json")
+                self.error(AiErrorKind::Protocol, format!("{path} answered an image without b64_json"))
             })?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
@@ -309,7 +334,7 @@ impl ImageProvider for OpenAi {
             images.push(image);
         }
         if images.is_empty() {
-            return Err(self.error(AiErrorKind::Protocol, "/images/generations answered no image"));
+            return Err(self.error(AiErrorKind::Protocol, format!("{path} answered no image")));
         }
         Ok(Images { model, images })
     }

@@ -361,6 +361,7 @@ impl Rendered {
             count,
             seed,
             style: self.values.get("style").cloned(),
+            init_image: None,
         }
     }
 }

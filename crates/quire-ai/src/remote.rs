@@ -72,10 +72,15 @@ impl Remote {
         body: Option<&Value>,
         timeout: Duration,
     ) -> Result<reqwest::Response, AiError> {
+        self.dispatch(path, body.map_or(Body::None, Body::Json), timeout).await
+    }
+
+    async fn dispatch(&self, path: &str, body: Body<'_>, timeout: Duration) -> Result<reqwest::Response, AiError> {
         let url = format!("{}{path}", self.base_url);
         let mut request = match body {
-            Some(body) => self.http.post(url).json(body),
-            None => self.http.get(url),
+            Body::Json(body) => self.http.post(url).json(body),
+            Body::Form(form) => self.http.post(url).multipart(form),
+            Body::None => self.http.get(url),
         };
         request = match &self.credentials {
             Credentials::None => request,
@@ -137,6 +142,26 @@ impl Remote {
     /// One try of a JSON call.
     pub async fn json_once(&self, path: &str, body: Option<&Value>, timeout: Duration) -> Result<Value, AiError> {
         let response = self.send(path, body, timeout).await?;
+        self.read_json(path, response).await
+    }
+
+    /// A `multipart/form-data` POST answered with JSON (file uploads), retried as the guard
+    /// says; `form` makes the body afresh for each try.
+    pub async fn form(
+        &self,
+        path: &str,
+        form: impl Fn() -> reqwest::multipart::Form,
+        timeout: Duration,
+    ) -> Result<Value, AiError> {
+        self.guard
+            .call(|| async {
+                let response = self.dispatch(path, Body::Form(form()), timeout).await?;
+                self.read_json(path, response).await
+            })
+            .await
+    }
+
+    async fn read_json(&self, path: &str, response: reqwest::Response) -> Result<Value, AiError> {
         let path = path.split('?').next().unwrap_or(path);
         response
             .json::<Value>()
@@ -156,6 +181,13 @@ impl Remote {
             })
             .await
     }
+}
+
+/// A request's body.
+enum Body<'a> {
+    None,
+    Json(&'a Value),
+    Form(reqwest::multipart::Form),
 }
 
 /// What an error body says: OpenAI's `{"error": {"message": …}}`, ComfyUI's

@@ -1,6 +1,8 @@
 //! The Automatic1111 and ComfyUI providers against local fakes that speak their real APIs:
-//! A1111's `/sdapi/v1/txt2img` and `/sdapi/v1/progress`; ComfyUI's `/prompt`, the `/ws`
-//! WebSocket on the same port, `/history/{id}`, `/view`, `/queue` and `/interrupt`.
+//! A1111's `/sdapi/v1/txt2img`, `/sdapi/v1/img2img` and `/sdapi/v1/progress`; ComfyUI's
+//! `/prompt`, the `/ws` WebSocket on the same port, `/history/{id}`, `/view`,
+//! `/upload/image`, `/queue` and `/interrupt`; and painting from an image through OpenAI's
+//! `/images/edits`.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Cursor;
@@ -16,8 +18,9 @@ use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use quire_ai::automatic1111::{Automatic1111, Automatic1111Settings};
 use quire_ai::comfyui::{ComfyUi, ComfyUiSettings};
+use quire_ai::openai::{OpenAi, OpenAiSettings};
 use quire_ai::resilience::GuardSettings;
-use quire_ai::{AiErrorKind, Credentials, ImageProvider, ImageRequest};
+use quire_ai::{AiErrorKind, Credentials, ImageProvider, ImageRequest, InitImage};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -70,13 +73,20 @@ struct A1111 {
     /// Statuses to answer txt2img with before succeeding.
     failures: Mutex<VecDeque<(u16, Value)>>,
     bodies: Mutex<Vec<Value>>,
+    paths: Mutex<Vec<String>>,
     auth: Mutex<Vec<String>>,
     progress_reads: Mutex<u32>,
 }
 
-async fn txt2img(State(f): State<Arc<A1111>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn txt2img(
+    State(f): State<Arc<A1111>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     f.auth.lock().unwrap().push(auth);
+    f.paths.lock().unwrap().push(uri.path().to_string());
     f.bodies.lock().unwrap().push(body.clone());
     if let Some((status, answer)) = f.failures.lock().unwrap().pop_front() {
         return (StatusCode::from_u16(status).unwrap(), Json(answer)).into_response();
@@ -99,6 +109,7 @@ async fn a1111(failures: Vec<(u16, Value)>) -> (Arc<A1111>, Automatic1111) {
     let fake = Arc::new(A1111 { failures: Mutex::new(failures.into()), ..Default::default() });
     let app = Router::new()
         .route("/sdapi/v1/txt2img", post(txt2img))
+        .route("/sdapi/v1/img2img", post(txt2img))
         .route("/sdapi/v1/progress", get(a1111_progress))
         .with_state(fake.clone());
     let url = listen(app).await;
@@ -175,6 +186,7 @@ struct Comfy {
     history: Mutex<HashMap<String, Value>>,
     history_reads: Mutex<u32>,
     cancelled: Mutex<Vec<(String, Value)>>,
+    uploads: Mutex<Vec<Vec<Part>>>,
 }
 
 impl Comfy {
@@ -260,6 +272,15 @@ async fn view(Query(q): Query<HashMap<String, String>>) -> Response {
     }
 }
 
+/// ComfyUI's upload: the file goes into `input/` (a subfolder when asked); it answers the
+/// name it kept.
+async fn upload_image(State(f): State<Arc<Comfy>>, headers: HeaderMap, body: axum::body::Bytes) -> Json<Value> {
+    let parts = multipart(&headers, &body);
+    let name = parts.iter().find(|p| p.name == "image").and_then(|p| p.filename.clone()).unwrap();
+    f.uploads.lock().unwrap().push(parts);
+    Json(json!({"name": name, "subfolder": "quire", "type": "input"}))
+}
+
 async fn cancel(State(f): State<Arc<Comfy>>, uri: axum::http::Uri, Json(body): Json<Value>) -> StatusCode {
     f.cancelled.lock().unwrap().push((uri.path().to_string(), body));
     StatusCode::OK
@@ -320,6 +341,7 @@ async fn comfy(run: Run, websocket: bool) -> (Arc<Comfy>, String) {
         history: Mutex::default(),
         history_reads: Mutex::default(),
         cancelled: Mutex::default(),
+        uploads: Mutex::default(),
     });
     let app = Router::new()
         .route("/prompt", post(queue_prompt))
@@ -327,6 +349,7 @@ async fn comfy(run: Run, websocket: bool) -> (Arc<Comfy>, String) {
         .route("/view", get(view))
         .route("/queue", post(cancel))
         .route("/interrupt", post(cancel))
+        .route("/upload/image", post(upload_image))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -478,4 +501,170 @@ async fn a_workflow_of_ones_own_gets_the_requests_values() {
     assert!(e.message.contains("no {{prompt}} placeholder"), "{}", e.message);
     let e = comfy_provider(&url, |s| s.workflow = Some(json!({"nodes": [], "links": []}))).err().unwrap();
     assert!(e.message.contains("not in ComfyUI's API format"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn automatic1111_paints_from_an_image_through_img2img() {
+    let (fake, p) = a1111(vec![]).await;
+    assert!(p.paints_from_images());
+    let mut req = request(1);
+    let wide = image::RgbImage::from_fn(200, 100, |x, _| image::Rgb([if x < 100 { 250 } else { 5 }, 90, 60]));
+    let mut bytes = Cursor::new(Vec::new());
+    wide.write_to(&mut bytes, image::ImageFormat::Jpeg).unwrap();
+    req.init_image = Some(InitImage::fitted(bytes.get_ref(), 512, 768, 0.35).unwrap());
+    let out = p.generate_images(&req, &quire_ai::no_progress).await.unwrap();
+    assert_eq!(out.images.len(), 1);
+    assert_eq!(*fake.paths.lock().unwrap(), ["/sdapi/v1/img2img"]);
+    let body = fake.bodies.lock().unwrap()[0].clone();
+    assert_eq!((&body["denoising_strength"], &body["prompt"]), (&json!(0.35), &json!("a calm scandinavian bedroom")));
+    let init = base64::engine::general_purpose::STANDARD.decode(body["init_images"][0].as_str().unwrap()).unwrap();
+    let init = image::load_from_memory_with_format(&init, image::ImageFormat::Png).unwrap().to_rgb8();
+    assert_eq!(init.dimensions(), (512, 768), "fitted to the size asked for");
+    // Covered and cropped about the centre: both halves of the photo are still there.
+    assert!(init.get_pixel(10, 400).0[0] > 200 && init.get_pixel(500, 400).0[0] < 40);
+
+    let e = InitImage::fitted(b"not an image", 64, 64, 0.5).unwrap_err();
+    assert!(e.contains("does not decode"), "{e}");
+}
+
+#[tokio::test]
+async fn comfyui_uploads_the_image_and_runs_an_image_to_image_workflow() {
+    let (fake, url) = comfy(Run::Succeed, true).await;
+    let p = comfy_provider(&url, |_| {}).unwrap();
+    assert!(p.paints_from_images(), "Quire's own workflows can");
+    let mut req = request(2);
+    req.init_image = Some(InitImage::fitted(&png([30, 60, 90]), 512, 768, 0.55).unwrap());
+    let out = p.generate_images(&req, &quire_ai::no_progress).await.unwrap();
+    assert_eq!(colours(&out).len(), 2);
+    let uploads = fake.uploads.lock().unwrap().clone();
+    assert_eq!(uploads.len(), 1);
+    let field = |name: &str| uploads[0].iter().find(|p| p.name == name).unwrap().clone();
+    let file = field("image");
+    assert_eq!(file.data, req.init_image.as_ref().unwrap().png.to_vec(), "the fitted PNG, as it is");
+    assert!(file.filename.as_deref().unwrap().starts_with("quire-"), "{:?}", file.filename);
+    assert_eq!((field("type").data, field("overwrite").data), (b"input".to_vec(), b"true".to_vec()));
+    let g = fake.prompts.lock().unwrap()[0]["prompt"].clone();
+    assert_eq!(g["10"]["inputs"]["image"], format!("quire/{}", file.filename.unwrap()), "the name it kept");
+    assert_eq!((&g["11"]["class_type"], &g["11"]["inputs"]["pixels"]), (&json!("VAEEncode"), &json!(["10", 0])));
+    assert_eq!((&g["12"]["class_type"], &g["12"]["inputs"]["amount"]), (&json!("RepeatLatentBatch"), &json!(2)));
+    assert_eq!((&g["3"]["inputs"]["latent_image"], &g["3"]["inputs"]["denoise"]), (&json!(["12", 0]), &json!(0.55)));
+    assert!(g.get("5").is_none(), "no empty latent");
+
+    // Without an image the text-to-image graph runs, uploading nothing.
+    p.generate_images(&request(1), &quire_ai::no_progress).await.unwrap();
+    assert_eq!(fake.uploads.lock().unwrap().len(), 1);
+    assert_eq!(fake.prompts.lock().unwrap()[1]["prompt"]["3"]["inputs"]["denoise"], json!(1.0));
+
+    // A workflow of one's own without an image workflow paints from the prompt alone; an image
+    // workflow must say where the image goes.
+    let own = json!({"1": {"class_type": "CLIPTextEncode", "inputs": {"text": "{{prompt}}"}}});
+    let p = comfy_provider(&url, |s| s.workflow = Some(own.clone())).unwrap();
+    assert!(!p.paints_from_images());
+    let e = comfy_provider(&url, |s| s.image_workflow = Some(own.clone())).err().unwrap();
+    assert!(e.message.contains("no {{image}} placeholder"), "{}", e.message);
+    let with_image = json!({
+        "1": {"class_type": "CLIPTextEncode", "inputs": {"text": "{{prompt}}"}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": "{{image}}"}},
+        "3": {"class_type": "KSampler", "inputs": {"denoise": "{{denoise}}"}}
+    });
+    let p = comfy_provider(&url, |s| {
+        s.workflow = Some(own);
+        s.image_workflow = Some(with_image);
+    })
+    .unwrap();
+    assert!(p.paints_from_images());
+    p.generate_images(&req, &quire_ai::no_progress).await.unwrap();
+    let g = fake.prompts.lock().unwrap()[2]["prompt"].clone();
+    assert_eq!(
+        (&g["3"]["inputs"]["denoise"], g["2"]["inputs"]["image"].as_str().map(|s| s.starts_with("quire/"))),
+        (&json!(0.55), Some(true))
+    );
+}
+
+// ---------------------------------------------------------------- OpenAI's image edits
+
+#[derive(Default)]
+struct Edits {
+    forms: Mutex<Vec<Vec<Part>>>,
+}
+
+async fn edits(State(f): State<Arc<Edits>>, headers: HeaderMap, body: axum::body::Bytes) -> Json<Value> {
+    let parts = multipart(&headers, &body);
+    let n: usize =
+        parts.iter().find(|p| p.name == "n").map_or(1, |p| String::from_utf8_lossy(&p.data).parse().unwrap());
+    f.forms.lock().unwrap().push(parts);
+    let data: Vec<Value> = (0..n).map(|i| json!({"b64_json": b64(&png([90, 20 * i as u8, 200]))})).collect();
+    Json(json!({"created": 1, "data": data}))
+}
+
+#[tokio::test]
+async fn openai_paints_from_an_image_through_image_edits() {
+    let fake = Arc::new(Edits::default());
+    let url = listen(Router::new().route("/v1/images/edits", post(edits)).with_state(fake.clone())).await;
+    let mut s = OpenAiSettings::new("fakeai", &format!("{url}/v1"));
+    s.api_key = Some("sk-test".into());
+    s.image_model = "gpt-image-1".into();
+    s.guard = quick();
+    let p = OpenAi::new(s).unwrap();
+    assert!(p.paints_from_images());
+    let mut req = request(2);
+    req.init_image = Some(InitImage::fitted(&png([200, 100, 50]), 512, 768, 0.6).unwrap());
+    let out = p.generate_images(&req, &quire_ai::no_progress).await.unwrap();
+    assert_eq!((out.model.as_str(), colours(&out)), ("gpt-image-1", vec![[90, 0, 200], [90, 20, 200]]));
+    let form = fake.forms.lock().unwrap()[0].clone();
+    let text = |name: &str| form.iter().find(|p| p.name == name).map(|p| String::from_utf8(p.data.clone()).unwrap());
+    assert_eq!(
+        (text("model"), text("prompt"), text("n"), text("size")),
+        (
+            Some("gpt-image-1".into()),
+            Some("a calm scandinavian bedroom".into()),
+            Some("2".into()),
+            Some("512x768".into())
+        )
+    );
+    let image = form.iter().find(|p| p.name == "image").unwrap();
+    assert_eq!((image.filename.as_deref(), image.content_type.as_deref()), (Some("image.png"), Some("image/png")));
+    assert_eq!(image.data, req.init_image.unwrap().png.to_vec());
+}
+
+/// One part of a `multipart/form-data` body.
+#[derive(Clone, Debug)]
+struct Part {
+    name: String,
+    filename: Option<String>,
+    content_type: Option<String>,
+    data: Vec<u8>,
+}
+
+/// The parts of a `multipart/form-data` body (RFC 7578), as the fakes' servers read them.
+fn multipart(headers: &HeaderMap, body: &[u8]) -> Vec<Part> {
+    let content_type = headers["content-type"].to_str().unwrap();
+    let boundary = content_type.split("boundary=").nth(1).expect("a boundary").trim_matches('"');
+    let delimiter = format!("\r\n--{boundary}").into_bytes();
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    // The first delimiter has no line break before it.
+    let mut rest = &body[find(body, &delimiter[2..]).expect("a first delimiter") + delimiter.len() - 2..];
+    let mut parts = Vec::new();
+    while !rest.starts_with(b"--") {
+        rest = rest.strip_prefix(b"\r\n").expect("a line break after the delimiter");
+        let head_end = find(rest, b"\r\n\r\n").expect("the part's headers end");
+        let head = std::str::from_utf8(&rest[..head_end]).unwrap();
+        let end = find(&rest[head_end + 4..], &delimiter).expect("the part ends") + head_end + 4;
+        let value = |key: &str| {
+            let at = head.find(&format!("{key}=\""))? + key.len() + 2;
+            Some(head[at..].split('"').next()?.to_string())
+        };
+        let content_type = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Type: ").or_else(|| l.strip_prefix("content-type: ")))
+            .map(String::from);
+        parts.push(Part {
+            name: value(" name").unwrap_or_default(),
+            filename: value("filename"),
+            content_type,
+            data: rest[head_end + 4..end].to_vec(),
+        });
+        rest = &rest[end + delimiter.len()..];
+    }
+    parts
 }

@@ -36,6 +36,7 @@ quire_store::for_each_backend!(
     cancelling_a_context_stops_its_generation,
     images_are_painted_onto_a_board_and_near_duplicates_painted_again,
     remote_providers_paint_boards_and_only_rejected_images_are_painted_again,
+    more_like_this_paints_from_the_image_itself,
 );
 
 async fn workspace(api: &Api) -> String {
@@ -1246,6 +1247,15 @@ async fn studio(script: Vec<Vec<Paint>>) -> (Arc<Studio>, String) {
                 axum::Json(json!({"images": images, "info": "{\"sd_model_name\": \"fake-sd\"}"}))
             }),
         )
+        .route(
+            "/sdapi/v1/img2img",
+            post(move |State(s): State<Arc<Studio>>, axum::Json(mut body): axum::Json<Value>| async move {
+                let (w, h, n) = (num(&body["width"]), num(&body["height"]), num(&body["batch_size"]).max(1));
+                body["path"] = json!("img2img");
+                let images: Vec<String> = s.paint(body, w, h, n as usize).iter().map(|(p, _)| b64(p)).collect();
+                axum::Json(json!({"images": images, "info": "{\"sd_model_name\": \"fake-sd\"}"}))
+            }),
+        )
         .route("/sdapi/v1/progress", get(|| async { axum::Json(json!({"progress": 0.5, "state": {"job_count": 1}})) }))
         .route(
             "/images/generations",
@@ -1490,4 +1500,124 @@ async fn remote_providers_paint_boards_and_only_rejected_images_are_painted_agai
     assert_eq!(left["generation"]["status"], "rejected", "{left}");
     assert!(left["generation"]["reason"].as_str().unwrap().contains("black"), "{left}");
     assert_eq!(left["generation"]["rejections"].as_array().unwrap().len(), 3);
+}
+
+/// The bytes at a (signed) URL of the API.
+async fn fetched(api: &Api, url: &str) -> Vec<u8> {
+    let res = api.router.clone().oneshot(Request::get(url).body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{url}");
+    http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes().to_vec()
+}
+
+/// An asset's image, decoded.
+async fn asset_image(api: &Api, ws: &str, sha: &str) -> image::RgbImage {
+    let asset = api.get(&format!("/api/v1/workspaces/{ws}/assets/{sha}")).await;
+    assert_eq!(asset.status, StatusCode::OK, "{}", asset.body);
+    let bytes = fetched(api, asset.body["urls"]["original"].as_str().unwrap()).await;
+    image::load_from_memory(&bytes).unwrap().to_rgb8()
+}
+
+/// How far apart two images of one size are: the mean difference of their channels.
+fn apart(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
+/// "More like this" paints from the item's image where the provider can: the built-in lays
+/// its room over an uploaded photo (which has no prompt: the brief's is used), Automatic1111
+/// gets the generated item's image through img2img at the strength asked for; the source
+/// records it; a request it cannot carry out fails saying why.
+async fn more_like_this_paints_from_the_image_itself(b: Backend) {
+    let (api, ws, _worker) = with_worker(b).await;
+    let doc = board(&api, &ws, json!({"room_type": "living_room", "style": "japandi"})).await;
+    // A photo of one's own (orange and teal halves), uploaded and put on the board.
+    let photo = image::RgbImage::from_fn(300, 200, |x, _| {
+        if x < 150 { image::Rgb([230, 120, 20]) } else { image::Rgb([20, 140, 150]) }
+    });
+    let mut png = std::io::Cursor::new(Vec::new());
+    photo.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let req = Request::post(format!("/api/v1/workspaces/{ws}/assets?name=photo.png"))
+        .body(Body::from(png.into_inner()))
+        .unwrap();
+    let up = api.raw(req).await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    let photo_sha = up.body["sha256"].as_str().unwrap().to_string();
+    let mut content = api.get(&format!("/api/v1/documents/{doc}/content")).await.body;
+    content["items"]["photo"] = json!({"type": "image", "x": 0, "y": 0, "w": 300, "h": 200, "asset": photo_sha});
+    let r = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/documents/{doc}/content"),
+            Some(json!({"format": "json", "content": content})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    let like_photo = json!({"like": "photo", "count": 1, "width": 256, "height": 256, "seed": 7, "strength": 0.5});
+    let c = run_context(&api, paint_onto(&ws, &doc, like_photo)).await;
+    assert_eq!(c["status"], "completed", "{c}");
+    let items = board_items(&api, &doc).await;
+    let made = &items[&format!("gen-{}-0", c["id"].as_str().unwrap())];
+    let source = &made["source"];
+    assert_eq!(source["from_image"], json!({"asset": photo_sha, "strength": 0.5}), "{source}");
+    assert_eq!((&source["like"], &source["style"]), (&json!("photo"), &json!("japandi")), "the brief's: {source}");
+    // Half the built-in's room, half the photo fitted to the square.
+    let result = asset_image(&api, &ws, made["asset"].as_str().unwrap()).await;
+    let room = quire_ai::builtin::paint(quire_ai::taxonomy::design_style("japandi").unwrap(), 256, 256, 7);
+    let fitted = image::imageops::resize(
+        &image::imageops::crop_imm(&photo, 50, 0, 200, 200).to_image(),
+        256,
+        256,
+        image::imageops::FilterType::CatmullRom,
+    );
+    let mut blend = room.clone();
+    for (p, (r, f)) in blend.pixels_mut().zip(room.pixels().zip(fitted.pixels())) {
+        for k in 0..3 {
+            p.0[k] = ((f64::from(r.0[k]) + f64::from(f.0[k])) / 2.0).round() as u8;
+        }
+    }
+    let (to_blend, to_room) = (apart(&result, &blend), apart(&result, &room));
+    assert!(to_blend < 3.0 && to_room > 20.0, "blend {to_blend}, room {to_room}");
+
+    // Automatic1111 paints the generated item again through img2img, from its image.
+    let (studio, url) = studio(vec![vec![Paint::Room(40), Paint::Room(42)], vec![Paint::Room(44)]]).await;
+    use_studio(&api, &ws, "automatic1111", &url).await;
+    let made_sha = made["asset"].as_str().unwrap().to_string();
+    let made_id = format!("gen-{}-0", c["id"].as_str().unwrap());
+    let like_made = json!({"like": made_id, "count": 2, "width": 256, "height": 256, "strength": 0.4});
+    let c = run_context(&api, paint_onto(&ws, &doc, like_made)).await;
+    assert_eq!(c["status"], "completed", "{c}");
+    let asked = studio.asked.lock().unwrap().clone();
+    assert_eq!((&asked[0]["path"], &asked[0]["denoising_strength"]), (&json!("img2img"), &json!(0.4)));
+    assert_eq!(asked[0]["prompt"], source["prompt"], "the item's own prompt");
+    let init = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        asked[0]["init_images"][0].as_str().unwrap(),
+    )
+    .unwrap();
+    let init = image::load_from_memory(&init).unwrap().to_rgb8();
+    assert!(apart(&init, &result) < 1.0, "the item's own image, as it is (same size)");
+    let items = board_items(&api, &doc).await;
+    let again = &items[&format!("gen-{}-1", c["id"].as_str().unwrap())];
+    assert_eq!(again["source"]["from_image"], json!({"asset": made_sha, "strength": 0.4}), "{again}");
+    assert_eq!(again["source"]["parameters"]["strength"], 0.4, "{again}");
+    // Asked not to, it paints the prompt alone.
+    let text_only = json!({"like": made_id, "count": 1, "width": 256, "height": 256, "from_image": false});
+    let c = run_context(&api, paint_onto(&ws, &doc, text_only)).await;
+    assert_eq!(c["status"], "completed", "{c}");
+    assert_eq!(studio.asked.lock().unwrap()[1].get("path"), None, "txt2img");
+
+    // What cannot be done is refused when submitted, saying why.
+    for (data, field, says) in [
+        (json!({"like": "photo", "strength": 2}), "data.strength", "from 0.05 to 1"),
+        (json!({"like": "photo", "from_image": false}), "data.like", "was uploaded, not generated"),
+        (json!({"like": "nothing"}), "data.like", "no item 'nothing'"),
+    ] {
+        let r = api.post("/api/v1/contexts", paint_onto(&ws, &doc, data.clone())).await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+        assert_eq!(r.body["error"]["field"], field, "{data}: {}", r.body);
+        assert!(r.body["error"]["message"].as_str().unwrap().contains(says), "{data}: {}", r.body);
+    }
 }

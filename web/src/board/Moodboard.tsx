@@ -29,7 +29,7 @@ import { ItemView } from './ItemView';
 import { IMAGE_TYPES, placedSize, uploadImage } from './assets';
 import { exportPdf, exportPng } from './export';
 import { BriefPanel } from './BriefPanel';
-import { generate, shapeOf } from './generate';
+import { VARIATIONS, generate, shapeOf, variations, type Variation } from './generate';
 import { SourceCard } from './SourceCard';
 
 interface Props {
@@ -137,6 +137,8 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
   const [briefOpen, setBriefOpen] = useState(true);
   const [aligning, setAligning] = useState(false);
   const [aboutOpen, setAboutOpen] = useState(false);
+  /** The item whose "More like this" menu is open (it closes as the selection moves on). */
+  const [varyingFor, setVaryingFor] = useState<string | null>(null);
   /** Generations this person started whose placeholders have not arrived yet. */
   const awaited = useRef<Set<string>>(new Set());
   const gesture = useRef<Gesture | null>(null);
@@ -164,6 +166,9 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
   useEffect(() => {
     if (editable && save !== 'loading') model.ensureMaps();
   }, [editable, save, model]);
+
+  // Editing an item in place (a note's text, a caption) is one step of undo, however long.
+  useEffect(() => (editing ? model.beginGesture() : undefined), [editing, model]);
 
   // Items gone (removed by someone) leave the selection.
   const liveSelection = useMemo(() => new Set([...selection].filter((id) => items.has(id))), [selection, items]);
@@ -278,11 +283,12 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
     },
     [ws, docId],
   );
-  const moreLikeThis = async (id: string) => {
+  const moreLikeThis = async (id: string, how: Variation) => {
     const item = items.get(id);
+    setVaryingFor(null);
     if (!item) return;
     try {
-      await startGeneration({ count: 4, shape: shapeOf(item), like: id });
+      await startGeneration({ count: 4, shape: shapeOf(item), like: id, ...VARIATIONS[how].request });
     } catch (e) {
       notify(e instanceof Error ? e.message : String(e));
     }
@@ -758,15 +764,32 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
                 {selected[0]!.type === 'image' ? 'Caption' : 'Edit'}
               </button>
             )}
-            {selected.length === 1 && typeof selected[0]!.source?.prompt === 'string' && (
+            {selected.length === 1 && variations(selected[0]!).length > 0 && (
               <>
-                <button className="board-tool" onClick={() => void moreLikeThis(selected[0]!.id)} title="Paint four more from this image's prompt">
-                  More like this
+                <button
+                  className="board-tool"
+                  aria-expanded={varyingFor === selected[0]!.id}
+                  onClick={() => setVaryingFor((v) => (v === selected[0]!.id ? null : selected[0]!.id))}
+                  title="Paint four more like this image"
+                >
+                  More like this ▾
                 </button>
-                <button className="board-tool" aria-expanded={aboutOpen} onClick={() => setAboutOpen((o) => !o)} title="How this image was made">
-                  About
-                </button>
+                {varyingFor === selected[0]!.id && (
+                  <div className="variations-menu" role="menu" aria-label="More like this">
+                    {variations(selected[0]!).map((how) => (
+                      <button key={how} role="menuitem" className="board-tool" onClick={() => void moreLikeThis(selected[0]!.id, how)}>
+                        <strong>{VARIATIONS[how].label}</strong>
+                        <span className="muted small-text">{VARIATIONS[how].hint}</span>
+                      </button>
+                    ))}
+                  </div>
+                )}
               </>
+            )}
+            {selected.length === 1 && typeof selected[0]!.source?.prompt === 'string' && (
+              <button className="board-tool" aria-expanded={aboutOpen} onClick={() => setAboutOpen((o) => !o)} title="How this image was made">
+                About
+              </button>
             )}
             <button className="board-tool danger" onClick={removeSelected} title="Delete (Delete)">
               Delete

@@ -2,12 +2,21 @@
 // model, the seed, the size asked for, the time it took, and what quality control did.
 const text = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : undefined);
 
+/** How close to its image a painting from one was asked to stay. */
+function closeness(strength: number | undefined): string {
+  if (typeof strength !== 'number') return 'strength unknown';
+  const how = strength <= 0.4 ? 'kept close' : strength <= 0.7 ? 'loosely' : 'only as a start';
+  return `${how} (strength ${strength})`;
+}
+
 export function SourceCard({ source, onClose }: { source: Record<string, unknown>; onClose: () => void }) {
   const params = (source.parameters ?? {}) as Record<string, unknown>;
   const qc = (source.qc ?? {}) as { round?: number; rejected_before?: { reason?: string }[] };
   const earlier = qc.rejected_before ?? [];
+  const from = source.from_image as { strength?: number } | undefined;
   const rows: [string, string | undefined][] = [
     ['Provider', [text(source.provider), text(source.model)].filter(Boolean).join(' · ')],
+    ['Painted', from ? `From an image on the board, ${closeness(from.strength)}` : undefined],
     ['Size', params.width && params.height ? `${text(params.width)} × ${text(params.height)}` : undefined],
     ['Seed', text(source.seed)],
     ['Time', typeof source.elapsed_ms === 'number' ? `${(source.elapsed_ms / 1000).toFixed(1)} s` : undefined],

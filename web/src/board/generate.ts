@@ -18,8 +18,42 @@ export const MAX_COUNT = 8;
 export interface GenerationRequest {
   count: number;
   shape: Shape;
-  /** "More like this": the item whose prompt is painted again. */
+  /** "More like this": the item whose prompt (and image) is painted again. */
   like?: string;
+  /** Paint from the liked item's image (where the provider can; the server's default). */
+  fromImage?: boolean;
+  /** How far an image painted from another may stray from it, 0.05 to 1. */
+  strength?: number;
+}
+
+/** The ways of painting "more like this" an image. */
+export const VARIATIONS = {
+  close: {
+    label: 'Close variations',
+    hint: 'Keep its layout and colours',
+    request: { fromImage: true, strength: 0.35 },
+  },
+  loose: {
+    label: 'Looser variations',
+    hint: 'Start from it, take more liberties',
+    request: { fromImage: true, strength: 0.65 },
+  },
+  prompt: {
+    label: 'New takes on its prompt',
+    hint: 'Paint its description anew',
+    request: { fromImage: false },
+  },
+} as const satisfies Record<string, { label: string; hint: string; request: Partial<GenerationRequest> }>;
+export type Variation = keyof typeof VARIATIONS;
+
+/** The variations an item offers: from its image when it has one, from its prompt when it
+ * was generated. */
+export function variations(item: Pick<Item, 'type' | 'asset' | 'source'>): Variation[] {
+  if (item.type !== 'image') return [];
+  const out: Variation[] = [];
+  if (item.asset) out.push('close', 'loose');
+  if (typeof item.source?.prompt === 'string') out.push('prompt');
+  return out;
 }
 
 /** The shape nearest an item's (for "More like this"). */
@@ -38,7 +72,15 @@ export async function generate(ws: string, documentId: string, req: GenerationRe
         type: 'moodboard.images',
         pipeline: ['board_images'],
         idempotency_key: crypto.randomUUID(),
-        data: { document_id: documentId, count: req.count, width, height, ...(req.like ? { like: req.like } : {}) } as never,
+        data: {
+          document_id: documentId,
+          count: req.count,
+          width,
+          height,
+          ...(req.like ? { like: req.like } : {}),
+          ...(req.fromImage !== undefined ? { from_image: req.fromImage } : {}),
+          ...(req.strength !== undefined ? { strength: req.strength } : {}),
+        } as never,
       },
     }),
   );

@@ -622,6 +622,9 @@ pub(super) fn image_call(
     if let Some(style) = &request.style {
         parameters.insert("style".into(), style.clone().into());
     }
+    if let Some(init) = &request.init_image {
+        parameters.insert("strength".into(), init.strength.into());
+    }
     let prompt = match &request.negative_prompt {
         Some(n) => format!("{}\n\n[negative] {n}", request.prompt),
         None => request.prompt.clone(),
