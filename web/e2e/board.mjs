@@ -358,6 +358,39 @@ try {
     await eventually('the other placeholder gone', async () => !(await serverBoard(docId)).items['gen-ctx_e2e-0']);
   });
 
+  await check('an image replaced by another is kept as a version, listed and restored', async () => {
+    await ada.keyboard.press('Escape');
+    const board = await serverBoard(docId);
+    const [id, before] = Object.entries(board.items).find(([, i]) => i.type === 'image' && i.asset && !i.source);
+    await ada.keyboard.press('Shift+1');
+    await ada.locator(`.board-item[data-id="${id}"]`).click();
+    const chooser = ada.waitForEvent('filechooser');
+    await ada.getByRole('toolbar', { name: 'Selection' }).getByRole('button', { name: 'Replace' }).click();
+    const walnut = await painting(ada, 900, 600, '#5a3e2b', '#2e1f16');
+    await (await chooser).setFiles([{ name: 'walnut.png', mimeType: 'image/png', buffer: walnut }]);
+    let replaced;
+    await eventually('the new image in its place, the old one a version', async () => {
+      replaced = (await serverBoard(docId)).items[id];
+      return replaced.asset !== before.asset && replaced.versions?.length === 1 && replaced.versions[0].asset === before.asset;
+    });
+    if (replaced.w !== before.w || Math.abs(replaced.w / replaced.h - 1.5) > 0.02) throw new Error(`the replaced image is ${replaced.w}x${replaced.h}`);
+    if (replaced.versions[0].by !== 'Ada Lovelace' || replaced.versions[0].h !== before.h) throw new Error(`the version is ${JSON.stringify(replaced.versions[0])}`);
+    await eventually("Grace's browser shows the new image", async () =>
+      (await grace.locator(`.board-item[data-id="${id}"] img`).getAttribute('src'))?.includes(replaced.asset),
+    );
+    await ada.getByRole('button', { name: 'Versions (1)' }).click();
+    const panel = ada.getByRole('dialog', { name: 'Versions of this image' });
+    await expectVisible(panel.getByText(/Replaced .* by Ada Lovelace/), 'who replaced it');
+    await eventually('both images drawn in the list', () => panel.locator('img').evaluateAll((imgs) => imgs.length === 2 && imgs.every((i) => i.complete && i.naturalWidth > 0)));
+    await shot('board-versions', ada);
+    await panel.getByRole('button', { name: 'Restore' }).click();
+    await eventually('the earlier image back, the replacement kept as a version', async () => {
+      const now = (await serverBoard(docId)).items[id];
+      return now.asset === before.asset && now.h === before.h && now.versions?.length === 1 && now.versions[0].asset === replaced.asset;
+    });
+    await panel.getByRole('button', { name: 'Close' }).click();
+  });
+
   await check('the board exports as PNG and as PDF', async () => {
     await ada.keyboard.press('Escape');
     const [png] = await Promise.all([ada.waitForEvent('download'), ada.getByRole('button', { name: 'PNG' }).click()]);

@@ -15,6 +15,8 @@ pub const MAX_ITEMS: usize = 5_000;
 pub const MAX_TEXT_CHARS: usize = 10_000;
 /// Most tags on one item.
 pub const MAX_TAGS: usize = 50;
+/// Most earlier images one item keeps (the web app drops the oldest beyond).
+pub const MAX_VERSIONS: usize = 20;
 
 const KINDS: [&str; 4] = ["image", "note", "swatch", "link"];
 const NUMBERS: [&str; 6] = ["x", "y", "w", "h", "z", "rotation"];
@@ -110,8 +112,34 @@ pub fn validate(content: &Value) -> Result<()> {
                 return Err(invalid(at("tags"), format!("at most {MAX_TAGS} tags, each 1 to 64 characters")));
             }
         }
+        if let Some(versions) = item.get("versions") {
+            let one = |v: &Value| {
+                v.get("asset").and_then(Value::as_str).is_some_and(is_sha256)
+                    && ["w", "h"].iter().all(|k| v.get(*k).and_then(Value::as_f64).is_some_and(|n| n > 0.0 && n <= 1e7))
+                    && v.get("by").is_none_or(|b| b.as_str().is_some_and(|b| b.chars().count() <= 200))
+            };
+            if !versions.as_array().is_some_and(|l| l.len() <= MAX_VERSIONS && l.iter().all(one)) {
+                return Err(invalid(
+                    at("versions"),
+                    format!("at most {MAX_VERSIONS} earlier images, each {{asset, w, h}} (asset a SHA-256)"),
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+/// Every asset a board's content names: its items' images and their earlier versions.
+pub fn assets(content: &Value) -> Vec<String> {
+    let Some(items) = content.get("items").and_then(Value::as_object) else { return Vec::new() };
+    let mut out = Vec::new();
+    for item in items.values() {
+        out.extend(item.get("asset").and_then(Value::as_str).map(String::from));
+        for v in item.get("versions").and_then(Value::as_array).into_iter().flatten() {
+            out.extend(v.get("asset").and_then(Value::as_str).map(String::from));
+        }
+    }
+    out
 }
 
 /// Changes items of a board outside any editor (a generation filling its placeholders),
@@ -198,10 +226,34 @@ mod tests {
         assert_eq!(field_of(json!({"items": {"i1": {"type": "swatch", "color": "red"}}})), "items.i1.color");
         assert_eq!(field_of(json!({"items": {"i1": {"type": "image", "tags": [""]}}})), "items.i1.tags");
         assert_eq!(field_of(json!({"brief": {"palette": ["#fff"]}})), "brief.palette");
+        let version =
+            json!({"asset": "cd".repeat(32), "w": 300, "h": 200, "by": "Ada", "replaced_at": "2026-12-05T10:00:00Z"});
+        validate(&json!({"items": {"i1": {"type": "image", "asset": sha, "versions": [version]}}})).unwrap();
+        for bad in
+            [json!({"asset": "cat.png", "w": 1, "h": 1}), json!({"asset": sha, "w": 0, "h": 1}), json!("old.png")]
+        {
+            assert_eq!(field_of(json!({"items": {"i1": {"type": "image", "versions": [bad]}}})), "items.i1.versions");
+        }
+        let too_many = vec![version.clone(); MAX_VERSIONS + 1];
+        assert_eq!(field_of(json!({"items": {"i1": {"type": "image", "versions": too_many}}})), "items.i1.versions");
         assert_eq!(field_of(json!({"items": {"": {"type": "note"}}})), "items.");
         let many: serde_json::Map<String, Value> =
             (0..=MAX_ITEMS).map(|i| (format!("i{i}"), json!({"type": "note"}))).collect();
         assert!(matches!(validate(&json!({"items": many})), Err(Error::LimitExceeded(_))));
+    }
+
+    #[test]
+    fn a_boards_assets_are_its_images_and_their_versions() {
+        let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+        let board = json!({"items": {
+            "i1": {"type": "image", "asset": a, "versions": [{"asset": b, "w": 1, "h": 1}]},
+            "i2": {"type": "image", "asset": c},
+            "n1": {"type": "note", "text": "no image"}
+        }});
+        let mut found = assets(&board);
+        found.sort();
+        assert_eq!(found, [a, b, c]);
+        assert!(assets(&json!({"brief": {}})).is_empty());
     }
 
     fn fields(v: Value) -> JsonMap<String, Value> {

@@ -122,7 +122,17 @@ fn a_moodboard_is_used_by_two_people_at_once_in_real_browsers() {
     browser_run(
         server,
         "board.mjs",
-        &["board-empty", "board-upload-refused", "board-two-people", "board-selection", "board", "board-shortcuts"],
+        &[
+            "board-empty",
+            "board-upload-refused",
+            "board-two-people",
+            "board-selection",
+            "board",
+            "board-generated",
+            "board-more-like-this",
+            "board-versions",
+            "board-shortcuts",
+        ],
     );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -24,7 +24,7 @@ export function describe(item: Item): string {
 
 /** The image file for `pixels` screen pixels: never a smaller one than already shown, and the
  * next larger while a thumbnail is still being made. */
-function BoardImage({ ws, sha, pixels, alt }: { ws: string; sha: string; pixels: number; alt: string }) {
+export function BoardImage({ ws, sha, pixels, alt }: { ws: string; sha: string; pixels: number; alt: string }) {
   const wanted = variantFor(pixels);
   const [variant, setVariant] = useState<Variant>(wanted);
   const shown = order.indexOf(wanted) > order.indexOf(variant) ? wanted : variant;

@@ -24,11 +24,12 @@ import {
   type Rect,
   type View,
 } from './geometry';
-import { BoardModel, newId, type ItemChange, type NewItem } from './model';
+import { BoardModel, newId, replaceImage, restoreVersion, type ItemChange, type NewItem } from './model';
 import { ItemView } from './ItemView';
 import { IMAGE_TYPES, placedSize, uploadImage } from './assets';
 import { exportPdf, exportPng } from './export';
 import { BriefPanel } from './BriefPanel';
+import { VersionsPanel } from './VersionsPanel';
 import { VARIATIONS, generate, shapeOf, variations, type Variation } from './generate';
 import { SourceCard } from './SourceCard';
 
@@ -95,7 +96,7 @@ type Gesture =
 
 const viewKey = (docId: string) => `quire-board-view:${docId}`;
 /** Where the canvas's floating tools are: fitting keeps items clear of them. */
-const TOOL_INSETS = { top: 64, right: 32, bottom: 64, left: 96 };
+const TOOL_INSETS = { top: 64, right: 84, bottom: 64, left: 96 };
 const NOTE_COLORS = ['#fff3bf', '#d3f9d8', '#d0ebff', '#ffdeeb', '#f1f3f5'];
 /** Most selected ids announced to others (an awareness state stays small). */
 const ANNOUNCED_SELECTION = 500;
@@ -137,8 +138,11 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
   const [briefOpen, setBriefOpen] = useState(true);
   const [aligning, setAligning] = useState(false);
   const [aboutOpen, setAboutOpen] = useState(false);
-  /** The item whose "More like this" menu is open (it closes as the selection moves on). */
-  const [varyingFor, setVaryingFor] = useState<string | null>(null);
+  /** The selection whose item's versions are listed: any new selection closes the list. */
+  const [versionsOf, setVersionsOf] = useState<Set<string> | null>(null);
+  const replacePicker = useRef<HTMLInputElement>(null);
+  /** The selection whose "More like this" menu is open: any new selection closes it. */
+  const [varyingFor, setVaryingFor] = useState<Set<string> | null>(null);
   /** Generations this person started whose placeholders have not arrived yet. */
   const awaited = useRef<Set<string>>(new Set());
   const gesture = useRef<Gesture | null>(null);
@@ -292,6 +296,24 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
     } catch (e) {
       notify(e instanceof Error ? e.message : String(e));
     }
+  };
+  const me = () => (collab.provider.awareness.getLocalState()?.user as { name?: string } | undefined)?.name ?? 'Someone';
+  /** Puts an uploaded image in the place of the selected one, keeping that one as a version. */
+  const replaceWith = async (file: File | undefined) => {
+    const item = selected.length === 1 ? selected[0] : undefined;
+    if (!file || !item) return;
+    try {
+      const asset = await uploadImage(ws, file);
+      const now = model.items().get(item.id);
+      if (now) model.update({ [item.id]: replaceImage(now, { asset: asset.sha256, width: asset.width, height: asset.height }, me()) });
+    } catch (e) {
+      notify(e instanceof ApiError || e instanceof Error ? e.message : String(e));
+    }
+  };
+  const restore = (id: string, index: number) => {
+    const item = model.items().get(id);
+    const change = item && restoreVersion(item, index, me());
+    if (change) model.update({ [id]: change });
   };
   const removeSelected = () => {
     if (!liveSelection.size) return;
@@ -768,13 +790,13 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
               <>
                 <button
                   className="board-tool"
-                  aria-expanded={varyingFor === selected[0]!.id}
-                  onClick={() => setVaryingFor((v) => (v === selected[0]!.id ? null : selected[0]!.id))}
+                  aria-expanded={varyingFor === selection}
+                  onClick={() => setVaryingFor((v) => (v === selection ? null : selection))}
                   title="Paint four more like this image"
                 >
                   More like this ▾
                 </button>
-                {varyingFor === selected[0]!.id && (
+                {varyingFor === selection && (
                   <div className="variations-menu" role="menu" aria-label="More like this">
                     {variations(selected[0]!).map((how) => (
                       <button key={how} role="menuitem" className="board-tool" onClick={() => void moreLikeThis(selected[0]!.id, how)}>
@@ -786,6 +808,34 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
                 )}
               </>
             )}
+            {selected.length === 1 && selected[0]!.type === 'image' && selected[0]!.asset && (
+              <>
+                <button className="board-tool" onClick={() => replacePicker.current?.click()} title="Put another image in this one's place (it is kept as a version)">
+                  Replace
+                </button>
+                <input
+                  ref={replacePicker}
+                  type="file"
+                  accept={IMAGE_TYPES.join(',')}
+                  hidden
+                  aria-label="Image to put in its place"
+                  onChange={(e) => {
+                    void replaceWith(e.target.files?.[0]);
+                    e.target.value = '';
+                  }}
+                />
+              </>
+            )}
+            {selected.length === 1 && (selected[0]!.versions?.length ?? 0) > 0 && (
+              <button
+                className="board-tool"
+                aria-expanded={versionsOf === selection}
+                onClick={() => setVersionsOf((v) => (v === selection ? null : selection))}
+                title="The images it showed before"
+              >
+                Versions ({selected[0]!.versions!.length})
+              </button>
+            )}
             {selected.length === 1 && typeof selected[0]!.source?.prompt === 'string' && (
               <button className="board-tool" aria-expanded={aboutOpen} onClick={() => setAboutOpen((o) => !o)} title="How this image was made">
                 About
@@ -795,6 +845,10 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
               Delete
             </button>
           </div>
+        )}
+
+        {versionsOf === selection && selected.length === 1 && (
+          <VersionsPanel ws={ws} item={selected[0]!} onRestore={(i) => restore(selected[0]!.id, i)} onClose={() => setVersionsOf(null)} />
         )}
 
         {aboutOpen && selected.length === 1 && selected[0]!.source && (

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import { BoardModel, MAX_ITEMS, readItem } from './model';
+import { BoardModel, MAX_ITEMS, MAX_VERSIONS, readItem, replaceImage, restoreVersion, type ImageVersion } from './model';
 
 /** Two people's copies of one board, each change sent to the other as the socket would. */
 function pair() {
@@ -115,5 +115,44 @@ describe('a board', () => {
   it('reads what the server wrote, and leaves out what it cannot show', () => {
     expect(readItem('i1', { type: 'swatch', x: '3', color: '#ff0000' })).toEqual({ id: 'i1', type: 'swatch', x: 0, y: 0, w: 200, h: 200, z: 0, color: '#ff0000' });
     expect(readItem('i2', { type: 'video' })).toBeNull();
+  });
+});
+
+describe('image versions', () => {
+  const shown = { asset: 'a'.repeat(64), source: { prompt: 'oak' }, w: 300, h: 200 };
+  const at = new Date('2026-12-05T10:00:00Z');
+
+  it('replacing keeps what the item showed, at its size, with who and when', () => {
+    const change = replaceImage(shown, { asset: 'b'.repeat(64), width: 1000, height: 1000 }, 'Ada', at);
+    expect(change).toEqual({
+      asset: 'b'.repeat(64),
+      source: undefined,
+      h: 300,
+      versions: [{ asset: 'a'.repeat(64), w: 300, h: 200, source: { prompt: 'oak' }, replaced_at: '2026-12-05T10:00:00.000Z', by: 'Ada' }],
+    });
+  });
+
+  it('restoring swaps an earlier image back, keeping the current one, and no image twice', () => {
+    const replaced = { ...shown, ...replaceImage(shown, { asset: 'b'.repeat(64), width: 1000, height: 1000 }, 'Ada', at) } as typeof shown & { versions: ImageVersion[] };
+    const back = restoreVersion(replaced, 0, 'Grace', at)!;
+    expect(back.asset).toBe('a'.repeat(64));
+    expect(back.source).toEqual({ prompt: 'oak' });
+    expect([back.w, back.h]).toEqual([300, 200]);
+    expect(back.versions!.map((v) => v.asset)).toEqual(['b'.repeat(64)]);
+    expect(restoreVersion(replaced, 5, 'Grace', at)).toBeNull();
+  });
+
+  it('keeps at most MAX_VERSIONS, dropping the oldest', () => {
+    let item: Parameters<typeof replaceImage>[0] = { ...shown };
+    for (let i = 0; i < MAX_VERSIONS + 5; i++) {
+      item = { ...item, ...replaceImage(item, { asset: i.toString(16).padStart(64, '0'), width: 10, height: 10 }, 'Ada', at) } as typeof item;
+    }
+    expect(item.versions).toHaveLength(MAX_VERSIONS);
+    expect(item.versions![MAX_VERSIONS - 1]!.asset).toBe((MAX_VERSIONS + 3).toString(16).padStart(64, '0'));
+  });
+
+  it('reads versions from the document, leaving out malformed ones', () => {
+    const item = readItem('i1', { type: 'image', versions: [{ asset: 'c'.repeat(64), w: 10, h: 20 }, { asset: 5 }, { asset: 'd'.repeat(64) }] });
+    expect(item!.versions).toEqual([{ asset: 'c'.repeat(64), w: 10, h: 20 }]);
   });
 });

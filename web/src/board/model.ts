@@ -33,6 +33,66 @@ export interface Item {
   source?: Record<string, unknown>;
   /** A placeholder a generation is painting (gone once its image is in). */
   generation?: Generation;
+  /** The images it showed before, oldest first (replacing an image keeps the one it had). */
+  versions?: ImageVersion[];
+}
+
+/** An image an item showed before it was replaced. */
+export interface ImageVersion {
+  asset: string;
+  /** The item's size while it showed this image. */
+  w: number;
+  h: number;
+  /** How that image was made, when it was generated. */
+  source?: Record<string, unknown>;
+  /** When it was replaced (RFC 3339) and by whom. */
+  replaced_at?: string;
+  by?: string;
+}
+
+/** The most earlier images one item keeps (the server's limit); the oldest go first. */
+export const MAX_VERSIONS = 20;
+
+/** The change that puts `next` in an image item's place, keeping what it showed as a version. */
+export function replaceImage(
+  item: Pick<Item, 'asset' | 'source' | 'versions' | 'w' | 'h'>,
+  next: { asset: string; width: number; height: number; source?: Record<string, unknown> },
+  by: string,
+  at = new Date(),
+): ItemChange {
+  const versions = [...(item.versions ?? [])];
+  if (item.asset && item.asset !== next.asset) {
+    versions.push({
+      asset: item.asset,
+      w: item.w,
+      h: item.h,
+      ...(item.source ? { source: item.source } : {}),
+      replaced_at: at.toISOString(),
+      by,
+    });
+  }
+  // The same width; the height the new image's shape asks for.
+  const h = Math.max(1, Math.round((item.w * next.height) / Math.max(1, next.width)));
+  return {
+    asset: next.asset,
+    source: next.source,
+    h,
+    versions: versions.filter((v) => v.asset !== next.asset).slice(-MAX_VERSIONS),
+  };
+}
+
+/** The change that brings back the `index`th earlier image (at its size then), keeping the
+ * one shown now as a version. */
+export function restoreVersion(
+  item: Pick<Item, 'asset' | 'source' | 'versions' | 'w' | 'h'>,
+  index: number,
+  by: string,
+  at = new Date(),
+): ItemChange | null {
+  const version = item.versions?.[index];
+  if (!version) return null;
+  const change = replaceImage(item, { asset: version.asset, source: version.source, width: version.w, height: version.h }, by, at);
+  return { ...change, w: version.w, h: version.h };
 }
 
 /** Where a placeholder stands: written by the server's `board_images` as it paints. */
@@ -89,6 +149,12 @@ export function readItem(id: string, raw: Record<string, unknown>): Item | null 
   }
   if (Array.isArray(raw.tags)) item.tags = raw.tags.filter((t): t is string => typeof t === 'string');
   if (raw.source && typeof raw.source === 'object') item.source = raw.source as Record<string, unknown>;
+  if (Array.isArray(raw.versions)) {
+    item.versions = raw.versions.filter(
+      (v): v is ImageVersion =>
+        !!v && typeof v === 'object' && typeof (v as ImageVersion).asset === 'string' && number((v as ImageVersion).w, 0) > 0 && number((v as ImageVersion).h, 0) > 0,
+    );
+  }
   const g = raw.generation as Record<string, unknown> | undefined;
   if (g && typeof g === 'object' && typeof g.context === 'string') {
     item.generation = {
