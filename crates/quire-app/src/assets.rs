@@ -43,6 +43,8 @@ pub struct AssetsConfig {
     pub quota_bytes: i64,
     /// How long a signed URL stays valid.
     pub url_lifetime: Duration,
+    /// How long an image nothing names stays before the nightly collection removes it.
+    pub gc_grace: Duration,
 }
 
 impl Default for AssetsConfig {
@@ -54,6 +56,7 @@ impl Default for AssetsConfig {
             limits: UploadLimits::default(),
             quota_bytes: 10 * 1024 * 1024 * 1024,
             url_lifetime: Duration::from_secs(6 * 3600),
+            gc_grace: crate::asset_gc::DEFAULT_GRACE,
         }
     }
 }
@@ -305,6 +308,27 @@ impl Assets {
     /// The bytes of an original (the caller checked access).
     pub async fn original(&self, sha256: &str) -> Result<Bytes> {
         self.objects.get(sha256).await.map_err(store_error)
+    }
+
+    /// Deletes an asset's objects (its original and thumbnails) that no workspace holds any
+    /// more, once its record is gone; how many, and their bytes.
+    pub async fn delete_unheld(&self, asset: &Asset) -> Result<(u32, i64)> {
+        let objects = std::iter::once((asset.sha256.as_str(), asset.size))
+            .chain(asset.thumbnails.iter().map(|t| (t.sha256.as_str(), t.size)));
+        let (mut deleted, mut bytes) = (0, 0);
+        for (sha, size) in objects {
+            if self.store.object_held(sha).await? {
+                continue;
+            }
+            match self.objects.delete(sha).await {
+                Ok(()) | Err(ObjectError::NotFound(_)) => {
+                    deleted += 1;
+                    bytes += size;
+                }
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Ok((deleted, bytes))
     }
 
     /// Makes and records an asset's thumbnails.

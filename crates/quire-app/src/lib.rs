@@ -5,6 +5,8 @@
 //!
 //! - [`assets`] — images a workspace keeps (uploads, generated images) in the asset store,
 //!   within its quota; thumbnails by the `asset_thumbnails` component; signed URLs.
+//! - [`asset_gc`] — the nightly `assets_gc` component: images nothing names for the grace
+//!   period leave the workspace, and their files the asset store once no workspace holds them.
 //! - [`ai`] — AI providers and each workspace's choice of them, prompt templates, the
 //!   interactions log, local models, and the `ai_generator` / `image_generator` components.
 //! - [`history`] — version history: when an edit becomes a version, its commit in the
@@ -19,6 +21,7 @@
 //! - [`batch`] — a queue stored in batches off the request path (the audit trail, the AI log).
 
 pub mod ai;
+pub mod asset_gc;
 pub mod assets;
 pub mod batch;
 pub mod drafts;

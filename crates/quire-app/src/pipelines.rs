@@ -7,15 +7,27 @@ use std::sync::Arc;
 use quire_store::Store;
 use tokio::sync::watch;
 
-use crate::{ai, assets, history};
+use crate::{ai, asset_gc, assets, history};
 
 /// The built-in components, the AI components, version history's and the asset store's.
 pub fn registry(ai: Arc<ai::Ai>, history: Arc<history::History>, assets: Arc<assets::Assets>) -> quire_jobs::Registry {
     let mut r = quire_jobs::components::builtin();
+    let collab = ai.collab().clone();
     ai::components::register(&mut r, ai, assets.clone());
     r.register(history::VersionComponent { history: history.clone() }).register(history::PushComponent { history });
-    r.register(assets::ThumbnailComponent { assets });
+    r.register(assets::ThumbnailComponent { assets: assets.clone() });
+    r.register(asset_gc::AssetsGc { collab, assets });
     r
+}
+
+/// Stores the engine's built-in templates and schedules and this layer's own: the nightly
+/// collection of unreferenced assets (04:30 UTC) with its grace period. Every process may
+/// call it.
+pub async fn prepare(engine: &quire_jobs::Engine, asset_grace: std::time::Duration) -> quire_core::Result<()> {
+    engine.prepare().await?;
+    let mut data = serde_json::Map::new();
+    data.insert("grace_hours".into(), (asset_grace.as_secs() / 3600).into());
+    engine.schedule(asset_gc::SCHEDULE, "30 4 * * *", "maintenance", &[asset_gc::COMPONENT], data).await
 }
 
 /// The engine's settings with the `history` queue limited to one context at a time across

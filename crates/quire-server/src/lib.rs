@@ -202,7 +202,7 @@ impl App {
             registry(ai.clone(), history.clone(), assets.clone()),
             engine_config(&config.jobs),
         );
-        engine.prepare().await?;
+        quire_app::pipelines::prepare(&engine, config.assets.gc_grace).await?;
         let drafts = quire_app::drafts::Drafts::new(store.clone(), collab.clone(), history.clone());
         let app = App(Arc::new(AppInner {
             store,

@@ -18,6 +18,7 @@ quire_store::for_each_backend!(
     bad_uploads_are_refused_with_a_reason_and_nothing_kept,
     thumbnails_come_from_the_pipeline,
     the_quota_and_pages_hold,
+    images_nothing_names_are_collected_after_the_grace_period,
 );
 
 fn png(w: u32, h: u32, seed: u8) -> Vec<u8> {
@@ -294,4 +295,117 @@ async fn the_quota_and_pages_hold(b: Backend) {
     assert_eq!(seen, expected);
     let r = api.get(&format!("/api/v1/workspaces/{ws}/assets?cursor=garbage")).await;
     assert_error(&r, StatusCode::BAD_REQUEST, "invalid_cursor");
+}
+
+/// A moodboard whose items show `images` (and, for `versions`, showed them before); its id.
+async fn board_showing(api: &Api, ws: &str, images: &[&str], versions: &[&str]) -> String {
+    let r =
+        api.post(&format!("/api/v1/workspaces/{ws}/documents"), json!({"kind": "moodboard", "title": "Board"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let old: Vec<Value> = versions.iter().map(|v| json!({"asset": v, "w": 10, "h": 10})).collect();
+    let items: serde_json::Map<String, Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, sha)| (format!("i{i}"), json!({"type": "image", "w": 10, "h": 10, "asset": sha, "versions": old})))
+        .collect();
+    let body = json!({"format": "json", "content": {"items": items}});
+    let r = api.call(Method::PUT, &format!("/api/v1/documents/{id}/content"), Some(body), &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    id
+}
+
+/// Images that nothing names — no board, no earlier version of an item, no board in the
+/// trash, no version in history, no context — are marked once kept longer than the grace
+/// period, and removed when they stayed so for it; an image named again keeps its place; a
+/// file another workspace holds stays in the asset store.
+async fn images_nothing_names_are_collected_after_the_grace_period(b: Backend) {
+    let api = Api::new(b).await;
+    let (ws, elsewhere) = (workspace(&api).await, workspace(&api).await);
+    let admin = api.admin.clone();
+    let mut sha = std::collections::BTreeMap::new();
+    for (n, name) in ["shown", "earlier", "trashed", "versioned", "in_context", "loose", "shared", "named_later"]
+        .into_iter()
+        .enumerate()
+    {
+        let r = upload(&api, &admin, &ws, &format!("{name}.png"), png(16, 16, n as u8 * 20)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        sha.insert(name, r.body["sha256"].as_str().unwrap().to_string());
+    }
+    board_showing(&api, &ws, &[&sha["shown"]], &[&sha["earlier"]]).await;
+    let trashed = board_showing(&api, &ws, &[&sha["trashed"]], &[]).await;
+    let r = api.call(Method::DELETE, &format!("/api/v1/documents/{trashed}"), None, &[]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    // A version in a document's history (the history pipeline records these).
+    let doc = board_showing(&api, &ws, &[], &[]).await;
+    let version = quire_core::NewVersion {
+        document_id: doc,
+        workspace_id: ws.clone(),
+        version: "1.0.0".into(),
+        bump: "major".into(),
+        message: "the first board".into(),
+        authors: json!([]),
+        format: "json".into(),
+        content: json!({"items": {"i1": {"type": "image", "asset": sha["versioned"]}}}).to_string(),
+    };
+    api.app.store().add_version(&version).await.unwrap();
+    let r = api
+        .post(
+            "/api/v1/contexts",
+            json!({"workspace": ws, "type": "note", "pipeline": ["noop"], "data": {"image": sha["in_context"]}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    // The same file in another workspace, on a board there.
+    let r = upload(&api, &admin, &elsewhere, "shared.png", png(16, 16, 6 * 20)).await;
+    assert_eq!(r.body["sha256"], json!(sha["shared"]));
+    board_showing(&api, &elsewhere, &[&sha["shared"]], &[]).await;
+
+    // A workspace in the trash keeps its images, named or not.
+    let binned = workspace(&api).await;
+    let r = upload(&api, &admin, &binned, "binned.png", png(16, 16, 250)).await;
+    let binned_sha = r.body["sha256"].as_str().unwrap().to_string();
+    let r = api.call(Method::DELETE, &format!("/api/v1/workspaces/{binned}"), None, &[]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+
+    let (store, collab, assets) = (api.app.store(), api.app.collab(), api.app.assets());
+    let grace = Duration::from_secs(3600);
+    let hour = 3_600_000;
+    let now = quire_core::now_ms();
+    let collect = |at: i64| quire_app::asset_gc::collect(store, collab, assets, at, grace);
+    // Kept less than the grace period ago: not even looked at.
+    let done = collect(now).await.unwrap();
+    assert_eq!((done.marked, done.removed), (0, 0), "{done:?}");
+    // Two hours on: the three nothing names are marked, nothing removed yet.
+    let done = collect(now + 2 * hour).await.unwrap();
+    assert_eq!((done.marked, done.removed), (3, 0), "{done:?}");
+    // Then one is named again (put on a board): its mark is cleared.
+    board_showing(&api, &ws, &[&sha["named_later"]], &[]).await;
+    let done = collect(now + 2 * hour + hour / 2).await.unwrap();
+    assert_eq!((done.cleared, done.removed), (1, 0), "{done:?}");
+    // An hour after they were marked, the two still unnamed go; one file is another
+    // workspace's too and stays.
+    let done = collect(now + 3 * hour).await.unwrap();
+    assert_eq!((done.removed, done.objects_deleted), (2, 1), "{done:?}");
+    assert_eq!(done.bytes_freed, store.get_asset(&elsewhere, &sha["shared"]).await.unwrap().size);
+    for name in ["loose", "shared"] {
+        let r = api.get(&format!("/api/v1/workspaces/{ws}/assets/{}", sha[name])).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{name}: {}", r.body);
+    }
+    assert!(assets.original(&sha["loose"]).await.is_err(), "its file is gone");
+    assert!(assets.original(&sha["shared"]).await.is_ok(), "the other workspace's file stays");
+    for name in ["shown", "earlier", "trashed", "versioned", "in_context", "named_later"] {
+        let r = api.get(&format!("/api/v1/workspaces/{ws}/assets/{}", sha[name])).await;
+        assert_eq!(r.status, StatusCode::OK, "{name} is named and stays");
+        assert!(assets.original(&sha[name]).await.is_ok(), "{name}'s file stays");
+    }
+    assert!(store.get_asset(&binned, &binned_sha).await.is_ok(), "the trashed workspace's image stays");
+    // The collection is scheduled nightly, as a system component users cannot submit.
+    let due = store.due_schedules(i64::MAX).await.unwrap();
+    let gc = due.iter().find(|s| s.name == quire_app::asset_gc::SCHEDULE).expect("scheduled");
+    assert_eq!((gc.pipeline.as_slice(), gc.data["grace_hours"].as_u64()), (&["assets_gc".to_string()][..], Some(168)));
+    let r = api
+        .post("/api/v1/contexts", json!({"workspace": ws, "type": "gc", "pipeline": ["assets_gc"], "data": {}}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 }

@@ -31,6 +31,20 @@ pub trait AssetIndex: Send + Sync {
     async fn blobs_to_move(&self, limit: u32) -> Result<Vec<(Blob, i64)>>;
     /// Removes a blob from the database once it is in the asset store.
     async fn forget_blob(&self, workspace_id: &str, sha256: &str) -> Result<()>;
+    /// The workspaces that hold assets (the collector of unreferenced assets visits each).
+    async fn asset_workspaces(&self) -> Result<Vec<String>>;
+    /// A workspace's assets kept before `before_ms`, each with since when nothing names it
+    /// (`None`: something did when last looked): the collector's candidates.
+    async fn assets_kept_before(&self, workspace_id: &str, before_ms: i64) -> Result<Vec<(String, Option<i64>)>>;
+    /// Records since when nothing names each of `sha256s`, unless already recorded; `None`
+    /// clears it (something names them again).
+    async fn set_assets_unreferenced(&self, workspace_id: &str, sha256s: &[String], since: Option<i64>) -> Result<()>;
+    /// Removes a workspace's record of an asset that nothing has named since
+    /// `unreferenced_by` or before; answers it, or `None` when it is not recorded so.
+    async fn drop_asset(&self, workspace_id: &str, sha256: &str, unreferenced_by: i64) -> Result<Option<Asset>>;
+    /// Whether any workspace still holds the object `sha256`, as an asset or as one's
+    /// thumbnail (objects are shared by hash: only an object no one holds may go).
+    async fn object_held(&self, sha256: &str) -> Result<bool>;
 }
 
 pub(crate) const ASSET_COLUMNS: &str =
@@ -262,6 +276,109 @@ macro_rules! impl_asset_index {
                     .await
                     .map_err($crate::rows::db_err)?;
                 Ok(())
+            }
+
+            async fn asset_workspaces(&self) -> quire_core::Result<Vec<String>> {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as("SELECT DISTINCT workspace_id FROM assets ORDER BY workspace_id")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err($crate::rows::db_err)?;
+                Ok(rows.into_iter().map(|r| r.0).collect())
+            }
+
+            async fn assets_kept_before(
+                &self,
+                workspace_id: &str,
+                before_ms: i64,
+            ) -> quire_core::Result<Vec<(String, Option<i64>)>> {
+                sqlx::query_as(
+                    "SELECT sha256, unreferenced_since FROM assets WHERE workspace_id = $1 AND created_at < $2 \
+                     ORDER BY created_at, sha256",
+                )
+                .bind(workspace_id)
+                .bind(before_ms)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::rows::db_err)
+            }
+
+            async fn set_assets_unreferenced(
+                &self,
+                workspace_id: &str,
+                sha256s: &[String],
+                since: Option<i64>,
+            ) -> quire_core::Result<()> {
+                let mut tx = self.begin_write().await?;
+                for sha in sha256s {
+                    let query = match since {
+                        Some(at) => sqlx::query(
+                            "UPDATE assets SET unreferenced_since = $3 \
+                             WHERE workspace_id = $1 AND sha256 = $2 AND unreferenced_since IS NULL",
+                        )
+                        .bind(workspace_id)
+                        .bind(sha)
+                        .bind(at),
+                        None => sqlx::query(
+                            "UPDATE assets SET unreferenced_since = NULL WHERE workspace_id = $1 AND sha256 = $2",
+                        )
+                        .bind(workspace_id)
+                        .bind(sha),
+                    };
+                    query.execute(&mut *tx).await.map_err($crate::rows::db_err)?;
+                }
+                tx.commit().await.map_err($crate::rows::db_err)?;
+                Ok(())
+            }
+
+            async fn drop_asset(
+                &self,
+                workspace_id: &str,
+                sha256: &str,
+                unreferenced_by: i64,
+            ) -> quire_core::Result<Option<quire_core::Asset>> {
+                use $crate::assets::{ASSET_COLUMNS, AssetRow, asset_of};
+                let mut tx = self.begin_write().await?;
+                let row: Option<AssetRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {ASSET_COLUMNS} FROM assets WHERE workspace_id = $1 AND sha256 = $2 \
+                     AND unreferenced_since IS NOT NULL AND unreferenced_since <= $3"
+                )))
+                .bind(workspace_id)
+                .bind(sha256)
+                .bind(unreferenced_by)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                if row.is_some() {
+                    sqlx::query("DELETE FROM assets WHERE workspace_id = $1 AND sha256 = $2")
+                        .bind(workspace_id)
+                        .bind(sha256)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::rows::db_err)?;
+                }
+                tx.commit().await.map_err($crate::rows::db_err)?;
+                Ok(row.map(asset_of))
+            }
+
+            async fn object_held(&self, sha256: &str) -> quire_core::Result<bool> {
+                let as_asset: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM assets WHERE sha256 = $1 LIMIT 1")
+                    .bind(sha256)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                if as_asset.is_some() {
+                    return Ok(true);
+                }
+                // A thumbnail's hash is in its asset's JSON list of thumbnails.
+                let pattern = format!("%\"{sha256}\"%");
+                let as_thumbnail: Option<i64> =
+                    sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM assets WHERE thumbnails LIKE $1 LIMIT 1")
+                        .bind(pattern)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err($crate::rows::db_err)?;
+                Ok(as_thumbnail.is_some())
             }
         }
     };

@@ -39,6 +39,7 @@ quire_store::for_each_backend!(
     ai_interactions_page_and_stay_in_their_workspace,
     blobs_are_kept_once_per_workspace_and_bounded,
     assets_are_recorded_per_workspace_within_its_quota,
+    unreferenced_assets_are_marked_then_dropped_and_shared_objects_stay_held,
     prompt_templates_are_versioned_per_workspace,
     old_ai_interactions_are_purged,
     document_versions_are_numbered_named_archived_and_replayed,
@@ -1119,6 +1120,67 @@ async fn assets_are_recorded_per_workspace_within_its_quota(b: Backend) {
     assert_eq!(moving.into_iter().map(|(b, _)| b).collect::<Vec<_>>(), std::slice::from_ref(&blob));
     s.forget_blob(&w.id, &blob.sha256).await.unwrap();
     assert!(s.blobs_to_move(10).await.unwrap().is_empty());
+}
+
+async fn unreferenced_assets_are_marked_then_dropped_and_shared_objects_stay_held(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let w = s.create_workspace(&ME, ws("Studio")).await.unwrap();
+    let other = s.create_workspace(&ME, ws("Elsewhere")).await.unwrap();
+    let new = |ws: &str, sha: &str| quire_core::NewAsset {
+        workspace_id: ws.into(),
+        sha256: sha.repeat(32),
+        media_type: "image/png".into(),
+        size: 100,
+        width: 4,
+        height: 4,
+        name: String::new(),
+        origin: "generated".into(),
+        phash: None,
+        created_by: "usr_1".into(),
+    };
+    let (ab, cd) = ("ab".repeat(32), "cd".repeat(32));
+    s.record_asset(&new(&w.id, "ab"), 10_000).await.unwrap();
+    s.record_asset(&new(&w.id, "cd"), 10_000).await.unwrap();
+    s.record_asset(&new(&other.id, "ab"), 10_000).await.unwrap();
+    let thumbs =
+        vec![quire_core::Thumbnail { variant: "small".into(), sha256: "99".repeat(32), width: 2, height: 2, size: 10 }];
+    s.set_asset_thumbnails(&w.id, &ab, &thumbs).await.unwrap();
+    let mut holders = s.asset_workspaces().await.unwrap();
+    holders.sort();
+    let mut expected = vec![w.id.clone(), other.id.clone()];
+    expected.sort();
+    assert_eq!(holders, expected);
+
+    // Only assets kept before the cut are candidates; none is marked at first.
+    let later = quire_core::now_ms() + 60_000;
+    assert!(s.assets_kept_before(&w.id, 0).await.unwrap().is_empty(), "kept too recently");
+    let mut candidates = s.assets_kept_before(&w.id, later).await.unwrap();
+    candidates.sort();
+    assert_eq!(candidates, vec![(ab.clone(), None), (cd.clone(), None)]);
+    // Marked once (a later mark keeps the first), cleared when named again.
+    s.set_assets_unreferenced(&w.id, &[ab.clone(), cd.clone()], Some(100)).await.unwrap();
+    s.set_assets_unreferenced(&w.id, std::slice::from_ref(&ab), Some(200)).await.unwrap();
+    s.set_assets_unreferenced(&w.id, std::slice::from_ref(&cd), None).await.unwrap();
+    let mut candidates = s.assets_kept_before(&w.id, later).await.unwrap();
+    candidates.sort();
+    assert_eq!(candidates, vec![(ab.clone(), Some(100)), (cd.clone(), None)]);
+    assert_eq!(s.assets_kept_before(&other.id, later).await.unwrap(), vec![(ab.clone(), None)], "its own marks");
+
+    // Dropped only when marked early enough.
+    assert_eq!(s.drop_asset(&w.id, &cd, later).await.unwrap(), None, "named: not dropped");
+    assert_eq!(s.drop_asset(&w.id, &ab, 99).await.unwrap(), None, "unnamed since 100, not 99");
+    let dropped = s.drop_asset(&w.id, &ab, 100).await.unwrap().expect("dropped");
+    assert_eq!((dropped.sha256.as_str(), dropped.thumbnails.clone()), (ab.as_str(), thumbs.clone()));
+    assert!(matches!(s.get_asset(&w.id, &ab).await, Err(Error::NotFound { .. })));
+    assert_eq!(s.asset_usage(&w.id).await.unwrap(), 100, "the quota freed");
+    // The object is still another workspace's; its thumbnail was only this one's.
+    assert!(s.object_held(&ab).await.unwrap());
+    assert!(!s.object_held(&"99".repeat(32)).await.unwrap());
+    assert!(s.object_held(&cd).await.unwrap());
+    s.set_asset_thumbnails(&other.id, &ab, &thumbs).await.unwrap();
+    assert!(s.object_held(&"99".repeat(32)).await.unwrap(), "a thumbnail another asset names");
+    assert!(!s.object_held(&"ee".repeat(32)).await.unwrap());
 }
 
 async fn prompt_templates_are_versioned_per_workspace(b: Backend) {

@@ -89,6 +89,9 @@ pub struct CommonArgs {
     /// Megabytes of images each workspace may keep [default: 10240]
     #[arg(long, env = "QUIRE_ASSET_QUOTA_MB", value_name = "MB")]
     pub asset_quota_mb: Option<i64>,
+    /// Days an image nothing names stays before the nightly collection removes it [default: 7]
+    #[arg(long, env = "QUIRE_ASSET_GRACE_DAYS", value_name = "DAYS")]
+    pub asset_grace_days: Option<u64>,
     /// Largest image upload, in megabytes [default: 25]
     #[arg(long, env = "QUIRE_MAX_UPLOAD_MB", value_name = "MB")]
     pub max_upload_mb: Option<usize>,
@@ -281,6 +284,7 @@ struct FileSettings {
     assets: Option<String>,
     assets_endpoint: Option<String>,
     asset_quota_mb: Option<i64>,
+    asset_grace_days: Option<u64>,
     max_upload_mb: Option<usize>,
     fetch_models: Option<bool>,
     addr: Option<SocketAddr>,
@@ -540,9 +544,14 @@ impl Settings {
         if quota_mb < 1 || !(1..=1024).contains(&upload_mb) {
             return Err("asset_quota_mb must be at least 1, and max_upload_mb 1 to 1024".into());
         }
+        let grace_days = args.asset_grace_days.or(file.asset_grace_days).unwrap_or(d.gc_grace.as_secs() / 86_400);
+        if !(1..=3650).contains(&grace_days) {
+            return Err(format!("asset_grace_days must be 1 to 3650 (a day to ten years), not {grace_days}"));
+        }
         server.assets = quire_app::assets::AssetsConfig {
             location,
             quota_bytes: quota_mb << 20,
+            gc_grace: std::time::Duration::from_secs(grace_days * 86_400),
             limits: quire_app::assets::UploadLimits { max_bytes: upload_mb << 20, ..d.limits },
             ..d
         };
@@ -753,10 +762,12 @@ mod tests {
         .unwrap();
         assert_eq!(s.server.assets.location, AssetLocation::Local("/tmp/d/assets".into()));
         assert_eq!((s.server.assets.quota_bytes, s.server.assets.limits.max_bytes), (10 << 30, 25 << 20));
+        assert_eq!(s.server.assets.gc_grace, std::time::Duration::from_secs(7 * 86_400));
         let path = write("a.toml", "assets = \"s3://quire-images\"\nassets_endpoint = \"http://127.0.0.1:9000\"\n");
         let common = CommonArgs {
             config: Some(path.clone()),
             asset_quota_mb: Some(500),
+            asset_grace_days: Some(30),
             max_upload_mb: Some(8),
             ..Default::default()
         };
@@ -766,6 +777,10 @@ mod tests {
             AssetLocation::S3 { url: "s3://quire-images".into(), endpoint: Some("http://127.0.0.1:9000".into()) }
         );
         assert_eq!((s.server.assets.quota_bytes, s.server.assets.limits.max_bytes), (500 << 20, 8 << 20));
+        assert_eq!(s.server.assets.gc_grace, std::time::Duration::from_secs(30 * 86_400));
+        let never = CommonArgs { asset_grace_days: Some(0), ..Default::default() };
+        let err = Settings::for_serve(ServeArgs { common: never, ..Default::default() }).unwrap_err();
+        assert!(err.contains("asset_grace_days must be 1 to 3650"), "{err}");
         let bad = CommonArgs { max_upload_mb: Some(0), ..Default::default() };
         let err = Settings::for_serve(ServeArgs { common: bad, ..Default::default() }).unwrap_err();
         assert!(err.contains("max_upload_mb"), "{err}");

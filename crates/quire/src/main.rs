@@ -465,7 +465,7 @@ fn run_worker(settings: Settings) -> Result<(), String> {
             stopped.clone(),
         );
         let engine = quire_jobs::Engine::new(store.clone(), registry, quire_app::pipelines::engine_config(&settings.server.jobs));
-        engine.prepare().await.map_err(|e| e.to_string())?;
+        quire_app::pipelines::prepare(&engine, settings.server.assets.gc_grace).await.map_err(|e| e.to_string())?;
         let worker = engine
             .start_worker(settings.worker.clone(), stopped)
             .await

@@ -294,6 +294,11 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 impl Ai {
+    /// The collaboration service it reads documents through.
+    pub fn collab(&self) -> &Arc<quire_collab::Collab> {
+        &self.collab
+    }
+
     /// The service over `store`; `keyring` opens the providers' sealed settings, `collab`
     /// reads the documents that enrich prompts, `local` says where local models are.
     pub fn new(
