@@ -298,6 +298,8 @@ try {
     const about = ada.getByRole('dialog', { name: 'About this image' });
     await expectVisible(about.getByText('quire-builtin'), 'the provider of the image');
     await expectVisible(about.getByText('Passed on the first try'), 'its quality control');
+    await expectVisible(about.getByRole('list', { name: 'Palette it was painted in' }), "the brief's palette it was painted in");
+    if (!made[0][1].source.prompt.includes('colour palette:')) throw new Error(`the prompt names no palette: ${made[0][1].source.prompt}`);
     await shot('board-generated-about', ada);
     await about.getByRole('button', { name: 'Close' }).click();
     await ada.getByRole('button', { name: /More like this/ }).click();
@@ -389,6 +391,27 @@ try {
       return now.asset === before.asset && now.h === before.h && now.versions?.length === 1 && now.versions[0].asset === replaced.asset;
     });
     await panel.getByRole('button', { name: 'Close' }).click();
+  });
+
+  await check("an image on the board becomes the brief's reference, and generations paint from it", async () => {
+    await ada.keyboard.press('Escape');
+    await ada.keyboard.press('Shift+1');
+    const board = await serverBoard(docId);
+    const [id, photo] = Object.entries(board.items).find(([, i]) => i.type === 'image' && i.asset && !i.source);
+    await ada.locator(`.board-item[data-id="${id}"]`).click();
+    const brief = ada.getByRole('complementary', { name: 'Brief' });
+    await brief.getByRole('button', { name: 'Use the selected image' }).click();
+    const theirs = grace.getByRole('complementary', { name: 'Brief' });
+    await expectVisible(theirs.getByRole('img', { name: "The brief's reference image" }), "the reference in Grace's brief");
+    await brief.getByLabel('Images').selectOption('1');
+    await brief.getByRole('button', { name: 'Generate', exact: true }).click();
+    await eventually('an image painted from the reference', async () =>
+      Object.values((await serverBoard(docId)).items).some((i) => i.source?.from_image?.asset === photo.asset && !i.source.like && i.asset),
+    30_000);
+    await brief.getByRole('img', { name: "The brief's reference image" }).scrollIntoViewIfNeeded();
+    await shot('board-reference', ada);
+    await brief.getByRole('button', { name: 'Remove', exact: true }).click();
+    await eventually('the reference gone for both', async () => !(await serverBoard(docId)).brief.reference && (await theirs.getByText('None. Select an image').count()) === 1);
   });
 
   await check('the board exports as PNG and as PDF', async () => {

@@ -344,9 +344,20 @@ impl Canvas {
 
 /// Paints one room in the style's palette and composition.
 pub fn paint(style: &DesignStyle, width: u32, height: u32, seed: u64) -> image::RgbImage {
+    paint_in(style, &[], width, height, seed)
+}
+
+/// Paints one room in the style's composition and `palette` (`#rrggbb`: wall, floor, then
+/// accents, used in turn when there are fewer than five); the style's own palette when empty.
+pub fn paint_in(style: &DesignStyle, palette: &[String], width: u32, height: u32, seed: u64) -> image::RgbImage {
     let mut dice = Dice(seed | 1);
-    let p: Vec<[u8; 3]> = style.palette.iter().map(|h| taxonomy::rgb(h)).collect();
-    let (wall, floor, a, b, c) = (p[0], p[1], p[2], p[3], p[4]);
+    let p: Vec<[u8; 3]> = if palette.is_empty() {
+        style.palette.iter().map(|h| taxonomy::rgb(h)).collect()
+    } else {
+        palette.iter().map(|h| taxonomy::rgb(h)).collect()
+    };
+    let at = |i: usize| p[i % p.len()];
+    let (wall, floor, a, b, c) = (at(0), at(1), at(2), at(3), at(4));
     let mut cv = Canvas { img: image::RgbImage::new(width.max(1), height.max(1)), dx: 0.0 };
     // Each seed frames the room its own way: where the floor meets the wall, where the
     // furniture stands, one window or two, and which way round, so that the paintings of one
@@ -487,10 +498,10 @@ impl ImageProvider for Builtin {
         let mut images = Vec::with_capacity(count as usize);
         for i in 0..count {
             let seed = seed_of(request).wrapping_add(u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let (style, init) = (style.clone(), init.clone());
+            let (style, init, palette) = (style.clone(), init.clone(), request.palette.clone());
             let png = tokio::task::spawn_blocking(move || {
                 let mut out = std::io::Cursor::new(Vec::new());
-                let mut painted = paint(&style, w, h, seed);
+                let mut painted = paint_in(&style, &palette, w, h, seed);
                 if let Some((from, strength)) = init {
                     blend(&mut painted, &from, strength);
                 }

@@ -176,6 +176,10 @@ pub struct ImageRequest {
     /// The design style's taxonomy key, when the request has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub style: Option<String>,
+    /// The colours asked for (`#rrggbb`), for providers that paint from colours rather than
+    /// words (the built-in: wall, floor, then accents); the prompt names them in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub palette: Vec<String>,
     /// The image to paint from (image-to-image), for providers that can
     /// ([`ImageProvider::paints_from_images`]); the others paint from the prompt alone.
     #[serde(skip)]

@@ -361,6 +361,7 @@ impl Rendered {
             count,
             seed,
             style: self.values.get("style").cloned(),
+            palette: Vec::new(),
             init_image: None,
         }
     }
@@ -444,9 +445,11 @@ pub fn builtin_templates() -> Vec<PromptTemplate> {
                 var("room_type", "A room type from the taxonomy.", true, 64, rooms),
                 var("style", "A design style from the taxonomy.", true, 64, styles),
                 var("notes", "Anything else the image must show.", false, 1_000, vec![]),
+                var("palette", "The colours, in words (the board's palette).", false, 600, vec![]),
             ],
             system: String::new(),
             prompt: "{{ taxonomy.room.prompt }}, {{ taxonomy.style.prompt }}, materials: {{ taxonomy.style.materials | join(', ') }}\
+                     {% if palette %}, colour palette: {{ palette }}{% endif %}\
                      {% if notes %}, {{ notes }}{% endif %}, interior design photograph, natural light, high detail"
                 .into(),
             negative_prompt: "{{ taxonomy.style.negative_prompt }}, people, text, watermark, blurry, distorted".into(),

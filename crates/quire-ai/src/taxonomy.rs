@@ -104,6 +104,92 @@ pub fn rgb(hex: &str) -> [u8; 3] {
     [(n >> 16) as u8, (n >> 8) as u8, n as u8]
 }
 
+/// The words an interior designer would use for a colour (`#rrggbb`): the nearest of the
+/// names below, by the "redmean" weighted distance (close to what the eye sees, and cheap).
+/// Image models read words, not hex codes.
+pub fn colour_name(hex: &str) -> &'static str {
+    let [r, g, b] = rgb(hex).map(i32::from);
+    COLOUR_NAMES
+        .iter()
+        .min_by_key(|(_, c)| {
+            let [cr, cg, cb] = rgb(c).map(i32::from);
+            let mean = (r + cr) / 2;
+            let (dr, dg, db) = (r - cr, g - cg, b - cb);
+            (((512 + mean) * dr * dr) >> 8) + 4 * dg * dg + (((767 - mean) * db * db) >> 8)
+        })
+        .map_or("grey", |(name, _)| name)
+}
+
+/// A palette in words, each name once, in the palette's order.
+pub fn palette_words(hexes: &[String]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for name in hexes.iter().map(|h| colour_name(h)) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.join(", ")
+}
+
+static COLOUR_NAMES: &[(&str, &str)] = &[
+    ("white", "#ffffff"),
+    ("warm white", "#f5f0e6"),
+    ("ivory", "#fffff0"),
+    ("cream", "#f3e5c8"),
+    ("beige", "#d8c8ae"),
+    ("sand", "#c9b18f"),
+    ("taupe", "#8b7d6b"),
+    ("greige", "#b5ada1"),
+    ("light grey", "#d3d3d3"),
+    ("grey", "#8c8c8c"),
+    ("charcoal", "#36454f"),
+    ("graphite", "#3c3c3a"),
+    ("black", "#111111"),
+    ("walnut brown", "#5c4033"),
+    ("mocha brown", "#705c4a"),
+    ("chocolate brown", "#3f2a1e"),
+    ("tan", "#d2b48c"),
+    ("caramel", "#af6f36"),
+    ("terracotta", "#c8643c"),
+    ("rust", "#b7410e"),
+    ("brick red", "#8e3b2f"),
+    ("burgundy", "#6d1a2a"),
+    ("blush pink", "#e8c4c0"),
+    ("dusty rose", "#c08081"),
+    ("coral", "#f08070"),
+    ("mustard yellow", "#d4a017"),
+    ("ochre", "#c28a2c"),
+    ("butter yellow", "#f6e3a1"),
+    ("olive green", "#707a3a"),
+    ("sage green", "#9caf88"),
+    ("forest green", "#2e4a33"),
+    ("emerald green", "#1f7a55"),
+    ("mint green", "#bfe3c9"),
+    ("teal", "#1f6f6f"),
+    ("navy blue", "#1f2a44"),
+    ("cobalt blue", "#1f4fa8"),
+    ("sky blue", "#9cc9e6"),
+    ("powder blue", "#c6d8e6"),
+    ("slate blue", "#5a6f8c"),
+    ("lavender", "#b9a9d3"),
+    ("plum", "#6e3b5e"),
+    ("gold", "#c9a24a"),
+    // Named after the taxonomy's own palettes, so that every style reads right.
+    ("dark grey", "#5a5a58"),
+    ("soft black", "#2a2a2a"),
+    ("camel", "#c19a6b"),
+    ("cognac brown", "#8b5a2b"),
+    ("berry red", "#b5485d"),
+    ("mid grey", "#9e9e9e"),
+    ("linen", "#e0d7c6"),
+    ("denim blue", "#3a506b"),
+    ("pale sage", "#c9d6c3"),
+    ("moss green", "#8f9779"),
+    ("olive grey", "#6b705c"),
+    ("light brown", "#a67b5b"),
+    ("deep green", "#1f3b2d"),
+];
+
 static PRD_SECTIONS: &[PrdSection] = &[
     PrdSection {
         key: "problem",
@@ -491,6 +577,26 @@ static DESIGN_STYLES: &[DesignStyle] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colours_are_named_as_a_designer_would() {
+        assert_eq!(colour_name("#9AA58B"), "sage green");
+        assert_eq!(colour_name("#EBE5DC"), "warm white");
+        assert_eq!(colour_name("#1e2b45"), "navy blue");
+        assert_eq!(colour_name("#c86a3f"), "terracotta");
+        assert_eq!(colour_name("#000000"), "black");
+        assert_eq!(colour_name("#6F5E4C"), "mocha brown", "a brown, not an olive");
+        let words = palette_words(&["#ebe5dc".into(), "#f4efe5".into(), "#9aa58b".into(), "#3d3b36".into()]);
+        assert_eq!(words, "warm white, sage green, graphite", "each name once, in order");
+        // The taxonomy's own palettes read right, colour by colour.
+        let words = |key: &str| {
+            let style = design_style(key).unwrap();
+            palette_words(&style.palette.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(words("japandi"), "warm white, camel, mocha brown, graphite, sage green");
+        assert_eq!(words("art_deco"), "deep green, black, mustard yellow, burgundy, linen");
+        assert_eq!(words("coastal"), "warm white, linen, sky blue, denim blue, pale sage");
+    }
 
     #[test]
     fn keys_are_unique_and_palettes_are_colours() {

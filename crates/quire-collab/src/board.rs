@@ -42,6 +42,12 @@ pub fn validate(content: &Value) -> Result<()> {
                 return Err(invalid(format!("brief.{key}"), "a string"));
             }
         }
+        if let Some(reference) = brief.get("reference")
+            && !reference.is_null()
+            && !reference.as_str().is_some_and(is_sha256)
+        {
+            return Err(invalid("brief.reference".into(), "the SHA-256 of an image in the workspace (64 hex digits)"));
+        }
         if let Some(palette) = brief.get("palette") {
             let ok = palette.as_array().is_some_and(|p| p.len() <= 32 && p.iter().all(is_colour));
             if !ok {
@@ -226,6 +232,8 @@ mod tests {
         assert_eq!(field_of(json!({"items": {"i1": {"type": "swatch", "color": "red"}}})), "items.i1.color");
         assert_eq!(field_of(json!({"items": {"i1": {"type": "image", "tags": [""]}}})), "items.i1.tags");
         assert_eq!(field_of(json!({"brief": {"palette": ["#fff"]}})), "brief.palette");
+        assert_eq!(field_of(json!({"brief": {"reference": "kitchen.jpg"}})), "brief.reference");
+        validate(&json!({"brief": {"reference": sha}})).unwrap();
         let version =
             json!({"asset": "cd".repeat(32), "w": 300, "h": 200, "by": "Ada", "replaced_at": "2026-12-05T10:00:00Z"});
         validate(&json!({"items": {"i1": {"type": "image", "asset": sha, "versions": [version]}}})).unwrap();

@@ -1358,8 +1358,10 @@ fn paint_onto(ws: &str, doc: &str, data: Value) -> Value {
 /// and painted again; bad requests are refused when submitted.
 async fn images_are_painted_onto_a_board_and_near_duplicates_painted_again(b: Backend) {
     let (api, ws, _worker) = with_worker(b).await;
-    let doc =
-        board(&api, &ws, json!({"room_type": "living_room", "style": "japandi", "notes": "a reading corner"})).await;
+    let palette = json!(["#9aa58b", "#5c4033", "#f5f0e6", "#c8643c", "#1f2a44"]);
+    let brief =
+        json!({"room_type": "living_room", "style": "japandi", "notes": "a reading corner", "palette": palette});
+    let doc = board(&api, &ws, brief).await;
     let c =
         run_context(&api, paint_onto(&ws, &doc, json!({"count": 1, "width": 320, "height": 240, "seed": 11}))).await;
     assert_eq!(c["status"], "completed", "{c}");
@@ -1373,6 +1375,15 @@ async fn images_are_painted_onto_a_board_and_near_duplicates_painted_again(b: Ba
         (&json!("quire-builtin"), &json!("quire-builtin"), &json!(11))
     );
     assert!(source["prompt"].as_str().unwrap().contains("a reading corner"), "{source}");
+    // The board's palette, in words for the model and as colours for the built-in painter.
+    assert!(
+        source["prompt"]
+            .as_str()
+            .unwrap()
+            .contains("colour palette: sage green, walnut brown, warm white, terracotta, navy blue"),
+        "{source}"
+    );
+    assert_eq!(source["palette"], palette);
     assert_eq!(
         (&source["room_type"], &source["style"], &source["qc"]["round"]),
         (&json!("living_room"), &json!("japandi"), &json!(1))
@@ -1380,6 +1391,14 @@ async fn images_are_painted_onto_a_board_and_near_duplicates_painted_again(b: Ba
     assert!(source["elapsed_ms"].is_u64() && source["parameters"]["width"] == 320, "{source}");
     assert_eq!((&first["w"], &first["h"], &first["type"]), (&json!(240), &json!(180), &json!("image")));
     let sha = first["asset"].as_str().unwrap();
+    let painted = asset_image(&api, &ws, sha).await;
+    let top: Vec<&image::Rgb<u8>> = (0..painted.width()).map(|x| painted.get_pixel(x, 1)).collect();
+    let mean = |k: usize| top.iter().map(|p| f64::from(p.0[k])).sum::<f64>() / top.len() as f64;
+    assert!(
+        mean(1) > mean(0) && mean(1) > mean(2),
+        "a sage wall, not japandi's cream: {:?}",
+        (mean(0), mean(1), mean(2))
+    );
     let asset = api.get(&format!("/api/v1/workspaces/{ws}/assets/{sha}")).await;
     assert_eq!(
         (asset.body["origin"].as_str(), asset.body["phash"].as_str().map(str::len)),
@@ -1416,6 +1435,7 @@ async fn images_are_painted_onto_a_board_and_near_duplicates_painted_again(b: Ba
         (json!({"count": 9}), "data.count"),
         (json!({"width": 500}), "data.width"),
         (json!({"attempts": 0}), "data.attempts"),
+        (json!({"palette": ["red"]}), "data.palette"),
     ] {
         let r = api.post("/api/v1/contexts", paint_onto(&ws, &doc, data.clone())).await;
         assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
@@ -1580,6 +1600,24 @@ async fn more_like_this_paints_from_the_image_itself(b: Backend) {
     }
     let (to_blend, to_room) = (apart(&result, &blend), apart(&result, &room));
     assert!(to_blend < 3.0 && to_room > 20.0, "blend {to_blend}, room {to_room}");
+
+    // The photo as the brief's reference: a generation from the brief paints from it too.
+    let mut content = api.get(&format!("/api/v1/documents/{doc}/content")).await.body;
+    content["brief"]["reference"] = json!(photo_sha);
+    let put = json!({"format": "json", "content": content});
+    let r = api.call(Method::PUT, &format!("/api/v1/documents/{doc}/content"), Some(put), &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let from_brief = json!({"count": 1, "width": 256, "height": 256, "seed": 7, "strength": 0.5});
+    let briefed = run_context(&api, paint_onto(&ws, &doc, from_brief)).await;
+    assert_eq!(briefed["status"], "completed", "{briefed}");
+    let by_brief = &board_items(&api, &doc).await[&format!("gen-{}-0", briefed["id"].as_str().unwrap())];
+    assert_eq!(by_brief["source"]["from_image"], json!({"asset": photo_sha, "strength": 0.5}), "{by_brief}");
+    assert!(by_brief["source"].get("like").is_none(), "{by_brief}");
+    let mut content = api.get(&format!("/api/v1/documents/{doc}/content")).await.body;
+    content["brief"].as_object_mut().unwrap().remove("reference");
+    let put = json!({"format": "json", "content": content});
+    let r = api.call(Method::PUT, &format!("/api/v1/documents/{doc}/content"), Some(put), &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
 
     // Automatic1111 paints the generated item again through img2img, from its image.
     let (studio, url) = studio(vec![vec![Paint::Room(40), Paint::Room(42)], vec![Paint::Room(44)]]).await;

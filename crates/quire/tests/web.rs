@@ -131,6 +131,7 @@ fn a_moodboard_is_used_by_two_people_at_once_in_real_browsers() {
             "board-generated",
             "board-more-like-this",
             "board-versions",
+            "board-reference",
             "board-shortcuts",
         ],
     );

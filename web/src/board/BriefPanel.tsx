@@ -4,6 +4,7 @@ import { useState, useSyncExternalStore } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { api, unwrap } from '../api/client';
 import type { BoardModel } from './model';
+import { BoardImage } from './ItemView';
 import { MAX_COUNT, SHAPES, type GenerationRequest, type Shape } from './generate';
 
 interface Entry {
@@ -77,14 +78,47 @@ function Generate({ ready, onGenerate }: { ready: boolean; onGenerate: (req: Gen
   );
 }
 
+/** The image generations from the brief start from: set from the image selected on the board. */
+function Reference({ ws, model, canEdit, current, selected }: { ws: string; model: BoardModel; canEdit: boolean; current?: string; selected?: string }) {
+  return (
+    <fieldset className="reference">
+      <legend>Reference image</legend>
+      {current ? (
+        <div className="reference-row">
+          <BoardImage ws={ws} sha={current} pixels={96} alt="The brief's reference image" />
+          <div>
+            <span className="muted small-text">Generated images start from it and keep its layout.</span>
+            {canEdit && (
+              <button className="secondary small" onClick={() => model.setBrief({ reference: undefined })}>
+                Remove
+              </button>
+            )}
+          </div>
+        </div>
+      ) : canEdit && selected ? (
+        <button className="secondary small" onClick={() => model.setBrief({ reference: selected })}>
+          Use the selected image
+        </button>
+      ) : (
+        <p className="muted small-text">None. Select an image on the board to paint from it.</p>
+      )}
+    </fieldset>
+  );
+}
+
 export function BriefPanel({
+  ws,
   model,
   canEdit,
+  selectedImage,
   onGenerate,
   onClose,
 }: {
+  ws: string;
   model: BoardModel;
   canEdit: boolean;
+  /** The asset of the one image selected on the board, if that is what is selected. */
+  selectedImage?: string;
   onGenerate: (req: GenerationRequest) => Promise<void>;
   onClose: () => void;
 }) {
@@ -171,6 +205,7 @@ export function BriefPanel({
           onChange={(e) => model.setBrief({ notes: e.target.value })}
         />
       </label>
+      <Reference ws={ws} model={model} canEdit={canEdit} current={brief.reference} selected={selectedImage} />
       {canEdit && <Generate ready={!!brief.room_type && !!brief.style} onGenerate={onGenerate} />}
     </aside>
   );

@@ -924,7 +924,16 @@ function Canvas({ ws, docId, title, collab, model, canEdit }: { ws: string; docI
           ))}
         </div>
       </div>
-      {briefOpen && <BriefPanel model={model} canEdit={editable} onGenerate={startGeneration} onClose={() => setBriefOpen(false)} />}
+      {briefOpen && (
+        <BriefPanel
+          ws={ws}
+          model={model}
+          canEdit={editable}
+          selectedImage={selected.length === 1 && selected[0]!.type === 'image' ? selected[0]!.asset : undefined}
+          onGenerate={startGeneration}
+          onClose={() => setBriefOpen(false)}
+        />
+      )}
     </div>
   );
 }

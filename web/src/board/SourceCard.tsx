@@ -14,6 +14,7 @@ export function SourceCard({ source, onClose }: { source: Record<string, unknown
   const qc = (source.qc ?? {}) as { round?: number; rejected_before?: { reason?: string }[] };
   const earlier = qc.rejected_before ?? [];
   const from = source.from_image as { strength?: number } | undefined;
+  const palette = Array.isArray(source.palette) ? source.palette.filter((c): c is string => typeof c === 'string') : [];
   const rows: [string, string | undefined][] = [
     ['Provider', [text(source.provider), text(source.model)].filter(Boolean).join(' · ')],
     ['Painted', from ? `From an image on the board, ${closeness(from.strength)}` : undefined],
@@ -42,6 +43,13 @@ export function SourceCard({ source, onClose }: { source: Record<string, unknown
             </div>
           ))}
       </dl>
+      {palette.length > 0 && (
+        <div className="about-palette" role="list" aria-label="Palette it was painted in">
+          {palette.map((c) => (
+            <span key={c} role="listitem" className="swatch-dot" style={{ background: c }} title={c} />
+          ))}
+        </div>
+      )}
       {earlier.length > 0 && (
         <details>
           <summary>{earlier.length === 1 ? '1 earlier image was refused' : `${earlier.length} earlier images were refused`}</summary>

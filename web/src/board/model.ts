@@ -114,6 +114,8 @@ export interface Brief {
   style?: string;
   palette?: string[];
   notes?: string;
+  /** SHA-256 of an image generations from the brief paint from, where the provider can. */
+  reference?: string;
 }
 
 /** What the server accepts (crates/quire-collab/src/board.rs). */

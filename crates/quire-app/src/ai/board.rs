@@ -9,7 +9,8 @@
 //! painted again, up to `attempts` rounds. "More like this" (`data.like`, an item) paints
 //! variations from that item's own prompt (or the brief's, for an uploaded image) and, where
 //! the provider paints from images (image-to-image), from the item's image itself, at
-//! `data.strength`.
+//! `data.strength`. A brief with a reference image (`brief.reference`) paints from it the
+//! same way.
 //!
 //! The board is changed through `Collab::edit`, so everyone with it open sees the
 //! placeholders fill in. Placeholders are keyed by the context (`gen-<context>-<n>`): a
@@ -56,6 +57,8 @@ struct Ask {
     from_image: Option<bool>,
     /// How far an image painted from another may stray from it (0.05 to 1).
     strength: f64,
+    /// Colours asked for instead of the brief's (`#rrggbb`).
+    palette: Option<Vec<String>>,
     /// Where the first placeholder goes (its top left), when the caller says.
     at: Option<(f64, f64)>,
 }
@@ -91,9 +94,24 @@ impl Ask {
                     .filter(|s| (0.05..=1.0).contains(s))
                     .ok_or_else(|| invalid("data.strength must be a number from 0.05 to 1"))?,
             },
+            palette: match data.get("palette") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    colours(Some(v))
+                        .ok_or_else(|| invalid("data.palette must be a list of at most 32 colours, each #rrggbb"))?,
+                ),
+            },
             at,
         })
     }
+}
+
+/// A list of at most 32 colours, `#rrggbb` each; `None` for anything else.
+fn colours(v: Option<&Value>) -> Option<Vec<String>> {
+    let list = v?.as_array()?;
+    let hex = |s: &str| s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit());
+    let out: Option<Vec<String>> = list.iter().map(|c| c.as_str().filter(|s| hex(s)).map(String::from)).collect();
+    out.filter(|o| o.len() <= 32)
 }
 
 /// The field a data error names (`data.count must …` → `data.count`), for the API's answer.
@@ -126,6 +144,7 @@ impl Component for BoardImages {
                 "seed",
                 "attempts",
                 "like",
+                "palette",
                 "from_image",
                 "strength",
                 "at",
@@ -214,14 +233,24 @@ impl Component for BoardImages {
                 "the board's brief needs a room type and a style before images can be painted: pick both in the brief",
             ));
         }
+        // The colours: asked for, else the liked image's, else the brief's; the prompt names
+        // them in words.
+        let palette = ask
+            .palette
+            .clone()
+            .or_else(|| colours(like.as_ref().and_then(|l| l.source.get("palette"))))
+            .or_else(|| colours(brief.get("palette")))
+            .unwrap_or_default();
+        data.remove("palette");
+        if !palette.is_empty() {
+            data.insert("palette".into(), quire_ai::taxonomy::palette_words(&palette).into());
+        }
         let choice = Choice::read(&self.ai, &ctx.workspace_id, &data, "moodboard.image", Output::Image).await?;
         let (_, _, rendered) = choice.render(&self.ai, &run, &data, None).await?;
         let provider =
             self.ai.image_provider(&ctx.workspace_id, choice.provider.as_deref()).await.map_err(lookup_failed)?;
-        let init = match &like {
-            Some(like) => self.init_image(ctx.workspace_id.clone(), like, &ask, provider.as_ref()).await?,
-            None => None,
-        };
+        let reference = brief.get("reference").and_then(Value::as_str);
+        let init = self.init_image(&run, like.as_ref(), reference, &ask, provider.as_ref()).await?;
 
         let writer = PresenceUser { id: ctx.created_by.clone(), name: "AI generation".into() };
         let mut slots = Slots::take_up(&self.ai, &doc.id, writer, &ctx.id, &ask, &items, like.as_ref()).await?;
@@ -244,6 +273,7 @@ impl Component for BoardImages {
             let seed = base.wrapping_add(u64::from(round - 1) * 1_000_003);
             let mut request = rendered.image_request(ask.width, ask.height, slots.todo.len() as u32, Some(seed));
             request.model = choice.model.clone();
+            request.palette = palette.clone();
             request.init_image = init.as_ref().map(|(_, i)| i.clone());
             let (mut log, params) = image_call(&self.ai, &run, &choice, &rendered, provider.name(), &request);
             parameters = params;
@@ -326,6 +356,9 @@ impl Component for BoardImages {
                     if let Some(v) = data.get(key).filter(|v| v.is_string()) {
                         source.insert(key.into(), v.clone());
                     }
+                }
+                if !palette.is_empty() {
+                    source.insert("palette".into(), json!(palette));
                 }
                 source.insert("parameters".into(), Value::Object(parameters.clone()));
                 source.insert("elapsed_ms".into(), elapsed_ms.into());
@@ -447,16 +480,36 @@ impl Like {
 }
 
 impl BoardImages {
-    /// The image to paint from for "more like this": the item's own, fitted to the size
-    /// asked for, when the provider paints from images and the request does not say no.
+    /// The image to paint from, fitted to the size asked for: for "more like this", the item's
+    /// own when the provider paints from images and the request does not say no; else the
+    /// brief's reference image, where the provider can (the brief alone where it cannot).
     async fn init_image(
         &self,
-        run_workspace: String,
-        like: &Like,
+        run: &Run,
+        like: Option<&Like>,
+        reference: Option<&str>,
         ask: &Ask,
         provider: &dyn quire_ai::ImageProvider,
     ) -> Result<Option<(String, quire_ai::InitImage)>, ComponentError> {
-        let Some(asset) = like.image_to_paint_from(ask.from_image, provider)? else { return Ok(None) };
+        let (asset, what) = match (like, reference) {
+            (Some(like), _) => match like.image_to_paint_from(ask.from_image, provider)? {
+                Some(asset) => (asset, format!("item '{}'", like.id)),
+                None => return Ok(None),
+            },
+            (None, Some(sha)) if ask.from_image != Some(false) => {
+                if !provider.paints_from_images() {
+                    let says = format!(
+                        "the image provider '{}' cannot paint from an image: the brief's reference is left aside",
+                        provider.name()
+                    );
+                    run.log("warn", says).await;
+                    return Ok(None);
+                }
+                (sha.to_string(), "the brief's reference".to_string())
+            }
+            _ => return Ok(None),
+        };
+        let run_workspace = run.context().workspace_id.clone();
         // Objects are shared by hash across workspaces: only this workspace's own are read.
         let kept = self.ai.store.get_asset(&run_workspace, &asset).await;
         let bytes = match kept {
@@ -465,8 +518,14 @@ impl BoardImages {
         };
         let bytes = match bytes {
             Ok(bytes) => bytes,
+            // A reference gone from the workspace leaves the brief to paint from.
+            Err(Error::NotFound { .. }) if like.is_none() => {
+                run.log("warn", format!("the image of {what} is no longer stored: painting from the brief alone"))
+                    .await;
+                return Ok(None);
+            }
             Err(Error::NotFound { .. }) => {
-                return Err(invalid(format!("data.like: the image of item '{}' is no longer stored", like.id)));
+                return Err(invalid(format!("the image of {what} is no longer stored: choose another")));
             }
             Err(e) => return Err(e.into()),
         };
@@ -474,7 +533,7 @@ impl BoardImages {
         let init = tokio::task::spawn_blocking(move || quire_ai::InitImage::fitted(&bytes, w, h, strength))
             .await
             .map_err(|e| ComponentError::retryable("internal", e.to_string()))?
-            .map_err(|m| invalid(format!("data.like: {m}")))?;
+            .map_err(|m| invalid(format!("{what}: {m}")))?;
         Ok(Some((asset, init)))
     }
 
@@ -924,15 +983,13 @@ mod tests {
         use quire_ai::ImageProvider;
         for style in quire_ai::taxonomy::design_styles() {
             let request = quire_ai::ImageRequest {
-                model: None,
                 prompt: "a living room".into(),
-                negative_prompt: None,
                 width: 256,
                 height: 256,
                 count: 8,
                 seed: Some(u64::from(fnv32("ctx_01"))),
                 style: Some(style.key.to_string()),
-                init_image: None,
+                ..Default::default()
             };
             let made = quire_ai::builtin::Builtin.generate_images(&request, &|_| {}).await.unwrap();
             let hashes: Vec<u64> =
