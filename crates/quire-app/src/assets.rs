@@ -88,13 +88,42 @@ impl Variant {
     }
 }
 
-/// A file of an asset, ready to send: its bytes (or the part asked for) and media type.
+/// A file of an asset, ready to send: what it is, from its record, and where its bytes are
+/// read from once the request says which part it wants (a conditional request that is
+/// answered 304 reads nothing).
 #[derive(Debug)]
 pub struct Delivery {
     pub media_type: String,
     /// The SHA-256 of the file sent (the asset's own, or its thumbnail's): its ETag.
     pub sha256: String,
-    pub slice: quire_assets::objects::Slice,
+    /// Its size in bytes.
+    pub size: u64,
+    from: ReadFrom,
+}
+
+#[derive(Debug)]
+enum ReadFrom {
+    Store(Objects),
+    Bytes(Bytes),
+}
+
+impl Delivery {
+    /// A file already in memory (a blob from before the asset store).
+    pub fn of_bytes(media_type: String, sha256: String, bytes: Bytes) -> Delivery {
+        Delivery { media_type, sha256, size: bytes.len() as u64, from: ReadFrom::Bytes(bytes) }
+    }
+
+    /// The bytes of `range` (end exclusive, within `size`), as they are read.
+    pub async fn read(&self, range: std::ops::Range<u64>) -> Result<quire_assets::objects::Chunks> {
+        use futures_util::StreamExt;
+        match &self.from {
+            ReadFrom::Store(objects) => objects.stream(&self.sha256, range).await.map_err(store_error),
+            ReadFrom::Bytes(bytes) => {
+                let part = bytes.slice(range.start as usize..range.end as usize);
+                Ok(futures_util::stream::once(async move { Ok(part) }).boxed())
+            }
+        }
+    }
 }
 
 /// Why an upload was not kept: the image itself ([`quire_assets::Rejected`], with its own
@@ -288,21 +317,19 @@ impl Assets {
         self.open(workspace_id, sha256, variant).await
     }
 
-    /// The file of an asset, whole (the caller checked access; images are at most the upload
-    /// limit, and a range is cut from what is read).
+    /// A file of an asset, to be read (the caller checked access).
     pub async fn open(&self, workspace_id: &str, sha256: &str, variant: Variant) -> Result<Delivery> {
         let asset = self.store.get_asset(workspace_id, sha256).await?;
-        let (sha, media_type) = match variant {
-            Variant::Original => (asset.sha256.clone(), asset.media_type.clone()),
+        let (sha, media_type, size) = match variant {
+            Variant::Original => (asset.sha256.clone(), asset.media_type.clone(), asset.size),
             v => {
                 let thumb = asset.thumbnails.iter().find(|t| t.variant == v.as_str()).ok_or_else(|| {
                     Error::not_found("thumbnail", format!("{} of {sha256} (not made yet)", v.as_str()))
                 })?;
-                (thumb.sha256.clone(), "image/webp".to_string())
+                (thumb.sha256.clone(), "image/webp".to_string(), thumb.size)
             }
         };
-        let slice = self.objects.get_range(&sha, None).await.map_err(store_error)?;
-        Ok(Delivery { media_type, sha256: sha, slice })
+        Ok(Delivery { media_type, sha256: sha, size: size.max(0) as u64, from: ReadFrom::Store(self.objects.clone()) })
     }
 
     /// The bytes of an original (the caller checked access).

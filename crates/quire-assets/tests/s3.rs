@@ -69,6 +69,13 @@ async fn objects_live_in_s3_as_on_disk() {
     assert_eq!(objects.size(&sha).await.unwrap(), 100_000);
     let part = objects.get_range(&sha, Some(99_990..200_000)).await.unwrap();
     assert_eq!((part.bytes, part.range, part.size), (bytes.slice(99_990..), 99_990..100_000, 100_000));
+    let streamed: Vec<Bytes> =
+        futures_util::StreamExt::collect::<Vec<_>>(objects.stream(&sha, 10..90_000).await.unwrap())
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    assert_eq!(streamed.concat(), bytes[10..90_000], "a ranged read, streamed");
     assert_eq!(objects.list().await.unwrap(), vec![(sha.clone(), 100_000)]);
     objects.delete(&sha).await.unwrap();
     assert!(!objects.exists(&sha).await.unwrap());

@@ -206,7 +206,7 @@ pub async fn file(
     check_sha(&sha256)?;
     let v = variant(&v)?;
     let (ws, _) = app.store().role_in_workspace(&who, &ws).await?;
-    deliver(&headers, "private, max-age=31536000, immutable", app.assets().open(&ws.id, &sha256, v).await?)
+    deliver(&headers, "private, max-age=31536000, immutable", app.assets().open(&ws.id, &sha256, v).await?).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -235,7 +235,7 @@ pub async fn signed_file(
     check_sha(&sha256)?;
     let v = variant(&v)?;
     let whole = app.assets().open_signed(&ws, &sha256, v, s.expires, &s.sig).await?;
-    deliver(&headers, "public, max-age=31536000, immutable", whole)
+    deliver(&headers, "public, max-age=31536000, immutable", whole).await
 }
 
 /// A single `bytes=` range of a file of `size` bytes (end exclusive), or `None` for the whole
@@ -267,7 +267,9 @@ pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<Range<u64>>, 
 
 /// A file as HTTP sends it: its ETag (the content's hash), `If-None-Match`, one `Range`.
 /// Images are read whole (at most the upload limit) and a range is cut from them.
-pub(crate) fn deliver(headers: &HeaderMap, cache: &'static str, whole: Delivery) -> ApiResult<Response> {
+/// Sends a file, whole or the range asked for, streamed as it is read; 304 for a copy the
+/// client has (nothing is read then).
+pub(crate) async fn deliver(headers: &HeaderMap, cache: &'static str, whole: Delivery) -> ApiResult<Response> {
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(String::from);
     let etag = format!("\"{}\"", whole.sha256);
     let common = |b: axum::http::response::Builder| {
@@ -280,7 +282,7 @@ pub(crate) fn deliver(headers: &HeaderMap, cache: &'static str, whole: Delivery)
     if matches.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
         return Ok(common(Response::builder().status(StatusCode::NOT_MODIFIED)).body(Body::empty()).unwrap());
     }
-    let size = whole.slice.size;
+    let size = whole.size;
     let media_type =
         HeaderValue::from_str(&whole.media_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let range = match range_header.as_deref().map(|r| parse_range(r, size)) {
@@ -297,18 +299,14 @@ pub(crate) fn deliver(headers: &HeaderMap, cache: &'static str, whole: Delivery)
             return Ok(e);
         }
     };
-    let response = match range {
-        None => common(Response::builder().status(StatusCode::OK))
-            .header(header::CONTENT_TYPE, media_type)
-            .header(header::CONTENT_LENGTH, size)
-            .body(Body::from(whole.slice.bytes)),
+    let response = match &range {
+        None => common(Response::builder().status(StatusCode::OK)).header(header::CONTENT_LENGTH, size),
         Some(r) => common(Response::builder().status(StatusCode::PARTIAL_CONTENT))
-            .header(header::CONTENT_TYPE, media_type)
             .header(header::CONTENT_RANGE, format!("bytes {}-{}/{size}", r.start, r.end - 1))
-            .header(header::CONTENT_LENGTH, r.end - r.start)
-            .body(Body::from(whole.slice.bytes.slice(r.start as usize..r.end as usize))),
+            .header(header::CONTENT_LENGTH, r.end - r.start),
     };
-    Ok(response.unwrap())
+    let chunks = whole.read(range.unwrap_or(0..size)).await?;
+    Ok(response.header(header::CONTENT_TYPE, media_type).body(Body::from_stream(chunks)).unwrap())
 }
 
 #[cfg(test)]

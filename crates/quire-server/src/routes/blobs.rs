@@ -26,19 +26,11 @@ pub async fn get_blob(
     let (ws, _) = app.store().role_in_workspace(&who, &ws).await?;
     // Blobs moved to the asset store when the server started; one not moved yet is still here.
     let whole = match app.store().get_blob(&ws.id, &sha256).await {
-        Ok(blob) => quire_app::assets::Delivery {
-            media_type: blob.media_type,
-            sha256: blob.sha256,
-            slice: quire_assets::objects::Slice {
-                range: 0..blob.bytes.len() as u64,
-                size: blob.bytes.len() as u64,
-                bytes: blob.bytes.into(),
-            },
-        },
+        Ok(blob) => quire_app::assets::Delivery::of_bytes(blob.media_type, blob.sha256, blob.bytes.into()),
         Err(quire_core::Error::NotFound { .. }) => {
             app.assets().open(&ws.id, &sha256, quire_app::assets::Variant::Original).await?
         }
         Err(e) => return Err(e.into()),
     };
-    super::assets::deliver(&headers, "private, max-age=31536000, immutable", whole)
+    super::assets::deliver(&headers, "private, max-age=31536000, immutable", whole).await
 }
