@@ -393,25 +393,30 @@ try {
     await panel.getByRole('button', { name: 'Close' }).click();
   });
 
-  await check("an image on the board becomes the brief's reference, and generations paint from it", async () => {
+  await check("images on the board become the brief's references, and generations paint from them in turn", async () => {
     await ada.keyboard.press('Escape');
     await ada.keyboard.press('Shift+1');
     const board = await serverBoard(docId);
-    const [id, photo] = Object.entries(board.items).find(([, i]) => i.type === 'image' && i.asset && !i.source);
-    await ada.locator(`.board-item[data-id="${id}"]`).click();
+    const uploaded = Object.entries(board.items).filter(([, i]) => i.type === 'image' && i.asset && !i.source);
     const brief = ada.getByRole('complementary', { name: 'Brief' });
-    await brief.getByRole('button', { name: 'Use the selected image' }).click();
+    for (const [id] of uploaded.slice(0, 2)) {
+      await ada.locator(`.board-item[data-id="${id}"]`).click();
+      await brief.getByRole('button', { name: 'Add the selected image' }).click();
+    }
+    const refs = uploaded.slice(0, 2).map(([, i]) => i.asset);
     const theirs = grace.getByRole('complementary', { name: 'Brief' });
-    await expectVisible(theirs.getByRole('img', { name: "The brief's reference image" }), "the reference in Grace's brief");
-    await brief.getByLabel('Images').selectOption('1');
+    await eventually("both references in Grace's brief", async () => (await theirs.getByRole('list', { name: 'References' }).locator('img').count()) === 2);
+    await brief.getByLabel('Images').selectOption('3');
     await brief.getByRole('button', { name: 'Generate', exact: true }).click();
-    await eventually('an image painted from the reference', async () =>
-      Object.values((await serverBoard(docId)).items).some((i) => i.source?.from_image?.asset === photo.asset && !i.source.like && i.asset),
-    30_000);
-    await brief.getByRole('img', { name: "The brief's reference image" }).scrollIntoViewIfNeeded();
+    await eventually('three images painted from the references in turn', async () => {
+      const from = Object.values((await serverBoard(docId)).items).filter((i) => i.source?.from_image && !i.source.like && i.asset);
+      return from.length === 3 && from.filter((i) => i.source.from_image.asset === refs[0]).length === 2 && from.some((i) => i.source.from_image.asset === refs[1]);
+    }, 30_000);
+    await brief.getByRole('list', { name: 'References' }).scrollIntoViewIfNeeded();
     await shot('board-reference', ada);
-    await brief.getByRole('button', { name: 'Remove', exact: true }).click();
-    await eventually('the reference gone for both', async () => !(await serverBoard(docId)).brief.reference && (await theirs.getByText('None. Select an image').count()) === 1);
+    await brief.getByRole('button', { name: 'Remove reference 2' }).click();
+    await brief.getByRole('button', { name: 'Remove reference 1' }).click();
+    await eventually('the references gone for both', async () => !(await serverBoard(docId)).brief.references?.length && (await theirs.getByText('None. Select an image').count()) === 1);
   });
 
   await check('the board exports as PNG and as PDF', async () => {

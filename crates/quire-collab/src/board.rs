@@ -15,6 +15,8 @@ pub const MAX_ITEMS: usize = 5_000;
 pub const MAX_TEXT_CHARS: usize = 10_000;
 /// Most tags on one item.
 pub const MAX_TAGS: usize = 50;
+/// Most reference images a brief holds.
+pub const MAX_REFERENCES: usize = 4;
 /// Most earlier images one item keeps (the web app drops the oldest beyond).
 pub const MAX_VERSIONS: usize = 20;
 
@@ -42,11 +44,16 @@ pub fn validate(content: &Value) -> Result<()> {
                 return Err(invalid(format!("brief.{key}"), "a string"));
             }
         }
-        if let Some(reference) = brief.get("reference")
-            && !reference.is_null()
-            && !reference.as_str().is_some_and(is_sha256)
-        {
-            return Err(invalid("brief.reference".into(), "the SHA-256 of an image in the workspace (64 hex digits)"));
+        if let Some(references) = brief.get("references") {
+            let ok = references
+                .as_array()
+                .is_some_and(|r| r.len() <= MAX_REFERENCES && r.iter().all(|s| s.as_str().is_some_and(is_sha256)));
+            if !ok {
+                return Err(invalid(
+                    "brief.references".into(),
+                    format!("at most {MAX_REFERENCES} images, each the SHA-256 of an image in the workspace"),
+                ));
+            }
         }
         if let Some(palette) = brief.get("palette") {
             let ok = palette.as_array().is_some_and(|p| p.len() <= 32 && p.iter().all(is_colour));
@@ -232,8 +239,12 @@ mod tests {
         assert_eq!(field_of(json!({"items": {"i1": {"type": "swatch", "color": "red"}}})), "items.i1.color");
         assert_eq!(field_of(json!({"items": {"i1": {"type": "image", "tags": [""]}}})), "items.i1.tags");
         assert_eq!(field_of(json!({"brief": {"palette": ["#fff"]}})), "brief.palette");
-        assert_eq!(field_of(json!({"brief": {"reference": "kitchen.jpg"}})), "brief.reference");
-        validate(&json!({"brief": {"reference": sha}})).unwrap();
+        assert_eq!(field_of(json!({"brief": {"references": ["kitchen.jpg"]}})), "brief.references");
+        assert_eq!(
+            field_of(json!({"brief": {"references": vec![sha.clone(); MAX_REFERENCES + 1]}})),
+            "brief.references"
+        );
+        validate(&json!({"brief": {"references": [sha]}})).unwrap();
         let version =
             json!({"asset": "cd".repeat(32), "w": 300, "h": 200, "by": "Ada", "replaced_at": "2026-12-05T10:00:00Z"});
         validate(&json!({"items": {"i1": {"type": "image", "asset": sha, "versions": [version]}}})).unwrap();

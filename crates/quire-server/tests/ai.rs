@@ -1601,20 +1601,28 @@ async fn more_like_this_paints_from_the_image_itself(b: Backend) {
     let (to_blend, to_room) = (apart(&result, &blend), apart(&result, &room));
     assert!(to_blend < 3.0 && to_room > 20.0, "blend {to_blend}, room {to_room}");
 
-    // The photo as the brief's reference: a generation from the brief paints from it too.
+    // The photo and the painting as the brief's references: a generation from the brief paints
+    // from them in turn.
+    let painted_sha = made["asset"].as_str().unwrap().to_string();
     let mut content = api.get(&format!("/api/v1/documents/{doc}/content")).await.body;
-    content["brief"]["reference"] = json!(photo_sha);
+    content["brief"]["references"] = json!([photo_sha, painted_sha]);
     let put = json!({"format": "json", "content": content});
     let r = api.call(Method::PUT, &format!("/api/v1/documents/{doc}/content"), Some(put), &[]).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
-    let from_brief = json!({"count": 1, "width": 256, "height": 256, "seed": 7, "strength": 0.5});
+    let query = format!("workspace={ws}&kind=image&status=ok");
+    let calls_before = logged(&api, &query, 0).await.body["items"].as_array().unwrap().len();
+    let from_brief = json!({"count": 3, "width": 256, "height": 256, "seed": 7, "strength": 0.5});
     let briefed = run_context(&api, paint_onto(&ws, &doc, from_brief)).await;
     assert_eq!(briefed["status"], "completed", "{briefed}");
-    let by_brief = &board_items(&api, &doc).await[&format!("gen-{}-0", briefed["id"].as_str().unwrap())];
-    assert_eq!(by_brief["source"]["from_image"], json!({"asset": photo_sha, "strength": 0.5}), "{by_brief}");
-    assert!(by_brief["source"].get("like").is_none(), "{by_brief}");
+    let items = board_items(&api, &doc).await;
+    let from: Vec<&Value> = (0..3)
+        .map(|n| &items[&format!("gen-{}-{n}", briefed["id"].as_str().unwrap())]["source"]["from_image"]["asset"])
+        .collect();
+    assert_eq!(from, [&json!(photo_sha), &json!(painted_sha), &json!(photo_sha)], "in turn");
+    let calls = logged(&api, &query, calls_before + 2).await.body["items"].as_array().unwrap().len();
+    assert_eq!(calls, calls_before + 2, "one call per image");
     let mut content = api.get(&format!("/api/v1/documents/{doc}/content")).await.body;
-    content["brief"].as_object_mut().unwrap().remove("reference");
+    content["brief"].as_object_mut().unwrap().remove("references");
     let put = json!({"format": "json", "content": content});
     let r = api.call(Method::PUT, &format!("/api/v1/documents/{doc}/content"), Some(put), &[]).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);

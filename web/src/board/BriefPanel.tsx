@@ -3,7 +3,7 @@
 import { useState, useSyncExternalStore } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { api, unwrap } from '../api/client';
-import type { BoardModel } from './model';
+import { MAX_REFERENCES, type BoardModel } from './model';
 import { BoardImage } from './ItemView';
 import { MAX_COUNT, SHAPES, type GenerationRequest, type Shape } from './generate';
 
@@ -78,29 +78,36 @@ function Generate({ ready, onGenerate }: { ready: boolean; onGenerate: (req: Gen
   );
 }
 
-/** The image generations from the brief start from: set from the image selected on the board. */
-function Reference({ ws, model, canEdit, current, selected }: { ws: string; model: BoardModel; canEdit: boolean; current?: string; selected?: string }) {
+/** The images generations from the brief start from, in turn: added from the image selected
+ * on the board. */
+function References({ ws, model, canEdit, current, selected }: { ws: string; model: BoardModel; canEdit: boolean; current: string[]; selected?: string }) {
+  const canAdd = canEdit && !!selected && !current.includes(selected) && current.length < MAX_REFERENCES;
   return (
     <fieldset className="reference">
-      <legend>Reference image</legend>
-      {current ? (
-        <div className="reference-row">
-          <BoardImage ws={ws} sha={current} pixels={96} alt="The brief's reference image" />
-          <div>
-            <span className="muted small-text">Generated images start from it and keep its layout.</span>
-            {canEdit && (
-              <button className="secondary small" onClick={() => model.setBrief({ reference: undefined })}>
-                Remove
-              </button>
-            )}
-          </div>
-        </div>
-      ) : canEdit && selected ? (
-        <button className="secondary small" onClick={() => model.setBrief({ reference: selected })}>
-          Use the selected image
-        </button>
+      <legend>Reference images</legend>
+      {current.length > 0 ? (
+        <>
+          <ul className="reference-list" aria-label="References">
+            {current.map((sha, n) => (
+              <li key={sha}>
+                <BoardImage ws={ws} sha={sha} pixels={96} alt={`Reference ${n + 1}`} />
+                {canEdit && (
+                  <button className="icon" aria-label={`Remove reference ${n + 1}`} onClick={() => model.setBrief({ references: current.filter((s) => s !== sha) })}>
+                    ×
+                  </button>
+                )}
+              </li>
+            ))}
+          </ul>
+          <span className="muted small-text">Generated images start from these in turn and keep their layout.</span>
+        </>
       ) : (
-        <p className="muted small-text">None. Select an image on the board to paint from it.</p>
+        !canAdd && <p className="muted small-text">None. Select an image on the board to paint from it.</p>
+      )}
+      {canAdd && (
+        <button className="secondary small" onClick={() => model.setBrief({ references: [...current, selected!] })}>
+          Add the selected image
+        </button>
       )}
     </fieldset>
   );
@@ -205,7 +212,7 @@ export function BriefPanel({
           onChange={(e) => model.setBrief({ notes: e.target.value })}
         />
       </label>
-      <Reference ws={ws} model={model} canEdit={canEdit} current={brief.reference} selected={selectedImage} />
+      <References ws={ws} model={model} canEdit={canEdit} current={brief.references ?? []} selected={selectedImage} />
       {canEdit && <Generate ready={!!brief.room_type && !!brief.style} onGenerate={onGenerate} />}
     </aside>
   );

@@ -114,12 +114,14 @@ export interface Brief {
   style?: string;
   palette?: string[];
   notes?: string;
-  /** SHA-256 of an image generations from the brief paint from, where the provider can. */
-  reference?: string;
+  /** SHA-256s of the images generations from the brief paint from, in turn, where the
+   * provider can. */
+  references?: string[];
 }
 
 /** What the server accepts (crates/quire-collab/src/board.rs). */
 export const MAX_ITEMS = 5_000;
+export const MAX_REFERENCES = 4;
 export const MAX_TEXT = 10_000;
 
 export type NewItem = Omit<Item, 'id' | 'z'> & { id?: string; z?: number };

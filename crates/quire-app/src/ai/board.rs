@@ -9,8 +9,8 @@
 //! painted again, up to `attempts` rounds. "More like this" (`data.like`, an item) paints
 //! variations from that item's own prompt (or the brief's, for an uploaded image) and, where
 //! the provider paints from images (image-to-image), from the item's image itself, at
-//! `data.strength`. A brief with a reference image (`brief.reference`) paints from it the
-//! same way.
+//! `data.strength`. A brief with reference images (`brief.references`) paints from them the
+//! same way, slot n from image n mod their number, one provider call per image.
 //!
 //! The board is changed through `Collab::edit`, so everyone with it open sees the
 //! placeholders fill in. Placeholders are keyed by the context (`gen-<context>-<n>`): a
@@ -249,8 +249,24 @@ impl Component for BoardImages {
         let (_, _, rendered) = choice.render(&self.ai, &run, &data, None).await?;
         let provider =
             self.ai.image_provider(&ctx.workspace_id, choice.provider.as_deref()).await.map_err(lookup_failed)?;
-        let reference = brief.get("reference").and_then(Value::as_str);
-        let init = self.init_image(&run, like.as_ref(), reference, &ask, provider.as_ref()).await?;
+        // The images to paint from: the liked item's, or each of the brief's references in turn.
+        let references: Vec<&str> = match like {
+            Some(_) => vec![""],
+            None => brief
+                .get("references")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect(),
+        };
+        let mut inits = Vec::new();
+        for reference in references {
+            let reference = (!reference.is_empty()).then_some(reference);
+            if let Some(init) = self.init_image(&run, like.as_ref(), reference, &ask, provider.as_ref()).await? {
+                inits.push(init);
+            }
+        }
 
         let writer = PresenceUser { id: ctx.created_by.clone(), name: "AI generation".into() };
         let mut slots = Slots::take_up(&self.ai, &doc.id, writer, &ctx.id, &ask, &items, like.as_ref()).await?;
@@ -262,7 +278,7 @@ impl Component for BoardImages {
 
         // The board's images, by perceptual hash (those kept before hashes were are hashed now).
         let mut known = self.board_hashes(&ctx.workspace_id, &items).await;
-        let duplicate_bits = duplicate_bits(init.as_ref().map(|(_, i)| i.strength));
+        let duplicate_bits = duplicate_bits(inits.first().map(|(_, i)| i.strength));
         let mut model_used = None;
         let mut parameters = Map::new();
         let started = Instant::now();
@@ -271,121 +287,150 @@ impl Component for BoardImages {
             // generation of the same brief paints other pictures, a retried attempt the same).
             let base = ask.seed.unwrap_or_else(|| u64::from(fnv32(&ctx.id)));
             let seed = base.wrapping_add(u64::from(round - 1) * 1_000_003);
-            let mut request = rendered.image_request(ask.width, ask.height, slots.todo.len() as u32, Some(seed));
-            request.model = choice.model.clone();
-            request.palette = palette.clone();
-            request.init_image = init.as_ref().map(|(_, i)| i.clone());
-            let (mut log, params) = image_call(&self.ai, &run, &choice, &rendered, provider.name(), &request);
-            parameters = params;
-            let n = slots.todo.len();
-            run.log(
-                "info",
-                format!(
-                    "round {round}: painting {n} image(s) of {}x{} with {}",
-                    ask.width,
-                    ask.height,
-                    provider.name()
-                ),
-            )
-            .await;
+            // Slots paint from the images in turn (slot n from image n mod their number): one
+            // call per image, each for its own slots; without images, one call for all.
             slots.status("painting", None, round).await;
-            let round_started = Instant::now();
-            let (reporter, board, attempts) = (run.clone(), slots.progress_writer(), ask.attempts);
-            let made = paint(&*provider, &request, &mut log, move |p: f32| {
-                let (run, board) = (reporter.clone(), board.clone());
-                Box::pin(async move {
-                    let done = (round - 1) as f32 / attempts as f32;
-                    run.progress((done + p / attempts as f32) * 95.0, format!("painting: {:.0}%", p * 100.0)).await;
-                    board.write(p).await;
+            let mut groups: std::collections::VecDeque<(Option<&(String, quire_ai::InitImage)>, Vec<Slot>)> =
+                Default::default();
+            for slot in std::mem::take(&mut slots.todo) {
+                let init = (!inits.is_empty()).then(|| &inits[slot.n as usize % inits.len()]);
+                match groups.iter_mut().find(|(i, _)| i.map(|i| &i.0) == init.map(|i| &i.0)) {
+                    Some((_, group)) => group.push(slot),
+                    None => groups.push_back((init, vec![slot])),
+                }
+            }
+            let mut next_todo = Vec::new();
+            while let Some((init, group)) = groups.pop_front() {
+                slots.todo = group;
+                let mut request = rendered.image_request(ask.width, ask.height, slots.todo.len() as u32, Some(seed));
+                request.model = choice.model.clone();
+                request.palette = palette.clone();
+                request.init_image = init.map(|(_, i)| i.clone());
+                let (mut log, params) = image_call(&self.ai, &run, &choice, &rendered, provider.name(), &request);
+                parameters = params;
+                let n = slots.todo.len();
+                run.log(
+                    "info",
+                    format!(
+                        "round {round}: painting {n} image(s) of {}x{} with {}",
+                        ask.width,
+                        ask.height,
+                        provider.name()
+                    ),
+                )
+                .await;
+                let round_started = Instant::now();
+                let (reporter, board, attempts) = (run.clone(), slots.progress_writer(), ask.attempts);
+                let made = paint(&*provider, &request, &mut log, move |p: f32| {
+                    let (run, board) = (reporter.clone(), board.clone());
+                    Box::pin(async move {
+                        let done = (round - 1) as f32 / attempts as f32;
+                        run.progress((done + p / attempts as f32) * 95.0, format!("painting: {:.0}%", p * 100.0)).await;
+                        board.write(p).await;
+                    })
                 })
-            })
-            .await;
-            let made = match made {
-                Ok(made) => made,
-                Err(e) => {
-                    // Retried by the engine unless permanent or its last attempt: say so on the board.
-                    let last = e.permanent || ctx.attempts >= ctx.max_attempts;
-                    let status = if last { "failed" } else { "waiting" };
-                    let reason = if last { e.message.clone() } else { format!("{}; trying again shortly", e.message) };
-                    slots.status(status, Some(&reason), round).await;
-                    slots.settled = true;
-                    return Err(e);
-                }
-            };
-            let elapsed_ms = round_started.elapsed().as_millis() as u64;
-            model_used = Some(made.model.clone());
-            let todo = std::mem::take(&mut slots.todo);
-            let mut rejected = Vec::new();
-            let mut accepted = Vec::new();
-            for (i, slot) in todo.into_iter().enumerate() {
-                let Some(image) = made.images.get(i) else {
-                    let reason = format!("{} returned {} of the {n} images asked for", made.model, made.images.len());
-                    rejected.push((slot, "missing", reason));
-                    continue;
+                .await;
+                let made = match made {
+                    Ok(made) => made,
+                    Err(e) => {
+                        // Retried by the engine unless permanent or its last attempt: say so on the board.
+                        let last = e.permanent || ctx.attempts >= ctx.max_attempts;
+                        let status = if last { "failed" } else { "waiting" };
+                        let reason =
+                            if last { e.message.clone() } else { format!("{}; trying again shortly", e.message) };
+                        slots.todo.append(&mut next_todo);
+                        slots.todo.extend(groups.drain(..).flat_map(|(_, g)| g));
+                        slots.status(status, Some(&reason), round).await;
+                        slots.settled = true;
+                        return Err(e);
+                    }
                 };
-                match check(image, ask.width, ask.height, &known, duplicate_bits) {
-                    Err((code, reason)) => rejected.push((slot, code, reason)),
-                    Ok(hash) => {
-                        known.push((format!("slot {}", slot.n + 1), hash));
-                        accepted.push((slot, image.clone(), hash, i));
+                let elapsed_ms = round_started.elapsed().as_millis() as u64;
+                model_used = Some(made.model.clone());
+                let todo = std::mem::take(&mut slots.todo);
+                let mut rejected = Vec::new();
+                let mut accepted = Vec::new();
+                for (i, slot) in todo.into_iter().enumerate() {
+                    let Some(image) = made.images.get(i) else {
+                        let reason =
+                            format!("{} returned {} of the {n} images asked for", made.model, made.images.len());
+                        rejected.push((slot, "missing", reason));
+                        continue;
+                    };
+                    match check(image, ask.width, ask.height, &known, duplicate_bits) {
+                        Err((code, reason)) => rejected.push((slot, code, reason)),
+                        Ok(hash) => {
+                            known.push((format!("slot {}", slot.n + 1), hash));
+                            accepted.push((slot, image.clone(), hash, i));
+                        }
                     }
                 }
-            }
-            let verdict = if rejected.is_empty() {
-                None
-            } else {
-                Some(rejected.iter().map(|(s, _, r)| format!("image {}: {r}", s.n + 1)).collect::<Vec<_>>().join("; "))
-            };
-            log.close(if rejected.is_empty() { "ok" } else { "gate_failed" }, verdict, None).await;
-            for (mut slot, image, hash, index) in accepted {
-                let asset = self.assets.keep_generated(&ctx.workspace_id, image.bytes.clone()).await?;
-                if asset.phash.is_none() {
-                    let _ =
-                        self.ai.store.set_asset_phash(&ctx.workspace_id, &asset.sha256, &similar::to_hex(hash)).await;
-                }
-                let mut source = Map::new();
-                source.insert("prompt".into(), request.prompt.clone().into());
-                if let Some(n) = &request.negative_prompt {
-                    source.insert("negative_prompt".into(), n.clone().into());
-                }
-                source.insert("provider".into(), provider.name().into());
-                source.insert("model".into(), made.model.clone().into());
-                source.insert("seed".into(), seed.into());
-                source.insert("index".into(), index.into());
-                for key in ["room_type", "style", "notes"] {
-                    if let Some(v) = data.get(key).filter(|v| v.is_string()) {
-                        source.insert(key.into(), v.clone());
+                let verdict = if rejected.is_empty() {
+                    None
+                } else {
+                    Some(
+                        rejected
+                            .iter()
+                            .map(|(s, _, r)| format!("image {}: {r}", s.n + 1))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                };
+                log.close(if rejected.is_empty() { "ok" } else { "gate_failed" }, verdict, None).await;
+                for (mut slot, image, hash, index) in accepted {
+                    let asset = self.assets.keep_generated(&ctx.workspace_id, image.bytes.clone()).await?;
+                    if asset.phash.is_none() {
+                        let _ = self
+                            .ai
+                            .store
+                            .set_asset_phash(&ctx.workspace_id, &asset.sha256, &similar::to_hex(hash))
+                            .await;
                     }
+                    let mut source = Map::new();
+                    source.insert("prompt".into(), request.prompt.clone().into());
+                    if let Some(n) = &request.negative_prompt {
+                        source.insert("negative_prompt".into(), n.clone().into());
+                    }
+                    source.insert("provider".into(), provider.name().into());
+                    source.insert("model".into(), made.model.clone().into());
+                    source.insert("seed".into(), seed.into());
+                    source.insert("index".into(), index.into());
+                    for key in ["room_type", "style", "notes"] {
+                        if let Some(v) = data.get(key).filter(|v| v.is_string()) {
+                            source.insert(key.into(), v.clone());
+                        }
+                    }
+                    if !palette.is_empty() {
+                        source.insert("palette".into(), json!(palette));
+                    }
+                    source.insert("parameters".into(), Value::Object(parameters.clone()));
+                    source.insert("elapsed_ms".into(), elapsed_ms.into());
+                    source.insert("context".into(), ctx.id.clone().into());
+                    source.insert(
+                        "qc".into(),
+                        json!({
+                            "passed": ["decodes", "size", "not_blank", "not_flagged", "not_duplicate"],
+                            "round": round,
+                            "rejected_before": slot.rejections,
+                        }),
+                    );
+                    if let Some(like) = &like {
+                        source.insert("like".into(), like.id.clone().into());
+                    }
+                    if let Some((sha, init)) = init {
+                        source.insert("from_image".into(), json!({"asset": sha, "strength": init.strength}));
+                    }
+                    slot.placed = Some(asset.sha256.clone());
+                    slots.fill(&slot, &asset.sha256, source).await;
+                    slots.done.push(slot);
                 }
-                if !palette.is_empty() {
-                    source.insert("palette".into(), json!(palette));
+                for (mut slot, code, reason) in rejected {
+                    run.log("warn", format!("quality control refused image {} ({code}): {reason}", slot.n + 1)).await;
+                    slot.rejections.push(json!({"round": round, "check": code, "reason": reason}));
+                    next_todo.push(slot);
                 }
-                source.insert("parameters".into(), Value::Object(parameters.clone()));
-                source.insert("elapsed_ms".into(), elapsed_ms.into());
-                source.insert("context".into(), ctx.id.clone().into());
-                source.insert(
-                    "qc".into(),
-                    json!({
-                        "passed": ["decodes", "size", "not_blank", "not_flagged", "not_duplicate"],
-                        "round": round,
-                        "rejected_before": slot.rejections,
-                    }),
-                );
-                if let Some(like) = &like {
-                    source.insert("like".into(), like.id.clone().into());
-                }
-                if let Some((sha, init)) = &init {
-                    source.insert("from_image".into(), json!({"asset": sha, "strength": init.strength}));
-                }
-                slot.placed = Some(asset.sha256.clone());
-                slots.fill(&slot, &asset.sha256, source).await;
-                slots.done.push(slot);
             }
-            for (mut slot, code, reason) in rejected {
-                run.log("warn", format!("quality control refused image {} ({code}): {reason}", slot.n + 1)).await;
-                slot.rejections.push(json!({"round": round, "check": code, "reason": reason}));
-                slots.todo.push(slot);
-            }
+            slots.todo = next_todo;
             if slots.todo.is_empty() {
                 break;
             }
