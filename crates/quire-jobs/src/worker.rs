@@ -20,6 +20,9 @@ use crate::{ComponentError, Engine, Run, Scheduler};
 /// that listings show where a slow context is; otherwise the start goes with the component's
 /// first progress or log line, or with its end.
 const SHOW_START_AFTER: Duration = Duration::from_millis(200);
+/// How often a worker looks for due schedules: cron's resolution is a minute, so a firing is
+/// at most this late, and an idle worker does not ask every second.
+const SCHEDULE_EVERY: Duration = Duration::from_secs(15);
 
 /// One worker's settings.
 #[derive(Debug, Clone)]
@@ -150,7 +153,7 @@ async fn run(
     let mut tasks: JoinSet<Finished> = JoinSet::new();
     let mut heartbeat = tokio::time::interval(engine.config().lease / 3);
     let mut cancel_check = tokio::time::interval(engine.config().cancel_check);
-    let mut schedules = tokio::time::interval(Duration::from_secs(1));
+    let mut schedules = tokio::time::interval(SCHEDULE_EVERY);
     for t in [&mut heartbeat, &mut cancel_check, &mut schedules] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
