@@ -1,0 +1,74 @@
+//! The snapshot of Armbian's configuration next to the repository (`../shared/armbian`, at
+//! commit 82a0c923f9), read as Quire reads any checkout.
+
+use std::path::PathBuf;
+
+use quire_armbian::{BoardSupport, ReleaseSupport, Tree};
+
+fn snapshot() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/armbian");
+    assert!(root.join("config/boards").is_dir(), "the Armbian snapshot is expected at {}", root.display());
+    root
+}
+
+#[test]
+fn the_snapshots_boards_families_and_releases_are_read() {
+    let tree = Tree::read(&snapshot()).unwrap();
+    assert_eq!(tree.boards.len(), 403, "every board file but the README");
+    let rock = tree.board("rock-5b").unwrap();
+    assert_eq!(
+        (rock.name.as_str(), rock.support, rock.family.as_deref(), rock.arch.as_deref()),
+        ("Rock 5B", BoardSupport::Supported, Some("rockchip-rk3588"), Some("arm64"))
+    );
+    assert_eq!(rock.branches, ["current", "edge", "vendor"]);
+    assert!(rock.description.as_deref().unwrap().starts_with("Rockchip RK3588 SoC octa core"));
+    assert_eq!(rock.maintainers, ["amazingfate", "linhz0hz"]);
+    assert_eq!(rock.vars["IMAGE_PARTITION_TABLE"], "gpt");
+    // Every support level is there, and every board with a family has an architecture.
+    for level in [BoardSupport::Supported, BoardSupport::Community, BoardSupport::EndOfSupport, BoardSupport::TvBox] {
+        assert!(tree.boards.iter().any(|b| b.support == level), "{level:?}");
+    }
+    let tv = tree.board("aml-s805-mxq").unwrap();
+    assert_eq!((tv.support, tv.name.as_str(), tv.arch.as_deref()), (BoardSupport::TvBox, "MXQ", Some("armhf")));
+    let unarched: Vec<&str> =
+        tree.boards.iter().filter(|b| b.family.is_some() && b.arch.is_none()).map(|b| b.id.as_str()).collect();
+    assert!(unarched.is_empty(), "{unarched:?}");
+    let mut arches: Vec<&str> = tree.families.values().map(String::as_str).collect();
+    arches.sort();
+    arches.dedup();
+    assert_eq!(arches, ["amd64", "arm64", "armhf", "loong64", "riscv64"]);
+    // One LoongArch board, and one release built for it: the schema's release rule will need this.
+    let loong = tree.board("uefi-loong64").unwrap();
+    assert_eq!(loong.arch.as_deref(), Some("loong64"));
+    let for_loong: Vec<&str> = tree
+        .releases
+        .iter()
+        .filter(|r| r.architectures.iter().any(|a| a == "loong64"))
+        .map(|r| r.codename.as_str())
+        .collect();
+    assert_eq!(for_loong.len(), 1, "{for_loong:?}");
+
+    let noble = tree.release("noble").unwrap();
+    assert_eq!((noble.name.as_str(), noble.support), ("Ubuntu noble 24.04", ReleaseSupport::Supported));
+    assert_eq!(noble.architectures, ["arm64", "armhf", "riscv64", "amd64"]);
+    let bookworm = tree.release("bookworm").unwrap();
+    assert_eq!(
+        (bookworm.support, bookworm.architectures.contains(&"riscv64".to_string())),
+        (ReleaseSupport::Community, false)
+    );
+    assert_eq!(tree.release("buster").unwrap().support, ReleaseSupport::EndOfSupport);
+    assert_eq!(tree.releases.len(), 13);
+}
+
+#[test]
+fn a_directory_that_is_not_a_checkout_is_refused_by_name() {
+    let dir = std::env::temp_dir().join(format!("quire-armbian-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let e = Tree::read(&dir).unwrap_err().to_string();
+    assert!(e.contains("config/sources/families") || e.contains("config/boards"), "{e}");
+    std::fs::create_dir_all(dir.join("config/sources/families")).unwrap();
+    std::fs::create_dir_all(dir.join("config/boards")).unwrap();
+    let e = Tree::read(&dir).unwrap_err().to_string();
+    assert!(e.ends_with("no board files (*.conf, *.csc, *.eos, *.tvb): is this an Armbian checkout?"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
