@@ -5,6 +5,8 @@
 //! are read the way Armbian's own `armbian_utils.py` reads them, as top-level
 //! `KEY="value"` lines.
 
+pub mod schema;
 pub mod tree;
 
+pub use schema::schema;
 pub use tree::{Board, BoardSupport, Release, ReleaseSupport, Tree, TreeError};

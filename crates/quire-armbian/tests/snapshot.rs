@@ -72,3 +72,48 @@ fn a_directory_that_is_not_a_checkout_is_refused_by_name() {
     assert!(e.ends_with("no board files (*.conf, *.csc, *.eos, *.tvb): is this an Armbian checkout?"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The schema derived from the snapshot accepts real builds and refuses, naming the field, a
+/// branch the board does not build, a release not built for its architecture, and a desktop on a
+/// minimal image.
+#[test]
+fn the_derived_schema_accepts_real_builds_and_refuses_what_armbian_cannot_build() {
+    let tree = Tree::read(&snapshot()).unwrap();
+    let schema = quire_armbian::schema(&tree, "82a0c923f9");
+    let validator = jsonschema::draft7::new(&schema).unwrap();
+    let ok = |c: serde_json::Value| {
+        let errors: Vec<String> = validator.iter_errors(&c).map(|e| format!("{}: {e}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{c}: {errors:?}");
+    };
+    let refused = |c: serde_json::Value, field: &str| {
+        let paths: Vec<String> = validator.iter_errors(&c).map(|e| e.instance_path().to_string()).collect();
+        assert!(paths.iter().any(|p| p == field), "{c}: {paths:?}");
+    };
+    use serde_json::json;
+    ok(json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble"}));
+    ok(
+        json!({"BOARD": "rock-5b", "BRANCH": "vendor", "RELEASE": "bookworm", "BUILD_DESKTOP": "yes", "DESKTOP_ENVIRONMENT": "gnome"}),
+    );
+    ok(json!({"BOARD": "uefi-loong64", "BRANCH": tree.board("uefi-loong64").unwrap().branches[0], "RELEASE": "sid"}));
+    refused(json!({"BOARD": "rock-5b", "BRANCH": "legacy", "RELEASE": "noble"}), "/BRANCH");
+    refused(
+        json!({"BOARD": "uefi-loong64", "BRANCH": tree.board("uefi-loong64").unwrap().branches[0], "RELEASE": "noble"}),
+        "/RELEASE",
+    );
+    refused(
+        json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble", "BUILD_MINIMAL": "yes", "BUILD_DESKTOP": "yes"}),
+        "/BUILD_DESKTOP",
+    );
+    refused(json!({"BOARD": "no-such-board", "BRANCH": "current", "RELEASE": "noble"}), "/BOARD");
+    let missing: Vec<String> = validator
+        .iter_errors(&json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble", "BUILD_DESKTOP": "yes"}))
+        .map(|e| e.to_string())
+        .collect();
+    assert!(missing.iter().any(|m| m.contains("DESKTOP_ENVIRONMENT")), "{missing:?}");
+    // Each board is offered with its name and hardware, and the schema stays small enough to serve.
+    let rock =
+        schema["properties"]["BOARD"]["oneOf"].as_array().unwrap().iter().find(|b| b["const"] == "rock-5b").unwrap();
+    assert_eq!(rock["title"], "Rock 5B");
+    assert!(rock["description"].as_str().unwrap().ends_with("(supported)"));
+    assert!(schema.to_string().len() < 200_000, "{} bytes", schema.to_string().len());
+}

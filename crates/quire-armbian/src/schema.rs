@@ -1,0 +1,114 @@
+//! The JSON Schema (draft-07) of an image build, derived from a checkout: which boards there
+//! are (title, hardware, support level), the kernel branches each builds, the releases (and
+//! which architectures each is built for), and the switches of a build. Rules that tie fields
+//! together and that JSON Schema can say are in the schema: a board builds only its own
+//! branches, only releases built for its architecture, a minimal image has no desktop, and a
+//! desktop names its environment. The same file validates in the browser (AJV through rjsf)
+//! and on the server.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::tree::{ReleaseSupport, Tree};
+
+/// The desktop environments Armbian builds (`DESKTOP_ENVIRONMENT`).
+pub const DESKTOP_ENVIRONMENTS: &[&str] =
+    &["budgie", "cinnamon", "deepin", "enlightenment", "gnome", "i3-wm", "kde-plasma", "mate", "xfce", "xmonad"];
+
+/// The schema of a build of `tree`, named by `version` (the checkout it comes from).
+pub fn schema(tree: &Tree, version: &str) -> Value {
+    let boards: Vec<Value> = tree
+        .boards
+        .iter()
+        .map(|b| {
+            let mut description = b.description.clone().unwrap_or_default();
+            let support = b.support.label();
+            description =
+                if description.is_empty() { support.to_string() } else { format!("{description} ({support})") };
+            json!({"const": b.id, "title": b.name, "description": description})
+        })
+        .collect();
+    let releases: Vec<Value> = tree
+        .releases
+        .iter()
+        .map(|r| {
+            let support = match r.support {
+                ReleaseSupport::Supported => "supported",
+                ReleaseSupport::Community => "community supported",
+                ReleaseSupport::EndOfSupport => "end of support",
+            };
+            json!({"const": r.codename, "title": r.name, "description": format!("{support}; built for {}", r.architectures.join(", "))})
+        })
+        .collect();
+    let mut branches: Vec<&str> = tree.boards.iter().flat_map(|b| b.branches.iter().map(String::as_str)).collect();
+    branches.sort();
+    branches.dedup();
+
+    // One rule per set of boards that build the same branches on the same architecture.
+    let mut groups: BTreeMap<(Vec<String>, String), Vec<&str>> = BTreeMap::new();
+    for b in tree.boards.iter().filter(|b| !b.branches.is_empty()) {
+        let arch = b.arch.clone().unwrap_or_default();
+        groups.entry((b.branches.clone(), arch)).or_default().push(&b.id);
+    }
+    let mut rules: Vec<Value> = groups
+        .into_iter()
+        .map(|((board_branches, arch), ids)| {
+            let eligible: Vec<&str> = tree
+                .releases
+                .iter()
+                .filter(|r| r.architectures.contains(&arch))
+                .map(|r| r.codename.as_str())
+                .collect();
+            json!({
+                "if": {"properties": {"BOARD": {"enum": ids}}, "required": ["BOARD"]},
+                "then": {"properties": {
+                    "BRANCH": {"enum": board_branches, "description": "The kernel branches this board builds"},
+                    "RELEASE": {"enum": eligible, "description": format!("The releases built for {arch}")},
+                }}
+            })
+        })
+        .collect();
+    rules.push(json!({
+        "if": {"properties": {"BUILD_MINIMAL": {"const": "yes"}}, "required": ["BUILD_MINIMAL"]},
+        "then": {"properties": {"BUILD_DESKTOP": {"const": "no", "description": "A minimal image has no desktop"}}}
+    }));
+    rules.push(json!({
+        "if": {"properties": {"BUILD_DESKTOP": {"const": "yes"}}, "required": ["BUILD_DESKTOP"]},
+        "then": {"required": ["DESKTOP_ENVIRONMENT"]}
+    }));
+
+    let yes_no = |title: &str, description: &str| json!({"type": "string", "title": title, "description": description, "enum": ["yes", "no"], "default": "no"});
+    let mut properties = Map::new();
+    properties.insert(
+        "BOARD".into(),
+        json!({"type": "string", "title": "Board", "description": "The board the image is for", "oneOf": boards}),
+    );
+    properties.insert(
+        "BRANCH".into(),
+        json!({"type": "string", "title": "Kernel branch", "description": "legacy, vendor, current or edge: the boards list which they build", "enum": branches}),
+    );
+    properties.insert(
+        "RELEASE".into(),
+        json!({"type": "string", "title": "Release", "description": "The Debian or Ubuntu release of the userspace", "oneOf": releases}),
+    );
+    properties.insert(
+        "BUILD_MINIMAL".into(),
+        yes_no("Minimal image", "Only what the board needs to boot and be reached over the network"),
+    );
+    properties.insert("BUILD_DESKTOP".into(), yes_no("Desktop", "Build an image with a desktop environment"));
+    properties.insert(
+        "DESKTOP_ENVIRONMENT".into(),
+        json!({"type": "string", "title": "Desktop environment", "description": "Which desktop, when one is built", "enum": DESKTOP_ENVIRONMENTS}),
+    );
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": format!("https://quire.dev/schemas/armbian-build/{version}.json"),
+        "title": "Armbian image build",
+        "description": format!("An Armbian image build, from the Armbian configuration at {version}"),
+        "type": "object",
+        "required": ["BOARD", "BRANCH", "RELEASE"],
+        "properties": properties,
+        "allOf": rules,
+    })
+}
