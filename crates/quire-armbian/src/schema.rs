@@ -16,6 +16,12 @@ use crate::tree::{ReleaseSupport, Tree};
 pub const DESKTOP_ENVIRONMENTS: &[&str] =
     &["budgie", "cinnamon", "deepin", "enlightenment", "gnome", "i3-wm", "kde-plasma", "mate", "xfce", "xmonad"];
 
+/// Root filesystems Armbian makes images with (`ROOTFS_TYPE`).
+pub const ROOTFS_TYPES: &[&str] = &["ext4", "f2fs", "btrfs", "nilfs2", "xfs", "nfs"];
+
+/// `COMPRESS_OUTPUTIMAGE`: a comma-separated list of sha, gpg, img, xz, zst.
+const COMPRESS_PATTERN: &str = "^(sha|gpg|img|xz|zst)(,(sha|gpg|img|xz|zst))*$";
+
 /// The schema of a build of `tree`, named by `version` (the checkout it comes from).
 pub fn schema(tree: &Tree, version: &str) -> Value {
     let boards: Vec<Value> = tree
@@ -54,12 +60,8 @@ pub fn schema(tree: &Tree, version: &str) -> Value {
     let mut rules: Vec<Value> = groups
         .into_iter()
         .map(|((board_branches, arch), ids)| {
-            let eligible: Vec<&str> = tree
-                .releases
-                .iter()
-                .filter(|r| r.architectures.contains(&arch))
-                .map(|r| r.codename.as_str())
-                .collect();
+            let eligible: Vec<&str> =
+                tree.releases.iter().filter(|r| r.architectures.contains(&arch)).map(|r| r.codename.as_str()).collect();
             json!({
                 "if": {"properties": {"BOARD": {"enum": ids}}, "required": ["BOARD"]},
                 "then": {"properties": {
@@ -76,6 +78,11 @@ pub fn schema(tree: &Tree, version: &str) -> Value {
     rules.push(json!({
         "if": {"properties": {"BUILD_DESKTOP": {"const": "yes"}}, "required": ["BUILD_DESKTOP"]},
         "then": {"required": ["DESKTOP_ENVIRONMENT"]}
+    }));
+    // Armbian sizes an F2FS image only when told how big the card is.
+    rules.push(json!({
+        "if": {"properties": {"ROOTFS_TYPE": {"const": "f2fs"}}, "required": ["ROOTFS_TYPE"]},
+        "then": {"required": ["FIXED_IMAGE_SIZE"]}
     }));
 
     let yes_no = |title: &str, description: &str| json!({"type": "string", "title": title, "description": description, "enum": ["yes", "no"], "default": "no"});
@@ -100,6 +107,51 @@ pub fn schema(tree: &Tree, version: &str) -> Value {
     properties.insert(
         "DESKTOP_ENVIRONMENT".into(),
         json!({"type": "string", "title": "Desktop environment", "description": "Which desktop, when one is built", "enum": DESKTOP_ENVIRONMENTS}),
+    );
+    properties.insert(
+        "KERNEL_CONFIGURE".into(),
+        yes_no(
+            "Configure the kernel",
+            "yes runs the kernel's menuconfig during the build; no uses Armbian's configuration",
+        ),
+    );
+    properties.insert(
+        "ROOTFS_TYPE".into(),
+        json!({"type": "string", "title": "Root filesystem", "enum": ROOTFS_TYPES, "default": "ext4",
+               "description": "ext4 unless the board's kernel supports another; f2fs needs FIXED_IMAGE_SIZE; nfs boots from a network share"}),
+    );
+    properties.insert(
+        "FIXED_IMAGE_SIZE".into(),
+        json!({"type": "integer", "title": "Image size (MiB)", "minimum": 1,
+               "description": "The image's size in MiB, smaller than the card it goes on; required for f2fs"}),
+    );
+    properties.insert(
+        "IMAGE_PARTITION_TABLE".into(),
+        json!({"type": "string", "title": "Partition table", "enum": ["msdos", "gpt"], "default": "msdos",
+               "description": "msdos (MBR) or gpt"}),
+    );
+    properties.insert(
+        "NETWORKING_STACK".into(),
+        json!({"type": "string", "title": "Networking", "enum": ["network-manager", "systemd-networkd", "none"],
+               "description": "The networking stack installed (none adds none)"}),
+    );
+    properties.insert(
+        "EXTRAWIFI".into(),
+        json!({"type": "string", "title": "Extra Wi-Fi drivers", "enum": ["yes", "no"], "default": "yes",
+               "description": "Out-of-tree Wi-Fi and Bluetooth drivers for popular USB and SDIO chipsets"}),
+    );
+    properties.insert(
+        "INSTALL_HEADERS".into(),
+        yes_no("Kernel headers", "Pre-install the kernel headers (for DKMS modules)"),
+    );
+    properties.insert(
+        "BSPFREEZE".into(),
+        yes_no("Freeze firmware packages", "Hold U-Boot, kernel, DTB and BSP packages back from upgrades"),
+    );
+    properties.insert(
+        "COMPRESS_OUTPUTIMAGE".into(),
+        json!({"type": "string", "title": "Outputs", "pattern": COMPRESS_PATTERN,
+               "description": "What to make of the image, comma-separated: sha (a checksum file), gpg (a signature), img (keep the raw image), xz or zst (compressed)"}),
     );
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",

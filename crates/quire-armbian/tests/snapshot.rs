@@ -110,6 +110,22 @@ fn the_derived_schema_accepts_real_builds_and_refuses_what_armbian_cannot_build(
         .map(|e| e.to_string())
         .collect();
     assert!(missing.iter().any(|m| m.contains("DESKTOP_ENVIRONMENT")), "{missing:?}");
+    // The switches: an F2FS image needs its size; values outside Armbian's are refused by field.
+    let base = json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble"});
+    let with = |extra: serde_json::Value| {
+        let mut c = base.clone();
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    };
+    ok(with(json!({"ROOTFS_TYPE": "f2fs", "FIXED_IMAGE_SIZE": 7000, "COMPRESS_OUTPUTIMAGE": "sha,img,xz",
+                   "IMAGE_PARTITION_TABLE": "gpt", "NETWORKING_STACK": "network-manager", "EXTRAWIFI": "no"})));
+    let f2fs: Vec<String> =
+        validator.iter_errors(&with(json!({"ROOTFS_TYPE": "f2fs"}))).map(|e| e.to_string()).collect();
+    assert!(f2fs.iter().any(|m| m.contains("FIXED_IMAGE_SIZE")), "{f2fs:?}");
+    refused(with(json!({"ROOTFS_TYPE": "zfs"})), "/ROOTFS_TYPE");
+    refused(with(json!({"COMPRESS_OUTPUTIMAGE": "sha,rar"})), "/COMPRESS_OUTPUTIMAGE");
+    refused(with(json!({"NETWORKING_STACK": "connman"})), "/NETWORKING_STACK");
+    refused(with(json!({"FIXED_IMAGE_SIZE": "big"})), "/FIXED_IMAGE_SIZE");
     // Each board is offered with its name and hardware, and the schema stays small enough to serve.
     let rock =
         schema["properties"]["BOARD"]["oneOf"].as_array().unwrap().iter().find(|b| b["const"] == "rock-5b").unwrap();
