@@ -10,3 +10,12 @@ pub mod tree;
 
 pub use schema::schema;
 pub use tree::{Board, BoardSupport, Release, ReleaseSupport, Tree, TreeError};
+
+/// The Armbian commit of the configuration snapshot Quire ships a schema for.
+pub const SNAPSHOT: &str = "82a0c923f9";
+
+/// The schema of [`SNAPSHOT`], as shipped (`schemas/armbian-<commit>.json`, generated from the
+/// snapshot and checked against it by the tests).
+pub fn shipped() -> &'static str {
+    include_str!("../schemas/armbian-82a0c923f9.json")
+}

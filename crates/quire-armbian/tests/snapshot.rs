@@ -133,3 +133,24 @@ fn the_derived_schema_accepts_real_builds_and_refuses_what_armbian_cannot_build(
     assert!(rock["description"].as_str().unwrap().ends_with("(supported)"));
     assert!(schema.to_string().len() < 200_000, "{} bytes", schema.to_string().len());
 }
+
+/// Quire ships the schema of the snapshot it was built with (`schemas/armbian-<commit>.json`):
+/// it is what the snapshot gives, byte for byte. `QUIRE_BLESS=1 cargo test -p quire-armbian`
+/// writes it anew after a change to the reader or the schema.
+#[test]
+fn the_shipped_schema_is_the_snapshots() {
+    let tree = Tree::read(&snapshot()).unwrap();
+    let made = serde_json::to_string_pretty(&quire_armbian::schema(&tree, quire_armbian::SNAPSHOT)).unwrap() + "\n";
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("schemas/armbian-{}.json", quire_armbian::SNAPSHOT));
+    if std::env::var_os("QUIRE_BLESS").is_some() {
+        std::fs::write(&path, &made).unwrap();
+    }
+    let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        shipped == made,
+        "{} is not what the snapshot gives: QUIRE_BLESS=1 cargo test -p quire-armbian",
+        path.display()
+    );
+    assert!(quire_armbian::shipped() == made, "the schema compiled in is not the file: rebuild");
+}
