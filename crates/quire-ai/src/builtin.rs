@@ -480,10 +480,13 @@ impl ImageProvider for Builtin {
         }
         let init = match &request.init_image {
             Some(init) => {
-                let image = image::load_from_memory(&init.png)
-                    .map_err(|e| Self::error(format!("the image to paint from does not decode: {e}")))?
-                    .resize_exact(w, h, image::imageops::FilterType::Triangle)
-                    .to_rgb8();
+                let mut image = image::load_from_memory(&init.png)
+                    .map_err(|e| Self::error(format!("the image to paint from does not decode: {e}")))?;
+                // `InitImage::fitted` made it the size asked for; another caller may not have.
+                if (image.width(), image.height()) != (w, h) {
+                    image = image.resize_exact(w, h, image::imageops::FilterType::Triangle);
+                }
+                let image = image.to_rgb8();
                 Some((Arc::new(image), init.strength))
             }
             None => None,

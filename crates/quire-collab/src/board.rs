@@ -196,7 +196,8 @@ pub fn patch_fields(doc: &Doc, changes: &[(String, JsonMap<String, Value>)], fie
     }
 }
 
-fn is_colour(v: &Value) -> bool {
+/// A colour as boards keep them: `#rrggbb`.
+pub fn is_colour(v: &Value) -> bool {
     v.as_str().is_some_and(|s| s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit()))
 }
 

@@ -109,8 +109,8 @@ impl Ask {
 /// A list of at most 32 colours, `#rrggbb` each; `None` for anything else.
 fn colours(v: Option<&Value>) -> Option<Vec<String>> {
     let list = v?.as_array()?;
-    let hex = |s: &str| s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit());
-    let out: Option<Vec<String>> = list.iter().map(|c| c.as_str().filter(|s| hex(s)).map(String::from)).collect();
+    let out: Option<Vec<String>> =
+        list.iter().map(|c| c.as_str().filter(|_| quire_collab::board::is_colour(c)).map(String::from)).collect();
     out.filter(|o| o.len() <= 32)
 }
 
@@ -249,21 +249,30 @@ impl Component for BoardImages {
         let (_, _, rendered) = choice.render(&self.ai, &run, &data, None).await?;
         let provider =
             self.ai.image_provider(&ctx.workspace_id, choice.provider.as_deref()).await.map_err(lookup_failed)?;
-        // The images to paint from: the liked item's, or each of the brief's references in turn.
-        let references: Vec<&str> = match like {
-            Some(_) => vec![""],
+        // The images to paint from: the liked item's, or each of the brief's references in turn
+        // (left aside, once, by a provider that cannot paint from images, or when asked not to).
+        let starts: Vec<Start> = match &like {
+            Some(like) => vec![Start::Like(like)],
+            None if ask.from_image == Some(false) => Vec::new(),
             None => brief
                 .get("references")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
+                .map(Start::Reference)
                 .collect(),
         };
+        if starts.iter().any(|s| matches!(s, Start::Reference(_))) && !provider.paints_from_images() {
+            let says = format!(
+                "the image provider '{}' cannot paint from an image: the brief's references are left aside",
+                provider.name()
+            );
+            run.log("warn", says).await;
+        }
         let mut inits = Vec::new();
-        for reference in references {
-            let reference = (!reference.is_empty()).then_some(reference);
-            if let Some(init) = self.init_image(&run, like.as_ref(), reference, &ask, provider.as_ref()).await? {
+        for start in starts {
+            if let Some(init) = self.init_image(&run, start, &ask, provider.as_ref()).await? {
                 inits.push(init);
             }
         }
@@ -524,6 +533,14 @@ impl Like {
     }
 }
 
+/// An image a generation paints from: the item "more like this" started from, or one of the
+/// brief's references.
+#[derive(Clone, Copy)]
+enum Start<'a> {
+    Like(&'a Like),
+    Reference(&'a str),
+}
+
 impl BoardImages {
     /// The image to paint from, fitted to the size asked for: for "more like this", the item's
     /// own when the provider paints from images and the request does not say no; else the
@@ -531,29 +548,19 @@ impl BoardImages {
     async fn init_image(
         &self,
         run: &Run,
-        like: Option<&Like>,
-        reference: Option<&str>,
+        start: Start<'_>,
         ask: &Ask,
         provider: &dyn quire_ai::ImageProvider,
     ) -> Result<Option<(String, quire_ai::InitImage)>, ComponentError> {
-        let (asset, what) = match (like, reference) {
-            (Some(like), _) => match like.image_to_paint_from(ask.from_image, provider)? {
+        let (asset, what) = match start {
+            Start::Like(like) => match like.image_to_paint_from(ask.from_image, provider)? {
                 Some(asset) => (asset, format!("item '{}'", like.id)),
                 None => return Ok(None),
             },
-            (None, Some(sha)) if ask.from_image != Some(false) => {
-                if !provider.paints_from_images() {
-                    let says = format!(
-                        "the image provider '{}' cannot paint from an image: the brief's reference is left aside",
-                        provider.name()
-                    );
-                    run.log("warn", says).await;
-                    return Ok(None);
-                }
-                (sha.to_string(), "the brief's reference".to_string())
-            }
-            _ => return Ok(None),
+            Start::Reference(_) if !provider.paints_from_images() => return Ok(None),
+            Start::Reference(sha) => (sha.to_string(), "the brief's reference".to_string()),
         };
+        let like = matches!(start, Start::Like(_));
         let run_workspace = run.context().workspace_id.clone();
         // Objects are shared by hash across workspaces: only this workspace's own are read.
         let kept = self.ai.store.get_asset(&run_workspace, &asset).await;
@@ -564,7 +571,7 @@ impl BoardImages {
         let bytes = match bytes {
             Ok(bytes) => bytes,
             // A reference gone from the workspace leaves the brief to paint from.
-            Err(Error::NotFound { .. }) if like.is_none() => {
+            Err(Error::NotFound { .. }) if !like => {
                 run.log("warn", format!("the image of {what} is no longer stored: painting from the brief alone"))
                     .await;
                 return Ok(None);
