@@ -20,6 +20,8 @@ fn main() {
     {
         println!("cargo:rerun-if-changed={}", web.join(watched).display());
     }
+    // The Armbian build schema Quire ships, whose validators the web build compiles.
+    println!("cargo:rerun-if-changed={}", manifest.join("../quire-armbian/schemas").display());
     println!("cargo:rerun-if-env-changed=QUIRE_WEB_DIST");
 
     // A web app built elsewhere (a packager's, or a machine without Node.js) can be given.

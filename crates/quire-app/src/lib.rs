@@ -7,6 +7,8 @@
 //!   within its quota; thumbnails by the `asset_thumbnails` component; signed URLs.
 //! - [`asset_gc`] — the nightly `assets_gc` component: images nothing names for the grace
 //!   period leave the workspace, and their files the asset store once no workspace holds them.
+//! - [`board_configs`] — board configurations: the Armbian build schema (shipped, or derived
+//!   from a configured checkout), served by version, and configurations checked against it.
 //! - [`ai`] — AI providers and each workspace's choice of them, prompt templates, the
 //!   interactions log, local models, and the `ai_generator` / `image_generator` components.
 //! - [`history`] — version history: when an edit becomes a version, its commit in the
@@ -24,6 +26,7 @@ pub mod ai;
 pub mod asset_gc;
 pub mod assets;
 pub mod batch;
+pub mod board_configs;
 pub mod drafts;
 pub mod history;
 pub mod maintenance;

@@ -5,9 +5,11 @@
 //! are read the way Armbian's own `armbian_utils.py` reads them, as top-level
 //! `KEY="value"` lines.
 
+pub mod check;
 pub mod schema;
 pub mod tree;
 
+pub use check::{BadSchema, Checker, Problem, Severity};
 pub use schema::schema;
 pub use tree::{Board, BoardSupport, Release, ReleaseSupport, Tree, TreeError};
 

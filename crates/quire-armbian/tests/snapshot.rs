@@ -154,3 +154,80 @@ fn the_shipped_schema_is_the_snapshots() {
     );
     assert!(quire_armbian::shipped() == made, "the schema compiled in is not the file: rebuild");
 }
+
+/// The checker explains each problem in words about the field, adds Quire's own rules (no
+/// interactive menu, no shell characters) and warns of boards nobody maintains; the build's
+/// arguments carry every default so Armbian never stops to ask.
+#[test]
+fn the_checker_names_the_field_and_says_what_to_do() {
+    use quire_armbian::{Checker, Severity};
+    use serde_json::json;
+    let checker = Checker::new(serde_json::from_str(quire_armbian::shipped()).unwrap()).unwrap();
+    let problems = |c: serde_json::Value| checker.check(&c);
+    let one = |c: serde_json::Value, path: &str| {
+        let all = problems(c.clone());
+        all.into_iter().find(|p| p.path == path).unwrap_or_else(|| panic!("{c}: no problem at {path}"))
+    };
+    assert_eq!(problems(json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble"})), []);
+
+    let p = one(json!({"BOARD": "rock-5b", "BRANCH": "legacy", "RELEASE": "noble"}), "/BRANCH");
+    assert_eq!(
+        (p.code, p.message.as_str()),
+        ("not_allowed", "rock-5b does not build the 'legacy' kernel branch; it builds current, edge or vendor")
+    );
+    let p = one(json!({"BOARD": "uefi-loong64", "BRANCH": "edge", "RELEASE": "noble"}), "/RELEASE");
+    assert_eq!(p.message, "'noble' is not built for loong64, the architecture of uefi-loong64; choose sid");
+    let p = one(json!({"BOARD": "rock-5c-max", "BRANCH": "current", "RELEASE": "noble"}), "/BOARD");
+    assert_eq!((p.code, p.message.as_str()), ("unknown", "'rock-5c-max' is not a board of this Armbian configuration"));
+    let p = one(json!({"BOARD": "rock-5b", "BRANCH": "current"}), "/RELEASE");
+    assert_eq!((p.code, p.message.as_str()), ("required", "Release is required"));
+    let minimal = json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble", "BUILD_MINIMAL": "yes", "BUILD_DESKTOP": "yes"});
+    assert!(one(minimal, "/BUILD_DESKTOP").message.starts_with("a minimal image has no desktop"));
+    let desktop = json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble", "BUILD_DESKTOP": "yes"});
+    assert_eq!(one(desktop, "/DESKTOP_ENVIRONMENT").message, "a desktop image names its desktop environment");
+    let size = json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble", "FIXED_IMAGE_SIZE": "big"});
+    assert_eq!(one(size, "/FIXED_IMAGE_SIZE").message, "Image size (MiB) must be a whole number, not big");
+    let out = json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble", "COMPRESS_OUTPUTIMAGE": "sha,rar"});
+    assert_eq!(one(out, "/COMPRESS_OUTPUTIMAGE").code, "format");
+
+    // Quire's rules, in the same shape.
+    let p = one(
+        json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble", "KERNEL_CONFIGURE": "yes"}),
+        "/KERNEL_CONFIGURE",
+    );
+    assert_eq!((p.code, p.severity), ("interactive", Severity::Error));
+    let p = one(json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble", "EXTRA": "a$(reboot)"}), "/EXTRA");
+    assert_eq!(p.code, "unsafe_value");
+    assert!(p.message.starts_with("EXTRA holds '$'"), "{}", p.message);
+
+    // A board at the end of its support builds, with a warning.
+    let tree = Tree::read(&snapshot()).unwrap();
+    let old = tree.boards.iter().find(|b| b.support == BoardSupport::EndOfSupport && !b.branches.is_empty()).unwrap();
+    let arch = old.arch.clone().unwrap();
+    let release = tree
+        .releases
+        .iter()
+        .find(|r| r.architectures.contains(&arch) && r.support == ReleaseSupport::Supported)
+        .unwrap();
+    let config = json!({"BOARD": old.id, "BRANCH": old.branches[0], "RELEASE": release.codename});
+    let all = problems(config.clone());
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!((all[0].path.as_str(), all[0].code, all[0].severity), ("/BOARD", "unmaintained", Severity::Warning));
+    assert!(checker.build_arguments(&config).is_some());
+
+    // Every default the configuration leaves out is passed, so Armbian never asks.
+    let args = checker
+        .build_arguments(&json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble", "BUILD_MINIMAL": "yes"}))
+        .unwrap();
+    for a in [
+        "BOARD=rock-5b",
+        "BRANCH=current",
+        "RELEASE=noble",
+        "BUILD_MINIMAL=yes",
+        "BUILD_DESKTOP=no",
+        "KERNEL_CONFIGURE=no",
+    ] {
+        assert!(args.iter().any(|x| x == a), "{a} in {args:?}");
+    }
+    assert_eq!(checker.build_arguments(&json!({"BOARD": "rock-5b"})), None);
+}

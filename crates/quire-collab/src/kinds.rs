@@ -20,6 +20,12 @@ pub trait Kind: Send + Sync {
     /// Checks `content` and replaces the document's content with it, changing only what
     /// differs.
     fn write_json(&self, doc: &Doc, content: &Value) -> Result<()>;
+    /// Applies a JSON merge patch (RFC 7386) to the content: only the fields it names change,
+    /// so a writer who read a while ago does not undo others' changes to the fields it left
+    /// alone. Object kinds only.
+    fn patch_json(&self, _doc: &Doc, _patch: &Value) -> Result<()> {
+        Err(Error::invalid("content", "a merge patch applies to JSON objects; replace a PRD's content with PUT"))
+    }
     /// Whether the content reads and writes as Markdown (and is kept as a Markdown file).
     fn markdown(&self) -> bool {
         false
@@ -79,7 +85,7 @@ struct Object {
 }
 
 static MOODBOARD: Object = Object { check: crate::board::validate, maps: &["brief", "items"] };
-static CONFIG: Object = Object { check: |_| Ok(()), maps: &[] };
+static CONFIG: Object = Object { check: crate::build_config::validate, maps: &[] };
 
 impl Kind for Object {
     fn read_json(&self, doc: &Doc) -> Value {
@@ -91,6 +97,17 @@ impl Kind for Object {
     fn write_json(&self, doc: &Doc, value: &Value) -> Result<()> {
         (self.check)(value)?;
         content::write_object(doc, value)
+    }
+    fn patch_json(&self, doc: &Doc, patch: &Value) -> Result<()> {
+        if !patch.is_object() {
+            return Err(Error::invalid(
+                "content",
+                "a merge patch is a JSON object of the fields to change (null removes one)",
+            ));
+        }
+        let mut content = content::read_object(doc);
+        quire_core::merge_patch(&mut content, patch);
+        self.write_json(doc, &content)
     }
     fn parse_text(&self, format: &str, text: &str) -> Result<Value> {
         if format == "markdown" {
@@ -139,5 +156,43 @@ mod tests {
         let err = of(DocumentKind::BoardConfig).parse_text("text", "{oops").unwrap_err();
         assert!(err.to_string().contains("JSON"), "{err}");
         assert_eq!(of(DocumentKind::BoardConfig).to_file(&json!({"A": 1})), "{\n  \"A\": 1\n}\n");
+    }
+
+    #[test]
+    fn a_merge_patch_changes_only_the_fields_it_names() {
+        let doc = Doc::new();
+        let config = of(DocumentKind::BoardConfig);
+        config.write_json(&doc, &json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble"})).unwrap();
+        config.patch_json(&doc, &json!({"BRANCH": "edge", "RELEASE": null, "BUILD_MINIMAL": "yes"})).unwrap();
+        assert_eq!(config.read_json(&doc), json!({"BOARD": "rock-5b", "BRANCH": "edge", "BUILD_MINIMAL": "yes"}));
+        // The configuration's rules hold for what the patch makes; nothing is applied otherwise.
+        assert!(config.patch_json(&doc, &json!({"board": "x"})).is_err());
+        assert!(config.patch_json(&doc, &json!(["BOARD"])).is_err());
+        assert_eq!(config.read_json(&doc)["BOARD"], "rock-5b");
+        assert!(of(DocumentKind::Prd).patch_json(&doc, &json!({})).is_err());
+    }
+
+    /// Two engineers change BOARD and RELEASE at once, each on their own copy: when their
+    /// updates cross, both changes are there.
+    #[test]
+    fn concurrent_edits_of_two_fields_both_win() {
+        use yrs::updates::decoder::Decode;
+        use yrs::{ReadTxn, StateVector, Transact, Update};
+        let config = of(DocumentKind::BoardConfig);
+        let (ada, grace) = (Doc::with_client_id(1), Doc::with_client_id(2));
+        config.write_json(&ada, &json!({"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "jammy"})).unwrap();
+        let first = ada.transact().encode_state_as_update_v1(&StateVector::default());
+        grace.transact_mut().apply_update(Update::decode_v1(&first).unwrap()).unwrap();
+        let before = ada.transact().state_vector();
+
+        config.write_json(&ada, &json!({"BOARD": "orangepi5", "BRANCH": "current", "RELEASE": "jammy"})).unwrap();
+        config.patch_json(&grace, &json!({"RELEASE": "noble"})).unwrap();
+        let from_ada = ada.transact().encode_state_as_update_v1(&before);
+        let from_grace = grace.transact().encode_state_as_update_v1(&before);
+        ada.transact_mut().apply_update(Update::decode_v1(&from_grace).unwrap()).unwrap();
+        grace.transact_mut().apply_update(Update::decode_v1(&from_ada).unwrap()).unwrap();
+        let merged = json!({"BOARD": "orangepi5", "BRANCH": "current", "RELEASE": "noble"});
+        assert_eq!(config.read_json(&ada), merged);
+        assert_eq!(config.read_json(&grace), merged);
     }
 }

@@ -14,6 +14,7 @@
 //! It knows nothing of HTTP or WebSockets: the server moves the bytes.
 
 pub mod board;
+pub mod build_config;
 pub mod content;
 pub mod kinds;
 pub mod limits;

@@ -382,14 +382,15 @@ async fn content_is_replaced_by_its_difference(b: Backend) {
     assert_eq!(collab.read("doc_8", |d| read_text(d, DocumentKind::Prd)).await.unwrap(), "One\n\nTwo");
     assert!(write_json(&Doc::new(), DocumentKind::Prd, &json!({"type": "paragraph"})).is_err());
 
-    // Board configurations are JSON objects in a map: keys change one by one.
-    let config = json!({"board": "orangepi5", "kernel": {"branch": "current"}, "extras": ["wifi"]});
+    // Board configurations are flat KEY: value objects in a map: keys change one by one.
+    let config = json!({"BOARD": "orangepi5", "BRANCH": "current", "FIXED_IMAGE_SIZE": 7000});
     collab.edit("doc_9", quire(), |d| write_json(d, DocumentKind::BoardConfig, &config)).await.unwrap();
     assert_eq!(collab.read("doc_9", |d| read_json(d, DocumentKind::BoardConfig)).await.unwrap(), config);
-    let changed = json!({"board": "orangepi5", "kernel": {"branch": "edge"}});
+    let changed = json!({"BOARD": "orangepi5", "BRANCH": "edge"});
     collab.edit("doc_9", quire(), |d| write_json(d, DocumentKind::BoardConfig, &changed)).await.unwrap();
     assert_eq!(collab.read("doc_9", |d| read_json(d, DocumentKind::BoardConfig)).await.unwrap(), changed);
     assert!(write_json(&Doc::new(), DocumentKind::BoardConfig, &json!([1])).is_err());
+    assert!(write_json(&Doc::new(), DocumentKind::BoardConfig, &json!({"KERNEL": {"BRANCH": "edge"}})).is_err());
 }
 
 /// Ten clients move their cursors within one batch window: every other client gets one

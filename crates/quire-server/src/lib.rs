@@ -102,6 +102,9 @@ pub struct ServerConfig {
     pub outbound: quire_net::Outbound,
     /// The asset store (images, files): where, the upload limits and each workspace's quota.
     pub assets: quire_app::assets::AssetsConfig,
+    /// The Armbian build framework checkout whose boards and releases the build schema is
+    /// derived from (and builds run in); the shipped schema without one.
+    pub armbian_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -134,6 +137,7 @@ impl Default for ServerConfig {
             local_models: ai::local::LocalConfig::default(),
             outbound: quire_net::Outbound::public_only(),
             assets: quire_app::assets::AssetsConfig::default(),
+            armbian_dir: None,
         }
     }
 }
@@ -152,6 +156,7 @@ struct AppInner {
     ai: Arc<ai::Ai>,
     history: Arc<history::History>,
     assets: Arc<quire_app::assets::Assets>,
+    board_configs: Arc<quire_app::board_configs::BoardConfigs>,
     drafts: quire_app::drafts::Drafts,
     access: tokio::sync::broadcast::Sender<routes::collab::AccessChange>,
     connections: Arc<Connections>,
@@ -204,6 +209,8 @@ impl App {
         );
         quire_app::pipelines::prepare(&engine, config.assets.gc_grace).await?;
         let drafts = quire_app::drafts::Drafts::new(store.clone(), collab.clone(), history.clone());
+        let board_configs =
+            quire_app::board_configs::BoardConfigs::new(store.clone(), collab.clone(), config.armbian_dir.clone())?;
         let app = App(Arc::new(AppInner {
             store,
             auth,
@@ -214,6 +221,7 @@ impl App {
             ai,
             history,
             assets,
+            board_configs,
             drafts,
             access,
             connections: Arc::default(),
@@ -279,6 +287,10 @@ impl App {
     /// The asset store: uploads, thumbnails, signed URLs.
     pub fn assets(&self) -> &Arc<quire_app::assets::Assets> {
         &self.0.assets
+    }
+
+    pub fn board_configs(&self) -> &Arc<quire_app::board_configs::BoardConfigs> {
+        &self.0.board_configs
     }
 
     /// AI drafts approved into their documents.
@@ -374,6 +386,7 @@ impl ServerConfig {
         (name = "workspaces", description = "Workspaces hold documents and members"),
         (name = "access", description = "Members, invitations, API keys and document shares"),
         (name = "documents", description = "PRDs, moodboards and board configurations"),
+        (name = "board-configs", description = "The Armbian build schema and board configurations checked against it"),
         (name = "assets", description = "Images a workspace keeps: uploads, thumbnails, signed URLs"),
         (name = "events", description = "The event outbox as a live, resumable stream"),
         (name = "contexts", description = "Pipelines: contexts, their events, templates, components and workers"),
@@ -411,7 +424,11 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::audit::list_audit))
         .routes(routes!(routes::collab::collab_socket))
         .routes(routes!(routes::collab::presence))
-        .routes(routes!(routes::collab::read_content, routes::collab::write_content))
+        .routes(routes!(routes::collab::read_content, routes::collab::write_content, routes::collab::patch_content))
+        .routes(routes!(routes::board_configs::get_build_schema))
+        .routes(routes!(routes::board_configs::refresh_build_schema))
+        .routes(routes!(routes::board_configs::validate_board_config))
+        .routes(routes!(routes::board_configs::board_config_validation))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

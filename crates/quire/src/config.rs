@@ -95,6 +95,11 @@ pub struct CommonArgs {
     /// Largest image upload, in megabytes [default: 25]
     #[arg(long, env = "QUIRE_MAX_UPLOAD_MB", value_name = "MB")]
     pub max_upload_mb: Option<usize>,
+    /// An Armbian build framework checkout (github.com/armbian/build): board configurations
+    /// are checked against the boards and releases it has, and builds run in it [default:
+    /// the schema of the Armbian snapshot Quire ships, and no builds]
+    #[arg(long, env = "QUIRE_ARMBIAN_DIR", value_name = "DIR")]
+    pub armbian_dir: Option<PathBuf>,
 }
 
 /// Settings of the pipeline workers (`quire serve` and `quire worker`).
@@ -286,6 +291,7 @@ struct FileSettings {
     asset_quota_mb: Option<i64>,
     asset_grace_days: Option<u64>,
     max_upload_mb: Option<usize>,
+    armbian_dir: Option<PathBuf>,
     fetch_models: Option<bool>,
     addr: Option<SocketAddr>,
     max_body_bytes: Option<usize>,
@@ -555,6 +561,7 @@ impl Settings {
             limits: quire_app::assets::UploadLimits { max_bytes: upload_mb << 20, ..d.limits },
             ..d
         };
+        server.armbian_dir = args.armbian_dir.or(file.armbian_dir);
         server.local_models = quire_app::ai::local::LocalConfig {
             dir: Some(args.models_dir.or(file.models_dir).unwrap_or_else(|| data_dir.join("models"))),
             text: args.text_model.or(file.text_model),

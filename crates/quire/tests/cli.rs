@@ -796,6 +796,10 @@ last() { grep -o "$1[A-Za-z0-9_.-]*" "$OUT" | tail -n 1; }
     assert!(printed.contains("event: prd.created"), "the event stream showed the document: {printed}");
     assert!(printed.contains("\"status\":\"completed\""), "the pipeline's context completed: {printed}");
     assert!(printed.contains("event: done"), "the AI draft streamed to its end: {printed}");
+    assert!(
+        printed.contains("rock-5b does not build the 'legacy' kernel branch"),
+        "the configuration's problem is named: {printed}"
+    );
     server.stop();
     std::fs::remove_dir_all(dir).unwrap();
 }

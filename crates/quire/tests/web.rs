@@ -137,3 +137,22 @@ fn a_moodboard_is_used_by_two_people_at_once_in_real_browsers() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_board_configuration_is_edited_by_two_people_at_once_in_real_browsers() {
+    let dir = temp_dir();
+    let server = Server::start(&["--data-dir", dir.to_str().unwrap()], &[]);
+    browser_run(
+        server,
+        "config.mjs",
+        &[
+            "config-empty",
+            "config-two-people",
+            "config-refused-branch",
+            "config-refused-desktop",
+            "config-expert",
+            "config",
+        ],
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

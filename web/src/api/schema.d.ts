@@ -320,6 +320,69 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/board-configs/schema": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The JSON Schema (draft-07) of an Armbian image build: boards, branches, releases and the
+         *     build switches, with the rules between them. Its ETag is its version; send it back in
+         *     `If-None-Match` to be answered 304 while it has not changed. The browser validates with
+         *     this very file (AJV); the server with the same (`POST /api/v1/board-configs/validate`).
+         */
+        get: operations["get_build_schema"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/board-configs/schema/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Derive the schema from the configured Armbian checkout again (after updating it).
+         *     Instance administrators. Without a checkout, the shipped schema stays.
+         */
+        post: operations["refresh_build_schema"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/board-configs/validate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check a configuration without saving it: every problem with the field it is about
+         *     (`/BRANCH`), a message, and whether it is an error or a warning. Results are cached by
+         *     schema version and configuration hash.
+         */
+        post: operations["validate_board_config"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/components": {
         parameters: {
             query?: never;
@@ -538,7 +601,13 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change some fields of a board or configuration: a JSON merge patch (RFC 7386) — the
+         *     fields named are set, `null` removes one, nested objects merge — applied to the content
+         *     as it is now, so fields others changed since you read it stay theirs. Needs the editor
+         *     role; PRDs are replaced with PUT.
+         */
+        patch: operations["patch_content"];
         trace?: never;
     };
     "/api/v1/documents/{id}/diff": {
@@ -651,6 +720,23 @@ export interface paths {
         post?: never;
         /** Stop sharing a document with one account (anyone may drop their own share). */
         delete: operations["remove_share"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/documents/{id}/validation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The configuration a `board-config` document holds now, checked against the schema in force. */
+        get: operations["board_config_validation"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1515,6 +1601,19 @@ export interface components {
             /** @description Keys it adds to `data`. */
             writes: string[];
         };
+        /** @description One problem with a configuration, as the API answers it. */
+        ConfigProblem: {
+            /**
+             * @description `required`, `not_allowed`, `unknown`, `type`, `format`, `range`, `interactive`,
+             *     `unsafe_value`, `unmaintained`, `invalid`.
+             */
+            code: string;
+            message: string;
+            /** @description JSON pointer to the field (`/BRANCH`); empty for the whole configuration. */
+            path: string;
+            /** @description `error` (it cannot be built so) or `warning` (it can, but someone should know). */
+            severity: string;
+        };
         /** @description Someone connected to a document, as others see them. */
         ConnectionState: {
             activity?: components["schemas"]["Activity"] | null;
@@ -2351,6 +2450,18 @@ export interface components {
          * @enum {string}
          */
         Role: "viewer" | "editor" | "admin" | "owner";
+        /** @description Where the schema in force came from. */
+        SchemaInfo: {
+            boards: number;
+            releases: number;
+            /** @description `shipped`, or the Armbian checkout's directory. */
+            source: string;
+            /**
+             * @description `82a0c923f9` (the shipped snapshot's commit), or `<commit>-<hash>` / `local-<hash>` for a
+             *     configured checkout.
+             */
+            version: string;
+        };
         /** @description Who last changed a section, as the versions tell it. */
         SectionAuthorship: {
             authors: Record<string, never>[];
@@ -2490,6 +2601,21 @@ export interface components {
             name: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        /** @description A configuration to check. */
+        ValidateBody: {
+            /** @description `{"BOARD": "rock-5b", "BRANCH": "current", "RELEASE": "noble", …}` */
+            config: unknown;
+        };
+        /** @description What checking one configuration found. */
+        Validation: {
+            /** @description SHA-256 of the configuration as checked (its canonical JSON). */
+            config_hash: string;
+            problems: components["schemas"]["ConfigProblem"][];
+            /** @description The schema it was checked against. */
+            schema_version: string;
+            /** @description No errors (warnings allowed). */
+            valid: boolean;
         };
         /** @description A worker process's registration. */
         WorkerInfo: {
@@ -3459,6 +3585,122 @@ export interface operations {
             };
         };
     };
+    get_build_schema: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schema */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/schema+json": Record<string, never>;
+                };
+            };
+            /** @description The copy the client has is current */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No credential, or one that is not valid (`unauthenticated`, `invalid_token`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    refresh_build_schema: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchemaInfo"];
+                };
+            };
+            /** @description The caller's role does not allow this (`forbidden`, `csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    validate_board_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ValidateBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Validation"];
+                };
+            };
+            /** @description No credential, or one that is not valid (`unauthenticated`, `invalid_token`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     components: {
         parameters: {
             query?: never;
@@ -4222,6 +4464,59 @@ export interface operations {
             };
         };
     };
+    patch_content: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description The fields to change */
+        requestBody: {
+            content: {
+                "application/merge-patch+json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The caller's role does not allow this (`forbidden`, `csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     diff_versions: {
         parameters: {
             query: {
@@ -4489,6 +4784,47 @@ export interface operations {
             };
             /** @description Not found, or not visible to the caller */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    board_config_validation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A board-config document */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Validation"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -11,6 +11,7 @@ import { isDismissed, useLatestDraft } from '../drafts/queries';
 const loadEditor = () => import('../editor/PrdEditor');
 const PrdEditor = lazy(() => loadEditor().then((m) => ({ default: m.PrdEditor })));
 const Moodboard = lazy(() => import('../board/Moodboard').then((m) => ({ default: m.Moodboard })));
+const ConfigEditor = lazy(() => import('../config/ConfigEditor').then((m) => ({ default: m.ConfigEditor })));
 const DraftPanel = lazy(() => import('../drafts/DraftPanel').then((m) => ({ default: m.DraftPanel })));
 
 /** A document, with the caller's role on it (shared by its page and its history). */
@@ -28,12 +29,11 @@ export function DocumentPage() {
   const doc = useDocument(id);
   const isPrd = doc.data?.kind === 'prd';
   // The editor's code and the document's socket start with the page, beside the document's
-  // own request rather than after it: the content is what a person waits for. A socket no
-  // editor takes (a kind edited as text) closes by itself.
+  // own request rather than after it: the content is what a person waits for.
   const user = me.data;
   const kind = doc.data?.kind;
   useEffect(() => {
-    if (!user || (kind && kind === 'board-config')) return;
+    if (!user) return;
     if (!kind || kind === 'prd') void loadEditor();
     void import('../collab/collab').then((m) => m.collabFor(id, { id: user.id, name: user.name }));
   }, [id, user, kind]);
@@ -95,6 +95,10 @@ export function DocumentPage() {
       ) : isBoard && me.data && doc.data ? (
         <Suspense fallback={<p className="muted">Opening the board…</p>}>
           <Moodboard ws={ws} docId={id} title={doc.data.title} userId={me.data.id} userName={me.data.name} canEdit={canEdit} />
+        </Suspense>
+      ) : doc.data?.kind === 'board-config' && me.data ? (
+        <Suspense fallback={<p className="muted">Opening the configuration…</p>}>
+          <ConfigEditor docId={id} userId={me.data.id} userName={me.data.name} canEdit={canEdit} />
         </Suspense>
       ) : (
         doc.data && <TextView id={id} />

@@ -460,3 +460,27 @@ pub async fn write_content(
     app.collab().edit(&doc.id, writer, move |d| quire_collab::content::write_json(d, kind, &content)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Change some fields of a board or configuration: a JSON merge patch (RFC 7386) — the
+/// fields named are set, `null` removes one, nested objects merge — applied to the content
+/// as it is now, so fields others changed since you read it stay theirs. Needs the editor
+/// role; PRDs are replaced with PUT.
+#[utoipa::path(patch, path = "/api/v1/documents/{id}/content", tag = "documents",
+    request_body(content = Object, content_type = "application/merge-patch+json", description = "The fields to change"),
+    params(("id" = String, Path, description = "Document id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn patch_content(
+    State(app): State<App>,
+    crate::extract::Actor(who): crate::extract::Actor,
+    Path(id): Path<String>,
+    crate::extract::Json(patch): crate::extract::Json<serde_json::Value>,
+) -> ApiResult<StatusCode> {
+    let (doc, role) = app.store().role_on_document(&who, &id).await?;
+    if role < Role::Editor {
+        return Err(quire_core::Error::Forbidden("changing a document's content needs the editor role".into()).into());
+    }
+    let kind = quire_collab::kinds::of(doc.kind);
+    let writer = presence_user(&app, &who).await;
+    app.collab().edit(&doc.id, writer, move |d| kind.patch_json(d, &patch)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

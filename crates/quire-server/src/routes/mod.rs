@@ -7,6 +7,7 @@ pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod blobs;
+pub mod board_configs;
 pub mod collab;
 pub mod contexts;
 pub mod documents;
