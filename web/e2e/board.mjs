@@ -5,7 +5,7 @@
 // SCREENSHOT_DIR for a person to look at.
 import { Buffer } from 'node:buffer';
 import { readFileSync } from 'node:fs';
-import { apiCall, expectVisible, harness, launch, signUp } from './lib.mjs';
+import { apiCall, eventually, expectVisible, harness, launch, signUp } from './lib.mjs';
 
 const [base, shots = 'screenshots'] = process.argv.slice(2);
 if (!base) {
@@ -49,20 +49,6 @@ const items = (p) => p.locator('.board-item');
 const item = (p, label) => p.locator('.board-item', { has: p.locator(`text=${label}`) });
 /** The board as the server has it. */
 const serverBoard = (id) => apiCall(ada, 'GET', `/api/v1/documents/${id}/content`).then((r) => r.body);
-async function eventually(what, f, timeout = 10_000) {
-  const until = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await f();
-      if (last === true) return;
-    } catch (e) {
-      last = e.message;
-    }
-    if (Date.now() > until) throw new Error(`${what} (last: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 /** Drags from the centre of `locator` by (dx, dy) screen pixels, in steps as a hand would. */
 async function drag(p, locator, dx, dy, { at } = {}) {
   const box = await locator.boundingBox();

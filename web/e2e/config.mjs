@@ -4,7 +4,7 @@
 // same moment and both keep theirs, see who is on which setting, and the form refuses what
 // Armbian cannot build — in the browser (AJV) and on the server — with the same words. The
 // expert KEY=value view changes the same configuration.
-import { apiCall, expectVisible, harness, launch, signUp } from './lib.mjs';
+import { apiCall, eventually, expectVisible, harness, launch, signUp } from './lib.mjs';
 
 const [base, shots = 'screenshots'] = process.argv.slice(2);
 if (!base) {
@@ -26,20 +26,6 @@ const choose = (p, key, label) => select(p, key).selectOption({ label });
 const radio = (p, key, value) => field(p, key).getByLabel(value, { exact: true }).check();
 const serverConfig = (id) => apiCall(ada, 'GET', `/api/v1/documents/${id}/content`).then((r) => r.body);
 const saved = (p) => p.locator('.save-state[data-state="saved"]').waitFor({ timeout: 15_000 });
-async function eventually(what, f, timeout = 10_000) {
-  const until = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await f();
-      if (last === true) return;
-    } catch (e) {
-      last = e.message;
-    }
-    if (Date.now() > until) throw new Error(`${what} (last: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 const errorOf = (p, key) => field(p, key).locator('.error-detail').innerText().catch(() => '');
 
 try {

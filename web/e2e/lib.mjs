@@ -66,3 +66,19 @@ export async function signUp(p, { name, email, at }) {
   await p.getByLabel('Password').fill('correct horse battery');
   await p.getByRole('button', { name: 'Create account' }).click();
 }
+
+/** Waits until `f` answers true (an error counts as not yet), naming `what` when it never does. */
+export async function eventually(what, f, timeout = 10_000) {
+  const until = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await f();
+      if (last === true) return;
+    } catch (e) {
+      last = e.message;
+    }
+    if (Date.now() > until) throw new Error(`${what} (last: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}

@@ -113,6 +113,11 @@ impl Delivery {
         Delivery { media_type, sha256, size: bytes.len() as u64, from: ReadFrom::Bytes(bytes) }
     }
 
+    /// An object of the asset store (a build's artifact), read when asked.
+    pub fn of_object(objects: &Objects, media_type: String, sha256: String, size: u64) -> Delivery {
+        Delivery { media_type, sha256, size, from: ReadFrom::Store(objects.clone()) }
+    }
+
     /// The bytes of `range` (end exclusive, within `size`), as they are read.
     pub async fn read(&self, range: std::ops::Range<u64>) -> Result<quire_assets::objects::Chunks> {
         use futures_util::StreamExt;
@@ -157,6 +162,7 @@ fn store_error(e: ObjectError) -> Error {
         }
         ObjectError::Config(m) => Error::Unavailable(m),
         ObjectError::Store(m) => Error::Unavailable(m),
+        ObjectError::Io(m) => Error::Internal(m),
     }
 }
 

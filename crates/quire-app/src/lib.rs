@@ -9,6 +9,8 @@
 //!   period leave the workspace, and their files the asset store once no workspace holds them.
 //! - [`board_configs`] — board configurations: the Armbian build schema (shipped, or derived
 //!   from a configured checkout), served by version, and configurations checked against it.
+//! - [`builds`] — board builds: queued from a checked configuration, run by the
+//!   `armbian_build` component in the Armbian checkout, logs kept in chunks and followed live.
 //! - [`ai`] — AI providers and each workspace's choice of them, prompt templates, the
 //!   interactions log, local models, and the `ai_generator` / `image_generator` components.
 //! - [`history`] — version history: when an edit becomes a version, its commit in the
@@ -27,6 +29,7 @@ pub mod asset_gc;
 pub mod assets;
 pub mod batch;
 pub mod board_configs;
+pub mod builds;
 pub mod drafts;
 pub mod history;
 pub mod maintenance;

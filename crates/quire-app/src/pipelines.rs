@@ -7,16 +7,23 @@ use std::sync::Arc;
 use quire_store::Store;
 use tokio::sync::watch;
 
-use crate::{ai, asset_gc, assets, history};
+use crate::{ai, asset_gc, assets, board_configs, builds, history};
 
-/// The built-in components, the AI components, version history's and the asset store's.
-pub fn registry(ai: Arc<ai::Ai>, history: Arc<history::History>, assets: Arc<assets::Assets>) -> quire_jobs::Registry {
+/// The built-in components, the AI components, version history's, the asset store's and
+/// board builds'.
+pub fn registry(
+    ai: Arc<ai::Ai>,
+    history: Arc<history::History>,
+    assets: Arc<assets::Assets>,
+    builds: Arc<builds::Builds>,
+) -> quire_jobs::Registry {
     let mut r = quire_jobs::components::builtin();
     let collab = ai.collab().clone();
     ai::components::register(&mut r, ai, assets.clone());
     r.register(history::VersionComponent { history: history.clone() }).register(history::PushComponent { history });
     r.register(assets::ThumbnailComponent { assets: assets.clone() });
     r.register(asset_gc::AssetsGc { collab, assets });
+    r.register(builds::BuildComponent { builds });
     r
 }
 
@@ -31,14 +38,17 @@ pub async fn prepare(engine: &quire_jobs::Engine, asset_grace: std::time::Durati
 }
 
 /// The engine's settings with the `history` queue limited to one context at a time across
-/// the cluster (the one writer of every repository), unless configured otherwise, and closed
-/// to users' contexts.
+/// the cluster (the one writer of every repository) and the `builds` queue to one build,
+/// unless configured otherwise, both closed to users' contexts (builds are started through
+/// `Builds::start`, which checks the configuration first).
 pub fn engine_config(jobs: &quire_jobs::EngineConfig) -> quire_jobs::EngineConfig {
     let mut jobs = jobs.clone();
-    if !jobs.queue_limits.iter().any(|(q, _)| q == history::QUEUE) {
-        jobs.queue_limits.push((history::QUEUE.to_string(), 1));
+    for queue in [history::QUEUE, builds::QUEUE] {
+        if !jobs.queue_limits.iter().any(|(q, _)| q == queue) {
+            jobs.queue_limits.push((queue.to_string(), 1));
+        }
     }
-    for queue in [history::QUEUE, assets::QUEUE] {
+    for queue in [history::QUEUE, assets::QUEUE, builds::QUEUE] {
         if !jobs.system_queues.iter().any(|q| q == queue) {
             jobs.system_queues.push(queue.to_string());
         }
@@ -52,6 +62,9 @@ pub struct WorkerServices {
     pub history: history::HistoryConfig,
     pub limits: quire_core::JobLimits,
     pub local_models: ai::local::LocalConfig,
+    /// The Armbian checkout builds run in (none: this worker runs no builds).
+    pub armbian_dir: Option<std::path::PathBuf>,
+    pub builds: builds::BuildsConfig,
 }
 
 /// The registry of a process that runs workers without serving (`quire worker`), and the AI
@@ -63,11 +76,13 @@ pub fn worker_registry(
     services: WorkerServices,
     assets: Arc<assets::Assets>,
     shutdown: watch::Receiver<bool>,
-) -> (quire_jobs::Registry, Arc<ai::Ai>) {
+) -> quire_core::Result<(quire_jobs::Registry, Arc<ai::Ai>)> {
     let collab = quire_collab::Collab::new(store.clone(), services.collab);
     collab.spawn_janitor(shutdown);
     let history =
         history::History::new(store.clone(), collab.clone(), services.history, services.limits, keyring.clone());
+    let configs = board_configs::BoardConfigs::new(store.clone(), collab.clone(), services.armbian_dir)?;
+    let builds = builds::Builds::new(store.clone(), collab.clone(), configs, assets.clone(), services.builds);
     let ai = Arc::new(ai::Ai::new(store, keyring, collab, services.local_models));
-    (registry(ai.clone(), history, assets), ai)
+    Ok((registry(ai.clone(), history, assets, builds), ai))
 }

@@ -6,6 +6,7 @@
 //! `KEY="value"` lines.
 
 pub mod check;
+pub mod log;
 pub mod schema;
 pub mod tree;
 

@@ -14,6 +14,25 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload};
 
 /// The SHA-256 of `bytes`, as 64 lower-case hex digits.
+/// The SHA-256 (hex) and size of a file, read 1 MiB at a time.
+pub fn sha256_file(path: &FsPath) -> std::io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+        size += n as u64;
+    }
+    let digest = ctx.finish();
+    Ok((digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(), size))
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
@@ -34,6 +53,8 @@ pub enum ObjectError {
     Config(String),
     #[error("the asset store failed: {0}")]
     Store(String),
+    #[error("reading the file failed: {0}")]
+    Io(String),
 }
 
 impl From<object_store::Error> for ObjectError {
@@ -123,6 +144,42 @@ impl Objects {
         }
         self.store.put(&path, PutPayload::from_bytes(bytes)).await?;
         Ok(sha256)
+    }
+
+    /// Keeps a file of any size, read from disk a part at a time (hashed first, then sent
+    /// in parts: a multipart upload to S3, a temporary file renamed into place on disk), never
+    /// whole in memory. Answers its SHA-256 and size.
+    pub async fn put_file(&self, file: &FsPath) -> Result<(String, u64), ObjectError> {
+        const PART: usize = 8 << 20;
+        let io = |e: std::io::Error| ObjectError::Io(format!("{}: {e}", file.display()));
+        let (sha256, size) = {
+            let file = file.to_path_buf();
+            tokio::task::spawn_blocking(move || sha256_file(&file))
+                .await
+                .map_err(|e| ObjectError::Io(e.to_string()))?
+                .map_err(io)?
+        };
+        let path = Self::path(&sha256);
+        match self.store.head(&path).await {
+            Ok(meta) if meta.size == size => return Ok((sha256, size)),
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut upload =
+            object_store::WriteMultipart::new_with_chunk_size(self.store.put_multipart(&path).await?, PART);
+        let mut reader = tokio::fs::File::open(file).await.map_err(io)?;
+        let mut buf = vec![0u8; PART];
+        loop {
+            use tokio::io::AsyncReadExt;
+            let n = reader.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            upload.wait_for_capacity(2).await?;
+            upload.write(&buf[..n]);
+        }
+        upload.finish().await?;
+        Ok((sha256, size))
     }
 
     /// The whole object.

@@ -241,6 +241,15 @@ pub fn not_modified(headers: &HeaderMap, revision: i64) -> bool {
         .is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || parse_etag(t) == Some(revision)))
 }
 
+/// The `Last-Event-ID` a reconnecting event stream sends (`what` it numbers, for the error):
+/// `None` without one, 400 when it is not an integer.
+pub fn last_event_id(headers: &HeaderMap, what: &str) -> Result<Option<i64>, ApiError> {
+    let Some(v) = headers.get("last-event-id") else { return Ok(None) };
+    v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).map(Some).ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("Last-Event-ID must be {what} (an integer)"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -105,6 +105,8 @@ pub struct ServerConfig {
     /// The Armbian build framework checkout whose boards and releases the build schema is
     /// derived from (and builds run in); the shipped schema without one.
     pub armbian_dir: Option<std::path::PathBuf>,
+    /// Board builds' time limit and how their process groups are stopped.
+    pub builds: quire_app::builds::BuildsConfig,
 }
 
 impl ServerConfig {
@@ -138,6 +140,7 @@ impl Default for ServerConfig {
             outbound: quire_net::Outbound::public_only(),
             assets: quire_app::assets::AssetsConfig::default(),
             armbian_dir: None,
+            builds: quire_app::builds::BuildsConfig::default(),
         }
     }
 }
@@ -157,6 +160,7 @@ struct AppInner {
     history: Arc<history::History>,
     assets: Arc<quire_app::assets::Assets>,
     board_configs: Arc<quire_app::board_configs::BoardConfigs>,
+    builds: Arc<quire_app::builds::Builds>,
     drafts: quire_app::drafts::Drafts,
     access: tokio::sync::broadcast::Sender<routes::collab::AccessChange>,
     connections: Arc<Connections>,
@@ -202,15 +206,22 @@ impl App {
             config.jobs.limits.clone(),
         )
         .await?;
+        let board_configs =
+            quire_app::board_configs::BoardConfigs::new(store.clone(), collab.clone(), config.armbian_dir.clone())?;
+        let builds = quire_app::builds::Builds::new(
+            store.clone(),
+            collab.clone(),
+            board_configs.clone(),
+            assets.clone(),
+            config.builds.clone(),
+        );
         let engine = quire_jobs::Engine::new(
             store.clone(),
-            registry(ai.clone(), history.clone(), assets.clone()),
+            registry(ai.clone(), history.clone(), assets.clone(), builds.clone()),
             engine_config(&config.jobs),
         );
         quire_app::pipelines::prepare(&engine, config.assets.gc_grace).await?;
         let drafts = quire_app::drafts::Drafts::new(store.clone(), collab.clone(), history.clone());
-        let board_configs =
-            quire_app::board_configs::BoardConfigs::new(store.clone(), collab.clone(), config.armbian_dir.clone())?;
         let app = App(Arc::new(AppInner {
             store,
             auth,
@@ -222,6 +233,7 @@ impl App {
             history,
             assets,
             board_configs,
+            builds,
             drafts,
             access,
             connections: Arc::default(),
@@ -291,6 +303,10 @@ impl App {
 
     pub fn board_configs(&self) -> &Arc<quire_app::board_configs::BoardConfigs> {
         &self.0.board_configs
+    }
+
+    pub fn builds(&self) -> &Arc<quire_app::builds::Builds> {
+        &self.0.builds
     }
 
     /// AI drafts approved into their documents.
@@ -370,6 +386,8 @@ impl ServerConfig {
             history: self.history_config(),
             limits: self.jobs.limits.clone(),
             local_models: self.local_models.clone(),
+            armbian_dir: self.armbian_dir.clone(),
+            builds: self.builds.clone(),
         }
     }
 }
@@ -387,6 +405,7 @@ impl ServerConfig {
         (name = "access", description = "Members, invitations, API keys and document shares"),
         (name = "documents", description = "PRDs, moodboards and board configurations"),
         (name = "board-configs", description = "The Armbian build schema and board configurations checked against it"),
+        (name = "builds", description = "Board builds: queued from a checked configuration, their live logs and artifacts"),
         (name = "assets", description = "Images a workspace keeps: uploads, thumbnails, signed URLs"),
         (name = "events", description = "The event outbox as a live, resumable stream"),
         (name = "contexts", description = "Pipelines: contexts, their events, templates, components and workers"),
@@ -429,6 +448,10 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::board_configs::refresh_build_schema))
         .routes(routes!(routes::board_configs::validate_board_config))
         .routes(routes!(routes::board_configs::board_config_validation))
+        .routes(routes!(routes::builds::start, routes::builds::list))
+        .routes(routes!(routes::builds::get))
+        .routes(routes!(routes::builds::log))
+        .routes(routes!(routes::builds::artifact))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use common::{Api, assert_error, relaxed};
@@ -166,31 +164,8 @@ async fn a_merge_patch_keeps_what_others_changed(b: Backend) {
     assert_error(&merge_patch(&api, &stranger, &path, json!({"BOARD": "x"})).await, StatusCode::NOT_FOUND, "not_found");
 }
 
-/// A small Armbian tree in a temporary folder: the fake checkout the build tests use, with
-/// a git HEAD.
-fn checkout() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("armbian");
-    copy(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fake-armbian"), &root);
-    std::fs::create_dir_all(root.join(".git")).unwrap();
-    std::fs::write(root.join(".git/HEAD"), format!("{}\n", &"0123456789abcdef".repeat(3)[..40])).unwrap();
-    (dir, root)
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 async fn a_configured_checkout_gives_the_schema_and_can_be_read_again(b: Backend) {
-    let (_dir, root) = checkout();
+    let (_dir, root) = common::fake_armbian();
     let config = ServerConfig { armbian_dir: Some(root.clone()), ..relaxed() };
     let api = Api::with(b, StoreOptions::default(), config).await;
     let r = api.get("/api/v1/board-configs/schema").await;

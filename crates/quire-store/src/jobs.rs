@@ -1435,6 +1435,13 @@ macro_rules! impl_job_store {
             async fn purge_contexts(&self, before: i64) -> quire_core::Result<u64> {
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
+                    "DELETE FROM build_logs WHERE context_id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1)",
+                )
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::rows::db_err)?;
+                sqlx::query(
                     "DELETE FROM job_events WHERE job_id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1)",
                 )
                 .bind(before)

@@ -48,6 +48,8 @@ mod audit;
 #[macro_use]
 mod blobs;
 #[macro_use]
+mod builds;
+#[macro_use]
 mod collab;
 #[macro_use]
 mod history;
@@ -64,6 +66,7 @@ pub use ai::AiStore;
 pub use assets::AssetIndex;
 pub use audit::AuditStore;
 pub use blobs::BlobStore;
+pub use builds::{BuildLogStore, LogChunk};
 pub use collab::{CollabStore, StoredDoc};
 pub use history::HistoryStore;
 pub use identity::{Credentials, IdentityStore, NewApiKey, NewSession, Rotation, SsoState, StoredApiKey};
@@ -131,6 +134,7 @@ pub trait Store:
     + JobStore
     + AiStore
     + BlobStore
+    + BuildLogStore
     + AssetIndex
     + HistoryStore
     + Send

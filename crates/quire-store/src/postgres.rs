@@ -313,6 +313,7 @@ impl_identity_store!(PgStore, Postgres);
 impl_audit_store!(PgStore, Postgres);
 impl_ai_store!(PgStore, Postgres);
 impl_blob_store!(PgStore);
+impl_build_log_store!(PgStore);
 impl_asset_index!(PgStore);
 impl_history_store!(PgStore, Postgres);
 impl_collab_store!(PgStore, Postgres);

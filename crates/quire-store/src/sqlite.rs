@@ -115,6 +115,7 @@ impl_identity_store!(SqliteStore, Sqlite);
 impl_audit_store!(SqliteStore, Sqlite);
 impl_ai_store!(SqliteStore, Sqlite);
 impl_blob_store!(SqliteStore);
+impl_build_log_store!(SqliteStore);
 impl_asset_index!(SqliteStore);
 impl_history_store!(SqliteStore, Sqlite);
 impl_collab_store!(SqliteStore, Sqlite);

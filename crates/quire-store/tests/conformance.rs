@@ -43,6 +43,7 @@ quire_store::for_each_backend!(
     prompt_templates_are_versioned_per_workspace,
     old_ai_interactions_are_purged,
     document_versions_are_numbered_named_archived_and_replayed,
+    build_logs_are_kept_in_chunks_and_read_from_any_line,
 );
 
 /// Quire itself: may do anything, so these tests exercise storage, not access rules.
@@ -1325,4 +1326,28 @@ async fn document_versions_are_numbered_named_archived_and_replayed(b: Backend) 
     assert_eq!(all[1].1, "# Checkout\nx\n", "archived contents come back whole");
     assert_eq!(s.uncommitted_versions(&w.id, 100).await.unwrap().len(), 4, "all but the two committed");
     assert_eq!(s.versioned_workspaces().await.unwrap(), vec![w.id.clone()]);
+}
+
+async fn build_logs_are_kept_in_chunks_and_read_from_any_line(b: Backend) {
+    use quire_store::LogChunk;
+    let t = open(b).await;
+    let s = &t.store;
+    assert_eq!(s.build_log_end("ctx_1").await.unwrap(), 0);
+    let chunk = |first: i64, n: i32| LogChunk { first_line: first, line_count: n, body: format!("[{first}+{n}]") };
+    for c in [chunk(1, 3), chunk(4, 2), chunk(6, 4)] {
+        s.append_build_log("ctx_1", &c).await.unwrap();
+    }
+    // Writing a chunk again (a retried flush) changes nothing.
+    s.append_build_log("ctx_1", &LogChunk { body: "other".into(), ..chunk(4, 2) }).await.unwrap();
+    s.append_build_log("ctx_2", &chunk(1, 1)).await.unwrap();
+    assert_eq!(s.build_log_end("ctx_1").await.unwrap(), 9);
+    let firsts = |v: Vec<LogChunk>| v.into_iter().map(|c| c.first_line).collect::<Vec<_>>();
+    assert_eq!(firsts(s.build_log("ctx_1", 0, 100).await.unwrap()), [1, 4, 6]);
+    // A reader who saw line 3 gets the chunks from line 4; who saw line 4, the chunk holding 5.
+    assert_eq!(firsts(s.build_log("ctx_1", 3, 100).await.unwrap()), [4, 6]);
+    assert_eq!(firsts(s.build_log("ctx_1", 4, 100).await.unwrap()), [4, 6]);
+    assert_eq!(firsts(s.build_log("ctx_1", 5, 100).await.unwrap()), [6]);
+    assert_eq!(firsts(s.build_log("ctx_1", 9, 100).await.unwrap()), Vec::<i64>::new());
+    assert_eq!(firsts(s.build_log("ctx_1", 0, 2).await.unwrap()), [1, 4]);
+    assert_eq!(s.build_log("ctx_1", 3, 1).await.unwrap()[0].body, "[4+2]");
 }

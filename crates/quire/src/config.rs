@@ -110,7 +110,7 @@ pub struct JobArgs {
     pub worker_concurrency: Option<usize>,
     /// Queues the worker takes contexts from, in order of preference, comma-separated
     /// [default: default,history,assets — `history` makes document versions, one at a time;
-    /// `assets` makes thumbnails]
+    /// `assets` makes thumbnails; and `builds` (board images) where --armbian-dir is set]
     #[arg(long, env = "QUIRE_WORKER_QUEUES", value_name = "QUEUES", value_delimiter = ',')]
     pub worker_queues: Option<Vec<String>>,
     /// Seconds a worker's claim on a context holds without a heartbeat; a dead worker's
@@ -124,6 +124,9 @@ pub struct JobArgs {
     /// e.g. builds=2,images=1 [default: no limits]
     #[arg(long, env = "QUIRE_QUEUE_LIMITS", value_name = "LIMITS")]
     pub queue_limits: Option<String>,
+    /// Minutes a board build may run before it is stopped and failed [default: 360]
+    #[arg(long, env = "QUIRE_BUILD_TIME_LIMIT_MINS", value_name = "MINS")]
+    pub build_time_limit_mins: Option<u64>,
     /// Milliseconds after a document's last edit its version is made [default: 500]
     #[arg(long, env = "QUIRE_HISTORY_DEBOUNCE_MS", value_name = "MS")]
     pub history_debounce_ms: Option<u64>,
@@ -323,6 +326,7 @@ struct FileSettings {
     workers: Option<bool>,
     worker_concurrency: Option<usize>,
     worker_queues: Option<Vec<String>>,
+    build_time_limit_mins: Option<u64>,
     job_lease_secs: Option<u64>,
     job_retention_days: Option<u64>,
     history_debounce_ms: Option<u64>,
@@ -481,12 +485,15 @@ impl Settings {
         let (jobs, worker) = jobs(&args.jobs, &file)?;
         let history = history(&args.jobs, &file)?;
         let outbound = outbound(&args.jobs, &file)?;
-        let server = ServerConfig { jobs, history, outbound, ..server };
+        let builds = builds(&args.jobs, &file)?;
+        let queues_given = args.jobs.worker_queues.is_some() || file.worker_queues.is_some();
+        let server = ServerConfig { jobs, history, outbound, builds, ..server };
         let mut settings = Self::resolve(args.common, file, addr, server)?;
         settings.auth = auth;
         settings.run_workers = run_workers;
         settings.fetch_models = fetch_models;
         settings.worker = worker;
+        settings.take_builds(queues_given);
         Ok(settings)
     }
 
@@ -496,11 +503,23 @@ impl Settings {
         let (jobs, worker) = jobs(&args.jobs, &file)?;
         let history = history(&args.jobs, &file)?;
         let outbound = outbound(&args.jobs, &file)?;
+        let builds = builds(&args.jobs, &file)?;
+        let queues_given = args.jobs.worker_queues.is_some() || file.worker_queues.is_some();
         let addr = file.addr.unwrap_or_else(|| "127.0.0.1:7420".parse().expect("valid default"));
-        let server = ServerConfig { jobs, history, outbound, ..ServerConfig::default() };
+        let server = ServerConfig { jobs, history, outbound, builds, ..ServerConfig::default() };
         let mut settings = Self::resolve(args.common, file, addr, server)?;
         settings.worker = worker;
+        settings.take_builds(queues_given);
         Ok(settings)
+    }
+
+    /// A worker with an Armbian checkout takes the `builds` queue too, unless its queues
+    /// were named.
+    fn take_builds(&mut self, queues_given: bool) {
+        let queue = quire_app::builds::QUEUE.to_string();
+        if !queues_given && self.server.armbian_dir.is_some() && !self.worker.queues.contains(&queue) {
+            self.worker.queues.push(queue);
+        }
     }
 
     /// Resolves the settings every command shares.
@@ -612,6 +631,16 @@ impl Settings {
 }
 
 /// The engine's and the worker's settings from flags, variables and the file.
+/// Board builds' settings.
+fn builds(args: &JobArgs, file: &FileSettings) -> Result<quire_app::builds::BuildsConfig, String> {
+    let d = quire_app::builds::BuildsConfig::default();
+    let mins = args.build_time_limit_mins.or(file.build_time_limit_mins).unwrap_or(d.time_limit.as_secs() / 60);
+    if !(1..=7 * 24 * 60).contains(&mins) {
+        return Err(format!("build_time_limit_mins must be 1 to 10080 (a week), not {mins}"));
+    }
+    Ok(quire_app::builds::BuildsConfig { time_limit: Duration::from_secs(mins * 60), ..d })
+}
+
 fn jobs(args: &JobArgs, file: &FileSettings) -> Result<(quire_jobs::EngineConfig, quire_jobs::WorkerConfig), String> {
     let engine = quire_jobs::EngineConfig::default();
     let worker = quire_jobs::WorkerConfig::default();

@@ -463,7 +463,8 @@ fn run_worker(settings: Settings) -> Result<(), String> {
             settings.server.worker_services(),
             assets,
             stopped.clone(),
-        );
+        )
+        .map_err(|e| e.to_string())?;
         let engine = quire_jobs::Engine::new(store.clone(), registry, quire_app::pipelines::engine_config(&settings.server.jobs));
         quire_app::pipelines::prepare(&engine, settings.server.assets.gc_grace).await.map_err(|e| e.to_string())?;
         let worker = engine

@@ -383,6 +383,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/builds/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One build, with its place in the queue while it waits. */
+        get: operations["get_build"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/builds/{id}/artifacts/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download an artifact of a finished build by name (`….img.zst`, `….img.sha`): `ETag` (its
+         *     SHA-256), one `Range`, `If-None-Match`; sent as it is read from the asset store.
+         */
+        get: operations["build_artifact"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/builds/{id}/log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A build's log. Live: Server-Sent Events `lines`, each a JSON array of `[number, time ms,
+         *     "out"|"err", text]` (ANSI colours kept), its `id` the last line's number — come back
+         *     with `Last-Event-ID` and nothing is lost —, then `end` with the build's status once it
+         *     ended. `?format=text`: the whole log as it stands, one line per line.
+         */
+        get: operations["build_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/components": {
         parameters: {
             query?: never;
@@ -561,6 +620,28 @@ export interface paths {
          *     Takes `If-Match`; emits `<kind>.updated` with the changed fields.
          */
         patch: operations["update_document"];
+        trace?: never;
+    };
+    "/api/v1/documents/{id}/builds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A board configuration's builds, newest first. */
+        get: operations["list_builds"];
+        put?: never;
+        /**
+         * Build the image a board configuration describes: its settings are checked (a
+         *     configuration with errors is refused, 422 naming the first setting, `config.BRANCH`),
+         *     snapshotted with the schema version, and queued on the `builds` queue. Editors.
+         */
+        post: operations["start_build"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/documents/{id}/changelog": {
@@ -1574,6 +1655,17 @@ export interface components {
             summary: Record<string, never>;
             user_agent?: string | null;
         };
+        /**
+         * @description A build: its context (status, progress, `data` — the configuration snapshot, and once
+         *     done its stages and artifacts —, error) and, while it waits, how many builds are ahead.
+         */
+        Build: components["schemas"]["Context"] & {
+            /**
+             * Format: int32
+             * @description Builds that run before it (0: it is next); absent once it runs.
+             */
+            queue_position?: number | null;
+        };
         /** @description One dependency's state. */
         Check: {
             error?: string | null;
@@ -2520,6 +2612,14 @@ export interface components {
             name: string;
             /** @description 8 to 1024 characters. */
             password: string;
+        };
+        /** @description The body of `POST /api/v1/documents/{id}/builds`. */
+        StartBuild: {
+            /**
+             * Format: int32
+             * @description -100 to 100; higher runs first. Default 0.
+             */
+            priority?: number;
         };
         /** @description The contexts a batch made, in the order submitted. */
         SubmittedBatch: {
@@ -3701,6 +3801,140 @@ export interface operations {
             };
         };
     };
+    get_build: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The build's context id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Build"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    build_artifact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The build's context id */
+                id: string;
+                /** @description The artifact's file name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The range asked for */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The copy the client has */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description See the error body */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    build_log: {
+        parameters: {
+            query?: {
+                /** @description `text` answers the whole log as it stands, as a file; the default is a live stream. */
+                format?: string;
+                /** @description Start after this line (0, the default, from the first). `Last-Event-ID` wins. */
+                after?: number;
+            };
+            header?: {
+                /** @description Resume after this line */
+                "Last-Event-ID"?: number | null;
+            };
+            path: {
+                /** @description The build's context id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/event-stream, or text/plain with format=text */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A malformed request: invalid JSON, query or header (`invalid_json`, `invalid_query`, `invalid_cursor`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     components: {
         parameters: {
             query?: never;
@@ -4327,6 +4561,105 @@ export interface operations {
             };
             /** @description A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_builds: {
+        parameters: {
+            query?: {
+                /** @description 1 to 200; 50 by default. */
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A board-config document */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Context"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_build: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A board-config document */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StartBuild"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the work goes on in the background */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Build"];
+                };
+            };
+            /** @description The caller's role does not allow this (`forbidden`, `csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service Quire needs is not available (`unavailable`) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -10,7 +10,8 @@ import * as Y from 'yjs';
 import { api, unwrap } from '../api/client';
 import { collabFor, retain, type Collab } from '../collab/collab';
 import { Presence, SaveBadge } from '../collab/Presence';
-import { Problem as ProblemView } from '../components/Problem';
+import { ErrorText, Problem as ProblemView } from '../components/Problem';
+import { BuildsView, useStartBuild } from './BuildsView';
 import {
   CONTENT,
   GROUPS,
@@ -52,7 +53,7 @@ export function ConfigEditor({ docId, userId, userName, canEdit }: Props) {
   const schema = useBuildSchema();
   if (schema.isError) return <ProblemView error={schema.error} retry={() => schema.refetch()} />;
   if (!schema.data) return <p className="muted">Loading the Armbian build schema…</p>;
-  return <Editor collab={collab} schema={schema.data} canEdit={canEdit} />;
+  return <Editor docId={docId} collab={collab} schema={schema.data} canEdit={canEdit} />;
 }
 
 /** The configuration in the shared map, re-read on every change to it. */
@@ -259,13 +260,15 @@ function uiSchemaOf(schema: BuildSchema): UiSchema {
   return ui;
 }
 
-function Editor({ collab, schema, canEdit }: { collab: Collab; schema: BuildSchema; canEdit: boolean }) {
+function Editor({ docId, collab, schema, canEdit }: { docId: string; collab: Collab; schema: BuildSchema; canEdit: boolean }) {
   const config = useConfig(collab.doc);
   const on = usePeople(collab);
   const changed = useRemoteChanges(collab);
   const marks = useMemo(() => ({ on, changed }), [on, changed]);
   const ui = useMemo(() => uiSchemaOf(schema), [schema]);
-  const [view, setView] = useState<'form' | 'lines'>('form');
+  const [view, setView] = useState<'form' | 'lines' | 'builds'>('form');
+  const [build, setBuild] = useState<string>();
+  const start = useStartBuild(docId);
   const origin = useMemo(() => ({ local: true }), []);
   const focus = (id?: string) => {
     const field = fieldOf(id);
@@ -296,56 +299,81 @@ function Editor({ collab, schema, canEdit }: { collab: Collab; schema: BuildSche
           <button role="tab" aria-selected={view === 'lines'} className={view === 'lines' ? 'tab active' : 'tab'} onClick={() => setView('lines')}>
             KEY=value
           </button>
+          <button role="tab" aria-selected={view === 'builds'} className={view === 'builds' ? 'tab active' : 'tab'} onClick={() => setView('builds')}>
+            Builds
+          </button>
         </div>
         <span className="grow" />
+        {canEdit && (
+          <button
+            className="small"
+            disabled={!check.data?.valid || start.isPending}
+            title={check.data && !check.data.valid ? 'Fix the problems the check lists first' : 'Build the image this configuration describes'}
+            onClick={() =>
+              start.mutate(undefined, {
+                onSuccess: (b) => {
+                  setBuild(b.id);
+                  setView('builds');
+                },
+              })
+            }
+          >
+            Build
+          </button>
+        )}
         <Presence collab={collab} />
         <SaveBadge collab={collab} />
       </div>
-      <div className="config-columns">
-        <section className="config-main" aria-label="Configuration">
-          {view === 'form' ? (
-            <Marks.Provider value={marks}>
-              <Form
-                schema={schema as unknown as RJSFSchema}
-                uiSchema={ui}
-                formData={config}
-                validator={validator}
-                liveValidate={inBrowser ? 'onChange' : undefined}
-                extraErrors={extraErrors}
-                showErrorList={false}
-                // A rule's `const` (no desktop on a minimal image) is checked, not forced.
-                experimental_defaultFormStateBehavior={{ constAsDefaults: 'never' }}
-                readonly={!canEdit}
-                templates={{ FieldTemplate, ObjectFieldTemplate }}
-                transformErrors={(errors) => explain(errors, config, schema)}
-                onFocus={(id) => focus(id)}
-                onBlur={() => focus(undefined)}
-                onChange={(e, id) => {
-                  const field = fieldOf(id);
-                  if (!field || !canEdit) return;
-                  const value = (e.formData as Config | undefined)?.[field];
-                  setField(collab.doc, field, value, origin);
-                }}
-              />
-            </Marks.Provider>
-          ) : (
-            <Lines config={config} schema={schema} canEdit={canEdit} onApply={(c) => apply(collab.doc, c, origin)} />
-          )}
-        </section>
-        <aside className="config-side">
-          {board && (
-            <div className="card config-board">
-              <h3>{board.title}</h3>
-              <p className="muted">{board.description}</p>
+      <ErrorText error={start.error} />
+      {view === 'builds' ? (
+        <BuildsView docId={docId} selected={build} onSelect={setBuild} />
+      ) : (
+        <div className="config-columns">
+          <section className="config-main" aria-label="Configuration">
+            {view === 'form' ? (
+              <Marks.Provider value={marks}>
+                <Form
+                  schema={schema as unknown as RJSFSchema}
+                  uiSchema={ui}
+                  formData={config}
+                  validator={validator}
+                  liveValidate={inBrowser ? 'onChange' : undefined}
+                  extraErrors={extraErrors}
+                  showErrorList={false}
+                  // A rule's `const` (no desktop on a minimal image) is checked, not forced.
+                  experimental_defaultFormStateBehavior={{ constAsDefaults: 'never' }}
+                  readonly={!canEdit}
+                  templates={{ FieldTemplate, ObjectFieldTemplate }}
+                  transformErrors={(errors) => explain(errors, config, schema)}
+                  onFocus={(id) => focus(id)}
+                  onBlur={() => focus(undefined)}
+                  onChange={(e, id) => {
+                    const field = fieldOf(id);
+                    if (!field || !canEdit) return;
+                    const value = (e.formData as Config | undefined)?.[field];
+                    setField(collab.doc, field, value, origin);
+                  }}
+                />
+              </Marks.Provider>
+            ) : (
+              <Lines config={config} schema={schema} canEdit={canEdit} onApply={(c) => apply(collab.doc, c, origin)} />
+            )}
+          </section>
+          <aside className="config-side">
+            {board && (
+              <div className="card config-board">
+                <h3>{board.title}</h3>
+                <p className="muted">{board.description}</p>
+              </div>
+            )}
+            <ServerCheck check={check} />
+            <div className="card">
+              <h3>Build command</h3>
+              <pre className="config-command" data-testid="command">{command(config, schema)}</pre>
             </div>
-          )}
-          <ServerCheck check={check} />
-          <div className="card">
-            <h3>Build command</h3>
-            <pre className="config-command" data-testid="command">{command(config, schema)}</pre>
-          </div>
-        </aside>
-      </div>
+          </aside>
+        </div>
+      )}
     </div>
   );
 }

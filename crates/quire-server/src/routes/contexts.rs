@@ -274,16 +274,7 @@ pub async fn events(
     Query(p): Query<StreamContextEvents>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let after = match headers.get("last-event-id") {
-        Some(v) => v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Last-Event-ID must be an event number (an integer)",
-            )
-        })?,
-        None => p.after.unwrap_or(0),
-    };
+    let after = crate::extract::last_event_id(&headers, "an event number")?.unwrap_or(p.after.unwrap_or(0));
     // Refuse at once (404) what the caller may not see, rather than inside the stream.
     app.store().get_context(&who, &id).await?;
     let keep_alive = KeepAlive::new().interval(app.config().sse_keep_alive);

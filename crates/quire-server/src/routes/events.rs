@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::App;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Actor, Query};
 
 /// Query parameters of `GET /api/v1/events`.
@@ -46,12 +46,7 @@ pub async fn stream_events(
     Query(p): Query<StreamEvents>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let last_event_id = match headers.get("last-event-id") {
-        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "Last-Event-ID must be an event id (an integer)")
-        })?),
-        None => None,
-    };
+    let last_event_id = crate::extract::last_event_id(&headers, "an event id")?;
     let after = match last_event_id.or(p.after) {
         Some(n) => n.max(0),
         None => app.store().last_event_id().await?,

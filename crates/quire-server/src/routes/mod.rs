@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod board_configs;
+pub mod builds;
 pub mod collab;
 pub mod contexts;
 pub mod documents;

@@ -204,3 +204,25 @@ pub fn node_clients() -> std::path::PathBuf {
     }
     dir
 }
+
+/// A copy of the fake Armbian checkout (`tests/fake-armbian`) in a temporary folder, with a git
+/// HEAD: what the board-configuration and build tests point Quire at.
+pub fn fake_armbian() -> (tempfile::TempDir, std::path::PathBuf) {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("armbian");
+    copy(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fake-armbian"), &root);
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::write(root.join(".git/HEAD"), format!("{}\n", &"0123456789abcdef".repeat(3)[..40])).unwrap();
+    (dir, root)
+}
