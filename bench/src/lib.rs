@@ -77,6 +77,8 @@ pub struct Served {
     pub ws: String,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The server's application (to start workers on).
+    pub app: quire_server::App,
 }
 
 /// Starts Quire over `store` with `config` (its rate limits lifted) and signs up an account.
@@ -87,7 +89,7 @@ pub async fn serve(store: std::sync::Arc<dyn quire_store::Store>, mut config: qu
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(quire_server::serve(listener, app, async move {
+    let server = tokio::spawn(quire_server::serve(listener, app.clone(), async move {
         let _ = stopped.await;
     }));
     let signup =
@@ -113,7 +115,7 @@ pub async fn serve(store: std::sync::Arc<dyn quire_store::Store>, mut config: qu
         .await
         .unwrap();
     let ws = ws["id"].as_str().expect("a workspace").to_string();
-    Served { base, token, ws, stop, server }
+    Served { base, token, ws, stop, server, app }
 }
 
 impl Served {

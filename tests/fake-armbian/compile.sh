@@ -10,6 +10,7 @@
 #   QUIRE_FAKE_OUTCOME=hang   starts a child that sleeps QUIRE_FAKE_HANG_SECS (100000) and waits for it
 #   QUIRE_FAKE_OUTCOME=badsha writes a .sha that does not match its file
 #   QUIRE_FAKE_LINES=N        prints N compiler lines in the kernel stage (default 40)
+#   QUIRE_FAKE_RATE=N         at about N lines a second (default: as fast as it can)
 #   QUIRE_FAKE_DELAY=S        sleeps S seconds between stages (default 0.05)
 #   QUIRE_FAKE_IMAGE_MB=N     the image's size in MiB (default 4)
 set -euo pipefail
@@ -42,8 +43,15 @@ echo "[🌱] Build host OK [ $(uname -m) ]" >&2
 stage "Downloading sources [ u-boot, linux-${BRANCH} ]"
 stage "Compiling u-boot [ v2025.01 ]"
 stage "Compiling kernel [ ${BRANCH} ]"
-for i in $(seq 1 "${QUIRE_FAKE_LINES:-40}"); do
-	echo "  CC      drivers/fake/part${i}.o"
+lines="${QUIRE_FAKE_LINES:-40}"
+# At QUIRE_FAKE_RATE lines a second: a hundredth of them, then a hundredth of a second.
+per_tick=$(( ${QUIRE_FAKE_RATE:-0} / 100 ))
+(( per_tick > 0 )) || per_tick=$lines
+for (( first = 1; first <= lines; first += per_tick )); do
+	last=$(( first + per_tick - 1 ))
+	(( last > lines )) && last=$lines
+	seq -f "  CC      drivers/fake/part%g.o" "$first" "$last"
+	(( last < lines )) && sleep 0.01
 done
 alert warn "ccache is cold; the first build takes longer"
 if [[ "$OUTCOME" == fail ]]; then

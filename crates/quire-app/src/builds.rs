@@ -44,7 +44,8 @@ pub struct BuildsConfig {
     pub time_limit: Duration,
     /// Between asking the process group to stop (SIGTERM) and making it (SIGKILL).
     pub kill_grace: Duration,
-    /// Lines are kept (and sent to followers) at least this often while they arrive.
+    /// Lines are kept (and sent to followers) at least this often while they arrive: the
+    /// most a live follower waits for a line, beside the network.
     pub flush_every: Duration,
 }
 
@@ -53,7 +54,7 @@ impl Default for BuildsConfig {
         BuildsConfig {
             time_limit: Duration::from_secs(6 * 3600),
             kill_grace: Duration::from_secs(10),
-            flush_every: Duration::from_millis(100),
+            flush_every: Duration::from_millis(25),
         }
     }
 }
@@ -71,8 +72,21 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// Lines kept together, consecutive.
-pub type LogBatch = Arc<Vec<LogLine>>;
+/// Lines kept together, consecutive, with their JSON as followers are sent it (encoded once
+/// for all of them).
+#[derive(Debug)]
+pub struct Batch {
+    pub lines: Vec<LogLine>,
+    /// `[[number, time, stream, text], …]`
+    pub json: String,
+}
+
+pub type LogBatch = Arc<Batch>;
+
+/// Lines as followers are sent them: `[[number, time, "out"|"err", text], …]`.
+pub fn lines_json(lines: &[LogLine]) -> String {
+    Value::Array(lines.iter().map(|l| json!([l.n, l.t, l.s, l.text])).collect()).to_string()
+}
 
 /// Encodes lines as a chunk's body: `[[t, "out"|"err", text], …]`.
 fn encode(lines: &[LogLine]) -> String {
@@ -135,6 +149,7 @@ impl Builds {
         who: &Principal,
         document_id: &str,
         priority: i32,
+        compress: Codec,
     ) -> Result<Context> {
         let (doc, role) = self.store.role_on_document(who, document_id).await?;
         if doc.kind != DocumentKind::BoardConfig {
@@ -171,6 +186,7 @@ impl Builds {
         data.insert("schema_version".into(), json!(checked.schema_version));
         data.insert("arguments".into(), json!(arguments));
         data.insert("requested_by".into(), json!(who.actor()));
+        data.insert("compress".into(), json!(compress));
         let new = NewContext {
             queue: Some(QUEUE.into()),
             priority: priority.clamp(-100, 100),
@@ -318,7 +334,9 @@ impl Builds {
             return Err(ComponentError::permanent("build_failed", format!("./compile.sh exited with {code}{why}")));
         }
         run.progress(99.0, "Checking and keeping the images").await;
-        let artifacts = self.keep_artifacts(&dir.join("output/images"), started).await?;
+        let codec: Codec =
+            run.data().get("compress").and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default();
+        let artifacts = self.keep_artifacts(run, &dir.join("output/images"), started, codec).await?;
         let mut out = Map::new();
         out.insert("exit_code".into(), json!(0));
         out.insert("duration_ms".into(), json!(duration.as_millis() as u64));
@@ -372,8 +390,9 @@ impl Builds {
                 _ = tick.tick() => true,
             };
             if !pending.is_empty() {
-                let batch = Arc::new(std::mem::take(&mut pending));
-                let chunk = LogChunk { first_line: batch[0].n, line_count: batch.len() as i32, body: encode(&batch) };
+                let lines = std::mem::take(&mut pending);
+                let chunk = LogChunk { first_line: lines[0].n, line_count: lines.len() as i32, body: encode(&lines) };
+                let batch = Arc::new(Batch { json: lines_json(&lines), lines });
                 // Kept before it is sent, so a follower who reads the store then listens misses none.
                 if let Err(e) = self.store.append_build_log(id, &chunk).await {
                     tracing::warn!(context = %id, error = %e, "keeping build log lines failed");
@@ -395,19 +414,48 @@ impl Builds {
     /// where Armbian wrote one, and kept in the asset store with their `.txt` and `.sha`.
     async fn keep_artifacts(
         &self,
+        run: &Run,
         images: &Path,
         since: SystemTime,
+        codec: Codec,
     ) -> std::result::Result<Vec<Value>, ComponentError> {
-        let mut files: Vec<PathBuf> = match std::fs::read_dir(images) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok())
-                .filter(|e| e.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(|t| t >= since))
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect(),
-            Err(_) => Vec::new(),
+        let written = || -> Vec<PathBuf> {
+            let mut files: Vec<PathBuf> = match std::fs::read_dir(images) {
+                Ok(entries) => entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(|t| t >= since))
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file() && !p.to_string_lossy().ends_with(".part"))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            files.sort();
+            files
         };
-        files.sort();
+        // An image Armbian left uncompressed is compressed here, with a .sha as Armbian writes.
+        let before = written();
+        for img in before.iter().filter(|p| p.to_string_lossy().ends_with(".img")) {
+            let name = img.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if before.iter().any(|p| {
+                p.to_string_lossy().ends_with(&format!("{name}.xz"))
+                    || p.to_string_lossy().ends_with(&format!("{name}.zst"))
+            }) {
+                continue;
+            }
+            let target = img.with_file_name(format!("{name}.{}", codec.suffix()));
+            run.progress(99.0, format!("Compressing {name} with {}", codec.suffix())).await;
+            let (src, dst) = (img.clone(), target.clone());
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                compress_file(&src, &dst, codec)?;
+                let (sha, _) = quire_assets::objects::sha256_file(&dst)?;
+                let base = dst.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                std::fs::write(dst.with_file_name(format!("{base}.sha")), format!("{sha} {base}\n"))
+            })
+            .await
+            .map_err(|e| ComponentError::retryable("compress_failed", e.to_string()))?
+            .map_err(|e| ComponentError::retryable("compress_failed", format!("compressing {name}: {e}")))?;
+        }
+        let files = written();
         let mut out = Vec::new();
         for path in &files {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
@@ -438,6 +486,61 @@ impl Builds {
         }
         Ok(out)
     }
+}
+
+/// How an image Armbian left uncompressed is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// `.zst`, level 9 (what Armbian uses on a small builder), every core.
+    #[default]
+    Zstd,
+    /// `.xz`, preset 6 (xz's default), every core.
+    Xz,
+}
+
+/// zstd's level for images.
+pub const ZSTD_LEVEL: i32 = 9;
+/// xz's preset for images.
+pub const XZ_LEVEL: u32 = 6;
+
+impl Codec {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Codec::Zstd => "zst",
+            Codec::Xz => "xz",
+        }
+    }
+}
+
+/// Compresses `src` into `dst` a part at a time on every core (never the whole file in
+/// memory), through a temporary file renamed into place; answers the size written.
+pub fn compress_file(src: &Path, dst: &Path, codec: Codec) -> std::io::Result<u64> {
+    use std::io::Write;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let mut input = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(src)?);
+    let part = dst.with_file_name(format!("{}.part", dst.file_name().and_then(|n| n.to_str()).unwrap_or("compressed")));
+    let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&part)?);
+    let written = (|| match codec {
+        Codec::Zstd => {
+            let mut e = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+            e.multithread(threads)?;
+            e.include_checksum(true)?;
+            std::io::copy(&mut input, &mut e)?;
+            e.finish()?.flush()
+        }
+        Codec::Xz => {
+            let mut e = liblzma::write::XzEncoder::new_parallel(out, XZ_LEVEL);
+            std::io::copy(&mut input, &mut e)?;
+            e.finish()?.flush()
+        }
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
+    }
+    std::fs::rename(&part, dst)?;
+    Ok(std::fs::metadata(dst)?.len())
 }
 
 /// What an artifact of `output/images` is, by its name.

@@ -19,6 +19,7 @@ quire_store::for_each_backend!(
     a_build_runs_from_the_queue_to_verified_artifacts_with_its_log,
     cancel_and_the_time_limit_stop_the_whole_process_group,
     failures_say_why,
+    images_left_uncompressed_are_compressed_by_quire,
 );
 
 struct Setup {
@@ -277,4 +278,37 @@ async fn failures_say_why(b: Backend) {
     assert!(failed["error"]["message"].as_str().unwrap().contains(".img.xz does not match its .sha"), "{failed}");
     let body = s.api.get("/api/v1/builds/ctx_nope").await;
     assert_error(&body, StatusCode::NOT_FOUND, "not_found");
+}
+
+async fn images_left_uncompressed_are_compressed_by_quire(b: Backend) {
+    let s = setup(b, Duration::from_secs(120)).await;
+    // Armbian keeps the raw image only (sha,img); Quire compresses it: zstd, then xz on request.
+    s.configure(json!({"BOARD": "quire-sbc", "BRANCH": "edge", "RELEASE": "noble", "COMPRESS_OUTPUTIMAGE": "sha,img"}))
+        .await;
+    for (codec, tool) in [("zstd", "zstd"), ("xz", "xz")] {
+        let r = s.api.post(&format!("/api/v1/documents/{}/builds", s.doc), json!({"compress": codec})).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        let id = r.body["id"].as_str().unwrap().to_string();
+        let done = s.until(&id, |b| matches!(b["status"].as_str(), Some("completed" | "failed"))).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        let artifacts = done["data"]["artifacts"].as_array().unwrap().clone();
+        let image = artifacts.iter().find(|a| a["kind"] == "image").unwrap();
+        let suffix = if codec == "zstd" { "zst" } else { "xz" };
+        let packed = artifacts
+            .iter()
+            .find(|a| a["kind"] == format!("image_{suffix}"))
+            .unwrap_or_else(|| panic!("{artifacts:?}"));
+        assert_eq!(packed["verified"], true, "Quire's .sha checks: {packed}");
+        assert!(packed["size"].as_u64().unwrap() < image["size"].as_u64().unwrap() / 100, "{packed}");
+        // What the command-line tool unpacks is the image, byte for byte.
+        let bytes = s.api.app.assets().objects().get(packed["sha256"].as_str().unwrap()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(format!("image.{suffix}"));
+        std::fs::write(&file, &bytes).unwrap();
+        let out = std::process::Command::new(tool).arg("-dc").arg(&file).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(quire_assets::objects::sha256_hex(&out.stdout), image["sha256"].as_str().unwrap());
+    }
+    let r = s.api.post(&format!("/api/v1/documents/{}/builds", s.doc), json!({"compress": "rar"})).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
 }

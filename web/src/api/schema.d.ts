@@ -1679,6 +1679,11 @@ export interface components {
             /** @description `healthy`, `degraded` (an AI provider failing lately) or `down`. */
             status: string;
         };
+        /**
+         * @description How an image Armbian left uncompressed is compressed.
+         * @enum {string}
+         */
+        Codec: "zstd" | "xz";
         /** @description What a component says about itself, for `GET /api/v1/components`. */
         ComponentInfo: {
             description: string;
@@ -2615,6 +2620,8 @@ export interface components {
         };
         /** @description The body of `POST /api/v1/documents/{id}/builds`. */
         StartBuild: {
+            /** @description How an image Armbian leaves uncompressed is compressed: `zstd` (default) or `xz`. */
+            compress?: components["schemas"]["Codec"];
             /**
              * Format: int32
              * @description -100 to 100; higher runs first. Default 0.

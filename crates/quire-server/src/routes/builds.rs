@@ -37,6 +37,9 @@ pub struct StartBuild {
     /// -100 to 100; higher runs first. Default 0.
     #[serde(default)]
     pub priority: i32,
+    /// How an image Armbian leaves uncompressed is compressed: `zstd` (default) or `xz`.
+    #[serde(default)]
+    pub compress: quire_app::builds::Codec,
 }
 
 async fn build_view(app: &App, context: Context) -> ApiResult<Build> {
@@ -57,11 +60,12 @@ pub async fn start(
     Path(id): Path<String>,
     body: Option<Json<StartBuild>>,
 ) -> ApiResult<Response> {
-    let priority = body.map(|Json(b)| b.priority).unwrap_or_default();
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let priority = body.priority;
     if !(-100..=100).contains(&priority) {
         return Err(quire_core::Error::invalid("priority", "priority is -100 to 100").into());
     }
-    let context = app.builds().start(app.engine(), &who, &id, priority).await?;
+    let context = app.builds().start(app.engine(), &who, &id, priority, body.compress).await?;
     let location = format!("/api/v1/builds/{}", context.id);
     let view = build_view(&app, context).await?;
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)).into_response())
@@ -202,11 +206,10 @@ pub async fn log(
 }
 
 fn lines_event(lines: &[LogLine]) -> SseEvent {
-    let rows: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::json!([l.n, l.t, l.s, l.text])).collect();
     SseEvent::default()
         .id(lines.last().map_or(0, |l| l.n).to_string())
         .event("lines")
-        .data(serde_json::Value::Array(rows).to_string())
+        .data(quire_app::builds::lines_json(lines))
 }
 
 /// Chunks read from the store per look.
@@ -264,13 +267,19 @@ fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<I
             match s.live.as_mut() {
                 Some(rx) => match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
                     Ok(Ok(batch)) => {
-                        let lines: Vec<LogLine> = batch.iter().filter(|l| l.n > s.after).cloned().collect();
-                        if let Some(last) = lines.last() {
-                            // Only lines that follow on; a gap is read from the store.
-                            if lines[0].n == s.after + 1 {
-                                s.after = last.n;
-                                return Some((Ok(lines_event(&lines)), s));
-                            }
+                        let (Some(first), Some(last)) = (batch.lines.first(), batch.lines.last()) else { continue };
+                        // The whole batch follows on: its JSON as encoded once for every follower.
+                        if first.n == s.after + 1 {
+                            s.after = last.n;
+                            let event = SseEvent::default().id(last.n.to_string()).event("lines").data(&batch.json);
+                            return Some((Ok(event), s));
+                        }
+                        // Part of it was read from the store: the rest, if it follows on; a gap is
+                        // read from the store.
+                        let lines: Vec<LogLine> = batch.lines.iter().filter(|l| l.n > s.after).cloned().collect();
+                        if lines.first().is_some_and(|l| l.n == s.after + 1) {
+                            s.after = last.n;
+                            return Some((Ok(lines_event(&lines)), s));
                         }
                     }
                     // Lagged behind, or the build ended on this process: read the store again.
