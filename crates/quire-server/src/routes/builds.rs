@@ -221,15 +221,27 @@ struct Follow {
     id: String,
     after: i64,
     live: Option<tokio::sync::broadcast::Receiver<quire_app::builds::LogBatch>>,
+    /// The last live batch followed on from what was sent: wait for the next one without
+    /// reading the store or the build again (per batch and follower, that was the hot path).
+    caught_up: bool,
     ended: bool,
 }
 
 fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    let state = Follow { app, who, id, after, live: None, ended: false };
+    let state = Follow { app, who, id, after, live: None, caught_up: false, ended: false };
     stream::unfold(state, |mut s| async move {
         loop {
             if s.ended {
                 return None;
+            }
+            if s.caught_up
+                && let Some(rx) = s.live.as_mut()
+            {
+                if let Some(event) = next_live(rx, &mut s.after).await {
+                    return Some((Ok(event), s));
+                }
+                // A gap, a lag, a quiet spell or the build ended here: back to the store.
+                s.caught_up = false;
             }
             // Listen first, then read what is kept: a batch sent meanwhile is in one or the other.
             if s.live.is_none() {
@@ -265,32 +277,46 @@ fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<I
                 return Some((Ok(end), s));
             }
             match s.live.as_mut() {
-                Some(rx) => match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
-                    Ok(Ok(batch)) => {
-                        let (Some(first), Some(last)) = (batch.lines.first(), batch.lines.last()) else { continue };
-                        // The whole batch follows on: its JSON as encoded once for every follower.
-                        if first.n == s.after + 1 {
-                            s.after = last.n;
-                            let event = SseEvent::default().id(last.n.to_string()).event("lines").data(&batch.json);
-                            return Some((Ok(event), s));
-                        }
-                        // Part of it was read from the store: the rest, if it follows on; a gap is
-                        // read from the store.
-                        let lines: Vec<LogLine> = batch.lines.iter().filter(|l| l.n > s.after).cloned().collect();
-                        if lines.first().is_some_and(|l| l.n == s.after + 1) {
-                            s.after = last.n;
-                            return Some((Ok(lines_event(&lines)), s));
-                        }
+                Some(rx) => {
+                    if let Some(event) = next_live(rx, &mut s.after).await {
+                        s.caught_up = true;
+                        return Some((Ok(event), s));
                     }
-                    // Lagged behind, or the build ended on this process: read the store again.
-                    Ok(Err(_)) => s.live = None,
-                    Err(_) => {}
-                },
+                    // Lagged behind, or the build ended on this process: listen anew.
+                    if rx.is_closed() {
+                        s.live = None;
+                    }
+                }
                 // Running elsewhere (or not yet): look again shortly.
                 None => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
     })
+}
+
+/// The next live batch as an event, when it follows on from line `after` (moved past it);
+/// `None` on a gap, a lag, two quiet seconds or the end of the build on this process.
+async fn next_live(
+    rx: &mut tokio::sync::broadcast::Receiver<quire_app::builds::LogBatch>,
+    after: &mut i64,
+) -> Option<SseEvent> {
+    let batch = match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+        Ok(Ok(batch)) => batch,
+        Ok(Err(_)) | Err(_) => return None,
+    };
+    let (first, last) = (batch.lines.first()?, batch.lines.last()?);
+    // The whole batch follows on: its JSON as encoded once for every follower.
+    if first.n == *after + 1 {
+        *after = last.n;
+        return Some(SseEvent::default().id(last.n.to_string()).event("lines").data(&batch.json));
+    }
+    // Part of it was read from the store: the rest, if it follows on; a gap is read from the store.
+    let lines: Vec<LogLine> = batch.lines.iter().filter(|l| l.n > *after).cloned().collect();
+    if lines.first().is_some_and(|l| l.n == *after + 1) {
+        *after = last.n;
+        return Some(lines_event(&lines));
+    }
+    None
 }
 
 /// The whole log as text, read chunk by chunk.
