@@ -54,6 +54,7 @@ try {
     await shot('build-running', ada);
     await expectVisible(ada.locator('.build .build-status', { hasText: 'Built' }), 'the build done', 30_000);
     await expectVisible(log.getByText('Done building image'), 'the last line');
+    await expectVisible(ada.getByRole('navigation', { name: 'Builds' }).getByText('Built'), 'the history says it too');
     const green = await log.locator('span[style*="color"]').count();
     if (green === 0) throw new Error('the log lost its colours');
     const table = ada.getByRole('table', { name: 'Artifacts' });

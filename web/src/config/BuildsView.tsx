@@ -67,6 +67,11 @@ function Build({ id }: { id: string }) {
     mutationFn: () => unwrap(api.POST('/api/v1/contexts/{id}/cancel', { params: { path: { id } } })),
     onSuccess: () => client.invalidateQueries({ queryKey: ['build', id] }),
   });
+  // The history beside it says the same once it ends.
+  const ended = build.data ? ENDED.has(build.data.status) : false;
+  useEffect(() => {
+    if (ended) void client.invalidateQueries({ queryKey: ['builds'] });
+  }, [ended, client]);
   if (build.isError) return <ProblemView error={build.error} retry={() => build.refetch()} />;
   const b = build.data;
   if (!b) return <p className="muted">Loading the build…</p>;
