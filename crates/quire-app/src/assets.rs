@@ -240,13 +240,7 @@ impl Assets {
         origin: &str,
     ) -> Result<(Asset, bool)> {
         let size = accepted.bytes.len() as i64;
-        // Checked before the bytes are written (a full workspace writes nothing), and again
-        // when recorded (another upload may have come first).
-        let used = self.store.asset_usage(workspace_id).await?;
-        if used + size > self.config.quota_bytes {
-            return Err(quire_core::asset::quota_exceeded(used, self.config.quota_bytes, size));
-        }
-        let sha256 = self.objects.put(accepted.bytes).await.map_err(store_error)?;
+        let sha256 = self.put_within_quota(workspace_id, accepted.bytes).await?;
         let new = NewAsset {
             workspace_id: workspace_id.to_string(),
             sha256,
@@ -270,6 +264,46 @@ impl Assets {
                 .await?;
         }
         Ok((asset, fresh))
+    }
+
+    /// Writes bytes to the asset store if the workspace's quota takes them: checked before
+    /// the bytes are written (a full workspace writes nothing), and again when the caller
+    /// records them (another upload may have come first). Answers their SHA-256.
+    async fn put_within_quota(&self, workspace_id: &str, bytes: Bytes) -> Result<String> {
+        let size = bytes.len() as i64;
+        let used = self.store.asset_usage(workspace_id).await?;
+        if used + size > self.config.quota_bytes {
+            return Err(quire_core::asset::quota_exceeded(used, self.config.quota_bytes, size));
+        }
+        self.objects.put(bytes).await.map_err(store_error)
+    }
+
+    /// Keeps a file that is not an image (a board configuration's), within the workspace's
+    /// quota: no pixels, no thumbnails. The caller checked the writer's role. The same bytes
+    /// again are the same asset.
+    pub async fn keep_file(
+        &self,
+        who: &Principal,
+        workspace_id: &str,
+        name: &str,
+        text: bool,
+        bytes: Bytes,
+    ) -> Result<Asset> {
+        let size = bytes.len() as i64;
+        let sha256 = self.put_within_quota(workspace_id, bytes).await?;
+        let new = NewAsset {
+            workspace_id: workspace_id.to_string(),
+            sha256,
+            media_type: if text { "text/plain; charset=utf-8" } else { "application/octet-stream" }.into(),
+            size,
+            width: 0,
+            height: 0,
+            name: name.chars().filter(|c| !c.is_control()).take(255).collect(),
+            origin: "config-file".into(),
+            phash: None,
+            created_by: actor(who),
+        };
+        Ok(self.store.record_asset(&new, self.config.quota_bytes).await?.0)
     }
 
     /// A workspace's asset, for someone who may read the workspace.

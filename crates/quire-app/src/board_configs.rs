@@ -171,8 +171,9 @@ impl BoardConfigs {
     }
 
     /// Checks a configuration against the schema in force (cached by schema version and
-    /// configuration hash).
+    /// configuration hash). Its files, if any, are not the schema's business.
     pub fn validate(&self, config: &Value) -> Arc<Validation> {
+        let config = &quire_collab::build_config::settings(config);
         let schema = self.schema();
         // serde_json's maps are ordered by key, so equal configurations hash alike.
         let hash = quire_assets::objects::sha256_hex(config.to_string().as_bytes());

@@ -177,8 +177,22 @@ impl Builds {
                 format!("{}{more}", first.message),
             ));
         }
+        // Every file's bytes must be the workspace's own (a merge patch could name any hash).
+        for (path, file) in quire_collab::build_config::files(&config) {
+            match self.store.get_asset(&doc.workspace_id, &file.sha256).await {
+                Ok(_) => {}
+                Err(Error::NotFound { .. }) => {
+                    return Err(Error::invalid(
+                        format!("config.files.{path}"),
+                        format!("{path}: its bytes are not in this workspace; upload the file again"),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let schema = self.configs.schema();
-        let arguments = schema.checker.build_arguments(&config).unwrap_or_default();
+        let arguments =
+            schema.checker.build_arguments(&quire_collab::build_config::settings(&config)).unwrap_or_default();
         let mut data = Map::new();
         data.insert("document_id".into(), json!(doc.id));
         data.insert("document_revision".into(), json!(doc.revision));
@@ -268,6 +282,15 @@ impl Builds {
         }
         let _only = self.checkout.lock().await;
         stop_leftover(&dir);
+        let files = run.data().get("config").map(quire_collab::build_config::files).unwrap_or_default();
+        let objects = self.assets.objects().clone();
+        // Put back when the build ends, however it ends.
+        let _laid = crate::userpatches::lay(&dir, &files, |sha| {
+            let objects = objects.clone();
+            async move { objects.get(&sha).await.map_err(|e| std::io::Error::other(e.to_string())) }
+        })
+        .await
+        .map_err(|e| ComponentError::retryable("userpatches", format!("laying the files into userpatches/: {e}")))?;
         let id = run.context().id.clone();
         let first = self.store.build_log_end(&id).await? + 1;
         let started = SystemTime::now();

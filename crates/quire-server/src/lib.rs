@@ -161,6 +161,7 @@ struct AppInner {
     assets: Arc<quire_app::assets::Assets>,
     board_configs: Arc<quire_app::board_configs::BoardConfigs>,
     builds: Arc<quire_app::builds::Builds>,
+    config_files: Arc<quire_app::config_files::ConfigFiles>,
     drafts: quire_app::drafts::Drafts,
     access: tokio::sync::broadcast::Sender<routes::collab::AccessChange>,
     connections: Arc<Connections>,
@@ -215,6 +216,7 @@ impl App {
             assets.clone(),
             config.builds.clone(),
         );
+        let config_files = quire_app::config_files::ConfigFiles::new(store.clone(), collab.clone(), assets.clone());
         let engine = quire_jobs::Engine::new(
             store.clone(),
             registry(ai.clone(), history.clone(), assets.clone(), builds.clone()),
@@ -234,6 +236,7 @@ impl App {
             assets,
             board_configs,
             builds,
+            config_files,
             drafts,
             access,
             connections: Arc::default(),
@@ -303,6 +306,10 @@ impl App {
 
     pub fn board_configs(&self) -> &Arc<quire_app::board_configs::BoardConfigs> {
         &self.0.board_configs
+    }
+
+    pub fn config_files(&self) -> &Arc<quire_app::config_files::ConfigFiles> {
+        &self.0.config_files
     }
 
     pub fn builds(&self) -> &Arc<quire_app::builds::Builds> {
@@ -452,6 +459,14 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::builds::get))
         .routes(routes!(routes::builds::log))
         .routes(routes!(routes::builds::artifact))
+        .routes(routes!(routes::config_files::list))
+        .routes(routes!(
+            routes::config_files::put,
+            routes::config_files::read,
+            routes::config_files::change,
+            routes::config_files::delete
+        ))
+        .routes(routes!(routes::config_files::versions))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -20,11 +20,13 @@ quire_store::for_each_backend!(
     cancel_and_the_time_limit_stop_the_whole_process_group,
     failures_say_why,
     images_left_uncompressed_are_compressed_by_quire,
+    a_configurations_files_go_into_userpatches_for_its_build,
 );
 
 struct Setup {
     api: Api,
     doc: String,
+    root: std::path::PathBuf,
     _checkout: tempfile::TempDir,
     _worker: quire_jobs::WorkerHandle,
 }
@@ -32,7 +34,7 @@ struct Setup {
 async fn setup(b: Backend, time_limit: Duration) -> Setup {
     let (dir, root) = common::fake_armbian();
     let mut config = common::relaxed();
-    config.armbian_dir = Some(root);
+    config.armbian_dir = Some(root.clone());
     config.jobs.poll_interval = Duration::from_millis(20);
     config.jobs.cancel_check = Duration::from_millis(50);
     config.builds.flush_every = Duration::from_millis(20);
@@ -50,7 +52,7 @@ async fn setup(b: Backend, time_limit: Duration) -> Setup {
         ..Default::default()
     };
     let worker = api.app.engine().start_worker(worker, api.app.shutdown_signal()).await.unwrap();
-    Setup { api, doc, _checkout: dir, _worker: worker }
+    Setup { api, doc, root, _checkout: dir, _worker: worker }
 }
 
 impl Setup {
@@ -311,4 +313,54 @@ async fn images_left_uncompressed_are_compressed_by_quire(b: Backend) {
     }
     let r = s.api.post(&format!("/api/v1/documents/{}/builds", s.doc), json!({"compress": "rar"})).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+}
+
+async fn a_configurations_files_go_into_userpatches_for_its_build(b: Backend) {
+    let s = setup(b, Duration::from_secs(120)).await;
+    // The checkout has a customize-image.sh of its own, which the configuration's stands in for.
+    let userpatches = s.root.join("userpatches");
+    std::fs::create_dir_all(&userpatches).unwrap();
+    std::fs::write(userpatches.join("customize-image.sh"), "#!/bin/bash\necho the checkout's own\n").unwrap();
+    s.configure(json!({"BOARD": "quire-sbc", "BRANCH": "edge", "RELEASE": "noble", "COMPRESS_OUTPUTIMAGE": "sha,img"}))
+        .await;
+    let put = |path: &str, bytes: &'static str| {
+        let req = Request::put(format!("/api/v1/documents/{}/files/{}", s.doc, path.replace('/', "%2F")))
+            .body(Body::from(bytes))
+            .unwrap();
+        s.api.raw(req)
+    };
+    let r = put("customize-image.sh", "#!/bin/bash\necho \"customized by Quire for $2 on $1\"\n").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(put("overlay/motd", "Property of the lab\n").await.status, StatusCode::CREATED);
+
+    let build = s.start().await;
+    let id = build["id"].as_str().unwrap().to_string();
+    let files = build["data"]["config"]["files"].as_object().unwrap();
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["customize-image.sh", "overlay/motd"], "the files are snapshotted");
+    assert!(build["data"]["arguments"].as_array().unwrap().iter().all(|a| !a.as_str().unwrap().contains("files")));
+    let done = s.until(&id, |b| matches!(b["status"].as_str(), Some("completed" | "failed"))).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let log = s.log_text(&id).await;
+    assert!(log.contains("customized by Quire for quire-sbc on noble"), "the configuration's script ran:\n{log}");
+    assert!(!log.contains("the checkout's own"));
+    let image = done["data"]["artifacts"].as_array().unwrap().iter().find(|a| a["kind"] == "image").unwrap().clone();
+    let bytes = s.api.app.assets().objects().get(image["sha256"].as_str().unwrap()).await.unwrap();
+    let head = String::from_utf8_lossy(&bytes[..200]);
+    assert!(head.contains("overlay: motd\nProperty of the lab"), "{head}");
+    // The checkout is as it was.
+    assert_eq!(
+        std::fs::read_to_string(userpatches.join("customize-image.sh")).unwrap(),
+        "#!/bin/bash\necho the checkout's own\n"
+    );
+    assert!(!userpatches.join("overlay").exists());
+    assert!(!userpatches.join(".quire-laid.json").exists());
+
+    // A file whose bytes the workspace does not hold (named by a merge patch) is refused.
+    let path = format!("/api/v1/documents/{}/content", s.doc);
+    let patch = json!({"files": {"x.sh": {"sha256": "0".repeat(64), "size": 1, "mode": "755", "text": true}}});
+    let r = s.api.call(Method::PATCH, &path, Some(patch), &[]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = s.api.post(&format!("/api/v1/documents/{}/builds", s.doc), json!({})).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert_eq!(r.body["error"]["field"], "config.files.x.sh", "{}", r.body);
 }

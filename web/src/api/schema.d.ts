@@ -711,6 +711,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/documents/{id}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The files that go with a board configuration into Armbian's `userpatches/`, in path order. */
+        get: operations["list_config_files"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/documents/{id}/files/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A file's bytes: `ETag` (its SHA-256), one `Range`, `If-None-Match`. */
+        get: operations["read_config_file"];
+        /**
+         * Write a file (the raw bytes as the body, at most 32 MiB): a new file, or a new version of
+         *     one. `If-Match: "<sha256>"` writes only over that version (409 if someone saved in
+         *     between); `If-None-Match: *` only where there is no file. Editors.
+         */
+        put: operations["put_config_file"];
+        post?: never;
+        /**
+         * Remove a file from the configuration (its versions stay in the history). Takes
+         *     `If-Match`. Editors.
+         */
+        delete: operations["delete_config_file"];
+        options?: never;
+        head?: never;
+        /** Rename a file or change its mode. Takes `If-Match`. Editors. */
+        patch: operations["change_config_file"];
+        trace?: never;
+    };
+    "/api/v1/documents/{id}/files/{path}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The versions of the configuration in which a file changed, newest first (the last 100
+         *     versions of the configuration looked through). Read an old one with `?sha256=`.
+         */
+        get: operations["config_file_versions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/documents/{id}/presence": {
         parameters: {
             query?: never;
@@ -1666,6 +1730,13 @@ export interface components {
              */
             queue_position?: number | null;
         };
+        /** @description The body of `PATCH /api/v1/documents/{id}/files/{path}`. */
+        ChangeFile: {
+            /** @description `644` or `755`. */
+            mode?: string | null;
+            /** @description A new path (a rename or a move to another folder); 409 if a file has it. */
+            path?: string | null;
+        };
         /** @description One dependency's state. */
         Check: {
             error?: string | null;
@@ -1995,6 +2066,49 @@ export interface components {
             /** @description `prd.created`, `moodboard.updated`, `workspace.deleted`, … */
             name: string;
             workspace_id?: string | null;
+        };
+        /** @description A configuration's files and the limits they live within. */
+        FileList: {
+            items: components["schemas"]["FileView"][];
+            /** Format: int64 */
+            max_file_bytes: number;
+            max_files: number;
+            /**
+             * Format: int64
+             * @description Bytes all the files take.
+             */
+            total_bytes: number;
+        };
+        /** @description One version of a file. */
+        FileVersionView: {
+            /** @description Who made that version: `[{id, name, email}]`. */
+            authors: Record<string, never>[];
+            /** Format: date-time */
+            created_at: string;
+            file?: components["schemas"]["FileView"] | null;
+            /** @description The configuration's version that holds it (`major.minor.patch`). */
+            version: string;
+        };
+        /** @description A file of a configuration. */
+        FileView: {
+            /** @description `755` for a program, `644` otherwise. */
+            mode: string;
+            /** @description Its path inside `userpatches/` (`overlay/etc/motd`). */
+            path: string;
+            /** @description The SHA-256 of its bytes (its `ETag`). */
+            sha256: string;
+            /** Format: int64 */
+            size: number;
+            /** @description Whether it is UTF-8 text (editable in the web app). */
+            text: boolean;
+            /**
+             * Format: int64
+             * @description When (milliseconds since the epoch).
+             */
+            updated_at: number;
+            /** @description Who wrote this version: their id and name. */
+            updated_by: string;
+            updated_by_name: string;
         };
         /** @description A generation request: a template with its variables, or messages of one's own. */
         GenerateRequest: {
@@ -4893,6 +5007,346 @@ export interface operations {
             };
             /** @description A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_config_files: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A board-config document */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileList"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    read_config_file: {
+        parameters: {
+            query?: {
+                /** @description A version of the file by its SHA-256 (from its versions); the current one otherwise. */
+                sha256?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A board-config document */
+                id: string;
+                /** @description The path inside userpatches/, percent-encoded */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The range asked for */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The copy the client has */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_config_file: {
+        parameters: {
+            query?: {
+                /**
+                 * @description `755` for a program, `644` otherwise; a new file ending `.sh` is `755`, a new version
+                 *     keeps the file's mode.
+                 */
+                mode?: string;
+            };
+            header?: {
+                /** @description The ETag of the version you read */
+                "If-Match"?: string | null;
+                /** @description `*`: only if there is no such file */
+                "If-None-Match"?: string | null;
+            };
+            path: {
+                /** @description A board-config document */
+                id: string;
+                /** @description The path inside userpatches/, percent-encoded (overlay%2Fetc%2Fmotd) */
+                path: string;
+            };
+            cookie?: never;
+        };
+        /** @description The file's bytes */
+        requestBody: {
+            content: {
+                "application/octet-stream": number[];
+            };
+        };
+        responses: {
+            /** @description A new version */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileView"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileView"];
+                };
+            };
+            /** @description The caller's role does not allow this (`forbidden`, `csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description In conflict with the current state (`conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Larger than the server's limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_config_file: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag of the version you read */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description A board-config document */
+                id: string;
+                /** @description The path inside userpatches/, percent-encoded */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The caller's role does not allow this (`forbidden`, `csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description In conflict with the current state (`conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    change_config_file: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag of the version you read */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description A board-config document */
+                id: string;
+                /** @description The path inside userpatches/, percent-encoded */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangeFile"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileView"];
+                };
+            };
+            /** @description The caller's role does not allow this (`forbidden`, `csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description In conflict with the current state (`conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A field is missing or invalid; `field` names it (`invalid_request`, `limit_exceeded`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    config_file_versions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A board-config document */
+                id: string;
+                /** @description The path inside userpatches/, percent-encoded */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileVersionView"][];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -10,6 +10,7 @@ pub mod blobs;
 pub mod board_configs;
 pub mod builds;
 pub mod collab;
+pub mod config_files;
 pub mod contexts;
 pub mod documents;
 pub mod events;
