@@ -782,9 +782,13 @@ curl() {
 }
 last() { grep -o "$1[A-Za-z0-9_.-]*" "$OUT" | tail -n 1; }
 "#;
+    // Files the examples write land in the test's own folder.
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
     let out = Command::new("bash")
         .arg("-c")
         .arg(format!("{prelude}{script}"))
+        .current_dir(&work)
         .env("OUT", &out_file)
         .output()
         .expect("bash and curl run the README's examples");
@@ -799,6 +803,10 @@ last() { grep -o "$1[A-Za-z0-9_.-]*" "$OUT" | tail -n 1; }
     assert!(
         printed.contains("rock-5b does not build the 'legacy' kernel branch"),
         "the configuration's problem is named: {printed}"
+    );
+    assert!(
+        printed.contains("\"path\":\"customize-image.sh\"") && printed.contains("\"mode\":\"755\""),
+        "the configuration's script was kept as a program: {printed}"
     );
     server.stop();
     std::fs::remove_dir_all(dir).unwrap();
