@@ -467,6 +467,11 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
             routes::config_files::delete
         ))
         .routes(routes!(routes::config_files::versions))
+        .routes(routes!(
+            routes::preferences::get_preference,
+            routes::preferences::put_preference,
+            routes::preferences::delete_preference
+        ))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

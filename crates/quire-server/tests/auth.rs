@@ -22,7 +22,44 @@ quire_store::for_each_backend!(
     api_keys_follow_their_creator,
     every_route_against_every_caller,
     people_see_and_end_their_own_sessions,
+    preferences_follow_a_person_and_are_bounded,
 );
+
+async fn preferences_follow_a_person_and_are_bounded(b: Backend) {
+    let api = Api::new(b).await;
+    let (_, ada, _) = api.signup("ada@example.com").await;
+    let (_, bo, _) = api.signup("bo@example.com").await;
+    let uri = "/api/v1/me/preferences/config-layout";
+    let r = api.call_as(Some(&ada), Method::GET, uri, None, &[]).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+    let layout = json!({"layout": {"type": "row", "children": []}, "v": 1});
+    let r = api.call_as(Some(&ada), Method::PUT, uri, Some(layout.clone()), &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = api.call_as(Some(&ada), Method::GET, uri, None, &[]).await;
+    assert_eq!((r.status, &r.body), (StatusCode::OK, &layout));
+    let r = api.call_as(Some(&bo), Method::GET, uri, None, &[]).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+    // Bad keys, large values, anonymous callers.
+    let r = api.call_as(Some(&ada), Method::PUT, "/api/v1/me/preferences/Config%20Layout", Some(json!(1)), &[]).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let big = json!("x".repeat(40 * 1024));
+    let r = api.call_as(Some(&ada), Method::PUT, uri, Some(big), &[]).await;
+    assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    let r = api.call_as(None, Method::GET, uri, None, &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // At most 100 keys.
+    for i in 1..100 {
+        let r =
+            api.call_as(Some(&ada), Method::PUT, &format!("/api/v1/me/preferences/k{i}"), Some(json!(i)), &[]).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{i}");
+    }
+    let r = api.call_as(Some(&ada), Method::PUT, "/api/v1/me/preferences/k100", Some(json!(1)), &[]).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded");
+    let r = api.call_as(Some(&ada), Method::DELETE, uri, None, &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = api.call_as(Some(&ada), Method::DELETE, uri, None, &[]).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+}
 
 async fn people_see_and_end_their_own_sessions(b: Backend) {
     let api = Api::new(b).await;

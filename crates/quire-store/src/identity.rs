@@ -106,6 +106,13 @@ pub trait IdentityStore: Send + Sync {
     async fn put_setting(&self, key: &str, value: &str) -> Result<()>;
     /// Removes a setting; whether it was there.
     async fn delete_setting(&self, key: &str) -> Result<bool>;
+    /// A person's preference (a JSON text), if they stored one.
+    async fn preference(&self, user_id: &str, key: &str) -> Result<Option<String>>;
+    /// Stores a person's preference, refusing a new key past `max_keys` of theirs
+    /// (`LimitExceeded`).
+    async fn put_preference(&self, user_id: &str, key: &str, value: &str, max_keys: u32) -> Result<()>;
+    /// Removes a person's preference; whether it was there.
+    async fn delete_preference(&self, user_id: &str, key: &str) -> Result<bool>;
     /// Stores `value` under `key` unless a value is there already; returns the stored one,
     /// so concurrent first starts of several processes agree.
     async fn init_setting(&self, key: &str, value: &str) -> Result<String>;

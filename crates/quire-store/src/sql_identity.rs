@@ -457,6 +457,50 @@ macro_rules! impl_identity_store {
                 Ok(())
             }
 
+            async fn preference(&self, user_id: &str, key: &str) -> quire_core::Result<Option<String>> {
+                sqlx::query_scalar("SELECT value FROM user_preferences WHERE user_id = $1 AND key = $2")
+                    .bind(user_id)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::rows::db_err)
+            }
+
+            async fn put_preference(&self, user_id: &str, key: &str, value: &str, max_keys: u32) -> quire_core::Result<()> {
+                // Changing a key the person has is always taken; a new one only under the cap
+                // (counted in the same statement, so two new keys at once cannot both pass it).
+                let done = sqlx::query(
+                    "INSERT INTO user_preferences (user_id, key, value, updated_at) \
+                     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM user_preferences WHERE user_id = $1 AND key = $2) \
+                        OR (SELECT COUNT(*) FROM user_preferences WHERE user_id = $1) < $5 \
+                     ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                )
+                .bind(user_id)
+                .bind(key)
+                .bind(value)
+                .bind(quire_core::now_ms())
+                .bind(max_keys as i64)
+                .execute(&self.writer_pool())
+                .await
+                .map_err($crate::rows::db_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(quire_core::Error::LimitExceeded(format!(
+                        "a person keeps at most {max_keys} preferences: remove one first"
+                    )));
+                }
+                Ok(())
+            }
+
+            async fn delete_preference(&self, user_id: &str, key: &str) -> quire_core::Result<bool> {
+                let done = sqlx::query("DELETE FROM user_preferences WHERE user_id = $1 AND key = $2")
+                    .bind(user_id)
+                    .bind(key)
+                    .execute(&self.writer_pool())
+                    .await
+                    .map_err($crate::rows::db_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn delete_setting(&self, key: &str) -> quire_core::Result<bool> {
                 let done = sqlx::query("DELETE FROM instance_settings WHERE key = $1")
                     .bind(key)

@@ -34,6 +34,7 @@ quire_store::for_each_backend!(
     refresh_tokens_rotate_and_replays_revoke,
     invitations_admit_the_invited,
     settings_are_initialised_once,
+    preferences_are_each_persons_own_and_bounded,
     the_audit_trail_pages_filters_and_expires,
     the_update_log_appends_and_compacts,
     ai_interactions_page_and_stay_in_their_workspace,
@@ -840,6 +841,27 @@ async fn settings_are_initialised_once(b: Backend) {
     assert!(!s.delete_setting("ai.default").await.unwrap(), "already gone");
     assert_eq!(s.setting("ai.default").await.unwrap(), None);
     assert_eq!(s.setting("jwt").await.unwrap().as_deref(), Some("first"), "only that one");
+}
+
+async fn preferences_are_each_persons_own_and_bounded(b: Backend) {
+    let t = open(b).await;
+    let s = &*t.store;
+    let (ada, _) = user(s, "ada@example.com").await;
+    let (bo, _) = user(s, "bo@example.com").await;
+    assert_eq!(s.preference(&ada.id, "layout").await.unwrap(), None);
+    s.put_preference(&ada.id, "layout", "{\"a\":1}", 2).await.unwrap();
+    s.put_preference(&ada.id, "layout", "{\"a\":2}", 2).await.unwrap();
+    assert_eq!(s.preference(&ada.id, "layout").await.unwrap().as_deref(), Some("{\"a\":2}"));
+    assert_eq!(s.preference(&bo.id, "layout").await.unwrap(), None, "Bo's are his own");
+    s.put_preference(&ada.id, "theme", "\"dark\"", 2).await.unwrap();
+    // A third key is past the cap; changing one she has is not.
+    let err = s.put_preference(&ada.id, "zoom", "1", 2).await.unwrap_err();
+    assert!(matches!(err, quire_core::Error::LimitExceeded(_)), "{err}");
+    s.put_preference(&ada.id, "theme", "\"light\"", 2).await.unwrap();
+    s.put_preference(&bo.id, "zoom", "1", 2).await.unwrap();
+    assert!(s.delete_preference(&ada.id, "theme").await.unwrap());
+    assert!(!s.delete_preference(&ada.id, "theme").await.unwrap());
+    s.put_preference(&ada.id, "zoom", "1", 2).await.unwrap();
 }
 
 async fn the_audit_trail_pages_filters_and_expires(b: Backend) {

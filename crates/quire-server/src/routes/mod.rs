@@ -16,6 +16,7 @@ pub mod documents;
 pub mod events;
 pub mod history;
 pub mod ops;
+pub mod preferences;
 pub mod workspaces;
 
 use axum::http::{HeaderValue, header};
