@@ -68,7 +68,9 @@ stage "Creating rootfs with mmdebstrap [ ${RELEASE} ]"
 stage "Installing packages [ minimal=${BUILD_MINIMAL:-no} desktop=${BUILD_DESKTOP:-no} ]"
 if [[ -x userpatches/customize-image.sh ]]; then
 	stage "Customizing image [ userpatches/customize-image.sh ]"
-	userpatches/customize-image.sh "$RELEASE" "$BOARD" "" "$(uname -m)"
+	# As Armbian calls it: release, family, board, desktop, architecture.
+	family=$(sed -n 's/^BOARDFAMILY="\(.*\)"/\1/p' config/boards/"${BOARD}".* 2>/dev/null | head -n 1)
+	userpatches/customize-image.sh "$RELEASE" "${family}" "$BOARD" "${BUILD_DESKTOP:-no}" arm64
 fi
 
 stage "Building image [ ${ROOTFS_TYPE:-ext4}, ${IMAGE_PARTITION_TABLE:-msdos} ]"

@@ -329,7 +329,7 @@ async fn a_configurations_files_go_into_userpatches_for_its_build(b: Backend) {
             .unwrap();
         s.api.raw(req)
     };
-    let r = put("customize-image.sh", "#!/bin/bash\necho \"customized by Quire for $2 on $1\"\n").await;
+    let r = put("customize-image.sh", "#!/bin/bash\necho \"customized by Quire for $3 ($2) on $1\"\n").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(put("overlay/motd", "Property of the lab\n").await.status, StatusCode::CREATED);
 
@@ -341,7 +341,7 @@ async fn a_configurations_files_go_into_userpatches_for_its_build(b: Backend) {
     let done = s.until(&id, |b| matches!(b["status"].as_str(), Some("completed" | "failed"))).await;
     assert_eq!(done["status"], "completed", "{done}");
     let log = s.log_text(&id).await;
-    assert!(log.contains("customized by Quire for quire-sbc on noble"), "the configuration's script ran:\n{log}");
+    assert!(log.contains("customized by Quire for quire-sbc (quire-arm64) on noble"), "the configuration's script ran:\n{log}");
     assert!(!log.contains("the checkout's own"));
     let image = done["data"]["artifacts"].as_array().unwrap().iter().find(|a| a["kind"] == "image").unwrap().clone();
     let bytes = s.api.app.assets().objects().get(image["sha256"].as_str().unwrap()).await.unwrap();
