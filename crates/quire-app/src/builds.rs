@@ -79,6 +79,20 @@ pub struct Batch {
     pub lines: Vec<LogLine>,
     /// `[[number, time, stream, text], …]`
     pub json: String,
+    /// The stages the batch's lines begin, as JSON (`[{name, at, line}, …]`), if any.
+    pub stages_json: Option<String>,
+}
+
+impl Batch {
+    pub fn new(lines: Vec<LogLine>) -> Batch {
+        Batch { json: lines_json(&lines), stages_json: stages_json(&lines), lines }
+    }
+}
+
+/// The stages `lines` begin, as followers are sent them; `None` when they begin none.
+pub fn stages_json(lines: &[LogLine]) -> Option<String> {
+    let stages: Vec<_> = lines.iter().filter_map(|l| quire_armbian::log::stage_of(l.n, &l.text)).collect();
+    (!stages.is_empty()).then(|| json!(stages).to_string())
 }
 
 pub type LogBatch = Arc<Batch>;
@@ -415,7 +429,7 @@ impl Builds {
             if !pending.is_empty() {
                 let lines = std::mem::take(&mut pending);
                 let chunk = LogChunk { first_line: lines[0].n, line_count: lines.len() as i32, body: encode(&lines) };
-                let batch = Arc::new(Batch { json: lines_json(&lines), lines });
+                let batch = Arc::new(Batch::new(lines));
                 // Kept before it is sent, so a follower who reads the store then listens misses none.
                 if let Err(e) = self.store.append_build_log(id, &chunk).await {
                     tracing::warn!(context = %id, error = %e, "keeping build log lines failed");

@@ -97,6 +97,17 @@ fn step_of(message: &str) -> Option<f32> {
     STEPS.iter().find(|(words, _)| words.iter().any(|w| m.contains(w))).map(|(_, p)| *p)
 }
 
+/// The stage a line begins, if it does: an `info` alert naming a step of a build (numbered
+/// `line_number`). Stateless, so whoever reads a log from any line finds the same stages.
+pub fn stage_of(line_number: i64, line: &str) -> Option<Stage> {
+    let alert = parse_alert(line)?;
+    (matches!(alert.level.as_str(), "info" | "ext") && step_of(&alert.message).is_some()).then_some(Stage {
+        name: alert.message,
+        at: alert.seconds,
+        line: line_number,
+    })
+}
+
 impl Stages {
     /// Takes in one line (numbered `line`); answers the alert it held, if any.
     pub fn feed(&mut self, line_number: i64, line: &str) -> Option<Alert> {
@@ -104,10 +115,7 @@ impl Stages {
         match alert.level.as_str() {
             "warn" | "wrn" => self.warnings += 1,
             "err" | "error" => self.errors += 1,
-            "info" | "ext" if step_of(&alert.message).is_some() => {
-                self.stages.push(Stage { name: alert.message.clone(), at: alert.seconds, line: line_number });
-            }
-            _ => {}
+            _ => self.stages.extend(stage_of(line_number, line)),
         }
         Some(alert)
     }
@@ -156,5 +164,9 @@ mod tests {
         assert_eq!((s.stages[1].at, s.stages[1].line), (40, 3));
         assert_eq!((s.warnings, s.errors), (1, 1));
         assert_eq!(s.percent(), 55.0);
+        // Read from any line on, the same lines are stages.
+        assert_eq!(stage_of(3, lines[2]), Some(s.stages[1].clone()));
+        assert_eq!(stage_of(4, lines[3]), None);
+        assert_eq!(stage_of(6, lines[5]), None, "debug alerts are not stages");
     }
 }

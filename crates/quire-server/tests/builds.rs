@@ -89,13 +89,13 @@ impl Setup {
 }
 
 /// Reads `lines` events of a build's log until `stop` says so or the stream ends; answers the
-/// lines (`[n, t, stream, text]`) and whether it ended with `end`.
+/// lines (`[n, t, stream, text]`), the stages sent with them, and whether it ended with `end`.
 async fn follow(
     api: &Api,
     id: &str,
     last_event: Option<i64>,
     stop: impl Fn(&[Value]) -> bool,
-) -> (Vec<Value>, Option<Value>) {
+) -> (Vec<Value>, Vec<Value>, Option<Value>) {
     let mut req =
         Request::get(format!("/api/v1/builds/{id}/log")).header(header::AUTHORIZATION, format!("Bearer {}", api.admin));
     if let Some(n) = last_event {
@@ -104,7 +104,7 @@ async fn follow(
     let res = api.router.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let mut body = res.into_body().into_data_stream();
-    let (mut text, mut lines, mut end) = (String::new(), Vec::new(), None);
+    let (mut text, mut lines, mut stages, mut end) = (String::new(), Vec::new(), Vec::new(), None);
     while let Ok(Some(Ok(bytes))) = tokio::time::timeout(Duration::from_secs(20), body.next()).await {
         text.push_str(&String::from_utf8_lossy(&bytes));
         while let Some(at) = text.find("\n\n") {
@@ -117,6 +117,7 @@ async fn follow(
                     assert_eq!(field("id: ").unwrap(), batch.as_array().unwrap().last().unwrap()[0].to_string());
                     lines.extend(batch.as_array().unwrap().iter().cloned());
                 }
+                Some("stages") => stages.extend(data.unwrap().as_array().unwrap().iter().cloned()),
                 Some("end") => end = data,
                 _ => {}
             }
@@ -125,7 +126,7 @@ async fn follow(
             break;
         }
     }
-    (lines, end)
+    (lines, stages, end)
 }
 
 async fn a_build_runs_from_the_queue_to_verified_artifacts_with_its_log(b: Backend) {
@@ -154,10 +155,10 @@ async fn a_build_runs_from_the_queue_to_verified_artifacts_with_its_log(b: Backe
     assert!(arguments.contains(&"BOARD=quire-sbc") && arguments.contains(&"BUILD_DESKTOP=no"), "{arguments:?}");
 
     // Followed live; the stream drops; it is taken up again after the last line seen.
-    let (first, end) = follow(&s.api, &id, None, |lines| lines.len() >= 5).await;
+    let (first, first_stages, end) = follow(&s.api, &id, None, |lines| lines.len() >= 5).await;
     assert!(end.is_none() && first.len() >= 5);
     let seen = first.last().unwrap()[0].as_i64().unwrap();
-    let (rest, end) = follow(&s.api, &id, Some(seen), |_| false).await;
+    let (rest, rest_stages, end) = follow(&s.api, &id, Some(seen), |_| false).await;
     assert_eq!(end.unwrap()["status"], "completed");
     let numbers: Vec<i64> = first.iter().chain(&rest).map(|l| l[0].as_i64().unwrap()).collect();
     assert_eq!(numbers, (1..=numbers.len() as i64).collect::<Vec<_>>(), "every line once, in order");
@@ -169,6 +170,15 @@ async fn a_build_runs_from_the_queue_to_verified_artifacts_with_its_log(b: Backe
     assert_eq!(data["log_lines"].as_i64().unwrap(), numbers.len() as i64);
     let stages: Vec<&str> = data["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert!(stages.contains(&"Compiling kernel [ edge ]") && stages.len() >= 8, "{stages:?}");
+    // The stages came live with their lines, each once, as the build recorded them.
+    assert_eq!(first_stages[0]["name"], "Preparing host [ fake Armbian, board quire-sbc ]");
+    let live: Vec<&Value> = first_stages.iter().chain(&rest_stages).collect();
+    let live_names: Vec<&str> = live.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(live_names, stages);
+    assert_eq!(
+        live.iter().map(|s| &s["line"]).collect::<Vec<_>>(),
+        data["stages"].as_array().unwrap().iter().map(|s| &s["line"]).collect::<Vec<_>>()
+    );
     assert_eq!(data["warnings"], 1);
     let artifacts = data["artifacts"].as_array().unwrap();
     let kinds: Vec<&str> = artifacts.iter().map(|a| a["kind"].as_str().unwrap()).collect();
@@ -341,7 +351,10 @@ async fn a_configurations_files_go_into_userpatches_for_its_build(b: Backend) {
     let done = s.until(&id, |b| matches!(b["status"].as_str(), Some("completed" | "failed"))).await;
     assert_eq!(done["status"], "completed", "{done}");
     let log = s.log_text(&id).await;
-    assert!(log.contains("customized by Quire for quire-sbc (quire-arm64) on noble"), "the configuration's script ran:\n{log}");
+    assert!(
+        log.contains("customized by Quire for quire-sbc (quire-arm64) on noble"),
+        "the configuration's script ran:\n{log}"
+    );
     assert!(!log.contains("the checkout's own"));
     let image = done["data"]["artifacts"].as_array().unwrap().iter().find(|a| a["kind"] == "image").unwrap().clone();
     let bytes = s.api.app.assets().objects().get(image["sha256"].as_str().unwrap()).await.unwrap();

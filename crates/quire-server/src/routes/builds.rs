@@ -156,8 +156,9 @@ pub struct LogParams {
 
 /// A build's log. Live: Server-Sent Events `lines`, each a JSON array of `[number, time ms,
 /// "out"|"err", text]` (ANSI colours kept), its `id` the last line's number — come back
-/// with `Last-Event-ID` and nothing is lost —, then `end` with the build's status once it
-/// ended. `?format=text`: the whole log as it stands, one line per line.
+/// with `Last-Event-ID` and nothing is lost —, before them `stages` when they begin stages of
+/// the build (`[{name, at, line}]`, Armbian's alerts read as the build reads them), then `end`
+/// with the build's status once it ended. `?format=text`: the whole log as it stands, one line per line.
 #[utoipa::path(get, operation_id = "build_log", path = "/api/v1/builds/{id}/log", tag = "builds",
     params(("id" = String, Path, description = "The build's context id"), LogParams,
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this line")),
@@ -205,11 +206,19 @@ pub async fn log(
     Ok(Sse::new(events).keep_alive(keep_alive).into_response())
 }
 
-fn lines_event(lines: &[LogLine]) -> SseEvent {
-    SseEvent::default()
-        .id(lines.last().map_or(0, |l| l.n).to_string())
-        .event("lines")
-        .data(quire_app::builds::lines_json(lines))
+fn lines_event(lines: &[LogLine]) -> Vec<SseEvent> {
+    let json = quire_app::builds::lines_json(lines);
+    events(lines.last().map_or(0, |l| l.n), &json, quire_app::builds::stages_json(lines).as_deref())
+}
+
+/// The stages lines begin (sent first: it carries no id, so a stream dropped between the two
+/// sends them again with the lines, and the client keeps each stage once), then the lines.
+fn events(last: i64, lines_json: &str, stages_json: Option<&str>) -> Vec<SseEvent> {
+    let lines = SseEvent::default().id(last.to_string()).event("lines").data(lines_json);
+    match stages_json {
+        Some(stages) => vec![SseEvent::default().event("stages").data(stages), lines],
+        None => vec![lines],
+    }
 }
 
 /// Chunks read from the store per look.
@@ -229,7 +238,7 @@ struct Follow {
 
 fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let state = Follow { app, who, id, after, live: None, caught_up: false, ended: false };
-    stream::unfold(state, |mut s| async move {
+    let batches = stream::unfold(state, |mut s| async move {
         loop {
             if s.ended {
                 return None;
@@ -237,8 +246,8 @@ fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<I
             if s.caught_up
                 && let Some(rx) = s.live.as_mut()
             {
-                if let Some(event) = next_live(rx, &mut s.after).await {
-                    return Some((Ok(event), s));
+                if let Some(events) = next_live(rx, &mut s.after).await {
+                    return Some((events, s));
                 }
                 // A gap, a lag, a quiet spell or the build ended here: back to the store.
                 s.caught_up = false;
@@ -257,7 +266,7 @@ fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<I
             let lines: Vec<LogLine> = chunks.iter().flat_map(decode).filter(|l| l.n > s.after).collect();
             if !lines.is_empty() {
                 s.after = lines.last().map_or(s.after, |l| l.n);
-                return Some((Ok(lines_event(&lines)), s));
+                return Some((lines_event(&lines), s));
             }
             // Nothing more kept: the build ended, or more is on its way.
             let status = match s.app.store().get_context(&s.who, &s.id).await {
@@ -270,17 +279,17 @@ fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<I
                 let lines: Vec<LogLine> = rest.iter().flat_map(decode).filter(|l| l.n > s.after).collect();
                 if !lines.is_empty() {
                     s.after = lines.last().map_or(s.after, |l| l.n);
-                    return Some((Ok(lines_event(&lines)), s));
+                    return Some((lines_event(&lines), s));
                 }
                 s.ended = true;
                 let end = SseEvent::default().event("end").data(serde_json::json!({ "status": status }).to_string());
-                return Some((Ok(end), s));
+                return Some((vec![end], s));
             }
             match s.live.as_mut() {
                 Some(rx) => {
-                    if let Some(event) = next_live(rx, &mut s.after).await {
+                    if let Some(events) = next_live(rx, &mut s.after).await {
                         s.caught_up = true;
-                        return Some((Ok(event), s));
+                        return Some((events, s));
                     }
                     // Lagged behind, or the build ended on this process: listen anew.
                     if rx.is_closed() {
@@ -291,15 +300,16 @@ fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<I
                 None => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
-    })
+    });
+    batches.flat_map(|events| stream::iter(events.into_iter().map(Ok)))
 }
 
-/// The next live batch as an event, when it follows on from line `after` (moved past it);
+/// The next live batch as events, when it follows on from line `after` (moved past it);
 /// `None` on a gap, a lag, two quiet seconds or the end of the build on this process.
 async fn next_live(
     rx: &mut tokio::sync::broadcast::Receiver<quire_app::builds::LogBatch>,
     after: &mut i64,
-) -> Option<SseEvent> {
+) -> Option<Vec<SseEvent>> {
     let batch = match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
         Ok(Ok(batch)) => batch,
         Ok(Err(_)) | Err(_) => return None,
@@ -308,7 +318,7 @@ async fn next_live(
     // The whole batch follows on: its JSON as encoded once for every follower.
     if first.n == *after + 1 {
         *after = last.n;
-        return Some(SseEvent::default().id(last.n.to_string()).event("lines").data(&batch.json));
+        return Some(events(last.n, &batch.json, batch.stages_json.as_deref()));
     }
     // Part of it was read from the store: the rest, if it follows on; a gap is read from the store.
     let lines: Vec<LogLine> = batch.lines.iter().filter(|l| l.n > *after).cloned().collect();
