@@ -75,15 +75,15 @@ fn check_expectation(path: &str, current: Option<&FileEntry>, expect: &Expect) -
     match (expect, current) {
         (Expect::Any, _) | (Expect::Absent, None) => Ok(()),
         (Expect::Absent, Some(_)) => {
-            Err(Error::Conflict(format!("{path} already exists: open it, or choose another name")))
+            Err(Error::Conflict(format!("there is already a file {path}: open it, or choose another name")))
         }
         (Expect::Sha(_), None) => Err(Error::Conflict(format!(
-            "{path} was removed or renamed since you opened it; save it under a name again to keep your text"
+            "since you opened it, {path} was removed or renamed; your save was not applied (save it under a name to keep your text)"
         ))),
-        (Expect::Sha(sha), Some(f)) if f.sha256 != *sha => Err(Error::Conflict(format!(
-            "{path} was changed since you opened it (by {}); your text is not saved: reload it, then make your change again",
-            [&f.updated_by_name, &f.updated_by].into_iter().find(|n| !n.is_empty()).map_or("someone", |n| n.as_str())
-        ))),
+        (Expect::Sha(sha), Some(f)) if f.sha256 != *sha => {
+            let who = [&f.updated_by_name, &f.updated_by].into_iter().find(|n| !n.is_empty()).map_or("someone", |n| n.as_str());
+            Err(Error::Conflict(format!("{who} changed {path} since you opened it; your save was not applied")))
+        }
         (Expect::Sha(_), Some(_)) => Ok(()),
     }
 }
@@ -237,7 +237,9 @@ impl ConfigFiles {
             let current = entry_in(content, &from).ok_or_else(|| Error::not_found("file", from.clone()))?;
             check_expectation(&from, Some(&current), &expect)?;
             if to != from && entry_in(content, &to).is_some() {
-                return Err(Error::Conflict(format!("{to} already exists: remove it first, or choose another name")));
+                return Err(Error::Conflict(format!(
+                    "there is already a file {to}: remove it first, or choose another name"
+                )));
             }
             let entry = FileEntry {
                 mode: mode.unwrap_or(current.mode.clone()),
@@ -351,10 +353,10 @@ mod tests {
             Error::Conflict(m) => m,
             e => panic!("{e}"),
         };
-        assert!(msg(check_expectation("x", Some(&f), &Expect::Absent)).contains("already exists"));
+        assert!(msg(check_expectation("x", Some(&f), &Expect::Absent)).contains("already a file"));
         assert!(
             msg(check_expectation("x", Some(&f), &Expect::Sha("bb".into())))
-                .contains("changed since you opened it (by usr_ada)")
+                .contains("usr_ada changed x since you opened it")
         );
         assert!(msg(check_expectation("x", None, &Expect::Sha("bb".into()))).contains("removed or renamed"));
     }

@@ -1,13 +1,14 @@
-// A configuration's builds: the history, and one build followed live — its progress and
-// stages, its log as Armbian printed it (colours kept), its artifacts with their checksums
-// and download links, and Cancel while it runs.
-import { useEffect, useRef, useState } from 'react';
+// A configuration's builds, as three panels: the history (with each waiting build's place in
+// the queue), one build followed live — progress, the stage list as it grows, its log as
+// Armbian printed it (colours kept), Cancel —, and that build's artifacts with their
+// checksums and download links.
+import { useEffect, useRef } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { AnsiUp } from 'ansi_up';
 import { api, unwrap } from '../api/client';
 import { ErrorText, Problem as ProblemView } from '../components/Problem';
 import { ago } from '../screens/Documents';
-import { ENDED, SHOWN_LINES, appendLines, duration, size, statusWords, type BuildView, type Line } from './builds';
+import { useBuildStream } from './buildStream';
+import { ENDED, SHOWN_LINES, duration, size, statusWords, type BuildView } from './builds';
 
 export function useBuilds(docId: string) {
   return useQuery({
@@ -27,73 +28,88 @@ export function useStartBuild(docId: string) {
   });
 }
 
-export function BuildsView({ docId, selected, onSelect }: { docId: string; selected?: string; onSelect: (id: string) => void }) {
-  const builds = useBuilds(docId);
-  const items = builds.data?.items ?? [];
-  const current = selected ?? items[0]?.id;
-  if (builds.isError) return <ProblemView error={builds.error} retry={() => builds.refetch()} />;
-  return (
-    <div className="builds">
-      <nav className="builds-list card" aria-label="Builds">
-        <h3>Builds</h3>
-        {items.length === 0 && <p className="muted small">No builds yet. Build makes the image this configuration describes.</p>}
-        <ul>
-          {items.map((b) => (
-            <li key={b.id}>
-              <button className={`build-row${b.id === current ? ' active' : ''}`} onClick={() => onSelect(b.id)} aria-current={b.id === current}>
-                <span className={`build-status status-${b.status}`}>{statusWords(b)}</span>
-                <span className="muted small">
-                  {ago(b.created_at)}
-                  {b.data.duration_ms ? ` · ${duration(b.data.duration_ms)}` : ''}
-                </span>
-              </button>
-            </li>
-          ))}
-        </ul>
-      </nav>
-      {current ? <Build key={current} id={current} /> : <div />}
-    </div>
-  );
-}
-
-function Build({ id }: { id: string }) {
+/** One build as it stands, asked again every second until it ends (with its place in the
+ * queue while it waits). */
+function useBuild(id: string | undefined) {
   const client = useQueryClient();
   const build = useQuery({
     queryKey: ['build', id],
-    queryFn: async () => (await unwrap(api.GET('/api/v1/builds/{id}', { params: { path: { id } } }))) as unknown as BuildView,
+    enabled: Boolean(id),
+    queryFn: async () => (await unwrap(api.GET('/api/v1/builds/{id}', { params: { path: { id: id! } } }))) as unknown as BuildView,
     refetchInterval: (q) => (q.state.data && ENDED.has(q.state.data.status) ? false : 1000),
   });
-  const cancel = useMutation({
-    mutationFn: () => unwrap(api.POST('/api/v1/contexts/{id}/cancel', { params: { path: { id } } })),
-    onSuccess: () => client.invalidateQueries({ queryKey: ['build', id] }),
-  });
-  // The history beside it says the same once it ends.
+  // The history says the same once it ends.
   const ended = build.data ? ENDED.has(build.data.status) : false;
   useEffect(() => {
     if (ended) void client.invalidateQueries({ queryKey: ['builds'] });
   }, [ended, client]);
+  return build;
+}
+
+/** The build a panel shows: the one chosen, or the newest. */
+export function useShownBuild(docId: string, selected: string | undefined): string | undefined {
+  const builds = useBuilds(docId);
+  return selected ?? builds.data?.items[0]?.id;
+}
+
+export function BuildsList({ docId, shown, onSelect }: { docId: string; shown?: string; onSelect: (id: string) => void }) {
+  const builds = useBuilds(docId);
+  const items = builds.data?.items ?? [];
+  if (builds.isError) return <ProblemView error={builds.error} retry={() => builds.refetch()} />;
+  return (
+    <nav className="builds-list" aria-label="Builds">
+      {builds.isPending && <p className="muted small-text">Loading the builds…</p>}
+      {builds.data && items.length === 0 && <p className="muted small-text">No builds yet. Build makes the image this configuration describes.</p>}
+      <ul>
+        {items.map((b) => (
+          <li key={b.id}>
+            <button className={`build-row${b.id === shown ? ' active' : ''}`} onClick={() => onSelect(b.id)} aria-current={b.id === shown}>
+              <span className={`build-status status-${b.status}`}>{statusWords(b)}</span>
+              <span className="muted small-text">
+                {String(b.data.config?.BOARD ?? '')} · {ago(b.created_at)}
+                {b.data.duration_ms ? ` · ${duration(b.data.duration_ms)}` : ''}
+              </span>
+            </button>
+          </li>
+        ))}
+      </ul>
+    </nav>
+  );
+}
+
+export function BuildPanel({ id }: { id?: string }) {
+  const client = useQueryClient();
+  const build = useBuild(id);
+  const stream = useBuildStream(id);
+  const cancel = useMutation({
+    mutationFn: () => unwrap(api.POST('/api/v1/contexts/{id}/cancel', { params: { path: { id: id! } } })),
+    onSuccess: () => client.invalidateQueries({ queryKey: ['build', id] }),
+  });
+  if (!id) return <p className="muted panel-empty">No build yet. Build (at the top) queues one; it is followed here.</p>;
   if (build.isError) return <ProblemView error={build.error} retry={() => build.refetch()} />;
   const b = build.data;
   if (!b) return <p className="muted">Loading the build…</p>;
   const running = !ENDED.has(b.status);
   const percent = b.status === 'completed' ? 100 : (b.progress?.percent ?? 0);
+  // Live while it runs; the build's own record once it ended.
+  const stages = stream.stages.length ? stream.stages : (b.data.stages ?? []);
+  const current = running ? stages[stages.length - 1]?.line : undefined;
   return (
     <section className="build" aria-label="Build" data-status={b.status}>
       <header className="build-head">
-        <div>
+        <div className="build-title">
           <h3>
             <span className={`build-status status-${b.status}`}>{statusWords(b)}</span>{' '}
-            <span className="muted small">
-              {b.data.config?.BOARD as string} · {b.data.config?.BRANCH as string} · {b.data.config?.RELEASE as string}
+            <span className="muted small-text">
+              {String(b.data.config?.BOARD ?? '')} · {String(b.data.config?.BRANCH ?? '')} · {String(b.data.config?.RELEASE ?? '')}
             </span>
           </h3>
-          <p className="muted small">
+          <p className="muted small-text">
             Started {ago(b.created_at)} against Armbian {b.data.schema_version}
             {b.data.duration_ms ? `, took ${duration(b.data.duration_ms)}` : ''}
             {b.data.warnings ? ` · ${b.data.warnings} warning${b.data.warnings === 1 ? '' : 's'}` : ''}
           </p>
         </div>
-        <span className="grow" />
         <a className="button secondary small" href={`/api/v1/builds/${id}/log?format=text`} download>
           Download log
         </a>
@@ -112,77 +128,32 @@ function Build({ id }: { id: string }) {
       <div className="build-progress" role="progressbar" aria-valuenow={Math.round(percent)} aria-valuemin={0} aria-valuemax={100}>
         <div style={{ width: `${percent}%` }} />
       </div>
-      <p className="small build-stage" data-testid="stage">
-        {running ? (b.progress?.message ?? 'Waiting for a builder') : b.status === 'completed' ? 'Done' : ''}
+      <p className="small-text build-stage" data-testid="stage">
+        {running
+          ? (stages[stages.length - 1]?.name ?? b.progress?.message ?? (b.status === 'pending' ? 'Waiting for a builder' : 'Starting'))
+          : b.status === 'completed'
+            ? 'Done'
+            : ''}
       </p>
-      {b.data.stages && b.data.stages.length > 0 && (
-        <ol className="build-stages">
-          {b.data.stages.map((s) => (
-            <li key={s.line}>
-              <span className="muted small">{s.at} s</span> {s.name}
-            </li>
-          ))}
-        </ol>
-      )}
-      <Log id={id} />
-      {b.data.artifacts && b.data.artifacts.length > 0 && (
-        <table className="artifacts" aria-label="Artifacts">
-          <thead>
-            <tr>
-              <th>File</th>
-              <th>Size</th>
-              <th>SHA-256</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {b.data.artifacts.map((a) => (
-              <tr key={a.name}>
-                <td className="artifact-name">{a.name}</td>
-                <td>{size(a.size)}</td>
-                <td>
-                  <code title={a.sha256}>{a.sha256.slice(0, 16)}…</code>
-                  {a.verified && <span className="verified" title="Matches the .sha Armbian wrote"> ✓ checked</span>}
-                </td>
-                <td>
-                  <a className="button secondary small" href={`/api/v1/builds/${id}/artifacts/${encodeURIComponent(a.name)}`} download>
-                    Download
-                  </a>
-                </td>
-              </tr>
+      <div className="build-body">
+        {stages.length > 0 && (
+          <ol className="build-stages" aria-label="Stages">
+            {stages.map((s) => (
+              <li key={s.line} className={s.line === current ? 'current' : undefined} aria-current={s.line === current ? 'step' : undefined}>
+                <span className="muted small-text">{s.at} s</span> {s.name}
+              </li>
             ))}
-          </tbody>
-        </table>
-      )}
+          </ol>
+        )}
+        <Log lines={stream.lines} ended={stream.ended} />
+      </div>
     </section>
   );
 }
 
-/** The log, followed live: the browser's EventSource reconnects by itself with the last
- * line's number, and the server goes on from the next line. */
-function Log({ id }: { id: string }) {
-  const [lines, setLines] = useState<Line[]>([]);
-  const [ended, setEnded] = useState(false);
+function Log({ lines, ended }: { lines: ReturnType<typeof useBuildStream>['lines']; ended: boolean }) {
   const box = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
-  useEffect(() => {
-    // Colours carry from line to line, so each line is turned into HTML once, in order.
-    const ansi = new AnsiUp();
-    let last = 0;
-    const source = new EventSource(`/api/v1/builds/${id}/log`);
-    source.addEventListener('lines', (e) => {
-      const fresh = (JSON.parse((e as MessageEvent).data) as Line[]).filter((l) => l[0] > last);
-      if (!fresh.length) return;
-      last = fresh[fresh.length - 1]![0];
-      const html = fresh.map(([n, t, s, text]): Line => [n, t, s, ansi.ansi_to_html(text)]);
-      setLines((shown) => appendLines(shown, html));
-    });
-    source.addEventListener('end', () => {
-      setEnded(true);
-      source.close();
-    });
-    return () => source.close();
-  }, [id]);
   useEffect(() => {
     const el = box.current;
     if (el && stick.current) el.scrollTop = el.scrollHeight;
@@ -200,7 +171,7 @@ function Log({ id }: { id: string }) {
         stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
       }}
     >
-      {cut && <div className="muted small">Earlier lines are in the downloaded log.</div>}
+      {cut && <div className="muted small-text">Earlier lines are in the downloaded log.</div>}
       {lines.map(([n, , s, text]) => (
         <div key={n} className={`log-line ${s}`}>
           <span className="log-n">{n}</span>
@@ -210,5 +181,37 @@ function Log({ id }: { id: string }) {
       ))}
       {lines.length === 0 && <div className="muted">{ended ? 'This build printed nothing.' : 'Waiting for the build to start…'}</div>}
     </div>
+  );
+}
+
+export function ArtifactsPanel({ id }: { id?: string }) {
+  const build = useBuild(id);
+  const b = build.data;
+  if (!id) return <p className="muted panel-empty">The images a build makes are listed here, checked against their checksums.</p>;
+  if (build.isError) return <ProblemView error={build.error} retry={() => build.refetch()} />;
+  if (!b) return <p className="muted">Loading the build…</p>;
+  const artifacts = b.data.artifacts ?? [];
+  if (!artifacts.length) {
+    return (
+      <p className="muted panel-empty">
+        {ENDED.has(b.status) ? 'This build kept no files.' : 'The images appear here when the build has made and checked them.'}
+      </p>
+    );
+  }
+  return (
+    <ul className="artifacts" aria-label="Artifacts">
+      {artifacts.map((a) => (
+        <li key={a.name} className="artifact">
+          <span className="artifact-name">{a.name}</span>
+          <span className="artifact-meta muted small-text">
+            {size(a.size)} · <code title={a.sha256}>{a.sha256.slice(0, 12)}…</code>
+            {a.verified && <span className="verified" title="Matches the .sha Armbian wrote"> ✓ checked</span>}
+          </span>
+          <a className="button secondary small" href={`/api/v1/builds/${id}/artifacts/${encodeURIComponent(a.name)}`} download>
+            Download
+          </a>
+        </li>
+      ))}
+    </ul>
   );
 }

@@ -11,7 +11,11 @@ import { api, unwrap } from '../api/client';
 import { collabFor, retain, type Collab } from '../collab/collab';
 import { Presence, SaveBadge } from '../collab/Presence';
 import { ErrorText, Problem as ProblemView } from '../components/Problem';
-import { BuildsView, useStartBuild } from './BuildsView';
+import { Actions, Layout, Model, type Action } from 'flexlayout-react';
+import 'flexlayout-react/style/light.css';
+import { ArtifactsPanel, BuildPanel, BuildsList, useShownBuild, useStartBuild } from './BuildsView';
+import { FilesView } from './FilesView';
+import { LAYOUT_VERSION, PREFERENCE, defaultLayout, restore, type PanelId } from './layout';
 import {
   CONTENT,
   GROUPS,
@@ -266,9 +270,11 @@ function Editor({ docId, collab, schema, canEdit }: { docId: string; collab: Col
   const changed = useRemoteChanges(collab);
   const marks = useMemo(() => ({ on, changed }), [on, changed]);
   const ui = useMemo(() => uiSchemaOf(schema), [schema]);
-  const [view, setView] = useState<'form' | 'lines' | 'builds'>('form');
-  const [build, setBuild] = useState<string>();
+  const [view, setView] = useState<'form' | 'lines'>('form');
+  const [chosen, setChosen] = useState<string>();
+  const shown = useShownBuild(docId, chosen);
   const start = useStartBuild(docId);
+  const layout = usePanelLayout();
   const origin = useMemo(() => ({ local: true }), []);
   const focus = (id?: string) => {
     const field = fieldOf(id);
@@ -289,77 +295,55 @@ function Editor({ docId, collab, schema, canEdit }: { docId: string; collab: Col
     }
     return out as ErrorSchema;
   }, [inBrowser, check.data]);
-  return (
-    <div className="config-page">
-      <div className="config-bar row">
-        <div className="tabs" role="tablist" aria-label="View">
-          <button role="tab" aria-selected={view === 'form'} className={view === 'form' ? 'tab active' : 'tab'} onClick={() => setView('form')}>
-            Form
-          </button>
-          <button role="tab" aria-selected={view === 'lines'} className={view === 'lines' ? 'tab active' : 'tab'} onClick={() => setView('lines')}>
-            KEY=value
-          </button>
-          <button role="tab" aria-selected={view === 'builds'} className={view === 'builds' ? 'tab active' : 'tab'} onClick={() => setView('builds')}>
-            Builds
-          </button>
-        </div>
-        <span className="grow" />
-        {canEdit && (
-          <button
-            className="small"
-            disabled={!check.data?.valid || start.isPending}
-            title={check.data && !check.data.valid ? 'Fix the problems the check lists first' : 'Build the image this configuration describes'}
-            onClick={() =>
-              start.mutate(undefined, {
-                onSuccess: (b) => {
-                  setBuild(b.id);
-                  setView('builds');
-                },
-              })
-            }
-          >
-            Build
-          </button>
-        )}
-        <Presence collab={collab} />
-        <SaveBadge collab={collab} />
-      </div>
-      <ErrorText error={start.error} />
-      {view === 'builds' ? (
-        <BuildsView docId={docId} selected={build} onSelect={setBuild} />
-      ) : (
-        <div className="config-columns">
-          <section className="config-main" aria-label="Configuration">
-            {view === 'form' ? (
-              <Marks.Provider value={marks}>
-                <Form
-                  schema={schema as unknown as RJSFSchema}
-                  uiSchema={ui}
-                  formData={config}
-                  validator={validator}
-                  liveValidate={inBrowser ? 'onChange' : undefined}
-                  extraErrors={extraErrors}
-                  showErrorList={false}
-                  // A rule's `const` (no desktop on a minimal image) is checked, not forced.
-                  experimental_defaultFormStateBehavior={{ constAsDefaults: 'never' }}
-                  readonly={!canEdit}
-                  templates={{ FieldTemplate, ObjectFieldTemplate }}
-                  transformErrors={(errors) => explain(errors, config, schema)}
-                  onFocus={(id) => focus(id)}
-                  onBlur={() => focus(undefined)}
-                  onChange={(e, id) => {
-                    const field = fieldOf(id);
-                    if (!field || !canEdit) return;
-                    const value = (e.formData as Config | undefined)?.[field];
-                    setField(collab.doc, field, value, origin);
-                  }}
-                />
-              </Marks.Provider>
-            ) : (
-              <Lines config={config} schema={schema} canEdit={canEdit} onApply={(c) => apply(collab.doc, c, origin)} />
-            )}
-          </section>
-          <aside className="config-side">
+
+  const panel = (id: PanelId) => {
+    switch (id) {
+      case 'settings':
+        return (
+          <div className="panel-scroll">
+            <div className="tabs panel-tabs" role="tablist" aria-label="View">
+              <button role="tab" aria-selected={view === 'form'} className={view === 'form' ? 'tab active' : 'tab'} onClick={() => setView('form')}>
+                Form
+              </button>
+              <button role="tab" aria-selected={view === 'lines'} className={view === 'lines' ? 'tab active' : 'tab'} onClick={() => setView('lines')}>
+                KEY=value
+              </button>
+            </div>
+            <section className="config-main" aria-label="Configuration">
+              {view === 'form' ? (
+                <Marks.Provider value={marks}>
+                  <Form
+                    schema={schema as unknown as RJSFSchema}
+                    uiSchema={ui}
+                    formData={config}
+                    validator={validator}
+                    liveValidate={inBrowser ? 'onChange' : undefined}
+                    extraErrors={extraErrors}
+                    showErrorList={false}
+                    // A rule's `const` (no desktop on a minimal image) is checked, not forced.
+                    experimental_defaultFormStateBehavior={{ constAsDefaults: 'never' }}
+                    readonly={!canEdit}
+                    templates={{ FieldTemplate, ObjectFieldTemplate }}
+                    transformErrors={(errors) => explain(errors, config, schema)}
+                    onFocus={(id) => focus(id)}
+                    onBlur={() => focus(undefined)}
+                    onChange={(e, id) => {
+                      const field = fieldOf(id);
+                      if (!field || !canEdit) return;
+                      const value = (e.formData as Config | undefined)?.[field];
+                      setField(collab.doc, field, value, origin);
+                    }}
+                  />
+                </Marks.Provider>
+              ) : (
+                <Lines config={config} schema={schema} canEdit={canEdit} onApply={(c) => apply(collab.doc, c, origin)} />
+              )}
+            </section>
+          </div>
+        );
+      case 'check':
+        return (
+          <div className="panel-scroll config-side">
             {board && (
               <div className="card config-board">
                 <h3>{board.title}</h3>
@@ -369,13 +353,116 @@ function Editor({ docId, collab, schema, canEdit }: { docId: string; collab: Col
             <ServerCheck check={check} />
             <div className="card">
               <h3>Build command</h3>
-              <pre className="config-command" data-testid="command">{command(config, schema)}</pre>
+              <pre className="config-command" data-testid="command">
+                {command(config, schema)}
+              </pre>
             </div>
-          </aside>
-        </div>
-      )}
+          </div>
+        );
+      case 'files':
+        return <FilesView docId={docId} doc={collab.doc} canEdit={canEdit} />;
+      case 'builds':
+        return (
+          <div className="panel-scroll">
+            <BuildsList docId={docId} shown={shown} onSelect={(id) => (setChosen(id), layout.show('build'))} />
+          </div>
+        );
+      case 'build':
+        return <BuildPanel key={shown} id={shown} />;
+      case 'artifacts':
+        return (
+          <div className="panel-scroll">
+            <ArtifactsPanel id={shown} />
+          </div>
+        );
+    }
+  };
+
+  return (
+    <div className="config-page">
+      <div className="config-bar row">
+        {canEdit && (
+          <button
+            className="primary small"
+            disabled={!check.data?.valid || start.isPending}
+            title={check.data && !check.data.valid ? 'Fix the problems the check lists first' : 'Build the image this configuration describes'}
+            onClick={() =>
+              start.mutate(undefined, {
+                onSuccess: (b) => {
+                  setChosen(b.id);
+                  layout.show('build');
+                },
+              })
+            }
+          >
+            Build
+          </button>
+        )}
+        <span className={`small config-verdict ${check.data?.valid ? 'ok' : 'bad'}`}>
+          {check.data ? (check.data.valid ? 'Ready to build' : 'Not buildable yet: see Check') : 'Checking…'}
+        </span>
+        <span className="grow" />
+        <button className="link small" onClick={layout.reset} title="Put the panels back where they started">
+          Reset panels
+        </button>
+        <Presence collab={collab} />
+        <SaveBadge collab={collab} />
+      </div>
+      <ErrorText error={start.error} />
+      <div className="config-panels">
+        {layout.model ? (
+          <Layout model={layout.model} factory={(node) => panel(node.getComponent() as PanelId)} onModelChange={layout.changed} supportsPopout={false} />
+        ) : (
+          <p className="muted">Laying out the panels…</p>
+        )}
+      </div>
     </div>
   );
+}
+
+/** The panels' layout: the person's own, kept on the server (every device they use), or the
+ * default; changes are kept a moment after they stop. */
+function usePanelLayout() {
+  const [model, setModel] = useState<Model>();
+  const timer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  useEffect(() => {
+    let live = true;
+    api
+      .GET('/api/v1/me/preferences/{key}', { params: { path: { key: PREFERENCE } } })
+      .then(({ data }) => live && setModel(Model.fromJson(restore(data ?? null))))
+      .catch(() => live && setModel(Model.fromJson(defaultLayout())));
+    return () => {
+      live = false;
+      clearTimeout(timer.current);
+    };
+  }, []);
+  const keep = (m: Model | null) => {
+    clearTimeout(timer.current);
+    timer.current = setTimeout(() => {
+      const req = m
+        ? api.PUT('/api/v1/me/preferences/{key}', {
+            params: { path: { key: PREFERENCE } },
+            body: { v: LAYOUT_VERSION, model: m.toJson() } as unknown as Record<string, never>,
+          })
+        : api.DELETE('/api/v1/me/preferences/{key}', { params: { path: { key: PREFERENCE } } });
+      // Not keeping a layout costs the person nothing now; the next change tries again.
+      void req.catch(() => {});
+    }, 800);
+  };
+  return {
+    model,
+    changed: (m: Model, action: Action) => {
+      // Choosing a tab is not a change of layout.
+      if (action.type !== Actions.SET_ACTIVE_TABSET) keep(m);
+    },
+    show: (id: PanelId) => {
+      model?.doAction(Actions.selectTab(id));
+    },
+    reset: () => {
+      setModel(Model.fromJson(defaultLayout()));
+      keep(null);
+    },
+  };
 }
 
 /** The server's verdict on the configuration as it is now (cached there by hash). */

@@ -3,11 +3,12 @@
 // dropping files, new files from Armbian's starting points, a text file edited in place and
 // saved over the version it was opened at (someone who saved in between is never
 // overwritten), rename, executable or not, download, remove, and every version of a file.
-import { Suspense, lazy, useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react';
+import { Suspense, lazy, useMemo, useRef, useState, useSyncExternalStore } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type * as Y from 'yjs';
 import { api, ApiError, unwrap } from '../api/client';
 import { ErrorText } from '../components/Problem';
+import { ago } from '../screens/Documents';
 import { size } from './builds';
 import { STARTERS, languageOf, pathProblem, readFiles, tree, type FileEntry, type Folder } from './files';
 import { CONTENT } from './model';
@@ -98,7 +99,7 @@ export function FilesView({ docId, doc, canEdit }: Props) {
         } catch (e) {
           problems.push(
             e instanceof ApiError && e.status === 409
-              ? `${path} is there already: open it and choose Replace to upload a new version.`
+              ? `There is already a file ${path}: open it and choose Replace to upload a new version.`
               : `${f.name}: ${e instanceof Error ? e.message : String(e)}`,
           );
         }
@@ -129,7 +130,7 @@ export function FilesView({ docId, doc, canEdit }: Props) {
       <div className="files-list" aria-label="Files">
         <div className="files-bar">
           <strong>userpatches/</strong>
-          <span className="muted small">
+          <span className="muted small-text">
             {files.length} file{files.length === 1 ? '' : 's'} · {size(total)}
           </span>
           <span className="grow" />
@@ -168,7 +169,7 @@ export function FilesView({ docId, doc, canEdit }: Props) {
         )}
         <ErrorText error={uploadError} />
         {canEdit && (
-          <p className="muted small files-target">
+          <p className="muted small-text files-target">
             Uploads go into <code>userpatches/{folder ? `${folder}/` : ''}</code>
             {folder && (
               <button className="link small" onClick={() => setFolder('')}>
@@ -232,7 +233,7 @@ function Tree({
           <button className={`files-file${f.path === open ? ' active' : ''}`} onClick={() => onOpen(f.path)}>
             <span className="files-name">{f.path.split('/').pop()}</span>
             {f.mode === '755' && <span className="files-exec" title="Executable">x</span>}
-            <span className="muted small">{size(f.size)}</span>
+            <span className="muted small-text">{size(f.size)}</span>
           </button>
         </li>
       ))}
@@ -285,7 +286,7 @@ function NewFile({ docId, folder, onMade, onCancel }: { docId: string; folder: s
           </option>
         ))}
       </datalist>
-      {problem && <p className="error small">{problem}</p>}
+      {problem && <p className="error small-text">{problem}</p>}
       <ErrorText error={make.error} />
     </form>
   );
@@ -316,12 +317,10 @@ function OpenFile({
   const dirty = draft !== null && draft !== text.data;
   const newer = file.sha256 !== base;
   // Someone else's save is taken in at once while nothing here is unsaved.
-  useEffect(() => {
-    if (newer && !dirty) {
-      setBase(file.sha256);
-      setDraft(null);
-    }
-  }, [newer, dirty, file.sha256]);
+  if (newer && !dirty) {
+    setBase(file.sha256);
+    setDraft(null);
+  }
 
   const save = useMutation({
     mutationFn: (over: string) => writeFile(docId, file.path, draft ?? '', over),
@@ -387,12 +386,12 @@ function OpenFile({
             </button>
           </form>
         )}
-        <p className="muted small">
-          {size(file.size)} · {file.text ? 'text' : 'binary'} · changed by {who} {new Date(file.updated_at).toLocaleString()}
+        <p className="muted small-text">
+          {size(file.size)} · {file.text ? 'text' : 'binary'} · changed by {who} {ago(new Date(file.updated_at).toISOString())}
           {' · '}
           <code title={file.sha256}>{file.sha256.slice(0, 12)}</code>
         </p>
-        {renameProblem && <p className="error small">{renameProblem}</p>}
+        {renameProblem && <p className="error small-text">{renameProblem}</p>}
         <div className="row file-actions">
           {canEdit && (
             <label className="small file-exec">
@@ -470,17 +469,17 @@ function OpenFile({
         <p className="muted">Opening…</p>
       ) : (
         <>
-          {newer && dirty && (
-            <p className="notice" role="status">
+          {newer && dirty && !conflict && (
+            <p className="warning-note" role="status">
               {who} saved a newer version while you were editing. Your text is kept here; saving asks before it replaces theirs.
             </p>
           )}
           {conflict && (
-            <div className="notice" role="alert">
-              <p>{save.error.message}</p>
+            <div className="warning-note" role="alert">
+              <p>{save.error?.message}</p>
               <div className="row">
-                <button className="small" onClick={() => save.mutate(file.sha256)}>
-                  Save mine over theirs
+                <button className="primary small" onClick={() => save.mutate(file.sha256)}>
+                  Save mine anyway
                 </button>
                 <button
                   className="small secondary"
@@ -490,7 +489,7 @@ function OpenFile({
                     setDraft(null);
                   }}
                 >
-                  Take theirs, drop mine
+                  Take theirs
                 </button>
               </div>
             </div>
@@ -507,13 +506,13 @@ function OpenFile({
           </Suspense>
           {canEdit && (
             <div className="row file-save">
-              <button disabled={!dirty || save.isPending} onClick={() => save.mutate(base)}>
+              <button className="primary small" disabled={!dirty || save.isPending} onClick={() => save.mutate(base)}>
                 {save.isPending ? 'Saving…' : 'Save'}
               </button>
-              <button className="secondary" disabled={!dirty} onClick={() => (setDraft(null), save.reset(), setBase(file.sha256))}>
+              <button className="secondary small" disabled={!dirty} onClick={() => (setDraft(null), save.reset(), setBase(file.sha256))}>
                 Discard
               </button>
-              <span className="muted small">{dirty ? 'Unsaved changes (Ctrl+S saves)' : 'Saved'}</span>
+              <span className="muted small-text">{dirty ? 'Unsaved changes (Ctrl+S saves)' : 'Saved'}</span>
             </div>
           )}
           {!conflict && <ErrorText error={save.error} />}
@@ -545,6 +544,8 @@ function Versions({
 }) {
   const versions = useQuery({
     queryKey: ['config-file-versions', docId, file.path, file.sha256],
+    // A change becomes a version a moment after it settles.
+    refetchInterval: 3000,
     queryFn: async () =>
       (await unwrap(api.GET('/api/v1/documents/{id}/files/{path}/versions', { params: { path: { id: docId, path: file.path } } }))) as unknown as Version[],
   });
@@ -557,20 +558,20 @@ function Versions({
     onSuccess: (saved) => onRestored(saved.sha256),
   });
   if (versions.isError) return <ErrorText error={versions.error} />;
-  if (!versions.data) return <p className="muted small">Reading the versions…</p>;
+  if (!versions.data) return <p className="muted small-text">Reading the versions…</p>;
   return (
     <div className="file-versions">
-      {versions.data.length === 0 && <p className="muted small">No versions yet: the first is made a moment after a change.</p>}
+      {versions.data.length === 0 && <p className="muted small-text">No versions yet: the first is made a moment after a change.</p>}
       <ol>
         {versions.data.map((v) => (
           <li key={v.version}>
             <span className="file-version">v{v.version}</span>
-            <span className="muted small">
+            <span className="muted small-text">
               {new Date(v.created_at).toLocaleString()} · {v.authors.map((a) => a.name).filter(Boolean).join(', ') || 'Quire'}
             </span>
             {v.file ? (
               <>
-                <span className="muted small">{size(v.file.size)}</span>
+                <span className="muted small-text">{size(v.file.size)}</span>
                 {v.file.sha256 === file.sha256 ? (
                   <span className="small">current</span>
                 ) : (
@@ -589,7 +590,7 @@ function Versions({
                 )}
               </>
             ) : (
-              <span className="muted small">removed</span>
+              <span className="muted small-text">removed</span>
             )}
           </li>
         ))}
@@ -604,7 +605,7 @@ function OldVersion({ docId, file, sha, version, onClose }: { docId: string; fil
   return (
     <div className="file-old">
       <div className="row">
-        <strong className="small">As of v{version} (read only)</strong>
+        <strong className="small-text">As of v{version} (read only)</strong>
         <span className="grow" />
         <button className="small secondary" onClick={onClose}>
           Back to the current version

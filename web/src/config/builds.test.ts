@@ -31,3 +31,16 @@ describe('words', () => {
     expect(size(1.5 * 1024 ** 3)).toBe('1.5 GiB');
   });
 });
+
+describe('stages followed live', () => {
+  it('are kept once each, in line order, however often they are sent', async () => {
+    const { mergeStages } = await import('./buildStream');
+    const a = { name: 'Preparing host', at: 0, line: 1 };
+    const b = { name: 'Compiling kernel', at: 4, line: 40 };
+    const c = { name: 'Building image', at: 9, line: 90 };
+    const shown = mergeStages([], [a, b]);
+    expect(mergeStages(shown, [b])).toBe(shown);
+    expect(mergeStages(shown, [c, b]).map((s) => s.line)).toEqual([1, 40, 90]);
+    expect(mergeStages([c], [a]).map((s) => s.line)).toEqual([1, 90]);
+  });
+});

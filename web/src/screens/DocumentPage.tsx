@@ -56,8 +56,10 @@ export function DocumentPage() {
     );
   if (doc.isError) return <Problem error={doc.error} retry={() => doc.refetch()} />;
   const isBoard = doc.data?.kind === 'moodboard';
+  // Boards and configurations are workbenches that fill the window.
+  const fills = isBoard || doc.data?.kind === 'board-config';
   return (
-    <main className={isBoard ? 'page board-page' : 'page wide'}>
+    <main className={fills ? 'page board-page' : 'page wide'}>
       <nav className="crumbs" aria-label="Breadcrumb">
         <Link to={`/w/${ws}`}>Documents</Link>
         <span aria-hidden>/</span>
