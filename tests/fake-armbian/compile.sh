@@ -8,6 +8,7 @@
 # Settings only the tests use (passed like any other KEY=value):
 #   QUIRE_FAKE_OUTCOME=fail   stops with an error after the kernel stage (exit 2)
 #   QUIRE_FAKE_OUTCOME=hang   starts a child that sleeps QUIRE_FAKE_HANG_SECS (100000) and waits for it
+#   QUIRE_FAKE_OUTCOME=hang-once  hangs so the first time in this checkout, then builds normally
 #   QUIRE_FAKE_OUTCOME=badsha writes a .sha that does not match its file
 #   QUIRE_FAKE_LINES=N        prints N compiler lines in the kernel stage (default 40)
 #   QUIRE_FAKE_RATE=N         at about N lines a second (default: as fast as it can)
@@ -58,6 +59,13 @@ if [[ "$OUTCOME" == fail ]]; then
 	alert err "Kernel build failed [ exit code 2 ]"
 	echo "make: *** [Makefile:1234: vmlinux] Error 2" >&2
 	exit 2
+fi
+if [[ "$OUTCOME" == hang-once ]]; then
+	mkdir -p output
+	if [[ ! -e output/.hung-once ]]; then
+		touch output/.hung-once
+		OUTCOME=hang
+	fi
 fi
 if [[ "$OUTCOME" == hang ]]; then
 	alert info "Waiting for the kernel's modules (this fake never finishes)"

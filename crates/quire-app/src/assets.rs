@@ -334,11 +334,24 @@ impl Assets {
     /// Expiries are rounded up to the hour, so the same file's URL stays the same for a
     /// while and browsers and CDNs can cache it.
     pub fn signed_url(&self, workspace_id: &str, sha256: &str, variant: Variant) -> (String, i64) {
+        let path = format!("/files/{workspace_id}/{sha256}/{}", variant.as_str());
+        self.sign_url(&path, &Self::subject(workspace_id, sha256, variant))
+    }
+
+    /// `path` with the query that lets anyone holding it read what `subject` names until it
+    /// expires (the instance's URL lifetime, rounded up to the hour); and when that is.
+    pub fn sign_url(&self, path: &str, subject: &str) -> (String, i64) {
         let now = quire_core::now_ms() / 1000;
         let lifetime = self.config.url_lifetime.as_secs() as i64;
         let expires = (now + lifetime + 3599) / 3600 * 3600;
-        let sig = self.signer.sign(&Self::subject(workspace_id, sha256, variant), expires);
-        (format!("/files/{workspace_id}/{sha256}/{}?expires={expires}&sig={sig}", variant.as_str()), expires)
+        let sig = self.signer.sign(subject, expires);
+        (format!("{path}?expires={expires}&sig={sig}"), expires)
+    }
+
+    /// Whether a signed URL's `expires` and `sig` were made for `subject` and still hold.
+    pub fn verify_url(&self, subject: &str, expires: i64, signature: &str) -> Result<()> {
+        let now = quire_core::now_ms() / 1000;
+        self.signer.verify(subject, expires, signature, now).map_err(|e| Error::Forbidden(e.to_string()))
     }
 
     /// The file a signed URL names, or why it is not honoured.
@@ -350,10 +363,7 @@ impl Assets {
         expires: i64,
         signature: &str,
     ) -> Result<Delivery> {
-        let now = quire_core::now_ms() / 1000;
-        self.signer
-            .verify(&Self::subject(workspace_id, sha256, variant), expires, signature, now)
-            .map_err(|e| Error::Forbidden(e.to_string()))?;
+        self.verify_url(&Self::subject(workspace_id, sha256, variant), expires, signature)?;
         self.open(workspace_id, sha256, variant).await
     }
 

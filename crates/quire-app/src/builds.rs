@@ -97,6 +97,14 @@ pub fn stages_json(lines: &[LogLine]) -> Option<String> {
 
 pub type LogBatch = Arc<Batch>;
 
+/// A file name as one URL path segment.
+fn percent_encode(name: &str) -> String {
+    // RFC 3986's unreserved characters stay as they are.
+    const SEGMENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
+}
+
 /// Lines as followers are sent them: `[[number, time, "out"|"err", text], …]`.
 pub fn lines_json(lines: &[LogLine]) -> String {
     Value::Array(lines.iter().map(|l| json!([l.n, l.t, l.s, l.text])).collect()).to_string()
@@ -245,6 +253,42 @@ impl Builds {
             found["sha256"].as_str().unwrap_or_default().into(),
             found["size"].as_u64().unwrap_or(0),
         ))
+    }
+
+    /// What a signed URL of a build's artifact covers.
+    fn artifact_subject(build_id: &str, name: &str) -> String {
+        format!("build/{build_id}/{name}")
+    }
+
+    /// URLs of a finished build's artifacts that work without a token until they expire
+    /// (for a device, a CI job or a colleague to fetch), by name; and when they expire.
+    pub fn artifact_urls(&self, context: &Context) -> (Map<String, Value>, i64) {
+        let mut urls = Map::new();
+        let mut expires = 0;
+        for a in context.data.get("artifacts").and_then(Value::as_array).into_iter().flatten() {
+            let Some(name) = a["name"].as_str() else { continue };
+            let path = format!("/files/builds/{}/{}", context.id, percent_encode(name));
+            let (url, at) = self.assets.sign_url(&path, &Self::artifact_subject(&context.id, name));
+            urls.insert(name.to_string(), url.into());
+            expires = at;
+        }
+        (urls, expires)
+    }
+
+    /// A build's artifact by signed URL (no token: the signature is the permission).
+    pub async fn open_signed_artifact(
+        &self,
+        build_id: &str,
+        name: &str,
+        expires: i64,
+        signature: &str,
+    ) -> Result<crate::assets::Delivery> {
+        self.assets.verify_url(&Self::artifact_subject(build_id, name), expires, signature)?;
+        let context = self.store.get_context(&Principal::System, build_id).await?;
+        if context.kind != KIND {
+            return Err(Error::not_found("build", build_id));
+        }
+        self.artifact(&context, name)
     }
 
     /// How many builds wait before this one (0: next), while it waits.

@@ -81,7 +81,10 @@ fn check_expectation(path: &str, current: Option<&FileEntry>, expect: &Expect) -
             "since you opened it, {path} was removed or renamed; your save was not applied (save it under a name to keep your text)"
         ))),
         (Expect::Sha(sha), Some(f)) if f.sha256 != *sha => {
-            let who = [&f.updated_by_name, &f.updated_by].into_iter().find(|n| !n.is_empty()).map_or("someone", |n| n.as_str());
+            let who = [&f.updated_by_name, &f.updated_by]
+                .into_iter()
+                .find(|n| !n.is_empty())
+                .map_or("someone", |n| n.as_str());
             Err(Error::Conflict(format!("{who} changed {path} since you opened it; your save was not applied")))
         }
         (Expect::Sha(_), Some(_)) => Ok(()),

@@ -40,9 +40,13 @@ pub async fn prepare(engine: &quire_jobs::Engine, asset_grace: std::time::Durati
 /// The engine's settings with the `history` queue limited to one context at a time across
 /// the cluster (the one writer of every repository) and the `builds` queue to one build,
 /// unless configured otherwise, both closed to users' contexts (builds are started through
-/// `Builds::start`, which checks the configuration first).
+/// `Builds::start`, which checks the configuration first). Builds are records of their own
+/// (configuration, stages, log, artifacts): the nightly clean-up of ended contexts leaves them.
 pub fn engine_config(jobs: &quire_jobs::EngineConfig) -> quire_jobs::EngineConfig {
     let mut jobs = jobs.clone();
+    if !jobs.kept_types.iter().any(|t| t == builds::KIND) {
+        jobs.kept_types.push(builds::KIND.to_string());
+    }
     for queue in [history::QUEUE, builds::QUEUE] {
         if !jobs.queue_limits.iter().any(|(q, _)| q == queue) {
             jobs.queue_limits.push((queue.to_string(), 1));

@@ -119,6 +119,9 @@ pub struct EngineConfig {
     pub component_timeout: Duration,
     /// Completed, failed and cancelled contexts are deleted this long after they end.
     pub retention: Duration,
+    /// Context types that are records of their own (a board build, with its log and
+    /// artifacts): the clean-up leaves them.
+    pub kept_types: Vec<String>,
     /// Most contexts of a queue running at once across every worker, by queue; `prepare`
     /// stores them (queues not named keep what is stored).
     pub queue_limits: Vec<(String, u32)>,
@@ -137,6 +140,7 @@ impl Default for EngineConfig {
             cancel_check: Duration::from_millis(500),
             component_timeout: Duration::from_secs(3600),
             retention: Duration::from_secs(30 * 24 * 3600),
+            kept_types: Vec::new(),
             queue_limits: Vec::new(),
             system_queues: Vec::new(),
         }
@@ -197,6 +201,7 @@ impl Engine {
             let mut data = serde_json::Map::new();
             let days = (self.config().retention.as_secs() / 86_400).clamp(1, components::MAX_RETENTION_DAYS);
             data.insert("retention_days".into(), days.into());
+            data.insert("keep_types".into(), self.config().kept_types.clone().into());
             self.schedule("cleanup.contexts", "0 3 * * *", "maintenance", &[components::CLEANUP], data).await?;
         }
         Ok(())

@@ -40,6 +40,7 @@ quire_store::for_each_backend!(
     a_busy_worker_finishes_contexts_together,
     an_idle_worker_claims_once_per_poll,
     cleanup_refuses_retentions_that_would_purge_everything,
+    cleanup_leaves_the_types_that_are_records_of_their_own,
     a_component_holding_the_database_is_not_starved_by_its_own_start,
 );
 
@@ -188,6 +189,7 @@ fn fast() -> EngineConfig {
         poll_interval: Duration::from_millis(20),
         cancel_check: Duration::from_millis(50),
         retry: RetryPolicy { base: Duration::from_secs(2), max: Duration::from_secs(60) },
+        kept_types: vec!["record".into()],
         ..EngineConfig::default()
     }
 }
@@ -984,6 +986,31 @@ async fn cleanup_refuses_retentions_that_would_purge_everything(b: Backend) {
     let failed = s.until(&purge.id, "failed", |c| c.status == ContextStatus::Failed).await;
     assert_eq!(failed.error.as_ref().map(|e| e.code.as_str()), Some("invalid_input"), "{failed:?}");
     assert_eq!(s.t.store.get_context(&SYS, &done.id).await.unwrap().status, ContextStatus::Completed, "still there");
+}
+
+/// Board builds are records (their log, their artifacts): the nightly clean-up leaves the
+/// types it is told to keep, and deletes the rest that ended before the retention.
+async fn cleanup_leaves_the_types_that_are_records_of_their_own(b: Backend) {
+    let start = 1_795_000_000_000;
+    let clock = ManualClock::new(start);
+    let s = setup(b, registry(), Some(clock.clone())).await;
+    let _w = s.worker().await;
+    let passing = s.submit(with("test", &["noop"], json!({}))).await;
+    let record = s.submit(with("record", &["noop"], json!({}))).await;
+    for c in [&passing, &record] {
+        s.until(&c.id, "completed", |c| c.status == ContextStatus::Completed).await;
+    }
+    clock.set(start + 31 * 86_400_000);
+    let purge =
+        s.submit(with("maintenance", &["cleanup"], json!({ "retention_days": 30, "keep_types": ["record"] }))).await;
+    let done = s.until(&purge.id, "completed", |c| c.status == ContextStatus::Completed).await;
+    assert_eq!(done.data["purged_contexts"], 1, "{done:?}");
+    assert!(matches!(s.t.store.get_context(&SYS, &passing.id).await, Err(Error::NotFound { .. })));
+    assert_eq!(s.t.store.get_context(&SYS, &record.id).await.unwrap().status, ContextStatus::Completed, "kept");
+    // The nightly schedule carries the engine's kept types.
+    let due = s.t.store.due_schedules(start + 40 * 86_400_000).await.unwrap();
+    let nightly = due.iter().find(|d| d.name == "cleanup.contexts").unwrap();
+    assert_eq!(nightly.data["keep_types"], json!(["record"]), "{nightly:?}");
 }
 
 /// The worker writes a quiet component's start after a moment. That write once ran in place

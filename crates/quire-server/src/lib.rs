@@ -459,6 +459,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::builds::get))
         .routes(routes!(routes::builds::log))
         .routes(routes!(routes::builds::artifact))
+        .routes(routes!(routes::live::live_socket))
         .routes(routes!(routes::config_files::list))
         .routes(routes!(
             routes::config_files::put,
@@ -483,6 +484,7 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::assets::get))
         .routes(routes!(routes::assets::file))
         .routes(routes!(routes::assets::signed_file))
+        .routes(routes!(routes::builds::signed_artifact))
         .routes(routes!(documents::list, documents::create))
         .routes(routes!(documents::get, documents::update, documents::delete))
         .routes(routes!(documents::restore))

@@ -21,6 +21,7 @@ quire_store::for_each_backend!(
     failures_say_why,
     images_left_uncompressed_are_compressed_by_quire,
     a_configurations_files_go_into_userpatches_for_its_build,
+    the_websocket_api_follows_builds_and_contexts_on_one_socket,
 );
 
 struct Setup {
@@ -208,6 +209,31 @@ async fn a_build_runs_from_the_queue_to_verified_artifacts_with_its_log(b: Backe
     assert!(sha.body.as_str().unwrap().starts_with(artifacts[0]["sha256"].as_str().unwrap()), "{}", sha.body);
     let missing = s.api.get(&format!("/api/v1/builds/{id}/artifacts/nope.img")).await;
     assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+    // Signed URLs: no token needed until they expire; each signs one file of one build.
+    let urls = &done["artifact_urls"];
+    assert!(done["artifact_urls_expire_at"].as_i64().unwrap() > quire_core::now_ms() / 1000, "{done}");
+    let url = urls[name].as_str().unwrap();
+    assert!(url.starts_with(&format!("/files/builds/{id}/")) && url.contains("sig="), "{url}");
+    let anonymous = |uri: String, range: Option<&str>| {
+        let mut r = Request::get(uri);
+        if let Some(range) = range {
+            r = r.header(header::RANGE, range);
+        }
+        s.api.router.clone().oneshot(r.body(Body::empty()).unwrap())
+    };
+    let tail = anonymous(url.to_string(), Some("bytes=-17")).await.unwrap();
+    assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
+    let bytes = http_body_util::BodyExt::collect(tail.into_body()).await.unwrap().to_bytes();
+    assert_eq!(&bytes[..], b"END OF FAKE IMAGE");
+    let sha_name = format!("{name}.sha");
+    let other = url.replacen(&format!("/{name}?"), &format!("/{sha_name}?"), 1);
+    assert_eq!(anonymous(other, None).await.unwrap().status(), StatusCode::FORBIDDEN, "a URL signs one file");
+    let sha_url = urls[&sha_name].as_str().unwrap().to_string();
+    assert_eq!(anonymous(sha_url.clone(), None).await.unwrap().status(), StatusCode::OK);
+    let forged = sha_url.replace("sig=", "sig=0");
+    assert_eq!(anonymous(forged, None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let stretched = sha_url.replace("expires=", "expires=1");
+    assert_eq!(anonymous(stretched, None).await.unwrap().status(), StatusCode::FORBIDDEN, "the expiry is signed too");
 
     // The whole log as a file; the configuration's builds.
     let text = s.log_text(&id).await;
@@ -376,4 +402,108 @@ async fn a_configurations_files_go_into_userpatches_for_its_build(b: Backend) {
     let r = s.api.post(&format!("/api/v1/documents/{}/builds", s.doc), json!({})).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
     assert_eq!(r.body["error"]["field"], "config.files.x.sh", "{}", r.body);
+}
+
+async fn the_websocket_api_follows_builds_and_contexts_on_one_socket(b: Backend) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let s = setup(b, Duration::from_secs(120)).await;
+    s.configure(json!({"BOARD": "quire-sbc", "BRANCH": "edge", "RELEASE": "noble", "COMPRESS_OUTPUTIMAGE": "sha,img",
+                       "QUIRE_FAKE_DELAY": "0.05", "QUIRE_FAKE_LINES": "100"}))
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let app = s.api.app.clone();
+    tokio::spawn(async move { quire_server::serve(listener, app, std::future::pending()).await.unwrap() });
+    // No credential: refused before the upgrade.
+    assert!(tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws")).await.is_err());
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws?token={}", s.api.admin)).await.unwrap();
+    let send = async |v: Value, ws: &mut tokio_tungstenite::WebSocketStream<_>| {
+        ws.send(Message::text(v.to_string())).await.unwrap();
+    };
+    async fn next(
+        ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ) -> Value {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(20), ws.next()).await.expect("a message in time") {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+                Some(Ok(_)) => continue,
+                other => panic!("the socket ended: {other:?}"),
+            }
+        }
+    }
+    send(json!({"type": "ping"}), &mut ws).await;
+    assert_eq!(next(&mut ws).await["type"], "pong");
+    send(json!({"type": "subscribe", "id": "x", "topic": "build.log", "build": "ctx_nope"}), &mut ws).await;
+    let refused = next(&mut ws).await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["id"].as_str(), refused["error"]["code"].as_str()),
+        (Some("error"), Some("x"), Some("not_found"))
+    );
+    send(json!({"type": "subscribe", "id": "y", "topic": "weather"}), &mut ws).await;
+    assert_eq!(next(&mut ws).await["error"]["code"], "invalid_request");
+    ws.send(Message::text("{oops")).await.unwrap();
+    assert_eq!(next(&mut ws).await["error"]["code"], "invalid_request");
+
+    let build = s.start().await;
+    let id = build["id"].as_str().unwrap().to_string();
+    send(json!({"type": "subscribe", "id": "log", "topic": "build.log", "build": id}), &mut ws).await;
+    send(json!({"type": "subscribe", "id": "ctx", "topic": "context", "context": id}), &mut ws).await;
+    let (mut lines, mut stages, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut log_end, mut ctx_end) = (None, false);
+    while log_end.is_none() || !ctx_end {
+        let m = next(&mut ws).await;
+        match (m["type"].as_str().unwrap(), m["id"].as_str().unwrap_or_default()) {
+            ("subscribed", _) => {}
+            ("lines", "log") => {
+                let batch = m["lines"].as_array().unwrap();
+                assert_eq!(m["last"], batch.last().unwrap()[0]);
+                lines.extend(batch.iter().map(|l| l[0].as_i64().unwrap()));
+            }
+            ("stages", "log") => stages.extend(m["stages"].as_array().unwrap().iter().map(|s| s["name"].clone())),
+            ("end", "log") => log_end = Some(m["status"].clone()),
+            ("event", "ctx") => events.push(m["event"].clone()),
+            ("end", "ctx") => ctx_end = true,
+            other => panic!("unexpected {other:?}: {m}"),
+        }
+    }
+    assert_eq!(log_end, Some(json!("completed")));
+    assert_eq!(lines, (1..=lines.len() as i64).collect::<Vec<_>>(), "every line once, in order");
+    assert!(stages.len() >= 8 && stages[0] == "Preparing host [ fake Armbian, board quire-sbc ]", "{stages:?}");
+    assert!(events.iter().any(|e| e["kind"] == "status" && e["data"]["status"] == "completed"), "{events:?}");
+    // Resumed after the last line seen, the log only ends.
+    send(json!({"type": "subscribe", "id": "again", "topic": "build.log", "build": id, "after": lines.len()}), &mut ws)
+        .await;
+    assert_eq!(next(&mut ws).await["type"], "subscribed");
+    let end = next(&mut ws).await;
+    assert_eq!((end["type"].as_str(), end["id"].as_str()), (Some("end"), Some("again")), "{end}");
+    // Unsubscribing what is not there says so; at most 32 subscriptions at once.
+    send(json!({"type": "unsubscribe", "id": "nope"}), &mut ws).await;
+    assert_eq!(next(&mut ws).await["error"]["code"], "not_found");
+    // A build that hangs: subscriptions to it stay open, and a socket holds at most 32.
+    s.configure(json!({"BOARD": "quire-sbc", "BRANCH": "edge", "RELEASE": "noble", "QUIRE_FAKE_OUTCOME": "hang"}))
+        .await;
+    let hanging = s.start().await["id"].as_str().unwrap().to_string();
+    for i in 0..32 {
+        send(json!({"type": "subscribe", "id": format!("h{i}"), "topic": "context", "context": hanging, "after": 1_000_000}), &mut ws).await;
+        let m = next(&mut ws).await;
+        assert_eq!(m["type"], "subscribed", "{i}: {m}");
+    }
+    send(json!({"type": "subscribe", "id": "h32", "topic": "context", "context": hanging}), &mut ws).await;
+    let m = next(&mut ws).await;
+    assert_eq!((m["id"].as_str(), m["error"]["code"].as_str()), (Some("h32"), Some("limit_exceeded")), "{m}");
+    send(json!({"type": "subscribe", "id": "h0", "topic": "context", "context": hanging}), &mut ws).await;
+    assert_eq!(next(&mut ws).await["error"]["code"], "conflict", "an id is one subscription");
+    send(json!({"type": "unsubscribe", "id": "h0"}), &mut ws).await;
+    assert_eq!(next(&mut ws).await["type"], "unsubscribed");
+    send(
+        json!({"type": "subscribe", "id": "h32", "topic": "context", "context": hanging, "after": 1_000_000}),
+        &mut ws,
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["type"], "subscribed");
+    let r = s.api.post(&format!("/api/v1/contexts/{hanging}/cancel"), json!({})).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    s.until(&hanging, |b| b["status"] == "cancelled").await;
 }

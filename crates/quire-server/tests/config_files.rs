@@ -159,7 +159,11 @@ async fn a_stale_write_is_refused_and_nothing_is_lost(b: Backend) {
     assert_eq!(ada.body["mode"], "755", "a new version keeps the file's mode");
     let grace = put(&api, &doc, "customize-image.sh", b"#!/bin/bash\necho grace\n", &[("if-match", &opened)]).await;
     assert_error(&grace, StatusCode::CONFLICT, "conflict");
-    assert!(grace.body["error"]["message"].as_str().unwrap().contains("changed customize-image.sh since you opened it"), "{}", grace.body);
+    assert!(
+        grace.body["error"]["message"].as_str().unwrap().contains("changed customize-image.sh since you opened it"),
+        "{}",
+        grace.body
+    );
     let (_, _, bytes) = read(&api, &url(&doc, "customize-image.sh"), &[]).await;
     assert_eq!(bytes, b"#!/bin/bash\necho ada\n", "Ada's version stays");
     // Stale renames and removals are refused alike; an If-Match that is no hash is 412.

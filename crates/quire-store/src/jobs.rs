@@ -209,9 +209,10 @@ pub trait JobStore: Send + Sync {
         new_next: i64,
         now: i64,
     ) -> Result<Option<String>>;
-    /// Deletes contexts that ended before `before` (ms), their events, and workers stopped
-    /// or silent since then. Returns the number of contexts.
-    async fn purge_contexts(&self, before: i64) -> Result<u64>;
+    /// Deletes contexts that ended before `before` (ms) but for those of the types `keep`
+    /// names, their events and build logs, and workers stopped or silent since then.
+    /// Returns the number of contexts.
+    async fn purge_contexts(&self, before: i64, keep: &[String]) -> Result<u64>;
 
     /// Ticks when contexts may have changed (in this process, and on PostgreSQL in others).
     fn job_signal(&self) -> watch::Receiver<u64>;
@@ -1432,27 +1433,33 @@ macro_rules! impl_job_store {
                 Ok(made.into_iter().next().map(|c| c.id))
             }
 
-            async fn purge_contexts(&self, before: i64) -> quire_core::Result<u64> {
+            async fn purge_contexts(&self, before: i64, keep: &[String]) -> quire_core::Result<u64> {
+                // The types kept, as placeholders after `before` ($1): `$2, $3, …`.
+                let kept = if keep.is_empty() {
+                    String::new()
+                } else {
+                    let list: Vec<String> = (0..keep.len()).map(|i| format!("${}", i + 2)).collect();
+                    format!(" AND kind NOT IN ({})", list.join(", "))
+                };
+                let ended = format!("SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1{kept}");
                 let mut tx = self.begin_write().await?;
-                sqlx::query(
-                    "DELETE FROM build_logs WHERE context_id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1)",
-                )
-                .bind(before)
-                .execute(&mut *tx)
-                .await
-                .map_err($crate::rows::db_err)?;
-                sqlx::query(
-                    "DELETE FROM job_events WHERE job_id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1)",
-                )
-                .bind(before)
-                .execute(&mut *tx)
-                .await
-                .map_err($crate::rows::db_err)?;
-                let done = sqlx::query("DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1")
-                    .bind(before)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::rows::db_err)?;
+                for sql in [
+                    format!("DELETE FROM build_logs WHERE context_id IN ({ended})"),
+                    format!("DELETE FROM job_events WHERE job_id IN ({ended})"),
+                ] {
+                    // Only placeholders are spliced in; the types are bound.
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before);
+                    for k in keep {
+                        q = q.bind(k);
+                    }
+                    q.execute(&mut *tx).await.map_err($crate::rows::db_err)?;
+                }
+                let sql = format!("DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1{kept}");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before);
+                for k in keep {
+                    q = q.bind(k);
+                }
+                let done = q.execute(&mut *tx).await.map_err($crate::rows::db_err)?;
                 sqlx::query("DELETE FROM workers WHERE heartbeat_at < $1")
                     .bind(before)
                     .execute(&mut *tx)

@@ -639,6 +639,90 @@ async fn a_context_survives_its_worker_being_killed() {
     assert_eq!(live.len(), 1, "the killed worker is no longer alive: {workers}");
 }
 
+/// A board build's worker is killed (SIGKILL) while the build hangs: the build's shell dies
+/// with it, the lease lapses, another worker stops what the shell left running (its process
+/// group, from the id the build left in the checkout) and builds it again to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_survives_its_worker_being_killed_and_nothing_of_it_is_left_running() {
+    let url = quire_store::testing::empty_postgres_schema().await;
+    let dir = temp_dir();
+    let armbian = dir.join("armbian");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fake-armbian"))
+        .arg(&armbian)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let outcome = tokio::task::spawn_blocking(move || {
+        let data_dir = dir.join("data");
+        let (data_dir, armbian_dir) = (data_dir.to_str().unwrap(), armbian.to_str().unwrap());
+        let envs = [("QUIRE_DATABASE_URL", url.as_str()), ("QUIRE_JOB_LEASE_SECS", "3")];
+        let api = Server::start(&["--data-dir", data_dir, "--workers", "false", "--armbian-dir", armbian_dir], &envs);
+        let token = api.sign_in("ops@example.com");
+        let worker = || {
+            let mut w = Server::spawn(&["worker", "--data-dir", data_dir, "--armbian-dir", armbian_dir], &envs);
+            w.wait_for("worker started");
+            w
+        };
+        let mut first = worker();
+        let (_, ws) = api.request_as(Some(&token), "POST", "/api/v1/workspaces", Some(r#"{"name": "Boards"}"#));
+        let ws = ws["id"].as_str().unwrap().to_string();
+        let (_, doc) = api.request_as(
+            Some(&token),
+            "POST",
+            &format!("/api/v1/workspaces/{ws}/documents"),
+            Some(r#"{"kind": "board-config", "title": "SBC"}"#),
+        );
+        let doc = doc["id"].as_str().unwrap().to_string();
+        let config = r#"{"BOARD": "quire-sbc", "BRANCH": "edge", "RELEASE": "noble", "QUIRE_FAKE_OUTCOME": "hang-once",
+                         "QUIRE_FAKE_DELAY": "0.01"}"#;
+        let (status, body) =
+            api.request_as(Some(&token), "PATCH", &format!("/api/v1/documents/{doc}/content"), Some(config));
+        assert_eq!(status, 204, "{body}");
+        let (status, build) =
+            api.request_as(Some(&token), "POST", &format!("/api/v1/documents/{doc}/builds"), Some("{}"));
+        assert_eq!(status, 202, "{build}");
+        let id = build["id"].as_str().unwrap().to_string();
+        let poll = |what: &str, until: &dyn Fn(&Value) -> bool| {
+            for _ in 0..600 {
+                let (_, b) = api.request_as(Some(&token), "GET", &format!("/api/v1/builds/{id}"), None);
+                if until(&b) {
+                    return b;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("build {id} never got to {what}");
+        };
+        // Hanging: the fake's sleep runs in the build's process group.
+        poll("its hang", &|b| b["progress"]["message"].as_str().is_some_and(|m| m.contains("Waiting for the kernel")));
+        let pgid: i32 =
+            std::fs::read_to_string(armbian.join("output/.quire-build.pgid")).unwrap().trim().parse().unwrap();
+        assert!(group_runs(pgid), "the build's group runs");
+        first.child.kill().unwrap();
+        first.child.wait().unwrap();
+        let _second = worker();
+        let done = poll("its end", &|b| matches!(b["status"].as_str(), Some("completed" | "failed")));
+        let log = api.get_text(&token, &format!("/api/v1/builds/{id}/log?format=text"));
+        (done, log, pgid)
+    });
+    let (done, log, pgid) = outcome.await.unwrap();
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["attempts"], 2, "{done}");
+    assert!(log.contains("— attempt 2 —") && log.contains("Done building image"), "{log}");
+    assert!(!group_runs(pgid), "nothing of the first attempt's group is left running");
+}
+
+/// Whether a process of group `pgid` runs (a zombie waiting for its reaper does not).
+fn group_runs(pgid: i32) -> bool {
+    let out = Command::new("ps").args(["-eo", "pgid=,stat="]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        let mut cols = l.split_whitespace();
+        cols.next().and_then(|g| g.parse::<i32>().ok()) == Some(pgid)
+            && cols.next().is_some_and(|st| !st.starts_with('Z'))
+    })
+}
+
 /// The models cache shared with the other suites (`$QUIRE_TEST_MODELS`, else
 /// `~/.cache/quire-models`).
 fn models_cache() -> PathBuf {

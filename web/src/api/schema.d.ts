@@ -430,8 +430,9 @@ export interface paths {
         /**
          * A build's log. Live: Server-Sent Events `lines`, each a JSON array of `[number, time ms,
          *     "out"|"err", text]` (ANSI colours kept), its `id` the last line's number — come back
-         *     with `Last-Event-ID` and nothing is lost —, then `end` with the build's status once it
-         *     ended. `?format=text`: the whole log as it stands, one line per line.
+         *     with `Last-Event-ID` and nothing is lost —, before them `stages` when they begin stages of
+         *     the build (`[{name, at, line}]`, Armbian's alerts read as the build reads them), then `end`
+         *     with the build's status once it ended. `?format=text`: the whole log as it stands, one line per line.
          */
         get: operations["build_log"];
         put?: never;
@@ -1503,6 +1504,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/ws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Open the WebSocket API (JSON messages; see the module's documentation in the README):
+         *     subscribe to builds' logs (`build.log`) and contexts' events (`context`) on one socket.
+         */
+        get: operations["live_socket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/collab/{document_id}": {
         parameters: {
             query?: never;
@@ -1517,6 +1538,26 @@ export interface paths {
          *     far behind (it reconnects and resynchronises).
          */
         get: operations["collab_socket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/files/builds/{id}/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download an artifact by the signed URL a build gives (`artifact_urls`): no token needed
+         *     until it expires; `Range` and `If-None-Match` as with the API's own download.
+         */
+        get: operations["signed_build_artifact"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1743,6 +1784,16 @@ export interface components {
          *     done its stages and artifacts —, error) and, while it waits, how many builds are ahead.
          */
         Build: components["schemas"]["Context"] & {
+            /**
+             * @description Each artifact's URL that needs no token until `artifact_urls_expire_at` (for a device,
+             *     a CI job or a colleague to fetch), by name; empty until the build kept its artifacts.
+             */
+            artifact_urls: Record<string, never>;
+            /**
+             * Format: int64
+             * @description When those URLs stop working (seconds since the epoch): ask again for new ones.
+             */
+            artifact_urls_expire_at?: number | null;
             /**
              * Format: int32
              * @description Builds that run before it (0: it is next); absent once it runs.
@@ -7753,6 +7804,48 @@ export interface operations {
             };
         };
     };
+    live_socket: {
+        parameters: {
+            query?: {
+                /**
+                 * @description An access token or API key (browsers cannot set headers on WebSockets); the
+                 *     `Authorization` header and the session cookie work too.
+                 */
+                token?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket API */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No credential, or one that is not valid (`unauthenticated`, `invalid_token`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's role does not allow this (`forbidden`, `csrf_failed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     collab_socket: {
         parameters: {
             query?: {
@@ -7789,6 +7882,75 @@ export interface operations {
             };
             /** @description Not found, or not visible to the caller */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    signed_build_artifact: {
+        parameters: {
+            query: {
+                /** @description Seconds since the epoch when the URL stops working. */
+                expires: number;
+                /** @description The URL's signature. */
+                sig: string;
+            };
+            header?: never;
+            path: {
+                /** @description The build's context id */
+                id: string;
+                /** @description The artifact's file name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Part of it */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Expired or not signed for this file */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description See the error body */
+            416: {
                 headers: {
                     [name: string]: unknown;
                 };

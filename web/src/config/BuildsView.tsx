@@ -2,7 +2,7 @@
 // the queue), one build followed live — progress, the stage list as it grows, its log as
 // Armbian printed it (colours kept), Cancel —, and that build's artifacts with their
 // checksums and download links.
-import { useEffect, useRef } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../api/client';
 import { ErrorText, Problem as ProblemView } from '../components/Problem';
@@ -207,11 +207,33 @@ export function ArtifactsPanel({ id }: { id?: string }) {
             {size(a.size)} · <code title={a.sha256}>{a.sha256.slice(0, 12)}…</code>
             {a.verified && <span className="verified" title="Matches the .sha Armbian wrote"> ✓ checked</span>}
           </span>
-          <a className="button secondary small" href={`/api/v1/builds/${id}/artifacts/${encodeURIComponent(a.name)}`} download>
-            Download
-          </a>
+          <span className="artifact-actions">
+            <a className="button secondary small" href={b.artifact_urls?.[a.name] ?? `/api/v1/builds/${id}/artifacts/${encodeURIComponent(a.name)}`} download>
+              Download
+            </a>
+            {b.artifact_urls?.[a.name] && <CopyLink url={b.artifact_urls[a.name]!} />}
+          </span>
         </li>
       ))}
     </ul>
+  );
+}
+
+/** Copies a signed URL whole, for a device, a CI job or a colleague without a session. */
+function CopyLink({ url }: { url: string }) {
+  const [copied, setCopied] = useState(false);
+  return (
+    <button
+      className="secondary small"
+      title="A link that works without signing in, for a few hours"
+      onClick={() =>
+        void navigator.clipboard.writeText(new URL(url, window.location.origin).href).then(() => {
+          setCopied(true);
+          setTimeout(() => setCopied(false), 2000);
+        })
+      }
+    >
+      {copied ? 'Copied' : 'Copy link'}
+    </button>
   );
 }

@@ -24,6 +24,9 @@ export interface BuildView {
   created_at: string;
   updated_at: string;
   queue_position?: number | null;
+  /** Each artifact's URL that needs no session until `artifact_urls_expire_at`, by name. */
+  artifact_urls?: Record<string, string>;
+  artifact_urls_expire_at?: number | null;
   progress?: { percent: number; message: string } | null;
   error?: { code?: string; message: string } | null;
   data: {

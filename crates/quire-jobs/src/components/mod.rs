@@ -130,7 +130,7 @@ impl Component for Noop {
 }
 
 /// Deletes contexts that ended more than `data.retention_days` days ago, with their events,
-/// and workers silent as long.
+/// and workers silent as long; contexts of the types `data.keep_types` names stay.
 pub struct Cleanup;
 
 #[async_trait]
@@ -139,7 +139,7 @@ impl Component for Cleanup {
         ComponentInfo::new(
             CLEANUP,
             "Deletes contexts of every workspace that ended more than retention_days days ago, and long-gone workers",
-            &["retention_days"],
+            &["retention_days", "keep_types"],
             &["purged_contexts"],
         )
         .system_only()
@@ -155,8 +155,14 @@ impl Component for Cleanup {
                 )
             })?,
         };
+        let keep: Vec<String> = run
+            .data()
+            .get("keep_types")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).take(32).map(str::to_string).collect())
+            .unwrap_or_default();
         let before = run.now_ms().saturating_sub((days * 86_400_000) as i64);
-        let purged = run.store().purge_contexts(before).await?;
+        let purged = run.store().purge_contexts(before, &keep).await?;
         run.log("info", format!("deleted {purged} contexts that ended more than {days} days ago")).await;
         let mut out = Map::new();
         out.insert("purged_contexts".into(), purged.into());

@@ -28,6 +28,12 @@ pub struct Build {
     pub context: Context,
     /// Builds that run before it (0: it is next); absent once it runs.
     pub queue_position: Option<u32>,
+    /// Each artifact's URL that needs no token until `artifact_urls_expire_at` (for a device,
+    /// a CI job or a colleague to fetch), by name; empty until the build kept its artifacts.
+    #[schema(value_type = Object)]
+    pub artifact_urls: serde_json::Map<String, serde_json::Value>,
+    /// When those URLs stop working (seconds since the epoch): ask again for new ones.
+    pub artifact_urls_expire_at: Option<i64>,
 }
 
 /// The body of `POST /api/v1/documents/{id}/builds`.
@@ -44,7 +50,9 @@ pub struct StartBuild {
 
 async fn build_view(app: &App, context: Context) -> ApiResult<Build> {
     let queue_position = app.builds().queue_position(&context).await?;
-    Ok(Build { context, queue_position })
+    let (artifact_urls, expires) = app.builds().artifact_urls(&context);
+    let artifact_urls_expire_at = (!artifact_urls.is_empty()).then_some(expires);
+    Ok(Build { context, queue_position, artifact_urls, artifact_urls_expire_at })
 }
 
 /// Build the image a board configuration describes: its settings are checked (a
@@ -103,7 +111,7 @@ pub async fn list(
 }
 
 /// The build as it stands.
-async fn visible_build(app: &App, who: &Principal, id: &str) -> ApiResult<Context> {
+pub(crate) async fn visible_build(app: &App, who: &Principal, id: &str) -> ApiResult<Context> {
     let context = app.store().get_context(who, id).await?;
     if context.kind != KIND {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{id} is not a build")));
@@ -136,11 +144,36 @@ pub async fn artifact(
     let delivery = app.builds().artifact(&context, &name)?;
     let mut response =
         crate::routes::assets::deliver(&headers, "private, max-age=31536000, immutable", delivery).await?;
+    attachment(&mut response, &name);
+    Ok(response)
+}
+
+/// Download an artifact by the signed URL a build gives (`artifact_urls`): no token needed
+/// until it expires; `Range` and `If-None-Match` as with the API's own download.
+#[utoipa::path(get, operation_id = "signed_build_artifact", path = "/files/builds/{id}/{name}", tag = "builds",
+    params(("id" = String, Path, description = "The build's context id"), ("name" = String, Path, description = "The artifact's file name"),
+        crate::routes::assets::Signed),
+    responses((status = 200, description = "The file"), (status = 206, description = "Part of it"), (status = 304, description = "Not modified"),
+        (status = 403, body = ErrorBody, description = "Expired or not signed for this file"), (status = 404, body = ErrorBody),
+        (status = 416, body = ErrorBody)))]
+pub async fn signed_artifact(
+    State(app): State<App>,
+    Path((id, name)): Path<(String, String)>,
+    Query(s): Query<crate::routes::assets::Signed>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let delivery = app.builds().open_signed_artifact(&id, &name, s.expires, &s.sig).await?;
+    let mut response =
+        crate::routes::assets::deliver(&headers, "private, max-age=31536000, immutable", delivery).await?;
+    attachment(&mut response, &name);
+    Ok(response)
+}
+
+fn attachment(response: &mut Response, name: &str) {
     let disposition = format!("attachment; filename=\"{}\"", name.replace(['"', '\\'], "_"));
     if let Ok(v) = header::HeaderValue::from_str(&disposition) {
         response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(response)
 }
 
 /// Query of `GET /api/v1/builds/{id}/log`.
@@ -201,24 +234,61 @@ pub async fn log(
     let ended = app.credential_ended(who.clone(), expires);
     let events = log_stream(app, who, id, after).take_until(ended).map(move |e| {
         let _open = &slot;
-        e
+        Ok::<_, Infallible>(e.sse())
     });
     Ok(Sse::new(events).keep_alive(keep_alive).into_response())
 }
 
-fn lines_event(lines: &[LogLine]) -> Vec<SseEvent> {
-    let json = quire_app::builds::lines_json(lines);
-    events(lines.last().map_or(0, |l| l.n), &json, quire_app::builds::stages_json(lines).as_deref())
+/// What a follower of a build's log is sent, over SSE or the WebSocket API.
+pub(crate) enum LogEvent {
+    /// Lines up to `last`, as `[[number, time, stream, text], …]`.
+    Lines { last: i64, json: JsonText },
+    /// The stages the next lines begin (`[{name, at, line}, …]`); sent before them, so a stream
+    /// dropped between the two sends them again with the lines.
+    Stages(JsonText),
+    /// The build ended with this status.
+    End(quire_core::ContextStatus),
 }
 
-/// The stages lines begin (sent first: it carries no id, so a stream dropped between the two
-/// sends them again with the lines, and the client keeps each stage once), then the lines.
-fn events(last: i64, lines_json: &str, stages_json: Option<&str>) -> Vec<SseEvent> {
-    let lines = SseEvent::default().id(last.to_string()).event("lines").data(lines_json);
-    match stages_json {
-        Some(stages) => vec![SseEvent::default().event("stages").data(stages), lines],
-        None => vec![lines],
+/// JSON text encoded once: for a live batch, once for every follower.
+pub(crate) enum JsonText {
+    Owned(String),
+    Lines(quire_app::builds::LogBatch),
+    Stages(quire_app::builds::LogBatch),
+}
+
+impl JsonText {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            JsonText::Owned(s) => s,
+            JsonText::Lines(b) => &b.json,
+            JsonText::Stages(b) => b.stages_json.as_deref().unwrap_or("[]"),
+        }
     }
+}
+
+impl LogEvent {
+    fn sse(&self) -> SseEvent {
+        match self {
+            LogEvent::Lines { last, json } => {
+                SseEvent::default().id(last.to_string()).event("lines").data(json.as_str())
+            }
+            LogEvent::Stages(json) => SseEvent::default().event("stages").data(json.as_str()),
+            LogEvent::End(status) => {
+                SseEvent::default().event("end").data(serde_json::json!({ "status": status }).to_string())
+            }
+        }
+    }
+}
+
+fn lines_events(lines: &[LogLine]) -> Vec<LogEvent> {
+    let last = lines.last().map_or(0, |l| l.n);
+    let mut out = Vec::with_capacity(2);
+    if let Some(stages) = quire_app::builds::stages_json(lines) {
+        out.push(LogEvent::Stages(JsonText::Owned(stages)));
+    }
+    out.push(LogEvent::Lines { last, json: JsonText::Owned(quire_app::builds::lines_json(lines)) });
+    out
 }
 
 /// Chunks read from the store per look.
@@ -236,7 +306,8 @@ struct Follow {
     ended: bool,
 }
 
-fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+/// A build's log from line `after` on: what is kept, then live, then its end.
+pub(crate) fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<Item = LogEvent> {
     let state = Follow { app, who, id, after, live: None, caught_up: false, ended: false };
     let batches = stream::unfold(state, |mut s| async move {
         loop {
@@ -266,7 +337,7 @@ fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<I
             let lines: Vec<LogLine> = chunks.iter().flat_map(decode).filter(|l| l.n > s.after).collect();
             if !lines.is_empty() {
                 s.after = lines.last().map_or(s.after, |l| l.n);
-                return Some((lines_event(&lines), s));
+                return Some((lines_events(&lines), s));
             }
             // Nothing more kept: the build ended, or more is on its way.
             let status = match s.app.store().get_context(&s.who, &s.id).await {
@@ -279,11 +350,10 @@ fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<I
                 let lines: Vec<LogLine> = rest.iter().flat_map(decode).filter(|l| l.n > s.after).collect();
                 if !lines.is_empty() {
                     s.after = lines.last().map_or(s.after, |l| l.n);
-                    return Some((lines_event(&lines), s));
+                    return Some((lines_events(&lines), s));
                 }
                 s.ended = true;
-                let end = SseEvent::default().event("end").data(serde_json::json!({ "status": status }).to_string());
-                return Some((vec![end], s));
+                return Some((vec![LogEvent::End(status)], s));
             }
             match s.live.as_mut() {
                 Some(rx) => {
@@ -301,7 +371,7 @@ fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<I
             }
         }
     });
-    batches.flat_map(|events| stream::iter(events.into_iter().map(Ok)))
+    batches.flat_map(stream::iter)
 }
 
 /// The next live batch as events, when it follows on from line `after` (moved past it);
@@ -309,7 +379,7 @@ fn log_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<I
 async fn next_live(
     rx: &mut tokio::sync::broadcast::Receiver<quire_app::builds::LogBatch>,
     after: &mut i64,
-) -> Option<Vec<SseEvent>> {
+) -> Option<Vec<LogEvent>> {
     let batch = match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
         Ok(Ok(batch)) => batch,
         Ok(Err(_)) | Err(_) => return None,
@@ -318,13 +388,18 @@ async fn next_live(
     // The whole batch follows on: its JSON as encoded once for every follower.
     if first.n == *after + 1 {
         *after = last.n;
-        return Some(events(last.n, &batch.json, batch.stages_json.as_deref()));
+        let mut out = Vec::with_capacity(2);
+        if batch.stages_json.is_some() {
+            out.push(LogEvent::Stages(JsonText::Stages(batch.clone())));
+        }
+        out.push(LogEvent::Lines { last: last.n, json: JsonText::Lines(batch.clone()) });
+        return Some(out);
     }
     // Part of it was read from the store: the rest, if it follows on; a gap is read from the store.
     let lines: Vec<LogLine> = batch.lines.iter().filter(|l| l.n > *after).cloned().collect();
     if lines.first().is_some_and(|l| l.n == *after + 1) {
         *after = last.n;
-        return Some(lines_event(&lines));
+        return Some(lines_events(&lines));
     }
     None
 }

@@ -108,9 +108,45 @@ impl AccessChange {
     }
 }
 
+/// Who opens a WebSocket, and until when (seconds since the epoch) their credential holds:
+/// `token` (`?token=`, as browsers cannot set headers on sockets), the `Authorization` header,
+/// or the session cookie from a page Quire trusts.
+pub(crate) async fn socket_principal(
+    app: &App,
+    who: Principal,
+    token: Option<&str>,
+    headers: &HeaderMap,
+) -> ApiResult<(Principal, Option<u64>)> {
+    if by_cookie(token, headers) && !origin_allowed(app, headers) {
+        // A page on another site cannot ride on the browser's cookie (WebSockets are not
+        // covered by CORS, so the origin is checked here).
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_refused",
+            "this page's origin may not open sockets with the session cookie; \
+             add it to the CORS origins (--cors-origins) or connect with ?token=",
+        ));
+    }
+    let (who, expires) = match credential(token, headers) {
+        Some(token) => app.auth().authenticate_until(&token).await.map_err(|e| match e {
+            quire_core::Error::Unauthenticated(m) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", m),
+            other => other.into(),
+        })?,
+        None => (who, None),
+    };
+    if who == Principal::Anonymous {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "connect with ?token=<access token or API key>",
+        ));
+    }
+    Ok((who, expires))
+}
+
 /// The credential of this request: `?token=`, the `Authorization` header, or the cookie.
-fn credential(params: &CollabParams, headers: &HeaderMap) -> Option<String> {
-    params.token.clone().or_else(|| {
+fn credential(token: Option<&str>, headers: &HeaderMap) -> Option<String> {
+    token.map(String::from).or_else(|| {
         headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -121,8 +157,8 @@ fn credential(params: &CollabParams, headers: &HeaderMap) -> Option<String> {
 }
 
 /// Whether the socket's credential is the session cookie (no token given otherwise).
-fn by_cookie(params: &CollabParams, headers: &HeaderMap) -> bool {
-    params.token.is_none()
+fn by_cookie(token: Option<&str>, headers: &HeaderMap) -> bool {
+    token.is_none()
         && !headers.contains_key(header::AUTHORIZATION)
         && cookie(headers, crate::routes::auth::ACCESS_COOKIE).is_some()
 }
@@ -157,30 +193,7 @@ pub async fn collab_socket(
     headers: HeaderMap,
     ws: Upgrade,
 ) -> ApiResult<Response> {
-    if by_cookie(&params, &headers) && !origin_allowed(&app, &headers) {
-        // A page on another site cannot ride on the browser's cookie (WebSockets are not
-        // covered by CORS, so the origin is checked here).
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "origin_refused",
-            "this page's origin may not open collaboration sockets with the session cookie; \
-             add it to the CORS origins (--cors-origins) or connect with ?token=",
-        ));
-    }
-    let (who, expires) = match credential(&params, &headers) {
-        Some(token) => app.auth().authenticate_until(&token).await.map_err(|e| match e {
-            quire_core::Error::Unauthenticated(m) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", m),
-            other => other.into(),
-        })?,
-        None => (who, None),
-    };
-    if who == Principal::Anonymous {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "connect with ?token=<access token or API key>",
-        ));
-    }
+    let (who, expires) = socket_principal(&app, who, params.token.as_deref(), &headers).await?;
     let (doc, role) = app.store().role_on_document(&who, &document_id).await?;
     let slot = app.open_connection(&who)?;
     let max = app.config().max_ws_message_bytes;

@@ -280,9 +280,14 @@ pub async fn events(
     let keep_alive = KeepAlive::new().interval(app.config().sse_keep_alive);
     let slot = app.open_connection(&who)?;
     let ended = app.credential_ended(who.clone(), expires);
-    let events = context_stream(app, who, id, after.max(0)).take_until(ended).map(move |event| {
+    let events = context_stream(app, who, id, after.max(0)).take_until(ended).map(move |e| {
         let _open = &slot; // held as long as the stream is
-        event
+        Ok::<_, Infallible>(
+            SseEvent::default()
+                .id(e.seq.to_string())
+                .event(&e.kind)
+                .data(serde_json::to_string(&e).expect("events serialise")),
+        )
     });
     Ok(Sse::new(events).keep_alive(keep_alive).into_response())
 }
@@ -298,12 +303,8 @@ struct Follow {
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-fn context_stream(
-    app: App,
-    who: Principal,
-    id: String,
-    after: i64,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+/// A context's events after `after`, as they come, until it has ended (or the server stops).
+pub(crate) fn context_stream(app: App, who: Principal, id: String, after: i64) -> impl Stream<Item = ContextEvent> {
     let signal = app.store().job_signal();
     let shutdown = app.shutdown_signal();
     let state = Follow { app, who, id, after, queue: Default::default(), done: false, signal, shutdown };
@@ -311,11 +312,7 @@ fn context_stream(
         loop {
             if let Some(e) = s.queue.pop_front() {
                 s.after = e.seq;
-                let frame = SseEvent::default()
-                    .id(e.seq.to_string())
-                    .event(&e.kind)
-                    .data(serde_json::to_string(&e).expect("events serialise"));
-                return Some((Ok(frame), s));
+                return Some((e, s));
             }
             if s.done || *s.shutdown.borrow() {
                 return None;

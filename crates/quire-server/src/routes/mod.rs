@@ -15,6 +15,7 @@ pub mod contexts;
 pub mod documents;
 pub mod events;
 pub mod history;
+pub mod live;
 pub mod ops;
 pub mod preferences;
 pub mod workspaces;
