@@ -158,6 +158,31 @@ try {
     if ((await ada.getByRole('button', { name: 'Restore tabset' }).count()) !== 0) throw new Error('the reset was not kept');
   });
 
+  await check('the GraphQL explorer answers queries and subscriptions as Ada', async () => {
+    const builds = await apiCall(ada, 'GET', `/api/v1/documents/${docId}/builds`);
+    const buildId = builds.body.items[0].id;
+    await ada.getByRole('link', { name: 'GraphQL explorer' }).click();
+    await ada.waitForURL(/\/graphql$/);
+    const execute = ada.getByRole('button', { name: /Execute query/ });
+    await expectVisible(execute, 'GraphiQL');
+    await execute.click();
+    const result = ada.locator('.graphiql-response');
+    await eventually('the query’s answer', async () => (await result.innerText()).includes('SBC image') && (await result.innerText()).includes('COMPLETED'), 15_000);
+    await shot('graphiql', ada);
+    // A subscription, over the socket: the build's progress to its end.
+    await ada.locator('.graphiql-query-editor .CodeMirror').first().click();
+    await ada.keyboard.press('Control+a');
+    await ada.keyboard.press('Delete');
+    await ada.keyboard.insertText(`subscription {\n  buildProgress(build: "${buildId}") { status progress { percent } }\n}`);
+    // The editor reads the operation a moment after typing stops.
+    await ada.waitForTimeout(600);
+    await execute.click();
+    await eventually('the subscription’s answer', async () => {
+      const text = await result.innerText();
+      return text.includes('buildProgress') && text.includes('COMPLETED');
+    }, 15_000);
+  });
+
   if (run.problems.length) throw new Error(run.problems.join('\n'));
   console.log('all ok');
 } catch (e) {

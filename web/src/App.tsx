@@ -13,6 +13,8 @@ import { meKey, safeNext, useMe } from './session';
 
 // Version history renders with the editor's schema: loaded with it, not with the lists.
 const HistoryPage = lazy(() => import('./history/HistoryPage').then((m) => ({ default: m.HistoryPage })));
+// GraphiQL is large: loaded when the explorer is opened.
+const GraphiQLPage = lazy(() => import('./graphql/GraphiQLPage').then((m) => ({ default: m.GraphiQLPage })));
 
 /** Signed-in screens: anyone else goes to sign in, and comes back here after. */
 function RequireUser() {
@@ -106,6 +108,14 @@ const router = createBrowserRouter([
           },
           { path: '/w/:ws/settings', element: <Settings /> },
           { path: '/account', element: <Account /> },
+          {
+            path: '/graphql',
+            element: (
+              <Suspense fallback={<p className="loading muted">Opening the GraphQL explorer…</p>}>
+                <GraphiQLPage />
+              </Suspense>
+            ),
+          },
           { path: '*', element: <NotFound /> },
         ],
       },

@@ -44,6 +44,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub mod audit;
 pub mod error;
 pub mod extract;
+pub mod graphql;
 pub mod metrics;
 pub mod ratelimit;
 pub mod redact;
@@ -413,6 +414,7 @@ impl ServerConfig {
         (name = "documents", description = "PRDs, moodboards and board configurations"),
         (name = "board-configs", description = "The Armbian build schema and board configurations checked against it"),
         (name = "builds", description = "Board builds: queued from a checked configuration, their live logs and artifacts"),
+        (name = "graphql", description = "The GraphQL API over the same services and permissions; subscriptions over graphql-transport-ws"),
         (name = "assets", description = "Images a workspace keeps: uploads, thumbnails, signed URLs"),
         (name = "events", description = "The event outbox as a live, resumable stream"),
         (name = "contexts", description = "Pipelines: contexts, their events, templates, components and workers"),
@@ -460,6 +462,9 @@ fn api() -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::builds::log))
         .routes(routes!(routes::builds::artifact))
         .routes(routes!(routes::live::live_socket))
+        .routes(routes!(routes::graphql::graphql))
+        .routes(routes!(routes::graphql::graphql_schema))
+        .routes(routes!(routes::graphql::graphql_socket))
         .routes(routes!(routes::config_files::list))
         .routes(routes!(
             routes::config_files::put,

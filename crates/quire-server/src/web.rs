@@ -16,9 +16,10 @@ use crate::error::ApiError;
 const NOT_THE_APP: [&str; 5] = ["/api", "/collab", "/metrics", "/healthz", "/readyz"];
 
 /// What the app's page may load: only its own files, its own API and sockets; images also
-/// over HTTPS from anywhere (documents show images by address).
+/// over HTTPS from anywhere (documents show images by address); fonts inlined in its own
+/// style sheets (the GraphQL explorer's).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-     img-src 'self' data: blob: https:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+     img-src 'self' data: blob: https:; connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; \
      frame-ancestors 'none'; form-action 'self'";
 
 /// The router's fallback: a file of the web app, the app's page, or a JSON 404.

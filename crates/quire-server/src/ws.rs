@@ -31,6 +31,8 @@ pub const FRAGMENT: usize = 64 * 1024;
 pub struct Upgrade {
     key: HeaderValue,
     on_upgrade: hyper::upgrade::OnUpgrade,
+    /// The subprotocol answered (`Sec-WebSocket-Protocol`), chosen from the client's offer.
+    protocol: Option<&'static str>,
 }
 
 fn header_has(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
@@ -69,11 +71,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
             .extensions
             .remove::<hyper::upgrade::OnUpgrade>()
             .ok_or_else(|| refuse("this connection cannot be upgraded (WebSocket needs HTTP/1.1)"))?;
-        Ok(Upgrade { key, on_upgrade })
+        Ok(Upgrade { key, on_upgrade, protocol: None })
     }
 }
 
 impl Upgrade {
+    /// Answers with this subprotocol (one the client offered).
+    pub fn with_protocol(mut self, protocol: &'static str) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
     /// Answers 101 and runs `session` on the socket once the switch is done.
     pub fn on_upgrade<F, Fut>(self, config: WebSocketConfig, session: F) -> Response
     where
@@ -92,14 +100,26 @@ impl Upgrade {
                 Err(e) => tracing::info!(error = %e, "a WebSocket upgrade did not complete"),
             }
         });
-        Response::builder()
+        let mut response = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header(header::CONNECTION, "upgrade")
             .header(header::UPGRADE, "websocket")
-            .header(header::SEC_WEBSOCKET_ACCEPT, accept)
-            .body(axum::body::Body::empty())
-            .expect("a valid response")
+            .header(header::SEC_WEBSOCKET_ACCEPT, accept);
+        if let Some(p) = self.protocol {
+            response = response.header(header::SEC_WEBSOCKET_PROTOCOL, p);
+        }
+        response.body(axum::body::Body::empty()).expect("a valid response")
     }
+}
+
+/// A timer that fires when a socket's credential expires (`expires`, seconds since the epoch;
+/// never for one that does not expire, as an API key).
+pub fn expiry(expires: Option<u64>) -> tokio::time::Sleep {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let left = expires.map_or(std::time::Duration::from_secs(u64::MAX / 4), |exp| {
+        std::time::Duration::from_secs(exp.saturating_sub(now))
+    });
+    tokio::time::sleep(left)
 }
 
 /// Queues a binary message (without flushing), in fragments when it is large. Every fragment

@@ -252,17 +252,8 @@ async fn limits_and_roles_hold(b: Backend) {
     let prd = api.post("/api/v1/workspaces/boards/documents", json!({"kind": "prd", "title": "Spec"})).await;
     let r = api.get(&format!("/api/v1/documents/{}/files", prd.body["id"].as_str().unwrap())).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
-    let (viewer_id, viewer, _) = api.signup("viewer@example.com").await;
+    let (_, viewer) = api.member("boards", "viewer@example.com", "viewer").await;
     let (_, stranger, _) = api.signup("stranger@example.com").await;
-    let r = api
-        .call(
-            Method::PUT,
-            &format!("/api/v1/workspaces/boards/members/{viewer_id}"),
-            Some(json!({"role": "viewer"})),
-            &[],
-        )
-        .await;
-    assert!(r.status.is_success(), "{}", r.body);
     let list = api.call_as(Some(&viewer), Method::GET, &format!("/api/v1/documents/{doc}/files"), None, &[]).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     let r = api.call_as(Some(&viewer), Method::DELETE, &url(&doc, "x.sh"), None, &[]).await;

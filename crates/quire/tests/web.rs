@@ -173,6 +173,10 @@ fn a_board_image_is_built_and_followed_live_in_a_real_browser() {
         &["--data-dir", dir.join("data").to_str().unwrap(), "--armbian-dir", armbian.to_str().unwrap()],
         &[],
     );
-    browser_run(server, "build.mjs", &["files", "files-conflict", "build-running", "build-done", "build-artifacts"]);
+    browser_run(
+        server,
+        "build.mjs",
+        &["files", "files-conflict", "build-running", "build-done", "build-artifacts", "graphiql"],
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

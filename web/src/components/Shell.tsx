@@ -50,6 +50,9 @@ export function Shell() {
             }}
           />
         )}
+        <Link className="sidebar-link" to="/graphql" title="Explore Quire's GraphQL API">
+          GraphQL explorer
+        </Link>
         <div className="account">
           <Link className="who" to="/account" title="Your account and sessions">
             <span className="avatar" aria-hidden>

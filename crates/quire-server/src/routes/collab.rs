@@ -1,8 +1,6 @@
 //! `GET /collab/{document_id}`: the y-websocket endpoint. Any Yjs client connects with
 //! `new WebsocketProvider('ws://HOST/collab', DOCUMENT_ID, ydoc, { params: { token } })`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
@@ -247,11 +245,7 @@ async fn run(app: App, mut socket: Socket, who: Principal, doc: Document, role: 
     }
     let mut access = app.access_changes();
     let mut shutdown = app.shutdown_signal();
-    let until_expiry = expires.map(|exp| {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-        Duration::from_secs(exp.saturating_sub(now))
-    });
-    let expiry = tokio::time::sleep(until_expiry.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+    let expiry = crate::ws::expiry(expires);
     tokio::pin!(expiry);
     loop {
         tokio::select! {

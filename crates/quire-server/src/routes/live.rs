@@ -14,7 +14,6 @@
 //! The socket closes with 4401 when the credential expires and 1001 when the server stops.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -47,7 +46,7 @@ const QUEUED: usize = 256;
 pub struct LiveParams {
     /// An access token or API key (browsers cannot set headers on WebSockets); the
     /// `Authorization` header and the session cookie work too.
-    token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 /// What a client sends.
@@ -119,9 +118,7 @@ async fn run(app: App, mut socket: Socket, who: Principal, expires: Option<u64>)
     let (tx, mut rx) = mpsc::channel::<String>(QUEUED);
     let mut subs: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut shutdown = app.shutdown_signal();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-    let left = expires.map_or(Duration::from_secs(u64::MAX / 4), |exp| Duration::from_secs(exp.saturating_sub(now)));
-    let expiry = tokio::time::sleep(left);
+    let expiry = crate::ws::expiry(expires);
     tokio::pin!(expiry);
     metrics::gauge!("live_sockets").increment(1.0);
     loop {

@@ -14,6 +14,7 @@ pub mod config_files;
 pub mod contexts;
 pub mod documents;
 pub mod events;
+pub mod graphql;
 pub mod history;
 pub mod live;
 pub mod ops;

@@ -84,6 +84,17 @@ impl Api {
         (r.body["user"]["id"].as_str().unwrap().to_string(), s("access_token"), s("refresh_token"))
     }
 
+    /// Signs up `email` and gives them `role` in the `boards`-like workspace `ws`; their id
+    /// and access token.
+    pub async fn member(&self, ws: &str, email: &str, role: &str) -> (String, String) {
+        let (id, token, _) = self.signup(email).await;
+        let r = self
+            .call(Method::PUT, &format!("/api/v1/workspaces/{ws}/members/{id}"), Some(json!({ "role": role })), &[])
+            .await;
+        assert!(r.status.is_success(), "adding a member: {}", r.body);
+        (id, token)
+    }
+
     /// Sends `req` exactly as given.
     pub async fn send(&self, req: Request<Body>) -> Reply {
         let res = self.router.clone().oneshot(req).await.unwrap();
