@@ -892,6 +892,11 @@ last() { grep -o "$1[A-Za-z0-9_.-]*" "$OUT" | tail -n 1; }
         printed.contains("\"path\":\"customize-image.sh\"") && printed.contains("\"mode\":\"755\""),
         "the configuration's script was kept as a program: {printed}"
     );
+    assert!(
+        printed.contains(r#"{"data":{"boardConfig":{"settings":{"BOARD":"rock-5b""#)
+            && printed.contains(r#""files":[{"path":"customize-image.sh","mode":"755"}]"#),
+        "GraphQL answered about the configuration: {printed}"
+    );
     server.stop();
     std::fs::remove_dir_all(dir).unwrap();
 }
