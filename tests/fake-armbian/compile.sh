@@ -12,6 +12,7 @@
 #   QUIRE_FAKE_OUTCOME=badsha writes a .sha that does not match its file
 #   QUIRE_FAKE_LINES=N        prints N compiler lines in the kernel stage (default 40)
 #   QUIRE_FAKE_RATE=N         at about N lines a second (default: as fast as it can)
+#   QUIRE_FAKE_WAIT=S         waits S seconds before printing anything (a build queued behind setup)
 #   QUIRE_FAKE_DELAY=S        sleeps S seconds between stages (default 0.05)
 #   QUIRE_FAKE_IMAGE_MB=N     the image's size in MiB (default 4)
 set -euo pipefail
@@ -27,6 +28,7 @@ done
 OUTCOME="${QUIRE_FAKE_OUTCOME:-}"
 DELAY="${QUIRE_FAKE_DELAY:-0.05}"
 
+sleep "${QUIRE_FAKE_WAIT:-0}"
 started=$SECONDS
 alert() { # level message
 	local color='\e[1;32m'
