@@ -7,9 +7,12 @@
 //! Subscriptions (over `graphql-transport-ws` at `/api/v1/graphql/ws`): a build's log, a
 //! build's progress, a context's events. Depth, complexity and list sizes are bounded.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{Context, Enum, ErrorExtensions, Json, Object, Schema, SimpleObject, Subscription, Union};
+use async_graphql::{
+    Context, Enum, ErrorExtensions, Json, MergedObject, Object, Schema, SimpleObject, Subscription, Union,
+};
 use futures_util::{Stream, StreamExt};
 use quire_core::{ContextQuery, DocumentKind, DocumentQuery, PageRequest, Principal, WorkspaceQuery};
 use serde_json::Value;
@@ -120,12 +123,12 @@ impl Query {
     /// A build by its context id.
     async fn build(&self, ctx: &Context<'_>, id: String) -> Result<BuildNode> {
         let context = crate::routes::builds::visible_build(app(ctx), who(ctx), &id).await.map_err(fail)?;
-        Ok(BuildNode(context))
+        Ok(BuildNode::new(context))
     }
 
     /// A context (a pipeline run) by id.
     async fn context(&self, ctx: &Context<'_>, id: String) -> Result<ContextNode> {
-        Ok(ContextNode(app(ctx).store().get_context(who(ctx), &id).await.map_err(fail)?))
+        Ok(ContextNode::new(app(ctx).store().get_context(who(ctx), &id).await.map_err(fail)?))
     }
 }
 
@@ -293,7 +296,7 @@ impl BoardConfig {
             .map_err(fail)?,
         };
         let page = app(ctx).store().list_contexts(who(ctx), &query).await.map_err(fail)?;
-        Ok(page.items.into_iter().map(BuildNode).collect())
+        Ok(page.items.into_iter().map(BuildNode::new).collect())
     }
 }
 
@@ -374,19 +377,28 @@ fn error_view(e: &Option<quire_core::ContextError>) -> Option<ErrorView> {
     e.as_ref().map(|e| ErrorView { code: e.code.clone(), message: e.message.clone() })
 }
 
-/// A board build.
-pub struct BuildNode(quire_core::Context);
+/// A board build: a pipeline run with its configuration, stages, artifacts and log.
+#[derive(MergedObject)]
+#[graphql(name = "Build")]
+pub struct BuildNode(RunFields, BuildFields);
 
-#[Object(name = "Build")]
 impl BuildNode {
+    fn new(context: quire_core::Context) -> BuildNode {
+        let context = Arc::new(context);
+        BuildNode(RunFields(context.clone()), BuildFields(context))
+    }
+}
+
+/// What every pipeline run shows; a build is one, so `Build` and `Context` both have these.
+pub struct RunFields(Arc<quire_core::Context>);
+
+#[Object]
+impl RunFields {
     async fn id(&self) -> &str {
         &self.0.id
     }
     async fn status(&self) -> Status {
         self.0.status.into()
-    }
-    async fn priority(&self) -> i32 {
-        self.0.priority
     }
     async fn attempts(&self) -> i32 {
         self.0.attempts
@@ -402,6 +414,15 @@ impl BuildNode {
     }
     async fn error(&self) -> Option<ErrorView> {
         error_view(&self.0.error)
+    }
+}
+
+pub struct BuildFields(Arc<quire_core::Context>);
+
+#[Object]
+impl BuildFields {
+    async fn priority(&self) -> i32 {
+        self.0.priority
     }
     /// Builds that run before it while it waits (0: next).
     async fn queue_position(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
@@ -508,40 +529,30 @@ impl From<quire_app::builds::LogLine> for LogLine {
 }
 
 /// A pipeline run.
-pub struct ContextNode(quire_core::Context);
+#[derive(MergedObject)]
+#[graphql(name = "Context")]
+pub struct ContextNode(RunFields, ContextFields);
 
-#[Object(name = "Context")]
 impl ContextNode {
-    async fn id(&self) -> &str {
-        &self.0.id
+    fn new(context: quire_core::Context) -> ContextNode {
+        let context = Arc::new(context);
+        ContextNode(RunFields(context.clone()), ContextFields(context))
     }
+}
+
+pub struct ContextFields(Arc<quire_core::Context>);
+
+#[Object]
+impl ContextFields {
     /// Its `type`.
     async fn kind(&self) -> &str {
         &self.0.kind
-    }
-    async fn status(&self) -> Status {
-        self.0.status.into()
     }
     async fn queue(&self) -> &str {
         &self.0.queue
     }
     async fn pipeline(&self) -> &[String] {
         &self.0.pipeline
-    }
-    async fn attempts(&self) -> i32 {
-        self.0.attempts
-    }
-    async fn created_at(&self) -> String {
-        time(self.0.created_at)
-    }
-    async fn updated_at(&self) -> String {
-        time(self.0.updated_at)
-    }
-    async fn progress(&self) -> Option<ProgressView> {
-        progress(&self.0.progress)
-    }
-    async fn error(&self) -> Option<ErrorView> {
-        error_view(&self.0.error)
     }
     /// Its data as the components left it.
     async fn data(&self) -> Json<Value> {
@@ -623,12 +634,12 @@ impl Mutation {
         };
         let app = app(ctx);
         let context = app.builds().start(app.engine(), who(ctx), &document, priority, codec).await.map_err(fail)?;
-        Ok(BuildNode(context))
+        Ok(BuildNode::new(context))
     }
 
     /// Stops a pending or running context (a build: its whole process group).
     async fn cancel_context(&self, ctx: &Context<'_>, id: String) -> Result<ContextNode> {
-        Ok(ContextNode(app(ctx).store().cancel_context(who(ctx), &id).await.map_err(fail)?))
+        Ok(ContextNode::new(app(ctx).store().cancel_context(who(ctx), &id).await.map_err(fail)?))
     }
 }
 
@@ -718,7 +729,7 @@ impl SubscriptionRoot {
                     if last.as_ref() != Some(&seen) {
                         last = Some(seen);
                         let ended = current.status.is_terminal();
-                        return Some((BuildNode(current), (app, who, id, None, last, signal, ended)));
+                        return Some((BuildNode::new(current), (app, who, id, None, last, signal, ended)));
                     }
                 }
             },

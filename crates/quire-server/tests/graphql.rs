@@ -141,6 +141,15 @@ async fn queries_see_what_rest_sees_and_no_more(b: Backend) {
     let sdl = api.get("/api/v1/graphql/schema").await;
     let sdl = sdl.body.as_str().unwrap();
     assert!(sdl.contains("type Build") && sdl.contains("buildLog(") && sdl.contains("startBuild("), "{sdl}");
+    // A build and a context share their run's fields, without a type of their own.
+    assert!(!sdl.contains("RunFields") && !sdl.contains("BuildFields"), "{sdl}");
+    let build_type = &sdl[sdl.find("type Build {").unwrap()..];
+    let build_type = &build_type[..build_type.find('}').unwrap()];
+    for field in
+        ["id: String!", "status: Status!", "progress: ProgressView", "artifacts: [Artifact!]!", "queuePosition: Int"]
+    {
+        assert!(build_type.contains(field), "Build lacks {field}: {build_type}");
+    }
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
