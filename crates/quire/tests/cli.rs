@@ -646,14 +646,7 @@ async fn a_context_survives_its_worker_being_killed() {
 async fn a_build_survives_its_worker_being_killed_and_nothing_of_it_is_left_running() {
     let url = quire_store::testing::empty_postgres_schema().await;
     let dir = temp_dir();
-    let armbian = dir.join("armbian");
-    let copied = Command::new("cp")
-        .arg("-r")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fake-armbian"))
-        .arg(&armbian)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    let armbian = fake_armbian(&dir);
     let outcome = tokio::task::spawn_blocking(move || {
         let data_dir = dir.join("data");
         let (data_dir, armbian_dir) = (data_dir.to_str().unwrap(), armbian.to_str().unwrap());

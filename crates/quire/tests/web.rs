@@ -160,15 +160,7 @@ fn a_board_configuration_is_edited_by_two_people_at_once_in_real_browsers() {
 #[test]
 fn a_board_image_is_built_and_followed_live_in_a_real_browser() {
     let dir = temp_dir();
-    // A copy of the fake Armbian checkout: builds write into their checkout's output/.
-    let armbian = dir.join("armbian");
-    let copied = Command::new("cp")
-        .arg("-r")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fake-armbian"))
-        .arg(&armbian)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    let armbian = fake_armbian(&dir);
     let server = Server::start(
         &["--data-dir", dir.join("data").to_str().unwrap(), "--armbian-dir", armbian.to_str().unwrap()],
         &[],

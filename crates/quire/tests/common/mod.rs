@@ -19,6 +19,20 @@ pub fn temp_dir() -> PathBuf {
     dir
 }
 
+/// A copy of the fake Armbian checkout (`tests/fake-armbian`) in `dir` (builds write into
+/// their checkout's `output/`).
+pub fn fake_armbian(dir: &std::path::Path) -> PathBuf {
+    let armbian = dir.join("armbian");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fake-armbian"))
+        .arg(&armbian)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "copying the fake Armbian checkout");
+    armbian
+}
+
 /// A running `quire serve`, its address, and its log lines as they arrive.
 pub struct Server {
     pub child: Child,
