@@ -670,15 +670,14 @@ pub struct LogEnd {
 
 fn log_message(e: LogEvent) -> LogMessage {
     match e {
-        LogEvent::Lines { json, .. } => {
-            let rows: Vec<(i64, i64, String, String)> = serde_json::from_str(json.as_str()).unwrap_or_default();
-            let lines: Vec<LogLine> =
-                rows.into_iter().map(|(n, t, stream, text)| LogLine { n, t, stream, text }).collect();
-            LogMessage::Lines(LogLines { last: lines.last().map_or(0, |l| l.n), lines })
-        }
-        LogEvent::Stages(json) => {
-            LogMessage::Stages(LogStages { stages: serde_json::from_str(json.as_str()).unwrap_or_default() })
-        }
+        LogEvent::Lines(b) => LogMessage::Lines(LogLines {
+            last: LogEvent::last(&b),
+            lines: b.lines.iter().cloned().map(LogLine::from).collect(),
+        }),
+        // A few a build: read back from the batch's JSON.
+        LogEvent::Stages(b) => LogMessage::Stages(LogStages {
+            stages: b.stages_json.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
+        }),
         LogEvent::End(status) => LogMessage::End(LogEnd { status: status.into() }),
     }
 }

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt, stream};
-use quire_app::builds::{KIND, LogLine, decode};
+use quire_app::builds::{KIND, LogBatch, LogLine, decode};
 use quire_core::{Context, ContextQuery, PageRequest, Principal};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -239,41 +239,28 @@ pub async fn log(
     Ok(Sse::new(events).keep_alive(keep_alive).into_response())
 }
 
-/// What a follower of a build's log is sent, over SSE or the WebSocket API.
+/// What a follower of a build's log is sent, over SSE, the WebSocket API or GraphQL. Lines
+/// travel as a batch whose JSON is encoded once, for every follower of a live batch.
 pub(crate) enum LogEvent {
-    /// Lines up to `last`, as `[[number, time, stream, text], …]`.
-    Lines { last: i64, json: JsonText },
-    /// The stages the next lines begin (`[{name, at, line}, …]`); sent before them, so a stream
-    /// dropped between the two sends them again with the lines.
-    Stages(JsonText),
+    /// A batch of lines (`[[number, time, stream, text], …]`), up to its last line's number.
+    Lines(LogBatch),
+    /// The stages the batch's lines begin (`[{name, at, line}, …]`); sent before the lines, so
+    /// a stream dropped between the two sends them again with the lines.
+    Stages(LogBatch),
     /// The build ended with this status.
     End(quire_core::ContextStatus),
 }
 
-/// JSON text encoded once: for a live batch, once for every follower.
-pub(crate) enum JsonText {
-    Owned(String),
-    Lines(quire_app::builds::LogBatch),
-    Stages(quire_app::builds::LogBatch),
-}
-
-impl JsonText {
-    pub(crate) fn as_str(&self) -> &str {
-        match self {
-            JsonText::Owned(s) => s,
-            JsonText::Lines(b) => &b.json,
-            JsonText::Stages(b) => b.stages_json.as_deref().unwrap_or("[]"),
-        }
-    }
-}
-
 impl LogEvent {
+    /// The last line's number of a `Lines` event.
+    pub(crate) fn last(batch: &LogBatch) -> i64 {
+        batch.lines.last().map_or(0, |l| l.n)
+    }
+
     fn sse(&self) -> SseEvent {
         match self {
-            LogEvent::Lines { last, json } => {
-                SseEvent::default().id(last.to_string()).event("lines").data(json.as_str())
-            }
-            LogEvent::Stages(json) => SseEvent::default().event("stages").data(json.as_str()),
+            LogEvent::Lines(b) => SseEvent::default().id(Self::last(b).to_string()).event("lines").data(&b.json),
+            LogEvent::Stages(b) => SseEvent::default().event("stages").data(b.stages_json.as_deref().unwrap_or("[]")),
             LogEvent::End(status) => {
                 SseEvent::default().event("end").data(serde_json::json!({ "status": status }).to_string())
             }
@@ -281,14 +268,18 @@ impl LogEvent {
     }
 }
 
-fn lines_events(lines: &[LogLine]) -> Vec<LogEvent> {
-    let last = lines.last().map_or(0, |l| l.n);
+/// A batch's events: its stages, if it begins any, then its lines.
+fn batch_events(batch: LogBatch) -> Vec<LogEvent> {
     let mut out = Vec::with_capacity(2);
-    if let Some(stages) = quire_app::builds::stages_json(lines) {
-        out.push(LogEvent::Stages(JsonText::Owned(stages)));
+    if batch.stages_json.is_some() {
+        out.push(LogEvent::Stages(batch.clone()));
     }
-    out.push(LogEvent::Lines { last, json: JsonText::Owned(quire_app::builds::lines_json(lines)) });
+    out.push(LogEvent::Lines(batch));
     out
+}
+
+fn lines_events(lines: Vec<LogLine>) -> Vec<LogEvent> {
+    batch_events(std::sync::Arc::new(quire_app::builds::Batch::new(lines)))
 }
 
 /// Chunks read from the store per look.
@@ -337,7 +328,7 @@ pub(crate) fn log_stream(app: App, who: Principal, id: String, after: i64) -> im
             let lines: Vec<LogLine> = chunks.iter().flat_map(decode).filter(|l| l.n > s.after).collect();
             if !lines.is_empty() {
                 s.after = lines.last().map_or(s.after, |l| l.n);
-                return Some((lines_events(&lines), s));
+                return Some((lines_events(lines), s));
             }
             // Nothing more kept: the build ended, or more is on its way.
             let status = match s.app.store().get_context(&s.who, &s.id).await {
@@ -350,7 +341,7 @@ pub(crate) fn log_stream(app: App, who: Principal, id: String, after: i64) -> im
                 let lines: Vec<LogLine> = rest.iter().flat_map(decode).filter(|l| l.n > s.after).collect();
                 if !lines.is_empty() {
                     s.after = lines.last().map_or(s.after, |l| l.n);
-                    return Some((lines_events(&lines), s));
+                    return Some((lines_events(lines), s));
                 }
                 s.ended = true;
                 return Some((vec![LogEvent::End(status)], s));
@@ -388,18 +379,13 @@ async fn next_live(
     // The whole batch follows on: its JSON as encoded once for every follower.
     if first.n == *after + 1 {
         *after = last.n;
-        let mut out = Vec::with_capacity(2);
-        if batch.stages_json.is_some() {
-            out.push(LogEvent::Stages(JsonText::Stages(batch.clone())));
-        }
-        out.push(LogEvent::Lines { last: last.n, json: JsonText::Lines(batch.clone()) });
-        return Some(out);
+        return Some(batch_events(batch.clone()));
     }
     // Part of it was read from the store: the rest, if it follows on; a gap is read from the store.
     let lines: Vec<LogLine> = batch.lines.iter().filter(|l| l.n > *after).cloned().collect();
     if lines.first().is_some_and(|l| l.n == *after + 1) {
         *after = last.n;
-        return Some(lines_events(&lines));
+        return Some(lines_events(lines));
     }
     None
 }

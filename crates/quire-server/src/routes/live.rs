@@ -104,10 +104,12 @@ fn api_error(id: &str, e: ApiError) -> String {
 fn log_message(id: &str, event: &LogEvent) -> String {
     let id = serde_json::to_string(id).expect("a string serialises");
     match event {
-        LogEvent::Lines { last, json } => {
-            format!(r#"{{"type":"lines","id":{id},"last":{last},"lines":{}}}"#, json.as_str())
+        LogEvent::Lines(b) => {
+            format!(r#"{{"type":"lines","id":{id},"last":{},"lines":{}}}"#, LogEvent::last(b), b.json)
         }
-        LogEvent::Stages(json) => format!(r#"{{"type":"stages","id":{id},"stages":{}}}"#, json.as_str()),
+        LogEvent::Stages(b) => {
+            format!(r#"{{"type":"stages","id":{id},"stages":{}}}"#, b.stages_json.as_deref().unwrap_or("[]"))
+        }
         LogEvent::End(status) => {
             format!(r#"{{"type":"end","id":{id},"status":{}}}"#, serde_json::to_string(status).expect("serialises"))
         }
