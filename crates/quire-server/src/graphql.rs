@@ -8,7 +8,6 @@
 //! build's progress, a context's events. Depth, complexity and list sizes are bounded.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_graphql::{
     Context, Enum, ErrorExtensions, Json, MergedObject, Object, Schema, SimpleObject, Subscription, Union,
@@ -713,10 +712,7 @@ impl SubscriptionRoot {
                     let current = match next.take() {
                         Some(c) => c,
                         None => {
-                            tokio::select! {
-                                _ = signal.changed() => {}
-                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                            }
+                            crate::routes::contexts::until_contexts_change(&mut signal).await;
                             app.store().get_context(&who, &id).await.ok()?
                         }
                     };

@@ -332,20 +332,27 @@ pub(crate) fn context_stream(app: App, who: Principal, id: String, after: i64) -
                     tracing::warn!(context = %s.id, error = %e, "reading context events failed");
                 }
             }
-            let read_at = tokio::time::Instant::now();
             tokio::select! {
-                // Every context change in the process wakes every stream: read at most every
-                // STREAM_SPACING, so a busy worker does not cost each stream a read per commit.
-                _ = s.signal.changed() => tokio::time::sleep_until(read_at + STREAM_SPACING).await,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = until_contexts_change(&mut s.signal) => {}
                 _ = s.shutdown.changed() => {}
             }
         }
     })
 }
 
-/// The least time between two reads of a followed context's events.
+/// The least time between two reads of a followed context.
 const STREAM_SPACING: Duration = Duration::from_millis(25);
+
+/// Waits until contexts may have changed (or a second passed), for a follower of one to read
+/// it again. Every context change in the process wakes every follower: they read at most
+/// every STREAM_SPACING, so a busy worker does not cost each follower a read per commit.
+pub(crate) async fn until_contexts_change(signal: &mut tokio::sync::watch::Receiver<u64>) {
+    let read_at = tokio::time::Instant::now();
+    tokio::select! {
+        _ = signal.changed() => tokio::time::sleep_until(read_at + STREAM_SPACING).await,
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+}
 
 /// Query parameters of `GET /api/v1/templates`.
 #[derive(Debug, Deserialize, IntoParams)]
